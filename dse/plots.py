@@ -1,0 +1,166 @@
+"""Plots of a study (PNG and SVG): pairwise fronts, 3-D front, hypervolume, per-layer splits."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from dse.objectives import OBJECTIVES  # noqa: E402
+from dse.pareto import hypervolume, pareto_mask, to_losses  # noqa: E402
+from dse.results import atomic_path  # noqa: E402
+
+# column -> (axis label, factor from the stored unit)
+AXES = {
+    "accuracy": ("accuracy (%)", 100.0),
+    "latency_s": ("latency (ms)", 1e3),
+    "energy_j": ("energy (uJ)", 1e6),
+    "dram_energy_j": ("DRAM energy (uJ)", 1e6),
+    "compute_energy_j": ("compute energy (uJ)", 1e6),
+}
+
+
+def save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
+    paths = [out_dir / f"{stem}.png", out_dir / f"{stem}.svg"]
+    for path in paths:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=150, bbox_inches="tight", format=path.suffix[1:])
+    plt.close(figure)
+    return paths
+
+
+def scaled(frame: pd.DataFrame, column: str) -> np.ndarray:
+    return frame[column].to_numpy(dtype=float) * AXES[column][1]
+
+
+def pairwise_front(frame: pd.DataFrame, x: str, y: str, color: str | None, out_dir: Path
+                   ) -> list[Path]:
+    """All complete trials, the front coloured by ``color``, baselines starred and named."""
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    done = frame[frame["state"] == "COMPLETE"]
+    feasible = done[done["feasible"]]
+    axes.scatter(scaled(done, x), scaled(done, y), s=10, c="0.8", label="trials")
+    front = feasible[feasible["is_pareto"]].sort_values(x)
+    style = {"c": scaled(front, color), "cmap": "viridis"} if color else {"c": "tab:blue"}
+    points = axes.scatter(scaled(front, x), scaled(front, y), s=36, edgecolors="k",
+                          label="Pareto front", zorder=3, **style)
+    if color and len(front):
+        figure.colorbar(points, ax=axes, label=AXES[color][0])
+    for _, base in done[done["is_baseline"]].iterrows():
+        axes.scatter(base[x] * AXES[x][1], base[y] * AXES[y][1], marker="*", s=160,
+                     c="tab:red", edgecolors="k", zorder=4)
+        axes.annotate(base["baseline"], (base[x] * AXES[x][1], base[y] * AXES[y][1]),
+                      textcoords="offset points", xytext=(5, 5), fontsize=8)
+    axes.set_xlabel(AXES[x][0])
+    axes.set_ylabel(AXES[y][0])
+    axes.legend(loc="best", fontsize=8)
+    axes.grid(alpha=0.3)
+    return save(figure, out_dir, f"front_{x}_{y}")
+
+
+def front_3d(frame: pd.DataFrame, columns: list[str], out_dir: Path) -> list[Path]:
+    figure = plt.figure(figsize=(6.4, 5.2))
+    axes = figure.add_subplot(projection="3d")
+    done = frame[(frame["state"] == "COMPLETE") & frame["feasible"]]
+    front = done[done["is_pareto"]]
+    axes.scatter(*(scaled(done, c) for c in columns), s=6, c="0.75")
+    axes.scatter(*(scaled(front, c) for c in columns), s=30, c="tab:blue", edgecolors="k")
+    bases = done[done["is_baseline"]]
+    axes.scatter(*(scaled(bases, c) for c in columns), marker="*", s=120, c="tab:red")
+    axes.set_xlabel(AXES[columns[0]][0])
+    axes.set_ylabel(AXES[columns[1]][0])
+    axes.set_zlabel(AXES[columns[2]][0])
+    return save(figure, out_dir, "front_3d")
+
+
+def hypervolume_history(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+    """Hypervolume of the feasible front after each trial, on losses normalised to [0, 1]
+    by the range seen over all complete trials (reference: 1.1 in every dimension)."""
+    columns = [OBJECTIVES[name][1] for name in objectives]
+    directions = [OBJECTIVES[name][0] for name in objectives]
+    done = frame[frame["state"] == "COMPLETE"].sort_values("trial")
+    losses = to_losses(done[columns].to_numpy(dtype=float), directions)
+    low, high = np.nanmin(losses, axis=0), np.nanmax(losses, axis=0)
+    normalised = (losses - low) / np.where(high > low, high - low, 1.0)
+    feasible = done["feasible"].to_numpy(bool)
+    reference = np.full(len(columns), 1.1)
+    volumes = []
+    for count in range(1, len(done) + 1):
+        points = normalised[:count][feasible[:count]]
+        front = points[pareto_mask(points, ["minimize"] * len(columns))] if len(points) else points
+        volumes.append(hypervolume(front, reference))
+    return pd.DataFrame({"trial": done["trial"].to_numpy(), "hypervolume": volumes})
+
+
+def plot_hypervolume(history: pd.DataFrame, out_dir: Path) -> list[Path]:
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    axes.plot(history["trial"], history["hypervolume"], drawstyle="steps-post")
+    axes.set_xlabel("trial")
+    axes.set_ylabel("hypervolume (normalised)")
+    axes.grid(alpha=0.3)
+    return save(figure, out_dir, "hypervolume")
+
+
+def selected_points(front: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+    """Up to four front points: the best in each objective and the most balanced one."""
+    chosen = []
+    for name in objectives[:3]:
+        column = OBJECTIVES[name][1]
+        index = front[column].idxmax() if OBJECTIVES[name][0] == "maximize" else front[column].idxmin()
+        chosen.append(index)
+    columns = [OBJECTIVES[n][1] for n in objectives]
+    losses = to_losses(front[columns].to_numpy(float), [OBJECTIVES[n][0] for n in objectives])
+    spread = np.ptp(losses, axis=0)
+    balanced = ((losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1)).sum(axis=1)
+    chosen.append(front.index[int(np.argmin(balanced))])
+    return front.loc[list(dict.fromkeys(chosen))]
+
+
+def layer_splits(front: pd.DataFrame, objectives: list[str], layers: list[tuple[str, int]],
+                 out_dir: Path) -> list[Path]:
+    """Share of each layer's output channels on the analog array, for selected points."""
+    points = selected_points(front, objectives)
+    figure, axes = plt.subplots(figsize=(max(6.4, 0.3 * len(layers)), 3.8))
+    width = 0.8 / max(len(points), 1)
+    positions = np.arange(len(layers))
+    for offset, (_, row) in enumerate(points.iterrows()):
+        shares = [row.get(f"n_analog:{name}", 0) / cout if f"n_analog:{name}" in row else 0.0
+                  for name, cout in layers]
+        axes.bar(positions + offset * width, np.nan_to_num(shares), width,
+                 label=f"trial {int(row['trial'])}")
+    axes.set_xticks(positions + 0.4 - width / 2, [name for name, _ in layers], rotation=90,
+                    fontsize=7)
+    axes.set_ylabel("analog share of output channels")
+    axes.set_ylim(0, 1.05)
+    axes.legend(fontsize=8)
+    return save(figure, out_dir, "layer_splits")
+
+
+def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[str, int]],
+                out_dir: Path, *, x: str | None = None, y: str | None = None,
+                color: str | None = None) -> list[Path]:
+    """Every plot the study supports; ``x``/``y``/``color`` add one chosen view."""
+    if frame.empty or not (frame["state"] == "COMPLETE").any():
+        return []
+    columns = [OBJECTIVES[name][1] for name in objectives]
+    paths: list[Path] = []
+    for first, second in itertools.combinations(columns, 2):
+        third = next((c for c in columns if c not in (first, second)), None)
+        paths += pairwise_front(frame, first, second, third, out_dir)
+    if x and y and (x, y) not in itertools.combinations(columns, 2):
+        paths += pairwise_front(frame, x, y, color, out_dir)
+    if len(columns) >= 3:
+        paths += front_3d(frame, columns[:3], out_dir)
+    if len(columns) >= 2:
+        history = hypervolume_history(frame, objectives)
+        history.to_csv(out_dir / "hypervolume.csv", index=False)
+        paths += plot_hypervolume(history, out_dir)
+    front = frame[frame["is_pareto"]]
+    if len(front):
+        paths += layer_splits(front, objectives, layers, out_dir)
+    return paths

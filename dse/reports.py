@@ -1,0 +1,200 @@
+"""The data behind ``dse networks``, ``layers``, ``cost`` and ``dram`` as JSON-ready dicts."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse.workload import load_workload
+from hw_models import ConfigError, LayerTable, Soc, load_soc
+from hw_models.dram import (DEFAULT_VENDOR, list_dram_presets, list_vendors, load_dram,
+                            operating_point, vendor_curve)
+from hw_models.mapping import resolve_mapping
+from hw_models.partitions import LAYOUTS, named_placement, placement_from_file
+from hw_models.system import DramSetting, system_cost
+from networks import list_networks
+
+LAYER_COLUMNS = ("name", "kind", "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
+                 "macs", "weights")
+NOT_COSTED_NOTE = ("add, pooling and activation layers are not costed "
+                   "(as in ODiMO's DIANA model)")
+
+
+@dataclass(frozen=True)
+class CostRequest:
+    """What ``dse cost`` evaluates.
+
+    Attributes:
+        network: zoo name or ``package.module:function``.
+        mapping: heuristic name or path of a JSON mapping file.
+        dataset: dataset name; None means the network's reference dataset.
+        hw: SoC preset name or TOML path.
+        dram: DRAM device preset or TOML path, "none" for compute only, None for the SoC's
+            default device.
+        vendor: DDR3L vendor whose measured BER(VDD) curve applies.
+        vdd_v, trcd_ns: the approximate partition's operating point (None: nominal).
+        partitions: a layout name (``partitions.LAYOUTS``) or a partition JSON file.
+        overlap: double-buffer DRAM transfers with compute (else add them).
+    """
+
+    network: str
+    mapping: str
+    dataset: str | None = None
+    hw: str = "diana"
+    dram: str | None = None
+    vendor: str = DEFAULT_VENDOR
+    vdd_v: float | None = None
+    trcd_ns: float | None = None
+    partitions: str = "all-approximate"
+    overlap: bool = True
+
+
+def network_summaries() -> list[dict[str, Any]]:
+    """One row per zoo network on its reference dataset: shape, classes, parameters, MACs."""
+    rows = []
+    for entry in list_networks():
+        workload = load_workload(entry.name)
+        rows.append({
+            "network": entry.name,
+            "dataset": workload.dataset.name,
+            "input_shape": list(workload.dataset.input_shape),
+            "num_classes": workload.dataset.num_classes,
+            "parameters": workload.parameters,
+            "macs": int(workload.table.macs.sum()),
+            "layers": workload.table.n_layers,
+            "description": entry.description,
+        })
+    return rows
+
+
+def layer_report(network: str, dataset: str | None = None) -> dict[str, Any]:
+    workload = load_workload(network, dataset)
+    records = workload.table.to_records()
+    return {
+        "network": network,
+        "dataset": workload.dataset.name,
+        "input_shape": list(workload.dataset.input_shape),
+        "num_classes": workload.dataset.num_classes,
+        "layers": [{key: row[key] for key in LAYER_COLUMNS} for row in records],
+    }
+
+
+def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetting | None:
+    """Resolve the request's DRAM device, vendor and placement (None for compute only)."""
+    name = soc.default_dram if request.dram is None else request.dram
+    if name == "none":
+        if request.vdd_v is not None or request.trcd_ns is not None:
+            raise ConfigError("--vdd and --trcd need a DRAM device (--dram none was given)")
+        return None
+    device = load_dram(name)
+    vendor_curve(request.vendor)
+    if request.partitions in LAYOUTS:
+        placement = named_placement(request.partitions, table, device, request.vendor,
+                                    vdd_v=request.vdd_v, trcd_ns=request.trcd_ns)
+    elif Path(request.partitions).is_file():
+        if request.vdd_v is not None or request.trcd_ns is not None:
+            raise ConfigError("with a partitions file, give vdd_v / trcd_ns in the file, "
+                              "not --vdd / --trcd")
+        placement = placement_from_file(Path(request.partitions), table, device, request.vendor)
+    else:
+        raise ConfigError(f"partitions '{request.partitions}' is neither a layout "
+                          f"({', '.join(LAYOUTS)}) nor an existing JSON file")
+    return DramSetting(device=device, vendor=request.vendor, placement=placement)
+
+
+def cost_report(request: CostRequest) -> dict[str, Any]:
+    """Per-layer and total cost of one mapping: DIANA compute plus DRAM."""
+    soc = load_soc(request.hw)
+    workload = load_workload(request.network, request.dataset)
+    table = workload.table
+    n_analog = resolve_mapping(request.mapping, table, soc)
+    dram = dram_setting(request, table, soc)
+    cost = system_cost(table, soc, n_analog, dram, overlap=request.overlap)
+    if not (np.isfinite(cost.latency_s).all() and np.isfinite(cost.energy_j).all()):
+        raise ConfigError(f"hardware preset '{request.hw}' gives non-finite costs; check its "
+                          "numbers (e.g. clock_hz)")
+    compute = cost.compute
+    layers = [
+        {
+            "name": table.name[i], "kind": table.kind[i],
+            **{key: int(getattr(table, key)[i])
+               for key in ("cin", "cout", "kx", "ky", "ox", "oy", "groups")},
+            "n_digital": int(table.cout[i] - n_analog[i]),
+            "n_analog": int(n_analog[i]),
+            "digital_cycles": float(compute.digital_cycles[i]),
+            "analog_cycles": float(compute.analog_cycles[i]),
+            "compute_cycles": float(compute.latency_cycles[i]),
+            "latency_cycles": float(cost.latency_cycles[i]),
+            "compute_energy_j": float(compute.energy_j[i]),
+            "energy_j": float(cost.energy_j[i]),
+            "dram_bytes": float(cost.traffic.total_bytes[i]),
+            "dram_time_s": float(cost.dram_time_s[i]),
+            "dram_energy_j": float(cost.dram_energy_j[i]),
+            "weight_ber": float(cost.weight_ber[i]),
+            "activation_ber": float(cost.activation_ber[i]),
+        }
+        for i in range(table.n_layers)
+    ]
+    return {
+        "network": request.network,
+        "dataset": workload.dataset.name,
+        "hw": soc.name,
+        "mapping": request.mapping,
+        "dram": _dram_summary(dram, request.overlap),
+        "clock_hz": soc.clock_hz,
+        "layers": layers,
+        "total": {
+            "latency_cycles": float(cost.total_latency_s() * soc.clock_hz),
+            "latency_s": float(cost.total_latency_s()),
+            "compute_energy_j": float(cost.total_compute_energy_j()),
+            "dram_energy_j": float(cost.total_dram_energy_j()),
+            "energy_j": float(cost.total_energy_j()),
+        },
+        "note": NOT_COSTED_NOTE,
+    }
+
+
+def _dram_summary(dram: DramSetting | None, overlap: bool) -> dict[str, Any] | None:
+    if dram is None:
+        return None
+    return {
+        "device": dram.device.name,
+        "vendor": dram.vendor,
+        "layout": dram.placement.layout,
+        "overlap": overlap,
+        "partitions": [
+            {"name": p.name, "capacity_bytes": p.capacity_bytes, "vdd_v": p.vdd_v,
+             "trcd_ns": p.trcd_ns}
+            for p in dram.placement.partitions
+        ],
+    }
+
+
+def dram_report(device: str, vendor: str, vdd_v: float | None, trcd_ns: float | None
+                ) -> dict[str, Any]:
+    """One operating point of a DRAM device (nominal where not given)."""
+    preset = load_dram(device)
+    vdd_v = preset.vdd_nominal_v if vdd_v is None else vdd_v
+    trcd_ns = preset.trcd_nominal_ns if trcd_ns is None else trcd_ns
+    return operating_point(preset, vendor, vdd_v, trcd_ns)
+
+
+def dram_devices() -> list[dict[str, Any]]:
+    """Every DRAM preset with its nominal point and allowed ranges (per vendor for VDD)."""
+    rows = []
+    for name in list_dram_presets():
+        device = load_dram(name)
+        rows.append({
+            "device": name,
+            "description": device.description,
+            "vdd_nominal_v": device.vdd_nominal_v,
+            "trcd_nominal_ns": device.trcd_nominal_ns,
+            "vdd_min_v": {v: device.vdd_range_v(v)[0] for v in list_vendors()},
+            "trcd_min_ns": device.trcd_min_ns,
+            "bandwidth_bytes_per_s": device.bandwidth_bytes_per_s,
+            "capacity_bytes": device.capacity_bytes,
+            "ber_transfer": device.ber_transfer,
+        })
+    return rows

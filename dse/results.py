@@ -1,0 +1,150 @@
+"""Turn a study into tables: trials.csv, pareto.csv, summary.json (and config.json)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from dse.objectives import METRICS, OBJECTIVES
+from dse.pareto import pareto_mask
+
+TEST_ACCURACY_ATTR = "test_accuracy"  # study user attr: {trial number: accuracy}
+
+
+def metrics_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's measured metrics (accuracy, latency_s, energy_j, ..., timings)."""
+    return trial.user_attrs.get("metrics", {})
+
+
+def objectives_of(study: optuna.Study) -> list[str]:
+    return list(study.user_attrs.get("objectives", {}))
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial: metrics with units in column names, flags, then parameters."""
+    test_accuracy = study.user_attrs.get(TEST_ACCURACY_ATTR, {})
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == optuna.trial.TrialState.WAITING:
+            continue  # enqueued, not run yet
+        attrs = {**trial.user_attrs, **trial.user_attrs.get("metrics", {})}
+        constraints = attrs.get("constraints", {})
+        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
+        row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})
+        row["accuracy_std"] = attrs.get("accuracy_std", np.nan)
+        row["test_accuracy"] = test_accuracy.get(str(trial.number), np.nan)
+        row["is_baseline"] = "baseline" in attrs
+        row["baseline"] = attrs.get("baseline", "")
+        row["probed"] = attrs.get("probed", False)
+        row["feasible"] = all(value <= 0 for value in constraints.values())
+        row.update({f"constraint:{key}": value for key, value in constraints.items()})
+        row["worker"] = "{host}:{pid}".format(**attrs["worker"]) if "worker" in attrs else ""
+        row["cost_seconds"] = attrs.get("cost_seconds", np.nan)
+        row["probe_seconds"] = attrs.get("probe_seconds", np.nan)
+        row.update(trial.params)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["trial", "state", *METRICS, "is_baseline", "baseline",
+                                     "is_pareto"])
+    frame["is_pareto"] = front_mask(frame, objectives_of(study))
+    return frame
+
+
+def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
+    """Pareto mask over complete, feasible trials (others are never on the front)."""
+    columns = [OBJECTIVES[name][1] for name in objectives]
+    directions = [OBJECTIVES[name][0] for name in objectives]
+    values = frame[columns].to_numpy(dtype=float, copy=True)
+    eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
+    values[~eligible] = np.nan
+    return pareto_mask(values, directions)
+
+
+def improvements(frame: pd.DataFrame, max_drop_pp: float | None) -> list[dict[str, Any]]:
+    """Per baseline: the largest latency and energy reductions among front points whose
+    accuracy is within ``max_drop_pp`` of the baseline's (iso-accuracy, as ODiMO reports)."""
+    front = frame[frame["is_pareto"]]
+    results = []
+    has_accuracy = frame["accuracy"].notna().any()
+    tolerance = (max_drop_pp or 0.0) / 100
+    for _, base in frame[frame["is_baseline"] & (frame["state"] == "COMPLETE")].iterrows():
+        peers = front
+        if has_accuracy:
+            peers = front[front["accuracy"] >= base["accuracy"] - tolerance]
+        for metric, column in (("latency", "latency_s"), ("energy", "energy_j")):
+            if peers.empty or not base[column] > 0:
+                continue
+            best = peers.loc[peers[column].idxmin()]
+            change = (best[column] / base[column] - 1) * 100
+            if not change < 0:
+                continue  # nothing on the front beats this baseline at its accuracy
+            accuracy_change = ((best["accuracy"] - base["accuracy"]) * 100
+                               if has_accuracy else float("nan"))
+            results.append({"baseline": base["baseline"], "metric": metric,
+                            "change_percent": change, "accuracy_change_pp": accuracy_change,
+                            "trial": int(best["trial"])})
+    return results
+
+
+def describe(improvement: dict[str, Any]) -> str:
+    """e.g. '-31.0 % latency at -0.32 % accuracy vs diana-heuristic (trial 17)'."""
+    text = f"{improvement['change_percent']:+.1f} % {improvement['metric']}"
+    if np.isfinite(improvement["accuracy_change_pp"]):
+        text += f" at {improvement['accuracy_change_pp']:+.2f} % accuracy"
+    return f"{text} vs {improvement['baseline']} (trial {improvement['trial']})"
+
+
+def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None
+                 ) -> dict[str, Any]:
+    """Write trials.csv, pareto.csv and summary.json; return the summary."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = trials_frame(study)
+    write_csv(out_dir / "trials.csv", frame)
+    front = frame[frame["is_pareto"]] if not frame.empty else frame
+    write_csv(out_dir / "pareto.csv", front.drop(columns=["is_pareto"], errors="ignore"))
+    found = improvements(frame, max_drop_pp) if not frame.empty else []
+    summary = {
+        "study": study.study_name,
+        "objectives": objectives_of(study),
+        "trials": {state: int(count) for state, count in frame["state"].value_counts().items()},
+        "front": _records(front),
+        "baselines": _records(frame[frame["is_baseline"]]) if not frame.empty else [],
+        "improvements": [{**item, "text": describe(item)} for item in found],
+    }
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    keep = ["trial", "baseline", *METRICS, "accuracy_std", "test_accuracy", "feasible"]
+    subset = frame[[c for c in keep if c in frame.columns]]
+    return json.loads(subset.to_json(orient="records"))
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Write atomically, so a reader (or another worker) never sees half a file."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(document, indent=2, default=str))
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=False)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path):
+    """A private temporary name to write to, renamed over ``path`` on success."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield temporary
+        temporary.replace(path)
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,381 @@
+"""``dse search``: build the context once, run the study, write the results folder."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import functools
+import os
+import platform
+import re
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import optuna
+
+import dse
+from dse.objectives import OBJECTIVES, Context, Limits, candidate_cost, parse_objectives
+from dse.plots import write_plots
+from dse.probing import DataRequest, obtain_checkpoint, resolve_device
+from dse.reports import CostRequest, dram_setting
+from dse.results import (TEST_ACCURACY_ATTR, metrics_of, trials_frame, write_json,
+                         write_tables)
+from dse.space import build_space, suggest_candidate
+from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url,
+                       default_study_name, make_objective, make_sampler, open_storage,
+                       open_study)
+from dse.workload import load_workload
+from hw_models import ConfigError, load_soc
+from hw_models.dram import DEFAULT_VENDOR
+from hw_models.error_models import ErrorModelParams
+from hw_models.traffic import layer_traffic
+from networks.datasets import load_dataset
+from networks.zoo import import_callable
+from networks.probe import ProbeCandidate, ProbeConfig, ProbeSetup, probe
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything ``dse search`` takes; ``identity`` is what a study is bound to."""
+
+    network: str = "resnet8"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    hw: str = "diana"
+    dram: str | None = None               # None: the SoC's default device
+    vendor: str = DEFAULT_VENDOR
+    objectives: str = "accuracy,latency,energy"
+    max_accuracy_drop: float | None = 1.0  # percentage points
+    latency_budget: float | None = None    # s
+    energy_budget: float | None = None     # J
+    trials: int = 50
+    sampler: str = "tpe"
+    seed: int = 0
+    study: str | None = None
+    storage: str | None = None
+    results_dir: str = "results"
+    device: str = "auto"
+    checkpoint: str | None = None
+    epochs: int | None = None
+    probe_steps: int = ProbeConfig.steps
+    probe_seeds: int = ProbeConfig.seeds
+    error_model: int = ProbeConfig.error_model
+    accuracy_estimator: str | None = None  # package.module:function replacing the probe
+    trials_per_worker: int | None = None  # this worker's own count instead of the total
+    worker: int | None = None             # worker index for its seed stream
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S
+    grace_period: int = GRACE_PERIOD_S
+
+    def resolved_dram(self, soc_default: str) -> str:
+        return soc_default if self.dram is None else self.dram
+
+    def identity(self, dram: str) -> dict[str, Any]:
+        keep = ("network", "dataset", "hw", "vendor", "objectives", "max_accuracy_drop",
+                "latency_budget", "energy_budget", "checkpoint", "epochs", "probe_steps",
+                "probe_seeds", "error_model", "accuracy_estimator")
+        return {**{key: getattr(self, key) for key in keep}, "dram": dram}
+
+
+class SearchInterrupted(Exception):
+    """The search stopped on a signal; results were written from what exists."""
+
+    def __init__(self, signal_name: str, exit_code: int, out_dir: Path) -> None:
+        super().__init__(f"{signal_name}: stopped; completed trials are kept and the results "
+                         f"in {out_dir} are written from them")
+        self.exit_code = exit_code
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised inside the running trial so Optuna records it as failed."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    config: SearchConfig
+    context: Context
+    study_name: str
+    storage_url: str
+    out_dir: Path
+    identity: dict[str, Any]
+    probe_setup: ProbeSetup | None
+
+
+def check(config: SearchConfig) -> tuple[str, ...]:
+    if config.trials < 1:
+        raise ConfigError("--trials must be >= 1")
+    if not 0 <= worker_seed(config) < 2**32 or config.seed < 0 or (config.worker or 0) < 0:
+        raise ConfigError("--seed and --worker must be >= 0 (and the seed below 2**32)")
+    if config.study is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
+                                                     config.study):
+        raise ConfigError(f"study name '{config.study}' may hold letters, digits, '_', '.' "
+                          "and '-' only (it names a folder under --results-dir)")
+    if config.trials_per_worker is not None and config.trials_per_worker < 1:
+        raise ConfigError("--trials-per-worker must be >= 1")
+    if not 0 < config.heartbeat_interval < config.grace_period:
+        raise ConfigError("need 0 < --heartbeat-interval < --grace-period")
+    if config.probe_steps < 0 or config.probe_seeds < 1:
+        raise ConfigError("--probe-steps must be >= 0 and --probe-seeds >= 1")
+    for name, value in (("--latency-budget", config.latency_budget),
+                        ("--energy-budget", config.energy_budget),
+                        ("--max-accuracy-drop", config.max_accuracy_drop)):
+        if value is not None and not value >= 0:
+            raise ConfigError(f"{name} must be >= 0")
+    make_sampler(config.sampler, config.seed)
+    return parse_objectives(config.objectives)
+
+
+def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepared:
+    """Validate everything and build the context (this trains the checkpoint if needed)."""
+    objectives = check(config)
+    soc = load_soc(config.hw)
+    dram_name = config.resolved_dram(soc.default_dram)
+    table = load_workload(config.network, config.dataset).table
+    if "accuracy" in objectives and config.accuracy_estimator is None:
+        # no data: fail before anything else
+        load_dataset(config.dataset, config.data_dir, download=config.download)
+    dram = dram_setting(CostRequest(network=config.network, dataset=config.dataset,
+                                    mapping="all-digital", hw=config.hw, dram=dram_name,
+                                    vendor=config.vendor), table, soc)
+    device = None if dram is None else dram.device
+    spilled = layer_traffic(table, soc, np.zeros(table.n_layers, dtype=int)).spilled
+    space = build_space(table, spilled, device, config.vendor)
+    study_name = config.study or default_study_name(config.network, config.dataset, config.hw,
+                                                    dram_name)
+    storage_url = config.storage or default_storage_url(config.results_dir, study_name)
+    open_storage(storage_url)  # a bad URL or an unreachable database fails before training
+    probe_setup, estimator, baseline_accuracy = None, None, None
+    if "accuracy" in objectives:
+        if config.accuracy_estimator is not None:
+            estimator = import_callable(config.accuracy_estimator, what="accuracy estimator")
+        else:
+            probe_setup = _probe_setup(config, device, progress)
+            estimator = functools.partial(_probe_with, probe_setup)
+        zeros = tuple(0.0 for _ in range(table.n_layers))
+        baseline_accuracy = estimator(ProbeCandidate((0,) * table.n_layers, zeros,
+                                                     zeros)).accuracy_mean
+    context = Context(
+        space=space, soc=soc, vendor=config.vendor, objectives=objectives,
+        limits=Limits(config.max_accuracy_drop, config.latency_budget, config.energy_budget),
+        probe=estimator, baseline_accuracy=baseline_accuracy)
+    return Prepared(config, context, study_name, storage_url,
+                    Path(config.results_dir) / study_name, config.identity(dram_name),
+                    probe_setup)
+
+
+def _probe_with(setup: ProbeSetup, candidate: ProbeCandidate):
+    return probe(candidate, setup=setup)
+
+
+def _probe_setup(config: SearchConfig, device, progress: Progress | None) -> ProbeSetup:
+    data = DataRequest(network=config.network, dataset=config.dataset,
+                       data_dir=config.data_dir, download=config.download,
+                       results_dir=config.results_dir,
+                       checkpoint=config.checkpoint, epochs=config.epochs, device=config.device)
+    checkpoint, _, _ = obtain_checkpoint(data, progress=progress)
+    return ProbeSetup(
+        checkpoint=checkpoint, bundle=load_dataset(config.dataset, config.data_dir),
+        config=ProbeConfig(steps=config.probe_steps, seeds=config.probe_seeds,
+                           error_model=config.error_model, seed=config.seed),
+        error_params=device.error_params if device else ErrorModelParams(),
+        row_bytes=device.row_bytes if device else 2048,
+        device=resolve_device(config.device),
+        cache_dir=Path(config.results_dir) / "probe_cache")
+
+
+def run_search(prepared: Prepared, *, progress: Progress | None = None) -> dict[str, Any]:
+    """Run (or join, or resume) the study until it holds ``trials`` complete trials (or this
+    worker ran ``trials_per_worker``); write every output."""
+    config = prepared.config
+    storage = open_storage(prepared.storage_url, heartbeat_interval_s=config.heartbeat_interval,
+                           grace_period_s=config.grace_period)
+    with _single_writer(prepared.storage_url):
+        study, _ = open_study(name=prepared.study_name, storage=storage,
+                              sampler=make_sampler(config.sampler, worker_seed(config)),
+                              identity=prepared.identity, context=prepared.context)
+        prepared.out_dir.mkdir(parents=True, exist_ok=True)
+        write_json(prepared.out_dir / "config.json", resolved_config(prepared))
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            _work(study, prepared, progress)
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, _Terminated)
+            finish(study, prepared, test_split=False)
+            raise SearchInterrupted("SIGTERM" if terminated else "interrupted",
+                                    143 if terminated else 130, prepared.out_dir) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return finish(study, prepared, test_split=True)
+
+
+def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None) -> None:
+    """One trial at a time until the study's budget (or this worker's) is met.
+
+    While the budget is only reached by counting trials still running elsewhere, wait: if
+    their worker died, the heartbeat fails them after the grace period and their parameters
+    come back as waiting trials, which this worker then runs.
+    """
+    config = prepared.config
+    per_worker = config.trials_per_worker
+    objective = make_objective(prepared.context, budget=None if per_worker else config.trials)
+    callback = _ProgressCallback(prepared, progress)
+    ran = 0
+    while True:
+        if per_worker is not None and ran >= per_worker:
+            return
+        complete = _complete(study)
+        if per_worker is None and complete >= config.trials:
+            return
+        running = len(study.get_trials(deepcopy=False,
+                                       states=(optuna.trial.TrialState.RUNNING,)))
+        if per_worker is None and complete + running >= config.trials:
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(POLL_S)
+            continue
+        study.optimize(objective, n_trials=1, callbacks=[callback])
+        ran += 1
+
+
+POLL_S = 1.0
+
+
+def worker_index(config: SearchConfig) -> int:
+    """--worker, else the scheduler's task index (SLURM), else 0."""
+    if config.worker is not None:
+        return config.worker
+    for variable in ("SLURM_ARRAY_TASK_ID", "SLURM_PROCID", "PBS_ARRAYID"):
+        if os.environ.get(variable, "").isdigit():
+            return int(os.environ[variable])
+    return 0
+
+
+def worker_seed(config: SearchConfig) -> int:
+    """Each worker samples from its own stream; worker 0 keeps the plain --seed."""
+    return config.seed + 1_000_003 * worker_index(config)
+
+
+@contextlib.contextmanager
+def _single_writer(storage_url: str):
+    """SQLite serves one worker: a second one on the same file is refused with a hint."""
+    if not storage_url.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(storage_url[len("sqlite:///"):] + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another dse worker is using {storage_url}; SQLite serves one "
+                              "worker: for several, use --storage postgresql://... or "
+                              "journal:PATH") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def _complete(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+class _ProgressCallback:
+    """After every trial: trials done, front size and the best accuracy / latency so far."""
+
+    def __init__(self, prepared: Prepared, progress: Progress | None) -> None:
+        self.prepared = prepared
+        self.progress = progress
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if self.progress is None:
+            return
+        front = [t for t in study.best_trials]
+        status = f"front {len(front)}"
+        if front:
+            fastest = metrics_of(min(front, key=lambda t: metrics_of(t).get("latency_s", np.inf)))
+            status += f", fastest {fastest['latency_s'] * 1e3:.3f} ms"
+            if "accuracy" in fastest:
+                status += f" at {fastest['accuracy']:.2%}"
+        self.progress(min(_complete(study), self.prepared.config.trials),
+                      self.prepared.config.trials, status)
+
+
+def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool) -> dict[str, Any]:
+    """Test accuracy of the front (once), then tables and plots."""
+    if test_split and prepared.probe_setup is not None:
+        _test_accuracy(study, prepared)
+    summary = write_outputs(study, prepared.out_dir, prepared.config.max_accuracy_drop)
+    return {**summary, "results_dir": str(prepared.out_dir), "storage": prepared.storage_url}
+
+
+def _test_accuracy(study: optuna.Study, prepared: Prepared) -> None:
+    """Probe the front points on the test split (the search itself only saw validation)."""
+    frame = trials_frame(study)
+    known = dict(study.user_attrs.get(TEST_ACCURACY_ATTR, {}))
+    setup = dataclasses.replace(prepared.probe_setup, config=dataclasses.replace(
+        prepared.probe_setup.config, split="test"))
+    for _, row in frame[frame["is_pareto"]].iterrows():
+        if str(row["trial"]) in known:
+            continue
+        trial = study.trials[int(row["trial"])]
+        candidate = suggest_candidate(optuna.trial.FixedTrial(trial.params),
+                                      prepared.context.space)
+        cost = candidate_cost(candidate, prepared.context)
+        result = probe(ProbeCandidate(candidate.n_analog, tuple(map(float, cost.weight_ber)),
+                                      tuple(map(float, cost.activation_ber))), setup=setup)
+        known[str(row["trial"])] = result.accuracy_mean
+    study.set_user_attr(TEST_ACCURACY_ATTR, known)
+
+
+def write_outputs(study: optuna.Study, out_dir: Path, max_drop_pp: float | None, *,
+                  x: str | None = None, y: str | None = None, color: str | None = None
+                  ) -> dict[str, Any]:
+    summary = write_tables(study, out_dir, max_drop_pp=max_drop_pp)
+    frame = trials_frame(study)
+    objectives = list(study.user_attrs.get("objectives", {}))
+    layers = _layers(study)
+    summary["plots"] = [str(p) for p in write_plots(frame, objectives, layers, out_dir,
+                                                    x=x, y=y, color=color)]
+    return summary
+
+
+def _layers(study: optuna.Study) -> list[tuple[str, int]]:
+    config = study.user_attrs.get("dse_config", {})
+    try:
+        table = load_workload(config["network"], config["dataset"]).table
+    except (ConfigError, KeyError):
+        return []
+    return list(zip(table.name, (int(c) for c in table.cout)))
+
+
+def resolved_config(prepared: Prepared) -> dict[str, Any]:
+    import torch
+    return {
+        "study": prepared.study_name, "storage": prepared.storage_url,
+        "config": asdict(prepared.config), "identity": prepared.identity,
+        "objectives": {name: OBJECTIVES[name] for name in prepared.context.objectives},
+        "baseline_accuracy": prepared.context.baseline_accuracy,
+        "versions": {"dse": dse.__version__, "optuna": optuna.__version__,
+                     "numpy": np.__version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "git_revision": _git_revision(),
+    }
+
+
+def _git_revision() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None

@@ -1,0 +1,218 @@
+"""Optuna study: samplers by name, storage by URL, creation or resumption, baselines.
+
+A study is identified by its name; its user attribute ``dse_config`` holds the settings that
+define it (network, dataset, hardware, DRAM, objectives, constraints, probe). Opening an
+existing study with other settings is an error; opening it with the same ones resumes it.
+The baselines are enqueued once, when the study is created.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+from dse.objectives import OBJECTIVES, Context, evaluate, objective_values
+from dse.space import candidate_params, suggest_candidate
+from hw_models.errors import ConfigError
+from hw_models.mapping import HEURISTICS
+
+BASELINES = ("all-digital", "all-analog", "diana-heuristic", "min-latency")
+CONFIG_ATTR = "dse_config"
+HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5
+
+
+def _legacy_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna 4.x reads constraints through ``constraints_func``."""
+    return list(trial.user_attrs.get("constraints", {}).values())
+
+
+def _constraints_kw() -> dict[str, Any]:
+    return {} if HAS_SET_CONSTRAINT else {"constraints_func": _legacy_constraints}
+
+
+def _gp(seed: int) -> optuna.samplers.BaseSampler:
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        raise ConfigError("sampler 'gp' needs scipy: pip install 'dse[gp]'") from None
+    return optuna.samplers.GPSampler(seed=seed, **_constraints_kw())
+
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                   **_constraints_kw()),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, **_constraints_kw()),
+    "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed, **_constraints_kw()),
+    "gp": _gp,
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed),
+}
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})")
+    return SAMPLERS[name](seed)
+
+
+def default_study_name(network: str, dataset: str, hw: str, dram: str) -> str:
+    parts = [Path(part).stem if part.endswith(".toml") else part
+             for part in (network, dataset, hw, dram)]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
+
+
+def default_storage_url(results_dir: str, study_name: str) -> str:
+    return f"sqlite:///{Path(results_dir) / study_name / 'study.db'}"
+
+
+HEARTBEAT_INTERVAL_S = 30   # a live worker refreshes its running trial this often
+GRACE_PERIOD_S = 120        # a trial silent for this long belonged to a dead worker
+MAX_RETRY = 3               # a dead worker's trial is retried this many times
+CONFIG_WAIT_S = 60          # how long a joining worker waits for the creator to finish
+STORAGE_ATTEMPTS = 5
+
+
+def journal_path(url: str) -> Path | None:
+    """The file of a journal storage URL (journal:///abs, journal:rel, or *.log), else None."""
+    if url.startswith("journal:"):
+        rest = url[len("journal:"):]
+        return Path(rest[2:] if rest.startswith("///") else rest)
+    if url.endswith(".log") and "://" not in url:
+        return Path(url)
+    return None
+
+
+def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
+                 grace_period_s: int = GRACE_PERIOD_S) -> Any:
+    """An Optuna storage for a URL: sqlite:///, postgresql://, mysql://, journal:PATH.
+
+    Database storages (not SQLite) get heartbeats: a trial whose worker stops beating for
+    ``grace_period_s`` is marked failed and its parameters are enqueued again.
+    """
+    path = journal_path(url)
+    if path is not None:
+        from optuna.storages.journal import JournalFileBackend
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    if scheme not in ("sqlite", "postgresql", "mysql"):
+        raise ConfigError(f"unknown storage '{url}' (sqlite:///PATH, postgresql://..., "
+                          "mysql://..., journal:PATH or a file ending in .log)")
+    options: dict[str, Any] = {}
+    if url.startswith("postgresql://"):  # SQLAlchemy's default driver is psycopg2
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if scheme == "sqlite":
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    else:
+        with warnings.catch_warnings():  # heartbeats and retries are "experimental" in Optuna
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        options = dict(heartbeat_interval=heartbeat_interval_s, grace_period=grace_period_s,
+                       heartbeat_stale_trial_callback=retry)
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, **options)
+        except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or server
+            # processes opening a new database together race to create its tables
+            if _creation_race(exc) and attempt + 1 < STORAGE_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            raise ConfigError(f"cannot open storage {url}: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]}") from None
+    raise AssertionError("unreachable")
+
+
+def _creation_race(exc: Exception) -> bool:
+    text = str(exc)
+    return any(sign in text for sign in ("already exists", "UNIQUE constraint failed",
+                                          "duplicate key"))
+
+
+def open_study(*, name: str, storage: Any, sampler: optuna.samplers.BaseSampler,
+               identity: dict[str, Any], context: Context) -> tuple[optuna.Study, bool]:
+    """Create the study ``name``, or join it if it exists (checking its settings).
+
+    Safe when many workers start at once: the database lets exactly one of them create the
+    study; that one enqueues the baselines and then stores the settings, which the others
+    wait for. Returns the study and whether this call created it.
+    """
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                    directions=context.directions)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        _check_identity(study, name, identity)
+        return study, False
+    study.set_user_attr("objectives", {key: {"direction": OBJECTIVES[key][0],
+                                             "column": OBJECTIVES[key][1]}
+                                       for key in context.objectives})
+    study.set_user_attr("units", {"latency_s": "s", "energy_j": "J", "dram_energy_j": "J",
+                                  "compute_energy_j": "J", "accuracy": "fraction"})
+    enqueue_baselines(study, context)
+    study.set_user_attr(CONFIG_ATTR, identity)  # last: tells joining workers it is ready
+    return study, True
+
+
+def _check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> None:
+    deadline = time.monotonic() + CONFIG_WAIT_S
+    while (stored := study.user_attrs.get(CONFIG_ATTR)) is None:
+        if time.monotonic() > deadline:
+            raise ConfigError(f"study '{name}' exists but its creator never finished setting "
+                              "it up; delete it or use another --study")
+        time.sleep(0.2)
+    if stored != identity:
+        differing = sorted(k for k in set(identity) | set(stored)
+                           if stored.get(k) != identity.get(k))
+        raise ConfigError(f"study '{name}' exists with other settings ({', '.join(differing)}"
+                          "); pass --study NEW_NAME or the original settings")
+
+
+def enqueue_baselines(study: optuna.Study, context: Context) -> None:
+    space = context.space
+    for name in BASELINES:
+        n_analog = HEURISTICS[name](space.table, context.soc)
+        study.enqueue_trial(candidate_params(space, n_analog), user_attrs={"baseline": name})
+
+
+def make_objective(context: Context, *, budget: int | None = None
+                   ) -> Callable[[optuna.trial.Trial], list[float]]:
+    """The Optuna objective; with a ``budget``, a trial that would exceed the study's total of
+    complete trials is pruned before any work (marked ``surplus``)."""
+    def objective(trial: optuna.trial.Trial) -> list[float]:
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+        if budget is not None and ahead_of(trial) >= budget:
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("the study's trial budget is reached")
+        candidate = suggest_candidate(trial, context.space)
+        evaluation = evaluate(candidate, context)
+        # one attribute, one database round trip: storage time matters on a shared database
+        trial.set_user_attr("metrics", {**evaluation.metrics, "probed": evaluation.probed,
+                                        "cost_seconds": evaluation.cost_seconds,
+                                        "probe_seconds": evaluation.probe_seconds})
+        set_constraints(trial, evaluation.constraints)
+        return objective_values(evaluation, context)
+    return objective
+
+
+def ahead_of(trial: optuna.trial.Trial) -> int:
+    """Complete trials plus running ones numbered before ``trial`` (those go first)."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    return sum(1 for other in trial.study.get_trials(deepcopy=False, states=states)
+               if other.state == optuna.trial.TrialState.COMPLETE
+               or other.number < trial.number)
+
+
+def set_constraints(trial: optuna.trial.Trial, constraints: dict[str, float]) -> None:
+    if HAS_SET_CONSTRAINT:
+        for key, value in constraints.items():
+            trial.set_constraint(key, value)
+    trial.set_user_attr("constraints", constraints)

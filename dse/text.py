@@ -1,0 +1,182 @@
+"""Plain-text tables for the terminal (the CLI prints what these return)."""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+Column = tuple[str, str, Callable[[dict[str, Any]], Any]]  # (header, format spec, getter)
+
+
+def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> str:
+    """Right-aligned columns (left-aligned for strings) under a header line."""
+    cells = [[format(get(row), spec) for _, spec, get in columns] for row in rows]
+    headers = [header for header, _, _ in columns]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    text_columns = [bool(rows) and isinstance(get(rows[0]), str) for _, _, get in columns]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) if is_text else v.rjust(w)
+                         for v, w, is_text in zip(values, widths, text_columns)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def networks_text(rows: Sequence[dict[str, Any]]) -> str:
+    return format_table(rows, [
+        ("network", "s", lambda r: r["network"]),
+        ("dataset", "s", lambda r: r["dataset"]),
+        ("input (C,H,W)", "s", lambda r: "x".join(map(str, r["input_shape"]))),
+        ("classes", "d", lambda r: r["num_classes"]),
+        ("params", ",d", lambda r: r["parameters"]),
+        ("MACs", ",d", lambda r: r["macs"]),
+        ("layers", "d", lambda r: r["layers"]),
+        ("description", "s", lambda r: r["description"]),
+    ])
+
+
+def layers_text(report: dict[str, Any]) -> str:
+    header = (f"{report['network']} on {report['dataset']}: input "
+              f"{'x'.join(map(str, report['input_shape']))}, {report['num_classes']} classes")
+    table = format_table(report["layers"], [
+        ("layer", "s", lambda r: r["name"]),
+        ("kind", "s", lambda r: r["kind"]),
+        ("cin", "d", lambda r: r["cin"]),
+        ("cout", "d", lambda r: r["cout"]),
+        ("kernel", "s", lambda r: f"{r['kx']}x{r['ky']}"),
+        ("stride", "d", lambda r: r["stride"]),
+        ("groups", "d", lambda r: r["groups"]),
+        ("out", "s", lambda r: f"{r['ox']}x{r['oy']}"),
+        ("MACs", ",d", lambda r: r["macs"]),
+        ("weights", ",d", lambda r: r["weights"]),
+    ])
+    macs = sum(r["macs"] for r in report["layers"])
+    weights = sum(r["weights"] for r in report["layers"])
+    return f"{header}\n{table}\ntotal: {len(report['layers'])} layers, {macs:,} MACs, {weights:,} weights"
+
+
+def cost_text(report: dict[str, Any]) -> str:
+    dram = report["dram"]
+    dram_text = "none (compute only)" if dram is None else (
+        f"{dram['device']} vendor {dram['vendor']}, partitions {dram['layout']} ("
+        + ", ".join(f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
+                    for p in dram["partitions"])
+        + ")" + ("" if dram["overlap"] else ", no overlap"))
+    header = (f"{report['network']} on {report['dataset']}, hw {report['hw']}, "
+              f"mapping {report['mapping']}\nDRAM: {dram_text}")
+    columns: list[Column] = [
+        ("layer", "s", lambda r: r["name"]),
+        ("kind", "s", lambda r: r["kind"]),
+        ("cout", "d", lambda r: r["cout"]),
+        ("n_dig", "d", lambda r: r["n_digital"]),
+        ("n_ana", "d", lambda r: r["n_analog"]),
+        ("digital_cycles", ",.2f", lambda r: r["digital_cycles"]),
+        ("analog_cycles", ",.2f", lambda r: r["analog_cycles"]),
+    ]
+    if dram is not None:
+        columns += [
+            ("dram_kB", ",.1f", lambda r: r["dram_bytes"] / 1e3),
+            ("dram_us", ",.2f", lambda r: r["dram_time_s"] * 1e6),
+            ("w_ber", ".1e", lambda r: r["weight_ber"]),
+            ("a_ber", ".1e", lambda r: r["activation_ber"]),
+            ("dram_uj", ".4f", lambda r: r["dram_energy_j"] * 1e6),
+        ]
+    columns += [
+        ("latency_cycles", ",.2f", lambda r: r["latency_cycles"]),
+        ("energy_uj", ".4f", lambda r: r["energy_j"] * 1e6),
+    ]
+    total = report["total"]
+    energy = f"energy {total['energy_j'] * 1e6:.4f} uJ"
+    if dram is not None:
+        energy += (f" = compute {total['compute_energy_j'] * 1e6:.4f} uJ"
+                   f" + DRAM {total['dram_energy_j'] * 1e6:.4f} uJ")
+    return (f"{header}\n{format_table(report['layers'], columns)}\n"
+            f"total: {total['latency_cycles']:,.2f} cycles = {total['latency_s'] * 1e3:.4f} ms "
+            f"at {report['clock_hz'] / 1e6:g} MHz, {energy}\n"
+            f"note: {report['note']}")
+
+
+def dram_text(point: dict[str, Any]) -> str:
+    return "\n".join([
+        f"{point['device']} (vendor {point['vendor']} error curve, {point['ber_transfer']})",
+        f"  VDD   {point['vdd_v']:g} V   (nominal {point['vdd_nominal_v']:g} V)",
+        f"  tRCD  {point['trcd_ns']:g} ns  (nominal {point['trcd_nominal_ns']:g} ns)",
+        f"  BER from VDD   {point['ber_vdd']:.3e}",
+        f"  BER from tRCD  {point['ber_trcd']:.3e}",
+        f"  BER combined   {point['ber']:.3e}",
+        f"  energy scale (VDD-domain energy and power)  {point['energy_scale']:.4f}",
+        f"  row-miss latency  {point['row_miss_ns']:.3f} ns",
+    ])
+
+
+def dram_devices_text(rows: Sequence[dict[str, Any]]) -> str:
+    return format_table(rows, [
+        ("device", "s", lambda r: r["device"]),
+        ("VDD nom (V)", ".3g", lambda r: r["vdd_nominal_v"]),
+        ("VDD min A/B/C (V)", "s",
+         lambda r: "/".join(f"{v:.3f}" for v in r["vdd_min_v"].values())),
+        ("tRCD nom (ns)", ".4g", lambda r: r["trcd_nominal_ns"]),
+        ("tRCD min (ns)", ".4g", lambda r: r["trcd_min_ns"]),
+        ("GB/s", ".3g", lambda r: r["bandwidth_bytes_per_s"] / 1e9),
+        ("BER(VDD)", "s", lambda r: r["ber_transfer"]),
+        ("description", "s", lambda r: r["description"]),
+    ])
+
+
+def search_text(summary: dict[str, Any]) -> str:
+    """The front as a table, then the best improvements over the baselines."""
+    columns: list[Column] = [("trial", "d", lambda r: r["trial"]),
+                             ("baseline", "s", lambda r: r.get("baseline") or "")]
+    rows = summary["front"]
+    if any(r.get("accuracy") is not None for r in rows):
+        columns.append(("accuracy %", ".2f", lambda r: 100 * (r["accuracy"] or 0)))
+    if any(r.get("test_accuracy") is not None for r in rows):
+        columns.append(("test acc %", "s", lambda r: "" if r.get("test_accuracy") is None
+                        else f"{100 * r['test_accuracy']:.2f}"))
+    columns += [("latency ms", ".4f", lambda r: r["latency_s"] * 1e3),
+                ("energy uJ", ".3f", lambda r: r["energy_j"] * 1e6),
+                ("DRAM uJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
+    trials = ", ".join(f"{count} {state.lower()}" for state, count in summary["trials"].items())
+    lines = [f"study {summary['study']}: {trials}; Pareto front ({len(rows)} points):",
+             format_table(rows, columns) if rows else "(empty)"]
+    lines += [f"  {item['text']}" for item in summary["improvements"]]
+    lines.append(f"results: {summary['results_dir']}  (storage {summary['storage']})")
+    return "\n".join(lines)
+
+
+def show_text(report: dict[str, Any]) -> str:
+    metrics = report["metrics"]
+    head = [f"study {report['study']}, trial {report['trial']}"
+            + (f" (baseline {report['baseline']})" if report["baseline"] else ""),
+            f"{report['network']} on {report['dataset']}, DRAM {report['dram']}"
+            + ("" if report["vdd_v"] is None else
+               f": approximate partition {report['vdd_v']:g} V, tRCD {report['trcd_ns']:g} ns")]
+    if metrics.get("accuracy") is not None:
+        head.append(f"accuracy {metrics['accuracy']:.2%} +- {metrics['accuracy_std'] or 0:.2%}"
+                    + ("" if metrics.get("probed") else " (not probed: over a budget)")
+                    + ("" if report["test_accuracy"] is None
+                       else f"; test {report['test_accuracy']:.2%}"))
+    head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
+                f"{metrics['energy_j'] * 1e6:.3f} uJ (DRAM {metrics['dram_energy_j'] * 1e6:.3f})")
+    table = format_table(report["layers"], [
+        ("layer", "s", lambda r: r["name"]),
+        ("cout", "d", lambda r: r["cout"]),
+        ("n_dig", "d", lambda r: r["n_digital"]),
+        ("n_ana", "d", lambda r: r["n_analog"]),
+        ("weights in", "s", lambda r: r["weights_partition"]),
+        ("activations in", "s", lambda r: r["activations_partition"]),
+        ("w_ber", ".1e", lambda r: r["weight_ber"]),
+        ("latency_us", ".2f", lambda r: r["latency_s"] * 1e6),
+        ("compute_uj", ".4f", lambda r: r["compute_energy_j"] * 1e6),
+        ("dram_uj", ".4f", lambda r: r["dram_energy_j"] * 1e6),
+    ])
+    return "\n".join(head + [table])
+
+
+def status_text(report: dict[str, Any]) -> str:
+    states = ", ".join(f"{count} {state.lower()}" for state, count in report["trials"].items())
+    lines = [f"study {report['study']} in {report['storage']}",
+             f"trials: {states or 'none'}",
+             f"Pareto front: {report['front_size']} points; last completion: "
+             f"{report['last_completion'] or 'never'}",
+             "complete trials per worker:"]
+    lines += [f"  {worker}  {count}" for worker, count in report["complete_by_worker"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,161 @@
+"""DIANA-class SoC parameters, read from a preset file with a source note per number.
+
+A preset is a TOML file (see ``presets/diana.toml``). Every numeric entry is a table
+``{value = ..., source = "..."}``; keys carry their unit. ``load_soc`` validates the file
+against ``_SCHEMA`` and returns frozen dataclasses; nothing is computed on construction.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hw_models.errors import ConfigError
+from hw_models.presets import (BOOLEAN, INT_LIST, POSITIVE, POSITIVE_INT, checked_values,
+                               plain_string, read_toml)
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class DigitalCore:
+    """The 8-bit digital PE array: ``pe_output_channels`` x ``pe_output_pixels`` PEs."""
+
+    pe_output_channels: int
+    pe_output_pixels: int
+    activations_per_cycle: float
+    weight_bits: int
+    peak_tops_per_w: float
+
+
+@dataclass(frozen=True)
+class AnalogCore:
+    """The ternary analog in-memory-computing array (``array_rows`` x ``array_columns``)."""
+
+    array_rows: int
+    array_columns: int
+    input_channels_per_mvm: int
+    unroll_min_input_channels: int
+    ox_unroll_choices: tuple[int, ...]
+    mvm_time_ns: float
+    weight_load_cycles_per_row: float
+    weight_bits: int
+    adc_output_bits: int
+    peak_tops_per_w: float
+
+
+@dataclass(frozen=True)
+class PowerModes:
+    """Whole-SoC power with the digital core, the analog core, or both active."""
+
+    digital_mw: float
+    analog_mw: float
+    both_mw: float
+
+
+@dataclass(frozen=True)
+class OnChipMemory:
+    l1_activation_bytes: int
+    l2_bytes: int
+    digital_weight_bytes: int
+    analog_weight_bytes: int
+    activation_container_bits: int
+    weights_resident: bool
+
+
+@dataclass(frozen=True)
+class Soc:
+    """A DIANA-class SoC: one digital and one analog accelerator sharing on-chip memory."""
+
+    name: str
+    description: str
+    default_dram: str
+    source_path: str
+    clock_hz: float
+    digital: DigitalCore
+    analog: AnalogCore
+    power: PowerModes
+    memory: OnChipMemory
+    activation_bits: int
+    technology_nm: float
+    heuristic_min_channels_analog: int
+    sources: dict[str, str]
+
+
+_SCHEMA: dict[str, str] = {
+    "clock_hz": POSITIVE,
+    "digital.pe_output_channels": POSITIVE_INT,
+    "digital.pe_output_pixels": POSITIVE_INT,
+    "digital.activations_per_cycle": POSITIVE,
+    "digital.weight_bits": POSITIVE_INT,
+    "digital.peak_tops_per_w": POSITIVE,
+    "analog.array_rows": POSITIVE_INT,
+    "analog.array_columns": POSITIVE_INT,
+    "analog.input_channels_per_mvm": POSITIVE_INT,
+    "analog.unroll_min_input_channels": POSITIVE_INT,
+    "analog.ox_unroll_choices": INT_LIST,
+    "analog.mvm_time_ns": POSITIVE,
+    "analog.weight_load_cycles_per_row": POSITIVE,
+    "analog.weight_bits": POSITIVE_INT,
+    "analog.adc_output_bits": POSITIVE_INT,
+    "analog.peak_tops_per_w": POSITIVE,
+    "activation_bits": POSITIVE_INT,
+    "power.digital_mw": POSITIVE,
+    "power.analog_mw": POSITIVE,
+    "power.both_mw": POSITIVE,
+    "memory.l1_activation_bytes": POSITIVE_INT,
+    "memory.l2_bytes": POSITIVE_INT,
+    "memory.digital_weight_bytes": POSITIVE_INT,
+    "memory.analog_weight_bytes": POSITIVE_INT,
+    "technology_nm": POSITIVE,
+    "heuristic.min_channels_analog": POSITIVE_INT,
+    "memory.activation_container_bits": POSITIVE_INT,
+    "memory.weights_resident": BOOLEAN,
+}
+
+
+def list_soc_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def load_soc(name_or_path: str | Path = "diana") -> Soc:
+    """Load a preset by name (``diana``) or from a TOML file path; raise ConfigError if invalid."""
+    path = _resolve(name_or_path)
+    document = read_toml(path)
+    values, sources = checked_values(document, _SCHEMA, path,
+                                     plain_keys=("name", "description", "default_dram"))
+    return _build(document, values, sources, path)
+
+
+def _resolve(name_or_path: str | Path) -> Path:
+    text = str(name_or_path)
+    if text in list_soc_presets():
+        return PRESET_DIR / f"{text}.toml"
+    path = Path(text)
+    if not path.is_file():
+        known = ", ".join(list_soc_presets())
+        raise ConfigError(f"unknown hardware '{text}': not a preset ({known}) nor a file")
+    return path
+
+
+def _build(document: dict, values: dict[str, Any], sources: dict[str, str], path: Path) -> Soc:
+    def group(prefix: str) -> dict[str, Any]:
+        return {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(prefix + ".")}
+
+    analog = group("analog")
+    analog["ox_unroll_choices"] = tuple(sorted(analog["ox_unroll_choices"]))
+    return Soc(
+        name=plain_string(document, "name", path),
+        default_dram=plain_string(document, "default_dram", path),
+        description=str(document.get("description", "")),
+        source_path=str(path),
+        clock_hz=float(values["clock_hz"]),
+        digital=DigitalCore(**group("digital")),
+        analog=AnalogCore(**analog),
+        power=PowerModes(**group("power")),
+        memory=OnChipMemory(**group("memory")),
+        activation_bits=values["activation_bits"],
+        technology_nm=values["technology_nm"],
+        heuristic_min_channels_analog=values["heuristic.min_channels_analog"],
+        sources=sources,
+    )

@@ -1,0 +1,147 @@
+"""System cost: DIANA compute plus DRAM traffic, time and energy at an operating point.
+
+Per layer (all arrays broadcast over a batch of mappings):
+
+* DRAM time = bytes / bandwidth + rows opened x row-miss latency (tRCD + tCL + burst) of the
+  partition holding the tensor; one row is opened per ``row_bytes`` streamed;
+* latency = max(compute, DRAM) with double buffering (``overlap``), else their sum;
+* DRAM energy = bytes x (VDD-domain energy per byte x (V / V_nom)^2 + I/O energy per byte)
+  + rows x activation energy (VDD part scaled) + background: active standby while the DRAM
+  transfers, precharge power-down for the rest of the layer, refresh throughout; background
+  and refresh VDD parts scale with each partition's share of the capacity at its voltage.
+
+Compute energy is ODiMO's (active-mode SoC powers); SoC idle power while waiting on DRAM is not
+modelled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from hw_models.diana import ComputeCost, compute_cost
+from hw_models.dram import (DramDevice, ber_from_trcd, ber_from_vdd, combined_ber, energy_scale,
+                            row_miss_ns)
+from hw_models.partitions import Placement, check_capacity
+from hw_models.soc import Soc
+from hw_models.traffic import LayerTraffic, layer_traffic
+from hw_models.workload import LayerTable
+
+
+@dataclass(frozen=True)
+class DramSetting:
+    """Which device, which vendor's error curve, and where each tensor lives."""
+
+    device: DramDevice
+    vendor: str
+    placement: Placement
+
+
+@dataclass(frozen=True)
+class SystemCost:
+    """Per-layer costs (shape of the mapping) of compute and DRAM together.
+
+    Attributes:
+        compute: the DIANA compute cost alone.
+        traffic: DRAM bytes per layer.
+        dram_time_s, dram_energy_j: DRAM busy time and energy per layer.
+        weight_ber, activation_ber: bit error rate seen by the layer's weights and its spilled
+            activations (0 for activations kept on chip).
+        latency_s: layer latency with DRAM.
+    """
+
+    compute: ComputeCost
+    traffic: LayerTraffic
+    dram_time_s: np.ndarray
+    dram_energy_j: np.ndarray
+    weight_ber: np.ndarray
+    activation_ber: np.ndarray
+    latency_s: np.ndarray
+
+    @property
+    def energy_j(self) -> np.ndarray:
+        return self.compute.energy_j + self.dram_energy_j
+
+    @property
+    def latency_cycles(self) -> np.ndarray:
+        return self.latency_s * self.compute.clock_hz
+
+    def total_latency_s(self) -> np.ndarray:
+        return self.latency_s.sum(axis=-1)
+
+    def total_compute_energy_j(self) -> np.ndarray:
+        return self.compute.total_energy_j()
+
+    def total_dram_energy_j(self) -> np.ndarray:
+        return self.dram_energy_j.sum(axis=-1)
+
+    def total_energy_j(self) -> np.ndarray:
+        return self.total_compute_energy_j() + self.total_dram_energy_j()
+
+
+def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSetting | None,
+                *, overlap: bool = True) -> SystemCost:
+    """Compute and DRAM cost of mappings ``n_analog`` (n_layers,) or (n_candidates, n_layers).
+
+    With ``dram=None`` the DRAM is ignored (compute only): DRAM terms are zero.
+    """
+    compute = compute_cost(table, soc, n_analog)
+    traffic = layer_traffic(table, soc, compute.n_analog)
+    if dram is None:
+        zero = np.zeros_like(compute.energy_j)
+        return SystemCost(compute, traffic, zero, zero, zero, zero, compute.latency_s)
+    placement = dram.placement
+    # over a batch, each layer's largest weight footprint: one check bounds every candidate
+    check_capacity(placement, np.max(np.atleast_2d(traffic.weight_read_bytes), axis=0),
+                   traffic.activation_read_bytes + traffic.activation_write_bytes)
+    dram_time_s, access_j = _transfer(dram.device, placement, traffic)
+    latency_s = (np.maximum(compute.latency_s, dram_time_s) if overlap
+                 else compute.latency_s + dram_time_s)
+    background_j = _background_j(dram.device, placement, dram_time_s, latency_s)
+    ber = _partition_ber(dram.device, dram.vendor, placement)
+    weight_ber = np.broadcast_to(ber[placement.weight_partition], latency_s.shape)
+    activation_ber = np.where(traffic.spilled, ber[placement.activation_partition], 0.0)
+    return SystemCost(compute, traffic, dram_time_s, access_j + background_j, weight_ber,
+                      np.broadcast_to(activation_ber, latency_s.shape), latency_s)
+
+
+def _transfer(device: DramDevice, placement: Placement,
+              traffic: LayerTraffic) -> tuple[np.ndarray, np.ndarray]:
+    """DRAM busy time (s) and access energy (J) per layer."""
+    scale = energy_scale(device, placement.column("vdd_v"))  # (n_partitions,)
+    miss_ns = row_miss_ns(device, placement.column("trcd_ns"))  # (n_partitions,)
+    w, a = placement.weight_partition, placement.activation_partition
+    weight_rows = np.ceil(traffic.weight_read_bytes / device.row_bytes)
+    activation_rows = (np.ceil(traffic.activation_read_bytes / device.row_bytes)
+                       + np.ceil(traffic.activation_write_bytes / device.row_bytes))
+    time_s = (traffic.total_bytes / device.bandwidth_bytes_per_s
+              + (weight_rows * miss_ns[w] + activation_rows * miss_ns[a]) * 1e-9)
+    read_vdd, write_vdd = device.read_energy_vdd_pj_per_byte, device.write_energy_vdd_pj_per_byte
+    energy_pj = (traffic.weight_read_bytes * (read_vdd * scale[w] + device.read_io_pj_per_byte)
+                 + traffic.activation_read_bytes * (read_vdd * scale[a]
+                                                    + device.read_io_pj_per_byte)
+                 + traffic.activation_write_bytes * (write_vdd * scale[a]
+                                                     + device.write_io_pj_per_byte)
+                 + weight_rows * (device.activation_energy_vdd_pj * scale[w]
+                                  + device.activation_energy_fixed_pj)
+                 + activation_rows * (device.activation_energy_vdd_pj * scale[a]
+                                      + device.activation_energy_fixed_pj))
+    return time_s, energy_pj * 1e-12
+
+
+def _background_j(device: DramDevice, placement: Placement, dram_time_s: np.ndarray,
+                  latency_s: np.ndarray) -> np.ndarray:
+    """Standby, power-down and refresh energy per layer; VDD parts scaled per partition."""
+    share = placement.column("capacity_bytes") / device.capacity_bytes  # (n_partitions,)
+    scale = float(share @ energy_scale(device, placement.column("vdd_v")) + (1 - share.sum()))
+    active_mw = device.active_standby_vdd_mw * scale + device.active_standby_fixed_mw
+    powerdown_mw = device.powerdown_vdd_mw * scale + device.powerdown_fixed_mw
+    refresh_mw = device.refresh_vdd_mw * scale + device.refresh_fixed_mw
+    return 1e-3 * (active_mw * dram_time_s + powerdown_mw * (latency_s - dram_time_s)
+                   + refresh_mw * latency_s)
+
+
+def _partition_ber(device: DramDevice, vendor: str, placement: Placement) -> np.ndarray:
+    """Combined bit error rate of every partition, shape (n_partitions,)."""
+    return combined_ber(ber_from_vdd(device, vendor, placement.column("vdd_v")),
+                        ber_from_trcd(device, placement.column("trcd_ns")))

@@ -1,0 +1,136 @@
+"""The layer table: one row per costed (MAC-carrying) layer of a network.
+
+The table is owned by the cost models that consume it; ``networks.extract`` produces it
+from a torch model. Non-MAC operations (add, pooling, activations) have no row: the DIANA
+model does not cost them, as in ODiMO.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from hw_models.errors import ConfigError
+
+LAYER_KINDS = ("conv", "depthwise", "grouped", "linear")
+
+_INT_COLUMNS = (
+    "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
+    "macs", "weights", "input_elements", "output_elements",
+)
+
+
+@dataclass(frozen=True)
+class LayerTable:
+    """Equal-length columns, one entry per layer in execution order.
+
+    Attributes:
+        name: qualified module name of each layer.
+        kind: one of ``LAYER_KINDS``; a linear layer is a 1x1 conv with ox = oy = 1.
+        cin, cout: input / output channels.
+        kx, ky: kernel width / height.
+        stride: horizontal stride.
+        groups: convolution groups (1 for dense layers).
+        ox, oy: output width / height in pixels.
+        macs: multiply-accumulates for one input sample.
+        weights: weight count (biases excluded).
+        input_elements, output_elements: activation elements read / written per sample.
+    """
+
+    name: tuple[str, ...]
+    kind: tuple[str, ...]
+    cin: np.ndarray
+    cout: np.ndarray
+    kx: np.ndarray
+    ky: np.ndarray
+    stride: np.ndarray
+    groups: np.ndarray
+    ox: np.ndarray
+    oy: np.ndarray
+    macs: np.ndarray
+    weights: np.ndarray
+    input_elements: np.ndarray
+    output_elements: np.ndarray
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.name)
+
+    @property
+    def analog_capable(self) -> np.ndarray:
+        """Boolean mask, shape (n_layers,): layers the AIMC array can run (dense only)."""
+        return self.groups == 1
+
+    def index_of(self, layer_name: str) -> int:
+        try:
+            return self.name.index(layer_name)
+        except ValueError:
+            raise ConfigError(f"unknown layer '{layer_name}'") from None
+
+    def to_records(self) -> list[dict[str, Any]]:
+        """One plain dict per layer (Python ints), in table order."""
+        columns = {f.name: getattr(self, f.name) for f in fields(self)}
+        return [
+            {key: (value[i] if isinstance(value, tuple) else int(value[i]))
+             for key, value in columns.items()}
+            for i in range(self.n_layers)
+        ]
+
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> "LayerTable":
+        """Build and validate a table from per-layer dicts with the column names as keys.
+
+        ``macs``, ``weights``, ``input_elements`` and ``output_elements`` are derived when
+        absent (input elements assume 'same' padding: ``cin * ox * stride * oy * stride``).
+        """
+        rows = [dict(r) for r in records]
+        for row in rows:
+            for key in ("name", "kind", "cin", "cout", "kx", "ky", "ox", "oy"):
+                if key not in row:
+                    raise ConfigError(f"layer record {row.get('name', '?')!r} lacks '{key}'")
+            row.setdefault("stride", 1)
+            row.setdefault("groups", 1)
+            weights = row["cout"] * (row["cin"] // row["groups"]) * row["kx"] * row["ky"]
+            row.setdefault("weights", weights)
+            row.setdefault("macs", weights * row["ox"] * row["oy"])
+            row.setdefault("output_elements", row["cout"] * row["ox"] * row["oy"])
+            row.setdefault(
+                "input_elements",
+                row["cin"] * row["ox"] * row["stride"] * row["oy"] * row["stride"],
+            )
+        table = cls(
+            name=tuple(str(r["name"]) for r in rows),
+            kind=tuple(str(r["kind"]) for r in rows),
+            **{c: np.array([r[c] for r in rows], dtype=np.int64) for c in _INT_COLUMNS},
+        )
+        table.validate()
+        return table
+
+    def validate(self) -> None:
+        """Check lengths, dtypes, kinds and value ranges; raise ConfigError on the first fault."""
+        n = self.n_layers
+        if n == 0:
+            raise ConfigError("the network has no conv or linear layer to cost")
+        if len(self.kind) != n or len(set(self.name)) != n:
+            raise ConfigError("layer names must be unique and match the kinds in number")
+        for column in _INT_COLUMNS:
+            values = getattr(self, column)
+            if values.shape != (n,) or values.dtype != np.int64:
+                raise ConfigError(f"layer column '{column}' must be int64 of length {n}")
+        for column in ("cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy"):
+            if (getattr(self, column) < 1).any():
+                raise ConfigError(f"layer column '{column}' must be >= 1")
+        for i, kind in enumerate(self.kind):
+            if kind != kind_for(int(self.cin[i]), int(self.cout[i]), int(self.groups[i]),
+                                linear=kind == "linear"):
+                raise ConfigError(
+                    f"layer '{self.name[i]}': kind '{kind}' contradicts groups={self.groups[i]}"
+                )
+
+
+def kind_for(cin: int, cout: int, groups: int, *, linear: bool = False) -> str:
+    """The layer kind implied by its channel counts and groups."""
+    if groups == 1:
+        return "linear" if linear else "conv"
+    return "depthwise" if groups == cin == cout else "grouped"

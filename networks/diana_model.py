@@ -1,0 +1,112 @@
+"""A network as DIANA runs it: BN folded, every costed layer a ``DianaLayer``.
+
+``DianaModel`` keeps the layer names of the float model's layer table, so a mapping
+(``n_analog`` per layer, in table order) and per-layer bit error rates apply directly.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.fx.experimental.optimization import fuse
+
+from hw_models.error_models import ErrorModelParams
+from networks.quantize import DianaLayer, TensorErrors, analog_channels
+
+CALIBRATION_QUANTILE = 0.999  # initial activation clip: ignore the rarest outliers
+
+
+class DianaModel(nn.Module):
+    """Wraps a BN-folded network whose conv / linear layers are ``DianaLayer``s."""
+
+    def __init__(self, net: nn.Module, layer_names: Sequence[str]) -> None:
+        super().__init__()
+        self.net = net
+        self.layer_names = tuple(layer_names)
+
+    def layers(self) -> list[DianaLayer]:
+        return [self.net.get_submodule(name) for name in self.layer_names]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def train(self, mode: bool = True) -> "DianaModel":
+        super().train(mode)
+        for module in self.modules():  # BN that could not be folded keeps its statistics
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
+    def set_split(self, n_analog: Sequence[int]) -> None:
+        """Put ``n_analog[i]`` output channels of layer i on the analog array (table order)."""
+        for layer, count in zip(self.layers(), n_analog, strict=True):
+            layer.analog = analog_channels(layer.layer.weight, int(count)).to(layer.analog.device)
+            layer.set_errors(layer.errors)  # drops a frozen weight of the old split
+
+    def set_errors(self, weight_ber: Sequence[float], activation_ber: Sequence[float], *,
+                   model: int, params: ErrorModelParams, row_bytes: int, seed: int) -> None:
+        """Per-layer bit error rates of the stored weights and input activations.
+
+        Each layer draws from its own generator seeded by (seed, layer index): every forward
+        pass gets fresh masks, and the same seed replays the same masks.
+        """
+        for index, (layer, w_ber, a_ber) in enumerate(
+                zip(self.layers(), weight_ber, activation_ber, strict=True)):
+            layer.set_errors(TensorErrors(
+                weight_ber=float(w_ber), activation_ber=float(a_ber), model=model,
+                params=params, row_bytes=row_bytes,
+                rng=np.random.default_rng([seed, index])))
+
+    def clear_errors(self) -> None:
+        for layer in self.layers():
+            layer.set_errors(None)
+
+
+def to_diana(float_model: nn.Module, layer_names: Sequence[str]) -> DianaModel:
+    """Fold BN and wrap the named layers; the first layer keeps its raw input."""
+    net = _fold_batchnorm(float_model)
+    for index, name in enumerate(layer_names):
+        parent_name, _, child = name.rpartition(".")
+        parent = net.get_submodule(parent_name) if parent_name else net
+        setattr(parent, child, DianaLayer(getattr(parent, child), quantize_input=index > 0))
+    return DianaModel(net, layer_names)
+
+
+def _fold_batchnorm(float_model: nn.Module) -> nn.Module:
+    """conv -> BN pairs folded by torch.fx; a model fx cannot trace keeps frozen BN layers."""
+    was_training = float_model.training
+    float_model.eval()
+    try:
+        return fuse(float_model)  # a folded deep copy
+    except Exception:  # not traceable by torch.fx: keep BN, frozen by DianaModel.train
+        return copy.deepcopy(float_model)
+    finally:
+        float_model.train(was_training)
+
+
+@torch.no_grad()
+def calibrate(model: DianaModel, images: torch.Tensor) -> None:
+    """Set every activation clip to a high quantile of the layer's input on ``images``."""
+    observed: dict[str, torch.Tensor] = {}
+
+    def observe(name: str):
+        def hook(module: nn.Module, inputs: tuple) -> None:
+            values = inputs[0].detach().flatten()
+            observed[name] = values[values > 0][:1_000_000]
+        return hook
+
+    layers = dict(zip(model.layer_names, model.layers()))
+    hooks = [layer.register_forward_pre_hook(observe(name)) for name, layer in layers.items()]
+    try:
+        model.eval()(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name, layer in layers.items():
+        values = observed.get(name)
+        if values is not None and values.numel():
+            clip = torch.quantile(values.float(), CALIBRATION_QUANTILE)
+            layer.input_quantizer.clip.fill_(max(float(clip), 1e-3))

@@ -1,0 +1,61 @@
+"""Layer-table extraction: run a torch model once and record every conv / linear layer."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from hw_models.errors import ConfigError
+from hw_models.workload import LayerTable, kind_for
+
+
+def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> LayerTable:
+    """Trace ``model`` on one zero input of ``input_shape`` (C, H, W) with forward hooks.
+
+    Each call of an ``nn.Conv2d`` or ``nn.Linear`` becomes one row, in execution order; a
+    module called more than once gets ``#2``, ``#3``... after its name. The model is left
+    unchanged (eval mode is restored to what it was).
+    """
+    records: list[dict[str, Any]] = []
+    names = {module: name for name, module in model.named_modules()}
+    calls: dict[str, int] = {}
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        name = names[module]
+        calls[name] = calls.get(name, 0) + 1
+        if calls[name] > 1:
+            name = f"{name}#{calls[name]}"
+        records.append(_layer_record(name, module, inputs[0], output))
+
+    hooks = [m.register_forward_hook(record) for m in model.modules()
+             if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"the model fails on input shape {tuple(input_shape)}: "
+                          f"{type(exc).__name__}: {exc}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return LayerTable.from_records(records)
+
+
+def _layer_record(name: str, module: nn.Module, x: torch.Tensor,
+                  y: torch.Tensor) -> dict[str, Any]:
+    if isinstance(module, nn.Linear):
+        pixels = x[0].numel() // module.in_features  # 1 for a (N, features) input
+        return dict(name=name, kind="linear", cin=module.in_features,
+                    cout=module.out_features, kx=1, ky=1, stride=1, groups=1, ox=pixels, oy=1,
+                    input_elements=x[0].numel(), output_elements=y[0].numel())
+    ky, kx = module.kernel_size
+    return dict(
+        name=name, kind=kind_for(module.in_channels, module.out_channels, module.groups),
+        cin=module.in_channels, cout=module.out_channels, kx=kx, ky=ky,
+        stride=module.stride[1], groups=module.groups, ox=y.shape[-1], oy=y.shape[-2],
+        input_elements=x[0].numel(), output_elements=y[0].numel(),
+    )

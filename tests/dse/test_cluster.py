@@ -1,0 +1,170 @@
+"""Many workers on one study, as real processes on a real database (and a journal file)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from dse.study import BASELINES
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh database for the test, dropped afterwards; skipped (never in CI) without one."""
+    psycopg = pytest.importorskip("psycopg", reason="pip install 'dse[postgres]'")
+    try:
+        admin = psycopg.connect(ADMIN_URL.replace("postgresql://", "postgresql://", 1),
+                                autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no PostgreSQL server at 127.0.0.1:5432 ({exc})")
+    name = f"dse_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def worker(tmp_path: Path, storage: str, *args: str, env: dict | None = None
+           ) -> subprocess.Popen:
+    code = f"import sys; sys.path[:0] = [{str(ROOT)!r}, {str(HERE)!r}]; import cli; cli.main()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "search", "--storage", storage, "--study", "shared",
+         "--results-dir", str(tmp_path), "--dram", "ddr4-2400", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, **(env or {})})
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> str:
+    _, stderr = process.communicate(timeout=timeout)
+    assert process.returncode == 0, stderr
+    return stderr
+
+
+def load(storage: str) -> optuna.Study:
+    from dse.study import open_storage
+    return optuna.load_study(study_name="shared", storage=open_storage(storage))
+
+
+def check_exact(study: optuna.Study, trials: int) -> None:
+    complete = study.get_trials(states=(COMPLETE,))
+    assert len(complete) == trials
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) == len(set(numbers))
+    baselines = [t.user_attrs["baseline"] for t in complete if "baseline" in t.user_attrs]
+    assert sorted(baselines) == sorted(BASELINES)
+    assert len({t.user_attrs["worker"]["pid"] for t in complete}) >= 2  # both workers worked
+
+
+@pytest.mark.slow
+def test_two_workers_fill_the_study_exactly(tmp_path, postgres_url):
+    args = ["--objectives", "latency,energy", "--trials", "200"]
+    processes = [worker(tmp_path, postgres_url, *args, "--worker", str(i)) for i in range(2)]
+    for process in processes:
+        finish(process)
+    check_exact(load(postgres_url), 200)
+
+
+@pytest.mark.slow
+def test_four_workers_starting_together_share_one_study(tmp_path, postgres_url):
+    args = ["--objectives", "latency,energy", "--trials", "24"]
+    processes = [worker(tmp_path, postgres_url, *args, "--worker", str(i)) for i in range(4)]
+    for process in processes:
+        finish(process)
+    summaries = optuna.get_all_study_summaries(load(postgres_url)._storage)
+    assert [s.study_name for s in summaries] == ["shared"]
+    study = load(postgres_url)
+    assert len(study.get_trials(states=(COMPLETE,))) == 24
+    assert sorted(t.user_attrs["baseline"] for t in study.trials
+                  if "baseline" in t.user_attrs) == sorted(BASELINES)
+
+
+@pytest.mark.slow
+def test_two_workers_on_a_journal_file(tmp_path):
+    storage = f"journal:{tmp_path / 'study.log'}"
+    args = ["--objectives", "latency,energy", "--trials", "60"]
+    processes = [worker(tmp_path, storage, *args, "--worker", str(i)) for i in range(2)]
+    for process in processes:
+        finish(process)
+    check_exact(load(storage), 60)
+
+
+def slow_args(trials: int) -> list[str]:
+    return ["--objectives", "accuracy,latency", "--accuracy-estimator",
+            "slow_estimator:estimate", "--trials", str(trials), "--heartbeat-interval", "1",
+            "--grace-period", "3"]
+
+
+def wait_for_running(storage: str, pid: int, deadline_s: float = 60) -> None:
+    deadline = time.time() + deadline_s
+    while time.time() < deadline:
+        try:
+            if any(t.state == optuna.trial.TrialState.RUNNING
+                   and t.user_attrs.get("worker", {}).get("pid") == pid
+                   for t in load(storage).trials):
+                return
+        except KeyError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("the worker never started a trial")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_trial_is_failed_and_retried(tmp_path, postgres_url):
+    env = {"DSE_TEST_ESTIMATOR_S": "0.8"}
+    survivor = worker(tmp_path, postgres_url, *slow_args(14), "--worker", "0", env=env)
+    victim = worker(tmp_path, postgres_url, *slow_args(14), "--worker", "1", env=env)
+    wait_for_running(postgres_url, victim.pid)
+    victim.send_signal(signal.SIGKILL)
+    victim.communicate(timeout=30)
+    finish(survivor)
+    study = load(postgres_url)
+    failed = [t for t in study.trials if t.state == optuna.trial.TrialState.FAIL]
+    assert any(t.user_attrs.get("worker", {}).get("pid") == victim.pid for t in failed)
+    retried = [t for t in study.trials if "failed_trial" in t.system_attrs]
+    assert retried and all(t.state == COMPLETE for t in retried)
+    assert len(study.get_trials(states=(COMPLETE,))) == 14
+    summary = (tmp_path / "shared" / "trials.csv").read_text().splitlines()
+    assert sum(",COMPLETE," in line for line in summary) == 14
+
+
+@pytest.mark.slow
+def test_sigterm_fails_the_running_trial_and_exits_143(tmp_path, postgres_url):
+    process = worker(tmp_path, postgres_url, *slow_args(50), env={"DSE_TEST_ESTIMATOR_S": "2"})
+    wait_for_running(postgres_url, process.pid)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    study = load(postgres_url)
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert optuna.trial.TrialState.FAIL in states
+
+
+def test_a_second_worker_on_sqlite_is_refused(tmp_path):
+    import fcntl
+    database = tmp_path / "shared" / "study.db"
+    database.parent.mkdir(parents=True)
+    with open(f"{database}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        process = worker(tmp_path, f"sqlite:///{database}", "--objectives", "latency,energy",
+                         "--trials", "5")
+        _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("dse: error: another dse worker") and "SQLite serves one" in last

@@ -1,0 +1,146 @@
+"""dse search / pareto / show as a user runs them."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDY = "resnet8-digits-diana-lpddr4-3200"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A real search on digits: train (briefly), probe, three trials."""
+    results = tmp_path_factory.mktemp("results")
+    result = run("search", "--trials", "3", "--epochs", "3", "--probe-steps", "2",
+                 "--probe-seeds", "1", "--results-dir", str(results), "--json")
+    assert result.exit_code == 0, result.stderr
+    return results, json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_end_to_end_search_on_digits(searched):
+    results, summary = searched
+    folder = results / STUDY
+    assert summary["results_dir"] == str(folder)
+    assert summary["trials"] == {"COMPLETE": 3}
+    frame = pd.read_csv(folder / "trials.csv")
+    assert len(frame) == 3 and frame["is_baseline"].all()  # the first trials are baselines
+    assert frame["accuracy"].between(0, 1).all() and frame["probed"].all()
+    config = json.loads((folder / "config.json").read_text())
+    assert config["identity"]["dram"] == "lpddr4-3200" and config["versions"]["dse"]
+    assert (folder / "front_accuracy_latency_s.png").is_file()
+    front = summary["front"]
+    assert front and all(row["test_accuracy"] is not None for row in front)
+
+
+@pytest.mark.slow
+def test_rerun_resumes_and_pareto_and_show_read_it(searched):
+    results, _ = searched
+    result = run("search", "--trials", "4", "--epochs", "3", "--probe-steps", "2",
+                 "--probe-seeds", "1", "--results-dir", str(results))
+    assert result.exit_code == 0, result.stderr
+    assert "Pareto front" in result.stdout and "4 complete" in result.stdout
+    out = results / "plots"
+    pareto = run("pareto", STUDY, "--results-dir", str(results), "--x", "energy", "--y",
+                 "accuracy", "--color", "latency", "--out", str(out))
+    assert pareto.exit_code == 0, pareto.stderr
+    assert (out / "front_energy_j_accuracy.png").is_file() and (out / "pareto.csv").is_file()
+    shown = run("show", str(results / STUDY), "--trial", "1", "--json")
+    assert shown.exit_code == 0, shown.stderr
+    report = json.loads(shown.stdout)
+    assert report["baseline"] == "all-analog" and len(report["layers"]) == 10
+    assert report["layers"][1]["n_analog"] == 16 and report["vdd_v"] == 1.1
+    text = run("show", STUDY, "--trial", "0", "--results-dir", str(results)).stdout
+    assert "baseline all-digital" in text and "weights in" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "--objectives", "accuracy,speed"], "unknown objective 'speed'"),
+    (["search", "--sampler", "annealing"], "unknown sampler 'annealing'"),
+    (["search", "--storage", "redis://localhost/0"], "unknown storage"),
+    (["search", "--trials", "0"], "--trials must be >= 1"),
+    (["search", "--dataset", "vww", "--objectives", "accuracy,latency"], "no loader"),
+    (["search", "--dataset", "cifar10"], "cifar10 needs --data-dir"),
+    (["search", "--storage", "postgresql://nobody@127.0.0.1:1/none", "--objectives",
+      "latency,energy"], "cannot open storage"),
+    (["search", "--seed", "-1"], "--seed and --worker must be >= 0"),
+    (["search", "--worker", "-1"], "--seed and --worker must be >= 0"),
+    (["search", "--study", "../elsewhere"], "study name '../elsewhere'"),
+    (["pareto", "nothing-here"], "no study found"),
+    (["show", "nothing-here", "--trial", "0"], "no study found"),
+])
+def test_bad_search_input_is_one_line_exit_2(args, message, tmp_path):
+    result = run(*args, "--results-dir", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_reusing_a_study_name_with_other_settings(tmp_path):
+    first = run("search", "--objectives", "latency,energy", "--trials", "5", "--study", "s",
+                "--results-dir", str(tmp_path))
+    assert first.exit_code == 0, first.stderr
+    before = (tmp_path / "s" / "trials.csv").read_bytes()
+    second = run("search", "--objectives", "latency,dram_energy", "--trials", "5", "--study",
+                 "s", "--results-dir", str(tmp_path))
+    assert second.exit_code == 2
+    assert "exists with other settings (objectives)" in second.stderr
+    assert (tmp_path / "s" / "trials.csv").read_bytes() == before
+
+
+def test_show_rejects_unknown_trials(tmp_path):
+    assert run("search", "--objectives", "latency,energy", "--trials", "4", "--study", "s",
+               "--results-dir", str(tmp_path)).exit_code == 0
+    result = run("show", "s", "--trial", "99", "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and "has trials 0..3, not 99" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, exit_code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_leaves_a_consistent_study(tmp_path, signum, exit_code):
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli; cli.main()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "search", "--objectives", "latency,energy", "--dram",
+         "ddr4-2400", "--trials", "100000", "--study", "long", "--results-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    database = tmp_path / "long" / "study.db"
+    deadline = time.time() + 60
+    while time.time() < deadline and not _completed(database, at_least=20):
+        time.sleep(0.5)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == exit_code, stderr
+    assert stderr.strip().splitlines()[-1].startswith("dse: ")
+    study = optuna.load_study(study_name="long", storage=f"sqlite:///{database}")
+    states = [t.state for t in study.trials]
+    assert optuna.trial.TrialState.RUNNING not in states
+    complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
+    assert complete >= 20
+    frame = pd.read_csv(tmp_path / "long" / "trials.csv")
+    assert (frame["state"] == "COMPLETE").sum() == complete
+
+
+def _completed(database: Path, *, at_least: int) -> bool:
+    if not database.is_file():
+        return False
+    try:
+        study = optuna.load_study(study_name="long", storage=f"sqlite:///{database}")
+    except Exception:  # the study is still being created
+        return False
+    return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= at_least

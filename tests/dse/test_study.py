@@ -1,0 +1,144 @@
+"""Short studies with a stub probe: bookkeeping, constraints, resume, outputs."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+
+from toy import toy_prepared
+from dse.objectives import Limits, candidate_cost
+from dse.search import run_search
+from dse.space import suggest_candidate
+from dse.study import BASELINES, open_storage
+from hw_models import ConfigError
+
+CONTRACT = ["trial", "accuracy", "latency_s", "energy_j", "dram_energy_j", "compute_energy_j",
+            "is_baseline", "baseline"]
+
+
+def load(prepared) -> optuna.Study:
+    return optuna.load_study(study_name=prepared.study_name,
+                             storage=open_storage(prepared.storage_url))
+
+
+def test_short_study_bookkeeping_is_exact(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=10)
+    summary = run_search(prepared)
+    study = load(prepared)
+    trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 10
+    assert [t.user_attrs.get("baseline") for t in trials[:4]] == list(BASELINES)
+    assert all("baseline" not in t.user_attrs for t in trials[4:])
+    for trial in trials:  # the stored cost is the cost model's, exactly
+        candidate = suggest_candidate(optuna.trial.FixedTrial(trial.params),
+                                      prepared.context.space)
+        cost = candidate_cost(candidate, prepared.context)
+        metrics = trial.user_attrs["metrics"]
+        assert metrics["latency_s"] == float(cost.total_latency_s())
+        assert metrics["energy_j"] == float(cost.total_energy_j())
+        assert trial.values[1:] == [metrics["latency_s"], metrics["energy_j"]]
+        assert trial.user_attrs["worker"]["pid"] > 0 and trial.user_attrs["worker"]["host"]
+    frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
+    assert set(CONTRACT) | {"is_pareto", "state"} <= set(frame.columns)
+    assert "n_analog:first" in frame.columns and "undervolt_mv" in frame.columns
+    assert frame["is_baseline"].sum() == 4
+    front = pd.read_csv(tmp_path / "toy" / "pareto.csv")
+    assert set(CONTRACT) <= set(front.columns) and len(front) == len(summary["front"]) > 0
+    assert set(front["trial"]) == set(frame.loc[frame["is_pareto"], "trial"])
+    for name in ("config.json", "summary.json", "hypervolume.png", "front_3d.svg",
+                 "layer_splits.png", "front_latency_s_energy_j.png"):
+        assert (tmp_path / "toy" / name).is_file(), name
+
+
+def test_front_matches_optuna_best_trials(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=12, sampler="random",
+                            limits=Limits(max_accuracy_drop_pp=None))
+    run_search(prepared)
+    frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
+    best = {t.number for t in load(prepared).best_trials}
+    assert set(frame.loc[frame["is_pareto"], "trial"]) == best
+
+
+def test_accuracy_constraint_and_unprobed_budget_violations(toy_table, tmp_path):
+    calls = []
+    limits = Limits(max_accuracy_drop_pp=1.0, latency_budget_s=1e-9)  # nothing fits
+    prepared = toy_prepared(toy_table, tmp_path, trials=6, limits=limits, calls=calls)
+    run_search(prepared)
+    assert calls == []  # over the latency budget: never probed
+    frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
+    assert not frame["feasible"].any() and not frame["is_pareto"].any()
+    assert (frame["accuracy"] == 0).all() and not frame["probed"].any()
+
+
+def test_constraint_values_stored_per_trial(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=6,
+                            limits=Limits(max_accuracy_drop_pp=1.0))
+    run_search(prepared)
+    for trial in load(prepared).get_trials():
+        drop = (0.95 - trial.user_attrs["metrics"]["accuracy"]) * 100 - 1.0
+        assert trial.user_attrs["constraints"]["accuracy_drop_over_limit_pp"] == \
+            pytest.approx(drop)
+        assert trial.constraints["accuracy_drop_over_limit_pp"] == pytest.approx(drop)
+
+
+def test_resume_continues_the_same_study(toy_table, tmp_path):
+    run_search(toy_prepared(toy_table, tmp_path, trials=6))
+    run_search(toy_prepared(toy_table, tmp_path, trials=9))
+    study = load(toy_prepared(toy_table, tmp_path))
+    assert len(study.trials) == 9
+    assert sum("baseline" in t.user_attrs for t in study.trials) == 4
+    assert len(optuna.get_all_study_summaries(open_storage(
+        toy_prepared(toy_table, tmp_path).storage_url))) == 1
+
+
+def test_other_settings_under_the_same_name_is_an_error(toy_table, tmp_path):
+    run_search(toy_prepared(toy_table, tmp_path, trials=5))
+    before = (tmp_path / "toy" / "trials.csv").read_bytes()
+    other = toy_prepared(toy_table, tmp_path, trials=5, identity_extra={"network": "other"})
+    with pytest.raises(ConfigError, match="exists with other settings \\(network\\)"):
+        run_search(other)
+    assert len(load(other).trials) == 5
+    assert (tmp_path / "toy" / "trials.csv").read_bytes() == before
+
+
+def test_cost_only_objectives_skip_the_probe(toy_table, tmp_path):
+    calls = []
+    prepared = toy_prepared(toy_table, tmp_path, trials=8, objectives="latency,dram_energy",
+                            calls=calls)
+    summary = run_search(prepared)
+    assert calls == [] and summary["objectives"] == ["latency", "dram_energy"]
+    frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
+    assert frame["accuracy"].isna().all() and frame["feasible"].all()
+
+
+def test_compute_only_search(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=6, dram="none")
+    run_search(prepared)
+    frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
+    assert (frame["dram_energy_j"] == 0).all()
+    assert not any(c.startswith("undervolt") for c in frame.columns)
+
+
+def test_summary_reports_improvements_over_baselines(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=25, sampler="random",
+                            limits=Limits(max_accuracy_drop_pp=5.0))
+    summary = run_search(prepared)
+    document = json.loads((tmp_path / "toy" / "summary.json").read_text())
+    assert document["improvements"] == summary["improvements"]
+    for item in summary["improvements"]:
+        assert item["change_percent"] < 0 and item["baseline"] in BASELINES
+        assert item["text"].startswith(f"{item['change_percent']:+.1f} % {item['metric']}")
+    assert {b["baseline"] for b in document["baselines"]} == set(BASELINES)
+    assert np.isfinite([row["latency_s"] for row in document["front"]]).all()
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "nsga3", "gp", "random", "qmc"])
+def test_every_sampler_runs(toy_table, tmp_path, sampler):
+    if sampler == "gp":
+        pytest.importorskip("scipy", reason="the gp sampler needs the [gp] extra")
+    prepared = toy_prepared(toy_table, tmp_path, trials=6, sampler=sampler)
+    summary = run_search(prepared)
+    assert summary["trials"] == {"COMPLETE": 6} and summary["front"]

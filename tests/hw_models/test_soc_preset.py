@@ -1,0 +1,73 @@
+"""Preset files: every number has a source; malformed files give one clear error."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hw_models import ConfigError, list_soc_presets, load_soc
+from hw_models.soc import PRESET_DIR, _SCHEMA
+
+DIANA_TOML = (PRESET_DIR / "diana.toml").read_text()
+
+
+def test_diana_preset_has_a_source_for_every_number(soc):
+    assert "diana" in list_soc_presets()
+    assert set(soc.sources) == set(_SCHEMA)
+    assert all(len(note) > 10 for note in soc.sources.values())
+    assert soc.clock_hz == 260e6
+    assert (soc.power.digital_mw, soc.power.analog_mw, soc.power.both_mw) == (24.96, 28.74, 42.39)
+    assert soc.analog.ox_unroll_choices == (1, 2, 4, 8)
+
+
+def test_user_preset_file_changes_the_model(tmp_path):
+    faster = tmp_path / "fast.toml"
+    faster.write_text(DIANA_TOML.replace("value = 260e6", "value = 520e6")
+                      .replace('name = "diana"', 'name = "diana-2x"'))
+    soc = load_soc(faster)
+    assert soc.name == "diana-2x" and soc.clock_hz == 520e6
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("value = 260e6", "value = -1"), "positive number"),
+    (lambda t: t.replace("value = 16\n", 'value = "16"\n', 1), "positive integer"),
+    (lambda t: t.replace("[clock_hz]\nvalue = 260e6\n", "[clock_hz]\n"), "'clock_hz' must be"),
+    (lambda t: t + "\n[spare_mw]\nvalue = 1\nsource = \"x\"\n", "unknown key 'spare_mw'"),
+    (lambda t: t + "\n[[broken", "not valid TOML"),
+    (lambda t: t.replace("value = [1, 2, 4, 8]", "value = []"), "list of positive integers"),
+    (lambda t: t.replace("value = 260e6", "value = nan"), "positive number"),
+    (lambda t: t.replace("value = 260e6", "value = inf"), "positive number"),
+])
+def test_malformed_preset_rejected(tmp_path, edit, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(edit(DIANA_TOML))
+    with pytest.raises(ConfigError, match=message):
+        load_soc(path)
+
+
+def test_empty_source_note_rejected(tmp_path):
+    path = tmp_path / "bad.toml"
+    start = DIANA_TOML.index('source = "ODiMO models/model_diana.py: F')
+    end = DIANA_TOML.index("\n", start)
+    path.write_text(DIANA_TOML[:start] + 'source = "  "' + DIANA_TOML[end:])
+    with pytest.raises(ConfigError, match="'clock_hz' needs a non-empty source"):
+        load_soc(path)
+
+
+def test_unknown_preset_name():
+    with pytest.raises(ConfigError, match="unknown hardware 'tpu'"):
+        load_soc("tpu")
+
+
+def test_importing_hw_models_does_not_import_torch():
+    code = ("import sys, pkgutil, importlib, hw_models\n"
+            "for module in pkgutil.iter_modules(hw_models.__path__):\n"
+            "    importlib.import_module('hw_models.' + module.name)\n"
+            "print('torch' in sys.modules, len(list(pkgutil.iter_modules(hw_models.__path__))))")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=root, check=True)
+    imported_torch, modules = out.stdout.split()
+    assert imported_torch == "False" and int(modules) >= 10

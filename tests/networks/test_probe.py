@@ -1,0 +1,127 @@
+"""Baseline training, checkpoints and the accuracy probe (tiny and CPU-only)."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from hw_models import ConfigError
+from hw_models.error_models import ErrorModelParams
+from networks import get_dataset_spec
+from networks import probe as probe_module
+from networks.datasets import load_dataset
+from networks.probe import ProbeCandidate, ProbeConfig, ProbeSetup, probe
+from networks.train import TrainConfig, load_checkpoint, save_checkpoint, train_baseline
+
+N_LAYERS = 10  # resnet8
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """resnet8 on digits, trained briefly (a few seconds), saved and reloaded."""
+    bundle = load_dataset("digits")
+    checkpoint = train_baseline("resnet8", bundle, TrainConfig(epochs=8), device="cpu")
+    path = tmp_path_factory.mktemp("ckpt") / "resnet8-digits.pt"
+    return save_checkpoint(checkpoint, path), path, bundle
+
+
+def setup_for(trained, tmp_path=None, **config) -> ProbeSetup:
+    checkpoint, _, bundle = trained
+    return ProbeSetup(checkpoint=checkpoint, bundle=bundle,
+                      config=ProbeConfig(steps=8, seeds=2, **config),
+                      error_params=ErrorModelParams(), row_bytes=2048, cache_dir=tmp_path)
+
+
+def candidate(n_analog=(0,) * N_LAYERS, weight_ber=0.0, activation_ber=0.0) -> ProbeCandidate:
+    return ProbeCandidate(tuple(n_analog), (weight_ber,) * N_LAYERS,
+                          (activation_ber,) * N_LAYERS)
+
+
+@pytest.fixture(autouse=True)
+def fresh_memory_cache():
+    probe_module._MEMORY_CACHE.clear()
+
+
+def test_checkpoint_records_config_and_accuracy(trained):
+    checkpoint, path, _ = trained
+    assert checkpoint.network == "resnet8" and checkpoint.num_classes == 10
+    assert checkpoint.train_config["epochs"] == 8
+    assert 0.8 < checkpoint.val_accuracy <= 1 and 0.8 < checkpoint.float_val_accuracy <= 1
+    assert len(checkpoint.digest) == 16
+    assert load_checkpoint(path).digest == checkpoint.digest
+
+
+def test_same_seed_same_accuracy(trained):
+    first = probe(candidate(weight_ber=1e-3), setup=setup_for(trained))
+    probe_module._MEMORY_CACHE.clear()
+    second = probe(candidate(weight_ber=1e-3), setup=setup_for(trained))
+    assert first.accuracy_per_seed == second.accuracy_per_seed
+    assert not second.cached and 0 <= first.accuracy_mean <= 1
+
+
+def test_all_digital_not_worse_than_all_analog(trained):
+    cout = (16, 16, 16, 32, 32, 32, 64, 64, 64, 10)
+    digital = probe(candidate(), setup=setup_for(trained)).accuracy_mean
+    analog = probe(candidate(n_analog=cout), setup=setup_for(trained)).accuracy_mean
+    assert digital >= analog - 0.02
+    assert digital > 0.9
+
+
+def test_high_ber_on_weights_hurts(trained):
+    clean = probe(candidate(), setup=setup_for(trained)).accuracy_mean
+    broken = probe(candidate(weight_ber=1e-2), setup=setup_for(trained))
+    worse = probe(candidate(weight_ber=3e-2), setup=setup_for(trained))
+    # EDEN's correction zeroes out-of-range codes, so 1e-2 costs points, not everything
+    assert broken.accuracy_mean < clean - 0.03
+    assert worse.accuracy_mean < broken.accuracy_mean - 0.1
+    assert broken.accuracy_std > 0 and len(broken.accuracy_per_seed) == 2
+
+
+def test_cache_hit_skips_the_fine_tune(trained, tmp_path, monkeypatch):
+    setup = setup_for(trained, tmp_path)
+    first = probe(candidate(weight_ber=1e-4), setup=setup)
+    assert not first.cached and list(tmp_path.glob("*.json"))
+
+    def no_fine_tune(*args, **kwargs):
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr(probe_module, "_fine_tune", no_fine_tune)
+    from_memory = probe(candidate(weight_ber=1e-4), setup=setup)
+    probe_module._MEMORY_CACHE.clear()
+    from_disk = probe(candidate(weight_ber=1e-4), setup=setup)
+    for hit in (from_memory, from_disk):
+        assert hit.cached and hit.accuracy_per_seed == first.accuracy_per_seed
+    other_settings = setup_for(trained, tmp_path, error_model=1)
+    with pytest.raises(AssertionError, match="cache should have answered"):
+        probe(candidate(weight_ber=1e-4), setup=other_settings)
+
+
+def test_probe_rejects_bad_settings(trained):
+    with pytest.raises(ConfigError, match="one entry per layer"):
+        probe(ProbeCandidate((0,), (0.0,), (0.0,)), setup=setup_for(trained))
+    bad = dataclasses.replace(setup_for(trained), config=ProbeConfig(steps=-1))
+    with pytest.raises(ConfigError, match="steps must be >= 0"):
+        probe(candidate(), setup=bad)
+
+
+def test_checkpoint_mismatches_and_corruption(trained, tmp_path):
+    _, path, _ = trained
+    with pytest.raises(ConfigError, match="of network 'resnet8', not 'resnet20'"):
+        load_checkpoint(path, network="resnet20")
+    with pytest.raises(ConfigError, match="trained for 10 classes"):
+        load_checkpoint(path, network="resnet8", spec=get_dataset_spec("synthetic"))
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="corrupt or not a dse checkpoint"):
+        load_checkpoint(corrupt)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_rebuilt_model_matches_the_checkpoint(trained):
+    checkpoint, _, bundle = trained
+    model = checkpoint.build().eval()
+    images, _ = next(bundle.batches("val", 32, shuffle=False))
+    with torch.no_grad():
+        assert torch.equal(model(images), checkpoint.build().eval()(images))

@@ -1,0 +1,115 @@
+"""DIANA quantisers, the analog-channel rule and the quantised model."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hw_models.error_models import ErrorModelParams
+from networks import build_network, extract_layer_table
+from networks.diana_model import calibrate, to_diana
+from networks.quantize import (ActivationQuantizer, analog_channels, pow2_int8, ternarisation_error,
+                               ternary)
+
+
+def test_ternary_values_per_channel():
+    torch.manual_seed(0)
+    weight = torch.randn(6, 4, 3, 3)
+    codes, scale = ternary(weight)
+    assert set(codes.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    dequantised = codes * scale[:, None, None, None]
+    for channel in range(6):
+        values = set(dequantised[channel].unique().tolist())
+        s = float(scale[channel])
+        assert values <= {-s, 0.0, s} and s > 0
+
+
+def test_int8_grid_with_power_of_two_scale():
+    torch.manual_seed(1)
+    weight = torch.randn(8, 3, 3, 3) * 0.3
+    codes, scale = pow2_int8(weight)
+    assert math.log2(scale) == int(math.log2(scale))
+    assert codes.abs().max() <= 127 and codes.abs().max() > 63  # the scale is the tightest
+    assert torch.equal(codes, codes.round())
+    assert (codes * scale - weight).abs().max() <= scale / 2 + 1e-7
+
+
+def test_activations_are_7_bit():
+    quantizer = ActivationQuantizer()
+    quantizer.clip.data.fill_(2.0)
+    x = torch.linspace(-1, 3, 1001)
+    with torch.no_grad():
+        codes = quantizer.codes(x)
+        out = quantizer(x)
+    assert codes.min() == 0 and codes.max() == 127
+    assert torch.equal(codes, codes.round())
+    assert out.min() == 0 and float(out.max()) == pytest.approx(2.0)
+    assert len(out.unique()) == 128
+
+
+def test_analog_channel_rule_picks_smallest_ternarisation_error():
+    torch.manual_seed(2)
+    weight = torch.randn(4, 8)
+    weight[2] = torch.tensor([0.5, -0.5, 0.5, 0.0, 0.5, -0.5, 0.0, 0.5])  # exactly ternary
+    weight[3] = weight[2].clone()  # a tie with channel 2: the lower index wins
+    errors = ternarisation_error(weight)
+    assert errors[2] == pytest.approx(0, abs=1e-12)
+    assert analog_channels(weight, 1).tolist() == [False, False, True, False]
+    two = analog_channels(weight, 2)
+    assert two.tolist() == [False, False, True, True]
+    order = torch.argsort(errors[:2])
+    three = analog_channels(weight, 3)
+    assert three[order[0]] and not three[order[1]]
+    assert analog_channels(weight, 0).sum() == 0 and analog_channels(weight, 4).all()
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(3)
+    float_model = build_network("resnet8", "digits").eval()
+    table = extract_layer_table(float_model, (1, 8, 8))
+    model = to_diana(float_model, table.name)
+    images = torch.randn(64, 1, 8, 8)
+    calibrate(model, images)
+    return float_model, model, table, images
+
+
+def test_all_digital_model_tracks_the_float_model(small_model):
+    float_model, model, _, images = small_model
+    with torch.no_grad():
+        reference = float_model(images)
+        quantised = model.eval()(images)
+    assert (quantised - reference).abs().max() < 0.1 * reference.abs().max()
+
+
+def test_split_and_errors_change_the_output_reproducibly(small_model):
+    _, model, table, images = small_model
+    model.eval()
+    with torch.no_grad():
+        digital = model(images)
+        model.set_split(table.cout)
+        analog = model(images)
+        bers = [1e-2] * table.n_layers
+        model.set_errors(bers, bers, model=0, params=ErrorModelParams(), row_bytes=2048, seed=5)
+        noisy = model(images)
+        model.set_errors(bers, bers, model=0, params=ErrorModelParams(), row_bytes=2048, seed=5)
+        again = model(images)
+        fresh = model(images)  # the generator moved on: new masks
+        model.clear_errors()
+        model.set_split([0] * table.n_layers)
+    assert not torch.allclose(digital, analog)
+    assert not torch.allclose(analog, noisy)
+    assert torch.equal(noisy, again) and not torch.equal(noisy, fresh)
+
+
+def test_depthwise_layers_never_go_analog_in_training_splits():
+    from networks.train import TrainConfig, _RandomSplits
+    float_model = build_network("mobilenetv1", "digits")
+    table = extract_layer_table(float_model, (1, 8, 8))
+    model = to_diana(float_model, table.name)
+    splits = _RandomSplits(table, TrainConfig())
+    for step in range(20):
+        splits(model, step)
+        for layer, capable in zip(model.layers(), table.analog_capable):
+            assert capable or not layer.analog.any()

@@ -1,0 +1,338 @@
+"""The command line, as a user runs it."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+from dse import __version__
+from hw_models.soc import PRESET_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_bare_dse_prints_help():
+    result = run()
+    assert result.exit_code == 0 and "Commands:" in result.output
+
+
+def test_user_model_in_the_working_directory(tmp_path):
+    (tmp_path / "herenet.py").write_text(
+        "from torch import nn\n"
+        "def net(input_shape, num_classes):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, num_classes))\n"
+        "def noisy(input_shape, num_classes):\n"
+        "    raise RuntimeError('line one\\nline two')\n")
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli; cli.main()"
+    good = subprocess.run([sys.executable, "-c", code, "layers", "herenet:net", "--dataset",
+                           "cifar10", "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["layers"][0]["cin"] == 3 * 32 * 32
+    bad = subprocess.run([sys.executable, "-c", code, "layers", "herenet:noisy", "--dataset",
+                          "cifar10"], capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.count("\n") == 1 and "line one line two" in bad.stderr
+
+
+@pytest.mark.parametrize("command", [[], ["networks"], ["layers"], ["cost"], ["dram"],
+                                     ["train"], ["probe"]])
+def test_help_everywhere(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_networks_lists_the_zoo():
+    result = run("networks")
+    assert result.exit_code == 0
+    for name in ("resnet8", "resnet20", "mobilenetv1", "resnet18", "40,813,184"):
+        assert name in result.output
+    rows = json.loads(run("networks", "--json").output)
+    by_name = {row["network"]: row for row in rows}
+    assert by_name["mobilenetv1"]["input_shape"] == [3, 96, 96]
+    assert by_name["resnet18"]["num_classes"] == 200
+
+
+def test_layers_json_contract():
+    result = run("layers", "resnet20", "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert {"network", "input_shape", "num_classes", "layers"} <= set(report)
+    assert report["input_shape"] == [3, 32, 32] and report["num_classes"] == 10
+    assert len(report["layers"]) == 22
+    assert set(report["layers"][0]) == {"name", "kind", "cin", "cout", "kx", "ky", "stride",
+                                        "groups", "ox", "oy", "macs", "weights"}
+
+
+def test_layers_adapts_to_dataset():
+    report = json.loads(run("layers", "resnet8", "--dataset", "digits", "--json").output)
+    assert report["layers"][0]["cin"] == 1 and report["layers"][0]["ox"] == 8
+    text = run("layers", "mobilenetv1").output
+    assert "depthwise" in text and "total: 28 layers" in text
+
+
+LAYER_KEYS = {"name", "kind", "cin", "cout", "kx", "ky", "ox", "oy", "groups", "n_digital",
+              "n_analog", "digital_cycles", "analog_cycles", "latency_cycles", "energy_j",
+              "dram_bytes", "dram_time_s", "dram_energy_j", "weight_ber", "activation_ber"}
+
+
+def test_cost_json_contract_and_reference():
+    result = run("cost", "--network", "resnet20", "--mapping", "all-digital", "--dram", "none",
+                 "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["hw"] == "diana" and report["network"] == "resnet20"
+    assert report["total"]["latency_cycles"] == pytest.approx(257_673.25, rel=1e-12)
+    assert report["total"]["energy_j"] == pytest.approx(24.736632e-6, rel=1e-9)
+    assert report["total"]["latency_s"] == pytest.approx(257_673.25 / 260e6, rel=1e-12)
+    assert LAYER_KEYS <= set(report["layers"][0])
+    assert report["dram"] is None and report["total"]["dram_energy_j"] == 0
+    assert sum(layer["energy_j"] for layer in report["layers"]) == pytest.approx(
+        report["total"]["energy_j"], rel=1e-12)
+
+
+def test_cost_text_output():
+    result = run("cost", "--network", "resnet20", "--mapping", "min-latency", "--dram", "none")
+    assert result.exit_code == 0
+    assert "total: 86,964.45 cycles" in result.output
+    assert "not costed" in result.output
+
+
+def test_cost_with_json_mapping_and_user_preset(tmp_path):
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"blocks.0.conv1.conv": 8}))
+    preset = tmp_path / "soc.toml"
+    preset.write_text((PRESET_DIR / "diana.toml").read_text().replace("value = 260e6",
+                                                                      "value = 130e6"))
+    report = json.loads(run("cost", "--network", "resnet8", "--mapping", str(mapping),
+                            "--hw", str(preset), "--dram", "none", "--json").output)
+    layer = report["layers"][1]
+    assert (layer["n_analog"], layer["n_digital"]) == (8, 8)
+    assert report["total"]["latency_s"] == pytest.approx(
+        report["total"]["latency_cycles"] / 130e6)
+
+
+def bad_preset(tmp_path) -> str:
+    path = tmp_path / "bad.toml"
+    path.write_text((PRESET_DIR / "diana.toml").read_text().replace("value = 24.96", "value = 0"))
+    return str(path)
+
+
+def bad_json(tmp_path, document) -> str:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    return str(path)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["layers", "vgg16"], "unknown network 'vgg16'"),
+    (["layers", "resnet8", "--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["layers", "nosuch.module:fn", "--dataset", "cifar10"], "cannot import 'nosuch.module'"),
+    (["cost", "--network", "resnet8", "--mapping", "best"], "neither a heuristic"),
+    (["cost", "--network", "resnet8", "--mapping", "{tmp}/missing.json"], "neither a heuristic"),
+    (["cost", "--network", "resnet8", "--mapping", "@unknown_layer"], "unknown layer 'nope'"),
+    (["cost", "--network", "resnet8", "--mapping", "@too_many"], "n_analog must be in [0, 16]"),
+    (["cost", "--network", "resnet8", "--mapping", "@fraction"], "must be an integer"),
+    (["cost", "--network", "mobilenetv1", "--mapping", "@depthwise"], "the analog array cannot"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--hw", "@preset"],
+     "must be a positive number"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--hw", "tpu"],
+     "unknown hardware 'tpu'"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--dram", "sram"],
+     "unknown DRAM device 'sram'"),
+    (["cost", "--mapping", "all-analog"], "Missing option '--network'"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    documents = {
+        "@unknown_layer": {"nope": 1},
+        "@too_many": {"stem.conv": 17},
+        "@fraction": {"stem.conv": 1.5},
+        "@depthwise": {"blocks.0.depthwise.conv": 1},
+    }
+    args = [bad_preset(tmp_path) if a == "@preset"
+            else bad_json(tmp_path, documents[a]) if a in documents
+            else a.format(tmp=tmp_path) for a in args]
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("dse: error: ") and message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_console_entry_point_exit_code_and_stderr():
+    code = "import cli; cli.main()"
+    bad = subprocess.run([sys.executable, "-c", code, "cost", "--network", "nope",
+                          "--mapping", "all-digital"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == ("dse: error: unknown network 'nope' (known: mobilenetv1, "
+                                  "resnet18, resnet20, resnet8; or package.module:function)")
+    good = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert good.returncode == 0 and __version__ in good.stdout
+
+
+def test_dram_point_json_contract():
+    result = run("dram", "--device", "ddr3l-1600", "--vendor", "B", "--vdd", "1.075",
+                 "--trcd", "13.75", "--json")
+    assert result.exit_code == 0, result.output
+    point = json.loads(result.output)
+    assert {"device", "vendor", "vdd_v", "trcd_ns", "vdd_nominal_v", "trcd_nominal_ns",
+            "ber_vdd", "ber_trcd", "ber", "energy_scale", "row_miss_ns"} <= set(point)
+    assert point["ber_vdd"] == pytest.approx(3.68e-7, rel=2e-3)
+    assert point["ber_trcd"] == 0 and point["row_miss_ns"] == pytest.approx(32.5)
+    text = run("dram", "--device", "lpddr4-3200").output
+    assert "BER combined   0.000e+00" in text and "energy scale" in text
+
+
+def test_dram_list():
+    result = run("dram", "--list")
+    assert result.exit_code == 0
+    for name in ("ddr3l-1600", "ddr4-2400", "lpddr4-3200"):
+        assert name in result.output
+    rows = json.loads(run("dram", "--list", "--json").output)
+    assert rows[0]["vdd_min_v"]["B"] == pytest.approx(1.025)
+
+
+def test_cost_with_default_dram():
+    report = json.loads(run("cost", "--network", "resnet20", "--mapping", "all-digital",
+                            "--vdd", "0.9", "--trcd", "14", "--json").output)
+    assert report["dram"]["device"] == "lpddr4-3200"
+    total = report["total"]
+    assert total["energy_j"] == pytest.approx(total["compute_energy_j"] + total["dram_energy_j"])
+    assert total["compute_energy_j"] == pytest.approx(24.736632e-6, rel=1e-9)
+    assert total["dram_energy_j"] > 0
+    assert sum(layer["dram_bytes"] for layer in report["layers"]) == 270_896  # int8 weights
+    assert all(layer["weight_ber"] > 0 for layer in report["layers"])
+    assert all(LAYER_KEYS <= set(layer) for layer in report["layers"])
+    text = run("cost", "--network", "resnet20", "--mapping", "all-digital").output
+    assert "DRAM: lpddr4-3200 vendor B" in text and "+ DRAM" in text
+
+
+def test_cost_no_overlap_is_slower():
+    args = ["cost", "--network", "resnet18", "--mapping", "all-analog", "--json"]
+    overlapped = json.loads(run(*args).output)["total"]["latency_s"]
+    serial = json.loads(run(*args, "--no-overlap").output)["total"]["latency_s"]
+    assert serial > overlapped
+
+
+@pytest.mark.parametrize("args, message", [
+    (["dram", "--device", "hbm2"], "unknown DRAM device 'hbm2'"),
+    (["dram", "--device", "ddr4-2400", "--vendor", "Z"], "unknown vendor 'Z'"),
+    (["dram", "--device", "ddr4-2400", "--vdd", "0.7"], "VDD 0.7 V outside"),
+    (["dram", "--device", "ddr4-2400", "--trcd", "3"], "tRCD 3 ns outside"),
+    (["dram"], "give --device"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--dram", "none", "--vdd",
+      "1.0"], "need a DRAM device"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partitions", "@over"],
+     "over its capacity"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partitions", "@unknown"],
+     "unknown tensor 'weights/conv9'"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partitions", "halves"],
+     "neither a layout"),
+])
+def test_bad_dram_input_is_one_line_exit_2(tmp_path, args, message):
+    documents = {
+        "@over": {"partitions": [{"name": "p", "capacity_bytes": 100}]},
+        "@unknown": {"partitions": [{"name": "p", "capacity_bytes": 100}],
+                     "tensors": {"weights/conv9": "p"}},
+    }
+    args = [bad_json(tmp_path, documents[a]) if a in documents else a for a in args]
+    result = run(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+@pytest.fixture(scope="module")
+def synthetic_results(tmp_path_factory):
+    """A results folder with a briefly trained resnet8 / synthetic checkpoint."""
+    results = tmp_path_factory.mktemp("results")
+    result = run("train", "--dataset", "synthetic", "--epochs", "2", "--results-dir",
+                 str(results), "--json")
+    assert result.exit_code == 0, result.stderr
+    return results, json.loads(result.stdout)
+
+
+def test_train_caches_the_checkpoint(synthetic_results):
+    results, report = synthetic_results
+    assert report["trained"] and 0 <= report["val_accuracy"] <= 1
+    assert report["checkpoint"].startswith(str(results / "checkpoints"))
+    again = json.loads(run("train", "--dataset", "synthetic", "--epochs", "2", "--results-dir",
+                           str(results), "--json").stdout)
+    assert not again["trained"] and again["checkpoint"] == report["checkpoint"]
+
+
+def test_probe_json_contract(synthetic_results):
+    results, _ = synthetic_results
+    result = run("probe", "--dataset", "synthetic", "--epochs", "2", "--results-dir",
+                 str(results), "--mapping", "all-analog", "--vdd", "0.85", "--steps", "2",
+                 "--seeds", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"network", "dataset", "mapping", "accuracy", "accuracy_std", "baseline_accuracy",
+            "steps", "seeds", "seconds"} <= set(report)
+    assert 0 <= report["accuracy"] <= 1 and 0 <= report["baseline_accuracy"] <= 1
+    assert (report["steps"], report["seeds"]) == (2, 2)
+    assert report["max_weight_ber"] > 0
+
+
+def test_train_reports_the_checkpoint_it_used(synthetic_results, tmp_path):
+    _, report = synthetic_results
+    own = json.loads(run("train", "--dataset", "synthetic", "--checkpoint", report["checkpoint"],
+                         "--results-dir", str(tmp_path), "--json").stdout)
+    assert own["checkpoint"] == report["checkpoint"] and not own["trained"]
+
+
+def test_probe_with_a_checkpoint_of_another_network(synthetic_results):
+    _, report = synthetic_results
+    result = run("probe", "--network", "resnet20", "--dataset", "synthetic", "--checkpoint",
+                 report["checkpoint"], "--dram", "none")
+    assert result.exit_code == 2
+    assert "is of network 'resnet8', not 'resnet20'" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--dataset", "cifar10"], "cifar10 needs --data-dir"),
+    (["train", "--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"], "/nonexistent"),
+    (["train", "--dataset", "vww"], "no loader"),
+    (["train", "--epochs", "0"], "--epochs must be >= 1"),
+    (["probe", "--steps", "-1"], "--steps must be >= 0"),
+    (["probe", "--seeds", "0"], "--seeds >= 1"),
+    (["probe", "--error-model", "4"], "--error-model"),
+    (["probe", "--checkpoint", "/nonexistent.pt", "--dram", "none"], "does not exist"),
+])
+def test_bad_probe_input_is_one_line_exit_2(args, message, tmp_path):
+    result = run(*args, "--results-dir", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_cuda_without_cuda_is_refused(tmp_path):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run("train", "--dataset", "synthetic", "--epochs", "1", "--device", "cuda",
+                 "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and "no CUDA device" in result.stderr
+
+
+def test_probe_defaults_match_the_probe_config():
+    from cli import ProbeDefaults
+    from networks.probe import ProbeConfig
+    assert (ProbeDefaults.steps, ProbeDefaults.seeds) == (ProbeConfig.steps, ProbeConfig.seeds)
