@@ -8,7 +8,6 @@ import functools
 import os
 import platform
 import re
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -23,6 +22,7 @@ from dse.objectives import OBJECTIVES, Context, Limits, candidate_cost, parse_ob
 from dse.plots import write_plots
 from dse.probing import DataRequest, obtain_checkpoint, resolve_device
 from dse.reports import CostRequest, dram_setting
+from dse.runner import SignalGuard, Terminated, run_trial
 from dse.results import (TEST_ACCURACY_ATTR, metrics_of, trials_frame, write_json,
                          write_tables)
 from dse.space import build_space, suggest_candidate
@@ -91,10 +91,6 @@ class SearchInterrupted(Exception):
         super().__init__(f"{signal_name}: stopped; completed trials are kept and the results "
                          f"in {out_dir} are written from them")
         self.exit_code = exit_code
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised inside the running trial so Optuna records it as failed."""
 
 
 @dataclass(frozen=True)
@@ -202,20 +198,20 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None) -> dict[
                               identity=prepared.identity, context=prepared.context)
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
         write_json(prepared.out_dir / "config.json", resolved_config(prepared))
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-        try:
-            _work(study, prepared, progress)
-        except KeyboardInterrupt as exc:
-            terminated = isinstance(exc, _Terminated)
-            finish(study, prepared, test_split=False)
-            raise SearchInterrupted("SIGTERM" if terminated else "interrupted",
-                                    143 if terminated else 130, prepared.out_dir) from None
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        with SignalGuard() as guard:
+            try:
+                _work(study, prepared, progress, guard)
+            except KeyboardInterrupt as exc:
+                terminated = isinstance(exc, Terminated)
+                with contextlib.suppress(KeyboardInterrupt):  # a second signal stops this
+                    finish(study, prepared, test_split=False)
+                raise SearchInterrupted("SIGTERM" if terminated else "interrupted",
+                                        143 if terminated else 130, prepared.out_dir) from None
         return finish(study, prepared, test_split=True)
 
 
-def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None) -> None:
+def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
+          guard: SignalGuard) -> None:
     """One trial at a time until the study's budget (or this worker's) is met.
 
     While the budget is only reached by counting trials still running elsewhere, wait: if
@@ -224,22 +220,25 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None) ->
     """
     config = prepared.config
     per_worker = config.trials_per_worker
-    objective = make_objective(prepared.context, budget=None if per_worker else config.trials)
-    callback = _ProgressCallback(prepared, progress)
+    objective = make_objective(prepared.context, budget=None if per_worker else config.trials,
+                               interruptible=guard.interruptible)
+    callbacks = [_ProgressCallback(prepared, progress)] if progress is not None else []
     ran = 0
     while True:
-        if per_worker is not None and ran >= per_worker:
-            return
-        complete = _complete(study)
-        if per_worker is None and complete >= config.trials:
-            return
-        running = len(study.get_trials(deepcopy=False,
-                                       states=(optuna.trial.TrialState.RUNNING,)))
-        if per_worker is None and complete + running >= config.trials:
-            optuna.storages.fail_stale_trials(study)
-            time.sleep(POLL_S)
-            continue
-        study.optimize(objective, n_trials=1, callbacks=[callback])
+        guard.check()
+        if per_worker is not None:
+            if ran >= per_worker:
+                return
+        else:
+            complete, running = _counts(study)
+            if complete >= config.trials:
+                return
+            if complete + running >= config.trials:
+                optuna.storages.fail_stale_trials(study)
+                with guard.interruptible():
+                    time.sleep(POLL_S)
+                continue
+        run_trial(study, objective, guard, callbacks)
         ran += 1
 
 
@@ -282,12 +281,16 @@ def _single_writer(storage_url: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
-    raise _Terminated()
-
-
 def _complete(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def _counts(study: optuna.Study) -> tuple[int, int]:
+    """Complete and running trials, in one storage query."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    trials = study.get_trials(deepcopy=False, states=states)
+    complete = sum(1 for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    return complete, len(trials) - complete
 
 
 class _ProgressCallback:

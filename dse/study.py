@@ -7,13 +7,14 @@ The baselines are enqueued once, when the study is created.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -183,17 +184,20 @@ def enqueue_baselines(study: optuna.Study, context: Context) -> None:
         study.enqueue_trial(candidate_params(space, n_analog), user_attrs={"baseline": name})
 
 
-def make_objective(context: Context, *, budget: int | None = None
+def make_objective(context: Context, *, budget: int | None = None,
+                   interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
                    ) -> Callable[[optuna.trial.Trial], list[float]]:
     """The Optuna objective; with a ``budget``, a trial that would exceed the study's total of
-    complete trials is pruned before any work (marked ``surplus``)."""
+    complete trials is pruned before any work (marked ``surplus``). The evaluation (cost
+    model and probe, no storage use) runs inside ``interruptible()``."""
     def objective(trial: optuna.trial.Trial) -> list[float]:
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
         if budget is not None and ahead_of(trial) >= budget:
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("the study's trial budget is reached")
         candidate = suggest_candidate(trial, context.space)
-        evaluation = evaluate(candidate, context)
+        with interruptible():
+            evaluation = evaluate(candidate, context)
         # one attribute, one database round trip: storage time matters on a shared database
         trial.set_user_attr("metrics", {**evaluation.metrics, "probed": evaluation.probed,
                                         "cost_seconds": evaluation.cost_seconds,

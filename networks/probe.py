@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -205,6 +206,6 @@ def _write_cache(cache_dir: Path | None, key: str, result: ProbeResult) -> None:
         return
     path = Path(cache_dir) / f"{key}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")  # workers may share the cache
     temporary.write_text(json.dumps(asdict(result)))
     temporary.replace(path)

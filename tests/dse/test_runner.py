@@ -1,0 +1,102 @@
+"""The trial runner: a signal at any moment leaves no trial RUNNING."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+
+import optuna
+import pytest
+
+from dse.runner import SignalGuard, Terminated, run_trial
+
+State = optuna.trial.TrialState
+
+
+def _quadratic(trial: optuna.trial.Trial) -> list[float]:
+    x = trial.suggest_float("x", -1.0, 1.0)
+    y = trial.suggest_int("y", 0, 8)
+    return [x * x + y]
+
+
+def _interruptible_quadratic(guard: SignalGuard):
+    def objective(trial: optuna.trial.Trial) -> list[float]:
+        x = trial.suggest_float("x", -1.0, 1.0)
+        with guard.interruptible():
+            value = sum(i * x for i in range(20_000))  # a little work a signal may cut
+        trial.set_user_attr("value", value)
+        return [value]
+    return objective
+
+
+@pytest.mark.parametrize("signum, exception", [(signal.SIGTERM, Terminated),
+                                               (signal.SIGINT, KeyboardInterrupt)])
+def test_a_signal_at_any_moment_leaves_no_running_trial(tmp_path, signum, exception):
+    # the storage calls take most of each trial's time, so random moments land inside
+    # ask and tell as well as inside the objective
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    rng = random.Random(7)
+    stops = 0
+    for _ in range(25):
+        timer = threading.Timer(rng.uniform(0.0, 0.04), os.kill, (os.getpid(), signum))
+        with SignalGuard() as guard:
+            timer.start()
+            try:
+                while True:
+                    run_trial(study, _interruptible_quadratic(guard), guard)
+            except exception:
+                stops += 1
+            timer.join()
+    states = [t.state for t in study.trials]
+    assert stops == 25
+    assert State.RUNNING not in states
+    assert 0 < states.count(State.FAIL) <= 25  # some signals cut an evaluation
+    assert all(t.user_attrs["fail_reason"] == exception.__name__
+               for t in study.trials if t.state == State.FAIL)
+    complete = [t for t in study.trials if t.state == State.COMPLETE]
+    assert len(complete) + states.count(State.FAIL) == len(states) > 25
+    assert all(t.values == [t.user_attrs["value"]] for t in complete)
+
+
+def test_a_signal_outside_interruptible_blocks_is_held(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    with SignalGuard() as guard:
+        os.kill(os.getpid(), signal.SIGTERM)
+        trial = study.ask()  # still runs: the signal is held
+        study.tell(trial, [1.0])
+        with pytest.raises(Terminated):
+            guard.check()
+        guard.check()  # raised once only
+        os.kill(os.getpid(), signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            with guard.interruptible():
+                raise AssertionError("a held signal raises on entering the block")
+    assert study.trials[0].state == State.COMPLETE
+
+
+def test_objective_errors_fail_the_trial_and_propagate(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+    def broken(trial):
+        trial.suggest_float("x", 0, 1)
+        raise ValueError("diverged")
+
+    with SignalGuard() as guard:
+        with pytest.raises(ValueError, match="diverged"):
+            run_trial(study, broken, guard)
+        pruned = run_trial(study, lambda t: (_ for _ in ()).throw(optuna.TrialPruned()), guard)
+        done = run_trial(study, _quadratic, guard, callbacks=[
+            lambda s, frozen: s.set_user_attr("last", frozen.number)])
+    assert [t.state for t in study.trials] == [State.FAIL, State.PRUNED, State.COMPLETE]
+    assert study.trials[0].user_attrs["fail_reason"] == "ValueError: diverged"
+    assert pruned.state == State.PRUNED and done.values == [done.params["x"] ** 2
+                                                              + done.params["y"]]
+    assert study.user_attrs["last"] == 2
+
+
+def test_the_guard_restores_the_previous_handlers():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with SignalGuard():
+        assert signal.getsignal(signal.SIGTERM) not in (before[0], signal.SIG_DFL)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
