@@ -7,7 +7,7 @@
   with 1 and 2 workers.
 
 Needs the local PostgreSQL server (postgres@127.0.0.1:5432); each run gets a fresh database.
-Run: python bench/cluster.py [--probe-trials 40] [--cost-trials 300]
+Run: python bench/cluster.py [--probe-trials 40] [--cost-trials 300] (0 skips a kind)
 """
 from __future__ import annotations
 
@@ -69,15 +69,20 @@ def main() -> None:
     admin = psycopg.connect(ADMIN_URL, autocommit=True)
     scratch = Path(tempfile.mkdtemp(prefix="dse-bench-"))
     checkpoint_dir = scratch / "shared"
-    subprocess.run([sys.executable, "-c", "import cli; cli.main()", "train", "--results-dir",
-                    str(checkpoint_dir)], cwd=ROOT, check=True, capture_output=True)
-    checkpoint = next((checkpoint_dir / "checkpoints").glob("*.pt"))
+    checkpoint = None
+    if args.probe_trials:
+        subprocess.run([sys.executable, "-c", "import cli; cli.main()", "train",
+                        "--results-dir", str(checkpoint_dir)], cwd=ROOT, check=True,
+                       capture_output=True)
+        checkpoint = next((checkpoint_dir / "checkpoints").glob("*.pt"))
     rows = []
     for kind, trials, extra in (
             ("probe-bound", args.probe_trials,
              ["--checkpoint", str(checkpoint), "--probe-seeds", "1"]),
             ("cost-only", args.cost_trials, ["--objectives", "latency,energy",
                                              "--sampler", "random"])):
+        if trials == 0:  # 0 skips that kind
+            continue
         for workers in (1, 2):
             name = fresh_database(admin)
             url = f"postgresql://postgres@127.0.0.1:5432/{name}"

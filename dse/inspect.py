@@ -10,7 +10,7 @@ import optuna
 
 from dse.objectives import Context, Limits, candidate_cost
 from dse.reports import CostRequest, dram_setting
-from dse.results import metrics_of
+from dse.results import constraints_of, metrics_of
 from dse.search import write_outputs
 from dse.space import build_space, suggest_candidate
 from dse.study import CONFIG_ATTR, open_storage
@@ -106,7 +106,7 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
         "metrics": {key: metrics_of(trial).get(key) for key in
                     ("accuracy", "accuracy_std", "latency_s", "energy_j", "dram_energy_j",
                      "compute_energy_j", "probed")},
-        "constraints": trial.user_attrs.get("constraints", {}),
+        "constraints": constraints_of(trial),
         "test_accuracy": study.user_attrs.get("test_accuracy", {}).get(str(trial_number)),
         "layers": layers,
     }

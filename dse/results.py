@@ -22,6 +22,13 @@ def metrics_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     return trial.user_attrs.get("metrics", {})
 
 
+def constraints_of(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """A trial's constraint values (<= 0: met); stored with its metrics (or, in studies made
+    by dse 0.1, as their own attribute)."""
+    return trial.user_attrs.get("metrics", {}).get("constraints",
+                                                   trial.user_attrs.get("constraints", {}))
+
+
 def objectives_of(study: optuna.Study) -> list[str]:
     return list(study.user_attrs.get("objectives", {}))
 
@@ -34,7 +41,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         if trial.state == optuna.trial.TrialState.WAITING:
             continue  # enqueued, not run yet
         attrs = {**trial.user_attrs, **trial.user_attrs.get("metrics", {})}
-        constraints = attrs.get("constraints", {})
+        constraints = constraints_of(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})
         row["accuracy_std"] = attrs.get("accuracy_std", np.nan)
@@ -65,6 +72,22 @@ def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
     values[~eligible] = np.nan
     return pareto_mask(values, directions)
+
+
+def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
+                 ) -> list[optuna.trial.FrozenTrial]:
+    """The Pareto front of complete, feasible ``trials`` (as ``front_mask``, without a frame)."""
+    columns = [OBJECTIVES[name][1] for name in objectives]
+    directions = [OBJECTIVES[name][0] for name in objectives]
+    values = np.full((len(trials), len(columns)), np.nan)
+    for row, trial in enumerate(trials):
+        if trial.state != optuna.trial.TrialState.COMPLETE or not all(
+                value <= 0 for value in constraints_of(trial).values()):
+            continue
+        metrics = metrics_of(trial)
+        values[row] = [metrics.get(column, np.nan) for column in columns]
+    return [trial for trial, on_front in zip(trials, pareto_mask(values, directions))
+            if on_front]
 
 
 def improvements(frame: pd.DataFrame, max_drop_pp: float | None) -> list[dict[str, Any]]:

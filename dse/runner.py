@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+import time
 from typing import Any, Callable, Iterator, Sequence
 
 import optuna
@@ -104,25 +105,42 @@ def heartbeat_enabled(study: optuna.Study) -> bool:
     return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
-def run_trial(study: optuna.Study, objective: Objective, guard: SignalGuard,
-              callbacks: Sequence[Callback] = ()) -> FrozenTrial:
-    """Ask, evaluate, tell, with ``guard`` active. Exceptions from the objective (signals
-    included, which it lets in with ``guard.interruptible()``) mark the trial FAIL and
-    propagate; ``optuna.TrialPruned`` marks it PRUNED."""
-    guard.check()
-    if heartbeat_enabled(study):
-        fail_stale_trials(study)
-    trial = study.ask()
-    heartbeat = _Heartbeat(study._storage, trial._trial_id)
-    try:
-        values = objective(trial)
-    except optuna.TrialPruned:
-        return _tell(study, trial, heartbeat, callbacks, state=TrialState.PRUNED)
-    except BaseException as exc:
-        _tell(study, trial, heartbeat, callbacks, state=TrialState.FAIL,
-              reason=f"{type(exc).__name__}: {exc}".rstrip(": "))
-        raise
-    return _tell(study, trial, heartbeat, callbacks, values=list(values))
+class TrialRunner:
+    """Runs trials one at a time with ``guard`` active (see ``run``)."""
+
+    def __init__(self, guard: SignalGuard, callbacks: Sequence[Callback] = (), *,
+                 stale_check_interval_s: float = 0.0) -> None:
+        self.guard = guard
+        self.callbacks = tuple(callbacks)
+        self.stale_check_interval_s = stale_check_interval_s
+        self._last_stale_check_s = -float("inf")
+
+    def run(self, study: optuna.Study, objective: Objective) -> FrozenTrial:
+        """Ask, evaluate, tell. Exceptions from the objective (signals included, which it
+        lets in with ``guard.interruptible()``) mark the trial FAIL and propagate;
+        ``optuna.TrialPruned`` marks it PRUNED. Trials of dead workers are failed (and
+        retried) first, at most every ``stale_check_interval_s`` (a query each time)."""
+        self.guard.check()
+        if heartbeat_enabled(study) and self._stale_check_due():
+            fail_stale_trials(study)
+        trial = study.ask()
+        heartbeat = _Heartbeat(study._storage, trial._trial_id)
+        try:
+            values = objective(trial)
+        except optuna.TrialPruned:
+            return _tell(study, trial, heartbeat, self.callbacks, state=TrialState.PRUNED)
+        except BaseException as exc:
+            _tell(study, trial, heartbeat, self.callbacks, state=TrialState.FAIL,
+                  reason=f"{type(exc).__name__}: {exc}".rstrip(": "))
+            raise
+        return _tell(study, trial, heartbeat, self.callbacks, values=list(values))
+
+    def _stale_check_due(self) -> bool:
+        now_s = time.monotonic()
+        if now_s - self._last_stale_check_s < self.stale_check_interval_s:
+            return False
+        self._last_stale_check_s = now_s
+        return True
 
 
 def _tell(study: optuna.Study, trial: optuna.trial.Trial, heartbeat: _Heartbeat,

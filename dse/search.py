@@ -22,9 +22,9 @@ from dse.objectives import OBJECTIVES, Context, Limits, candidate_cost, parse_ob
 from dse.plots import write_plots
 from dse.probing import DataRequest, obtain_checkpoint, resolve_device
 from dse.reports import CostRequest, dram_setting
-from dse.runner import SignalGuard, Terminated, run_trial
-from dse.results import (TEST_ACCURACY_ATTR, metrics_of, trials_frame, write_json,
-                         write_tables)
+from dse.runner import SignalGuard, Terminated, TrialRunner
+from dse.results import (TEST_ACCURACY_ATTR, front_trials, metrics_of, trials_frame,
+                         write_json, write_tables)
 from dse.space import build_space, suggest_candidate
 from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url,
                        default_study_name, make_objective, make_sampler, open_storage,
@@ -222,24 +222,28 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
     per_worker = config.trials_per_worker
     objective = make_objective(prepared.context, budget=None if per_worker else config.trials,
                                interruptible=guard.interruptible)
-    callbacks = [_ProgressCallback(prepared, progress)] if progress is not None else []
+    callback = _ProgressCallback(prepared, progress) if progress is not None else None
+    runner = TrialRunner(guard, [callback] if callback else [],
+                         stale_check_interval_s=config.heartbeat_interval)
     ran = 0
     while True:
         guard.check()
         if per_worker is not None:
             if ran >= per_worker:
-                return
+                break
         else:
             complete, running = _counts(study)
             if complete >= config.trials:
-                return
+                break
             if complete + running >= config.trials:
                 optuna.storages.fail_stale_trials(study)
                 with guard.interruptible():
                     time.sleep(POLL_S)
                 continue
-        run_trial(study, objective, guard, callbacks)
+        runner.run(study, objective)
         ran += 1
+    if callback is not None:
+        callback.report(study)
 
 
 POLL_S = 1.0
@@ -281,10 +285,6 @@ def _single_writer(storage_url: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _complete(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-
-
 def _counts(study: optuna.Study) -> tuple[int, int]:
     """Complete and running trials, in one storage query."""
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
@@ -294,24 +294,37 @@ def _counts(study: optuna.Study) -> tuple[int, int]:
 
 
 class _ProgressCallback:
-    """After every trial: trials done, front size and the best accuracy / latency so far."""
+    """After a trial: trials done, front size and the fastest front point so far.
 
-    def __init__(self, prepared: Prepared, progress: Progress | None) -> None:
+    Redraws at most every ``PROGRESS_INTERVAL_S`` (``report`` draws the last state), reading
+    the study without copying it, so that long studies on a shared database stay cheap to
+    watch.
+    """
+
+    def __init__(self, prepared: Prepared, progress: Progress) -> None:
         self.prepared = prepared
         self.progress = progress
+        self.last_s = -np.inf
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if self.progress is None:
-            return
-        front = [t for t in study.best_trials]
+        if time.monotonic() - self.last_s >= PROGRESS_INTERVAL_S:
+            self.report(study)
+
+    def report(self, study: optuna.Study) -> None:
+        self.last_s = time.monotonic()
+        total = self.prepared.config.trials
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        front = front_trials(complete, list(self.prepared.context.objectives))
         status = f"front {len(front)}"
         if front:
             fastest = metrics_of(min(front, key=lambda t: metrics_of(t).get("latency_s", np.inf)))
             status += f", fastest {fastest['latency_s'] * 1e3:.3f} ms"
             if "accuracy" in fastest:
                 status += f" at {fastest['accuracy']:.2%}"
-        self.progress(min(_complete(study), self.prepared.config.trials),
-                      self.prepared.config.trials, status)
+        self.progress(min(len(complete), total), total, status)
+
+
+PROGRESS_INTERVAL_S = 0.5
 
 
 def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool) -> dict[str, Any]:

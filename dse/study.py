@@ -20,7 +20,9 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from dse.objectives import OBJECTIVES, Context, evaluate, objective_values
+from dse.results import constraints_of
 from dse.space import candidate_params, suggest_candidate
+from dse.storage import BatchedRDBStorage, batched
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS
 
@@ -31,7 +33,7 @@ HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 
 
 def _legacy_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
     """Optuna 4.x reads constraints through ``constraints_func``."""
-    return list(trial.user_attrs.get("constraints", {}).values())
+    return list(constraints_of(trial).values())
 
 
 def _constraints_kw() -> dict[str, Any]:
@@ -121,7 +123,7 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, **options)
+                return BatchedRDBStorage(url, **options)
         except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or server
             # processes opening a new database together race to create its tables
             if _creation_race(exc) and attempt + 1 < STORAGE_ATTEMPTS:
@@ -191,18 +193,24 @@ def make_objective(context: Context, *, budget: int | None = None,
     complete trials is pruned before any work (marked ``surplus``). The evaluation (cost
     model and probe, no storage use) runs inside ``interruptible()``."""
     def objective(trial: optuna.trial.Trial) -> list[float]:
-        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-        if budget is not None and ahead_of(trial) >= budget:
-            trial.set_user_attr("surplus", True)
+        # storage time matters on a shared database: each block is one transaction
+        with batched(trial.study):
+            trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+            surplus = budget is not None and ahead_of(trial) >= budget
+            if surplus:
+                trial.set_user_attr("surplus", True)
+            else:
+                candidate = suggest_candidate(trial, context.space)
+        if surplus:
             raise optuna.TrialPruned("the study's trial budget is reached")
-        candidate = suggest_candidate(trial, context.space)
         with interruptible():
             evaluation = evaluate(candidate, context)
-        # one attribute, one database round trip: storage time matters on a shared database
-        trial.set_user_attr("metrics", {**evaluation.metrics, "probed": evaluation.probed,
-                                        "cost_seconds": evaluation.cost_seconds,
-                                        "probe_seconds": evaluation.probe_seconds})
-        set_constraints(trial, evaluation.constraints)
+        with batched(trial.study):
+            trial.set_user_attr("metrics", {**evaluation.metrics, "probed": evaluation.probed,
+                                            "cost_seconds": evaluation.cost_seconds,
+                                            "probe_seconds": evaluation.probe_seconds,
+                                            "constraints": evaluation.constraints})
+            set_constraints(trial, evaluation.constraints)
         return objective_values(evaluation, context)
     return objective
 
@@ -216,7 +224,7 @@ def ahead_of(trial: optuna.trial.Trial) -> int:
 
 
 def set_constraints(trial: optuna.trial.Trial, constraints: dict[str, float]) -> None:
+    """For the samplers (Optuna >= 5; 4.x reads them from the metrics attribute)."""
     if HAS_SET_CONSTRAINT:
         for key, value in constraints.items():
             trial.set_constraint(key, value)
-    trial.set_user_attr("constraints", constraints)

@@ -9,7 +9,7 @@ import threading
 import optuna
 import pytest
 
-from dse.runner import SignalGuard, Terminated, run_trial
+from dse.runner import SignalGuard, Terminated, TrialRunner
 
 State = optuna.trial.TrialState
 
@@ -43,8 +43,9 @@ def test_a_signal_at_any_moment_leaves_no_running_trial(tmp_path, signum, except
         with SignalGuard() as guard:
             timer.start()
             try:
+                runner = TrialRunner(guard)
                 while True:
-                    run_trial(study, _interruptible_quadratic(guard), guard)
+                    runner.run(study, _interruptible_quadratic(guard))
             except exception:
                 stops += 1
             timer.join()
@@ -83,11 +84,12 @@ def test_objective_errors_fail_the_trial_and_propagate(tmp_path):
         raise ValueError("diverged")
 
     with SignalGuard() as guard:
-        with pytest.raises(ValueError, match="diverged"):
-            run_trial(study, broken, guard)
-        pruned = run_trial(study, lambda t: (_ for _ in ()).throw(optuna.TrialPruned()), guard)
-        done = run_trial(study, _quadratic, guard, callbacks=[
+        runner = TrialRunner(guard, callbacks=[
             lambda s, frozen: s.set_user_attr("last", frozen.number)])
+        with pytest.raises(ValueError, match="diverged"):
+            runner.run(study, broken)
+        pruned = runner.run(study, lambda t: (_ for _ in ()).throw(optuna.TrialPruned()))
+        done = runner.run(study, _quadratic)
     assert [t.state for t in study.trials] == [State.FAIL, State.PRUNED, State.COMPLETE]
     assert study.trials[0].user_attrs["fail_reason"] == "ValueError: diverged"
     assert pruned.state == State.PRUNED and done.values == [done.params["x"] ** 2

@@ -12,6 +12,7 @@ from toy import toy_prepared
 from dse.objectives import Limits, candidate_cost
 from dse.search import run_search
 from dse.space import suggest_candidate
+from dse.results import constraints_of, front_trials, objectives_of
 from dse.study import BASELINES, open_storage
 from hw_models import ConfigError
 
@@ -58,8 +59,23 @@ def test_front_matches_optuna_best_trials(toy_table, tmp_path):
                             limits=Limits(max_accuracy_drop_pp=None))
     run_search(prepared)
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
-    best = {t.number for t in load(prepared).best_trials}
+    study = load(prepared)
+    best = {t.number for t in study.best_trials}
     assert set(frame.loc[frame["is_pareto"], "trial"]) == best
+    assert {t.number for t in front_trials(study.trials, objectives_of(study))} == best
+
+
+def test_progress_reports_the_final_count_and_front(toy_table, tmp_path):
+    calls = []
+    prepared = toy_prepared(toy_table, tmp_path, trials=9, sampler="random",
+                            limits=Limits(max_accuracy_drop_pp=None))
+    run_search(prepared, progress=lambda done, total, status: calls.append(
+        (done, total, status)))
+    front = pd.read_csv(tmp_path / "toy" / "pareto.csv")
+    assert calls[0][0] >= 1 and calls[-1][:2] == (9, 9)  # first trial, then throttled
+    assert [done for done, _, _ in calls] == sorted(done for done, _, _ in calls)
+    assert calls[-1][2].startswith(f"front {len(front)}, fastest "
+                                   f"{front['latency_s'].min() * 1e3:.3f} ms")
 
 
 def test_accuracy_constraint_and_unprobed_budget_violations(toy_table, tmp_path):
@@ -79,8 +95,8 @@ def test_constraint_values_stored_per_trial(toy_table, tmp_path):
     run_search(prepared)
     for trial in load(prepared).get_trials():
         drop = (0.95 - trial.user_attrs["metrics"]["accuracy"]) * 100 - 1.0
-        assert trial.user_attrs["constraints"]["accuracy_drop_over_limit_pp"] == \
-            pytest.approx(drop)
+        assert constraints_of(trial)["accuracy_drop_over_limit_pp"] == pytest.approx(drop)
+        assert trial.user_attrs["metrics"]["constraints"] == constraints_of(trial)
         assert trial.constraints["accuracy_drop_over_limit_pp"] == pytest.approx(drop)
 
 
