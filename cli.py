@@ -29,7 +29,9 @@ class DseGroup(click.Group):
         except (ConfigError, click.ClickException) as exc:
             message = exc.format_message() if isinstance(exc, click.ClickException) else exc
             fail(f"error: {message}", 2)
-        except (click.Abort, KeyboardInterrupt):
+        except (click.Abort, KeyboardInterrupt) as exc:
+            if type(exc).__name__ == "Terminated":  # dse.runner: SIGTERM during a search
+                fail("terminated (SIGTERM)", 143)
             fail("interrupted", 130)
         except Exception as exc:  # a bug: still one line, the traceback on request
             if os.environ.get("DSE_DEBUG"):

@@ -14,6 +14,7 @@ import contextlib
 import signal
 import threading
 import time
+import warnings
 from typing import Any, Callable, Iterator, Sequence
 
 import optuna
@@ -45,10 +46,13 @@ class SignalGuard:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
-    def __exit__(self, *exc_info: Any) -> None:
+    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
+        self._open = 0
+        if exc_type is None:
+            self.check()  # a signal held until the end still stops the program
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self._open:
@@ -61,15 +65,20 @@ class SignalGuard:
             signum, self._pending = self._pending, None
             raise _exception_for(signum)
 
+    def hold(self) -> None:
+        """Hold signals again from here on: an ``interruptible()`` block cut short by a
+        signal may not have closed yet when its exception is handled."""
+        self._open = 0
+
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
-        """Signals raise at once inside this block (which must not use the storage)."""
+        """Signals raise at once inside this block (which must not write to the storage)."""
         self.check()
         self._open += 1
         try:
             yield
         finally:
-            self._open -= 1
+            self._open = max(0, self._open - 1)
 
 
 def _exception_for(signum: int) -> KeyboardInterrupt:
@@ -105,6 +114,14 @@ def heartbeat_enabled(study: optuna.Study) -> bool:
     return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
+def fail_stale(study: optuna.Study) -> None:
+    """Fail (and retry) the trials whose worker stopped beating; only with heartbeats."""
+    if heartbeat_enabled(study):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            fail_stale_trials(study)
+
+
 class TrialRunner:
     """Runs trials one at a time with ``guard`` active (see ``run``)."""
 
@@ -118,22 +135,48 @@ class TrialRunner:
     def run(self, study: optuna.Study, objective: Objective) -> FrozenTrial:
         """Ask, evaluate, tell. Exceptions from the objective (signals included, which it
         lets in with ``guard.interruptible()``) mark the trial FAIL and propagate;
-        ``optuna.TrialPruned`` marks it PRUNED. Trials of dead workers are failed (and
-        retried) first, at most every ``stale_check_interval_s`` (a query each time)."""
+        ``optuna.TrialPruned`` marks it PRUNED. A trial taken from the queue (a baseline, a
+        retried trial) and stopped by a signal goes back to the queue. Trials of dead
+        workers are failed (and retried) first, at most every ``stale_check_interval_s``
+        (a query each time)."""
         self.guard.check()
-        if heartbeat_enabled(study) and self._stale_check_due():
-            fail_stale_trials(study)
-        trial = study.ask()
+        if self._stale_check_due():
+            fail_stale(study)
+        with warnings.catch_warnings():  # Optuna: "heartbeats are for Study.optimize"; this
+            warnings.simplefilter("ignore")  # runner beats as optimize does
+            trial = study.ask()
         heartbeat = _Heartbeat(study._storage, trial._trial_id)
         try:
-            values = objective(trial)
+            values = [float(value) for value in _as_sequence(objective(trial))]
         except optuna.TrialPruned:
-            return _tell(study, trial, heartbeat, self.callbacks, state=TrialState.PRUNED)
+            self.guard.hold()
+            return self._tell(study, trial, heartbeat, state=TrialState.PRUNED)
         except BaseException as exc:
-            _tell(study, trial, heartbeat, self.callbacks, state=TrialState.FAIL,
-                  reason=f"{type(exc).__name__}: {exc}".rstrip(": "))
+            self.guard.hold()
+            self._tell(study, trial, heartbeat, state=TrialState.FAIL,
+                       reason=f"{type(exc).__name__}: {exc}".rstrip(": "))
+            if isinstance(exc, KeyboardInterrupt):
+                with contextlib.suppress(Exception):  # the signal is what the caller must see
+                    requeue(study, trial._trial_id)
             raise
-        return _tell(study, trial, heartbeat, self.callbacks, values=list(values))
+        return self._tell(study, trial, heartbeat, values=values)
+
+    def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, heartbeat: "_Heartbeat", *,
+              values: list[float] | None = None, state: TrialState | None = None,
+              reason: str | None = None) -> FrozenTrial:
+        """Finish the trial; callbacks run only for trials that ended normally (a failing
+        trial's exception is what the caller sees)."""
+        try:
+            if reason is not None:
+                with contextlib.suppress(Exception):  # the state matters more than the note
+                    trial.set_user_attr("fail_reason", reason)
+        finally:
+            heartbeat.stop()
+        frozen = study.tell(trial, values, state=state)
+        if reason is None:
+            for callback in self.callbacks:
+                callback(study, frozen)
+        return frozen
 
     def _stale_check_due(self) -> bool:
         now_s = time.monotonic()
@@ -143,14 +186,16 @@ class TrialRunner:
         return True
 
 
-def _tell(study: optuna.Study, trial: optuna.trial.Trial, heartbeat: _Heartbeat,
-          callbacks: Sequence[Callback], *,
-          values: list[float] | None = None, state: TrialState | None = None,
-          reason: str | None = None) -> FrozenTrial:
-    heartbeat.stop()
-    if reason is not None:
-        trial.set_user_attr("fail_reason", reason)
-    frozen = study.tell(trial, values, state=state)
-    for callback in callbacks:
-        callback(study, frozen)
-    return frozen
+def _as_sequence(values: Any) -> Sequence[Any]:
+    return values if isinstance(values, (list, tuple)) else [values]
+
+
+def requeue(study: optuna.Study, trial_id: int) -> None:
+    """Put a queued trial's parameters back in the queue (with its labels, e.g. baseline)."""
+    frozen = study._storage.get_trial(trial_id)
+    fixed = frozen.system_attrs.get("fixed_params")
+    if not fixed:
+        return  # sampled, not queued: the sampler proposes again
+    labels = {key: value for key, value in frozen.user_attrs.items()
+              if key not in ("worker", "fail_reason", "surplus", "metrics")}
+    study.enqueue_trial(fixed, user_attrs=labels or None)

@@ -12,7 +12,7 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 import numpy as np
 import optuna
@@ -22,13 +22,13 @@ from dse.objectives import OBJECTIVES, Context, Limits, candidate_cost, parse_ob
 from dse.plots import write_plots
 from dse.probing import DataRequest, obtain_checkpoint, resolve_device
 from dse.reports import CostRequest, dram_setting
-from dse.runner import SignalGuard, Terminated, TrialRunner
+from dse.runner import SignalGuard, Terminated, TrialRunner, fail_stale
 from dse.results import (TEST_ACCURACY_ATTR, front_trials, metrics_of, trials_frame,
                          write_json, write_tables)
 from dse.space import build_space, suggest_candidate
 from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url,
-                       default_study_name, make_objective, make_sampler, open_storage,
-                       open_study)
+                       default_study_name, fail_orphaned_trials, make_objective,
+                       make_sampler, open_storage, open_study)
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.dram import DEFAULT_VENDOR
@@ -196,18 +196,25 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None) -> dict[
         study, _ = open_study(name=prepared.study_name, storage=storage,
                               sampler=make_sampler(config.sampler, worker_seed(config)),
                               identity=prepared.identity, context=prepared.context)
+        fail_orphaned_trials(study, prepared.storage_url)
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
         write_json(prepared.out_dir / "config.json", resolved_config(prepared))
         with SignalGuard() as guard:
             try:
                 _work(study, prepared, progress, guard)
+                guard.check()
+                summary = finish(study, prepared, test_split=True,
+                                 interruptible=guard.interruptible)
+                guard.check()
+                return summary
             except KeyboardInterrupt as exc:
+                guard.hold()
                 terminated = isinstance(exc, Terminated)
-                with contextlib.suppress(KeyboardInterrupt):  # a second signal stops this
+                # a second signal stops the writing (each file is replaced whole or not at all)
+                with contextlib.suppress(KeyboardInterrupt), guard.interruptible():
                     finish(study, prepared, test_split=False)
                 raise SearchInterrupted("SIGTERM" if terminated else "interrupted",
                                         143 if terminated else 130, prepared.out_dir) from None
-        return finish(study, prepared, test_split=True)
 
 
 def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
@@ -221,7 +228,7 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
     config = prepared.config
     per_worker = config.trials_per_worker
     objective = make_objective(prepared.context, budget=None if per_worker else config.trials,
-                               interruptible=guard.interruptible)
+                               guard=guard)
     callback = _ProgressCallback(prepared, progress) if progress is not None else None
     runner = TrialRunner(guard, [callback] if callback else [],
                          stale_check_interval_s=config.heartbeat_interval)
@@ -236,7 +243,8 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
             if complete >= config.trials:
                 break
             if complete + running >= config.trials:
-                optuna.storages.fail_stale_trials(study)
+                fail_stale(study)
+                fail_orphaned_trials(study, prepared.storage_url)
                 with guard.interruptible():
                     time.sleep(POLL_S)
                 continue
@@ -327,15 +335,19 @@ class _ProgressCallback:
 PROGRESS_INTERVAL_S = 0.5
 
 
-def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool) -> dict[str, Any]:
-    """Test accuracy of the front (once), then tables and plots."""
+def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
+           interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+           ) -> dict[str, Any]:
+    """Test accuracy of the front (once; the probes run inside ``interruptible()``), then
+    tables and plots."""
     if test_split and prepared.probe_setup is not None:
-        _test_accuracy(study, prepared)
+        _test_accuracy(study, prepared, interruptible)
     summary = write_outputs(study, prepared.out_dir, prepared.config.max_accuracy_drop)
     return {**summary, "results_dir": str(prepared.out_dir), "storage": prepared.storage_url}
 
 
-def _test_accuracy(study: optuna.Study, prepared: Prepared) -> None:
+def _test_accuracy(study: optuna.Study, prepared: Prepared,
+                   interruptible: Callable[[], ContextManager[Any]]) -> None:
     """Probe the front points on the test split (the search itself only saw validation)."""
     frame = trials_frame(study)
     known = dict(study.user_attrs.get(TEST_ACCURACY_ATTR, {}))
@@ -348,8 +360,10 @@ def _test_accuracy(study: optuna.Study, prepared: Prepared) -> None:
         candidate = suggest_candidate(optuna.trial.FixedTrial(trial.params),
                                       prepared.context.space)
         cost = candidate_cost(candidate, prepared.context)
-        result = probe(ProbeCandidate(candidate.n_analog, tuple(map(float, cost.weight_ber)),
-                                      tuple(map(float, cost.activation_ber))), setup=setup)
+        with interruptible():
+            result = probe(ProbeCandidate(candidate.n_analog,
+                                          tuple(map(float, cost.weight_ber)),
+                                          tuple(map(float, cost.activation_ber))), setup=setup)
         known[str(row["trial"])] = result.accuracy_mean
     study.set_user_attr(TEST_ACCURACY_ATTR, known)
 

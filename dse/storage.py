@@ -5,7 +5,8 @@ transaction of its own: about 2 ms each on a local PostgreSQL server, 25 or more
 trial for a ResNet-8 design space. ``BatchedRDBStorage.batch()`` collects those writes
 for the trial in hand and commits them together in one transaction when the block ends.
 
-Reads inside the block do not see the collected writes; dse only batches blocks that
+Reads inside the block do not see the collected writes (and Optuna's cache of parameter
+distributions learns a new parameter when it is collected, before it is committed); dse only batches blocks that
 write (the sampled parameters, the worker and the metrics), and Optuna's ``Trial`` keeps
 its own copy of what it set. A write Optuna refuses (a parameter whose distribution
 changed, a trial already finished) raises when the block ends, and none of the block's
@@ -44,15 +45,16 @@ class BatchedRDBStorage(RDBStorage):
         return _CAN_BATCH
 
     @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> Iterator[bool]:
         """Collect this thread's trial writes; commit them in one transaction at the end
-        (also when the block raises, so that what was sampled is recorded)."""
+        (also when the block raises, so that what was sampled is recorded). Yields whether
+        writes are collected (False: Optuna lacks the helpers, or an outer batch collects)."""
         if not _CAN_BATCH or self._pending is not None:
-            yield
+            yield self._collecting()
             return
         self._pending, self._batch_thread = [], threading.get_ident()
         try:
-            yield
+            yield True
         finally:
             pending, self._pending, self._batch_thread = self._pending, None, None
             if pending:
@@ -100,11 +102,13 @@ class BatchedRDBStorage(RDBStorage):
 
 
 @contextlib.contextmanager
-def batched(study: optuna.Study) -> Iterator[None]:
-    """``BatchedRDBStorage.batch()`` for the study's storage; nothing for other storages."""
+def batched(study: optuna.Study) -> Iterator[bool]:
+    """``BatchedRDBStorage.batch()`` for the study's storage; nothing for other storages.
+    Yields whether the block's trial writes are collected (until the block ends, no write
+    reaches the storage)."""
     backend = getattr(study._storage, "_backend", study._storage)
     if isinstance(backend, BatchedRDBStorage):
-        with backend.batch():
-            yield
+        with backend.batch() as collecting:
+            yield collecting
     else:
-        yield
+        yield False

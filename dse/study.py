@@ -14,7 +14,7 @@ import socket
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
@@ -22,6 +22,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from dse.objectives import OBJECTIVES, Context, evaluate, objective_values
 from dse.results import constraints_of
 from dse.space import candidate_params, suggest_candidate
+from dse.runner import SignalGuard, requeue
 from dse.storage import BatchedRDBStorage, batched
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS
@@ -187,24 +188,35 @@ def enqueue_baselines(study: optuna.Study, context: Context) -> None:
 
 
 def make_objective(context: Context, *, budget: int | None = None,
-                   interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+                   guard: SignalGuard | None = None
                    ) -> Callable[[optuna.trial.Trial], list[float]]:
     """The Optuna objective; with a ``budget``, a trial that would exceed the study's total of
-    complete trials is pruned before any work (marked ``surplus``). The evaluation (cost
-    model and probe, no storage use) runs inside ``interruptible()``."""
+    complete trials is pruned before any work (marked ``surplus``). With a ``guard``, signals
+    act at once during the evaluation (cost model and probe) and, where the storage collects
+    the trial's writes for one transaction, during sampling; never during a write."""
+    interruptible = guard.interruptible if guard is not None else contextlib.nullcontext
+
     def objective(trial: optuna.trial.Trial) -> list[float]:
         # storage time matters on a shared database: each block is one transaction
-        with batched(trial.study):
-            trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-            surplus = budget is not None and ahead_of(trial) >= budget
-            if surplus:
-                trial.set_user_attr("surplus", True)
-            else:
-                candidate = suggest_candidate(trial, context.space)
+        with batched(trial.study) as collecting:
+            try:
+                trial.set_user_attr("worker", {"host": socket.gethostname(),
+                                               "pid": os.getpid()})
+                surplus = budget is not None and ahead_of(trial) >= budget
+                if surplus:
+                    trial.set_user_attr("surplus", True)
+                else:
+                    with interruptible() if collecting else contextlib.nullcontext():
+                        candidate = suggest_candidate(trial, context.space)
+            finally:
+                if guard is not None:
+                    guard.hold()  # the batch commits next: no signal may cut it
         if surplus:
             raise optuna.TrialPruned("the study's trial budget is reached")
         with interruptible():
             evaluation = evaluate(candidate, context)
+        if guard is not None:
+            guard.hold()
         with batched(trial.study):
             trial.set_user_attr("metrics", {**evaluation.metrics, "probed": evaluation.probed,
                                             "cost_seconds": evaluation.cost_seconds,
@@ -213,6 +225,47 @@ def make_objective(context: Context, *, budget: int | None = None,
             set_constraints(trial, evaluation.constraints)
         return objective_values(evaluation, context)
     return objective
+
+
+def fail_orphaned_trials(study: optuna.Study, storage_url: str) -> int:
+    """Fail the RUNNING trials whose worker is known to be gone; return how many.
+
+    On SQLite (one worker at a time, under a file lock: this one) every RUNNING trial was
+    left by a worker that died; on a journal file, those whose worker ran on this host and
+    no longer exists. Database storages have heartbeats for this. A failed trial that came
+    from the queue (a baseline, a retry) goes back to it.
+    """
+    sqlite = storage_url.startswith("sqlite:///")
+    if not sqlite and journal_path(storage_url) is None:
+        return 0
+    host = socket.gethostname()
+    failed = 0
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", {})
+        if not sqlite and not (worker.get("host") == host and not _alive(worker.get("pid"))):
+            continue
+        try:
+            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                               "its worker stopped without finishing it")
+            study._storage.set_trial_state_values(trial._trial_id,
+                                                  optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished meanwhile
+        requeue(study, trial._trial_id)
+        failed += 1
+    return failed
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # unknown: assume alive
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def ahead_of(trial: optuna.trial.Trial) -> int:

@@ -53,6 +53,7 @@ def worker(tmp_path: Path, storage: str, *args: str, env: dict | None = None
 def finish(process: subprocess.Popen, timeout: float = 300) -> str:
     _, stderr = process.communicate(timeout=timeout)
     assert process.returncode == 0, stderr
+    assert "Warning" not in stderr, stderr  # Optuna's heartbeat warnings are handled
     return stderr
 
 

@@ -102,3 +102,46 @@ def test_the_guard_restores_the_previous_handlers():
     with SignalGuard():
         assert signal.getsignal(signal.SIGTERM) not in (before[0], signal.SIG_DFL)
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_signal_held_to_the_end_is_not_lost():
+    with pytest.raises(Terminated):
+        with SignalGuard():
+            os.kill(os.getpid(), signal.SIGTERM)
+            sum(range(1000))  # held: nothing raises here
+    with pytest.raises(ValueError):  # an exception already on its way is not replaced
+        with SignalGuard():
+            os.kill(os.getpid(), signal.SIGINT)
+            raise ValueError("first")
+
+
+def test_an_objective_may_return_a_plain_number(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    with SignalGuard() as guard:
+        frozen = TrialRunner(guard).run(study, lambda trial: 0.5)
+    assert frozen.state == State.COMPLETE and frozen.values == [0.5]
+    assert [thread.name for thread in threading.enumerate()
+            if thread.name.startswith("dse-heartbeat")] == []
+
+
+def test_a_queued_trial_stopped_by_a_signal_goes_back_to_the_queue(tmp_path):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study.enqueue_trial({"x": 0.25, "y": 3}, user_attrs={"baseline": "all-digital"})
+
+    with SignalGuard() as guard:
+        def stopped(trial):
+            trial.suggest_float("x", -1.0, 1.0)
+            trial.suggest_int("y", 0, 8)
+            os.kill(os.getpid(), signal.SIGTERM)
+            with guard.interruptible():
+                raise AssertionError("the held signal raises first")
+
+        runner = TrialRunner(guard)
+        with pytest.raises(Terminated):
+            runner.run(study, stopped)
+        again = runner.run(study, _quadratic)
+    first = study.trials[0]
+    assert first.state == State.FAIL and first.user_attrs["fail_reason"] == "Terminated"
+    assert again.params == {"x": 0.25, "y": 3} and again.user_attrs == {"baseline":
+                                                                        "all-digital"}
+    assert again.values == [0.25 ** 2 + 3]

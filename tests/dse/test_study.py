@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 
 import numpy as np
 import optuna
@@ -158,3 +162,69 @@ def test_every_sampler_runs(toy_table, tmp_path, sampler):
     prepared = toy_prepared(toy_table, tmp_path, trials=6, sampler=sampler)
     summary = run_search(prepared)
     assert summary["trials"] == {"COMPLETE": 6} and summary["front"]
+
+
+def test_a_crashed_sqlite_worker_leaves_nothing_running(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=6)
+    run_search(prepared)
+    study = load(prepared)
+    study.enqueue_trial(study.trials[0].params, user_attrs={"baseline": "all-digital"})
+    orphan = study.ask()  # as a worker killed with -9 leaves it
+    orphan.set_user_attr("worker", {"host": "elsewhere", "pid": 1})
+    summary = run_search(toy_prepared(toy_table, tmp_path, trials=8))  # resumes, no wait
+    study = load(prepared)
+    assert study.trials[orphan.number].state == optuna.trial.TrialState.FAIL
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
+    assert [t.user_attrs.get("baseline") for t in study.trials[orphan.number + 1:]
+            ].count("all-digital") == 1  # the queued baseline ran again
+    assert summary["front"]
+
+
+def test_a_journal_fails_only_trials_of_dead_local_workers(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    from dse.study import fail_orphaned_trials
+    url = f"journal:{tmp_path / 'study.log'}"
+    study = optuna.create_study(storage=open_storage(url))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    workers = [{"host": socket.gethostname(), "pid": int(dead.stdout)},  # gone
+               {"host": socket.gethostname(), "pid": os.getpid()},     # alive
+               {"host": "another-node", "pid": int(dead.stdout)}]       # cannot tell
+    for worker in workers:
+        study.ask().set_user_attr("worker", worker)
+    assert fail_orphaned_trials(study, url) == 1
+    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING", "RUNNING"]
+    assert study.trials[0].user_attrs["fail_reason"] == "its worker stopped without finishing it"
+
+
+class _SlowSampler(optuna.samplers.RandomSampler):
+    def sample_independent(self, study, trial, name, distribution):
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:  # a sampler's own model, in Python
+            pass
+        return super().sample_independent(study, trial, name, distribution)
+
+
+def test_a_signal_stops_a_slow_sampler_at_once(toy_table, tmp_path):
+    from toy import toy_context
+    from dse.runner import SignalGuard, Terminated, TrialRunner
+    from dse.study import make_objective
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"),
+                                sampler=_SlowSampler(seed=0), directions=["minimize"] * 3)
+    with SignalGuard() as guard:
+        objective = make_objective(toy_context(toy_table), guard=guard)
+        timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+        start = time.monotonic()
+        timer.start()
+        with pytest.raises(Terminated):
+            TrialRunner(guard).run(study, objective)
+        stopped_after_s = time.monotonic() - start
+        timer.join()
+    trial = study.trials[0]
+    # sampling all parameters takes 0.2 s each, over 2 s in all
+    assert len(study.trials[0].distributions) < 4 and stopped_after_s < 1.0
+    assert trial.state == optuna.trial.TrialState.FAIL
+    assert trial.user_attrs["worker"]["pid"] == os.getpid()  # the batch was committed
+    assert trial.params == {name: trial.params[name] for name in trial.distributions}
