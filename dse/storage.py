@@ -5,10 +5,10 @@ transaction of its own: about 2 ms each on a local PostgreSQL server, 25 or more
 trial for a ResNet-8 design space. ``BatchedRDBStorage.batch()`` collects those writes
 for the trial in hand and commits them together in one transaction when the block ends.
 
-Reads inside the block do not see the collected writes (and Optuna's cache of parameter
-distributions learns a new parameter when it is collected, before it is committed); dse only batches blocks that
-write (the sampled parameters, the worker and the metrics), and Optuna's ``Trial`` keeps
-its own copy of what it set. A write Optuna refuses (a parameter whose distribution
+Reads inside the block do not see the collected writes (Optuna's cache of parameter
+distributions learns a new parameter when it is collected, before it is committed); dse
+only batches blocks that write (the sampled parameters, the worker and the metrics), and
+Optuna's ``Trial`` keeps its own copy of what it set. A write Optuna refuses (a parameter whose distribution
 changed, a trial already finished) raises when the block ends, and none of the block's
 writes are kept. If the private Optuna helpers this relies on are missing
 (another Optuna version), ``batch()`` changes nothing and every write commits at once.

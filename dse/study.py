@@ -8,6 +8,7 @@ The baselines are enqueued once, when the study is created.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import socket
@@ -110,8 +111,16 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
         raise ConfigError(f"unknown storage '{url}' (sqlite:///PATH, postgresql://..., "
                           "mysql://..., journal:PATH or a file ending in .log)")
     options: dict[str, Any] = {}
-    if url.startswith("postgresql://"):  # SQLAlchemy's default driver is psycopg2
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    # the drivers of the extras ([postgres]: psycopg 3, [mysql]: PyMySQL), not SQLAlchemy's
+    # defaults (psycopg2, mysqlclient)
+    for plain, driver, module, extra in (
+            ("postgresql://", "postgresql+psycopg://", "psycopg", "postgres"),
+            ("mysql://", "mysql+pymysql://", "pymysql", "mysql")):
+        if url.startswith(plain):
+            if importlib.util.find_spec(module) is None:
+                raise ConfigError(f"storage {url} needs the {module} driver: "
+                                  f"pip install 'dse[{extra}]'")
+            url = driver + url[len(plain):]
     if scheme == "sqlite":
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     else:

@@ -112,7 +112,8 @@ def test_a_batch_keeps_optunas_checks(storage):
         first.suggest_int("n", 0, 4)
     study.tell(first, 0.0)
     second = study.ask()
-    with pytest.raises(ValueError, match="different distribution"):  # 'n' changed kind: refused at commit
+    # 'n' changed kind: refused when the batch commits
+    with pytest.raises(ValueError, match="different distribution"):
         with batched(study):
             second.suggest_int("a", 0, 4)
             second.suggest_float("n", 0.0, 1.0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import signal
 import threading
@@ -228,3 +229,15 @@ def test_a_signal_stops_a_slow_sampler_at_once(toy_table, tmp_path):
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["worker"]["pid"] == os.getpid()  # the batch was committed
     assert trial.params == {name: trial.params[name] for name in trial.distributions}
+
+
+@pytest.mark.parametrize("url, hint", [("mysql://root@localhost/x", "dse[mysql]"),
+                                       ("postgresql://u@localhost/x", "dse[postgres]")])
+def test_a_missing_database_driver_names_the_extra(monkeypatch, url, hint):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name in (
+        "pymysql", "psycopg") else real(name, *args))
+    expected = rf"needs the \w+ driver: pip install '{re.escape(hint)}'"
+    with pytest.raises(ConfigError, match=expected):
+        open_storage(url)
