@@ -85,22 +85,37 @@ def _exception_for(signum: int) -> KeyboardInterrupt:
     return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-class _Heartbeat:
-    """Records the trial's heartbeat every interval, as ``study.optimize`` would."""
+HEARTBEAT_ATTR = "dse:heartbeat"  # trial system attribute: Unix time of the last beat
 
-    def __init__(self, storage: Any, trial_id: int) -> None:
+
+class _Heartbeat:
+    """Records the trial's heartbeat every interval: the storage's own (database storages,
+    as ``study.optimize`` would), else, given ``fallback_interval_s``, the time of each beat
+    as a trial attribute (journal files, which Optuna gives no heartbeat)."""
+
+    def __init__(self, storage: Any, trial_id: int, fallback_interval_s: float | None) -> None:
         self._storage, self._trial_id = storage, trial_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        interval = getattr(storage, "get_heartbeat_interval", lambda: None)()
-        if interval is not None:
-            self._thread = threading.Thread(target=self._beat, args=(interval,), daemon=True,
-                                            name=f"dse-heartbeat-{trial_id}")
+        interval_s = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        beat = self._record
+        if interval_s is None and fallback_interval_s is not None:
+            interval_s, beat = fallback_interval_s, self._write_time
+        if interval_s is not None:
+            self._thread = threading.Thread(target=self._run, args=(beat, interval_s),
+                                            daemon=True, name=f"dse-heartbeat-{trial_id}")
             self._thread.start()
 
-    def _beat(self, interval_s: float) -> None:
+    def _record(self) -> None:
+        self._storage.record_heartbeat(self._trial_id)
+
+    def _write_time(self) -> None:
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
+
+    def _run(self, beat: Callable[[], None], interval_s: float) -> None:
         while True:
-            self._storage.record_heartbeat(self._trial_id)
+            beat()
             if self._stop.wait(interval_s):
                 return
 
@@ -126,8 +141,12 @@ class TrialRunner:
     """Runs trials one at a time with ``guard`` active (see ``run``)."""
 
     def __init__(self, guard: SignalGuard, callbacks: Sequence[Callback] = (), *,
-                 stale_check_interval_s: float = 0.0) -> None:
+                 stale_check_interval_s: float = 0.0,
+                 heartbeat_interval_s: float | None = None) -> None:
+        """``heartbeat_interval_s``: beat this often on storages without heartbeats of their
+        own (journal files); database storages beat at their own interval."""
         self.guard = guard
+        self.heartbeat_interval_s = heartbeat_interval_s
         self.callbacks = tuple(callbacks)
         self.stale_check_interval_s = stale_check_interval_s
         self._last_stale_check_s = -float("inf")
@@ -145,7 +164,7 @@ class TrialRunner:
         with warnings.catch_warnings():  # Optuna: "heartbeats are for Study.optimize"; this
             warnings.simplefilter("ignore")  # runner beats as optimize does
             trial = study.ask()
-        heartbeat = _Heartbeat(study._storage, trial._trial_id)
+        heartbeat = _Heartbeat(study._storage, trial._trial_id, self.heartbeat_interval_s)
         try:
             values = [float(value) for value in _as_sequence(objective(trial))]
         except optuna.TrialPruned:
@@ -190,12 +209,21 @@ def _as_sequence(values: Any) -> Sequence[Any]:
     return values if isinstance(values, (list, tuple)) else [values]
 
 
-def requeue(study: optuna.Study, trial_id: int) -> None:
-    """Put a queued trial's parameters back in the queue (with its labels, e.g. baseline)."""
+MAX_REQUEUES = 3  # a queued trial whose worker died is queued again this many times
+
+
+def requeue(study: optuna.Study, trial_id: int, *, worker_died: bool = False) -> None:
+    """Put a queued trial's parameters back in the queue (with its labels, e.g. baseline).
+    A trial whose worker died (it may be what killed it) goes back ``MAX_REQUEUES`` times
+    at most; one stopped by a signal always does."""
     frozen = study._storage.get_trial(trial_id)
     fixed = frozen.system_attrs.get("fixed_params")
     if not fixed:
         return  # sampled, not queued: the sampler proposes again
     labels = {key: value for key, value in frozen.user_attrs.items()
               if key not in ("worker", "fail_reason", "surplus", "metrics")}
+    if worker_died:
+        labels["requeued"] = labels.get("requeued", 0) + 1
+        if labels["requeued"] > MAX_REQUEUES:
+            return
     study.enqueue_trial(fixed, user_attrs=labels or None)

@@ -27,8 +27,8 @@ from dse.results import (TEST_ACCURACY_ATTR, front_trials, metrics_of, trials_fr
                          write_json, write_tables)
 from dse.space import build_space, suggest_candidate
 from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url,
-                       default_study_name, fail_orphaned_trials, make_objective,
-                       make_sampler, open_storage, open_study)
+                       default_study_name, fail_orphaned_trials, journal_path,
+                       make_objective, make_sampler, open_storage, open_study)
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.dram import DEFAULT_VENDOR
@@ -196,7 +196,7 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None) -> dict[
         study, _ = open_study(name=prepared.study_name, storage=storage,
                               sampler=make_sampler(config.sampler, worker_seed(config)),
                               identity=prepared.identity, context=prepared.context)
-        fail_orphaned_trials(study, prepared.storage_url)
+        fail_orphaned_trials(study, prepared.storage_url, grace_period_s=config.grace_period)
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
         write_json(prepared.out_dir / "config.json", resolved_config(prepared))
         with SignalGuard() as guard:
@@ -231,7 +231,9 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
                                guard=guard)
     callback = _ProgressCallback(prepared, progress) if progress is not None else None
     runner = TrialRunner(guard, [callback] if callback else [],
-                         stale_check_interval_s=config.heartbeat_interval)
+                         stale_check_interval_s=config.heartbeat_interval,
+                         heartbeat_interval_s=(config.heartbeat_interval
+                                               if journal_path(prepared.storage_url) else None))
     ran = 0
     while True:
         guard.check()
@@ -244,7 +246,8 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
                 break
             if complete + running >= config.trials:
                 fail_stale(study)
-                fail_orphaned_trials(study, prepared.storage_url)
+                fail_orphaned_trials(study, prepared.storage_url,
+                                     grace_period_s=config.grace_period)
                 with guard.interruptible():
                     time.sleep(POLL_S)
                 continue

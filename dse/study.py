@@ -23,7 +23,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from dse.objectives import OBJECTIVES, Context, evaluate, objective_values
 from dse.results import constraints_of
 from dse.space import candidate_params, suggest_candidate
-from dse.runner import SignalGuard, requeue
+from dse.runner import HEARTBEAT_ATTR, SignalGuard, requeue
 from dse.storage import BatchedRDBStorage, batched
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS
@@ -236,22 +236,27 @@ def make_objective(context: Context, *, budget: int | None = None,
     return objective
 
 
-def fail_orphaned_trials(study: optuna.Study, storage_url: str) -> int:
-    """Fail the RUNNING trials whose worker is known to be gone; return how many.
+def fail_orphaned_trials(study: optuna.Study, storage_url: str, *,
+                         grace_period_s: float = GRACE_PERIOD_S) -> int:
+    """Fail the RUNNING trials whose worker is gone; return how many.
 
     On SQLite (one worker at a time, under a file lock: this one) every RUNNING trial was
-    left by a worker that died; on a journal file, those whose worker ran on this host and
-    no longer exists. Database storages have heartbeats for this. A failed trial that came
-    from the queue (a baseline, a retry) goes back to it.
+    left by a worker that died. On a journal file, a trial whose heartbeat (written by the
+    worker's runner) is older than ``grace_period_s``, or whose worker ran on this host and
+    no longer exists. Database storages have Optuna's heartbeats for this. A failed trial
+    that came from the queue (a baseline, a retry) goes back to it.
     """
     sqlite = storage_url.startswith("sqlite:///")
     if not sqlite and journal_path(storage_url) is None:
         return 0
-    host = socket.gethostname()
+    host, now_s = socket.gethostname(), time.time()
     failed = 0
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker", {})
-        if not sqlite and not (worker.get("host") == host and not _alive(worker.get("pid"))):
+        beat_s = trial.system_attrs.get(HEARTBEAT_ATTR)
+        gone = (sqlite or (beat_s is not None and now_s - beat_s > grace_period_s)
+                or (worker.get("host") == host and not _alive(worker.get("pid"))))
+        if not gone:
             continue
         try:
             study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
@@ -260,7 +265,7 @@ def fail_orphaned_trials(study: optuna.Study, storage_url: str) -> int:
                                                   optuna.trial.TrialState.FAIL)
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # finished meanwhile
-        requeue(study, trial._trial_id)
+        requeue(study, trial._trial_id, worker_died=True)
         failed += 1
     return failed
 

@@ -241,3 +241,46 @@ def test_a_missing_database_driver_names_the_extra(monkeypatch, url, hint):
     expected = rf"needs the \w+ driver: pip install '{re.escape(hint)}'"
     with pytest.raises(ConfigError, match=expected):
         open_storage(url)
+
+
+def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
+    from dse.runner import HEARTBEAT_ATTR, SignalGuard, TrialRunner
+    from dse.study import fail_orphaned_trials
+    url = f"journal:{tmp_path / 'study.log'}"
+    study = optuna.create_study(storage=open_storage(url))
+
+    def slow(trial):
+        time.sleep(0.3)
+        return 1.0
+
+    start_s = time.time()
+    with SignalGuard() as guard:
+        beating = TrialRunner(guard, heartbeat_interval_s=0.05).run(study, slow)
+    assert start_s + 0.2 < beating.system_attrs[HEARTBEAT_ATTR] <= time.time()
+
+    study.enqueue_trial({"x": 1}, user_attrs={"baseline": "all-digital"})
+    silent = study.ask()  # a worker on another node: its last beat 200 s ago
+    silent.set_user_attr("worker", {"host": "another-node", "pid": 1})
+    study._storage.set_trial_system_attr(silent._trial_id, HEARTBEAT_ATTR, time.time() - 200)
+    fresh = study.ask()
+    fresh.set_user_attr("worker", {"host": "another-node", "pid": 1})
+    study._storage.set_trial_system_attr(fresh._trial_id, HEARTBEAT_ATTR, time.time())
+    assert fail_orphaned_trials(study, url, grace_period_s=120) == 1
+    states = {t.number: t.state.name for t in study.trials}
+    assert states[silent.number] == "FAIL" and states[fresh.number] == "RUNNING"
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs for t in waiting] == [{"baseline": "all-digital", "requeued": 1}]
+
+
+def test_a_queued_trial_that_keeps_killing_its_worker_is_given_up(tmp_path):
+    from dse.runner import MAX_REQUEUES
+    from dse.study import fail_orphaned_trials
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(storage=open_storage(url))
+    study.enqueue_trial({"x": 1}, user_attrs={"baseline": "all-digital"})
+    for _ in range(MAX_REQUEUES + 1):
+        study.ask({"x": optuna.distributions.IntDistribution(0, 4)})
+        assert fail_orphaned_trials(study, url) == 1
+    assert [t.state.name for t in study.trials] == ["FAIL"] * (MAX_REQUEUES + 1)
+    assert [t.user_attrs.get("requeued", 0) for t in study.trials] == list(
+        range(MAX_REQUEUES + 1))
