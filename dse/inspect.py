@@ -1,6 +1,7 @@
 """``dse pareto`` and ``dse show``: read a study (also while it runs) and report on it."""
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import optuna
 
 from dse.objectives import Context, Limits, candidate_cost
 from dse.reports import CostRequest, dram_setting
-from dse.results import constraints_of, metrics_of
+from dse.results import constraints_of, front_trials, metrics_of, objectives_of
 from dse.search import write_outputs
 from dse.space import build_space, suggest_candidate
 from dse.study import CONFIG_ATTR, open_storage
@@ -126,21 +127,34 @@ def _context(config: dict[str, Any]) -> Context:
 
 def status_report(target: str | None, *, storage: str | None, study_name: str | None,
                   results_dir: str) -> dict[str, Any]:
-    """Trials by state, per worker (host:pid), front size, last completion time."""
+    """Trials by state, per worker (host:pid), the running ones, front size, last
+    completion time."""
     url, name, _ = locate(target, storage=storage, study_name=study_name,
                           results_dir=results_dir)
     study = load(url, name)
     trials = study.get_trials(deepcopy=False)
     by_state: dict[str, int] = {}
     by_worker: dict[str, int] = {}
+    running = []
+    now = datetime.datetime.now()
     for trial in trials:
         by_state[trial.state.name] = by_state.get(trial.state.name, 0) + 1
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            identity = trial.user_attrs.get("worker", {})
-            worker = f"{identity.get('host', '?')}:{identity.get('pid', '?')}"
-            by_worker[worker] = by_worker.get(worker, 0) + 1
+            by_worker[_worker(trial)] = by_worker.get(_worker(trial), 0) + 1
+        elif trial.state == optuna.trial.TrialState.RUNNING:
+            started = trial.datetime_start
+            running.append({"trial": trial.number, "worker": _worker(trial),
+                            "started": started.isoformat() if started else None,
+                            "running_s": (now - started).total_seconds() if started else None})
     completed = [t.datetime_complete for t in trials
                  if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete]
+    front = front_trials([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE],
+                         objectives_of(study))
     return {"study": name, "storage": url, "trials": by_state,
-            "complete_by_worker": by_worker, "front_size": len(study.best_trials),
+            "complete_by_worker": by_worker, "running": running, "front_size": len(front),
             "last_completion": max(completed).isoformat() if completed else None}
+
+
+def _worker(trial: optuna.trial.FrozenTrial) -> str:
+    identity = trial.user_attrs.get("worker", {})
+    return f"{identity.get('host', '?')}:{identity.get('pid', '?')}"

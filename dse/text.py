@@ -179,4 +179,16 @@ def status_text(report: dict[str, Any]) -> str:
              f"{report['last_completion'] or 'never'}",
              "complete trials per worker:"]
     lines += [f"  {worker}  {count}" for worker, count in report["complete_by_worker"].items()]
+    if report["running"]:
+        lines.append("running trials:")
+        lines += [f"  trial {item['trial']} on {item['worker']} for "
+                  f"{_duration(item['running_s'])}" for item in report["running"]]
     return "\n".join(lines)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"

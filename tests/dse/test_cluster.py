@@ -1,6 +1,7 @@
 """Many workers on one study, as real processes on a real database (and a journal file)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import optuna
 import pytest
+from click.testing import CliRunner
 
+from cli import cli
 from dse.study import BASELINES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +112,13 @@ def test_two_workers_fill_the_study_exactly(tmp_path, postgres_url):
     for process in processes:
         finish(process)
     check_exact(load(postgres_url), 200)
+    status = CliRunner().invoke(cli, ["status", "--storage", postgres_url, "--study", "shared",
+                                      "--json"])
+    assert status.exit_code == 0, status.output
+    report = json.loads(status.stdout)
+    assert report["trials"]["COMPLETE"] == 200 and report["running"] == []
+    assert len(report["complete_by_worker"]) == 2
+    assert sum(report["complete_by_worker"].values()) == 200
 
 
 @pytest.mark.slow

@@ -144,3 +144,26 @@ def _completed(database: Path, *, at_least: int) -> bool:
     except Exception:  # the study is still being created
         return False
     return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) >= at_least
+
+
+def test_status_counts_states_workers_and_running_trials(tmp_path):
+    assert run("search", "--objectives", "latency,energy", "--trials", "7", "--study", "s",
+               "--results-dir", str(tmp_path)).exit_code == 0
+    storage = f"sqlite:///{tmp_path / 's' / 'study.db'}"
+    study = optuna.load_study(study_name="s", storage=storage)
+    stuck = study.ask()
+    stuck.set_user_attr("worker", {"host": "node7", "pid": 42})
+    result = run("status", "s", "--results-dir", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    front = pd.read_csv(tmp_path / "s" / "pareto.csv")
+    assert report["trials"] == {"COMPLETE": 7, "RUNNING": 1}
+    assert sum(report["complete_by_worker"].values()) == 7
+    assert [(r["trial"], r["worker"]) for r in report["running"]] == [(7, "node7:42")]
+    assert report["running"][0]["running_s"] >= 0 and report["front_size"] == len(front)
+    text = run("status", "--storage", storage, "--study", "s", "--results-dir", str(tmp_path))
+    assert text.exit_code == 0
+    assert "trials: 7 complete, 1 running" in text.stdout
+    assert "trial 7 on node7:42 for 0 min" in text.stdout
+    missing = run("status", "--storage", storage, "--study", "nope")
+    assert missing.exit_code == 2 and missing.stderr.startswith("dse: error: study 'nope'")
