@@ -138,7 +138,8 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
         "objectives": objectives_of(study),
         "trials": {state: int(count) for state, count in frame["state"].value_counts().items()},
         "front": _records(front),
-        "baselines": _records(frame[frame["is_baseline"]]) if not frame.empty else [],
+        "baselines": (_records(frame[frame["is_baseline"] & (frame["state"] == "COMPLETE")])
+                      if not frame.empty else []),
         "improvements": [{**item, "text": describe(item)} for item in found],
     }
     write_json(out_dir / "summary.json", summary)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -114,8 +115,15 @@ class _Heartbeat:
             self._storage.set_trial_system_attr(self._trial_id, HEARTBEAT_ATTR, time.time())
 
     def _run(self, beat: Callable[[], None], interval_s: float) -> None:
+        warned = False
         while True:
-            beat()
+            try:
+                beat()
+            except Exception as exc:  # a storage hiccup: keep beating
+                if not warned:
+                    _warn(f"heartbeat of trial id {self._trial_id} failed "
+                          f"({type(exc).__name__}: {exc}); retrying every {interval_s} s")
+                    warned = True
             if self._stop.wait(interval_s):
                 return
 
@@ -141,26 +149,30 @@ class TrialRunner:
     """Runs trials one at a time with ``guard`` active (see ``run``)."""
 
     def __init__(self, guard: SignalGuard, callbacks: Sequence[Callback] = (), *,
-                 stale_check_interval_s: float = 0.0,
+                 periodic: Callable[[optuna.Study], Any] = lambda study: fail_stale(study),
+                 periodic_interval_s: float = 0.0,
                  heartbeat_interval_s: float | None = None) -> None:
-        """``heartbeat_interval_s``: beat this often on storages without heartbeats of their
+        """``periodic`` (by default: fail the trials of workers whose Optuna heartbeat
+        stopped) runs before a trial, at most every ``periodic_interval_s``;
+        ``heartbeat_interval_s``: beat this often on storages without heartbeats of their
         own (journal files); database storages beat at their own interval."""
         self.guard = guard
         self.heartbeat_interval_s = heartbeat_interval_s
         self.callbacks = tuple(callbacks)
-        self.stale_check_interval_s = stale_check_interval_s
-        self._last_stale_check_s = -float("inf")
+        self.periodic = periodic
+        self.periodic_interval_s = periodic_interval_s
+        self._last_periodic_s = -float("inf")
 
     def run(self, study: optuna.Study, objective: Objective) -> FrozenTrial:
         """Ask, evaluate, tell. Exceptions from the objective (signals included, which it
         lets in with ``guard.interruptible()``) mark the trial FAIL and propagate;
         ``optuna.TrialPruned`` marks it PRUNED. A trial taken from the queue (a baseline, a
-        retried trial) and stopped by a signal goes back to the queue. Trials of dead
-        workers are failed (and retried) first, at most every ``stale_check_interval_s``
-        (a query each time)."""
+        retried trial) and stopped by a signal goes back to the queue. A trial that another
+        worker failed meanwhile (its heartbeat was judged lost) is left as it is: its result
+        is dropped with a warning and the worker goes on."""
         self.guard.check()
-        if self._stale_check_due():
-            fail_stale(study)
+        if self._periodic_due():
+            self.periodic(study)
         with warnings.catch_warnings():  # Optuna: "heartbeats are for Study.optimize"; this
             warnings.simplefilter("ignore")  # runner beats as optimize does
             trial = study.ask()
@@ -170,6 +182,12 @@ class TrialRunner:
         except optuna.TrialPruned:
             self.guard.hold()
             return self._tell(study, trial, heartbeat, state=TrialState.PRUNED)
+        except optuna.exceptions.UpdateFinishedTrialError:  # failed by another worker
+            self.guard.hold()
+            heartbeat.stop()
+            frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            _warn_taken_over(frozen.number)
+            return frozen
         except BaseException as exc:
             self.guard.hold()
             self._tell(study, trial, heartbeat, state=TrialState.FAIL,
@@ -191,18 +209,30 @@ class TrialRunner:
                     trial.set_user_attr("fail_reason", reason)
         finally:
             heartbeat.stop()
-        frozen = study.tell(trial, values, state=state)
-        if reason is None:
+        frozen = study.tell(trial, values, state=state, skip_if_finished=True)
+        expected = state or TrialState.COMPLETE
+        if frozen.state != expected:
+            _warn_taken_over(frozen.number)
+        elif reason is None:
             for callback in self.callbacks:
                 callback(study, frozen)
         return frozen
 
-    def _stale_check_due(self) -> bool:
+    def _periodic_due(self) -> bool:
         now_s = time.monotonic()
-        if now_s - self._last_stale_check_s < self.stale_check_interval_s:
+        if now_s - self._last_periodic_s < self.periodic_interval_s:
             return False
-        self._last_stale_check_s = now_s
+        self._last_periodic_s = now_s
         return True
+
+
+def _warn_taken_over(number: int) -> None:
+    _warn(f"trial {number} was failed by another worker, which judged its heartbeat lost; "
+          "its result is dropped (is --grace-period long enough?)")
+
+
+def _warn(message: str) -> None:
+    print("dse: warning: " + " ".join(message.split()), file=sys.stderr, flush=True)
 
 
 def _as_sequence(values: Any) -> Sequence[Any]:

@@ -27,8 +27,8 @@ from dse.results import (TEST_ACCURACY_ATTR, front_trials, metrics_of, trials_fr
                          write_json, write_tables)
 from dse.space import build_space, suggest_candidate
 from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url,
-                       default_study_name, fail_orphaned_trials, journal_path,
-                       make_objective, make_sampler, open_storage, open_study)
+                       default_study_name, journal_path, make_objective, make_sampler,
+                       open_storage, open_study, OrphanCheck, sqlite_path)
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.dram import DEFAULT_VENDOR
@@ -196,7 +196,6 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None) -> dict[
         study, _ = open_study(name=prepared.study_name, storage=storage,
                               sampler=make_sampler(config.sampler, worker_seed(config)),
                               identity=prepared.identity, context=prepared.context)
-        fail_orphaned_trials(study, prepared.storage_url, grace_period_s=config.grace_period)
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
         write_json(prepared.out_dir / "config.json", resolved_config(prepared))
         with SignalGuard() as guard:
@@ -230,10 +229,18 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
     objective = make_objective(prepared.context, budget=None if per_worker else config.trials,
                                guard=guard)
     callback = _ProgressCallback(prepared, progress) if progress is not None else None
+    orphans = OrphanCheck(prepared.storage_url, config.grace_period)
+
+    def look_for_dead_workers(study: optuna.Study) -> None:
+        fail_stale(study)
+        orphans(study)
+
     runner = TrialRunner(guard, [callback] if callback else [],
-                         stale_check_interval_s=config.heartbeat_interval,
+                         periodic=look_for_dead_workers,
+                         periodic_interval_s=config.heartbeat_interval,
                          heartbeat_interval_s=(config.heartbeat_interval
                                                if journal_path(prepared.storage_url) else None))
+    orphans(study)  # on SQLite: whatever a killed worker left RUNNING
     ran = 0
     while True:
         guard.check()
@@ -245,9 +252,7 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
             if complete >= config.trials:
                 break
             if complete + running >= config.trials:
-                fail_stale(study)
-                fail_orphaned_trials(study, prepared.storage_url,
-                                     grace_period_s=config.grace_period)
+                look_for_dead_workers(study)
                 with guard.interruptible():
                     time.sleep(POLL_S)
                 continue
@@ -278,10 +283,11 @@ def worker_seed(config: SearchConfig) -> int:
 @contextlib.contextmanager
 def _single_writer(storage_url: str):
     """SQLite serves one worker: a second one on the same file is refused with a hint."""
-    if not storage_url.startswith("sqlite:///"):
+    database = sqlite_path(storage_url)
+    if database is None:
         yield
         return
-    lock_path = Path(storage_url[len("sqlite:///"):] + ".lock")
+    lock_path = Path(str(database.resolve()) + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+import sqlalchemy
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from dse.objectives import OBJECTIVES, Context, evaluate, objective_values
@@ -84,6 +85,17 @@ CONFIG_WAIT_S = 60          # how long a joining worker waits for the creator to
 STORAGE_ATTEMPTS = 5
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (any driver, any query options), else None."""
+    if not url.startswith("sqlite"):
+        return None
+    try:
+        database = sqlalchemy.engine.make_url(url).database
+    except Exception:  # sqlalchemy raises several kinds for a malformed URL
+        return None
+    return Path(database) if database and database != ":memory:" else None
+
+
 def journal_path(url: str) -> Path | None:
     """The file of a journal storage URL (journal:///abs, journal:rel, or *.log), else None."""
     if url.startswith("journal:"):
@@ -121,8 +133,8 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
                 raise ConfigError(f"storage {url} needs the {module} driver: "
                                   f"pip install 'dse[{extra}]'")
             url = driver + url[len(plain):]
-    if scheme == "sqlite":
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    if scheme == "sqlite" and sqlite_path(url) is not None:
+        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
     else:
         with warnings.catch_warnings():  # heartbeats and retries are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -147,7 +159,7 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
 def _creation_race(exc: Exception) -> bool:
     text = str(exc)
     return any(sign in text for sign in ("already exists", "UNIQUE constraint failed",
-                                          "duplicate key"))
+                                          "duplicate key", "Duplicate entry"))
 
 
 def open_study(*, name: str, storage: Any, sampler: optuna.samplers.BaseSampler,
@@ -209,8 +221,7 @@ def make_objective(context: Context, *, budget: int | None = None,
         # storage time matters on a shared database: each block is one transaction
         with batched(trial.study) as collecting:
             try:
-                trial.set_user_attr("worker", {"host": socket.gethostname(),
-                                               "pid": os.getpid()})
+                trial.set_user_attr("worker", worker_identity())
                 surplus = budget is not None and ahead_of(trial) >= budget
                 if surplus:
                     trial.set_user_attr("surplus", True)
@@ -236,50 +247,89 @@ def make_objective(context: Context, *, budget: int | None = None,
     return objective
 
 
-def fail_orphaned_trials(study: optuna.Study, storage_url: str, *,
-                         grace_period_s: float = GRACE_PERIOD_S) -> int:
-    """Fail the RUNNING trials whose worker is gone; return how many.
+class OrphanCheck:
+    """Fails the RUNNING trials whose worker is gone, on storages without Optuna's
+    heartbeats; calling it returns how many it failed.
 
     On SQLite (one worker at a time, under a file lock: this one) every RUNNING trial was
-    left by a worker that died. On a journal file, a trial whose heartbeat (written by the
-    worker's runner) is older than ``grace_period_s``, or whose worker ran on this host and
-    no longer exists. Database storages have Optuna's heartbeats for this. A failed trial
-    that came from the queue (a baseline, a retry) goes back to it.
+    left by a worker that died. On a journal file, a trial whose heartbeat (written by its
+    worker's runner) has not changed for ``grace_period_s`` as timed by this checker's own
+    clock (so clock skew between nodes and a stalled file lock do not count; a fresh
+    checker waits a grace period before it judges), or whose worker ran in this host's
+    process namespace and no longer exists. A failed trial that came from the queue (a
+    baseline, a retry) goes back to it.
     """
-    sqlite = storage_url.startswith("sqlite:///")
-    if not sqlite and journal_path(storage_url) is None:
-        return 0
-    host, now_s = socket.gethostname(), time.time()
-    failed = 0
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        worker = trial.user_attrs.get("worker", {})
-        beat_s = trial.system_attrs.get(HEARTBEAT_ATTR)
-        gone = (sqlite or (beat_s is not None and now_s - beat_s > grace_period_s)
-                or (worker.get("host") == host and not _alive(worker.get("pid"))))
-        if not gone:
-            continue
-        try:
-            study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
-                                               "its worker stopped without finishing it")
-            study._storage.set_trial_state_values(trial._trial_id,
-                                                  optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # finished meanwhile
-        requeue(study, trial._trial_id, worker_died=True)
-        failed += 1
-    return failed
+
+    def __init__(self, storage_url: str, grace_period_s: float = GRACE_PERIOD_S) -> None:
+        self.sqlite = sqlite_path(storage_url) is not None
+        self.journal = journal_path(storage_url) is not None
+        self.grace_period_s = grace_period_s
+        self._seen: dict[int, tuple[Any, float]] = {}  # trial id: (beat, when it was seen)
+
+    def __call__(self, study: optuna.Study) -> int:
+        if not (self.sqlite or self.journal):
+            return 0
+        now_s = time.monotonic()
+        failed = 0
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        self._seen = {key: value for key, value in self._seen.items()
+                      if key in {t._trial_id for t in running}}
+        for trial in running:
+            if not (self.sqlite or self._silent(trial, now_s)
+                    or _dead_here(trial.user_attrs.get("worker", {}))):
+                continue
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                                   "its worker stopped without finishing it")
+                study._storage.set_trial_state_values(trial._trial_id,
+                                                      optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # finished meanwhile, or failed by another worker
+            requeue(study, trial._trial_id, worker_died=True)
+            failed += 1
+        return failed
+
+    def _silent(self, trial: optuna.trial.FrozenTrial, now_s: float) -> bool:
+        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        seen = self._seen.get(trial._trial_id)
+        if seen is None or seen[0] != beat:
+            self._seen[trial._trial_id] = (beat, now_s)
+            return False
+        return now_s - seen[1] > self.grace_period_s
 
 
-def _alive(pid: Any) -> bool:
+def worker_identity() -> dict[str, Any]:
+    """Who runs a trial: host and pid, and the process namespace in which the pid means
+    something (boot id and pid namespace, where the system tells them)."""
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pidns": _PID_NAMESPACE}
+
+
+def _pid_namespace() -> str | None:
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot_id}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return None
+
+
+_PID_NAMESPACE = _pid_namespace()
+
+
+def _dead_here(worker: dict[str, Any]) -> bool:
+    """Whether ``worker`` ran in this host's process namespace and is gone."""
+    if (_PID_NAMESPACE is None or worker.get("pidns") != _PID_NAMESPACE
+            or worker.get("host") != socket.gethostname()):
+        return False
+    pid = worker.get("pid")
     if not isinstance(pid, int) or pid <= 0:
-        return True  # unknown: assume alive
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except PermissionError:
         return True
-    return True
+    except PermissionError:
+        return False
+    return False
 
 
 def ahead_of(trial: optuna.trial.Trial) -> int:

@@ -5,6 +5,7 @@ import os
 import random
 import signal
 import threading
+import time
 
 import optuna
 import pytest
@@ -145,3 +146,45 @@ def test_a_queued_trial_stopped_by_a_signal_goes_back_to_the_queue(tmp_path):
     assert again.params == {"x": 0.25, "y": 3} and again.user_attrs == {"baseline":
                                                                         "all-digital"}
     assert again.values == [0.25 ** 2 + 3]
+
+
+@pytest.mark.parametrize("when", ["during", "after"])
+def test_a_trial_failed_by_another_worker_is_dropped_not_fatal(tmp_path, capsys, when):
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+    def judged_dead(trial):
+        trial.suggest_float("x", 0, 1)
+        study._storage.set_trial_state_values(trial._trial_id, State.FAIL)  # another worker
+        if when == "during":
+            trial.set_user_attr("metrics", {})  # the next write is refused
+        return 1.0
+
+    with SignalGuard() as guard:
+        runner = TrialRunner(guard)
+        frozen = runner.run(study, judged_dead)
+        after = runner.run(study, _quadratic)  # the worker goes on
+    assert frozen.state == State.FAIL and after.state == State.COMPLETE
+    assert f"trial {frozen.number} was failed by another worker" in capsys.readouterr().err
+
+
+def test_a_heartbeat_that_fails_keeps_beating(capsys):
+    from dse.runner import _Heartbeat
+
+    class Flaky:
+        def __init__(self):
+            self.calls = 0
+
+        def set_trial_system_attr(self, trial_id, key, value):
+            self.calls += 1
+            if self.calls <= 2:
+                raise OSError("stale NFS file handle")
+
+    storage = Flaky()
+    heartbeat = _Heartbeat(storage, 7, fallback_interval_s=0.01)
+    deadline = time.monotonic() + 5
+    while storage.calls < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    heartbeat.stop()
+    assert storage.calls >= 5
+    err = capsys.readouterr().err
+    assert err.count("heartbeat of trial id 7 failed (OSError: stale NFS file handle)") == 1

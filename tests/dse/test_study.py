@@ -179,24 +179,26 @@ def test_a_crashed_sqlite_worker_leaves_nothing_running(toy_table, tmp_path):
     assert [t.user_attrs.get("baseline") for t in study.trials[orphan.number + 1:]
             ].count("all-digital") == 1  # the queued baseline ran again
     assert summary["front"]
+    assert orphan.number not in [b["trial"] for b in summary["baselines"]]  # failed: left out
 
 
 def test_a_journal_fails_only_trials_of_dead_local_workers(tmp_path):
-    import socket
     import subprocess
     import sys
-    from dse.study import fail_orphaned_trials
+    from dse.study import OrphanCheck, worker_identity
     url = f"journal:{tmp_path / 'study.log'}"
     study = optuna.create_study(storage=open_storage(url))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    workers = [{"host": socket.gethostname(), "pid": int(dead.stdout)},  # gone
-               {"host": socket.gethostname(), "pid": os.getpid()},     # alive
-               {"host": "another-node", "pid": int(dead.stdout)}]       # cannot tell
+    here = worker_identity()
+    workers = [{**here, "pid": int(dead.stdout)},                           # gone
+               here,                                                         # alive
+               {**here, "pid": int(dead.stdout), "host": "another-node"},   # cannot tell
+               {**here, "pid": int(dead.stdout), "pidns": "a container"}]   # cannot tell
     for worker in workers:
         study.ask().set_user_attr("worker", worker)
-    assert fail_orphaned_trials(study, url) == 1
-    assert [t.state.name for t in study.trials] == ["FAIL", "RUNNING", "RUNNING"]
+    assert OrphanCheck(url, grace_period_s=120)(study) == 1
+    assert [t.state.name for t in study.trials] == ["FAIL"] + ["RUNNING"] * 3
     assert study.trials[0].user_attrs["fail_reason"] == "its worker stopped without finishing it"
 
 
@@ -245,7 +247,7 @@ def test_a_missing_database_driver_names_the_extra(monkeypatch, url, hint):
 
 def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
     from dse.runner import HEARTBEAT_ATTR, SignalGuard, TrialRunner
-    from dse.study import fail_orphaned_trials
+    from dse.study import OrphanCheck
     url = f"journal:{tmp_path / 'study.log'}"
     study = optuna.create_study(storage=open_storage(url))
 
@@ -258,29 +260,56 @@ def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
         beating = TrialRunner(guard, heartbeat_interval_s=0.05).run(study, slow)
     assert start_s + 0.2 < beating.system_attrs[HEARTBEAT_ATTR] <= time.time()
 
+    def beat(trial, value):
+        study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT_ATTR, value)
+
     study.enqueue_trial({"x": 1}, user_attrs={"baseline": "all-digital"})
-    silent = study.ask()  # a worker on another node: its last beat 200 s ago
-    silent.set_user_attr("worker", {"host": "another-node", "pid": 1})
-    study._storage.set_trial_system_attr(silent._trial_id, HEARTBEAT_ATTR, time.time() - 200)
-    fresh = study.ask()
-    fresh.set_user_attr("worker", {"host": "another-node", "pid": 1})
-    study._storage.set_trial_system_attr(fresh._trial_id, HEARTBEAT_ATTR, time.time())
-    assert fail_orphaned_trials(study, url, grace_period_s=120) == 1
+    silent = study.ask()  # on another node whose clock runs an hour ahead: it stops beating
+    beat(silent, time.time() + 3600)
+    alive = study.ask()   # on a node an hour behind: it keeps beating
+    beat(alive, time.time() - 3600)
+    never = study.ask()   # killed before its first beat
+    check = OrphanCheck(url, grace_period_s=1.0)
+    assert check(study) == 0  # a new checker first watches for a grace period
+    for step in range(4):
+        time.sleep(0.1)
+        beat(alive, time.time() - 3600 + step)
+        assert check(study) == 0
+    time.sleep(0.7)
+    beat(alive, time.time() - 3500)
+    assert check(study) == 2
     states = {t.number: t.state.name for t in study.trials}
-    assert states[silent.number] == "FAIL" and states[fresh.number] == "RUNNING"
+    assert [states[t.number] for t in (silent, alive, never)] == ["FAIL", "RUNNING", "FAIL"]
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.user_attrs for t in waiting] == [{"baseline": "all-digital", "requeued": 1}]
 
 
 def test_a_queued_trial_that_keeps_killing_its_worker_is_given_up(tmp_path):
     from dse.runner import MAX_REQUEUES
-    from dse.study import fail_orphaned_trials
+    from dse.study import OrphanCheck
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=open_storage(url))
     study.enqueue_trial({"x": 1}, user_attrs={"baseline": "all-digital"})
     for _ in range(MAX_REQUEUES + 1):
         study.ask({"x": optuna.distributions.IntDistribution(0, 4)})
-        assert fail_orphaned_trials(study, url) == 1
+        assert OrphanCheck(url)(study) == 1
     assert [t.state.name for t in study.trials] == ["FAIL"] * (MAX_REQUEUES + 1)
     assert [t.user_attrs.get("requeued", 0) for t in study.trials] == list(
         range(MAX_REQUEUES + 1))
+
+
+def test_one_sqlite_worker_whatever_the_url_spelling(tmp_path):
+    from dse.search import _single_writer
+    database = tmp_path / "study.db"
+    with _single_writer(f"sqlite:///{database}"):
+        for other in (f"sqlite:///{database}?timeout=60", f"sqlite+pysqlite:///{database}"):
+            with pytest.raises(ConfigError, match="SQLite serves one worker"):
+                with _single_writer(other):
+                    pass
+
+
+def test_storage_creation_races_are_retried_on_every_database():
+    from dse.study import _creation_race
+    assert _creation_race(Exception("(1062, \"Duplicate entry 'v3.2.0.a' for key 'PRIMARY'\")"))
+    assert _creation_race(Exception('duplicate key value violates unique constraint "x"'))
+    assert not _creation_race(Exception("password authentication failed"))
