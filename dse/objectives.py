@@ -29,7 +29,8 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "compute_energy": ("minimize", "compute_energy_j"),
 }
 METRICS = ("accuracy", "latency_s", "energy_j", "dram_energy_j", "compute_energy_j")
-UNPROBED_ACCURACY = 0.0  # reported for candidates over a cost budget (infeasible anyway)
+UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget (infeasible
+                         # anyway); their stored accuracy is None: unknown
 
 Probe = Callable[[ProbeCandidate], ProbeResult]
 
@@ -135,7 +136,7 @@ def evaluate(candidate: Candidate, context: Context) -> Evaluation:
             probe_seconds = time.perf_counter() - start
             accuracy = result.accuracy_mean
             metrics["accuracy_std"] = result.accuracy_std
-        metrics["accuracy"] = accuracy
+        metrics["accuracy"] = accuracy if probed else None
         if limits.max_accuracy_drop_pp is not None and context.baseline_accuracy is not None:
             drop_pp = (context.baseline_accuracy - accuracy) * 100
             constraints["accuracy_drop_over_limit_pp"] = drop_pp - limits.max_accuracy_drop_pp
@@ -143,4 +144,5 @@ def evaluate(candidate: Candidate, context: Context) -> Evaluation:
 
 
 def objective_values(evaluation: Evaluation, context: Context) -> list[float]:
-    return [evaluation.metrics[OBJECTIVES[name][1]] for name in context.objectives]
+    values = [evaluation.metrics[OBJECTIVES[name][1]] for name in context.objectives]
+    return [UNPROBED_ACCURACY if value is None else value for value in values]

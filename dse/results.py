@@ -49,7 +49,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["is_baseline"] = "baseline" in attrs
         row["baseline"] = attrs.get("baseline", "")
         row["probed"] = attrs.get("probed", False)
-        row["feasible"] = all(value <= 0 for value in constraints.values())
+        row["feasible"] = (trial.state == optuna.trial.TrialState.COMPLETE
+                           and all(value <= 0 for value in constraints.values()))
         row.update({f"constraint:{key}": value for key, value in constraints.items()})
         row["worker"] = "{host}:{pid}".format(**attrs["worker"]) if "worker" in attrs else ""
         row["cost_seconds"] = attrs.get("cost_seconds", np.nan)
@@ -57,6 +58,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row.update(trial.params)
         rows.append(row)
     frame = pd.DataFrame(rows)
+    if not frame.empty:  # unknown values (None: e.g. the accuracy of an unprobed trial): NaN
+        frame[list(METRICS)] = frame[list(METRICS)].astype(float)
     if frame.empty:
         return pd.DataFrame(columns=["trial", "state", *METRICS, "is_baseline", "baseline",
                                      "is_pareto"])
@@ -90,21 +93,31 @@ def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
             if on_front]
 
 
-def improvements(frame: pd.DataFrame, max_drop_pp: float | None) -> list[dict[str, Any]]:
-    """Per baseline: the largest latency and energy reductions among front points whose
-    accuracy is within ``max_drop_pp`` of the baseline's (iso-accuracy, as ODiMO reports)."""
+def improvements(frame: pd.DataFrame, max_drop_pp: float | None,
+                 objectives: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per baseline and per cost objective of the study (all of them by default): the
+    largest reduction among front points whose accuracy is within ``max_drop_pp`` of the
+    baseline's (iso-accuracy, as ODiMO reports); among equal reductions, the most accurate
+    point. A baseline whose accuracy is unknown (not probed: over a budget) is compared
+    only in studies without accuracy."""
     front = frame[frame["is_pareto"]]
     results = []
     has_accuracy = frame["accuracy"].notna().any()
     tolerance = (max_drop_pp or 0.0) / 100
+    costs = [(name, column) for name, (direction, column) in OBJECTIVES.items()
+             if direction == "minimize" and column in frame
+             and (objectives is None or name in objectives)]
     for _, base in frame[frame["is_baseline"] & (frame["state"] == "COMPLETE")].iterrows():
+        if has_accuracy and not np.isfinite(base["accuracy"]):
+            continue
         peers = front
         if has_accuracy:
             peers = front[front["accuracy"] >= base["accuracy"] - tolerance]
-        for metric, column in (("latency", "latency_s"), ("energy", "energy_j")):
+        for metric, column in costs:
             if peers.empty or not base[column] > 0:
                 continue
-            best = peers.loc[peers[column].idxmin()]
+            order = [column, "accuracy"] if has_accuracy else [column]
+            best = peers.sort_values(order, ascending=[True, False][:len(order)]).iloc[0]
             change = (best[column] / base[column] - 1) * 100
             if not change < 0:
                 continue  # nothing on the front beats this baseline at its accuracy
@@ -132,7 +145,8 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
     write_csv(out_dir / "trials.csv", frame)
     front = frame[frame["is_pareto"]] if not frame.empty else frame
     write_csv(out_dir / "pareto.csv", front.drop(columns=["is_pareto"], errors="ignore"))
-    found = improvements(frame, max_drop_pp) if not frame.empty else []
+    found = (improvements(frame, max_drop_pp, objectives_of(study) or None)
+             if not frame.empty else [])
     summary = {
         "study": study.study_name,
         "objectives": objectives_of(study),

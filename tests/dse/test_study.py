@@ -91,7 +91,7 @@ def test_accuracy_constraint_and_unprobed_budget_violations(toy_table, tmp_path)
     assert calls == []  # over the latency budget: never probed
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
     assert not frame["feasible"].any() and not frame["is_pareto"].any()
-    assert (frame["accuracy"] == 0).all() and not frame["probed"].any()
+    assert frame["accuracy"].isna().all() and not frame["probed"].any()  # unknown, not 0
 
 
 def test_constraint_values_stored_per_trial(toy_table, tmp_path):
@@ -154,6 +154,28 @@ def test_summary_reports_improvements_over_baselines(toy_table, tmp_path):
         assert item["text"].startswith(f"{item['change_percent']:+.1f} % {item['metric']}")
     assert {b["baseline"] for b in document["baselines"]} == set(BASELINES)
     assert np.isfinite([row["latency_s"] for row in document["front"]]).all()
+
+
+def test_improvements_are_iso_accuracy_over_the_studys_own_objectives():
+    from dse.results import improvements
+    rows = [  # trial, baseline, accuracy, latency_s, energy_j, is_pareto
+        (0, "all-digital", 0.99, 10.0, 8.0, False),
+        (1, "all-analog", None, 4.0, 2.0, False),   # over a budget: accuracy unknown
+        (2, "", 0.98, 6.0, 5.0, True),
+        (3, "", 0.99, 6.0, 5.5, True),             # as fast as 2, and as accurate as 0
+        (4, "", 0.90, 3.0, 1.0, True),             # fastest, but far less accurate
+    ]
+    frame = pd.DataFrame(rows, columns=["trial", "baseline", "accuracy", "latency_s",
+                                        "energy_j", "is_pareto"])
+    frame["accuracy"] = frame["accuracy"].astype(float)
+    frame["is_baseline"] = frame["baseline"] != ""
+    frame["state"] = "COMPLETE"
+    found = improvements(frame, 1.0, ["accuracy", "latency"])
+    assert found == [{"baseline": "all-digital", "metric": "latency", "change_percent":
+                      pytest.approx(-40.0), "accuracy_change_pp": pytest.approx(0.0),
+                      "trial": 3}]
+    both = improvements(frame, 1.0, None)
+    assert [(f["metric"], f["trial"]) for f in both] == [("latency", 3), ("energy", 2)]
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "nsga3", "gp", "random", "qmc"])
