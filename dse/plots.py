@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -85,7 +86,9 @@ def hypervolume_history(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFr
     directions = [OBJECTIVES[name][0] for name in objectives]
     done = frame[frame["state"] == "COMPLETE"].sort_values("trial")
     losses = to_losses(done[columns].to_numpy(dtype=float), directions)
-    low, high = np.nanmin(losses, axis=0), np.nanmax(losses, axis=0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column of unknowns (all NaN)
+        low, high = np.nanmin(losses, axis=0), np.nanmax(losses, axis=0)
     normalised = (losses - low) / np.where(high > low, high - low, 1.0)
     feasible = done["feasible"].to_numpy(bool)
     reference = np.full(len(columns), 1.1)
