@@ -47,10 +47,13 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def resolved_epochs(dataset: str, epochs: int | None) -> int:
+    """--epochs, else the dataset's default."""
+    return DEFAULT_EPOCHS.get(dataset, TrainConfig.epochs) if epochs is None else epochs
+
+
 def train_config(request: DataRequest) -> TrainConfig:
-    epochs = request.epochs
-    if epochs is None:
-        epochs = DEFAULT_EPOCHS.get(request.dataset, TrainConfig.epochs)
+    epochs = resolved_epochs(request.dataset, request.epochs)
     if epochs < 1:
         raise ConfigError("--epochs must be >= 1")
     return TrainConfig(epochs=epochs)

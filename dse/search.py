@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
+import hashlib
 import os
 import platform
 import re
@@ -20,7 +21,7 @@ import optuna
 import dse
 from dse.objectives import OBJECTIVES, Context, Limits, candidate_cost, parse_objectives
 from dse.plots import write_plots
-from dse.probing import DataRequest, obtain_checkpoint, resolve_device
+from dse.probing import DataRequest, obtain_checkpoint, resolve_device, resolved_epochs
 from dse.reports import CostRequest, dram_setting
 from dse.runner import SignalGuard, Terminated, TrialRunner, fail_stale
 from dse.results import (TEST_ACCURACY_ATTR, front_trials, metrics_of, trials_frame,
@@ -31,7 +32,7 @@ from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url
                        open_storage, open_study, OrphanCheck, sqlite_path)
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
-from hw_models.dram import DEFAULT_VENDOR
+from hw_models.dram import DEFAULT_VENDOR, dram_preset_path
 from hw_models.error_models import ErrorModelParams
 from hw_models.traffic import layer_traffic
 from networks.datasets import load_dataset
@@ -77,11 +78,17 @@ class SearchConfig:
     def resolved_dram(self, soc_default: str) -> str:
         return soc_default if self.dram is None else self.dram
 
-    def identity(self, dram: str) -> dict[str, Any]:
+    def identity(self, dram: str, *, hw_path: str | None = None,
+                 dram_path: str | None = None) -> dict[str, Any]:
+        """The settings a study is bound to; the hardware and DRAM presets also by the
+        SHA-256 of their files, so that an edited file is noticed and the same file under
+        another name (a preset by its path) is not."""
         keep = ("network", "dataset", "hw", "vendor", "objectives", "max_accuracy_drop",
-                "latency_budget", "energy_budget", "checkpoint", "epochs", "probe_steps",
+                "latency_budget", "energy_budget", "checkpoint", "probe_steps",
                 "probe_seeds", "error_model", "accuracy_estimator")
-        return {**{key: getattr(self, key) for key in keep}, "dram": dram}
+        return {**{key: getattr(self, key) for key in keep}, "dram": dram,
+                "epochs": resolved_epochs(self.dataset, self.epochs),
+                "hw_sha256": _sha256(hw_path), "dram_sha256": _sha256(dram_path)}
 
 
 class SearchInterrupted(Exception):
@@ -162,8 +169,14 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
         limits=Limits(config.max_accuracy_drop, config.latency_budget, config.energy_budget),
         probe=estimator, baseline_accuracy=baseline_accuracy)
     return Prepared(config, context, study_name, storage_url,
-                    Path(config.results_dir) / study_name, config.identity(dram_name),
+                    Path(config.results_dir) / study_name,
+                    config.identity(dram_name, hw_path=soc.source_path,
+                                    dram_path=dram_preset_path(dram_name)),
                     probe_setup)
+
+
+def _sha256(path: str | Path | None) -> str | None:
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _probe_with(setup: ProbeSetup, candidate: ProbeCandidate):

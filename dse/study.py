@@ -194,11 +194,21 @@ def _check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) ->
             raise ConfigError(f"study '{name}' exists but its creator never finished setting "
                               "it up; delete it or use another --study")
         time.sleep(0.2)
+    stored, identity = _comparable(stored), _comparable(identity)
     if stored != identity:
         differing = sorted(k for k in set(identity) | set(stored)
                            if stored.get(k) != identity.get(k))
         raise ConfigError(f"study '{name}' exists with other settings ({', '.join(differing)}"
                           "); pass --study NEW_NAME or the original settings")
+
+
+def _comparable(identity: dict[str, Any]) -> dict[str, Any]:
+    """Presets compare by file contents: 'diana' and the path of its file are the same."""
+    comparable = dict(identity)
+    for key in ("hw", "dram"):
+        if comparable.get(f"{key}_sha256") is not None:
+            comparable[key] = comparable.pop(f"{key}_sha256")
+    return comparable
 
 
 def enqueue_baselines(study: optuna.Study, context: Context) -> None:

@@ -118,14 +118,25 @@ def list_dram_presets() -> list[str]:
 
 
 @lru_cache(maxsize=None)
+def dram_preset_path(name_or_path: str) -> Path | None:
+    """The file of a DRAM preset name or path; None for ``none`` (no DRAM)."""
+    if name_or_path == "none":
+        return None
+    if name_or_path in list_dram_presets():
+        return DRAM_PRESET_DIR / f"{name_or_path}.toml"
+    path = Path(name_or_path)
+    if path.suffix != ".toml" or not path.is_file():
+        raise ConfigError(f"unknown DRAM device '{name_or_path}' (known: "
+                          f"{', '.join(list_dram_presets())}, or a .toml file; none where "
+                          "a command runs without DRAM)")
+    return path
+
+
 def load_dram(name_or_path: str) -> DramDevice:
     """Load a DRAM preset by name or TOML path; raise ConfigError if unknown or invalid."""
-    path = DRAM_PRESET_DIR / f"{name_or_path}.toml"
-    if name_or_path not in list_dram_presets():
-        path = Path(name_or_path)
-        if path.suffix != ".toml" or not path.is_file():
-            raise ConfigError(f"unknown DRAM device '{name_or_path}' (known: "
-                              f"{', '.join(list_dram_presets())}, none, or a .toml file)")
+    path = dram_preset_path(name_or_path)
+    if path is None:
+        raise ConfigError("DRAM device 'none' has no preset (it means: no DRAM)")
     document = read_toml(path)
     values, sources = checked_values(document, _SCHEMA, path,
                                      plain_keys=("name", "description", "ber_transfer"))

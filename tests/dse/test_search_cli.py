@@ -167,3 +167,21 @@ def test_status_counts_states_workers_and_running_trials(tmp_path):
     assert "trial 7 on node7:42 for 0 min" in text.stdout
     missing = run("status", "--storage", storage, "--study", "nope")
     assert missing.exit_code == 2 and missing.stderr.startswith("dse: error: study 'nope'")
+
+
+def test_a_study_is_bound_to_preset_contents_not_names(tmp_path):
+    from hw_models.soc import PRESET_DIR
+    base = ["search", "--objectives", "latency,energy", "--study", "s", "--results-dir",
+            str(tmp_path)]
+    assert run(*base, "--trials", "4").exit_code == 0
+    same_file = run(*base, "--trials", "5", "--hw", str(PRESET_DIR / "diana.toml"),
+                    "--epochs", "30", "--dram", "lpddr4-3200")  # the defaults, spelled out
+    assert same_file.exit_code == 0, same_file.stderr
+    edited = tmp_path / "diana_fast.toml"
+    edited.write_text((PRESET_DIR / "diana.toml").read_text().replace("260e6", "520e6", 1)
+                      if "260e6" in (PRESET_DIR / "diana.toml").read_text() else "")
+    assert edited.read_text(), "the preset's clock is no longer written 260e6"
+    before = (tmp_path / "s" / "trials.csv").read_bytes()
+    refused = run(*base, "--trials", "6", "--hw", str(edited))
+    assert refused.exit_code == 2 and "exists with other settings (hw)" in refused.stderr
+    assert (tmp_path / "s" / "trials.csv").read_bytes() == before
