@@ -335,9 +335,9 @@ def search(as_json: bool, **options: Any) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
 
     prepared = prepare(SearchConfig(**options), progress=ProgressLine("training baseline"))
-    click.echo(f"study {prepared.study_name} in {prepared.storage_url}", err=True)
     try:
-        summary = run_search(prepared, progress=ProgressLine("search"))
+        summary = run_search(prepared, progress=ProgressLine("search"),
+                             notice=lambda text: click.echo(text, err=True))
     except SearchInterrupted as exc:
         fail(str(exc), exc.exit_code)
     echo_json(summary) if as_json else click.echo(search_text(summary))

@@ -14,7 +14,7 @@ from dse.reports import CostRequest, dram_setting
 from dse.results import constraints_of, front_trials, metrics_of, objectives_of
 from dse.search import write_outputs
 from dse.space import build_space, suggest_candidate
-from dse.study import CONFIG_ATTR, open_storage
+from dse.study import CONFIG_ATTR, MASK, open_storage, shown_url
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.traffic import layer_traffic
@@ -36,16 +36,20 @@ def locate(target: str | None, *, storage: str | None, study_name: str | None,
         raise ConfigError(f"no study found at '{target}' ({config_path} does not exist)")
     try:
         config = json.loads(config_path.read_text())
-        return str(config["storage"]), str(config["study"]), folder
+        url, name = str(config["storage"]), str(config["study"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{config_path} is damaged ({type(exc).__name__})") from None
+    if shown_url(url) != url or MASK in url:
+        raise ConfigError(f"study '{name}' is in {url}, whose password is not stored: pass "
+                          f"--storage URL --study {name}")
+    return url, name, folder
 
 
 def load(storage_url: str, name: str) -> optuna.Study:
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
-        raise ConfigError(f"study '{name}' does not exist in {storage_url}") from None
+        raise ConfigError(f"study '{name}' does not exist in {shown_url(storage_url)}") from None
 
 
 def pareto_report(target: str | None, *, storage: str | None, study_name: str | None,
@@ -69,7 +73,7 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
         raise ConfigError(f"cannot write to {out_dir}: {exc.strerror}") from None
     summary = write_outputs(study, out_dir, config.get("max_accuracy_drop"), x=axes[0],
                             y=axes[1], color=axes[2])
-    return {**summary, "results_dir": str(out_dir), "storage": url}
+    return {**summary, "results_dir": str(out_dir), "storage": shown_url(url)}
 
 
 def show_report(target: str, trial_number: int, *, storage: str | None,
@@ -150,7 +154,7 @@ def status_report(target: str | None, *, storage: str | None, study_name: str | 
                  if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete]
     front = front_trials([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE],
                          objectives_of(study))
-    return {"study": name, "storage": url, "trials": by_state,
+    return {"study": name, "storage": shown_url(url), "trials": by_state,
             "complete_by_worker": by_worker, "running": running, "front_size": len(front),
             "last_completion": max(completed).isoformat() if completed else None}
 

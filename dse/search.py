@@ -29,7 +29,7 @@ from dse.results import (TEST_ACCURACY_ATTR, front_trials, metrics_of, trials_fr
 from dse.space import build_space, suggest_candidate
 from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url,
                        default_study_name, journal_path, make_objective, make_sampler,
-                       open_storage, open_study, OrphanCheck, sqlite_path)
+                       open_storage, open_study, OrphanCheck, shown_url, sqlite_path)
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.dram import DEFAULT_VENDOR, dram_preset_path
@@ -199,9 +199,11 @@ def _probe_setup(config: SearchConfig, device, progress: Progress | None) -> Pro
         cache_dir=Path(config.results_dir) / "probe_cache")
 
 
-def run_search(prepared: Prepared, *, progress: Progress | None = None) -> dict[str, Any]:
+def run_search(prepared: Prepared, *, progress: Progress | None = None,
+               notice: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or join, or resume) the study until it holds ``trials`` complete trials (or this
-    worker ran ``trials_per_worker``); write every output."""
+    worker ran ``trials_per_worker``); write every output. ``notice`` hears which study in
+    which storage once it is open."""
     config = prepared.config
     storage = open_storage(prepared.storage_url, heartbeat_interval_s=config.heartbeat_interval,
                            grace_period_s=config.grace_period)
@@ -209,6 +211,8 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None) -> dict[
         study, _ = open_study(name=prepared.study_name, storage=storage,
                               sampler=make_sampler(config.sampler, worker_seed(config)),
                               identity=prepared.identity, context=prepared.context)
+        if notice is not None:
+            notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
         write_json(prepared.out_dir / "config.json", resolved_config(prepared))
         with SignalGuard() as guard:
@@ -365,7 +369,8 @@ def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
     if test_split and prepared.probe_setup is not None:
         _test_accuracy(study, prepared, interruptible)
     summary = write_outputs(study, prepared.out_dir, prepared.config.max_accuracy_drop)
-    return {**summary, "results_dir": str(prepared.out_dir), "storage": prepared.storage_url}
+    return {**summary, "results_dir": str(prepared.out_dir),
+            "storage": shown_url(prepared.storage_url)}
 
 
 def _test_accuracy(study: optuna.Study, prepared: Prepared,
@@ -414,8 +419,10 @@ def _layers(study: optuna.Study) -> list[tuple[str, int]]:
 def resolved_config(prepared: Prepared) -> dict[str, Any]:
     import torch
     return {
-        "study": prepared.study_name, "storage": prepared.storage_url,
-        "config": asdict(prepared.config), "identity": prepared.identity,
+        "study": prepared.study_name, "storage": shown_url(prepared.storage_url),
+        "config": {**asdict(prepared.config),
+                   "storage": shown_url(prepared.config.storage or prepared.storage_url)},
+        "identity": prepared.identity,
         "objectives": {name: OBJECTIVES[name] for name in prepared.context.objectives},
         "baseline_accuracy": prepared.context.baseline_accuracy,
         "versions": {"dse": dse.__version__, "optuna": optuna.__version__,

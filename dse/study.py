@@ -85,6 +85,20 @@ CONFIG_WAIT_S = 60          # how long a joining worker waits for the creator to
 STORAGE_ATTEMPTS = 5
 
 
+MASK = "***"
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password masked: for messages and files (config.json)."""
+    try:
+        parsed = sqlalchemy.engine.make_url(url) if "://" in url else None
+    except Exception:  # sqlalchemy raises several kinds for a malformed URL
+        return url
+    if parsed is None or parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)
+
+
 def sqlite_path(url: str) -> Path | None:
     """The database file of a SQLite URL (any driver, any query options), else None."""
     if not url.startswith("sqlite"):
@@ -113,6 +127,7 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
     Database storages (not SQLite) get heartbeats: a trial whose worker stops beating for
     ``grace_period_s`` is marked failed and its parameters are enqueued again.
     """
+    given = url
     path = journal_path(url)
     if path is not None:
         from optuna.storages.journal import JournalFileBackend
@@ -151,8 +166,12 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
             if _creation_race(exc) and attempt + 1 < STORAGE_ATTEMPTS:
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            raise ConfigError(f"cannot open storage {url}: {type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0]}") from None
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            password = sqlalchemy.engine.make_url(url).password if "://" in url else None
+            if password:
+                reason = reason.replace(str(password), MASK)
+            raise ConfigError(f"cannot open storage {shown_url(given)}: {type(exc).__name__}: "
+                              f"{reason}") from None
     raise AssertionError("unreachable")
 
 

@@ -101,6 +101,7 @@ def test_reusing_a_study_name_with_other_settings(tmp_path):
                  "s", "--results-dir", str(tmp_path))
     assert second.exit_code == 2
     assert "exists with other settings (objectives)" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1  # the error line only
     assert (tmp_path / "s" / "trials.csv").read_bytes() == before
 
 
@@ -185,3 +186,27 @@ def test_a_study_is_bound_to_preset_contents_not_names(tmp_path):
     refused = run(*base, "--trials", "6", "--hw", str(edited))
     assert refused.exit_code == 2 and "exists with other settings (hw)" in refused.stderr
     assert (tmp_path / "s" / "trials.csv").read_bytes() == before
+
+
+def test_storage_passwords_are_never_written_or_shown(tmp_path, toy_table):
+    import dataclasses
+    from toy import toy_prepared
+    url = "postgresql://dse:s3cret@127.0.0.1:1/none"  # nothing listens on port 1
+    result = run("search", "--storage", url, "--objectives", "latency,energy",
+                 "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and "s3cret" not in result.stderr
+    assert "cannot open storage postgresql://dse:***@127.0.0.1:1/none" in result.stderr
+    from dse.search import resolved_config
+    from dse.study import shown_url
+    prepared = toy_prepared(toy_table, tmp_path)
+    prepared = dataclasses.replace(prepared, storage_url=url, config=dataclasses.replace(
+        prepared.config, storage=url))
+    written = json.dumps(resolved_config(prepared))
+    assert "s3cret" not in written and "dse:***@" in written
+    assert shown_url(url) == "postgresql://dse:***@127.0.0.1:1/none"
+    assert shown_url("sqlite:///a.db") == "sqlite:///a.db"
+    folder = tmp_path / "s"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"storage": shown_url(url), "study": "s"}))
+    refused = run("pareto", str(folder))
+    assert refused.exit_code == 2 and "password is not stored: pass --storage" in refused.stderr
