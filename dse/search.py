@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -175,6 +178,16 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
                     probe_setup)
 
 
+def _append_run(path: Path, record: dict[str, Any]) -> None:
+    """One line per run or worker that joined the study (its sampler, seed, trials, ...):
+    config.json keeps the settings of the run that created it."""
+    line = json.dumps({"started": datetime.datetime.now().isoformat(timespec="seconds"),
+                       "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+                       **record}, default=str)
+    with open(path, "a") as handle:
+        handle.write(line + "\n")
+
+
 def _sha256(path: str | Path | None) -> str | None:
     return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -208,13 +221,16 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
     storage = open_storage(prepared.storage_url, heartbeat_interval_s=config.heartbeat_interval,
                            grace_period_s=config.grace_period)
     with _single_writer(prepared.storage_url):
-        study, _ = open_study(name=prepared.study_name, storage=storage,
+        study, created = open_study(name=prepared.study_name, storage=storage,
                               sampler=make_sampler(config.sampler, worker_seed(config)),
                               identity=prepared.identity, context=prepared.context)
         if notice is not None:
             notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(prepared.out_dir / "config.json", resolved_config(prepared))
+        run_record = resolved_config(prepared)
+        if created or not (prepared.out_dir / "config.json").is_file():
+            write_json(prepared.out_dir / "config.json", run_record)  # the study's settings
+        _append_run(prepared.out_dir / "runs.jsonl", run_record)
         with SignalGuard() as guard:
             try:
                 _work(study, prepared, progress, guard)

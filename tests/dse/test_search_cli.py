@@ -210,3 +210,17 @@ def test_storage_passwords_are_never_written_or_shown(tmp_path, toy_table):
     (folder / "config.json").write_text(json.dumps({"storage": shown_url(url), "study": "s"}))
     refused = run("pareto", str(folder))
     assert refused.exit_code == 2 and "password is not stored: pass --storage" in refused.stderr
+
+
+def test_config_json_keeps_the_creating_run_and_runs_jsonl_every_run(tmp_path):
+    base = ["search", "--objectives", "latency,energy", "--study", "s", "--results-dir",
+            str(tmp_path)]
+    assert run(*base, "--trials", "4", "--seed", "1").exit_code == 0
+    created = (tmp_path / "s" / "config.json").read_bytes()
+    assert run(*base, "--trials", "6", "--seed", "9", "--sampler", "random").exit_code == 0
+    assert (tmp_path / "s" / "config.json").read_bytes() == created
+    runs = [json.loads(line) for line in
+            (tmp_path / "s" / "runs.jsonl").read_text().splitlines()]
+    assert [(r["config"]["seed"], r["config"]["sampler"], r["config"]["trials"])
+            for r in runs] == [(1, "tpe", 4), (9, "random", 6)]
+    assert all(r["worker"]["pid"] > 0 and r["started"] for r in runs)
