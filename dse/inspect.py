@@ -14,7 +14,7 @@ from dse.reports import CostRequest, dram_setting
 from dse.results import constraints_of, front_trials, metrics_of, objectives_of
 from dse.search import write_outputs
 from dse.space import build_space, suggest_candidate
-from dse.study import CONFIG_ATTR, MASK, open_storage, shown_url
+from dse.study import CONFIG_ATTR, MASK, open_storage, shown_url, sqlite_path
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.traffic import layer_traffic
@@ -46,6 +46,9 @@ def locate(target: str | None, *, storage: str | None, study_name: str | None,
 
 
 def load(storage_url: str, name: str) -> optuna.Study:
+    database = sqlite_path(storage_url)
+    if database is not None and not database.is_file():
+        raise ConfigError(f"no study database at {database}")
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:

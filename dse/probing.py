@@ -64,6 +64,7 @@ def obtain_checkpoint(request: DataRequest, *, progress: Progress | None = None,
     """The user's checkpoint, the cached one, or a freshly trained one; with its file and
     whether it was trained now."""
     config = train_config(request)  # checks the settings before any work
+    device = resolve_device(request.device)  # --device cuda without CUDA: an error, always
     bundle = load_dataset(request.dataset, request.data_dir, download=request.download)
     if request.checkpoint is not None:
         path = Path(request.checkpoint)
@@ -71,7 +72,6 @@ def obtain_checkpoint(request: DataRequest, *, progress: Progress | None = None,
     path = checkpoint_path(Path(request.results_dir), request.network, request.dataset, config)
     if path.is_file() and not retrain:
         return load_checkpoint(path, network=request.network, spec=bundle.spec), path, False
-    device = resolve_device(request.device)
     checkpoint = train_baseline(request.network, bundle, config, device=device,
                                 progress=progress)
     return save_checkpoint(checkpoint, path), path, True

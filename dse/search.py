@@ -156,7 +156,12 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     study_name = config.study or default_study_name(config.network, config.dataset, config.hw,
                                                     dram_name)
     storage_url = config.storage or default_storage_url(config.results_dir, study_name)
-    open_storage(storage_url)  # a bad URL or an unreachable database fails before training
+    resolve_device(config.device)
+    if "accuracy" in objectives and config.accuracy_estimator is not None:
+        import_callable(config.accuracy_estimator, what="accuracy estimator")
+    database = sqlite_path(storage_url)
+    if database is None or database.is_file():  # a new SQLite file is made only to be used
+        open_storage(storage_url)  # a bad URL or an unreachable database fails before training
     probe_setup, estimator, baseline_accuracy = None, None, None
     if "accuracy" in objectives:
         if config.accuracy_estimator is not None:

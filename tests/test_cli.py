@@ -330,6 +330,11 @@ def test_cuda_without_cuda_is_refused(tmp_path):
     result = run("train", "--dataset", "synthetic", "--epochs", "1", "--device", "cuda",
                  "--results-dir", str(tmp_path))
     assert result.exit_code == 2 and "no CUDA device" in result.stderr
+    assert run("train", "--dataset", "synthetic", "--epochs", "1", "--results-dir",
+               str(tmp_path)).exit_code == 0
+    cached = run("train", "--dataset", "synthetic", "--epochs", "1", "--device", "cuda",
+                 "--results-dir", str(tmp_path))  # even with the checkpoint in the cache
+    assert cached.exit_code == 2 and "no CUDA device" in cached.stderr
 
 
 def test_probe_defaults_match_the_probe_config():

@@ -224,3 +224,11 @@ def test_config_json_keeps_the_creating_run_and_runs_jsonl_every_run(tmp_path):
     assert [(r["config"]["seed"], r["config"]["sampler"], r["config"]["trials"])
             for r in runs] == [(1, "tpe", 4), (9, "random", 6)]
     assert all(r["worker"]["pid"] > 0 and r["started"] for r in runs)
+
+
+def test_failed_commands_leave_no_files(tmp_path):
+    missing = run("pareto", "--storage", f"sqlite:///{tmp_path / 'none.db'}", "--study", "x")
+    assert missing.exit_code == 2 and "no study database at" in missing.stderr
+    bad = run("search", "--accuracy-estimator", "nosuch:fn", "--results-dir", str(tmp_path))
+    assert bad.exit_code == 2 and "cannot import 'nosuch'" in bad.stderr
+    assert list(tmp_path.iterdir()) == []
