@@ -143,7 +143,7 @@ def load_dram(name_or_path: str) -> DramDevice:
     device = DramDevice(
         name=plain_string(document, "name", path),
         description=str(document.get("description", "")),
-        ber_transfer=plain_string(document, "ber_transfer", path),
+        ber_transfer=_ber_transfer(document, path),
         error_params=ErrorModelParams(**{k.split(".", 1)[1]: v for k, v in values.items()
                                          if k.startswith("errors.")}),
         sources=sources,
@@ -152,6 +152,17 @@ def load_dram(name_or_path: str) -> DramDevice:
     if not device.trcd_min_ns <= device.trcd_nominal_ns:
         raise ConfigError(f"{path}: trcd_min_ns must not exceed trcd_nominal_ns")
     return device
+
+
+BER_TRANSFERS = ("measured", "relative-undervolt")  # how the Voltron curve applies
+
+
+def _ber_transfer(document: dict, path: Path) -> str:
+    value = plain_string(document, "ber_transfer", path)
+    if value not in BER_TRANSFERS:
+        raise ConfigError(f"{path}: ber_transfer must be one of {', '.join(BER_TRANSFERS)}, "
+                          f"not '{value}'")
+    return value
 
 
 def _field_name(key: str) -> str:

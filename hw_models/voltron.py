@@ -54,7 +54,18 @@ def write_table(rows: list[dict[str, object]], out) -> None:
                          for k, v in row.items()})
 
 
+def main(argv: list[str]) -> None:
+    usage = "usage: python -m hw_models.voltron dimm_faulty_cachelines.csv > voltron_ber.csv"
+    if argv in (["-h"], ["--help"]):
+        print(usage)
+        return
+    if len(argv) != 1:
+        sys.exit(usage)
+    source = Path(argv[0])
+    if not source.is_file():
+        sys.exit(f"voltron: error: no file {source}")
+    write_table(derive_ber_table(source), sys.stdout)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: python -m hw_models.voltron dimm_faulty_cachelines.csv")
-    write_table(derive_ber_table(Path(sys.argv[1])), sys.stdout)
+    main(sys.argv[1:])

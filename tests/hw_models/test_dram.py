@@ -137,6 +137,20 @@ def test_malformed_dram_preset(tmp_path):
     path.write_text(text.replace("value = 6.4e9", "value = -1"))
     with pytest.raises(ConfigError, match="'bandwidth_bytes_per_s' must be a positive number"):
         load_dram(str(path))
+    path.write_text(text.replace('ber_transfer = "relative-undervolt"', 'ber_transfer = "foo"'))
+    with pytest.raises(ConfigError, match="ber_transfer must be one of measured, "
+                                          "relative-undervolt, not 'foo'"):
+        load_dram(str(path))
+    with pytest.raises(ConfigError, match="'none' has no preset"):
+        load_dram("none")
+
+
+def test_voltron_script_help_and_errors(capsys):
+    from hw_models.voltron import main
+    main(["--help"])
+    assert capsys.readouterr().out.startswith("usage: python -m hw_models.voltron")
+    with pytest.raises(SystemExit, match="no file /no/such.csv"):
+        main(["/no/such.csv"])
 
 
 def test_shipped_table_matches_its_source():
