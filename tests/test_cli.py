@@ -341,3 +341,13 @@ def test_probe_defaults_match_the_probe_config():
     from cli import ProbeDefaults
     from networks.probe import ProbeConfig
     assert (ProbeDefaults.steps, ProbeDefaults.seeds) == (ProbeConfig.steps, ProbeConfig.seeds)
+
+
+@pytest.mark.parametrize("script", ["setup.sbatch", "search.sbatch"])
+def test_slurm_examples_are_valid_bash_with_dse_commands(script):
+    import subprocess
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "slurm" / script
+    subprocess.run(["bash", "-n", str(path)], check=True)
+    text = path.read_text()
+    assert "dse search" in text and "--storage" in text and "#SBATCH" in text
