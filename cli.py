@@ -30,9 +30,9 @@ class DseGroup(click.Group):
             message = exc.format_message() if isinstance(exc, click.ClickException) else exc
             fail(f"error: {message}", 2)
         except (click.Abort, KeyboardInterrupt) as exc:
-            if type(exc).__name__ == "Terminated":  # dse.runner: SIGTERM during a search
-                fail("terminated (SIGTERM)", 143)
-            fail("interrupted", 130)
+            from dse.runner import Terminated  # SIGTERM during a search
+            fail("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted",
+                 143 if isinstance(exc, Terminated) else 130)
         except Exception as exc:  # a bug: still one line, the traceback on request
             if os.environ.get("DSE_DEBUG"):
                 raise

@@ -11,7 +11,8 @@ import optuna
 
 from dse.objectives import Context, Limits, candidate_cost
 from dse.reports import CostRequest, dram_setting
-from dse.results import constraints_of, front_trials, metrics_of, objectives_of
+from dse.results import (constraints_of, front_trials, metrics_of, objectives_of,
+                         worker_label)
 from dse.search import write_outputs
 from dse.space import build_space, suggest_candidate
 from dse.study import CONFIG_ATTR, MASK, open_storage, shown_url, sqlite_path
@@ -147,21 +148,17 @@ def status_report(target: str | None, *, storage: str | None, study_name: str | 
     for trial in trials:
         by_state[trial.state.name] = by_state.get(trial.state.name, 0) + 1
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            by_worker[_worker(trial)] = by_worker.get(_worker(trial), 0) + 1
+            worker = worker_label(trial) or "?:?"
+            by_worker[worker] = by_worker.get(worker, 0) + 1
         elif trial.state == optuna.trial.TrialState.RUNNING:
             started = trial.datetime_start
-            running.append({"trial": trial.number, "worker": _worker(trial),
+            running.append({"trial": trial.number, "worker": worker_label(trial) or "?:?",
                             "started": started.isoformat() if started else None,
                             "running_s": (now - started).total_seconds() if started else None})
     completed = [t.datetime_complete for t in trials
                  if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete]
-    front = front_trials([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE],
-                         objectives_of(study))
+    front = front_trials(trials, objectives_of(study))
     return {"study": name, "storage": shown_url(url), "trials": by_state,
             "complete_by_worker": by_worker, "running": running, "front_size": len(front),
             "last_completion": max(completed).isoformat() if completed else None}
 
-
-def _worker(trial: optuna.trial.FrozenTrial) -> str:
-    identity = trial.user_attrs.get("worker", {})
-    return f"{identity.get('host', '?')}:{identity.get('pid', '?')}"

@@ -28,6 +28,12 @@ OBJECTIVES: dict[str, tuple[str, str]] = {
     "dram_energy": ("minimize", "dram_energy_j"),
     "compute_energy": ("minimize", "compute_energy_j"),
 }
+def objective_columns(objectives: list[str]) -> tuple[list[str], list[str]]:
+    """The metric column and the direction of each objective."""
+    return ([OBJECTIVES[name][1] for name in objectives],
+            [OBJECTIVES[name][0] for name in objectives])
+
+
 METRICS = ("accuracy", "latency_s", "energy_j", "dram_energy_j", "compute_energy_j")
 UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget (infeasible
                          # anyway); their stored accuracy is None: unknown

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dse.objectives import OBJECTIVES  # noqa: E402
+from dse.objectives import OBJECTIVES, objective_columns  # noqa: E402
 from dse.pareto import hypervolume, pareto_mask, to_losses  # noqa: E402
 from dse.results import atomic_path  # noqa: E402
 
@@ -82,8 +82,7 @@ def front_3d(frame: pd.DataFrame, columns: list[str], out_dir: Path) -> list[Pat
 def hypervolume_history(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     """Hypervolume of the feasible front after each trial, on losses normalised to [0, 1]
     by the range seen over all complete trials (reference: 1.1 in every dimension)."""
-    columns = [OBJECTIVES[name][1] for name in objectives]
-    directions = [OBJECTIVES[name][0] for name in objectives]
+    columns, directions = objective_columns(objectives)
     done = frame[frame["state"] == "COMPLETE"].sort_values("trial")
     losses = to_losses(done[columns].to_numpy(dtype=float), directions)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -116,8 +115,8 @@ def selected_points(front: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
         column = OBJECTIVES[name][1]
         index = front[column].idxmax() if OBJECTIVES[name][0] == "maximize" else front[column].idxmin()
         chosen.append(index)
-    columns = [OBJECTIVES[n][1] for n in objectives]
-    losses = to_losses(front[columns].to_numpy(float), [OBJECTIVES[n][0] for n in objectives])
+    columns, directions = objective_columns(objectives)
+    losses = to_losses(front[columns].to_numpy(float), directions)
     spread = np.ptp(losses, axis=0)
     balanced = ((losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1)).sum(axis=1)
     chosen.append(front.index[int(np.argmin(balanced))])

@@ -11,7 +11,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from dse.objectives import METRICS, OBJECTIVES
+from dse.objectives import METRICS, OBJECTIVES, objective_columns
 from dse.pareto import pareto_mask
 
 TEST_ACCURACY_ATTR = "test_accuracy"  # study user attr: {trial number: accuracy}
@@ -52,7 +52,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["feasible"] = (trial.state == optuna.trial.TrialState.COMPLETE
                            and all(value <= 0 for value in constraints.values()))
         row.update({f"constraint:{key}": value for key, value in constraints.items()})
-        row["worker"] = "{host}:{pid}".format(**attrs["worker"]) if "worker" in attrs else ""
+        row["worker"] = worker_label(trial)
         row["cost_seconds"] = attrs.get("cost_seconds", np.nan)
         row["probe_seconds"] = attrs.get("probe_seconds", np.nan)
         row.update(trial.params)
@@ -67,10 +67,15 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return frame
 
 
+def worker_label(trial: optuna.trial.FrozenTrial) -> str:
+    """host:pid of the worker that ran the trial ('' when unknown)."""
+    worker = trial.user_attrs.get("worker")
+    return f"{worker.get('host', '?')}:{worker.get('pid', '?')}" if worker else ""
+
+
 def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     """Pareto mask over complete, feasible trials (others are never on the front)."""
-    columns = [OBJECTIVES[name][1] for name in objectives]
-    directions = [OBJECTIVES[name][0] for name in objectives]
+    columns, directions = objective_columns(objectives)
     values = frame[columns].to_numpy(dtype=float, copy=True)
     eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
     values[~eligible] = np.nan
@@ -80,8 +85,7 @@ def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
 def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
                  ) -> list[optuna.trial.FrozenTrial]:
     """The Pareto front of complete, feasible ``trials`` (as ``front_mask``, without a frame)."""
-    columns = [OBJECTIVES[name][1] for name in objectives]
-    directions = [OBJECTIVES[name][0] for name in objectives]
+    columns, directions = objective_columns(objectives)
     values = np.full((len(trials), len(columns)), np.nan)
     for row, trial in enumerate(trials):
         if trial.state != optuna.trial.TrialState.COMPLETE or not all(

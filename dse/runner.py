@@ -2,11 +2,12 @@
 
 ``study.optimize`` lets a signal's exception land anywhere: inside ``study.ask`` after the
 trial row is written, inside the final ``tell``, or halfway through a database commit, which
-can leave the connection unusable. The trial then stays RUNNING until a heartbeat fails it,
-and SQLite and journal storages have no heartbeat. Here SIGTERM and SIGINT are held while
-the storage is in use and act at once only inside ``SignalGuard.interruptible()`` blocks
-(the evaluation of a candidate, waiting for other workers); the trial in hand is then told
-FAIL before the exception goes on.
+can leave the connection unusable. The trial then stays RUNNING until a heartbeat fails it
+(and SQLite has none). Here SIGTERM and SIGINT are held while the storage is written and
+act at once only inside ``SignalGuard.interruptible()`` blocks (the evaluation of a
+candidate, waiting for other workers); the trial in hand is then told FAIL before the
+exception goes on. The runner also beats for journal files, which Optuna gives no
+heartbeat.
 """
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ class _Heartbeat:
         self._storage, self._trial_id = storage, trial_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        interval_s = getattr(storage, "get_heartbeat_interval", lambda: None)()
+        interval_s = _own_heartbeat_interval_s(storage)
         beat = self._record
         if interval_s is None and fallback_interval_s is not None:
             interval_s, beat = fallback_interval_s, self._write_time
@@ -133,8 +134,13 @@ class _Heartbeat:
             self._thread.join()
 
 
+def _own_heartbeat_interval_s(storage: Any) -> float | None:
+    """The storage's Optuna heartbeat interval (database storages opened with one)."""
+    return getattr(storage, "get_heartbeat_interval", lambda: None)()
+
+
 def heartbeat_enabled(study: optuna.Study) -> bool:
-    return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
+    return _own_heartbeat_interval_s(study._storage) is not None
 
 
 def fail_stale(study: optuna.Study) -> None:

@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import re
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -32,7 +31,8 @@ from dse.results import (TEST_ACCURACY_ATTR, front_trials, metrics_of, trials_fr
 from dse.space import build_space, suggest_candidate
 from dse.study import (GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, default_storage_url,
                        default_study_name, journal_path, make_objective, make_sampler,
-                       open_storage, open_study, OrphanCheck, shown_url, sqlite_path)
+                       open_storage, open_study, OrphanCheck, shown_url, sqlite_path,
+                       worker_identity)
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.dram import DEFAULT_VENDOR, dram_preset_path
@@ -157,16 +157,14 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
                                                     dram_name)
     storage_url = config.storage or default_storage_url(config.results_dir, study_name)
     resolve_device(config.device)
+    probe_setup, estimator, baseline_accuracy = None, None, None
     if "accuracy" in objectives and config.accuracy_estimator is not None:
-        import_callable(config.accuracy_estimator, what="accuracy estimator")
+        estimator = import_callable(config.accuracy_estimator, what="accuracy estimator")
     database = sqlite_path(storage_url)
     if database is None or database.is_file():  # a new SQLite file is made only to be used
         open_storage(storage_url)  # a bad URL or an unreachable database fails before training
-    probe_setup, estimator, baseline_accuracy = None, None, None
     if "accuracy" in objectives:
-        if config.accuracy_estimator is not None:
-            estimator = import_callable(config.accuracy_estimator, what="accuracy estimator")
-        else:
+        if estimator is None:
             probe_setup = _probe_setup(config, device, progress)
             estimator = functools.partial(_probe_with, probe_setup)
         zeros = tuple(0.0 for _ in range(table.n_layers))
@@ -187,7 +185,7 @@ def _append_run(path: Path, record: dict[str, Any]) -> None:
     """One line per run or worker that joined the study (its sampler, seed, trials, ...):
     config.json keeps the settings of the run that created it."""
     line = json.dumps({"started": datetime.datetime.now().isoformat(timespec="seconds"),
-                       "worker": {"host": socket.gethostname(), "pid": os.getpid()},
+                       "worker": worker_identity(),
                        **record}, default=str)
     with open(path, "a") as handle:
         handle.write(line + "\n")
@@ -278,7 +276,6 @@ def _work(study: optuna.Study, prepared: Prepared, progress: Progress | None,
                          periodic_interval_s=config.heartbeat_interval,
                          heartbeat_interval_s=(config.heartbeat_interval
                                                if journal_path(prepared.storage_url) else None))
-    orphans(study)  # on SQLite: whatever a killed worker left RUNNING
     ran = 0
     while True:
         guard.check()

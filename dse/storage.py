@@ -8,10 +8,11 @@ for the trial in hand and commits them together in one transaction when the bloc
 Reads inside the block do not see the collected writes (Optuna's cache of parameter
 distributions learns a new parameter when it is collected, before it is committed); dse
 only batches blocks that write (the sampled parameters, the worker and the metrics), and
-Optuna's ``Trial`` keeps its own copy of what it set. A write Optuna refuses (a parameter whose distribution
-changed, a trial already finished) raises when the block ends, and none of the block's
-writes are kept. If the private Optuna helpers this relies on are missing
-(another Optuna version), ``batch()`` changes nothing and every write commits at once.
+Optuna's ``Trial`` keeps its own copy of what it set. A write Optuna refuses (a parameter
+whose distribution changed, a trial already finished) raises when the block ends, and
+none of the block's writes are kept. If the private Optuna helpers this relies on are
+missing (another Optuna version), ``batch()`` changes nothing and every write commits at
+once.
 """
 from __future__ import annotations
 

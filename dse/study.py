@@ -99,6 +99,15 @@ def shown_url(url: str) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
+def _masked(text: str, url: str) -> str:
+    """``text`` without the URL's password (a driver's message may quote it)."""
+    try:
+        password = sqlalchemy.engine.make_url(url).password if "://" in url else None
+    except Exception:  # sqlalchemy raises several kinds for a malformed URL
+        return text
+    return text.replace(str(password), MASK) if password else text
+
+
 def sqlite_path(url: str) -> Path | None:
     """The database file of a SQLite URL (any driver, any query options), else None."""
     if not url.startswith("sqlite"):
@@ -148,8 +157,10 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
                 raise ConfigError(f"storage {url} needs the {module} driver: "
                                   f"pip install 'dse[{extra}]'")
             url = driver + url[len(plain):]
-    if scheme == "sqlite" and sqlite_path(url) is not None:
-        sqlite_path(url).parent.mkdir(parents=True, exist_ok=True)
+    if scheme == "sqlite":
+        database = sqlite_path(url)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
     else:
         with warnings.catch_warnings():  # heartbeats and retries are "experimental" in Optuna
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -166,10 +177,7 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
             if _creation_race(exc) and attempt + 1 < STORAGE_ATTEMPTS:
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            reason = str(exc).splitlines()[0] if str(exc) else ""
-            password = sqlalchemy.engine.make_url(url).password if "://" in url else None
-            if password:
-                reason = reason.replace(str(password), MASK)
+            reason = _masked(str(exc).splitlines()[0] if str(exc) else "", given)
             raise ConfigError(f"cannot open storage {shown_url(given)}: {type(exc).__name__}: "
                               f"{reason}") from None
     raise AssertionError("unreachable")

@@ -105,13 +105,18 @@ def check_exact(study: optuna.Study, trials: int) -> None:
     assert len({t.user_attrs["worker"]["pid"] for t in complete}) >= 2  # both workers worked
 
 
-@pytest.mark.slow
-def test_two_workers_fill_the_study_exactly(tmp_path, postgres_url):
-    args = ["--objectives", "latency,energy", "--trials", "200"]
-    processes = [worker(tmp_path, postgres_url, *args, "--worker", str(i)) for i in range(2)]
+def run_workers(tmp_path: Path, storage: str, trials: int, count: int = 2) -> optuna.Study:
+    """``count`` cost-only workers started together on one study; the study when all end."""
+    args = ["--objectives", "latency,energy", "--trials", str(trials)]
+    processes = [worker(tmp_path, storage, *args, "--worker", str(i)) for i in range(count)]
     for process in processes:
         finish(process)
-    check_exact(load(postgres_url), 200)
+    return load(storage)
+
+
+@pytest.mark.slow
+def test_two_workers_fill_the_study_exactly(tmp_path, postgres_url):
+    check_exact(run_workers(tmp_path, postgres_url, 200), 200)
     status = CliRunner().invoke(cli, ["status", "--storage", postgres_url, "--study", "shared",
                                       "--json"])
     assert status.exit_code == 0, status.output
@@ -123,13 +128,9 @@ def test_two_workers_fill_the_study_exactly(tmp_path, postgres_url):
 
 @pytest.mark.slow
 def test_four_workers_starting_together_share_one_study(tmp_path, postgres_url):
-    args = ["--objectives", "latency,energy", "--trials", "24"]
-    processes = [worker(tmp_path, postgres_url, *args, "--worker", str(i)) for i in range(4)]
-    for process in processes:
-        finish(process)
-    summaries = optuna.get_all_study_summaries(load(postgres_url)._storage)
+    study = run_workers(tmp_path, postgres_url, 24, count=4)
+    summaries = optuna.get_all_study_summaries(study._storage)
     assert [s.study_name for s in summaries] == ["shared"]
-    study = load(postgres_url)
     assert len(study.get_trials(states=(COMPLETE,))) == 24
     assert sorted(t.user_attrs["baseline"] for t in study.trials
                   if "baseline" in t.user_attrs) == sorted(BASELINES)
@@ -137,21 +138,13 @@ def test_four_workers_starting_together_share_one_study(tmp_path, postgres_url):
 
 @pytest.mark.slow
 def test_two_workers_on_mysql(tmp_path, mysql_url):
-    args = ["--objectives", "latency,energy", "--trials", "40"]
-    processes = [worker(tmp_path, mysql_url, *args, "--worker", str(i)) for i in range(2)]
-    for process in processes:
-        finish(process)
-    check_exact(load(mysql_url), 40)
+    check_exact(run_workers(tmp_path, mysql_url, 40), 40)
 
 
 @pytest.mark.slow
 def test_two_workers_on_a_journal_file(tmp_path):
     storage = f"journal:{tmp_path / 'study.log'}"
-    args = ["--objectives", "latency,energy", "--trials", "60"]
-    processes = [worker(tmp_path, storage, *args, "--worker", str(i)) for i in range(2)]
-    for process in processes:
-        finish(process)
-    check_exact(load(storage), 60)
+    check_exact(run_workers(tmp_path, storage, 60), 60)
 
 
 def slow_args(trials: int) -> list[str]:
