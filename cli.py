@@ -1,22 +1,23 @@
-"""The ``dse`` command line: parse options, call one dse function, print the result."""
+"""The ``dse`` command line: parse options, call one dse function, print what it returns.
+
+Options shared by several commands are declared once (the bundles below) and take their
+defaults from the dataclasses they fill; checks and text formatting live in ``dse``.
+"""
 from __future__ import annotations
 
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import click
 
 from dse import __version__
+from dse.accuracy.defaults import ProbeDefaults
+from dse.config import SearchConfig
 from hw_models.errors import ConfigError
 
-
-class ProbeDefaults:
-    """Probe defaults repeated here so --help needs no torch import (checked by a test)."""
-
-    steps = 20
-    seeds = 3
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 class DseGroup(click.Group):
@@ -30,7 +31,7 @@ class DseGroup(click.Group):
             message = exc.format_message() if isinstance(exc, click.ClickException) else exc
             fail(f"error: {message}", 2)
         except (click.Abort, KeyboardInterrupt) as exc:
-            from dse.runner import Terminated  # SIGTERM during a search
+            from dse.signals import Terminated  # SIGTERM during a search
             fail("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted",
                  143 if isinstance(exc, Terminated) else 130)
         except Exception as exc:  # a bug: still one line, the traceback on request
@@ -51,108 +52,13 @@ def echo_json(document: Any) -> None:
     click.echo(json.dumps(document, indent=2))
 
 
-@click.group(cls=DseGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             invoke_without_command=True)
-@click.version_option(__version__, prog_name="dse")
-@click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Design-space exploration of DNN accelerator mappings and approximate DRAM on a
-    heterogeneous edge SoC (DIANA)."""
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
-
-
-dataset_option = click.option(
-    "--dataset", metavar="NAME", default=None,
-    help="Dataset fixing input shape and classes (default: the network's reference dataset).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-vendor_option = click.option(
-    "--vendor", default="B", show_default=True, metavar="A|B|C",
-    help="DDR3L vendor whose measured BER(VDD) curve (Voltron data) applies.")
-
-
-@cli.command()
-@json_option
-def networks(as_json: bool) -> None:
-    """List the network zoo on each network's reference dataset."""
-    from dse.reports import network_summaries
-    from dse.text import networks_text
-
-    rows = network_summaries()
-    echo_json(rows) if as_json else click.echo(networks_text(rows))
-
-
-@cli.command()
-@click.argument("network")
-@dataset_option
-@json_option
-def layers(network: str, dataset: str | None, as_json: bool) -> None:
-    """Print the layer table of NETWORK (a zoo name or package.module:function)."""
-    from dse.reports import layer_report
-    from dse.text import layers_text
-
-    report = layer_report(network, dataset)
-    echo_json(report) if as_json else click.echo(layers_text(report))
-
-
-@cli.command()
-@click.option("--network", required=True, help="Zoo name or package.module:function.")
-@dataset_option
-@click.option("--mapping", required=True, metavar="SPEC",
-              help="all-digital, all-analog, diana-heuristic, min-latency, or a JSON file "
-                   "({layer: n_analog} or a list in layer order).")
-@click.option("--hw", default="diana", show_default=True, metavar="PRESET|FILE",
-              help="SoC preset name or a TOML preset file.")
-@click.option("--dram", default=None, metavar="DEVICE|none",
-              help="DRAM device preset or TOML file; 'none' costs compute only "
-                   "[default: the SoC's, lpddr4-3200 for DIANA].")
-@vendor_option
-@click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
-              help="Supply voltage of the approximate partition [default: nominal].")
-@click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS",
-              help="tRCD of the approximate partition [default: nominal].")
-@click.option("--partitions", default="all-approximate", show_default=True,
-              metavar="LAYOUT|FILE",
-              help="all-approximate, weights-approximate, activations-approximate, "
-                   "all-nominal, or a partition JSON file.")
-@click.option("--overlap/--no-overlap", default=True, show_default=True,
-              help="Double-buffer DRAM transfers with compute (layer latency = max) or not "
-                   "(sum).")
-@json_option
-def cost(as_json: bool, **options: Any) -> None:
-    """Latency and energy of one mapping on the SoC and its DRAM, per layer and in total."""
-    from dse.reports import CostRequest, cost_report
-    from dse.text import cost_text
-
-    report = cost_report(CostRequest(**options))
-    echo_json(report) if as_json else click.echo(cost_text(report))
-
-
-@cli.command()
-@click.option("--device", default=None, metavar="DEVICE",
-              help="DRAM device preset (see --list) or TOML file.")
-@vendor_option
-@click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
-              help="Supply voltage [default: nominal].")
-@click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS",
-              help="Row activation latency tRCD [default: nominal].")
-@click.option("--list", "list_devices", is_flag=True,
-              help="List devices with nominal points and allowed ranges.")
-@json_option
-def dram(device: str | None, vendor: str, vdd_v: float | None, trcd_ns: float | None,
-         list_devices: bool, as_json: bool) -> None:
-    """Bit error rate, energy scale and row-miss latency of a DRAM operating point."""
-    from dse.reports import dram_devices, dram_report
-    from dse.text import dram_devices_text, dram_text
-
-    if list_devices:
-        rows = dram_devices()
-        echo_json(rows) if as_json else click.echo(dram_devices_text(rows))
-        return
-    if device is None:
-        raise click.UsageError("give --device DEVICE (or --list)")
-    point = dram_report(device, vendor, vdd_v, trcd_ns)
-    echo_json(point) if as_json else click.echo(dram_text(point))
+def bundle(*options: Decorator) -> Decorator:
+    """Several click options as one decorator (listed in --help in the given order)."""
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
 
 
 class ProgressLine:
@@ -174,186 +80,296 @@ class ProgressLine:
             click.echo(line, err=True)
 
 
-data_options = [
+# ---- option bundles -------------------------------------------------------------------
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print JSON instead of a table.")
+dataset_option = click.option(
+    "--dataset", metavar="NAME", default=None,
+    help="Dataset fixing input shape and classes [default: the network's reference dataset].")
+vendor_option = click.option(
+    "--vendor", default=SearchConfig.vendor, show_default=True, metavar="A|B|C",
+    help="DDR3L vendor whose measured BER(VDD) curve (Voltron data) applies.")
+hw_option = click.option("--hw", default=SearchConfig.hw, show_default=True,
+                         metavar="PRESET|FILE", help="SoC preset name or a TOML preset file.")
+dram_option = click.option(
+    "--dram", default=None, metavar="DEVICE|none",
+    help="DRAM device preset or TOML file; 'none': compute only, no DRAM errors "
+         "[default: the SoC's, lpddr4-3200 for DIANA].")
+hardware_options = bundle(hw_option, dram_option, vendor_option)
+operating_point_options = bundle(
+    click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
+                 help="Supply voltage of the approximate partition [default: nominal]."),
+    click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS",
+                 help="tRCD of the approximate partition [default: nominal]."),
+    click.option("--partitions", default="all-approximate", show_default=True,
+                 metavar="LAYOUT|FILE",
+                 help="all-approximate, weights-approximate, activations-approximate, "
+                      "all-nominal, or a partition JSON file."))
+trainable_network_options = bundle(
+    click.option("--network", default=SearchConfig.network, show_default=True,
+                 help="Zoo name or package.module:function."),
+    click.option("--dataset", default=SearchConfig.dataset, show_default=True,
+                 help="digits (bundled), cifar10 (--data-dir) or synthetic."))
+results_dir_option = click.option(
+    "--results-dir", default=SearchConfig.results_dir, show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where studies, checkpoints and the probe cache go.")
+threads_option = click.option(
+    "--threads", type=int, default=None, metavar="N",
+    help="Torch threads [default: the CPUs this process may use, shared among the dse "
+         "workers of the same study on this host].")
+data_options = bundle(
     click.option("--data-dir", default=None, type=click.Path(file_okay=False),
                  help="Folder with the dataset files (cifar10: cifar-10-batches-py/)."),
     click.option("--download", is_flag=True,
                  help="Fetch the dataset into --data-dir when missing (checksum checked)."),
-    click.option("--results-dir", default="results", show_default=True,
-                 type=click.Path(file_okay=False), help="Where checkpoints and caches go."),
+    results_dir_option,
     click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
                  help="Use this trained checkpoint instead of the cached or a new one."),
     click.option("--epochs", type=int, default=None,
                  help="Baseline training epochs [default: 30 for digits and cifar10]."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-                 show_default=True, help="Where to train and fine-tune."),
-]
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                 default=SearchConfig.device, show_default=True,
+                 help="Where to train and fine-tune."),
+    threads_option)
+error_model_option = click.option(
+    "--error-model", type=click.IntRange(0, 3), default=ProbeDefaults.error_model,
+    show_default=True,
+    help="EDEN error model: 0 uniform, 1 bitline, 2 wordline, 3 data-dependent.")
+study_location_options = bundle(
+    click.option("--storage", default=None, metavar="URL", help="Study storage URL."),
+    click.option("--study", "study_name", default=None, help="Study name in --storage."),
+    results_dir_option)
 
 
-def trainable_network_options(command):
-    """--network and --dataset for the commands that train or probe (default: the embedded
-    resnet8 on digits)."""
-    command = click.option("--dataset", default="digits", show_default=True,
-                           help="digits (bundled), cifar10 (--data-dir) or synthetic.")(command)
-    return click.option("--network", default="resnet8", show_default=True,
-                        help="Zoo name or package.module:function.")(command)
+@click.group(cls=DseGroup, context_settings={"help_option_names": ["-h", "--help"]},
+             invoke_without_command=True)
+@click.version_option(__version__, prog_name="dse")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """Design-space exploration of DNN accelerator mappings and approximate DRAM on a
+    heterogeneous edge SoC (DIANA)."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
-def with_data_options(command):
-    for option in reversed(data_options):
-        command = option(command)
-    return command
+# ---- catalogue ------------------------------------------------------------------------
+
+@cli.command()
+@json_option
+def networks(as_json: bool) -> None:
+    """List the network zoo on each network's reference dataset."""
+    from dse.commands.catalogue import network_summaries
+    from dse.commands.text import networks_text
+
+    rows = network_summaries()
+    echo_json(rows) if as_json else click.echo(networks_text(rows))
 
 
 @cli.command()
+@click.argument("network")
+@dataset_option
+@json_option
+def layers(network: str, dataset: str | None, as_json: bool) -> None:
+    """Print the layer table of NETWORK (a zoo name or package.module:function)."""
+    from dse.commands.catalogue import layer_report
+    from dse.commands.text import layers_text
+
+    report = layer_report(network, dataset)
+    echo_json(report) if as_json else click.echo(layers_text(report))
+
+
+@cli.command()
+@click.option("--network", required=True, help="Zoo name or package.module:function.")
+@dataset_option
+@click.option("--mapping", required=True, metavar="SPEC",
+              help="all-digital, all-analog, diana-heuristic, min-latency, or a JSON file "
+                   "({layer: n_analog} or a list in layer order).")
+@hardware_options
+@operating_point_options
+@click.option("--overlap/--no-overlap", default=True, show_default=True,
+              help="Double-buffer DRAM transfers with compute (layer latency = max) or not "
+                   "(sum).")
+@json_option
+def cost(as_json: bool, **options: Any) -> None:
+    """Latency and energy of one mapping on the SoC and its DRAM, per layer and in total."""
+    from dse.commands.catalogue import CostRequest, cost_report
+    from dse.commands.text import cost_text
+
+    report = cost_report(CostRequest(**options))
+    echo_json(report) if as_json else click.echo(cost_text(report))
+
+
+@cli.command()
+@click.option("--device", default=None, metavar="DEVICE",
+              help="DRAM device preset (see --list) or TOML file.")
+@vendor_option
+@click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
+              help="Supply voltage [default: nominal].")
+@click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS",
+              help="Row activation latency tRCD [default: nominal].")
+@click.option("--list", "list_devices", is_flag=True,
+              help="List devices with nominal points and allowed ranges.")
+@json_option
+def dram(device: str | None, vendor: str, vdd_v: float | None, trcd_ns: float | None,
+         list_devices: bool, as_json: bool) -> None:
+    """Bit error rate, energy scale and row-miss latency of a DRAM operating point."""
+    from dse.commands.catalogue import dram_devices, dram_report
+    from dse.commands.text import dram_devices_text, dram_text
+
+    if list_devices:
+        rows = dram_devices()
+        echo_json(rows) if as_json else click.echo(dram_devices_text(rows))
+        return
+    if device is None:
+        raise click.UsageError("give --device DEVICE (or --list)")
+    point = dram_report(device, vendor, vdd_v, trcd_ns)
+    echo_json(point) if as_json else click.echo(dram_text(point))
+
+
+# ---- training and probing -------------------------------------------------------------
+
+@cli.command()
 @trainable_network_options
-@with_data_options
+@data_options
 @click.option("--retrain", is_flag=True, help="Train again even if a checkpoint is cached.")
 @json_option
-def train(retrain: bool, as_json: bool, **options: Any) -> None:
+def train(retrain: bool, as_json: bool, threads: int | None, **options: Any) -> None:
     """Train (or find cached) the baseline checkpoint of a network on a dataset."""
-    from dse.probing import DataRequest, train_report
+    from dse.accuracy.probe import DataRequest
+    from dse.commands.text import train_text
+    from dse.commands.training import train_report
+    from dse.threads import use_threads
 
+    use_threads(threads)
     report = train_report(DataRequest(**options), progress=ProgressLine("training"),
                           retrain=retrain)
-    if as_json:
-        echo_json(report)
-        return
-    state = "trained" if report["trained"] else "cached"
-    click.echo(f"{report['network']} on {report['dataset']}: {state} checkpoint "
-               f"{report['checkpoint']}\nvalidation accuracy {report['val_accuracy']:.2%} "
-               f"(DIANA-quantised, all digital; float {report['float_val_accuracy']:.2%})")
+    echo_json(report) if as_json else click.echo(train_text(report))
 
 
 @cli.command()
 @trainable_network_options
 @click.option("--mapping", default="diana-heuristic", show_default=True, metavar="SPEC",
               help="all-digital, all-analog, diana-heuristic, min-latency, or a JSON file.")
-@click.option("--hw", default="diana", show_default=True, metavar="PRESET|FILE")
-@click.option("--dram", default=None, metavar="DEVICE|none",
-              help="DRAM device [default: the SoC's]; 'none' means error-free.")
-@vendor_option
-@click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS")
-@click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS")
-@click.option("--partitions", default="all-approximate", show_default=True,
-              metavar="LAYOUT|FILE")
-@click.option("--error-model", type=click.IntRange(0, 3), default=0, show_default=True,
-              help="EDEN error model: 0 uniform, 1 bitline, 2 wordline, 3 data-dependent.")
+@hardware_options
+@operating_point_options
+@error_model_option
 @click.option("--steps", type=int, default=ProbeDefaults.steps, show_default=True,
               help="Quick fine-tune steps.")
 @click.option("--seeds", type=int, default=ProbeDefaults.seeds, show_default=True,
               help="Error masks averaged in the evaluation.")
-@with_data_options
+@data_options
 @json_option
-def probe(as_json: bool, network: str, dataset: str, mapping: str, hw: str, dram: str | None,
-          vendor: str, vdd_v: float | None, trcd_ns: float | None, partitions: str,
-          error_model: int, steps: int, seeds: int, **data: Any) -> None:
+def probe(as_json: bool, threads: int | None, **options: Any) -> None:
     """Accuracy of one mapping and DRAM point after a quick fine-tune."""
-    from dse.probing import DataRequest, ProbeRequest, probe_report
-    from dse.reports import CostRequest
-    from networks.probe import ProbeConfig
+    from dse.commands.text import probe_text
+    from dse.commands.training import probe_report, probe_request
+    from dse.threads import use_threads
 
-    if steps < 0 or seeds < 1:
-        raise click.UsageError("--steps must be >= 0 and --seeds >= 1")
-    request = ProbeRequest(
-        data=DataRequest(network=network, dataset=dataset, **data),
-        cost=CostRequest(network=network, dataset=dataset, mapping=mapping, hw=hw, dram=dram,
-                         vendor=vendor, vdd_v=vdd_v, trcd_ns=trcd_ns, partitions=partitions),
-        config=ProbeConfig(steps=steps, seeds=seeds, error_model=error_model))
+    request = probe_request(**options)
+    use_threads(threads)
     report = probe_report(request, progress=ProgressLine("training baseline"))
-    if as_json:
-        echo_json(report)
-        return
-    click.echo(f"{network} on {dataset}, mapping {mapping}: accuracy {report['accuracy']:.2%} "
-               f"+- {report['accuracy_std']:.2%} over {seeds} error seeds "
-               f"(all-digital baseline {report['baseline_accuracy']:.2%}; max BER weights "
-               f"{report['max_weight_ber']:.1e}, activations "
-               f"{report['max_activation_ber']:.1e}; {report['seconds']:.1f} s"
-               f"{', cached' if report['cached'] else ''})")
+    echo_json(report) if as_json else click.echo(probe_text(report))
+
+
+# ---- search ---------------------------------------------------------------------------
+
+search_options = bundle(
+    trainable_network_options,
+    click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+                 help="Folder with the dataset files (cifar10: cifar-10-batches-py/)."),
+    click.option("--download", is_flag=True,
+                 help="Fetch the dataset into --data-dir when missing (checksum checked)."),
+    hardware_options,
+    click.option("--objectives", default=SearchConfig.objectives, show_default=True,
+                 help="Comma-separated: accuracy, latency, energy, dram_energy, "
+                      "compute_energy."),
+    click.option("--max-accuracy-drop", "max_accuracy_drop_pp", type=float,
+                 default=SearchConfig.max_accuracy_drop_pp, show_default=True, metavar="PP",
+                 help="Largest accuracy drop vs all-digital at nominal DRAM, in percentage "
+                      "points (a constraint)."),
+    click.option("--latency-budget", "latency_budget_s", type=float, default=None,
+                 metavar="S",
+                 help="Latency budget in seconds (candidates over it are not probed)."),
+    click.option("--energy-budget", "energy_budget_j", type=float, default=None, metavar="J",
+                 help="Energy budget in joules (candidates over it are not probed)."),
+    click.option("--trials", type=int, default=SearchConfig.trials, show_default=True,
+                 help="Complete trials the study should hold (a rerun resumes up to this)."),
+    click.option("--engine", default=SearchConfig.engine, show_default=True,
+                 help="Search engine: optuna."),
+    click.option("--sampler", default=SearchConfig.sampler, show_default=True,
+                 help="Optuna sampler: tpe, nsga2, nsga3, gp, random or qmc."),
+    click.option("--seed", type=int, default=SearchConfig.seed, show_default=True),
+    click.option("--study", default=None,
+                 help="Study name [default: network-dataset-hw-dram]."),
+    click.option("--storage", default=None, metavar="URL",
+                 help="sqlite:///PATH, postgresql://..., mysql://... or journal:PATH "
+                      "[default: sqlite:///RESULTS/STUDY/study.db]."),
+    results_dir_option,
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                 default=SearchConfig.device, show_default=True,
+                 help="Where to train and fine-tune."),
+    threads_option,
+    click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
+                 help="Use this trained checkpoint."),
+    click.option("--epochs", type=int, default=None, help="Baseline training epochs."),
+    click.option("--probe-steps", type=int, default=SearchConfig.probe_steps,
+                 show_default=True),
+    click.option("--probe-seeds", type=int, default=SearchConfig.probe_seeds,
+                 show_default=True),
+    error_model_option,
+    click.option("--accuracy-estimator", default=None, metavar="PACKAGE.MODULE:FUNCTION",
+                 help="Your own accuracy estimate instead of the probe: called with a "
+                      "dse.accuracy.ProbeCandidate, returns a dse.accuracy.ProbeResult."),
+    click.option("--trials-per-worker", type=int, default=None,
+                 help="Run this many trials in this worker instead of filling the study "
+                      "to --trials."),
+    click.option("--worker", type=int, default=None,
+                 help="Worker index for its own seed stream [default: "
+                      "$SLURM_ARRAY_TASK_ID, else 0]."),
+    click.option("--heartbeat-interval", "heartbeat_interval_s", type=int,
+                 default=SearchConfig.heartbeat_interval_s, show_default=True, metavar="S",
+                 help="Database storage: how often a running trial reports it is alive."),
+    click.option("--grace-period", "grace_period_s", type=int,
+                 default=SearchConfig.grace_period_s, show_default=True, metavar="S",
+                 help="Database storage: silence after which a trial's worker counts as "
+                      "dead; its trial is failed and retried."))
 
 
 @cli.command()
-@trainable_network_options
-@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
-              help="Folder with the dataset files (cifar10: cifar-10-batches-py/).")
-@click.option("--download", is_flag=True,
-              help="Fetch the dataset into --data-dir when missing (checksum checked).")
-@click.option("--hw", default="diana", show_default=True, metavar="PRESET|FILE")
-@click.option("--dram", default=None, metavar="DEVICE|none",
-              help="DRAM device [default: the SoC's, lpddr4-3200]; 'none': compute only.")
-@vendor_option
-@click.option("--objectives", default="accuracy,latency,energy", show_default=True,
-              help="Comma-separated: accuracy, latency, energy, dram_energy, compute_energy.")
-@click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
-              metavar="PP", help="Largest accuracy drop vs all-digital at nominal DRAM, in "
-                                 "percentage points (a constraint).")
-@click.option("--latency-budget", type=float, default=None, metavar="S",
-              help="Latency budget in seconds (candidates over it are not probed).")
-@click.option("--energy-budget", type=float, default=None, metavar="J",
-              help="Energy budget in joules (candidates over it are not probed).")
-@click.option("--trials", type=int, default=50, show_default=True,
-              help="Complete trials the study should hold (a rerun resumes up to this).")
-@click.option("--sampler", default="tpe", show_default=True,
-              help="tpe, nsga2, nsga3, gp, random or qmc.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--study", default=None, help="Study name [default: network-dataset-hw-dram].")
-@click.option("--storage", default=None, metavar="URL",
-              help="sqlite:///PATH, postgresql://..., mysql://... or journal:PATH "
-                   "[default: sqlite:///RESULTS/STUDY/study.db].")
-@click.option("--results-dir", default="results", show_default=True,
-              type=click.Path(file_okay=False))
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="Where to train and fine-tune.")
-@click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
-              help="Use this trained checkpoint.")
-@click.option("--epochs", type=int, default=None, help="Baseline training epochs.")
-@click.option("--probe-steps", type=int, default=ProbeDefaults.steps, show_default=True)
-@click.option("--probe-seeds", type=int, default=ProbeDefaults.seeds, show_default=True)
-@click.option("--error-model", type=click.IntRange(0, 3), default=0, show_default=True)
-@click.option("--accuracy-estimator", default=None, metavar="PACKAGE.MODULE:FUNCTION",
-              help="Your own accuracy estimate instead of the probe: called with a "
-                   "networks.probe.ProbeCandidate, returns a networks.probe.ProbeResult.")
-@click.option("--trials-per-worker", type=int, default=None,
-              help="Run this many trials in this worker instead of filling the study to "
-                   "--trials.")
-@click.option("--worker", type=int, default=None,
-              help="Worker index for its own seed stream [default: $SLURM_ARRAY_TASK_ID, "
-                   "else 0].")
-@click.option("--heartbeat-interval", type=int, default=30, show_default=True, metavar="S",
-              help="Database storage: how often a running trial reports it is alive.")
-@click.option("--grace-period", type=int, default=120, show_default=True, metavar="S",
-              help="Database storage: silence after which a trial's worker counts as dead; "
-                   "its trial is failed and retried.")
+@search_options
 @json_option
 def search(as_json: bool, **options: Any) -> None:
     """Explore accelerator splits and approximate-DRAM settings; write Pareto fronts."""
     import optuna
 
-    from dse.search import SearchConfig, SearchInterrupted, prepare, run_search
-    from dse.text import search_text
+    from dse.commands.search import SearchInterrupted, prepare, run_search
+    from dse.commands.text import search_text
+    from dse.threads import ThreadPolicy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
-
-    prepared = prepare(SearchConfig(**options), progress=ProgressLine("training baseline"))
+    config = SearchConfig(**options)
+    threads = ThreadPolicy(config.threads, None)
+    prepared = prepare(config, progress=ProgressLine("training baseline"), threads=threads)
     try:
         summary = run_search(prepared, progress=ProgressLine("search"),
-                             notice=lambda text: click.echo(text, err=True))
+                             notice=lambda text: click.echo(text, err=True), threads=threads)
     except SearchInterrupted as exc:
         fail(str(exc), exc.exit_code)
     echo_json(summary) if as_json else click.echo(search_text(summary))
 
 
+# ---- reading a study ------------------------------------------------------------------
+
 @cli.command()
 @click.argument("target", required=False)
-@click.option("--storage", default=None, metavar="URL", help="Study storage URL.")
-@click.option("--study", "study_name", default=None, help="Study name in --storage.")
+@study_location_options
 @click.option("--x", "x_axis", default=None, help="Objective for an extra plot's x axis.")
 @click.option("--y", "y_axis", default=None, help="Objective for its y axis.")
 @click.option("--color", default=None, help="Objective colouring its points.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: the study's results folder].")
-@click.option("--results-dir", default="results", show_default=True,
-              type=click.Path(file_okay=False))
 @json_option
 def pareto(target: str | None, storage: str | None, study_name: str | None,
            x_axis: str | None, y_axis: str | None, color: str | None, out: str | None,
@@ -362,8 +378,8 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
 
     TARGET is a study name (under --results-dir) or its results folder.
     """
-    from dse.inspect import pareto_report
-    from dse.text import search_text
+    from dse.commands.inspect import pareto_report
+    from dse.commands.text import search_text
 
     summary = pareto_report(target, storage=storage, study_name=study_name, x=x_axis,
                             y=y_axis, color=color, out=out, results_dir=results_dir)
@@ -374,8 +390,7 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
 @click.argument("target")
 @click.option("--trial", "trial_number", type=int, required=True, help="Trial number.")
 @click.option("--storage", default=None, metavar="URL", help="Study storage URL.")
-@click.option("--results-dir", default="results", show_default=True,
-              type=click.Path(file_okay=False))
+@results_dir_option
 @json_option
 def show(target: str, trial_number: int, storage: str | None, results_dir: str,
          as_json: bool) -> None:
@@ -383,8 +398,8 @@ def show(target: str, trial_number: int, storage: str | None, results_dir: str,
 
     TARGET is a study name (under --results-dir) or its results folder.
     """
-    from dse.inspect import show_report
-    from dse.text import show_text
+    from dse.commands.inspect import show_report
+    from dse.commands.text import show_text
 
     report = show_report(target, trial_number, storage=storage, results_dir=results_dir)
     echo_json(report) if as_json else click.echo(show_text(report))
@@ -392,10 +407,7 @@ def show(target: str, trial_number: int, storage: str | None, results_dir: str,
 
 @cli.command()
 @click.argument("target", required=False)
-@click.option("--storage", default=None, metavar="URL", help="Study storage URL.")
-@click.option("--study", "study_name", default=None, help="Study name in --storage.")
-@click.option("--results-dir", default="results", show_default=True,
-              type=click.Path(file_okay=False))
+@study_location_options
 @json_option
 def status(target: str | None, storage: str | None, study_name: str | None, results_dir: str,
            as_json: bool) -> None:
@@ -403,8 +415,8 @@ def status(target: str | None, storage: str | None, study_name: str | None, resu
 
     TARGET is a study name (under --results-dir) or its results folder.
     """
-    from dse.inspect import status_report
-    from dse.text import status_text
+    from dse.commands.inspect import status_report
+    from dse.commands.text import status_text
 
     report = status_report(target, storage=storage, study_name=study_name,
                            results_dir=results_dir)

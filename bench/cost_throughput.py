@@ -88,7 +88,7 @@ def main() -> None:
 
     loop = loop_totals(rows, soc, candidates[:args.loop_candidates])
     fast = lookup.totals(candidates[:args.loop_candidates])
-    assert np.allclose([l for l, _ in loop], fast.latency_cycles, rtol=1e-12, atol=0)
+    assert np.allclose([latency for latency, _ in loop], fast.latency_cycles, rtol=1e-12, atol=0)
     assert np.allclose([e for _, e in loop], fast.energy_j, rtol=1e-12, atol=0)
 
     n_direct = min(args.candidates, 100_000)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dse.probing import DataRequest, obtain_checkpoint
+from dse.accuracy.probe import DataRequest, obtain_checkpoint
 from dse.workload import load_workload
 from hw_models import load_soc
 from hw_models.dram import load_dram

@@ -19,10 +19,15 @@ import numpy as np
 import optuna
 import torch
 
+from dse.accuracy import AccuracyModel
+from dse.accuracy.probe import ProbeEstimator
+from dse.commands.search import prepare
+from dse.config import SearchConfig
+from dse.engines import Budget, EngineJob
+from dse.engines.optuna import OptunaEngine
 from dse.pareto import hypervolume, pareto_mask, to_losses
-from dse.results import trials_frame
-from dse.search import SearchConfig, prepare
-from dse.study import make_objective, make_sampler, open_study
+from dse.results.ledger import Ledger, open_ledger
+from dse.results.tables import trials_frame
 from networks import probe as probe_module
 
 SAMPLERS = ("tpe", "nsga2", "random")
@@ -33,13 +38,16 @@ DIRECTIONS = ["maximize", "minimize", "minimize"]
 
 def run_sampler(prepared, name: str, trials: int, seed: int):
     probe_module._MEMORY_CACHE.clear()
-    setup = dataclasses.replace(prepared.probe_setup, cache_dir=None)
-    context = dataclasses.replace(prepared.context,
-                                  probe=lambda c: probe_module.probe(c, setup=setup))
-    study, _ = open_study(name=f"bench-{name}", storage=optuna.storages.InMemoryStorage(),
-                          sampler=make_sampler(name, seed), identity={}, context=context)
+    probe = prepared.accuracy.estimator
+    estimator = ProbeEstimator(dataclasses.replace(probe.setup, cache_dir=None))
+    accuracy = AccuracyModel(estimator, prepared.accuracy.baseline_accuracy)
+    study, _ = open_ledger(name=f"bench-{name}", storage=optuna.storages.InMemoryStorage(),
+                           identity={}, problem=prepared.problem)
+    job = EngineJob(problem=prepared.problem, ledger=Ledger(study, prepared.problem),
+                    budget=Budget(trials), seed=seed, accuracy=accuracy)
     start = time.perf_counter()
-    study.optimize(make_objective(context), n_trials=trials)
+    with job.guard:
+        OptunaEngine(sampler=name).run(job)
     wall_s = time.perf_counter() - start
     return trials_frame(study), wall_s
 

@@ -15,11 +15,12 @@ Parameters (names carry units; each has a meaning on its own in trials.csv):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from hw_models.dram import DramDevice
+from hw_models.errors import ConfigError
 from hw_models.workload import LayerTable
 
 VDD_STEP_MV = 25        # Voltron measured every 25 mV
@@ -71,7 +72,8 @@ def build_space(table: LayerTable, spilled: np.ndarray, device: DramDevice | Non
 
 
 def suggest_candidate(trial: Any, space: SearchSpace) -> Candidate:
-    """Draw a candidate from an Optuna trial (the only place that calls ``suggest_*``)."""
+    """Draw a candidate from an Optuna trial (the only place that calls ``suggest_*``;
+    ``decode`` reuses it on recorded parameters)."""
     table = space.table
     n_analog = tuple(
         trial.suggest_int(f"n_analog:{name}", 0, int(cout), step=channel_step(int(cout)))
@@ -95,15 +97,82 @@ def suggest_candidate(trial: Any, space: SearchSpace) -> Candidate:
                      round(device.trcd_nominal_ns - reduction_ns, 6), weights, activations)
 
 
-def candidate_params(space: SearchSpace, n_analog: np.ndarray) -> dict[str, Any]:
-    """Parameters of a whole-layer mapping at nominal DRAM (for enqueuing baselines)."""
+def nominal_candidate(space: SearchSpace, n_analog: Sequence[int]) -> Candidate:
+    """A whole-layer mapping with every tensor at nominal DRAM (the baselines)."""
+    n_layers = space.table.n_layers
+    device = space.device
+    return Candidate(tuple(int(n) for n in n_analog),
+                     None if device is None else device.vdd_nominal_v,
+                     None if device is None else device.trcd_nominal_ns,
+                     (False,) * n_layers, (False,) * n_layers)
+
+
+def encode(candidate: Candidate, space: SearchSpace) -> dict[str, Any]:
+    """The trial parameters of ``candidate``: ``decode``'s exact inverse on the grid."""
+    table = space.table
     params: dict[str, Any] = {
         f"n_analog:{name}": int(n)
-        for name, n, capable in zip(space.table.name, n_analog, space.table.analog_capable)
+        for name, n, capable in zip(table.name, candidate.n_analog, table.analog_capable)
         if capable}
-    if space.device is not None:
-        params.update({"undervolt_mv": 0, "trcd_reduction_ns": 0.0})
-        params.update({f"approx_weights:{name}": False for name in space.table.name})
-        params.update({f"approx_activations:{name}": False
-                       for name, spilled in zip(space.table.name, space.spilled) if spilled})
+    device = space.device
+    if device is None:
+        return params
+    assert candidate.vdd_v is not None and candidate.trcd_ns is not None
+    params["undervolt_mv"] = int(round((device.vdd_nominal_v - candidate.vdd_v) * 1000))
+    params["trcd_reduction_ns"] = float(
+        round((device.trcd_nominal_ns - candidate.trcd_ns) / TRCD_STEP_NS) * TRCD_STEP_NS)
+    params.update({f"approx_weights:{name}": bool(flag)
+                   for name, flag in zip(table.name, candidate.weights_approx)})
+    params.update({f"approx_activations:{name}": bool(flag)
+                   for name, flag, spilled in zip(table.name, candidate.activations_approx,
+                                                  space.spilled) if spilled})
     return params
+
+
+def decode(params: Mapping[str, Any], space: SearchSpace) -> Candidate:
+    """The candidate of stored trial parameters (``encode``'s exact inverse)."""
+    return suggest_candidate(_Recorded(params), space)
+
+
+class _Recorded:
+    """Answers ``suggest_*`` from recorded parameters (what ``optuna.trial.FixedTrial``
+    does, without Optuna)."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = params
+
+    def _get(self, name: str) -> Any:
+        if name not in self.params:
+            raise ConfigError(f"trial parameters lack '{name}' (another design space?)")
+        return self.params[name]
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1) -> int:
+        return int(self._get(name))
+
+    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None
+                      ) -> float:
+        return float(self._get(name))
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any:
+        return self._get(name)
+
+
+def param_distributions(space: SearchSpace) -> dict[str, Any]:
+    """Optuna distributions of every parameter (to record a candidate found without a
+    sampler as a trial)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    table = space.table
+    found: dict[str, Any] = {
+        f"n_analog:{name}": IntDistribution(0, int(cout), step=channel_step(int(cout)))
+        for name, cout, capable in zip(table.name, table.cout, table.analog_capable)
+        if capable}
+    if space.device is None:
+        return found
+    found["undervolt_mv"] = IntDistribution(0, space.max_undervolt_mv, step=VDD_STEP_MV)
+    found["trcd_reduction_ns"] = FloatDistribution(0.0, space.max_trcd_reduction_ns,
+                                                   step=TRCD_STEP_NS)
+    flags = CategoricalDistribution([False, True])
+    found.update({f"approx_weights:{name}": flags for name in table.name})
+    found.update({f"approx_activations:{name}": flags
+                  for name, spilled in zip(table.name, space.spilled) if spilled})
+    return found

@@ -4,8 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hw_models.workload import LayerTable
-from networks import (DatasetSpec, build_network, extract_layer_table, get_dataset_spec,
-                      reference_dataset)
+from networks import (
+    DatasetSpec,
+    build_network,
+    extract_layer_table,
+    get_dataset_spec,
+    reference_dataset,
+)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,15 @@ import numpy as np
 
 from hw_models.error_models import ErrorModelParams
 from hw_models.errors import ConfigError
-from hw_models.presets import (FRACTION, NON_NEGATIVE, POSITIVE, POSITIVE_INT, checked_values,
-                               plain_string, read_toml)
+from hw_models.presets import (
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    checked_values,
+    plain_string,
+    read_toml,
+)
 
 DRAM_PRESET_DIR = Path(__file__).parent / "presets" / "dram"
 VOLTRON_TABLE = Path(__file__).parent / "presets" / "voltron_ber.csv"

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from hw_models.diana import check_mapping, split_cost, SPLIT_COLUMNS
+from hw_models.diana import SPLIT_COLUMNS, check_mapping, split_cost
 from hw_models.errors import ConfigError
 from hw_models.soc import Soc
 from hw_models.workload import LayerTable

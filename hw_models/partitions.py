@@ -123,7 +123,8 @@ def _partition(entry: Any, device: DramDevice, vendor: str, path: Path) -> Parti
         raise ConfigError(f"{path}: every partition needs a 'name'")
     unknown = set(entry) - {"name", "capacity_bytes", "vdd_v", "trcd_ns"}
     if unknown:
-        raise ConfigError(f"{path}: partition '{entry['name']}': unknown key '{sorted(unknown)[0]}'")
+        raise ConfigError(f"{path}: partition '{entry['name']}': unknown key "
+                          f"'{sorted(unknown)[0]}'")
     capacity = entry.get("capacity_bytes")
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity <= 0:
         raise ConfigError(f"{path}: partition '{entry['name']}': capacity_bytes must be a "

@@ -11,8 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from hw_models.errors import ConfigError
-from hw_models.presets import (BOOLEAN, INT_LIST, POSITIVE, POSITIVE_INT, checked_values,
-                               plain_string, read_toml)
+from hw_models.presets import (
+    BOOLEAN,
+    INT_LIST,
+    POSITIVE,
+    POSITIVE_INT,
+    checked_values,
+    plain_string,
+    read_toml,
+)
 
 PRESET_DIR = Path(__file__).parent / "presets"
 

@@ -20,8 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw_models.diana import ComputeCost, compute_cost
-from hw_models.dram import (DramDevice, ber_from_trcd, ber_from_vdd, combined_ber, energy_scale,
-                            row_miss_ns)
+from hw_models.dram import (
+    DramDevice,
+    ber_from_trcd,
+    ber_from_vdd,
+    combined_ber,
+    energy_scale,
+    row_miss_ns,
+)
 from hw_models.partitions import Placement, check_capacity
 from hw_models.soc import Soc
 from hw_models.traffic import LayerTraffic, layer_traffic

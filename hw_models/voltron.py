@@ -10,7 +10,8 @@ a fraction f of faulty lines has BER = -ln(1 - f) / 512; a vendor's BER at a vol
 over the DIMMs measured there (DIMMs that stop working at low voltage have no row and do not
 count). The derived table ships as ``presets/voltron_ber.csv``; regenerate it with
 
-    python -m hw_models.voltron path/to/dimm_faulty_cachelines.csv > hw_models/presets/voltron_ber.csv
+    python -m hw_models.voltron path/to/dimm_faulty_cachelines.csv \
+        > hw_models/presets/voltron_ber.csv
 """
 from __future__ import annotations
 

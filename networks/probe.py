@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from dse.accuracy import ProbeCandidate, ProbeResult
+from dse.accuracy.defaults import ProbeDefaults
 from hw_models.error_models import ERROR_MODELS, ErrorModelParams
 from hw_models.errors import ConfigError
 from networks.datasets import DataBundle
@@ -34,33 +36,15 @@ RAMP_START = 0.01  # curricular BER starts at 1 % of the target
 class ProbeConfig:
     """Quick fine-tune settings (part of the cache key)."""
 
-    steps: int = 20               # fine-tune steps (0: evaluate the checkpoint as it is)
+    steps: int = ProbeDefaults.steps  # fine-tune steps (0: evaluate the checkpoint as it is)
     batch_size: int = 64
     lr: float = 3e-4              # Adam peak learning rate, cosine decay to 0 (1e-3 disturbs
                                   # a converged baseline more than 20 steps can repair)
     ramp_fraction: float = 0.5    # BER reaches its target after this share of the steps
-    seeds: int = 3                # evaluation error masks averaged
-    error_model: int = 0          # EDEN error model 0..3
+    seeds: int = ProbeDefaults.seeds  # evaluation error masks averaged
+    error_model: int = ProbeDefaults.error_model  # EDEN error model 0..3
     split: str = "val"            # the search only ever sees validation accuracy
     seed: int = 0
-
-
-@dataclass(frozen=True)
-class ProbeCandidate:
-    """Per layer (table order): analog channels and bit error rates of the stored tensors."""
-
-    n_analog: tuple[int, ...]
-    weight_ber: tuple[float, ...]
-    activation_ber: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    accuracy_mean: float          # fraction in [0, 1]
-    accuracy_std: float
-    accuracy_per_seed: tuple[float, ...]
-    seconds: float                # time of the original evaluation (0 work when cached)
-    cached: bool
 
 
 @dataclass(frozen=True)

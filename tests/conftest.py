@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import resnet20_records
+
 from hw_models import LayerTable, Soc, load_soc
 
 

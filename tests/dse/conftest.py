@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from toy import TOY_LAYERS
 
 from hw_models import LayerTable
-from toy import TOY_LAYERS
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 
-from networks.probe import ProbeCandidate, ProbeResult
+from dse.accuracy import ProbeCandidate, ProbeResult
 
 
 def estimate(candidate: ProbeCandidate) -> ProbeResult:

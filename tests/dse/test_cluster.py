@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
-from dse.study import BASELINES
+from dse.results.ledger import BASELINES
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -91,7 +91,7 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> str:
 
 
 def load(storage: str) -> optuna.Study:
-    from dse.study import open_storage
+    from dse.engines.optuna.storage import open_storage
     return optuna.load_study(study_name="shared", storage=open_storage(storage))
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import random
 import signal
 import threading
 import time
@@ -10,7 +9,8 @@ import time
 import optuna
 import pytest
 
-from dse.runner import SignalGuard, Terminated, TrialRunner
+from dse.engines.optuna.runner import TrialRunner
+from dse.signals import SignalGuard, Terminated
 
 State = optuna.trial.TrialState
 
@@ -31,34 +31,62 @@ def _interruptible_quadratic(guard: SignalGuard):
     return objective
 
 
+STORAGE_METHODS = ("create_new_trial", "set_trial_param", "set_trial_state_values",
+                   "set_trial_user_attr", "set_trial_system_attr", "get_trial",
+                   "get_all_trials", "get_trial_id_from_study_id_trial_number")
+
+
+def _signalling(base: type, signum: int, at_call: int) -> type:
+    """``base`` storage that sends ``signum`` to this process during its ``at_call``-th call
+    (counting the calls the runner makes: ask, parameters, attributes, tell): the signal
+    lands at that exact moment, inside the storage call."""
+    calls = {"n": 0}
+
+    def wrap(name: str):
+        method = getattr(base, name)
+
+        def wrapped(self, *args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == at_call:
+                os.kill(os.getpid(), signum)
+            return method(self, *args, **kwargs)
+        return wrapped
+
+    return type(f"Signalling{base.__name__}", (base,),
+                {name: wrap(name) for name in STORAGE_METHODS})
+
+
+def _storage(kind: str, signum: int, at_call: int, tmp_path):
+    if kind == "memory":
+        return _signalling(optuna.storages.InMemoryStorage, signum, at_call)()
+    return _signalling(optuna.storages.RDBStorage, signum, at_call)(
+        f"sqlite:///{tmp_path / f'study{at_call}.db'}")
+
+
+@pytest.mark.parametrize("kind", ["memory", pytest.param("sqlite", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("signum, exception", [(signal.SIGTERM, Terminated),
                                                (signal.SIGINT, KeyboardInterrupt)])
-def test_a_signal_at_any_moment_leaves_no_running_trial(tmp_path, signum, exception):
-    # the storage calls take most of each trial's time, so random moments land inside
-    # ask and tell as well as inside the objective
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
-    rng = random.Random(7)
-    stops = 0
-    for _ in range(25):
-        timer = threading.Timer(rng.uniform(0.0, 0.04), os.kill, (os.getpid(), signum))
-        with SignalGuard() as guard:
-            timer.start()
-            try:
+def test_a_signal_at_any_moment_leaves_no_running_trial(tmp_path, kind, signum, exception):
+    # the signal is sent from inside the n-th storage call, for every n over three trials:
+    # inside ask, the parameter writes, the attribute writes and tell; a signal that lands
+    # outside an interruptible block is held until the next one (or the end of the guard)
+    moments = range(1, 40, 1 if kind == "memory" else 3)
+    for at_call in moments:
+        study = optuna.create_study(storage=_storage(kind, signum, at_call, tmp_path))
+        stopped = False
+        with pytest.raises(exception):
+            with SignalGuard() as guard:
                 runner = TrialRunner(guard)
-                while True:
+                for _ in range(20):
                     runner.run(study, _interruptible_quadratic(guard))
-            except exception:
-                stops += 1
-            timer.join()
-    states = [t.state for t in study.trials]
-    assert stops == 25
-    assert State.RUNNING not in states
-    assert 0 < states.count(State.FAIL) <= 25  # some signals cut an evaluation
-    assert all(t.user_attrs["fail_reason"] == exception.__name__
-               for t in study.trials if t.state == State.FAIL)
-    complete = [t for t in study.trials if t.state == State.COMPLETE]
-    assert len(complete) + states.count(State.FAIL) == len(states) > 25
-    assert all(t.values == [t.user_attrs["value"]] for t in complete)
+        stopped = True
+        states = [t.state for t in study.trials]
+        assert stopped and State.RUNNING not in states, at_call
+        assert all(t.user_attrs["fail_reason"] == exception.__name__
+                   for t in study.trials if t.state == State.FAIL), at_call
+        complete = [t for t in study.trials if t.state == State.COMPLETE]
+        assert len(complete) + states.count(State.FAIL) == len(states), at_call
+        assert all(t.values == [t.user_attrs["value"]] for t in complete), at_call
 
 
 def test_a_signal_outside_interruptible_blocks_is_held(tmp_path):
@@ -168,7 +196,7 @@ def test_a_trial_failed_by_another_worker_is_dropped_not_fatal(tmp_path, capsys,
 
 
 def test_a_heartbeat_that_fails_keeps_beating(capsys):
-    from dse.runner import _Heartbeat
+    from dse.engines.optuna.runner import _Heartbeat
 
     class Flaky:
         def __init__(self):

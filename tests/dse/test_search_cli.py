@@ -190,18 +190,19 @@ def test_a_study_is_bound_to_preset_contents_not_names(tmp_path):
 
 def test_storage_passwords_are_never_written_or_shown(tmp_path, toy_table):
     import dataclasses
+
     from toy import toy_prepared
     url = "postgresql://dse:s3cret@127.0.0.1:1/none"  # nothing listens on port 1
     result = run("search", "--storage", url, "--objectives", "latency,energy",
                  "--results-dir", str(tmp_path))
     assert result.exit_code == 2 and "s3cret" not in result.stderr
     assert "cannot open storage postgresql://dse:***@127.0.0.1:1/none" in result.stderr
-    from dse.search import resolved_config
-    from dse.study import shown_url
+    from dse.commands.search import run_provenance
+    from dse.engines.optuna.storage import shown_url
     prepared = toy_prepared(toy_table, tmp_path)
     prepared = dataclasses.replace(prepared, storage_url=url, config=dataclasses.replace(
         prepared.config, storage=url))
-    written = json.dumps(resolved_config(prepared))
+    written = json.dumps(run_provenance(prepared))
     assert "s3cret" not in written and "dse:***@" in written
     assert shown_url(url) == "postgresql://dse:***@127.0.0.1:1/none"
     assert shown_url("sqlite:///a.db") == "sqlite:///a.db"

@@ -4,9 +4,17 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
+from toy import toy_problem
 
-from toy import toy_context
-from dse.space import Candidate, candidate_params, channel_step, suggest_candidate
+from dse.space import (
+    Candidate,
+    channel_step,
+    decode,
+    encode,
+    nominal_candidate,
+    param_distributions,
+    suggest_candidate,
+)
 
 
 def test_channel_grid_always_ends_at_cout():
@@ -14,7 +22,7 @@ def test_channel_grid_always_ends_at_cout():
 
 
 def test_fixed_trial_gives_a_frozen_candidate(toy_table):
-    space = toy_context(toy_table).space
+    space = toy_problem(toy_table).space
     params = {"n_analog:first": 16, "n_analog:mid": 16, "n_analog:big": 48, "n_analog:fc": 10,
               "undervolt_mv": 100, "trcd_reduction_ns": 2.5,
               **{f"approx_weights:{n}": n in ("mid", "big") for n in toy_table.name},
@@ -29,7 +37,7 @@ def test_fixed_trial_gives_a_frozen_candidate(toy_table):
 
 
 def test_space_has_no_parameter_for_depthwise_or_on_chip_activations(toy_table):
-    space = toy_context(toy_table).space
+    space = toy_problem(toy_table).space
     assert space.spilled == (False, False, False, True, False)
     study = optuna.create_study()
     trial = study.ask()
@@ -42,7 +50,7 @@ def test_space_has_no_parameter_for_depthwise_or_on_chip_activations(toy_table):
 
 
 def test_ranges_respect_the_device(toy_table):
-    space = toy_context(toy_table).space
+    space = toy_problem(toy_table).space
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(50):
         candidate = suggest_candidate(study.ask(), space)
@@ -52,7 +60,7 @@ def test_ranges_respect_the_device(toy_table):
 
 
 def test_compute_only_space(toy_table):
-    space = toy_context(toy_table, dram="none").space
+    space = toy_problem(toy_table, dram="none").space
     trial = optuna.create_study().ask()
     candidate = suggest_candidate(trial, space)
     assert candidate.vdd_v is None and not any(candidate.weights_approx)
@@ -60,10 +68,35 @@ def test_compute_only_space(toy_table):
 
 
 def test_baseline_params_round_trip(toy_table):
-    space = toy_context(toy_table).space
-    n_analog = np.array([16, 0, 32, 64, 10])
-    candidate = suggest_candidate(optuna.trial.FixedTrial(candidate_params(space, n_analog)),
-                                  space)
-    assert candidate.n_analog == (16, 0, 32, 64, 10)
+    space = toy_problem(toy_table).space
+    baseline = nominal_candidate(space, np.array([16, 0, 32, 64, 10]))
+    candidate = suggest_candidate(optuna.trial.FixedTrial(encode(baseline, space)), space)
+    assert candidate == baseline
     assert candidate.vdd_v == 1.1 and candidate.trcd_ns == 18.125
     assert not any(candidate.weights_approx) and not any(candidate.activations_approx)
+
+
+@pytest.mark.parametrize("dram", ["lpddr4-3200", "none"])
+def test_encode_and_decode_are_exact_inverses(toy_table, dram):
+    space = toy_problem(toy_table, dram=dram).space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    for _ in range(40):
+        trial = study.ask()
+        candidate = suggest_candidate(trial, space)
+        assert encode(candidate, space) == trial.params  # same names, values and types
+        assert decode(trial.params, space) == candidate
+        assert decode(encode(candidate, space), space) == candidate
+
+
+def test_distributions_cover_exactly_the_sampled_parameters(toy_table):
+    space = toy_problem(toy_table).space
+    trial = optuna.create_study().ask()
+    suggest_candidate(trial, space)
+    assert param_distributions(space) == trial.distributions
+
+
+def test_decode_names_a_missing_parameter(toy_table):
+    from hw_models import ConfigError
+    space = toy_problem(toy_table).space
+    with pytest.raises(ConfigError, match="n_analog:mid"):
+        decode({"n_analog:first": 0}, space)

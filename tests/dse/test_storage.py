@@ -7,7 +7,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from dse.storage import BatchedRDBStorage, batched
+from dse.engines.optuna.storage import BatchedRDBStorage, batched
 
 State = optuna.trial.TrialState
 

@@ -1,17 +1,12 @@
-"""A toy network and search context for the search tests."""
+"""A toy network and search problem for the search tests."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from dse.objectives import Context, Limits, parse_objectives
-from dse.search import Prepared, SearchConfig
-from dse.space import build_space
-from hw_models import load_soc
-from hw_models.dram import load_dram
-from hw_models.traffic import layer_traffic
-from networks.probe import ProbeCandidate, ProbeResult
+from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult
+from dse.commands.search import Prepared
+from dse.config import SearchConfig
+from dse.problem import Limits, Problem, build_problem
 
 TOY_LAYERS = [
     dict(name="first", kind="conv", cin=3, cout=16, kx=3, ky=3, ox=16, oy=16),
@@ -33,24 +28,23 @@ def stub_probe(calls: list | None = None):
     return probe
 
 
-def toy_context(table, *, objectives="accuracy,latency,energy", dram="lpddr4-3200",
-                limits=Limits(), calls=None) -> Context:
-    soc = load_soc("diana")
-    device = None if dram == "none" else load_dram(dram)
-    spilled = layer_traffic(table, soc, np.zeros(table.n_layers, dtype=int)).spilled
-    names = parse_objectives(objectives)
-    return Context(space=build_space(table, spilled, device, "B"), soc=soc, vendor="B",
-                   objectives=names, limits=limits,
-                   probe=stub_probe(calls) if "accuracy" in names else None,
-                   baseline_accuracy=0.95 if "accuracy" in names else None)
+def toy_problem(table, *, objectives="accuracy,latency,energy", dram="lpddr4-3200",
+                limits=Limits()) -> Problem:
+    return build_problem(network="toy", dataset=None, dram=dram, vendor="B",
+                         objectives=objectives, limits=limits, table=table)
+
+
+def toy_accuracy(problem: Problem, calls=None) -> AccuracyModel | None:
+    return AccuracyModel(stub_probe(calls), 0.95) if problem.needs_accuracy else None
 
 
 def toy_prepared(table, tmp_path: Path, *, trials=8, study="toy", sampler="tpe",
-                 identity_extra=None, **context_kw) -> Prepared:
-    context = toy_context(table, **context_kw)
+                 identity_extra=None, calls=None, **problem_kw) -> Prepared:
+    problem = toy_problem(table, **problem_kw)
     config = SearchConfig(trials=trials, sampler=sampler, study=study,
                           results_dir=str(tmp_path))
-    identity = {"network": "toy", "objectives": ",".join(context.objectives),
-                **(identity_extra or {})}
-    return Prepared(config, context, study, f"sqlite:///{tmp_path / study / 'study.db'}",
-                    tmp_path / study, identity, None)
+    identity = {"network": "toy", "dataset": None, "hw": "diana",
+                "dram": problem_kw.get("dram", "lpddr4-3200"), "vendor": "B",
+                "objectives": ",".join(problem.objectives), **(identity_extra or {})}
+    return Prepared(config, problem, toy_accuracy(problem, calls), study,
+                    f"sqlite:///{tmp_path / study / 'study.db'}", tmp_path / study, identity)

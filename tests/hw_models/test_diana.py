@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import one_layer
+
 from hw_models import ConfigError, LayerTable, compute_cost
 from hw_models.diana import ox_unroll
 from hw_models.mapping import all_analog

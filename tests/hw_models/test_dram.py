@@ -8,10 +8,20 @@ import numpy as np
 import pytest
 
 from hw_models import ConfigError
-from hw_models.dram import (DRAM_PRESET_DIR, VOLTRON_TABLE, ber_from_trcd, ber_from_vdd,
-                            check_operating_point, combined_ber, energy_scale,
-                            list_dram_presets, load_dram, operating_point, row_miss_ns,
-                            vendor_curve)
+from hw_models.dram import (
+    DRAM_PRESET_DIR,
+    VOLTRON_TABLE,
+    ber_from_trcd,
+    ber_from_vdd,
+    check_operating_point,
+    combined_ber,
+    energy_scale,
+    list_dram_presets,
+    load_dram,
+    operating_point,
+    row_miss_ns,
+    vendor_curve,
+)
 from hw_models.voltron import derive_ber_table
 
 VOLTRON_CSV = (Path(__file__).resolve().parents[3] / "shared" / "data" / "voltron"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hw_models import ConfigError, list_soc_presets, load_soc
-from hw_models.soc import PRESET_DIR, _SCHEMA
+from hw_models.soc import _SCHEMA, PRESET_DIR
 
 DIANA_TOML = (PRESET_DIR / "diana.toml").read_text()
 

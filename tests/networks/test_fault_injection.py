@@ -10,11 +10,20 @@ import torch
 
 from hw_models import ConfigError
 from hw_models.error_models import ErrorModelParams
-from networks.fault_injection import (activations_to_storage, correct_implausible,
-                                      flip_positions, inject_activations, inject_bit_errors,
-                                      inject_int8, inject_ternary, int8_to_storage,
-                                      storage_to_activations, storage_to_int8,
-                                      storage_to_ternary, ternary_to_storage)
+from networks.fault_injection import (
+    activations_to_storage,
+    correct_implausible,
+    flip_positions,
+    inject_activations,
+    inject_bit_errors,
+    inject_int8,
+    inject_ternary,
+    int8_to_storage,
+    storage_to_activations,
+    storage_to_int8,
+    storage_to_ternary,
+    ternary_to_storage,
+)
 
 N_BITS = 2**22
 BER = 1e-3

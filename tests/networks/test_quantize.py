@@ -9,8 +9,13 @@ import torch
 from hw_models.error_models import ErrorModelParams
 from networks import build_network, extract_layer_table
 from networks.diana_model import calibrate, to_diana
-from networks.quantize import (ActivationQuantizer, analog_channels, pow2_int8, ternarisation_error,
-                               ternary)
+from networks.quantize import (
+    ActivationQuantizer,
+    analog_channels,
+    pow2_int8,
+    ternarisation_error,
+    ternary,
+)
 
 
 def test_ternary_values_per_channel():

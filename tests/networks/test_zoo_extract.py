@@ -7,13 +7,18 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from helpers import resnet20_records
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from helpers import resnet20_records
 from hw_models import ConfigError, LayerTable
-from networks import (build_network, extract_layer_table, get_dataset_spec, list_networks,
-                      reference_dataset)
+from networks import (
+    build_network,
+    extract_layer_table,
+    get_dataset_spec,
+    list_networks,
+    reference_dataset,
+)
 
 ZOO = [entry.name for entry in list_networks()]
 

@@ -4,7 +4,7 @@
 trial row is written, inside the final ``tell``, or halfway through a database commit, which
 can leave the connection unusable. The trial then stays RUNNING until a heartbeat fails it
 (and SQLite has none). Here SIGTERM and SIGINT are held while the storage is written and
-act at once only inside ``SignalGuard.interruptible()`` blocks (the evaluation of a
+act at once only inside ``dse.signals.SignalGuard.interruptible()`` blocks (the evaluation of a
 candidate, waiting for other workers); the trial in hand is then told FAIL before the
 exception goes on. The runner also beats for journal files, which Optuna gives no
 heartbeat.
@@ -12,79 +12,21 @@ heartbeat.
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
 import threading
 import time
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's time limit): the running trial is failed, the worker stops."""
-
+from dse.results.ledger import FAIL_REASON_ATTR, REQUEUED_ATTR, labels_to_keep
+from dse.signals import SignalGuard
 
 Objective = Callable[[optuna.trial.Trial], Sequence[float]]
 Callback = Callable[[optuna.Study, FrozenTrial], None]
-
-
-class SignalGuard:
-    """While active, SIGTERM and SIGINT are held until ``check()`` or the next
-    ``interruptible()`` block, where they raise ``Terminated`` / ``KeyboardInterrupt``."""
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self._open = 0
-        self._pending: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> "SignalGuard":
-        for signum in self.SIGNALS:
-            self._previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous.clear()
-        self._open = 0
-        if exc_type is None:
-            self.check()  # a signal held until the end still stops the program
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self._open:
-            raise _exception_for(signum)
-        self._pending = self._pending or signum
-
-    def check(self) -> None:
-        """Raise a held signal now."""
-        if self._pending is not None:
-            signum, self._pending = self._pending, None
-            raise _exception_for(signum)
-
-    def hold(self) -> None:
-        """Hold signals again from here on: an ``interruptible()`` block cut short by a
-        signal may not have closed yet when its exception is handled."""
-        self._open = 0
-
-    @contextlib.contextmanager
-    def interruptible(self) -> Iterator[None]:
-        """Signals raise at once inside this block (which must not write to the storage)."""
-        self.check()
-        self._open += 1
-        try:
-            yield
-        finally:
-            self._open = max(0, self._open - 1)
-
-
-def _exception_for(signum: int) -> KeyboardInterrupt:
-    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 HEARTBEAT_ATTR = "dse:heartbeat"  # trial system attribute: Unix time of the last beat
@@ -212,7 +154,7 @@ class TrialRunner:
         try:
             if reason is not None:
                 with contextlib.suppress(Exception):  # the state matters more than the note
-                    trial.set_user_attr("fail_reason", reason)
+                    trial.set_user_attr(FAIL_REASON_ATTR, reason)
         finally:
             heartbeat.stop()
         frozen = study.tell(trial, values, state=state, skip_if_finished=True)
@@ -256,10 +198,9 @@ def requeue(study: optuna.Study, trial_id: int, *, worker_died: bool = False) ->
     fixed = frozen.system_attrs.get("fixed_params")
     if not fixed:
         return  # sampled, not queued: the sampler proposes again
-    labels = {key: value for key, value in frozen.user_attrs.items()
-              if key not in ("worker", "fail_reason", "surplus", "metrics")}
+    labels = labels_to_keep(frozen.user_attrs)
     if worker_died:
-        labels["requeued"] = labels.get("requeued", 0) + 1
-        if labels["requeued"] > MAX_REQUEUES:
+        labels[REQUEUED_ATTR] = labels.get(REQUEUED_ATTR, 0) + 1
+        if labels[REQUEUED_ATTR] > MAX_REQUEUES:
             return
     study.enqueue_trial(fixed, user_attrs=labels or None)

@@ -12,18 +12,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from dse.objectives import OBJECTIVES, objective_columns  # noqa: E402
+from dse.metrics import BY_COLUMN, BY_NAME, objective_columns  # noqa: E402
 from dse.pareto import hypervolume, pareto_mask, to_losses  # noqa: E402
-from dse.results import atomic_path  # noqa: E402
+from dse.results.files import atomic_path, write_csv  # noqa: E402
 
-# column -> (axis label, factor from the stored unit)
-AXES = {
-    "accuracy": ("accuracy (%)", 100.0),
-    "latency_s": ("latency (ms)", 1e3),
-    "energy_j": ("energy (uJ)", 1e6),
-    "dram_energy_j": ("DRAM energy (uJ)", 1e6),
-    "compute_energy_j": ("compute energy (uJ)", 1e6),
-}
+# column -> (axis label, factor from the stored unit to the shown one)
+AXES = {column: (m.label, m.display_scale) for column, m in BY_COLUMN.items()}
 
 
 def save(figure: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
@@ -112,9 +106,9 @@ def selected_points(front: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     """Up to four front points: the best in each objective and the most balanced one."""
     chosen = []
     for name in objectives[:3]:
-        column = OBJECTIVES[name][1]
-        index = front[column].idxmax() if OBJECTIVES[name][0] == "maximize" else front[column].idxmin()
-        chosen.append(index)
+        column = BY_NAME[name].column
+        maximise = BY_NAME[name].direction == "maximize"
+        chosen.append(front[column].idxmax() if maximise else front[column].idxmin())
     columns, directions = objective_columns(objectives)
     losses = to_losses(front[columns].to_numpy(float), directions)
     spread = np.ptp(losses, axis=0)
@@ -149,7 +143,7 @@ def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[s
     """Every plot the study supports; ``x``/``y``/``color`` add one chosen view."""
     if frame.empty or not (frame["state"] == "COMPLETE").any():
         return []
-    columns = [OBJECTIVES[name][1] for name in objectives]
+    columns = [BY_NAME[name].column for name in objectives]
     paths: list[Path] = []
     for first, second in itertools.combinations(columns, 2):
         third = next((c for c in columns if c not in (first, second)), None)
@@ -160,7 +154,7 @@ def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[s
         paths += front_3d(frame, columns[:3], out_dir)
     if len(columns) >= 2:
         history = hypervolume_history(frame, objectives)
-        history.to_csv(out_dir / "hypervolume.csv", index=False)
+        write_csv(out_dir / "hypervolume.csv", history)
         paths += plot_hypervolume(history, out_dir)
     front = frame[frame["is_pareto"]]
     if len(front):

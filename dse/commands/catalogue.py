@@ -7,14 +7,18 @@ from typing import Any
 
 import numpy as np
 
-from dse.workload import load_workload
 from hw_models import ConfigError, LayerTable, Soc, load_soc
-from hw_models.dram import (DEFAULT_VENDOR, list_dram_presets, list_vendors, load_dram,
-                            operating_point, vendor_curve)
+from hw_models.dram import (
+    DEFAULT_VENDOR,
+    list_dram_presets,
+    list_vendors,
+    load_dram,
+    operating_point,
+    vendor_curve,
+)
 from hw_models.mapping import resolve_mapping
 from hw_models.partitions import LAYOUTS, named_placement, placement_from_file
 from hw_models.system import DramSetting, system_cost
-from networks import list_networks
 
 LAYER_COLUMNS = ("name", "kind", "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
                  "macs", "weights")
@@ -53,6 +57,9 @@ class CostRequest:
 
 def network_summaries() -> list[dict[str, Any]]:
     """One row per zoo network on its reference dataset: shape, classes, parameters, MACs."""
+    from dse.workload import load_workload
+    from networks import list_networks
+
     rows = []
     for entry in list_networks():
         workload = load_workload(entry.name)
@@ -70,6 +77,8 @@ def network_summaries() -> list[dict[str, Any]]:
 
 
 def layer_report(network: str, dataset: str | None = None) -> dict[str, Any]:
+    from dse.workload import load_workload
+
     workload = load_workload(network, dataset)
     records = workload.table.to_records()
     return {
@@ -106,6 +115,8 @@ def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetti
 
 def cost_report(request: CostRequest) -> dict[str, Any]:
     """Per-layer and total cost of one mapping: DIANA compute plus DRAM."""
+    from dse.workload import load_workload
+
     soc = load_soc(request.hw)
     workload = load_workload(request.network, request.dataset)
     table = workload.table

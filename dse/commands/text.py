@@ -50,7 +50,8 @@ def layers_text(report: dict[str, Any]) -> str:
     ])
     macs = sum(r["macs"] for r in report["layers"])
     weights = sum(r["weights"] for r in report["layers"])
-    return f"{header}\n{table}\ntotal: {len(report['layers'])} layers, {macs:,} MACs, {weights:,} weights"
+    return (f"{header}\n{table}\ntotal: {len(report['layers'])} layers, {macs:,} MACs, "
+            f"{weights:,} weights")
 
 
 def cost_text(report: dict[str, Any]) -> str:
@@ -178,11 +179,16 @@ def status_text(report: dict[str, Any]) -> str:
              f"Pareto front: {report['front_size']} points; last completion: "
              f"{report['last_completion'] or 'never'}",
              "complete trials per worker:"]
-    lines += [f"  {worker}  {count}" for worker, count in report["complete_by_worker"].items()]
+    threads = report.get("threads_by_worker", {})
+    lines += [f"  {worker}  {count}" + (f"  ({threads[worker]} threads)" if worker in threads
+                                         else "")
+              for worker, count in report["complete_by_worker"].items()]
     if report["running"]:
         lines.append("running trials:")
         lines += [f"  trial {item['trial']} on {item['worker']} for "
-                  f"{_duration(item['running_s'])}" for item in report["running"]]
+                  f"{_duration(item['running_s'])}"
+                  + (f" ({item['threads']} threads)" if item.get("threads") else "")
+                  for item in report["running"]]
     return "\n".join(lines)
 
 
@@ -192,3 +198,19 @@ def _duration(seconds: float | None) -> str:
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+
+
+def train_text(report: dict[str, Any]) -> str:
+    state = "trained" if report["trained"] else "cached"
+    return (f"{report['network']} on {report['dataset']}: {state} checkpoint "
+            f"{report['checkpoint']}\nvalidation accuracy {report['val_accuracy']:.2%} "
+            f"(DIANA-quantised, all digital; float {report['float_val_accuracy']:.2%})")
+
+
+def probe_text(report: dict[str, Any]) -> str:
+    return (f"{report['network']} on {report['dataset']}, mapping {report['mapping']}: "
+            f"accuracy {report['accuracy']:.2%} +- {report['accuracy_std']:.2%} over "
+            f"{report['seeds']} error seeds (all-digital baseline "
+            f"{report['baseline_accuracy']:.2%}; max BER weights "
+            f"{report['max_weight_ber']:.1e}, activations {report['max_activation_ber']:.1e}; "
+            f"{report['seconds']:.1f} s{', cached' if report['cached'] else ''})")

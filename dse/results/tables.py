@@ -1,9 +1,7 @@
-"""Turn a study into tables: trials.csv, pareto.csv, summary.json (and config.json)."""
+"""Turn a study into tables: trials.csv, pareto.csv and summary.json."""
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,26 +9,14 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from dse.objectives import METRICS, OBJECTIVES, objective_columns
+from dse.metrics import COLUMNS as METRICS
+from dse.metrics import METRICS as REGISTRY
+from dse.metrics import objective_columns
 from dse.pareto import pareto_mask
-
-TEST_ACCURACY_ATTR = "test_accuracy"  # study user attr: {trial number: accuracy}
-
-
-def metrics_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """A trial's measured metrics (accuracy, latency_s, energy_j, ..., timings)."""
-    return trial.user_attrs.get("metrics", {})
-
-
-def constraints_of(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
-    """A trial's constraint values (<= 0: met); stored with its metrics (or, in studies made
-    by dse 0.1, as their own attribute)."""
-    return trial.user_attrs.get("metrics", {}).get("constraints",
-                                                   trial.user_attrs.get("constraints", {}))
-
-
-def objectives_of(study: optuna.Study) -> list[str]:
-    return list(study.user_attrs.get("objectives", {}))
+from dse.results.files import write_csv, write_json
+from dse.results.ledger import (BASELINE_ATTR, ENGINE_ATTR, METRICS_ATTR, TEST_ACCURACY_ATTR,
+                                constraints_of, feasible, metrics_of, objectives_of,
+                                worker_label)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -40,17 +26,17 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.WAITING:
             continue  # enqueued, not run yet
-        attrs = {**trial.user_attrs, **trial.user_attrs.get("metrics", {})}
+        attrs = {**trial.user_attrs, **trial.user_attrs.get(METRICS_ATTR, {})}
         constraints = constraints_of(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})
         row["accuracy_std"] = attrs.get("accuracy_std", np.nan)
         row["test_accuracy"] = test_accuracy.get(str(trial.number), np.nan)
-        row["is_baseline"] = "baseline" in attrs
-        row["baseline"] = attrs.get("baseline", "")
+        row["is_baseline"] = BASELINE_ATTR in attrs
+        row["baseline"] = attrs.get(BASELINE_ATTR, "")
+        row["engine"] = attrs.get(ENGINE_ATTR, "optuna")
         row["probed"] = attrs.get("probed", False)
-        row["feasible"] = (trial.state == optuna.trial.TrialState.COMPLETE
-                           and all(value <= 0 for value in constraints.values()))
+        row["feasible"] = feasible(trial)
         row.update({f"constraint:{key}": value for key, value in constraints.items()})
         row["worker"] = worker_label(trial)
         row["cost_seconds"] = attrs.get("cost_seconds", np.nan)
@@ -65,12 +51,6 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
                                      "is_pareto"])
     frame["is_pareto"] = front_mask(frame, objectives_of(study))
     return frame
-
-
-def worker_label(trial: optuna.trial.FrozenTrial) -> str:
-    """host:pid of the worker that ran the trial ('' when unknown)."""
-    worker = trial.user_attrs.get("worker")
-    return f"{worker.get('host', '?')}:{worker.get('pid', '?')}" if worker else ""
 
 
 def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
@@ -88,8 +68,7 @@ def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
     columns, directions = objective_columns(objectives)
     values = np.full((len(trials), len(columns)), np.nan)
     for row, trial in enumerate(trials):
-        if trial.state != optuna.trial.TrialState.COMPLETE or not all(
-                value <= 0 for value in constraints_of(trial).values()):
+        if not feasible(trial):
             continue
         metrics = metrics_of(trial)
         values[row] = [metrics.get(column, np.nan) for column in columns]
@@ -108,9 +87,9 @@ def improvements(frame: pd.DataFrame, max_drop_pp: float | None,
     results = []
     has_accuracy = frame["accuracy"].notna().any()
     tolerance = (max_drop_pp or 0.0) / 100
-    costs = [(name, column) for name, (direction, column) in OBJECTIVES.items()
-             if direction == "minimize" and column in frame
-             and (objectives is None or name in objectives)]
+    costs = [(m.name, m.column) for m in REGISTRY
+             if m.direction == "minimize" and m.column in frame
+             and (objectives is None or m.name in objectives)]
     for _, base in frame[frame["is_baseline"] & (frame["state"] == "COMPLETE")].iterrows():
         if has_accuracy and not np.isfinite(base["accuracy"]):
             continue
@@ -168,25 +147,3 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     keep = ["trial", "baseline", *METRICS, "accuracy_std", "test_accuracy", "feasible"]
     subset = frame[[c for c in keep if c in frame.columns]]
     return json.loads(subset.to_json(orient="records"))
-
-
-def write_json(path: Path, document: Any) -> None:
-    """Write atomically, so a reader (or another worker) never sees half a file."""
-    with atomic_path(path) as temporary:
-        temporary.write_text(json.dumps(document, indent=2, default=str))
-
-
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    with atomic_path(path) as temporary:
-        frame.to_csv(temporary, index=False)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path):
-    """A private temporary name to write to, renamed over ``path`` on success."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        temporary.replace(path)
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -1,0 +1,112 @@
+"""The fine-tune probe as an accuracy estimator (torch): checkpoints on demand, the probe's
+fixed setup, and the estimator a search calls."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult, error_free
+from dse.config import resolved_epochs
+from hw_models import ConfigError
+from hw_models.dram import DramDevice
+from hw_models.error_models import ErrorModelParams
+from networks.datasets import load_dataset
+from networks.probe import ProbeConfig, ProbeSetup, probe
+from networks.train import (
+    Checkpoint,
+    Progress,
+    TrainConfig,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+    train_baseline,
+)
+
+DEFAULT_ROW_BYTES = 2048  # without a DRAM device (errors are all zero then anyway)
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Where the data and the baseline checkpoint come from."""
+
+    network: str
+    dataset: str
+    data_dir: str | None = None
+    download: bool = False
+    results_dir: str = "results"
+    checkpoint: str | None = None
+    epochs: int | None = None
+    device: str = "auto"
+
+
+def resolve_device(device: str) -> str:
+    """'auto' picks CUDA when present; asking for CUDA without it is an error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was given but no CUDA device is available")
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{device}' (cpu, cuda or auto)")
+    return device
+
+
+def train_config(request: DataRequest) -> TrainConfig:
+    epochs = resolved_epochs(request.dataset, request.epochs)
+    if epochs < 1:
+        raise ConfigError("--epochs must be >= 1")
+    return TrainConfig(epochs=epochs)
+
+
+def obtain_checkpoint(request: DataRequest, *, progress: Progress | None = None,
+                      retrain: bool = False) -> tuple[Checkpoint, Path, bool]:
+    """The user's checkpoint, the cached one, or a freshly trained one; with its file and
+    whether it was trained now."""
+    config = train_config(request)  # checks the settings before any work
+    device = resolve_device(request.device)  # --device cuda without CUDA: an error, always
+    bundle = load_dataset(request.dataset, request.data_dir, download=request.download)
+    if request.checkpoint is not None:
+        path = Path(request.checkpoint)
+        return load_checkpoint(path, network=request.network, spec=bundle.spec), path, False
+    path = checkpoint_path(Path(request.results_dir), request.network, request.dataset, config)
+    if path.is_file() and not retrain:
+        return load_checkpoint(path, network=request.network, spec=bundle.spec), path, False
+    checkpoint = train_baseline(request.network, bundle, config, device=device,
+                                progress=progress)
+    return save_checkpoint(checkpoint, path), path, True
+
+
+def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | None, *,
+                progress: Progress | None = None) -> ProbeSetup:
+    """Everything the probes of one study share (this trains the checkpoint if needed)."""
+    checkpoint, _, _ = obtain_checkpoint(data, progress=progress)
+    return ProbeSetup(
+        checkpoint=checkpoint, bundle=load_dataset(data.dataset, data.data_dir),
+        config=config,
+        error_params=device.error_params if device else ErrorModelParams(),
+        row_bytes=device.row_bytes if device else DEFAULT_ROW_BYTES,
+        device=resolve_device(data.device),
+        cache_dir=Path(data.results_dir) / "probe_cache")
+
+
+@dataclass(frozen=True)
+class ProbeEstimator:
+    """The probe as an ``AccuracyEstimator``."""
+
+    setup: ProbeSetup
+
+    def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
+        return probe(candidate, setup=self.setup)
+
+    def on_split(self, split: str) -> "ProbeEstimator":
+        """The same probe measured on another split (``test``)."""
+        return ProbeEstimator(dataclasses.replace(
+            self.setup, config=dataclasses.replace(self.setup.config, split=split)))
+
+
+def with_baseline(estimator: ProbeEstimator | object, n_layers: int) -> AccuracyModel:
+    """The estimator and the accuracy of the all-digital, nominal-DRAM candidate."""
+    baseline = estimator(error_free(n_layers))  # type: ignore[operator]
+    return AccuracyModel(estimator, baseline.accuracy_mean)  # type: ignore[arg-type]

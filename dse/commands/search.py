@@ -1,0 +1,221 @@
+"""``dse search``: build the problem once, run an engine into the study, write the results."""
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator
+
+import optuna
+
+from dse.accuracy import AccuracyModel
+from dse.config import SearchConfig, default_study_name, validate, worker_seed
+from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
+from dse.engines.optuna.storage import (
+    default_storage_url,
+    open_storage,
+    shown_url,
+    single_writer,
+    sqlite_path,
+)
+from dse.evaluate import candidate_cost, probe_candidate
+from dse.host import worker_identity
+from dse.problem import Limits, Problem, build_problem, resolve_dram
+from dse.results.files import write_json
+from dse.results.ledger import TEST_ACCURACY_ATTR, Ledger, open_ledger
+from dse.results.outputs import write_outputs
+from dse.results.provenance import append_run, resolved_config
+from dse.results.tables import trials_frame
+from dse.signals import SignalGuard, Terminated
+from dse.space import decode
+from dse.threads import HostWorkers, ThreadPolicy
+from hw_models import load_soc
+from hw_models.dram import dram_preset_path
+
+
+class SearchInterrupted(Exception):
+    """The search stopped on a signal; results were written from what exists."""
+
+    def __init__(self, signal_name: str, exit_code: int, out_dir: Path) -> None:
+        super().__init__(f"{signal_name}: stopped; completed trials are kept and the results "
+                         f"in {out_dir} are written from them")
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated search, ready to run: the problem, its accuracy model, where it goes."""
+
+    config: SearchConfig
+    problem: Problem
+    accuracy: AccuracyModel | None
+    study_name: str
+    storage_url: str
+    out_dir: Path
+    identity: dict[str, Any]
+    test_estimator: Any = None       # the probe on the test split (None: no test accuracy)
+
+
+def prepare(config: SearchConfig, *, progress: Progress | None = None,
+            threads: ThreadPolicy | None = None) -> Prepared:
+    """Validate everything and build the problem (this trains the checkpoint if needed)."""
+    objectives = validate(config)
+    engine_for(config, "")  # an unknown engine or sampler fails before any work
+    soc = load_soc(config.hw)
+    dram_name = resolve_dram(config.dram, soc)
+    if threads is not None:
+        threads.refresh()  # before any torch work
+    limits = Limits(config.max_accuracy_drop_pp, config.latency_budget_s,
+                    config.energy_budget_j)
+    if "accuracy" in objectives and config.accuracy_estimator is None:
+        from networks.datasets import load_dataset
+        load_dataset(config.dataset, config.data_dir, download=config.download)  # no data:
+        # fail before anything else
+    problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
+                            dram=dram_name, vendor=config.vendor, objectives=objectives,
+                            limits=limits)
+    study_name = config.study or default_study_name(config.network, config.dataset,
+                                                    config.hw, dram_name)
+    storage_url = config.storage or default_storage_url(config.results_dir, study_name)
+    from dse.accuracy.probe import resolve_device
+    resolve_device(config.device)
+    database = sqlite_path(storage_url)
+    if database is None or database.is_file():  # a new SQLite file is made only to be used
+        open_storage(storage_url)  # a bad URL or an unreachable database fails before training
+    accuracy, test_estimator = None, None
+    if problem.needs_accuracy:
+        accuracy, test_estimator = _accuracy_model(config, problem, progress)
+    identity = config.identity(dram_name, hw_path=soc.source_path,
+                               dram_path=dram_preset_path(dram_name))
+    return Prepared(config, problem, accuracy, study_name, storage_url,
+                    Path(config.results_dir) / study_name, identity, test_estimator)
+
+
+def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress | None
+                    ) -> tuple[AccuracyModel, Any]:
+    """The probe (or the user's estimator) with its all-digital baseline measured."""
+    from dse.accuracy.probe import with_baseline
+    if config.accuracy_estimator is not None:
+        from networks.zoo import import_callable
+        estimator = import_callable(config.accuracy_estimator, what="accuracy estimator")
+        return with_baseline(estimator, problem.table.n_layers), None
+    from dse.accuracy.probe import DataRequest, ProbeEstimator, probe_setup
+    from networks.probe import ProbeConfig
+    data = DataRequest(network=config.network, dataset=config.dataset,
+                       data_dir=config.data_dir, download=config.download,
+                       results_dir=config.results_dir, checkpoint=config.checkpoint,
+                       epochs=config.epochs, device=config.device)
+    probe_config = ProbeConfig(steps=config.probe_steps, seeds=config.probe_seeds,
+                               error_model=config.error_model, seed=config.seed)
+    probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress))
+    return with_baseline(probe, problem.table.n_layers), probe.on_split("test")
+
+
+def engine_for(config: SearchConfig, storage_url: str) -> Engine:
+    return make_engine(config.engine, sampler=config.sampler, storage_url=storage_url,
+                       heartbeat_interval_s=config.heartbeat_interval_s,
+                       grace_period_s=config.grace_period_s)
+
+
+def run_search(prepared: Prepared, *, progress: Progress | None = None,
+               notice: Callable[[str], None] | None = None,
+               threads: ThreadPolicy | None = None) -> dict[str, Any]:
+    """Run (or join, or resume) the study until it holds ``trials`` complete trials (or this
+    worker ran ``trials_per_worker``); write every output. ``notice`` hears which study in
+    which storage once it is open; ``threads`` is re-applied before every trial."""
+    config = prepared.config
+    storage = open_storage(prepared.storage_url,
+                           heartbeat_interval_s=config.heartbeat_interval_s,
+                           grace_period_s=config.grace_period_s)
+    with single_writer(prepared.storage_url), _host_slot(prepared, threads) as policy:
+        study, created = open_ledger(name=prepared.study_name, storage=storage,
+                                     identity=prepared.identity, problem=prepared.problem)
+        if notice is not None:
+            notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
+        prepared.out_dir.mkdir(parents=True, exist_ok=True)
+        run_record = run_provenance(prepared)
+        if created or not (prepared.out_dir / "config.json").is_file():
+            write_json(prepared.out_dir / "config.json", run_record)  # the study's settings
+        append_run(prepared.out_dir / "runs.jsonl", run_record)
+        with SignalGuard() as guard:
+            try:
+                job = EngineJob(problem=prepared.problem, ledger=Ledger(study, prepared.problem),
+                                budget=Budget(config.trials, config.trials_per_worker),
+                                seed=worker_seed(config), accuracy=prepared.accuracy,
+                                guard=guard, progress=progress,
+                                before_trial=_worker_attrs(policy))
+                engine_for(config, prepared.storage_url).run(job)
+                guard.check()
+                summary = finish(study, prepared, test_split=True,
+                                 interruptible=guard.interruptible)
+                guard.check()
+                return summary
+            except KeyboardInterrupt as exc:
+                guard.hold()
+                terminated = isinstance(exc, Terminated)
+                # a second signal stops the writing (each file is replaced whole or not at all)
+                with contextlib.suppress(KeyboardInterrupt), guard.interruptible():
+                    finish(study, prepared, test_split=False)
+                raise SearchInterrupted("SIGTERM" if terminated else "interrupted",
+                                        143 if terminated else 130, prepared.out_dir) from None
+
+
+@contextlib.contextmanager
+def _host_slot(prepared: Prepared, threads: ThreadPolicy | None
+               ) -> Iterator[ThreadPolicy | None]:
+    """This worker's slot among the study's workers on this host, for the thread policy."""
+    if threads is None:
+        yield None
+        return
+    with HostWorkers(f"{prepared.storage_url}\n{prepared.study_name}") as workers:
+        threads.workers = workers
+        threads.refresh()
+        yield threads
+
+
+def _worker_attrs(policy: ThreadPolicy | None) -> Callable[[], dict[str, Any]]:
+    def attrs() -> dict[str, Any]:
+        identity = worker_identity()
+        if policy is not None:
+            identity["threads"] = policy.refresh()
+        return identity
+    return attrs
+
+
+def run_provenance(prepared: Prepared) -> dict[str, Any]:
+    config = prepared.config
+    return resolved_config(
+        study=prepared.study_name, storage_shown=shown_url(prepared.storage_url),
+        config=config, identity=prepared.identity, objectives=prepared.problem.objectives,
+        baseline_accuracy=(None if prepared.accuracy is None
+                           else prepared.accuracy.baseline_accuracy),
+        extra={"storage": shown_url(config.storage or prepared.storage_url)})
+
+
+def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
+           interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+           ) -> dict[str, Any]:
+    """Test accuracy of the front (once; the probes run inside ``interruptible()``), then
+    tables and plots."""
+    if test_split and prepared.test_estimator is not None:
+        _test_accuracy(study, prepared, interruptible)
+    summary = write_outputs(study, prepared.out_dir)
+    return {**summary, "results_dir": str(prepared.out_dir),
+            "storage": shown_url(prepared.storage_url)}
+
+
+def _test_accuracy(study: optuna.Study, prepared: Prepared,
+                   interruptible: Callable[[], ContextManager[Any]]) -> None:
+    """Probe the front points on the test split (the search itself only saw validation)."""
+    frame = trials_frame(study)
+    known = dict(study.user_attrs.get(TEST_ACCURACY_ATTR, {}))
+    trials = study.get_trials(deepcopy=False)
+    for number in frame.loc[frame["is_pareto"], "trial"]:
+        if str(number) in known:
+            continue
+        candidate = decode(trials[int(number)].params, prepared.problem.space)
+        cost = candidate_cost(candidate, prepared.problem)
+        with interruptible():
+            result = prepared.test_estimator(probe_candidate(candidate, cost))
+        known[str(number)] = result.accuracy_mean
+    study.set_user_attr(TEST_ACCURACY_ATTR, known)

@@ -1,0 +1,134 @@
+"""``SearchConfig``: everything ``dse search`` takes, its validation and the study identity.
+
+Field names carry their units. The CLI reads its defaults from here. ``identity`` is what a
+study is bound to: a rerun with the same identity resumes the study, another one is refused.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dse.accuracy.defaults import DEFAULT_EPOCHS, ProbeDefaults
+from dse.metrics import parse_objectives
+from hw_models.dram import DEFAULT_VENDOR
+from hw_models.errors import ConfigError
+
+HEARTBEAT_INTERVAL_S = 30   # a live worker refreshes its running trial this often
+GRACE_PERIOD_S = 120        # a trial silent for this long belonged to a dead worker
+MAX_SEED = 2**32
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything ``dse search`` takes (units in the field names)."""
+
+    network: str = "resnet8"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    download: bool = False
+    hw: str = "diana"
+    dram: str | None = None                   # None: the SoC's default device
+    vendor: str = DEFAULT_VENDOR
+    objectives: str = "accuracy,latency,energy"
+    max_accuracy_drop_pp: float | None = 1.0  # below all-digital at nominal DRAM
+    latency_budget_s: float | None = None
+    energy_budget_j: float | None = None
+    trials: int = 50
+    engine: str = "optuna"
+    sampler: str = "tpe"
+    seed: int = 0
+    study: str | None = None
+    storage: str | None = None
+    results_dir: str = "results"
+    device: str = "auto"
+    threads: int | None = None                # None: this host's CPUs shared among workers
+    checkpoint: str | None = None
+    epochs: int | None = None
+    probe_steps: int = ProbeDefaults.steps
+    probe_seeds: int = ProbeDefaults.seeds
+    error_model: int = ProbeDefaults.error_model
+    accuracy_estimator: str | None = None     # package.module:function replacing the probe
+    trials_per_worker: int | None = None      # this worker's own count instead of the total
+    worker: int | None = None                 # worker index for its seed stream
+    heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S
+    grace_period_s: int = GRACE_PERIOD_S
+
+    def identity(self, dram: str, *, hw_path: str | Path | None = None,
+                 dram_path: str | Path | None = None) -> dict[str, Any]:
+        """The settings a study is bound to; the hardware and DRAM presets also by the
+        SHA-256 of their files, so that an edited file is noticed and the same file under
+        another name (a preset by its path) is not. The keys are those studies have always
+        stored (``max_accuracy_drop`` in pp, budgets in s and J)."""
+        return {"network": self.network, "dataset": self.dataset, "hw": self.hw,
+                "vendor": self.vendor, "objectives": self.objectives,
+                "max_accuracy_drop": self.max_accuracy_drop_pp,
+                "latency_budget": self.latency_budget_s,
+                "energy_budget": self.energy_budget_j,
+                "checkpoint": self.checkpoint, "probe_steps": self.probe_steps,
+                "probe_seeds": self.probe_seeds, "error_model": self.error_model,
+                "accuracy_estimator": self.accuracy_estimator, "dram": dram,
+                "epochs": resolved_epochs(self.dataset, self.epochs),
+                "hw_sha256": sha256_of(hw_path), "dram_sha256": sha256_of(dram_path)}
+
+
+def validate(config: SearchConfig) -> tuple[str, ...]:
+    """Check every setting that needs no file or library; return the objectives."""
+    if config.trials < 1:
+        raise ConfigError("--trials must be >= 1")
+    if config.seed < 0 or (config.worker or 0) < 0 or not 0 <= worker_seed(config) < MAX_SEED:
+        raise ConfigError("--seed and --worker must be >= 0 (and the seed below 2**32)")
+    if config.study is not None and not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*",
+                                                     config.study):
+        raise ConfigError(f"study name '{config.study}' may hold letters, digits, '_', '.' "
+                          "and '-' only (it names a folder under --results-dir)")
+    if config.trials_per_worker is not None and config.trials_per_worker < 1:
+        raise ConfigError("--trials-per-worker must be >= 1")
+    if not 0 < config.heartbeat_interval_s < config.grace_period_s:
+        raise ConfigError("need 0 < --heartbeat-interval < --grace-period")
+    if config.probe_steps < 0 or config.probe_seeds < 1:
+        raise ConfigError("--probe-steps must be >= 0 and --probe-seeds >= 1")
+    if config.threads is not None and config.threads < 1:
+        raise ConfigError("--threads must be >= 1")
+    if config.epochs is not None and config.epochs < 1:
+        raise ConfigError("--epochs must be >= 1")
+    for name, value in (("--latency-budget", config.latency_budget_s),
+                        ("--energy-budget", config.energy_budget_j),
+                        ("--max-accuracy-drop", config.max_accuracy_drop_pp)):
+        if value is not None and not value >= 0:
+            raise ConfigError(f"{name} must be >= 0")
+    return parse_objectives(config.objectives)
+
+
+def resolved_epochs(dataset: str, epochs: int | None) -> int:
+    """--epochs, else the dataset's default."""
+    return DEFAULT_EPOCHS.get(dataset, DEFAULT_EPOCHS["*"]) if epochs is None else epochs
+
+
+def worker_index(config: SearchConfig) -> int:
+    """--worker, else the scheduler's task index (SLURM, PBS), else 0."""
+    if config.worker is not None:
+        return config.worker
+    for variable in ("SLURM_ARRAY_TASK_ID", "SLURM_PROCID", "PBS_ARRAYID"):
+        if os.environ.get(variable, "").isdigit():
+            return int(os.environ[variable])
+    return 0
+
+
+def worker_seed(config: SearchConfig) -> int:
+    """Each worker samples from its own stream; worker 0 keeps the plain --seed."""
+    return config.seed + 1_000_003 * worker_index(config)
+
+
+def default_study_name(network: str, dataset: str, hw: str, dram: str) -> str:
+    """``NETWORK-DATASET-HW-DRAM``, preset files by their stem, safe as a folder name."""
+    parts = [Path(part).stem if part.endswith(".toml") else part
+             for part in (network, dataset, hw, dram)]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(parts))
+
+
+def sha256_of(path: str | Path | None) -> str | None:
+    return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,129 @@
+"""The Optuna engine's worker loop: one trial at a time until the study's budget is met."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import optuna
+
+from dse.config import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
+from dse.engines import EngineJob, Progress
+from dse.engines.optuna.liveness import OrphanCheck
+from dse.engines.optuna.objective import make_objective
+from dse.engines.optuna.runner import TrialRunner, fail_stale
+from dse.engines.optuna.samplers import make_sampler
+from dse.engines.optuna.storage import journal_path
+from dse.results.ledger import metrics_of
+from dse.results.tables import front_trials
+
+POLL_S = 1.0                 # how often a worker waiting for others looks again
+PROGRESS_INTERVAL_S = 0.5    # the progress line is redrawn at most this often
+
+
+@dataclass
+class OptunaEngine:
+    """Optuna's ask-and-tell with ``sampler`` (``dse.engines.optuna.samplers``).
+
+    ``storage_url`` tells how dead workers are found (heartbeats on databases, dse's own on
+    journal files, the file lock on SQLite); ``heartbeat_interval_s`` and
+    ``grace_period_s`` time them.
+    """
+
+    sampler: str = "tpe"
+    storage_url: str = ""
+    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
+    grace_period_s: float = GRACE_PERIOD_S
+    name: str = "optuna"
+
+    def __post_init__(self) -> None:
+        make_sampler(self.sampler, 0)  # an unknown sampler fails before any work
+
+    def run(self, job: EngineJob) -> None:
+        """Run trials until the budget is met.
+
+        While the budget is only reached by counting trials still running elsewhere, wait:
+        if their worker died, the heartbeat fails them after the grace period and their
+        parameters come back as waiting trials, which this worker then runs.
+        """
+        study = job.ledger.study
+        study.sampler = make_sampler(self.sampler, job.seed)
+        per_worker = job.budget.per_worker_trials
+        total = job.budget.total_trials
+        callback = _ProgressCallback(job, total) if job.progress is not None else None
+        orphans = OrphanCheck(self.storage_url, self.grace_period_s)
+
+        def look_for_dead_workers(study: optuna.Study) -> None:
+            fail_stale(study)
+            orphans(study)
+
+        beat = self.heartbeat_interval_s if journal_path(self.storage_url) else None
+        runner = TrialRunner(job.guard, [callback] if callback else [],
+                             periodic=look_for_dead_workers,
+                             periodic_interval_s=self.heartbeat_interval_s,
+                             heartbeat_interval_s=beat)
+        ran = 0
+        while True:
+            job.guard.check()
+            if per_worker is not None:
+                if ran >= per_worker:
+                    break
+            else:
+                complete, running = _counts(study)
+                if complete >= total:
+                    break
+                if complete + running >= total:
+                    look_for_dead_workers(study)
+                    with job.guard.interruptible():
+                        time.sleep(POLL_S)
+                    continue
+            worker = job.before_trial() if job.before_trial is not None else None
+            objective = make_objective(job.problem, job.accuracy,
+                                       budget=None if per_worker else total,
+                                       guard=job.guard, worker=worker)
+            runner.run(study, objective)
+            ran += 1
+        if callback is not None:
+            callback.report(study)
+
+
+def _counts(study: optuna.Study) -> tuple[int, int]:
+    """Complete and running trials, in one storage query."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    trials = study.get_trials(deepcopy=False, states=states)
+    complete = sum(1 for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    return complete, len(trials) - complete
+
+
+class _ProgressCallback:
+    """After a trial: trials done, front size and the fastest front point so far.
+
+    Redraws at most every ``PROGRESS_INTERVAL_S`` (``report`` draws the last state), reading
+    the study without copying it, so that long studies on a shared database stay cheap to
+    watch.
+    """
+
+    def __init__(self, job: EngineJob, total: int) -> None:
+        assert job.progress is not None
+        self.progress: Progress = job.progress
+        self.objectives = list(job.problem.objectives)
+        self.total = total
+        self.last_s = -np.inf
+
+    def __call__(self, study: optuna.Study, trial: Any) -> None:
+        if time.monotonic() - self.last_s >= PROGRESS_INTERVAL_S:
+            self.report(study)
+
+    def report(self, study: optuna.Study) -> None:
+        self.last_s = time.monotonic()
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        front = front_trials(complete, self.objectives)
+        status = f"front {len(front)}"
+        if front:
+            fastest = metrics_of(min(front, key=lambda t: metrics_of(t).get("latency_s",
+                                                                            np.inf)))
+            status += f", fastest {fastest['latency_s'] * 1e3:.3f} ms"
+            if fastest.get("accuracy") is not None:
+                status += f" at {fastest['accuracy']:.2%}"
+        self.progress(min(len(complete), self.total), self.total, status)

@@ -1,0 +1,63 @@
+"""Worker liveness on storages without Optuna's heartbeats (SQLite, journal files)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import optuna
+
+from dse.config import GRACE_PERIOD_S
+from dse.engines.optuna.runner import HEARTBEAT_ATTR, requeue
+from dse.engines.optuna.storage import journal_path, sqlite_path
+from dse.host import dead_here
+
+
+class OrphanCheck:
+    """Fails the RUNNING trials whose worker is gone, on storages without Optuna's
+    heartbeats; calling it returns how many it failed.
+
+    On SQLite (one worker at a time, under a file lock: this one) every RUNNING trial was
+    left by a worker that died. On a journal file, a trial whose heartbeat (written by its
+    worker's runner) has not changed for ``grace_period_s`` as timed by this checker's own
+    clock (so clock skew between nodes and a stalled file lock do not count; a fresh
+    checker waits a grace period before it judges), or whose worker ran in this host's
+    process namespace and no longer exists. A failed trial that came from the queue (a
+    baseline, a retry) goes back to it.
+    """
+
+    def __init__(self, storage_url: str, grace_period_s: float = GRACE_PERIOD_S) -> None:
+        self.sqlite = sqlite_path(storage_url) is not None
+        self.journal = journal_path(storage_url) is not None
+        self.grace_period_s = grace_period_s
+        self._seen: dict[int, tuple[Any, float]] = {}  # trial id: (beat, when it was seen)
+
+    def __call__(self, study: optuna.Study) -> int:
+        if not (self.sqlite or self.journal):
+            return 0
+        now_s = time.monotonic()
+        failed = 0
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        self._seen = {key: value for key, value in self._seen.items()
+                      if key in {t._trial_id for t in running}}
+        for trial in running:
+            if not (self.sqlite or self._silent(trial, now_s)
+                    or dead_here(trial.user_attrs.get("worker", {}))):
+                continue
+            try:
+                study._storage.set_trial_user_attr(trial._trial_id, "fail_reason",
+                                                   "its worker stopped without finishing it")
+                study._storage.set_trial_state_values(trial._trial_id,
+                                                      optuna.trial.TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # finished meanwhile, or failed by another worker
+            requeue(study, trial._trial_id, worker_died=True)
+            failed += 1
+        return failed
+
+    def _silent(self, trial: optuna.trial.FrozenTrial, now_s: float) -> bool:
+        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        seen = self._seen.get(trial._trial_id)
+        if seen is None or seen[0] != beat:
+            self._seen[trial._trial_id] = (beat, now_s)
+            return False
+        return now_s - seen[1] > self.grace_period_s

@@ -1,0 +1,81 @@
+"""The Optuna objective of a dse study: sample a candidate, evaluate it, store it.
+
+Each trial's writes are batched into as few storage transactions as the storage allows;
+signals act only while nothing is being written.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import optuna
+
+from dse.accuracy import AccuracyModel
+from dse.engines.optuna.storage import batched
+from dse.evaluate import evaluate, objective_values
+from dse.host import worker_identity
+from dse.problem import Problem
+from dse.results.ledger import (
+    ENGINE_ATTR,
+    HAS_SET_CONSTRAINT,
+    METRICS_ATTR,
+    SURPLUS_ATTR,
+    WORKER_ATTR,
+    metrics_record,
+)
+from dse.signals import SignalGuard
+from dse.space import suggest_candidate
+
+
+def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *,
+                   budget: int | None = None, guard: SignalGuard | None = None,
+                   worker: dict | None = None
+                   ) -> Callable[[optuna.trial.Trial], list[float]]:
+    """The Optuna objective; with a ``budget``, a trial that would exceed the study's total of
+    complete trials is pruned before any work (marked ``surplus``). ``worker`` (default: this
+    process's identity) is recorded with each trial. With a ``guard``, signals
+    act at once during the evaluation (cost model and probe) and, where the storage collects
+    the trial's writes for one transaction, during sampling; never during a write."""
+    interruptible = guard.interruptible if guard is not None else contextlib.nullcontext
+
+    def objective(trial: optuna.trial.Trial) -> list[float]:
+        # storage time matters on a shared database: each block is one transaction
+        with batched(trial.study) as collecting:
+            try:
+                trial.set_user_attr(WORKER_ATTR, worker or worker_identity())
+                trial.set_user_attr(ENGINE_ATTR, "optuna")
+                surplus = budget is not None and ahead_of(trial) >= budget
+                if surplus:
+                    trial.set_user_attr(SURPLUS_ATTR, True)
+                else:
+                    with interruptible() if collecting else contextlib.nullcontext():
+                        candidate = suggest_candidate(trial, problem.space)
+            finally:
+                if guard is not None:
+                    guard.hold()  # the batch commits next: no signal may cut it
+        if surplus:
+            raise optuna.TrialPruned("the study's trial budget is reached")
+        with interruptible():
+            evaluation = evaluate(candidate, problem, accuracy)
+        if guard is not None:
+            guard.hold()
+        with batched(trial.study):
+            trial.set_user_attr(METRICS_ATTR, metrics_record(evaluation))
+            set_constraints(trial, evaluation.constraints)
+        return objective_values(evaluation, problem)
+    return objective
+
+
+def ahead_of(trial: optuna.trial.Trial) -> int:
+    """Complete trials plus running ones numbered before ``trial`` (those go first)."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+    return sum(1 for other in trial.study.get_trials(deepcopy=False, states=states)
+               if other.state == optuna.trial.TrialState.COMPLETE
+               or other.number < trial.number)
+
+
+def set_constraints(trial: optuna.trial.Trial, constraints: dict[str, float]) -> None:
+    """For the samplers (Optuna >= 5; 4.x reads them from the metrics attribute)."""
+    if HAS_SET_CONSTRAINT:
+        for key, value in constraints.items():
+            trial.set_constraint(key, value)

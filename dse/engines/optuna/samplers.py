@@ -1,0 +1,46 @@
+"""Optuna samplers by name (``--sampler``)."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import optuna
+
+from dse.results.ledger import HAS_SET_CONSTRAINT, constraints_of
+from hw_models.errors import ConfigError
+
+
+def _legacy_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna 4.x reads constraints through ``constraints_func``."""
+    return list(constraints_of(trial).values())
+
+
+def _constraints_kw() -> dict[str, Any]:
+    return {} if HAS_SET_CONSTRAINT else {"constraints_func": _legacy_constraints}
+
+
+def _gp(seed: int) -> optuna.samplers.BaseSampler:
+    try:
+        import scipy  # noqa: F401
+    except ImportError:
+        raise ConfigError("sampler 'gp' needs scipy: pip install 'dse[gp]'") from None
+    return optuna.samplers.GPSampler(seed=seed, **_constraints_kw())
+
+
+SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                                   **_constraints_kw()),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, **_constraints_kw()),
+    "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed, **_constraints_kw()),
+    "gp": _gp,
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "qmc": lambda seed: optuna.samplers.QMCSampler(seed=seed),
+}
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{name}' (choose from {', '.join(SAMPLERS)})")
+    with warnings.catch_warnings():  # nsga3, qmc: "experimental" in Optuna, said once per
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # sampler
+        return SAMPLERS[name](seed)

@@ -1,0 +1,123 @@
+"""The evaluation of one candidate: cost model first, then (maybe) its accuracy.
+
+The cost is computed first (microseconds); the accuracy estimator (seconds) runs only when
+accuracy is an objective and the candidate is within every cost budget. The estimator is
+passed in, so tests use a stub.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dse.accuracy import AccuracyModel, ProbeCandidate
+from dse.metrics import BY_NAME
+from dse.problem import Problem
+from dse.space import Candidate
+from hw_models.dram import DramDevice
+from hw_models.partitions import Partition, Placement
+from hw_models.system import DramSetting, SystemCost, system_cost
+
+UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget (infeasible
+                         # anyway); their stored accuracy is None: unknown
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything measured for a candidate.
+
+    Attributes:
+        metrics: metric column -> value (``accuracy`` None when not measured).
+        constraints: name -> value, met when <= 0.
+        probed: whether the accuracy estimator ran.
+        cost_seconds, probe_seconds: wall time of the cost model and of the estimator.
+        cost: the full per-layer cost.
+    """
+
+    metrics: dict[str, Any]
+    constraints: dict[str, float]
+    probed: bool
+    cost_seconds: float
+    probe_seconds: float
+    cost: SystemCost
+
+    @property
+    def feasible(self) -> bool:
+        return all(value <= 0 for value in self.constraints.values())
+
+
+def placement(candidate: Candidate, device: DramDevice) -> Placement:
+    """The search's two half-device partitions: nominal, and the candidate's point."""
+    assert candidate.vdd_v is not None and candidate.trcd_ns is not None
+    half = device.capacity_bytes // 2
+    partitions = (Partition("nominal", half, device.vdd_nominal_v, device.trcd_nominal_ns),
+                  Partition("approximate", half, candidate.vdd_v, candidate.trcd_ns))
+    return Placement(partitions, np.array(candidate.weights_approx, dtype=np.int64),
+                     np.array(candidate.activations_approx, dtype=np.int64), "search")
+
+
+def candidate_cost(candidate: Candidate, problem: Problem) -> SystemCost:
+    """Per-layer latency, energy and bit error rates of ``candidate``."""
+    device = problem.device
+    dram = None if device is None else DramSetting(device, problem.vendor,
+                                                   placement(candidate, device))
+    return system_cost(problem.table, problem.soc, np.array(candidate.n_analog), dram,
+                       overlap=problem.overlap)
+
+
+def probe_candidate(candidate: Candidate, cost: SystemCost) -> ProbeCandidate:
+    """What the accuracy estimator needs: the split and each stored tensor's BER."""
+    return ProbeCandidate(n_analog=tuple(int(n) for n in candidate.n_analog),
+                          weight_ber=tuple(float(b) for b in cost.weight_ber),
+                          activation_ber=tuple(float(b) for b in cost.activation_ber))
+
+
+def evaluate(candidate: Candidate, problem: Problem,
+             accuracy: AccuracyModel | None = None) -> Evaluation:
+    """Cost first; the accuracy only when it is an objective and every budget is met."""
+    start = time.perf_counter()
+    cost = candidate_cost(candidate, problem)
+    metrics: dict[str, Any] = {
+        "latency_s": float(cost.total_latency_s()),
+        "energy_j": float(cost.total_energy_j()),
+        "dram_energy_j": float(cost.total_dram_energy_j()),
+        "compute_energy_j": float(cost.total_compute_energy_j()),
+    }
+    constraints = _budget_constraints(metrics, problem)
+    cost_seconds = time.perf_counter() - start
+    probed = problem.needs_accuracy and all(value <= 0 for value in constraints.values())
+    probe_seconds = 0.0
+    if problem.needs_accuracy:
+        if accuracy is None:
+            raise ValueError("accuracy is an objective: evaluate needs an AccuracyModel")
+        value = UNPROBED_ACCURACY
+        if probed:
+            start = time.perf_counter()
+            result = accuracy.estimator(probe_candidate(candidate, cost))
+            probe_seconds = time.perf_counter() - start
+            value = result.accuracy_mean
+            metrics["accuracy_std"] = result.accuracy_std
+        metrics["accuracy"] = value if probed else None
+        limit_pp = problem.limits.max_accuracy_drop_pp
+        if limit_pp is not None:
+            drop_pp = (accuracy.baseline_accuracy - value) * 100
+            constraints["accuracy_drop_over_limit_pp"] = drop_pp - limit_pp
+    return Evaluation(metrics, constraints, probed, cost_seconds, probe_seconds, cost)
+
+
+def _budget_constraints(metrics: dict[str, Any], problem: Problem) -> dict[str, float]:
+    limits = problem.limits
+    constraints = {}
+    if limits.latency_budget_s is not None:
+        constraints["latency_over_budget_s"] = metrics["latency_s"] - limits.latency_budget_s
+    if limits.energy_budget_j is not None:
+        constraints["energy_over_budget_j"] = metrics["energy_j"] - limits.energy_budget_j
+    return constraints
+
+
+def objective_values(evaluation: Evaluation, problem: Problem) -> list[float]:
+    """The values a sampler sees, in objective order (unknown accuracy: 0, infeasible)."""
+    values = [evaluation.metrics[BY_NAME[name].column] for name in problem.objectives]
+    return [UNPROBED_ACCURACY if value is None else float(value) for value in values]

@@ -1,0 +1,86 @@
+"""The metric registry: every measured quantity of a candidate, named once.
+
+Each metric has the name users type (``--objectives``, ``--x``), the column it is stored
+under (its unit in the name), the unit, the direction that is better, and how the terminal
+and the plots show it (a label and the factor from the stored unit to the shown one). The
+tables, plots, summaries, the study's objective names and the CLI all read this registry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from hw_models.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured quantity.
+
+    Attributes:
+        name: what users type (``accuracy``, ``latency``, ...).
+        column: where it is stored (``latency_s``): the unit is in the name.
+        unit: the stored unit (``s``, ``J``, ``fraction``).
+        direction: ``maximize`` or ``minimize``.
+        label: axis label in the shown unit.
+        display_scale: factor from the stored unit to the shown one (1e3: s -> ms).
+        display_unit: the shown unit (``ms``).
+    """
+
+    name: str
+    column: str
+    unit: str
+    direction: str
+    label: str
+    display_scale: float
+    display_unit: str
+
+    def shown(self, value: float) -> float:
+        """``value`` in the display unit."""
+        return value * self.display_scale
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("accuracy", "accuracy", "fraction", "maximize", "accuracy (%)", 100.0, "%"),
+    Metric("latency", "latency_s", "s", "minimize", "latency (ms)", 1e3, "ms"),
+    Metric("energy", "energy_j", "J", "minimize", "energy (uJ)", 1e6, "uJ"),
+    Metric("dram_energy", "dram_energy_j", "J", "minimize", "DRAM energy (uJ)", 1e6, "uJ"),
+    Metric("compute_energy", "compute_energy_j", "J", "minimize", "compute energy (uJ)", 1e6,
+           "uJ"),
+)
+BY_NAME: dict[str, Metric] = {metric.name: metric for metric in METRICS}
+BY_COLUMN: dict[str, Metric] = {metric.column: metric for metric in METRICS}
+COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS)
+COST_COLUMNS: tuple[str, ...] = tuple(m.column for m in METRICS if m.name != "accuracy")
+
+
+def metric(name_or_column: str) -> Metric:
+    """The metric named (``latency``) or stored (``latency_s``) so; unknown: ConfigError."""
+    found = BY_NAME.get(name_or_column) or BY_COLUMN.get(name_or_column)
+    if found is None:
+        raise ConfigError(f"unknown objective '{name_or_column}' (choose from "
+                          f"{', '.join(BY_NAME)})")
+    return found
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    """``"accuracy,latency"`` -> ``("accuracy", "latency")``; unknown or repeated: an error."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in BY_NAME]
+    if unknown or not names:
+        raise ConfigError(f"unknown objective '{unknown[0] if unknown else text}' "
+                          f"(choose from {', '.join(BY_NAME)})")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"objective listed twice in '{text}'")
+    return names
+
+
+def objective_columns(objectives: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The stored column and the direction of each objective."""
+    return ([BY_NAME[name].column for name in objectives],
+            [BY_NAME[name].direction for name in objectives])
+
+
+def units() -> dict[str, str]:
+    """Column -> unit, for the study's user attributes (optuna-dashboard shows them)."""
+    return {m.column: m.unit for m in METRICS}

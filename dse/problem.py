@@ -1,0 +1,95 @@
+"""The problem a search solves: workload, SoC, DRAM, design space, objectives and limits.
+
+``build_problem`` is the one place that turns names (network, dataset, presets) into these
+objects, for the search, for ``dse show`` and for the tests. It needs torch only to trace
+the network into a layer table; given a stored table (a study keeps one) it needs none.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.metrics import BY_NAME, parse_objectives
+from dse.space import SearchSpace, build_space
+from hw_models import ConfigError, LayerTable, Soc, load_soc
+from hw_models.dram import DEFAULT_VENDOR, DramDevice, load_dram, vendor_curve
+from hw_models.traffic import layer_traffic
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Constraints: each is met when its value is <= 0 (Optuna's convention)."""
+
+    max_accuracy_drop_pp: float | None = 1.0   # percentage points below all-digital nominal
+    latency_budget_s: float | None = None
+    energy_budget_j: float | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything fixed across the candidates of one study."""
+
+    space: SearchSpace
+    soc: Soc
+    vendor: str
+    objectives: tuple[str, ...]
+    limits: Limits = Limits()
+    overlap: bool = True                 # double-buffer DRAM transfers with compute
+
+    @property
+    def table(self) -> LayerTable:
+        return self.space.table
+
+    @property
+    def device(self) -> DramDevice | None:
+        return self.space.device
+
+    @property
+    def directions(self) -> list[str]:
+        return [BY_NAME[name].direction for name in self.objectives]
+
+    @property
+    def needs_accuracy(self) -> bool:
+        return "accuracy" in self.objectives
+
+
+def resolve_dram(name: str | None, soc: Soc) -> str:
+    """The DRAM device name: the given one, else the SoC's default (``none``: no DRAM)."""
+    return soc.default_dram if name is None else name
+
+
+def load_device(name: str, vendor: str) -> DramDevice | None:
+    """The DRAM device preset (None for ``none``), its vendor curve checked."""
+    vendor_curve(vendor)
+    return None if name == "none" else load_dram(name)
+
+
+def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
+                  dram: str | None = None, vendor: str = DEFAULT_VENDOR,
+                  objectives: str | tuple[str, ...] = ("accuracy", "latency", "energy"),
+                  limits: Limits = Limits(), table: LayerTable | None = None,
+                  overlap: bool = True) -> Problem:
+    """Resolve names into a ``Problem``.
+
+    Args:
+        network, dataset: the workload (traced with torch unless ``table`` is given).
+        hw: SoC preset name or TOML path.
+        dram: DRAM device preset or TOML path, ``none``, or None for the SoC's default.
+        vendor: DDR3L vendor whose measured BER curve applies.
+        objectives: names (``dse.metrics``) or a comma-separated string.
+        limits: constraints.
+        table: the layer table, when already known (read from a study).
+    """
+    names = parse_objectives(objectives) if isinstance(objectives, str) else tuple(objectives)
+    if not names:
+        raise ConfigError("give at least one objective")
+    soc = load_soc(hw)
+    device = load_device(resolve_dram(dram, soc), vendor)
+    if table is None:
+        from dse.workload import load_workload  # torch: traces the network once
+        table = load_workload(network, dataset).table
+    spilled = layer_traffic(table, soc, np.zeros(table.n_layers, dtype=int)).spilled
+    space = build_space(table, spilled, device, vendor)
+    return Problem(space=space, soc=soc, vendor=vendor, objectives=names, limits=limits,
+                   overlap=overlap)

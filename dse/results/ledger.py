@@ -1,0 +1,190 @@
+"""The ledger: a study as the record of a search, whichever engine searched.
+
+Every engine writes its candidates as trials of one Optuna study (so ``dse pareto``,
+``show``, ``status`` and optuna-dashboard read them all alike): the Optuna engine through
+its own ask and tell, any other engine through ``Ledger.record``. The study keeps what the
+read-only commands need without torch: its objectives and units, the layer table, and the
+settings it is bound to. Attribute keys are named here and nowhere else.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Sequence
+
+import optuna
+
+from dse.evaluate import Evaluation, objective_values
+from dse.host import worker_identity
+from dse.metrics import BY_NAME, units
+from dse.problem import Problem
+from dse.space import Candidate, encode, nominal_candidate, param_distributions
+from hw_models.errors import ConfigError
+from hw_models.mapping import HEURISTICS
+from hw_models.workload import LayerTable
+
+# study user attributes
+CONFIG_ATTR = "dse_config"            # the settings the study is bound to (its identity)
+OBJECTIVES_ATTR = "objectives"        # {name: {direction, column}}
+UNITS_ATTR = "units"                  # {column: unit}
+LAYERS_ATTR = "dse:layers"            # the layer table, as records
+TEST_ACCURACY_ATTR = "test_accuracy"  # {trial number: accuracy on the test split}
+# trial user attributes
+METRICS_ATTR = "metrics"              # measured values, timings and constraints
+BASELINE_ATTR = "baseline"            # the baseline mapping's name
+WORKER_ATTR = "worker"                # host, pid, pid namespace, threads
+ENGINE_ATTR = "engine"                # the engine that proposed the candidate
+FAIL_REASON_ATTR = "fail_reason"
+SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
+REQUEUED_ATTR = "requeued"            # how often a dead worker's queued trial came back
+
+BASELINES = ("all-digital", "all-analog", "diana-heuristic", "min-latency")
+CONFIG_WAIT_S = 60          # how long a joining worker waits for the creator to finish
+HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5
+
+
+def open_ledger(*, name: str, storage: Any, identity: dict[str, Any], problem: Problem,
+                sampler: optuna.samplers.BaseSampler | None = None
+                ) -> tuple[optuna.Study, bool]:
+    """Create the study ``name``, or join it if it exists (checking its settings).
+
+    Safe when many workers start at once: the storage lets exactly one of them create the
+    study; that one describes it, enqueues the baselines and then stores the settings,
+    which the others wait for. Returns the study and whether this call created it.
+    """
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                    directions=problem.directions)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+        check_identity(study, name, identity)
+        return study, False
+    describe(study, problem)
+    enqueue_baselines(study, problem)
+    study.set_user_attr(CONFIG_ATTR, identity)  # last: tells joining workers it is ready
+    return study, True
+
+
+def describe(study: optuna.Study, problem: Problem) -> None:
+    """What the read-only commands and the dashboard need: objectives, units, layers."""
+    study.set_user_attr(OBJECTIVES_ATTR, {
+        name: {"direction": BY_NAME[name].direction, "column": BY_NAME[name].column}
+        for name in problem.objectives})
+    study.set_user_attr(UNITS_ATTR, units())
+    study.set_user_attr(LAYERS_ATTR, problem.table.to_records())
+    with warnings.catch_warnings():  # "experimental" in Optuna since 3.2; stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([BY_NAME[name].column for name in problem.objectives])
+
+
+def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> None:
+    """Refuse a study made with other settings (waiting for a creator still at work)."""
+    deadline = time.monotonic() + CONFIG_WAIT_S
+    while (stored := study.user_attrs.get(CONFIG_ATTR)) is None:
+        if time.monotonic() > deadline:
+            raise ConfigError(f"study '{name}' exists but its creator never finished setting "
+                              "it up; delete it or use another --study")
+        time.sleep(0.2)
+    stored, identity = _comparable(stored), _comparable(identity)
+    if stored != identity:
+        differing = sorted(k for k in set(identity) | set(stored)
+                           if stored.get(k) != identity.get(k))
+        raise ConfigError(f"study '{name}' exists with other settings ({', '.join(differing)}"
+                          "); pass --study NEW_NAME or the original settings")
+
+
+def _comparable(identity: dict[str, Any]) -> dict[str, Any]:
+    """Presets compare by file contents: 'diana' and the path of its file are the same."""
+    comparable = dict(identity)
+    for key in ("hw", "dram"):
+        if comparable.get(f"{key}_sha256") is not None:
+            comparable[key] = comparable.pop(f"{key}_sha256")
+    return comparable
+
+
+def baseline_candidates(problem: Problem) -> list[tuple[str, Candidate]]:
+    """The whole-layer heuristic mappings at nominal DRAM, by name."""
+    return [(name, nominal_candidate(problem.space, HEURISTICS[name](problem.table,
+                                                                      problem.soc)))
+            for name in BASELINES]
+
+
+def enqueue_baselines(study: optuna.Study, problem: Problem) -> None:
+    for name, candidate in baseline_candidates(problem):
+        study.enqueue_trial(encode(candidate, problem.space),
+                            user_attrs={BASELINE_ATTR: name})
+
+
+def metrics_record(evaluation: Evaluation) -> dict[str, Any]:
+    """The ``metrics`` trial attribute of an evaluation."""
+    return {**evaluation.metrics, "probed": evaluation.probed,
+            "cost_seconds": evaluation.cost_seconds,
+            "probe_seconds": evaluation.probe_seconds,
+            "constraints": evaluation.constraints}
+
+
+def stored_table(study: optuna.Study) -> LayerTable | None:
+    """The layer table the study was made with (None for studies that predate it)."""
+    records = study.user_attrs.get(LAYERS_ATTR)
+    return None if records is None else LayerTable.from_records(records)
+
+
+class Ledger:
+    """Records candidates found by any engine as complete trials of ``study``."""
+
+    def __init__(self, study: optuna.Study, problem: Problem) -> None:
+        self.study = study
+        self.problem = problem
+
+    def complete_count(self) -> int:
+        return len(self.study.get_trials(deepcopy=False,
+                                         states=(optuna.trial.TrialState.COMPLETE,)))
+
+    def record(self, candidate: Candidate, evaluation: Evaluation, *, engine: str,
+               attrs: dict[str, Any] | None = None) -> optuna.trial.FrozenTrial:
+        """Add ``candidate`` with its evaluation as one complete trial (one write)."""
+        space = self.problem.space
+        params = encode(candidate, space)
+        every = param_distributions(space)
+        user_attrs = {**(attrs or {}), ENGINE_ATTR: engine, WORKER_ATTR: worker_identity(),
+                      METRICS_ATTR: metrics_record(evaluation)}
+        extra = {"constraints": evaluation.constraints} if HAS_SET_CONSTRAINT else {}
+        trial = optuna.trial.create_trial(
+            values=objective_values(evaluation, self.problem), params=params,
+            distributions={key: every[key] for key in params}, user_attrs=user_attrs,
+            **extra)
+        self.study.add_trial(trial)
+        return self.study.get_trials(deepcopy=False)[-1]
+
+
+def objectives_of(study: optuna.Study) -> list[str]:
+    return list(study.user_attrs.get(OBJECTIVES_ATTR, {}))
+
+
+def metrics_of(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """A trial's measured metrics (accuracy, latency_s, energy_j, ..., timings)."""
+    return trial.user_attrs.get(METRICS_ATTR, {})
+
+
+def constraints_of(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """A trial's constraint values (<= 0: met); stored with its metrics (or, in studies made
+    by dse 0.1, as their own attribute)."""
+    return trial.user_attrs.get(METRICS_ATTR, {}).get("constraints",
+                                                      trial.user_attrs.get("constraints", {}))
+
+
+def worker_label(trial: optuna.trial.FrozenTrial) -> str:
+    """host:pid of the worker that ran the trial ('' when unknown)."""
+    worker = trial.user_attrs.get(WORKER_ATTR)
+    return f"{worker.get('host', '?')}:{worker.get('pid', '?')}" if worker else ""
+
+
+def feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    return (trial.state == optuna.trial.TrialState.COMPLETE
+            and all(value <= 0 for value in constraints_of(trial).values()))
+
+
+def labels_to_keep(user_attrs: dict[str, Any], drop: Sequence[str] = (
+        WORKER_ATTR, FAIL_REASON_ATTR, SURPLUS_ATTR, METRICS_ATTR)) -> dict[str, Any]:
+    """A queued trial's labels (baseline, requeue count) without what one run added."""
+    return {key: value for key, value in user_attrs.items() if key not in drop}
