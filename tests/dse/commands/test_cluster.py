@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from cli import cli
 from dse.results.ledger import BASELINES
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[3]
+HERE = Path(__file__).resolve().parents[1]  # tests/dse: the slow estimator
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 COMPLETE = optuna.trial.TrialState.COMPLETE
 

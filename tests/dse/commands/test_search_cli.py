@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from cli import cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 STUDY = "resnet8-digits-diana-lpddr4-3200"
 
 

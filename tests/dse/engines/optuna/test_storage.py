@@ -1,13 +1,15 @@
-"""Batched trial writes: one transaction per block, nothing lost."""
+"""Storages by URL, the SQLite single-writer lock, and batched trial writes."""
 from __future__ import annotations
 
+import re
 import threading
 
 import optuna
 import pytest
 import sqlalchemy
 
-from dse.engines.optuna.storage import BatchedRDBStorage, batched
+from dse.engines.optuna.storage import BatchedRDBStorage, batched, open_storage
+from hw_models import ConfigError
 
 State = optuna.trial.TrialState
 
@@ -122,3 +124,33 @@ def test_a_batch_keeps_optunas_checks(storage):
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         with batched(study):
             storage.set_trial_user_attr(second._trial_id, "late", 1)
+
+
+
+@pytest.mark.parametrize("url, hint", [("mysql://root@localhost/x", "dse[mysql]"),
+                                       ("postgresql://u@localhost/x", "dse[postgres]")])
+def test_a_missing_database_driver_names_the_extra(monkeypatch, url, hint):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name in (
+        "pymysql", "psycopg") else real(name, *args))
+    expected = rf"needs the \w+ driver: pip install '{re.escape(hint)}'"
+    with pytest.raises(ConfigError, match=expected):
+        open_storage(url)
+
+
+def test_one_sqlite_worker_whatever_the_url_spelling(tmp_path):
+    from dse.engines.optuna.storage import single_writer as _single_writer
+    database = tmp_path / "study.db"
+    with _single_writer(f"sqlite:///{database}"):
+        for other in (f"sqlite:///{database}?timeout=60", f"sqlite+pysqlite:///{database}"):
+            with pytest.raises(ConfigError, match="SQLite serves one worker"):
+                with _single_writer(other):
+                    pass
+
+
+def test_storage_creation_races_are_retried_on_every_database():
+    from dse.engines.optuna.storage import _creation_race
+    assert _creation_race(Exception("(1062, \"Duplicate entry 'v3.2.0.a' for key 'PRIMARY'\")"))
+    assert _creation_race(Exception('duplicate key value violates unique constraint "x"'))
+    assert not _creation_race(Exception("password authentication failed"))
