@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from dse import pareto  # noqa: E402
 from dse.metrics import BY_COLUMN, BY_NAME, objective_columns  # noqa: E402
-from dse.pareto import hypervolume, pareto_mask, to_losses  # noqa: E402
 from dse.results.files import atomic_path, write_csv  # noqa: E402
 
 # column -> (axis label, factor from the stored unit to the shown one)
@@ -78,18 +78,13 @@ def hypervolume_history(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFr
     by the range seen over all complete trials (reference: 1.1 in every dimension)."""
     columns, directions = objective_columns(objectives)
     done = frame[frame["state"] == "COMPLETE"].sort_values("trial")
-    losses = to_losses(done[columns].to_numpy(dtype=float), directions)
+    losses = pareto.to_losses(done[columns].to_numpy(dtype=float), directions)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a column of unknowns (all NaN)
         low, high = np.nanmin(losses, axis=0), np.nanmax(losses, axis=0)
     normalised = (losses - low) / np.where(high > low, high - low, 1.0)
-    feasible = done["feasible"].to_numpy(bool)
-    reference = np.full(len(columns), 1.1)
-    volumes = []
-    for count in range(1, len(done) + 1):
-        points = normalised[:count][feasible[:count]]
-        front = points[pareto_mask(points, ["minimize"] * len(columns))] if len(points) else points
-        volumes.append(hypervolume(front, reference))
+    volumes = pareto.hypervolume_history(normalised, done["feasible"].to_numpy(bool),
+                                         np.full(len(columns), 1.1))
     return pd.DataFrame({"trial": done["trial"].to_numpy(), "hypervolume": volumes})
 
 
@@ -110,7 +105,7 @@ def selected_points(front: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
         maximise = BY_NAME[name].direction == "maximize"
         chosen.append(front[column].idxmax() if maximise else front[column].idxmin())
     columns, directions = objective_columns(objectives)
-    losses = to_losses(front[columns].to_numpy(float), directions)
+    losses = pareto.to_losses(front[columns].to_numpy(float), directions)
     spread = np.ptp(losses, axis=0)
     balanced = ((losses - losses.min(axis=0)) / np.where(spread > 0, spread, 1)).sum(axis=1)
     chosen.append(front.index[int(np.argmin(balanced))])
