@@ -4,10 +4,16 @@
   trials per minute with 1 and with 2 workers;
 * storage overhead per trial (cost-only objectives, random sampler, so neither the probe
   nor the sampler's model cost anything): wall time per trial minus the cost model's time,
-  with 1 and 2 workers.
+  with 1 and 2 workers;
+* workers sharing a node (resnet8 on digits, the real probe, one journal file): a lone
+  worker with ``--threads 1`` against two workers side by side with default settings,
+  each running ``--trials-per-worker`` trials; wall time per worker and its ratio to the
+  lone worker's (1.0: the two share the node without slowing each other; the machine has
+  as many cores as workers).
 
 Needs the local PostgreSQL server (postgres@127.0.0.1:5432); each run gets a fresh database.
-Run: python bench/cluster.py [--probe-trials 40] [--cost-trials 300] (0 skips a kind)
+Run: python bench/cluster.py [--probe-trials 40] [--cost-trials 300] [--node-trials 30]
+     (0 skips a kind)
 """
 from __future__ import annotations
 
@@ -33,20 +39,41 @@ def fresh_database(admin) -> str:
     return name
 
 
-def run_workers(count: int, url: str, results: Path, args: list[str]) -> float:
+def run_workers(count: int, url: str, results: Path, args: list[str], *,
+                one_thread: bool = True) -> list[float]:
+    """Start ``count`` workers together; the wall seconds of each."""
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli; cli.main()"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    if one_thread:
+        args = [*args, "--threads", "1"]
     start = time.perf_counter()
     processes = [subprocess.Popen(
         [sys.executable, "-c", code, "search", "--storage", url, "--study", "bench",
          "--results-dir", str(results), "--worker", str(i), *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         for i in range(count)]
+    walls = []
     for process in processes:
         _, stderr = process.communicate()
+        walls.append(time.perf_counter() - start)
         if process.returncode != 0:
             raise SystemExit(f"worker failed: {stderr.strip().splitlines()[-1]}")
-    return time.perf_counter() - start
+    return walls
+
+
+def node_rows(trials: int, checkpoint: Path, scratch: Path) -> list[tuple[str, list[float]]]:
+    """A lone one-thread worker, then two default workers side by side, on a journal."""
+    rows = []
+    for label, workers, one_thread in (("1 worker, --threads 1", 1, True),
+                                       ("2 workers, default threads", 2, False)):
+        results = scratch / f"node-{workers}"
+        walls = run_workers(workers, f"journal:{results / 'journal.log'}", results,
+                            ["--checkpoint", str(checkpoint), "--trials", str(trials),
+                             "--trials-per-worker", str(trials)], one_thread=one_thread)
+        rows.append((label, walls))
+        print(f"same node, {label}: " + ", ".join(f"{w:.1f} s" for w in walls), flush=True)
+    return rows
 
 
 def study_times(url: str) -> tuple[float, float, int]:
@@ -64,13 +91,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probe-trials", type=int, default=40)
     parser.add_argument("--cost-trials", type=int, default=300)
+    parser.add_argument("--node-trials", type=int, default=30)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     admin = psycopg.connect(ADMIN_URL, autocommit=True)
     scratch = Path(tempfile.mkdtemp(prefix="dse-bench-"))
     checkpoint_dir = scratch / "shared"
     checkpoint = None
-    if args.probe_trials:
+    if args.probe_trials or args.node_trials:
         subprocess.run([sys.executable, "-c", "import cli; cli.main()", "train",
                         "--results-dir", str(checkpoint_dir)], cwd=ROOT, check=True,
                        capture_output=True)
@@ -102,6 +130,15 @@ def main() -> None:
         overhead_ms = 1e3 * (span * workers / done - cost) if kind == "cost-only" else None
         print(f"{kind:<12}{workers:>8}{per_minute:>12.1f}{per_minute / single:>9.2f}x"
               + (f"{overhead_ms:>30.1f}" if overhead_ms is not None else f"{'':>30}"))
+    if args.node_trials:
+        assert checkpoint is not None
+        node = node_rows(args.node_trials, checkpoint, scratch)
+        lone = node[0][1][0]
+        print(f"\nsame node ({os.cpu_count()} CPUs), {args.node_trials} trials per worker")
+        print(f"{'setting':<30}{'wall s per worker':>20}{'vs lone 1-thread':>18}")
+        for label, walls in node:
+            print(f"{label:<30}{', '.join(f'{w:.1f}' for w in walls):>20}"
+                  f"{', '.join(f'{w / lone:.2f}x' for w in walls):>18}")
 
 
 if __name__ == "__main__":

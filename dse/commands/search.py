@@ -13,6 +13,7 @@ from dse.config import SearchConfig, default_study_name, validate, worker_seed
 from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
 from dse.engines.optuna.storage import (
     default_storage_url,
+    journal_path,
     open_storage,
     shown_url,
     single_writer,
@@ -167,10 +168,18 @@ def _host_slot(prepared: Prepared, threads: ThreadPolicy | None
     if threads is None:
         yield None
         return
-    with HostWorkers(f"{prepared.storage_url}\n{prepared.study_name}") as workers:
+    with HostWorkers(_host_key(prepared.storage_url, prepared.study_name)) as workers:
         threads.workers = workers
         threads.refresh()
         yield threads
+
+
+def _host_key(storage_url: str, study_name: str) -> str:
+    """The same study on this host, however its storage is spelled (relative or absolute
+    journal and SQLite paths)."""
+    path = journal_path(storage_url) or sqlite_path(storage_url)
+    where = str(path.resolve()) if path is not None else storage_url
+    return f"{where}\n{study_name}"
 
 
 def _worker_attrs(policy: ThreadPolicy | None) -> Callable[[], dict[str, Any]]:

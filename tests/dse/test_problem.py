@@ -1,0 +1,35 @@
+"""build_problem: names into a Problem, with or without a stored layer table."""
+from __future__ import annotations
+
+import pytest
+
+from dse.problem import Limits, build_problem
+from hw_models import ConfigError
+
+
+def test_a_stored_table_needs_no_network(toy_table):
+    problem = build_problem(network="anything", dataset=None, table=toy_table,
+                            objectives="latency,energy", limits=Limits(None, 1e-3))
+    assert problem.table is toy_table and problem.device.name == "lpddr4-3200"
+    assert problem.directions == ["minimize", "minimize"] and not problem.needs_accuracy
+    assert problem.space.spilled == (False, False, False, True, False)
+
+
+def test_without_dram_there_is_no_device(toy_table):
+    problem = build_problem(network="toy", dataset=None, dram="none", table=toy_table)
+    assert problem.device is None and problem.space.max_undervolt_mv == 0
+    assert problem.needs_accuracy
+
+
+def test_bad_names_are_config_errors(toy_table):
+    with pytest.raises(ConfigError):
+        build_problem(network="toy", dataset=None, hw="no-such-soc", table=toy_table)
+    with pytest.raises(ConfigError):
+        build_problem(network="toy", dataset=None, vendor="Z", table=toy_table)
+    with pytest.raises(ConfigError):
+        build_problem(network="toy", dataset=None, dram="ddr9", table=toy_table)
+
+
+def test_the_network_is_traced_when_no_table_is_given():
+    problem = build_problem(network="resnet8", dataset="digits", objectives="latency")
+    assert problem.table.n_layers == 10
