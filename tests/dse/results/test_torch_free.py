@@ -5,16 +5,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from toy import toy_prepared
 from dse.commands.search import run_search
 
 ROOT = Path(__file__).resolve().parents[3]
-PROBE = ("import sys; sys.path.insert(0, {root!r}); import cli\n"
-         "try:\n    cli.main()\nexcept SystemExit as exit:\n    code = exit.code\n"
-         "print('torch loaded' if 'torch' in sys.modules else 'no torch')\n"
-         "sys.exit(code)\n")
+PROBE = """
+import sys
+sys.path.insert(0, {root!r})
+import cli
+for args in {commands!r}:
+    try:
+        cli.cli.main(args, standalone_mode=False)
+    except SystemExit as exit:
+        if exit.code:
+            sys.exit(f"{{args}}: exit {{exit.code}}")
+print("torch loaded" if "torch" in sys.modules else "no torch")
+"""
 
 
 def test_importing_the_results_package_loads_no_torch():
@@ -26,13 +32,13 @@ def test_importing_the_results_package_loads_no_torch():
     assert out.strip() == "False"
 
 
-@pytest.mark.parametrize("command", [["pareto"], ["status"], ["show", "--trial", "2"]])
-def test_read_only_commands_run_without_torch(toy_table, tmp_path, command):
+def test_read_only_commands_run_without_torch(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random")
     run_search(prepared)
     folder = str(prepared.out_dir)
-    args = [command[0], folder, *command[1:]]
-    result = subprocess.run([sys.executable, "-c", PROBE.format(root=str(ROOT)), *args],
-                            capture_output=True, text=True, cwd=tmp_path)
+    commands = [["pareto", folder], ["status", folder], ["show", folder, "--trial", "2"]]
+    code = PROBE.format(root=str(ROOT), commands=commands)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("no torch")

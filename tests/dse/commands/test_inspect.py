@@ -1,0 +1,21 @@
+"""Reading a study: status per worker with its threads, show from the stored table."""
+from __future__ import annotations
+
+from toy import toy_prepared
+
+from dse.commands.inspect import show_report, status_report
+from dse.commands.search import run_search
+from dse.threads import ThreadPolicy
+
+
+def test_status_and_show_of_a_finished_study(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random")
+    run_search(prepared, threads=ThreadPolicy(1, None))
+    status = status_report(str(prepared.out_dir), storage=None, study_name=None,
+                           results_dir=str(tmp_path))
+    assert status["trials"] == {"COMPLETE": 5} and sum(status["complete_by_worker"].values()) == 5
+    assert set(status["threads_by_worker"].values()) == {1}
+    shown = show_report(str(prepared.out_dir), 0, storage=None, results_dir=str(tmp_path))
+    assert shown["baseline"] == "all-digital" and [r["n_analog"] for r in shown["layers"]] == [
+        0] * 5
+    assert shown["layers"][3]["activations_partition"] == "nominal"

@@ -1,0 +1,21 @@
+"""Terminal text: aligned tables, worker threads in the status."""
+from __future__ import annotations
+
+from dse.commands.text import format_table, status_text
+
+
+def test_columns_align_and_text_is_left_aligned():
+    text = format_table([{"n": "a", "v": 1.5}, {"n": "bbb", "v": 10.25}],
+                        [("name", "s", lambda r: r["n"]), ("value", ".2f", lambda r: r["v"])])
+    assert text.splitlines() == ["name  value", "----  -----", "a      1.50", "bbb   10.25"]
+
+
+def test_status_shows_threads_per_worker():
+    report = {"study": "s", "storage": "journal:j.log", "trials": {"COMPLETE": 3},
+              "front_size": 2, "last_completion": None,
+              "complete_by_worker": {"node1:11": 2, "node1:12": 1},
+              "threads_by_worker": {"node1:11": 1, "node1:12": 1},
+              "running": [{"trial": 3, "worker": "node1:12", "running_s": 5.0, "threads": 1}]}
+    text = status_text(report)
+    assert "node1:11  2  (1 threads)" in text
+    assert "trial 3 on node1:12 for 0 min 05 s (1 threads)" in text

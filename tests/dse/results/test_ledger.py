@@ -1,0 +1,54 @@
+"""The ledger: study creation, what it stores, candidates recorded by any engine."""
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+
+from toy import toy_accuracy, toy_problem
+from dse.evaluate import evaluate
+from dse.results.ledger import (BASELINES, CONFIG_ATTR, ENGINE_ATTR, Ledger, check_identity,
+                                constraints_of, metrics_of, open_ledger, stored_table)
+from dse.space import decode, nominal_candidate
+from hw_models import ConfigError
+
+
+def _open(tmp_path, problem, identity=None):
+    return open_ledger(name="s", storage=f"sqlite:///{tmp_path / 's.db'}",
+                       identity=identity or {"a": 1}, problem=problem)
+
+
+def test_a_new_study_describes_itself_and_queues_the_baselines(toy_table, tmp_path):
+    problem = toy_problem(toy_table)
+    study, created = _open(tmp_path, problem)
+    assert created and study.user_attrs[CONFIG_ATTR] == {"a": 1}
+    assert study.metric_names == ["accuracy", "latency_s", "energy_j"]
+    assert list(study.user_attrs["objectives"]) == ["accuracy", "latency", "energy"]
+    assert stored_table(study).to_records() == toy_table.to_records()
+    waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.user_attrs["baseline"] for t in waiting] == list(BASELINES)
+    again, created = _open(tmp_path, problem)
+    assert not created and len(again.trials) == len(BASELINES)
+
+
+def test_other_settings_are_refused_by_name(toy_table, tmp_path):
+    problem = toy_problem(toy_table)
+    study, _ = _open(tmp_path, problem, {"a": 1, "hw": "diana", "hw_sha256": "x"})
+    check_identity(study, "s", {"a": 1, "hw": "path/of/diana.toml", "hw_sha256": "x"})
+    with pytest.raises(ConfigError, match=r"other settings \(a\)"):
+        check_identity(study, "s", {"a": 2, "hw": "diana", "hw_sha256": "x"})
+
+
+def test_a_recorded_candidate_is_a_complete_trial_that_decodes_back(toy_table, tmp_path):
+    problem = toy_problem(toy_table)
+    study, _ = _open(tmp_path, problem)
+    ledger = Ledger(study, problem)
+    candidate = nominal_candidate(problem.space, np.array([16, 0, 32, 64, 10]))
+    evaluation = evaluate(candidate, problem, toy_accuracy(problem))
+    trial = ledger.record(candidate, evaluation, engine="test", attrs={"note": 1})
+    assert trial.state == optuna.trial.TrialState.COMPLETE and ledger.complete_count() == 1
+    assert decode(trial.params, problem.space) == candidate
+    assert trial.user_attrs[ENGINE_ATTR] == "test" and trial.user_attrs["note"] == 1
+    assert metrics_of(trial)["latency_s"] == evaluation.metrics["latency_s"]
+    assert constraints_of(trial) == evaluation.constraints
+    assert trial.values[1] == evaluation.metrics["latency_s"]
