@@ -29,7 +29,7 @@ def grid_candidates(cout: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
 
 
 def loop_totals(rows: list[dict], soc, candidates: np.ndarray) -> list[tuple[float, float]]:
-    """Scalar reference: the DESIGN section 3 formulas, one layer at a time."""
+    """Scalar reference: the formulas of hw_models/diana.py, one layer at a time."""
     d, a, p, f = soc.digital, soc.analog, soc.power, soc.clock_hz
     results = []
     for candidate in candidates.tolist():

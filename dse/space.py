@@ -25,7 +25,7 @@ from hw_models.workload import LayerTable
 
 VDD_STEP_MV = 25        # Voltron measured every 25 mV
 TRCD_STEP_NS = 0.25
-CHANNEL_STEP = 16       # DESIGN section 2: default grid step
+CHANNEL_STEP = 16       # the digital PE array computes 16 output channels per pass
 
 
 @dataclass(frozen=True)

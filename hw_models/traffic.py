@@ -1,6 +1,6 @@
 """DRAM traffic per layer: weights at their accelerator's precision, spilled activations.
 
-Modelling assumption (DESIGN section 4): the SoC streams every layer's weights from DRAM
+Modelling assumption (README, "Approximate DRAM"): the SoC streams every layer's weights from DRAM
 (int8 for digital output channels, 2-bit ternary codes for analog ones) unless the preset keeps
 weights resident and the whole model fits in L2; a layer's activations (7-bit values in 8-bit
 containers) go through DRAM when its input plus output do not fit the L1 activation memory.
