@@ -344,19 +344,19 @@ def search(as_json: bool, **options: Any) -> None:
     """Explore accelerator splits and approximate-DRAM settings; write Pareto fronts."""
     import optuna
 
-    from dse.commands.search import SearchInterrupted, prepare, run_search
+    from dse.commands.search import SearchInterrupted, prepare, run_search, worker_threads
     from dse.commands.text import search_text
-    from dse.threads import ThreadPolicy
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
     config = SearchConfig(**options)
-    threads = ThreadPolicy(config.threads, None)
-    prepared = prepare(config, progress=ProgressLine("training baseline"), threads=threads)
-    try:
-        summary = run_search(prepared, progress=ProgressLine("search"),
-                             notice=lambda text: click.echo(text, err=True), threads=threads)
-    except SearchInterrupted as exc:
-        fail(str(exc), exc.exit_code)
+    with worker_threads(config) as threads:
+        prepared = prepare(config, progress=ProgressLine("training baseline"))
+        try:
+            summary = run_search(prepared, progress=ProgressLine("search"),
+                                 notice=lambda text: click.echo(text, err=True),
+                                 threads=threads)
+        except SearchInterrupted as exc:
+            fail(str(exc), exc.exit_code)
     echo_json(summary) if as_json else click.echo(search_text(summary))
 
 

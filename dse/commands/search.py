@@ -57,15 +57,12 @@ class Prepared:
     test_estimator: Any = None       # the probe on the test split (None: no test accuracy)
 
 
-def prepare(config: SearchConfig, *, progress: Progress | None = None,
-            threads: ThreadPolicy | None = None) -> Prepared:
+def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepared:
     """Validate everything and build the problem (this trains the checkpoint if needed)."""
     objectives = validate(config)
     engine_for(config, "")  # an unknown engine or sampler fails before any work
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
-    if threads is not None:
-        threads.refresh()  # before any torch work
     limits = Limits(config.max_accuracy_drop_pp, config.latency_budget_s,
                     config.energy_budget_j)
     if "accuracy" in objectives and config.accuracy_estimator is None:
@@ -75,9 +72,7 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None,
     problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
                             dram=dram_name, vendor=config.vendor, objectives=objectives,
                             limits=limits)
-    study_name = config.study or default_study_name(config.network, config.dataset,
-                                                    config.hw, dram_name)
-    storage_url = config.storage or default_storage_url(config.results_dir, study_name)
+    study_name, storage_url = study_location(config)
     from dse.accuracy.probe import resolve_device
     resolve_device(config.device)
     database = sqlite_path(storage_url)
@@ -90,6 +85,27 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None,
                                dram_path=dram_preset_path(dram_name))
     return Prepared(config, problem, accuracy, study_name, storage_url,
                     Path(config.results_dir) / study_name, identity, test_estimator)
+
+
+def study_location(config: SearchConfig) -> tuple[str, str]:
+    """The study's name and storage URL (defaults: from the settings, SQLite under
+    --results-dir)."""
+    dram_name = resolve_dram(config.dram, load_soc(config.hw))
+    study_name = config.study or default_study_name(config.network, config.dataset,
+                                                    config.hw, dram_name)
+    return study_name, config.storage or default_storage_url(config.results_dir, study_name)
+
+
+@contextlib.contextmanager
+def worker_threads(config: SearchConfig) -> Iterator[ThreadPolicy]:
+    """This worker's torch threads, shared with the workers of the same study on this host
+    from the start (before the baseline is trained); applied on entry."""
+    validate(config)
+    study_name, storage_url = study_location(config)
+    with HostWorkers(_host_key(storage_url, study_name)) as workers:
+        policy = ThreadPolicy(config.threads, workers)
+        policy.refresh()
+        yield policy
 
 
 def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress | None
@@ -128,7 +144,7 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
     storage = open_storage(prepared.storage_url,
                            heartbeat_interval_s=config.heartbeat_interval_s,
                            grace_period_s=config.grace_period_s)
-    with single_writer(prepared.storage_url), _host_slot(prepared, threads) as policy:
+    with single_writer(prepared.storage_url):
         study, created = open_ledger(name=prepared.study_name, storage=storage,
                                      identity=prepared.identity, problem=prepared.problem)
         if notice is not None:
@@ -144,7 +160,7 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                                 budget=Budget(config.trials, config.trials_per_worker),
                                 seed=worker_seed(config), accuracy=prepared.accuracy,
                                 guard=guard, progress=progress,
-                                before_trial=_worker_attrs(policy))
+                                before_trial=_worker_attrs(threads))
                 engine_for(config, prepared.storage_url).run(job)
                 guard.check()
                 summary = finish(study, prepared, test_split=True,
@@ -159,19 +175,6 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                     finish(study, prepared, test_split=False)
                 raise SearchInterrupted("SIGTERM" if terminated else "interrupted",
                                         143 if terminated else 130, prepared.out_dir) from None
-
-
-@contextlib.contextmanager
-def _host_slot(prepared: Prepared, threads: ThreadPolicy | None
-               ) -> Iterator[ThreadPolicy | None]:
-    """This worker's slot among the study's workers on this host, for the thread policy."""
-    if threads is None:
-        yield None
-        return
-    with HostWorkers(_host_key(prepared.storage_url, prepared.study_name)) as workers:
-        threads.workers = workers
-        threads.refresh()
-        yield threads
 
 
 def _host_key(storage_url: str, study_name: str) -> str:

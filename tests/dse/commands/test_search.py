@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import optuna
@@ -176,3 +177,19 @@ def test_a_crashed_sqlite_worker_leaves_nothing_running(toy_table, tmp_path):
             ].count("all-digital") == 1  # the queued baseline ran again
     assert summary["front"]
     assert orphan.number not in [b["trial"] for b in summary["baselines"]]  # failed: left out
+
+
+def test_workers_of_one_study_on_one_host_share_its_cpus(toy_table, tmp_path):
+    from dse.commands.search import _host_key
+    from dse.threads import HostWorkers, ThreadPolicy
+    prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random")
+    key = _host_key(prepared.storage_url, prepared.study_name)
+    relative = _host_key(f"sqlite:///{os.path.relpath(tmp_path / 'toy' / 'study.db')}", "toy")
+    assert relative == key  # however the path is spelled
+    applied = []
+    with HostWorkers(key), HostWorkers(key) as mine:  # another worker of this study, and this
+        policy = ThreadPolicy(None, mine, cpus=4, apply=applied.append)
+        run_search(prepared, threads=policy)
+    study = load(prepared)
+    assert {t.user_attrs["worker"]["threads"] for t in study.trials} == {2}
+    assert applied == [2]
