@@ -28,6 +28,7 @@ def load(prepared) -> optuna.Study:
                              storage=open_storage(prepared.storage_url))
 
 
+@pytest.mark.plots
 def test_short_study_bookkeeping_is_exact(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=10)
     summary = run_search(prepared)

@@ -34,6 +34,7 @@ def searched(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.plots
 def test_end_to_end_search_on_digits(searched):
     results, summary = searched
     folder = results / STUDY
@@ -50,6 +51,7 @@ def test_end_to_end_search_on_digits(searched):
 
 
 @pytest.mark.slow
+@pytest.mark.plots
 def test_rerun_resumes_and_pareto_and_show_read_it(searched):
     results, _ = searched
     result = run("search", "--trials", "4", "--epochs", "3", "--probe-steps", "2",

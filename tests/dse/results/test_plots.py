@@ -8,6 +8,7 @@ from dse.results.plots import AXES, selected_points
 from dse.results.tables import trials_frame
 
 
+@pytest.mark.plots
 def test_outputs_and_plots_of_a_short_study(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=6, sampler="random")
     run_search(prepared)
