@@ -8,9 +8,11 @@ tables, plots, summaries, the study's objective names and the CLI all read this 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 from hw_models.errors import ConfigError
+
+Direction = Literal["minimize", "maximize"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +32,7 @@ class Metric:
     name: str
     column: str
     unit: str
-    direction: str
+    direction: Direction
     label: str
     display_scale: float
     display_unit: str

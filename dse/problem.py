@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse.metrics import BY_NAME, parse_objectives
+from dse.metrics import BY_NAME, Direction, parse_objectives
 from dse.space import SearchSpace, build_space
 from hw_models import ConfigError, LayerTable, Soc, load_soc
 from hw_models.dram import DEFAULT_VENDOR, DramDevice, load_dram, vendor_curve
@@ -46,7 +46,7 @@ class Problem:
         return self.space.device
 
     @property
-    def directions(self) -> list[str]:
+    def directions(self) -> list[Direction]:
         return [BY_NAME[name].direction for name in self.objectives]
 
     @property

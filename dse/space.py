@@ -97,7 +97,7 @@ def suggest_candidate(trial: Any, space: SearchSpace) -> Candidate:
                      round(device.trcd_nominal_ns - reduction_ns, 6), weights, activations)
 
 
-def nominal_candidate(space: SearchSpace, n_analog: Sequence[int]) -> Candidate:
+def nominal_candidate(space: SearchSpace, n_analog: Sequence[int] | np.ndarray) -> Candidate:
     """A whole-layer mapping with every tensor at nominal DRAM (the baselines)."""
     n_layers = space.table.n_layers
     device = space.device

@@ -108,7 +108,7 @@ class DramDevice:
 
     def vdd_range_v(self, vendor: str) -> tuple[float, float]:
         """Allowed supply voltages: the lowest measured (transferred) voltage to nominal."""
-        return (self.to_device_v(vendor_curve(vendor).lowest_vdd_v), self.vdd_nominal_v)
+        return (float(self.to_device_v(vendor_curve(vendor).lowest_vdd_v)), self.vdd_nominal_v)
 
     def to_device_v(self, reference_v: float | np.ndarray) -> float | np.ndarray:
         return reference_v * self.vdd_nominal_v / self.ber_reference_nominal_v
@@ -229,9 +229,9 @@ def ber_from_trcd(device: DramDevice, trcd_ns: float | np.ndarray) -> np.ndarray
     return np.where(trcd_ns >= safe_ns - 1e-12, 0.0, np.minimum(rising, MAX_BER))
 
 
-def combined_ber(ber_vdd: np.ndarray, ber_trcd: np.ndarray) -> np.ndarray:
+def combined_ber(ber_vdd: float | np.ndarray, ber_trcd: float | np.ndarray) -> np.ndarray:
     """A bit is correct only if neither mechanism flips it."""
-    return 1.0 - (1.0 - ber_vdd) * (1.0 - ber_trcd)
+    return 1.0 - (1.0 - np.asarray(ber_vdd)) * (1.0 - np.asarray(ber_trcd))
 
 
 def energy_scale(device: DramDevice, vdd_v: float | np.ndarray) -> np.ndarray:

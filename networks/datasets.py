@@ -451,8 +451,10 @@ def _extract_tar(archive: Path, data_dir: Path) -> None:
                     raise ConfigError(f"cifar10 archive '{archive}' has an unsafe member "
                                       f"'{member.name}'")
             # The "data" filter (Python >= 3.10.12 / 3.11.4) double-checks the same.
-            safety = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
-            tar.extractall(root, members=members, **safety)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(root, members=members, filter="data")
+            else:
+                tar.extractall(root, members=members)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
         raise ConfigError(f"cannot unpack the cifar10 archive '{archive}': {error}") from None
 

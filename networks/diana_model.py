@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ class DianaModel(nn.Module):
         self.layer_names = tuple(layer_names)
 
     def layers(self) -> list[DianaLayer]:
-        return [self.net.get_submodule(name) for name in self.layer_names]
+        return [cast(DianaLayer, self.net.get_submodule(name)) for name in self.layer_names]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -40,7 +40,7 @@ class DianaModel(nn.Module):
                 module.eval()
         return self
 
-    def set_split(self, n_analog: Sequence[int]) -> None:
+    def set_split(self, n_analog: Sequence[int] | np.ndarray) -> None:
         """Put ``n_analog[i]`` output channels of layer i on the analog array (table order)."""
         for layer, count in zip(self.layers(), n_analog, strict=True):
             layer.analog = analog_channels(layer.layer.weight, int(count)).to(layer.analog.device)

@@ -1,7 +1,7 @@
 """Layer-table extraction: run a torch model once and record every conv / linear layer."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -26,7 +26,9 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> 
         calls[name] = calls.get(name, 0) + 1
         if calls[name] > 1:
             name = f"{name}#{calls[name]}"
-        records.append(_layer_record(name, module, inputs[0], output))
+        # the hooks below are registered on conv / linear layers only
+        layer = cast("nn.Conv2d | nn.Linear", module)
+        records.append(_layer_record(name, layer, inputs[0], output))
 
     hooks = [m.register_forward_hook(record) for m in model.modules()
              if isinstance(m, (nn.Conv2d, nn.Linear))]
@@ -45,7 +47,7 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> 
     return LayerTable.from_records(records)
 
 
-def _layer_record(name: str, module: nn.Module, x: torch.Tensor,
+def _layer_record(name: str, module: nn.Conv2d | nn.Linear, x: torch.Tensor,
                   y: torch.Tensor) -> dict[str, Any]:
     if isinstance(module, nn.Linear):
         pixels = x[0].numel() // module.in_features  # 1 for a (N, features) input

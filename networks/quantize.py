@@ -117,6 +117,8 @@ class ActivationQuantizer(nn.Module):
 class DianaLayer(nn.Module):
     """A conv or linear layer as DIANA runs it: split digital / analog output channels."""
 
+    analog: torch.Tensor  # bool buffer, one entry per output channel (True: analog)
+
     def __init__(self, layer: nn.Conv2d | nn.Linear, *, quantize_input: bool) -> None:
         super().__init__()
         self.layer = layer
@@ -139,17 +141,18 @@ class DianaLayer(nn.Module):
         weight = self.layer.weight
         digital_codes, digital_scale = pow2_int8(weight.detach())
         ternary_codes, ternary_scale = ternary(weight.detach())
-        if self.errors is not None and self.errors.weight_ber > 0:
-            digital_codes, ternary_codes = self._inject_weights(digital_codes, ternary_codes)
+        errors = self.errors
+        if errors is not None and errors.weight_ber > 0:
+            digital_codes, ternary_codes = self._inject_weights(errors, digital_codes,
+                                                                ternary_codes)
         per_channel = (-1,) + (1,) * (weight.dim() - 1)
         analog = self.analog.reshape(per_channel)
         target = torch.where(analog, ternary_codes * ternary_scale.reshape(per_channel),
                              digital_codes * digital_scale)
         return straight_through(weight, target)
 
-    def _inject_weights(self, digital: torch.Tensor, analog_codes: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-        errors = self.errors
+    def _inject_weights(self, errors: TensorErrors, digital: torch.Tensor,
+                        analog_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kw = dict(model=errors.model, seed=errors.rng, row_bytes=errors.row_bytes,
                   params=errors.params)
         low, high = float(digital.min()), float(digital.max())  # profiled, error-free

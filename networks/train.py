@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import torch
@@ -156,9 +156,12 @@ class _Watch:
         return accuracy
 
 
-def _fit(model: nn.Module, bundle: DataBundle, config: TrainConfig, *, epochs: int,
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def _fit(model: _M, bundle: DataBundle, config: TrainConfig, *, epochs: int,
          peak_lr: float, device: str, on_step: Callable[[nn.Module, int, float], None],
-         before_step: Callable[[nn.Module, int], None] | None = None) -> None:
+         before_step: Callable[[_M, int], None] | None = None) -> None:
     optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=True)
     steps = epochs * bundle.num_batches("train", config.batch_size)

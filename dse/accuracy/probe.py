@@ -6,7 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult, error_free
+from dse.accuracy import (
+    AccuracyEstimator,
+    AccuracyModel,
+    ProbeCandidate,
+    ProbeResult,
+    error_free,
+)
 from dse.config import resolved_epochs
 from hw_models import ConfigError
 from hw_models.dram import DramDevice
@@ -106,7 +112,7 @@ class ProbeEstimator:
             self.setup, config=dataclasses.replace(self.setup.config, split=split)))
 
 
-def with_baseline(estimator: ProbeEstimator | object, n_layers: int) -> AccuracyModel:
+def with_baseline(estimator: AccuracyEstimator, n_layers: int) -> AccuracyModel:
     """The estimator and the accuracy of the all-digital, nominal-DRAM candidate."""
-    baseline = estimator(error_free(n_layers))  # type: ignore[operator]
-    return AccuracyModel(estimator, baseline.accuracy_mean)  # type: ignore[arg-type]
+    baseline = estimator(error_free(n_layers))
+    return AccuracyModel(estimator, baseline.accuracy_mean)

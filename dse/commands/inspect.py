@@ -33,9 +33,9 @@ def locate(target: str | None, *, storage: str | None, study_name: str | None,
            results_dir: str) -> tuple[str, str, Path]:
     """(storage URL, study name, results folder) from a folder, a study name or --storage."""
     if storage is not None:
-        if study_name is None and target is None:
-            raise ConfigError("with --storage, give --study NAME (or the study as TARGET)")
         name = study_name or target
+        if name is None:  # neither given, or --study "" without TARGET
+            raise ConfigError("with --storage, give --study NAME (or the study as TARGET)")
         return storage, name, Path(results_dir) / name
     if target is None:
         raise ConfigError("give a study name, its results folder, or --storage and --study")

@@ -148,7 +148,9 @@ class Ledger:
         every = param_distributions(space)
         user_attrs = {**(attrs or {}), ENGINE_ATTR: engine, WORKER_ATTR: worker_identity(),
                       METRICS_ATTR: metrics_record(evaluation)}
-        extra = {"constraints": evaluation.constraints} if HAS_SET_CONSTRAINT else {}
+        # create_trial takes constraints= only from Optuna 5 on
+        extra: dict[str, Any] = (
+            {"constraints": evaluation.constraints} if HAS_SET_CONSTRAINT else {})
         trial = optuna.trial.create_trial(
             values=objective_values(evaluation, self.problem), params=params,
             distributions={key: every[key] for key in params}, user_attrs=user_attrs,

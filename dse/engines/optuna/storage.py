@@ -76,25 +76,34 @@ class BatchedRDBStorage(RDBStorage):
                 self._commit(pending)
 
     def _collecting(self) -> bool:
-        return self._pending is not None and threading.get_ident() == self._batch_thread
+        return self._collected() is not None
+
+    def _collected(self) -> list[tuple[Any, ...]] | None:
+        """The list this thread's writes go to while a batch collects them, else None."""
+        if threading.get_ident() != self._batch_thread:
+            return None
+        return self._pending
 
     def _set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                          distribution: Any, previous_distribution: Any) -> None:
-        if not self._collecting():
+        pending = self._collected()
+        if pending is None:
             return super()._set_trial_param(trial_id, param_name, param_value_internal,
                                             distribution, previous_distribution)
-        self._pending.append(("param", trial_id, param_name, param_value_internal,
-                              distribution, previous_distribution))
+        pending.append(("param", trial_id, param_name, param_value_internal,
+                        distribution, previous_distribution))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        if not self._collecting():
+        pending = self._collected()
+        if pending is None:
             return super().set_trial_user_attr(trial_id, key, value)
-        self._pending.append(("user", trial_id, key, value))
+        pending.append(("user", trial_id, key, value))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        if not self._collecting():
+        pending = self._collected()
+        if pending is None:
             return super().set_trial_system_attr(trial_id, key, value)
-        self._pending.append(("system", trial_id, key, value))
+        pending.append(("system", trial_id, key, value))
 
     def _commit(self, pending: list[tuple[Any, ...]]) -> None:
         checked: set[int] = set()  # trials already found and checked to be RUNNING
