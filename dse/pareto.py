@@ -303,7 +303,8 @@ def _staircase_gains(losses: np.ndarray, inside: np.ndarray, reference: np.ndarr
     ys: list[float] = []
     corner = (float(reference[0]), float(reference[1]))
     for row in np.flatnonzero(inside).tolist():
-        gains[row] = _add_step(xs, ys, *losses[row].tolist(), corner)
+        x, y = losses[row].tolist()
+        gains[row] = _add_step(xs, ys, x, y, corner)
     return gains
 
 
