@@ -1,7 +1,9 @@
 """Plots and outputs of a study: every figure, the layer names from the stored table."""
 from __future__ import annotations
 
+import pytest
 from toy import toy_prepared
+
 from dse.commands.search import run_search
 from dse.results.outputs import layer_channels
 from dse.results.plots import AXES, selected_points
@@ -13,6 +15,7 @@ def test_outputs_and_plots_of_a_short_study(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=6, sampler="random")
     run_search(prepared)
     import optuna
+
     from dse.engines.optuna.storage import open_storage
     study = optuna.load_study(study_name="toy", storage=open_storage(prepared.storage_url))
     assert layer_channels(study) == [("first", 16), ("dw", 16), ("mid", 32), ("big", 64),
