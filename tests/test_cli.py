@@ -25,6 +25,7 @@ def test_bare_dse_prints_help():
     assert result.exit_code == 0 and "Commands:" in result.output
 
 
+@pytest.mark.slow
 def test_user_model_in_the_working_directory(tmp_path):
     (tmp_path / "herenet.py").write_text(
         "from torch import nn\n"
@@ -56,6 +57,7 @@ def test_version():
     assert result.exit_code == 0 and __version__ in result.output
 
 
+@pytest.mark.slow
 def test_networks_lists_the_zoo():
     result = run("networks")
     assert result.exit_code == 0
@@ -174,6 +176,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, message):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_console_entry_point_exit_code_and_stderr():
     code = "import cli; cli.main()"
     bad = subprocess.run([sys.executable, "-c", code, "cost", "--network", "nope",
@@ -268,6 +271,7 @@ def synthetic_results(tmp_path_factory):
     return results, json.loads(result.stdout)
 
 
+@pytest.mark.slow
 def test_train_caches_the_checkpoint(synthetic_results):
     results, report = synthetic_results
     assert report["trained"] and 0 <= report["val_accuracy"] <= 1
@@ -277,6 +281,7 @@ def test_train_caches_the_checkpoint(synthetic_results):
     assert not again["trained"] and again["checkpoint"] == report["checkpoint"]
 
 
+@pytest.mark.slow
 def test_probe_json_contract(synthetic_results):
     results, _ = synthetic_results
     result = run("probe", "--dataset", "synthetic", "--epochs", "2", "--results-dir",
@@ -323,6 +328,7 @@ def test_bad_probe_input_is_one_line_exit_2(args, message, tmp_path):
     assert len(lines) == 1 and message in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_cuda_without_cuda_is_refused(tmp_path):
     import torch
     if torch.cuda.is_available():

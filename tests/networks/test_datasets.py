@@ -263,6 +263,7 @@ def test_digits_split_is_fixed() -> None:
         assert torch.equal(first.split(name).labels, second.split(name).labels)
 
 
+@pytest.mark.slow
 def test_synthetic_is_deterministic_and_learnable() -> None:
     bundle = load_dataset("synthetic")
     assert (len(bundle.train), len(bundle.val), len(bundle.test)) == (512, 128, 128)

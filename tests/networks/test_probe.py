@@ -43,6 +43,7 @@ def fresh_memory_cache():
     probe_module._MEMORY_CACHE.clear()
 
 
+@pytest.mark.slow
 def test_checkpoint_records_config_and_accuracy(trained):
     checkpoint, path, _ = trained
     assert checkpoint.network == "resnet8" and checkpoint.num_classes == 10
@@ -52,6 +53,7 @@ def test_checkpoint_records_config_and_accuracy(trained):
     assert load_checkpoint(path).digest == checkpoint.digest
 
 
+@pytest.mark.slow
 def test_same_seed_same_accuracy(trained):
     first = probe(candidate(weight_ber=1e-3), setup=setup_for(trained))
     probe_module._MEMORY_CACHE.clear()
@@ -60,6 +62,7 @@ def test_same_seed_same_accuracy(trained):
     assert not second.cached and 0 <= first.accuracy_mean <= 1
 
 
+@pytest.mark.slow
 def test_all_digital_not_worse_than_all_analog(trained):
     cout = (16, 16, 16, 32, 32, 32, 64, 64, 64, 10)
     digital = probe(candidate(), setup=setup_for(trained)).accuracy_mean
@@ -68,6 +71,7 @@ def test_all_digital_not_worse_than_all_analog(trained):
     assert digital > 0.9
 
 
+@pytest.mark.slow
 def test_high_ber_on_weights_hurts(trained):
     clean = probe(candidate(), setup=setup_for(trained)).accuracy_mean
     broken = probe(candidate(weight_ber=1e-2), setup=setup_for(trained))
@@ -78,6 +82,7 @@ def test_high_ber_on_weights_hurts(trained):
     assert broken.accuracy_std > 0 and len(broken.accuracy_per_seed) == 2
 
 
+@pytest.mark.slow
 def test_cache_hit_skips_the_fine_tune(trained, tmp_path, monkeypatch):
     setup = setup_for(trained, tmp_path)
     first = probe(candidate(weight_ber=1e-4), setup=setup)

@@ -88,6 +88,7 @@ def test_all_digital_model_tracks_the_float_model(small_model):
     assert (quantised - reference).abs().max() < 0.1 * reference.abs().max()
 
 
+@pytest.mark.slow
 def test_split_and_errors_change_the_output_reproducibly(small_model):
     _, model, table, images = small_model
     model.eval()

@@ -199,6 +199,7 @@ def test_sigterm_fails_the_running_trial_and_exits_143(tmp_path, postgres_url):
     assert optuna.trial.TrialState.FAIL in states
 
 
+@pytest.mark.slow
 def test_a_second_worker_on_sqlite_is_refused(tmp_path):
     import fcntl
     database = tmp_path / "shared" / "study.db"

@@ -14,6 +14,7 @@ class TestOptunaEngine(EngineContract):
         return OptunaEngine(sampler="random", storage_url=storage_url)
 
 
+@pytest.mark.slow
 class TestOptunaEngineTpe(EngineContract):
     def make_engine(self, storage_url: str) -> OptunaEngine:
         return OptunaEngine(sampler="tpe", storage_url=storage_url)

@@ -22,7 +22,7 @@ def test_outputs_and_plots_of_a_short_study(toy_table, tmp_path):
                                      ("fc", 10)]
     names = {p.name for p in prepared.out_dir.iterdir()}
     assert {"front_accuracy_latency_s.png", "front_3d.svg", "hypervolume.csv",
-            "layer_splits.png"} <= names
+            "hypervolume.png", "layer_splits.png", "front_latency_s_energy_j.png"} <= names
     frame = trials_frame(study)
     chosen = selected_points(frame[frame["is_pareto"]], ["accuracy", "latency", "energy"])
     assert 1 <= len(chosen) <= 4

@@ -32,6 +32,7 @@ def test_importing_the_results_package_loads_no_torch():
     assert out.strip() == "False"
 
 
+@pytest.mark.slow
 def test_read_only_commands_run_without_torch(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random")
     run_search(prepared)
