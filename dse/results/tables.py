@@ -14,9 +14,17 @@ from dse.metrics import METRICS as REGISTRY
 from dse.metrics import objective_columns
 from dse.pareto import pareto_mask
 from dse.results.files import write_csv, write_json
-from dse.results.ledger import (BASELINE_ATTR, ENGINE_ATTR, METRICS_ATTR, TEST_ACCURACY_ATTR,
-                                constraints_of, feasible, metrics_of, objectives_of,
-                                worker_label)
+from dse.results.ledger import (
+    BASELINE_ATTR,
+    ENGINE_ATTR,
+    METRICS_ATTR,
+    TEST_ACCURACY_ATTR,
+    constraints_of,
+    feasible,
+    metrics_of,
+    objectives_of,
+    worker_label,
+)
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:

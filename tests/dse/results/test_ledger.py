@@ -4,11 +4,20 @@ from __future__ import annotations
 import numpy as np
 import optuna
 import pytest
-
 from toy import toy_accuracy, toy_problem
+
 from dse.evaluate import evaluate
-from dse.results.ledger import (BASELINES, CONFIG_ATTR, ENGINE_ATTR, Ledger, check_identity,
-                                constraints_of, metrics_of, open_ledger, stored_table)
+from dse.results.ledger import (
+    BASELINES,
+    CONFIG_ATTR,
+    ENGINE_ATTR,
+    Ledger,
+    check_identity,
+    constraints_of,
+    metrics_of,
+    open_ledger,
+    stored_table,
+)
 from dse.space import decode, nominal_candidate
 from hw_models import ConfigError
 

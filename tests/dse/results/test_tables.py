@@ -1,26 +1,8 @@
 """Tables of a study: improvements over baselines."""
 from __future__ import annotations
 
-import json
-import os
-import re
-import signal
-import time
-
-import numpy as np
-import optuna
 import pandas as pd
 import pytest
-from toy import toy_prepared
-
-from dse.commands.search import run_search
-from dse.engines.optuna.storage import open_storage
-from dse.evaluate import candidate_cost
-from dse.problem import Limits
-from dse.results.ledger import BASELINES, constraints_of, objectives_of
-from dse.results.tables import front_trials
-from dse.space import decode
-from hw_models import ConfigError
 
 
 def test_improvements_are_iso_accuracy_over_the_studys_own_objectives():

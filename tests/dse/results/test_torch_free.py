@@ -5,7 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from toy import toy_prepared
+
 from dse.commands.search import run_search
 
 ROOT = Path(__file__).resolve().parents[3]
