@@ -39,7 +39,8 @@ def pairwise_front(frame: pd.DataFrame, x: str, y: str, color: str | None, out_d
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     done = frame[frame["state"] == "COMPLETE"]
     feasible = done[done["feasible"]]
-    axes.scatter(scaled(done, x), scaled(done, y), s=10, c="0.8", label="trials")
+    axes.scatter(scaled(done, x), scaled(done, y), s=10, c="0.8", label="trials",
+                 rasterized=True)  # thousands of points: one image in the SVG
     front = feasible[feasible["is_pareto"]].sort_values(x)
     style = {"c": scaled(front, color), "cmap": "viridis"} if color else {"c": "tab:blue"}
     points = axes.scatter(scaled(front, x), scaled(front, y), s=36, edgecolors="k",
@@ -63,7 +64,7 @@ def front_3d(frame: pd.DataFrame, columns: list[str], out_dir: Path) -> list[Pat
     axes = figure.add_subplot(projection="3d")
     done = frame[(frame["state"] == "COMPLETE") & frame["feasible"]]
     front = done[done["is_pareto"]]
-    axes.scatter(*(scaled(done, c) for c in columns), s=6, c="0.75")
+    axes.scatter(*(scaled(done, c) for c in columns), s=6, c="0.75", rasterized=True)
     axes.scatter(*(scaled(front, c) for c in columns), s=30, c="tab:blue", edgecolors="k")
     bases = done[done["is_baseline"]]
     axes.scatter(*(scaled(bases, c) for c in columns), marker="*", s=120, c="tab:red")
