@@ -300,7 +300,9 @@ search_options = bundle(
                  help="Search engine: optuna."),
     click.option("--sampler", default=SearchConfig.sampler, show_default=True,
                  help="Optuna sampler: tpe, nsga2, nsga3, gp, random or qmc."),
-    click.option("--seed", type=int, default=SearchConfig.seed, show_default=True),
+    click.option("--seed", type=int, default=SearchConfig.seed, show_default=True,
+                 help="Seed of the sampler and the probe (worker k samples from "
+                      "seed + 1000003 k)."),
     click.option("--study", default=None,
                  help="Study name [default: network-dataset-hw-dram]."),
     click.option("--storage", default=None, metavar="URL",
@@ -315,9 +317,9 @@ search_options = bundle(
                  help="Use this trained checkpoint."),
     click.option("--epochs", type=int, default=None, help="Baseline training epochs."),
     click.option("--probe-steps", type=int, default=SearchConfig.probe_steps,
-                 show_default=True),
+                 show_default=True, help="Fine-tune steps of each candidate's probe."),
     click.option("--probe-seeds", type=int, default=SearchConfig.probe_seeds,
-                 show_default=True),
+                 show_default=True, help="Error masks averaged in each probe."),
     error_model_option,
     click.option("--accuracy-estimator", default=None, metavar="PACKAGE.MODULE:FUNCTION",
                  help="Your own accuracy estimate instead of the probe: called with a "
@@ -330,11 +332,12 @@ search_options = bundle(
                       "$SLURM_ARRAY_TASK_ID, else 0]."),
     click.option("--heartbeat-interval", "heartbeat_interval_s", type=int,
                  default=SearchConfig.heartbeat_interval_s, show_default=True, metavar="S",
-                 help="Database storage: how often a running trial reports it is alive."),
+                 help="Database and journal storages: how often a running trial reports "
+                      "it is alive."),
     click.option("--grace-period", "grace_period_s", type=int,
                  default=SearchConfig.grace_period_s, show_default=True, metavar="S",
-                 help="Database storage: silence after which a trial's worker counts as "
-                      "dead; its trial is failed and retried."))
+                 help="Database and journal storages: silence after which a trial's "
+                      "worker counts as dead; its trial is failed and retried."))
 
 
 @cli.command()

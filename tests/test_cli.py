@@ -357,3 +357,11 @@ def test_slurm_examples_are_valid_bash_with_dse_commands(script):
     subprocess.run(["bash", "-n", str(path)], check=True)
     text = path.read_text()
     assert "dse search" in text and "--storage" in text and "#SBATCH" in text
+
+
+def test_every_option_has_help():
+    import click
+    missing = [f"{name} {param.opts[0]}" for name, command in cli.commands.items()
+               for param in command.params
+               if isinstance(param, click.Option) and not param.help]
+    assert missing == []

@@ -67,6 +67,10 @@ def load(storage_url: str, name: str) -> optuna.Study:
 def pareto_report(target: str | None, *, storage: str | None, study_name: str | None,
                   x: str | None, y: str | None, color: str | None, out: str | None,
                   results_dir: str) -> dict[str, Any]:
+    if (x is None) != (y is None):
+        raise ConfigError("give --x and --y together (and --color optionally)")
+    if color is not None and x is None:
+        raise ConfigError("--color colours an extra plot: give --x and --y with it")
     axes = [None if given is None else metric(given).column for given in (x, y, color)]
     url, name, folder = locate(target, storage=storage, study_name=study_name,
                                results_dir=results_dir)
