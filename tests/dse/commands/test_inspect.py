@@ -19,3 +19,15 @@ def test_status_and_show_of_a_finished_study(toy_table, tmp_path):
     assert shown["baseline"] == "all-digital" and [r["n_analog"] for r in shown["layers"]] == [
         0] * 5
     assert shown["layers"][3]["activations_partition"] == "nominal"
+
+
+def test_an_extra_plot_needs_both_axes(tmp_path):
+    import pytest
+
+    from dse.commands.inspect import pareto_report
+    from hw_models import ConfigError
+    for x, y, color in (("latency", None, None), (None, "energy", None),
+                        (None, None, "accuracy")):
+        with pytest.raises(ConfigError, match="--x and --y"):
+            pareto_report("s", storage=None, study_name=None, x=x, y=y, color=color,
+                          out=None, results_dir=str(tmp_path))

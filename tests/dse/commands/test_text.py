@@ -20,14 +20,3 @@ def test_status_shows_threads_per_worker():
     assert "node1:11  2  (1 threads)" in text
     assert "trial 3 on node1:12 for 0 min 05 s (1 threads)" in text
 
-
-def test_an_extra_plot_needs_both_axes(tmp_path):
-    import pytest
-
-    from dse.commands.inspect import pareto_report
-    from hw_models import ConfigError
-    for x, y, color in (("latency", None, None), (None, "energy", None),
-                        (None, None, "accuracy")):
-        with pytest.raises(ConfigError, match="--x and --y"):
-            pareto_report("s", storage=None, study_name=None, x=x, y=y, color=color,
-                          out=None, results_dir=str(tmp_path))
