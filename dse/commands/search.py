@@ -9,7 +9,7 @@ from typing import Any, Callable, ContextManager, Iterator
 import optuna
 
 from dse.accuracy import AccuracyModel
-from dse.config import SearchConfig, default_study_name, validate, worker_seed
+from dse.config import SearchConfig, default_study_name, validate, worker_index, worker_seed
 from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
 from dse.engines.optuna.storage import (
     default_storage_url,
@@ -201,7 +201,8 @@ def run_provenance(prepared: Prepared) -> dict[str, Any]:
         config=config, identity=prepared.identity, objectives=prepared.problem.objectives,
         baseline_accuracy=(None if prepared.accuracy is None
                            else prepared.accuracy.baseline_accuracy),
-        extra={"storage": shown_url(config.storage or prepared.storage_url)})
+        extra={"storage": shown_url(config.storage or prepared.storage_url),
+               "worker_index": worker_index(config), "worker_seed": worker_seed(config)})
 
 
 def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,

@@ -51,7 +51,8 @@ class OptunaEngine:
         study.sampler = make_sampler(self.sampler, job.seed)
         per_worker = job.budget.per_worker_trials
         total = job.budget.total_trials
-        callback = _ProgressCallback(job, total) if job.progress is not None else None
+        callback = (_ProgressCallback(job, total, per_worker) if job.progress is not None
+                    else None)
         orphans = OrphanCheck(self.storage_url, self.grace_period_s)
 
         def look_for_dead_workers(study: optuna.Study) -> None:
@@ -104,14 +105,17 @@ class _ProgressCallback:
     watch.
     """
 
-    def __init__(self, job: EngineJob, total: int) -> None:
+    def __init__(self, job: EngineJob, total: int, per_worker: int | None) -> None:
         assert job.progress is not None
         self.progress: Progress = job.progress
         self.objectives = list(job.problem.objectives)
         self.total = total
+        self.per_worker = per_worker  # with --trials-per-worker: this worker's own count
+        self.ran = 0
         self.last_s = -np.inf
 
     def __call__(self, study: optuna.Study, trial: Any) -> None:
+        self.ran += 1
         if time.monotonic() - self.last_s >= PROGRESS_INTERVAL_S:
             self.report(study)
 
@@ -126,4 +130,8 @@ class _ProgressCallback:
             status += f", fastest {fastest['latency_s'] * 1e3:.3f} ms"
             if fastest.get("accuracy") is not None:
                 status += f" at {fastest['accuracy']:.2%}"
-        self.progress(min(len(complete), self.total), self.total, status)
+        if self.per_worker is not None:
+            self.progress(self.ran, self.per_worker,
+                          f"(this worker; study {len(complete)} complete) {status}")
+        else:
+            self.progress(min(len(complete), self.total), self.total, status)
