@@ -8,10 +8,11 @@ from typing import Any, Callable, ContextManager, Iterator
 
 import optuna
 
-from dse.accuracy import AccuracyModel
+from dse.accuracy import AccuracyModel, CheckedEstimator
 from dse.config import SearchConfig, default_study_name, validate, worker_seed
 from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
 from dse.engines.optuna.storage import (
+    check_storage_file,
     default_storage_url,
     open_storage,
     shown_url,
@@ -21,7 +22,7 @@ from dse.engines.optuna.storage import (
 from dse.evaluate import candidate_cost, probe_candidate
 from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
-from dse.results.files import write_json
+from dse.results.files import check_not_folders, check_writable_folder, write_json
 from dse.results.ledger import TEST_ACCURACY_ATTR, Ledger, open_ledger
 from dse.results.outputs import write_outputs
 from dse.results.provenance import append_run, resolved_config
@@ -31,6 +32,9 @@ from dse.space import decode
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import load_soc
 from hw_models.dram import dram_preset_path
+
+# written into the results folder before the first trial (checked before training)
+STUDY_FILES = ("config.json", "runs.jsonl")
 
 
 class SearchInterrupted(Exception):
@@ -63,6 +67,12 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None,
     engine_for(config, "")  # an unknown engine or sampler fails before any work
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
+    study_name = config.study or default_study_name(config.network, config.dataset,
+                                                    config.hw, dram_name)
+    storage_url = config.storage or default_storage_url(config.results_dir, study_name)
+    out_dir = Path(config.results_dir) / study_name
+    check_writable_folder(out_dir, what="results folder", hint="pass another --results-dir")
+    check_not_folders(out_dir, STUDY_FILES, hint="pass another --results-dir")
     if threads is not None:
         threads.refresh()  # before any torch work
     limits = Limits(config.max_accuracy_drop_pp, config.latency_budget_s,
@@ -74,21 +84,20 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None,
     problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
                             dram=dram_name, vendor=config.vendor, objectives=objectives,
                             limits=limits)
-    study_name = config.study or default_study_name(config.network, config.dataset,
-                                                    config.hw, dram_name)
-    storage_url = config.storage or default_storage_url(config.results_dir, study_name)
     from dse.accuracy.probe import resolve_device
     resolve_device(config.device)
     database = sqlite_path(storage_url)
     if database is None or database.is_file():  # a new SQLite file is made only to be used
         open_storage(storage_url)  # a bad URL or an unreachable database fails before training
+    else:
+        check_storage_file(database, storage_url)
     accuracy, test_estimator = None, None
     if problem.needs_accuracy:
         accuracy, test_estimator = _accuracy_model(config, problem, progress)
     identity = config.identity(dram_name, hw_path=soc.source_path,
                                dram_path=dram_preset_path(dram_name))
-    return Prepared(config, problem, accuracy, study_name, storage_url,
-                    Path(config.results_dir) / study_name, identity, test_estimator)
+    return Prepared(config, problem, accuracy, study_name, storage_url, out_dir, identity,
+                    test_estimator)
 
 
 def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress | None
@@ -97,7 +106,9 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
     from dse.accuracy.probe import with_baseline
     if config.accuracy_estimator is not None:
         from networks.zoo import import_callable
-        estimator = import_callable(config.accuracy_estimator, what="accuracy estimator")
+        estimator = CheckedEstimator(
+            import_callable(config.accuracy_estimator, what="accuracy estimator"),
+            config.accuracy_estimator)
         return with_baseline(estimator, problem.table.n_layers), None
     from dse.accuracy.probe import DataRequest, ProbeEstimator, probe_setup
     from networks.probe import ProbeConfig
