@@ -12,8 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.accuracy.defaults import DEFAULT_EPOCHS, ProbeDefaults
+from dse.accuracy.defaults import (
+    DEFAULT_EPOCHS,
+    ProbeDefaults,
+    check_epochs,
+    check_probe_counts,
+)
 from dse.metrics import parse_objectives
+from dse.threads import validate_threads
 from hw_models.dram import DEFAULT_VENDOR
 from hw_models.errors import ConfigError
 
@@ -89,12 +95,11 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
         raise ConfigError("--trials-per-worker must be >= 1")
     if not 0 < config.heartbeat_interval_s < config.grace_period_s:
         raise ConfigError("need 0 < --heartbeat-interval < --grace-period")
-    if config.probe_steps < 0 or config.probe_seeds < 1:
-        raise ConfigError("--probe-steps must be >= 0 and --probe-seeds >= 1")
-    if config.threads is not None and config.threads < 1:
-        raise ConfigError("--threads must be >= 1")
-    if config.epochs is not None and config.epochs < 1:
-        raise ConfigError("--epochs must be >= 1")
+    check_probe_counts(config.probe_steps, config.probe_seeds, steps_option="--probe-steps",
+                       seeds_option="--probe-seeds")
+    validate_threads(config.threads)
+    if config.epochs is not None:
+        check_epochs(config.epochs)
     for name, value in (("--latency-budget", config.latency_budget_s),
                         ("--energy-budget", config.energy_budget_j),
                         ("--max-accuracy-drop", config.max_accuracy_drop_pp)):

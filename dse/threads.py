@@ -32,6 +32,8 @@ from hw_models.errors import ConfigError
 # A safety bound on the slots tried when claiming; far above any sensible number of
 # workers on one host, it only keeps a misbehaving file system from looping for ever.
 MAX_SLOTS = 4096
+# --threads above this is a typo, not a machine (and overflows torch's C int further up).
+MAX_THREADS = 4096
 
 # Environment variables read by OpenMP and MKL when a child process starts (this process
 # read them at import time already; torch.set_num_threads is what acts here).
@@ -58,16 +60,18 @@ def available_cpus() -> int:
 
 
 def validate_threads(requested: int | None) -> None:
-    """Reject a ``--threads`` value below 1.
+    """Reject a ``--threads`` value below 1 or above ``MAX_THREADS``.
 
     Args:
         requested: The value given by the user, or None for the default.
 
     Raises:
-        ConfigError: ``requested`` is below 1.
+        ConfigError: ``requested`` is below 1 or above ``MAX_THREADS``.
     """
     if requested is not None and requested < 1:
         raise ConfigError(f"--threads must be at least 1 (got {requested})")
+    if requested is not None and requested > MAX_THREADS:  # torch takes a C int
+        raise ConfigError(f"--threads must be at most {MAX_THREADS} (got {requested})")
 
 
 def threads_for(requested: int | None, workers: int, cpus: int) -> int:

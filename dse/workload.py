@@ -26,6 +26,7 @@ def load_workload(network: str, dataset: str | None = None) -> Workload:
     extract its layer table."""
     spec = get_dataset_spec(reference_dataset(network) if dataset is None else dataset)
     model = build_network(network, spec)
-    table = extract_layer_table(model, spec.input_shape)
+    table = extract_layer_table(model, spec.input_shape,
+                                num_classes=spec.num_classes)
     parameters = sum(p.numel() for p in model.parameters())
     return Workload(network=network, dataset=spec, table=table, parameters=parameters)

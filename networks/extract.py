@@ -10,12 +10,14 @@ from hw_models.errors import ConfigError
 from hw_models.workload import LayerTable, kind_for
 
 
-def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> LayerTable:
+def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int], *,
+                        num_classes: int | None = None) -> LayerTable:
     """Trace ``model`` on one zero input of ``input_shape`` (C, H, W) with forward hooks.
 
     Each call of an ``nn.Conv2d`` or ``nn.Linear`` becomes one row, in execution order; a
     module called more than once gets ``#2``, ``#3``... after its name. The model is left
-    unchanged (eval mode is restored to what it was).
+    unchanged (eval mode is restored to what it was). With ``num_classes``, the output must
+    be one score per class (training and the probe compare it with the labels).
     """
     records: list[dict[str, Any]] = []
     names = {module: name for name, module in model.named_modules()}
@@ -36,7 +38,7 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> 
     try:
         model.eval()
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            output = model(torch.zeros(1, *input_shape))
     except (Exception, SystemExit) as exc:
         raise ConfigError(f"the model fails on input shape {tuple(input_shape)}: "
                           f"{type(exc).__name__}: {exc}") from None
@@ -44,7 +46,21 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int]) -> 
         for hook in hooks:
             hook.remove()
         model.train(was_training)
+    if num_classes is not None:
+        check_class_scores(output, num_classes)
     return LayerTable.from_records(records)
+
+
+def check_class_scores(output: object, num_classes: int) -> None:
+    """One input's output must be ``(1, num_classes)`` scores: a classifier of another
+    width trains on labels out of its range, or not at all."""
+    if isinstance(output, torch.Tensor) and tuple(output.shape) == (1, num_classes):
+        return
+    shape = (f"shape {tuple(output.shape)}" if isinstance(output, torch.Tensor)
+             else f"a {type(output).__name__}, not a tensor")
+    raise ConfigError(f"the model's output for one input is {shape}; the dataset has "
+                      f"{num_classes} classes, so it must be (1, {num_classes}): give its "
+                      "last layer num_classes outputs")
 
 
 def _layer_record(name: str, module: nn.Conv2d | nn.Linear, x: torch.Tensor,

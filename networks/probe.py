@@ -10,6 +10,7 @@ everything that determines them.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from dse.accuracy import ProbeCandidate, ProbeResult
-from dse.accuracy.defaults import ProbeDefaults
+from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeDefaults
 from hw_models.error_models import ERROR_MODELS, ErrorModelParams
 from hw_models.errors import ConfigError
 from networks.datasets import DataBundle
@@ -109,6 +110,9 @@ def _check(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
     config = setup.config
     if config.steps < 0 or config.seeds < 1 or config.batch_size < 1:
         raise ConfigError("probe steps must be >= 0, seeds and batch size >= 1")
+    if config.steps > MAX_PROBE_STEPS or config.seeds > MAX_PROBE_SEEDS:
+        raise ConfigError(f"probe steps must be <= {MAX_PROBE_STEPS:,} and seeds "
+                          f"<= {MAX_PROBE_SEEDS:,}")
     if config.error_model not in ERROR_MODELS:
         raise ConfigError(f"error model must be one of {ERROR_MODELS}")
 
@@ -174,22 +178,49 @@ def _freeze_weight_errors(model: DianaModel) -> None:
 
 
 def _read_cache(cache_dir: Path | None, key: str) -> ProbeResult | None:
+    """The stored result, or None when absent or damaged (it is then measured again); a
+    folder in the entry's place is refused before the probe's work, not after it."""
     if cache_dir is None:
         return None
     path = Path(cache_dir) / f"{key}.json"
+    if path.is_dir():
+        raise ConfigError(f"probe cache entry {path} is a folder, not a file; remove it")
     try:
         document = json.loads(path.read_text())
-        document["accuracy_per_seed"] = tuple(document["accuracy_per_seed"])
-        return ProbeResult(**{**document, "cached": True})
-    except (OSError, ValueError, TypeError, KeyError):
-        return None  # absent or damaged: evaluate again
+    except (OSError, ValueError):
+        return None
+    return _cached_result(document)
+
+
+def _cached_result(document: object) -> ProbeResult | None:
+    """A cache file's result, if it holds the fields of one with numbers in them."""
+    if not isinstance(document, dict):
+        return None
+    per_seed = document.get("accuracy_per_seed")
+    numbers = [document.get(name) for name in ("accuracy_mean", "accuracy_std", "seconds")]
+    if not isinstance(per_seed, list) or not all(map(_is_number, [*numbers, *per_seed])):
+        return None
+    mean, std, seconds = (float(value) for value in numbers
+                          if isinstance(value, (int, float)))  # all are: checked above
+    return ProbeResult(accuracy_mean=mean, accuracy_std=std,
+                       accuracy_per_seed=tuple(float(value) for value in per_seed),
+                       seconds=seconds, cached=True)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _write_cache(cache_dir: Path | None, key: str, result: ProbeResult) -> None:
     if cache_dir is None:
         return
     path = Path(cache_dir) / f"{key}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")  # workers may share the cache
-    temporary.write_text(json.dumps(asdict(result)))
-    temporary.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(asdict(result)))
+        temporary.replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise ConfigError(f"cannot write probe cache entry {path}: {exc.strerror}") from None

@@ -95,7 +95,8 @@ def train_baseline(network: str, bundle: DataBundle, config: TrainConfig, *, dev
     torch.manual_seed(config.seed)
     spec = bundle.spec
     float_model = build_network(network, spec)
-    table = extract_layer_table(float_model, spec.input_shape)
+    table = extract_layer_table(float_model, spec.input_shape,
+                                num_classes=spec.num_classes)
     qat_epochs = round(config.epochs * config.qat_fraction)
     float_epochs = config.epochs - qat_epochs
     steps_per_epoch = bundle.num_batches("train", config.batch_size)
@@ -220,12 +221,15 @@ def checkpoint_path(results_dir: Path, network: str, dataset: str, config: Train
 
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> Checkpoint:
     """Write atomically (temp file, then rename); return the checkpoint with its digest."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": CHECKPOINT_FORMAT, **asdict(checkpoint)}
     payload.pop("digest")
     temporary = path.with_suffix(".tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, temporary)
+        temporary.replace(path)
+    except OSError as exc:  # callers check the folder first; this is the last word
+        raise ConfigError(f"cannot write checkpoint {path}: {exc.strerror}") from None
     return load_checkpoint(path)
 
 

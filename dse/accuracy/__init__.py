@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from hw_models.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ProbeCandidate:
@@ -48,11 +50,33 @@ class AccuracyModel:
     baseline_accuracy: float
 
 
+@dataclass(frozen=True)
+class CheckedEstimator:
+    """A user's estimator (``--accuracy-estimator``) whose every answer is checked: a
+    wrong type is named here, not found deep in the search."""
+
+    estimator: AccuracyEstimator
+    name: str
+
+    def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
+        try:
+            result = self.estimator(candidate)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a user's estimator may fail in any way
+            raise ConfigError(f"accuracy estimator '{self.name}' failed: "
+                              f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(result, ProbeResult):
+            raise ConfigError(f"accuracy estimator '{self.name}' returned "
+                              f"{type(result).__name__}, not a dse.accuracy.ProbeResult")
+        return result
+
+
 def error_free(n_layers: int) -> ProbeCandidate:
     """The all-digital candidate at nominal DRAM (no bit errors)."""
     zeros = tuple(0.0 for _ in range(n_layers))
     return ProbeCandidate((0,) * n_layers, zeros, zeros)
 
 
-__all__ = ["AccuracyEstimator", "AccuracyModel", "ProbeCandidate", "ProbeResult",
-           "error_free"]
+__all__ = ["AccuracyEstimator", "AccuracyModel", "CheckedEstimator", "ProbeCandidate",
+           "ProbeResult", "error_free"]

@@ -3,17 +3,14 @@ fixed setup, and the estimator a search calls."""
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dse.accuracy import (
-    AccuracyEstimator,
-    AccuracyModel,
-    ProbeCandidate,
-    ProbeResult,
-    error_free,
-)
+from dse.accuracy import AccuracyEstimator, AccuracyModel, ProbeCandidate, ProbeResult, error_free
+from dse.accuracy.defaults import check_epochs
 from dse.config import resolved_epochs
+from dse.results.files import check_writable_folder
 from hw_models import ConfigError
 from hw_models.dram import DramDevice
 from hw_models.error_models import ErrorModelParams
@@ -61,8 +58,7 @@ def resolve_device(device: str) -> str:
 
 def train_config(request: DataRequest) -> TrainConfig:
     epochs = resolved_epochs(request.dataset, request.epochs)
-    if epochs < 1:
-        raise ConfigError("--epochs must be >= 1")
+    check_epochs(epochs)
     return TrainConfig(epochs=epochs)
 
 
@@ -79,22 +75,52 @@ def obtain_checkpoint(request: DataRequest, *, progress: Progress | None = None,
     path = checkpoint_path(Path(request.results_dir), request.network, request.dataset, config)
     if path.is_file() and not retrain:
         return load_checkpoint(path, network=request.network, spec=bundle.spec), path, False
+    check_checkpoint_path(path)  # before training, not when saving its result
     checkpoint = train_baseline(request.network, bundle, config, device=device,
                                 progress=progress)
     return save_checkpoint(checkpoint, path), path, True
 
 
+def check_checkpoint_path(path: Path) -> None:
+    """The cached checkpoint's file can be written: no folder in its place, and a folder
+    for it that is (or can be made) writable."""
+    if path.is_dir():
+        raise ConfigError(f"checkpoint file {path} is a folder; remove it or pass another "
+                          "--results-dir")
+    check_writable_folder(path.parent, what="checkpoint folder",
+                          hint="pass another --results-dir")
+
+
+def check_probe_cache(cache_dir: Path) -> None:
+    """The probe cache folder can be written and none of its entries is a folder (found
+    now, not when a probe has done the work whose result it would store)."""
+    check_writable_folder(cache_dir, what="probe cache folder",
+                          hint="pass another --results-dir")
+    if not cache_dir.is_dir():
+        return
+    try:
+        folders = [entry.name for entry in os.scandir(cache_dir)
+                   if entry.name.endswith(".json") and entry.is_dir()]
+    except OSError as exc:
+        raise ConfigError(f"cannot read probe cache folder {cache_dir}: {exc.strerror}"
+                          ) from None
+    if folders:
+        raise ConfigError(f"probe cache entry {cache_dir / folders[0]} is a folder, not a "
+                          "file; remove it")
+
+
 def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | None, *,
                 progress: Progress | None = None) -> ProbeSetup:
     """Everything the probes of one study share (this trains the checkpoint if needed)."""
+    cache_dir = Path(data.results_dir) / "probe_cache"
+    check_probe_cache(cache_dir)  # before training
     checkpoint, _, _ = obtain_checkpoint(data, progress=progress)
     return ProbeSetup(
         checkpoint=checkpoint, bundle=load_dataset(data.dataset, data.data_dir),
         config=config,
         error_params=device.error_params if device else ErrorModelParams(),
         row_bytes=device.row_bytes if device else DEFAULT_ROW_BYTES,
-        device=resolve_device(data.device),
-        cache_dir=Path(data.results_dir) / "probe_cache")
+        device=resolve_device(data.device), cache_dir=cache_dir)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,17 @@ from typing import Any
 
 import optuna
 
-from dse.engines.optuna.storage import MASK, open_storage, shown_url, sqlite_path
+from dse.engines.optuna.storage import (
+    MASK,
+    journal_path,
+    open_storage,
+    shown_url,
+    sqlite_path,
+)
 from dse.evaluate import candidate_cost
 from dse.metrics import metric
 from dse.problem import Problem, build_problem
+from dse.results.files import check_writable_folder
 from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
@@ -41,23 +48,39 @@ def locate(target: str | None, *, storage: str | None, study_name: str | None,
         raise ConfigError("give a study name, its results folder, or --storage and --study")
     folder = Path(target) if Path(target).is_dir() else Path(results_dir) / target
     config_path = folder / "config.json"
+    if config_path.is_dir():
+        raise ConfigError(f"{config_path} is a folder, not a study's settings file; pass "
+                          "--storage URL --study NAME")
     if not config_path.is_file():
         raise ConfigError(f"no study found at '{target}' ({config_path} does not exist)")
-    try:
-        config = json.loads(config_path.read_text())
-        url, name = str(config["storage"]), str(config["study"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{config_path} is damaged ({type(exc).__name__})") from None
+    url, name = _stored_location(config_path)
     if shown_url(url) != url or MASK in url:
         raise ConfigError(f"study '{name}' is in {url}, whose password is not stored: pass "
                           f"--storage URL --study {name}")
     return url, name, folder
 
 
+def _stored_location(config_path: Path) -> tuple[str, str]:
+    """(storage URL, study name) from a results folder's ``config.json``."""
+    try:
+        config = json.loads(config_path.read_text())
+        url, name = config["storage"], config["study"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{config_path} is damaged ({type(exc).__name__}): restore it, or "
+                          "pass --storage URL --study NAME") from None
+    if not isinstance(url, str) or not isinstance(name, str):
+        raise ConfigError(f"{config_path} is damaged (its storage and study are not text): "
+                          "restore it, or pass --storage URL --study NAME")
+    return url, name
+
+
 def load(storage_url: str, name: str) -> optuna.Study:
     database = sqlite_path(storage_url)
     if database is not None and not database.is_file():
         raise ConfigError(f"no study database at {database}")
+    journal = journal_path(storage_url)
+    if journal is not None and not journal.exists():  # reading must not create the file
+        raise ConfigError(f"no study journal at {journal}")
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
@@ -74,8 +97,9 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
     axes = [None if given is None else metric(given).column for given in (x, y, color)]
     url, name, folder = locate(target, storage=storage, study_name=study_name,
                                results_dir=results_dir)
-    study = load(url, name)
     out_dir = Path(out) if out else folder
+    check_writable_folder(out_dir, what="output folder", hint="pass another --out")
+    study = load(url, name)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -8,10 +8,11 @@ from typing import Any, Callable, ContextManager, Iterator
 
 import optuna
 
-from dse.accuracy import AccuracyModel
+from dse.accuracy import AccuracyModel, CheckedEstimator
 from dse.config import SearchConfig, default_study_name, validate, worker_index, worker_seed
 from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
 from dse.engines.optuna.storage import (
+    check_storage_file,
     default_storage_url,
     journal_path,
     open_storage,
@@ -22,7 +23,7 @@ from dse.engines.optuna.storage import (
 from dse.evaluate import candidate_cost, probe_candidate
 from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
-from dse.results.files import write_json
+from dse.results.files import check_not_folders, check_writable_folder, write_json
 from dse.results.ledger import TEST_ACCURACY_ATTR, Ledger, open_ledger
 from dse.results.outputs import write_outputs
 from dse.results.provenance import append_run, resolved_config
@@ -32,6 +33,9 @@ from dse.space import decode
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import load_soc
 from hw_models.dram import dram_preset_path
+
+# written into the results folder before the first trial (checked before training)
+STUDY_FILES = ("config.json", "runs.jsonl")
 
 
 class SearchInterrupted(Exception):
@@ -63,6 +67,10 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     engine_for(config, "")  # an unknown engine or sampler fails before any work
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
+    study_name, storage_url = study_location(config)
+    out_dir = Path(config.results_dir) / study_name
+    check_writable_folder(out_dir, what="results folder", hint="pass another --results-dir")
+    check_not_folders(out_dir, STUDY_FILES, hint="pass another --results-dir")
     limits = Limits(config.max_accuracy_drop_pp, config.latency_budget_s,
                     config.energy_budget_j)
     if "accuracy" in objectives and config.accuracy_estimator is None:
@@ -72,19 +80,20 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
                             dram=dram_name, vendor=config.vendor, objectives=objectives,
                             limits=limits)
-    study_name, storage_url = study_location(config)
     from dse.accuracy.probe import resolve_device
     resolve_device(config.device)
     database = sqlite_path(storage_url)
     if database is None or database.is_file():  # a new SQLite file is made only to be used
         open_storage(storage_url)  # a bad URL or an unreachable database fails before training
+    else:
+        check_storage_file(database, storage_url)
     accuracy, test_estimator = None, None
     if problem.needs_accuracy:
         accuracy, test_estimator = _accuracy_model(config, problem, progress)
     identity = config.identity(dram_name, hw_path=soc.source_path,
                                dram_path=dram_preset_path(dram_name))
-    return Prepared(config, problem, accuracy, study_name, storage_url,
-                    Path(config.results_dir) / study_name, identity, test_estimator)
+    return Prepared(config, problem, accuracy, study_name, storage_url, out_dir, identity,
+                    test_estimator)
 
 
 def study_location(config: SearchConfig) -> tuple[str, str]:
@@ -114,7 +123,9 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
     from dse.accuracy.probe import with_baseline
     if config.accuracy_estimator is not None:
         from networks.zoo import import_callable
-        estimator = import_callable(config.accuracy_estimator, what="accuracy estimator")
+        estimator = CheckedEstimator(
+            import_callable(config.accuracy_estimator, what="accuracy estimator"),
+            config.accuracy_estimator)
         return with_baseline(estimator, problem.table.n_layers), None
     from dse.accuracy.probe import DataRequest, ProbeEstimator, probe_setup
     from networks.probe import ProbeConfig

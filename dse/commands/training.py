@@ -7,12 +7,13 @@ from typing import Any
 import numpy as np
 
 from dse.accuracy import error_free
+from dse.accuracy.defaults import check_probe_counts
 from dse.accuracy.probe import DataRequest, ProbeEstimator, obtain_checkpoint, probe_setup
 from dse.commands.catalogue import CostRequest, dram_setting
 from dse.evaluate import probe_candidate
 from dse.space import Candidate
 from dse.workload import load_workload
-from hw_models import ConfigError, load_soc
+from hw_models import load_soc
 from hw_models.mapping import resolve_mapping
 from hw_models.system import system_cost
 from networks.probe import ProbeConfig
@@ -69,8 +70,7 @@ def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: st
                   vendor: str, vdd_v: float | None, trcd_ns: float | None, partitions: str,
                   error_model: int, steps: int, seeds: int, **data: Any) -> ProbeRequest:
     """``dse probe``'s options as a request, checked."""
-    if steps < 0 or seeds < 1:
-        raise ConfigError("--steps must be >= 0 and --seeds >= 1")
+    check_probe_counts(steps, seeds, steps_option="--steps", seeds_option="--seeds")
     return ProbeRequest(
         data=DataRequest(network=network, dataset=dataset, **data),
         cost=CostRequest(network=network, dataset=dataset, mapping=mapping, hw=hw, dram=dram,

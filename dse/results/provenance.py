@@ -14,6 +14,8 @@ from typing import Any
 import dse
 from dse.host import worker_identity
 from dse.metrics import BY_NAME
+from dse.results.files import write_failure
+from hw_models.errors import ConfigError
 
 LIBRARIES = ("optuna", "numpy", "pandas", "torch")
 
@@ -60,5 +62,8 @@ def append_run(path: Path, record: dict[str, Any]) -> None:
     config.json keeps the settings of the run that created it."""
     line = json.dumps({"started": datetime.datetime.now().isoformat(timespec="seconds"),
                        "worker": worker_identity(), **record}, default=str)
-    with open(path, "a") as handle:
-        handle.write(line + "\n")
+    try:
+        with open(path, "a") as handle:
+            handle.write(line + "\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {write_failure(exc)}") from None

@@ -36,6 +36,7 @@ from optuna import distributions
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from dse.config import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
+from dse.results.files import check_writable_folder
 from hw_models.errors import ConfigError
 
 try:  # private to Optuna: checked, with a fallback to plain writes
@@ -200,9 +201,7 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
     given = url
     path = journal_path(url)
     if path is not None:
-        from optuna.storages.journal import JournalFileBackend
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        return _journal_storage(path, url)
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "mysql"):
         raise ConfigError(f"unknown storage '{url}' (sqlite:///PATH, postgresql://..., "
@@ -221,6 +220,7 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
     if scheme == "sqlite":
         database = sqlite_path(url)
         if database is not None:
+            check_storage_file(database, given)
             database.parent.mkdir(parents=True, exist_ok=True)
     else:
         with warnings.catch_warnings():  # heartbeats and retries are "experimental" in Optuna
@@ -242,6 +242,31 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
             raise ConfigError(f"cannot open storage {shown_url(given)}: {type(exc).__name__}: "
                               f"{reason}") from None
     raise AssertionError("unreachable")
+
+
+def check_storage_file(path: Path, url: str) -> None:
+    """A storage file (SQLite database, journal) is a file, or can be made as one."""
+    if path.is_dir():
+        raise ConfigError(f"storage {shown_url(url)} names the folder {path}; it must name "
+                          "the study's file (a new one is created)")
+    if not path.exists():  # an existing file may be read from a read-only folder
+        check_writable_folder(path.parent, what="storage folder",
+                              hint="pass another --storage")
+
+
+def _journal_storage(path: Path, url: str) -> optuna.storages.JournalStorage:
+    """The journal storage of ``path``; a file that is not an Optuna journal is refused."""
+    from optuna.storages.journal import JournalFileBackend
+    check_storage_file(path, url)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the journal is read through here; Optuna raises many kinds for a damaged one
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    except OSError as exc:
+        raise ConfigError(f"cannot open journal {path}: {exc.strerror}") from None
+    except Exception as exc:
+        raise ConfigError(f"journal {path} is damaged or not an Optuna journal "
+                          f"({type(exc).__name__}); pass another --storage journal:PATH or "
+                          "restore the file") from None
 
 
 def _creation_race(exc: Exception) -> bool:
