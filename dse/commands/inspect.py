@@ -30,6 +30,7 @@ from dse.results.ledger import (
     stored_table,
     worker_label,
 )
+from dse.results.location import resolve
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
 from dse.space import decode
@@ -53,22 +54,23 @@ def locate(target: str | None, *, storage: str | None, study_name: str | None,
                           "--storage URL --study NAME")
     if not config_path.is_file():
         raise ConfigError(f"no study found at '{target}' ({config_path} does not exist)")
-    url, name = _stored_location(config_path)
+    url, name = stored_location(config_path)
     if shown_url(url) != url or MASK in url:
         raise ConfigError(f"study '{name}' is in {url}, whose password is not stored: pass "
                           f"--storage URL --study {name}")
     return url, name, folder
 
 
-def _stored_location(config_path: Path) -> tuple[str, str]:
-    """(storage URL, study name) from a results folder's ``config.json``."""
+def stored_location(config_path: Path) -> tuple[str, str]:
+    """(storage URL, study name) from a results folder's ``config.json``, the storage
+    resolved against the folder itself."""
     try:
         config = json.loads(config_path.read_text())
-        url, name = config["storage"], config["study"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        url, name = resolve(config, config_path.parent), config["study"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{config_path} is damaged ({type(exc).__name__}): restore it, or "
                           "pass --storage URL --study NAME") from None
-    if not isinstance(url, str) or not isinstance(name, str):
+    if not isinstance(name, str):
         raise ConfigError(f"{config_path} is damaged (its storage and study are not text): "
                           "restore it, or pass --storage URL --study NAME")
     return url, name

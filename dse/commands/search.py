@@ -9,6 +9,7 @@ from typing import Any, Callable, ContextManager, Iterator
 import optuna
 
 from dse.accuracy import AccuracyModel, CheckedEstimator
+from dse.commands.inspect import stored_location
 from dse.config import SearchConfig, default_study_name, validate, worker_index, worker_seed
 from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
 from dse.engines.optuna.storage import (
@@ -25,6 +26,7 @@ from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
 from dse.results.files import check_not_folders, check_writable_folder, write_json
 from dse.results.ledger import TEST_ACCURACY_ATTR, Ledger, open_ledger
+from dse.results.location import check_folder_is_ours, storage_record
 from dse.results.outputs import write_outputs
 from dse.results.provenance import append_run, resolved_config
 from dse.results.tables import trials_frame
@@ -71,6 +73,7 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     out_dir = Path(config.results_dir) / study_name
     check_writable_folder(out_dir, what="results folder", hint="pass another --results-dir")
     check_not_folders(out_dir, STUDY_FILES, hint="pass another --results-dir")
+    check_folder_is_ours(out_dir, storage_url, study_name, stored_location)
     limits = Limits(config.max_accuracy_drop_pp, config.latency_budget_s,
                     config.energy_budget_j)
     if "accuracy" in objectives and config.accuracy_estimator is None:
@@ -206,14 +209,18 @@ def _worker_attrs(policy: ThreadPolicy | None) -> Callable[[], dict[str, Any]]:
 
 
 def run_provenance(prepared: Prepared) -> dict[str, Any]:
+    """config.json / runs.jsonl: the settings, where the study lives (relative to the
+    results folder when it is inside it), this worker's index and seed."""
     config = prepared.config
-    return resolved_config(
-        study=prepared.study_name, storage_shown=shown_url(prepared.storage_url),
-        config=config, identity=prepared.identity, objectives=prepared.problem.objectives,
+    location = storage_record(prepared.storage_url, prepared.out_dir)
+    record = resolved_config(
+        study=prepared.study_name, storage_shown=location["storage"], config=config,
+        identity=prepared.identity, objectives=prepared.problem.objectives,
         baseline_accuracy=(None if prepared.accuracy is None
                            else prepared.accuracy.baseline_accuracy),
         extra={"storage": shown_url(config.storage or prepared.storage_url),
                "worker_index": worker_index(config), "worker_seed": worker_seed(config)})
+    return {**record, **location}
 
 
 def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
