@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 
+from dse.engines.optuna.reader import snapshot
 from dse.engines.optuna.storage import (
     MASK,
     journal_path,
@@ -76,7 +77,9 @@ def stored_location(config_path: Path) -> tuple[str, str]:
     return url, name
 
 
-def load(storage_url: str, name: str) -> optuna.Study:
+def load(storage_url: str, name: str) -> Any:
+    """The study as read now (a ``StudySnapshot`` on database storages: fast for large
+    studies), for reading only."""
     database = sqlite_path(storage_url)
     if database is not None and not database.is_file():
         raise ConfigError(f"no study database at {database}")
@@ -84,9 +87,10 @@ def load(storage_url: str, name: str) -> optuna.Study:
     if journal is not None and not journal.exists():  # reading must not create the file
         raise ConfigError(f"no study journal at {journal}")
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(storage_url))
+        study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
         raise ConfigError(f"study '{name}' does not exist in {shown_url(storage_url)}") from None
+    return snapshot(study)
 
 
 def pareto_report(target: str | None, *, storage: str | None, study_name: str | None,
