@@ -25,21 +25,51 @@ class DseGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        _stop_on_sigterm()
         try:
             status = super().main(*args, **kwargs)
         except (ConfigError, click.ClickException) as exc:
             message = exc.format_message() if isinstance(exc, click.ClickException) else exc
             fail(f"error: {message}", 2)
-        except (click.Abort, KeyboardInterrupt) as exc:
-            from dse.signals import Terminated  # SIGTERM during a search
-            fail("terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted",
-                 143 if isinstance(exc, Terminated) else 130)
+        except _Stopped as exc:
+            fail("terminated (SIGTERM)" if exc.sigterm else "interrupted",
+                 143 if exc.sigterm else 130)
+        except (click.Abort, KeyboardInterrupt):
+            fail("interrupted", 130)
         except Exception as exc:  # a bug: still one line, the traceback on request
             if os.environ.get("DSE_DEBUG"):
                 raise
             fail(f"internal error: {type(exc).__name__}: {exc} (set DSE_DEBUG=1 for the "
                  "traceback)", 1)
         sys.exit(status if isinstance(status, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            from dse.signals import Terminated
+            raise _Stopped(isinstance(exc, Terminated)) from None
+
+
+class _Stopped(Exception):
+    """A signal, carried past click (which would print a blank line and say Aborted)."""
+
+    def __init__(self, sigterm: bool) -> None:
+        super().__init__("terminated" if sigterm else "interrupted")
+        self.sigterm = sigterm
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM before a search's own guard is up (while training, say) stops with the same
+    one line and exit 143, not silently."""
+    import signal
+
+    def stop(signum: int, frame: Any) -> None:
+        from dse.signals import Terminated
+        raise Terminated()
+
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop)
 
 
 def fail(message: str, status: int) -> None:

@@ -365,3 +365,20 @@ def test_every_option_has_help():
                for param in command.params
                if isinstance(param, click.Option) and not param.help]
     assert missing == []
+
+
+def test_sigterm_before_a_search_starts_says_so(tmp_path):
+    # a user model whose construction sends SIGTERM: the signal lands before the search's
+    # own guard, while the network is built
+    (tmp_path / "stopnet.py").write_text(
+        "import os, signal\nfrom torch import nn\n"
+        "def net(input_shape, num_classes):\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return nn.Sequential(nn.Flatten(), nn.LazyLinear(num_classes))\n")
+    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli; cli.main()"
+    result = subprocess.run([sys.executable, "-c", code, "search", "--network", "stopnet:net",
+                             "--dataset", "digits", "--objectives", "latency,energy",
+                             "--results-dir", str(tmp_path / "r")],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 143
+    assert result.stderr.strip().splitlines() == ["dse: terminated (SIGTERM)"]
