@@ -137,7 +137,8 @@ def search_text(summary: dict[str, Any]) -> str:
                 ("DRAM uJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
     trials = ", ".join(f"{count} {state.lower()}" for state, count in summary["trials"].items())
     lines = [f"study {summary['study']}: {trials}; Pareto front ({len(rows)} points):",
-             format_table(rows, columns) if rows else "(empty)"]
+             format_table(rows, columns) if rows
+             else f"(empty: {summary.get('front_note', 'no feasible trial')})"]
     lines += [f"  {item['text']}" for item in summary["improvements"]]
     lines.append(f"results: {summary['results_dir']}  (storage {summary['storage']})")
     return "\n".join(lines)

@@ -147,6 +147,8 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
                       if not frame.empty else []),
         "improvements": [{**item, "text": describe(item)} for item in found],
     }
+    if front.empty:
+        summary["front_note"] = empty_front_reason(frame)
     write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -155,3 +157,16 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     keep = ["trial", "baseline", *METRICS, "accuracy_std", "test_accuracy", "feasible"]
     subset = frame[[c for c in keep if c in frame.columns]]
     return json.loads(subset.to_json(orient="records"))
+
+
+def empty_front_reason(frame: pd.DataFrame) -> str:
+    """Why a study has no front: no complete trial, or which constraints every complete
+    trial breaks."""
+    done = frame[frame["state"] == "COMPLETE"] if not frame.empty else frame
+    if done.empty:
+        return "no trial has completed yet"
+    broken = {column.split(":", 1)[1]: int((done[column] > 0).sum())
+              for column in done.columns if column.startswith("constraint:")}
+    named = ", ".join(f"{name} by {count}" for name, count in broken.items() if count)
+    return (f"none of the {len(done)} complete trials meets every constraint"
+            + (f" ({named})" if named else ""))

@@ -25,3 +25,14 @@ def test_improvements_are_iso_accuracy_over_the_studys_own_objectives():
                       "trial": 3}]
     both = improvements(frame, 1.0, None)
     assert [(f["metric"], f["trial"]) for f in both] == [("latency", 3), ("energy", 2)]
+
+
+def test_an_empty_front_says_why():
+    from dse.results.tables import empty_front_reason
+    frame = pd.DataFrame({"state": ["COMPLETE", "COMPLETE", "FAIL"],
+                          "constraint:latency_over_budget_s": [1e-3, 2e-3, None],
+                          "constraint:energy_over_budget_j": [-1.0, 1.0, None]})
+    assert empty_front_reason(frame) == ("none of the 2 complete trials meets every "
+                                         "constraint (latency_over_budget_s by 2, "
+                                         "energy_over_budget_j by 1)")
+    assert empty_front_reason(frame.iloc[2:]) == "no trial has completed yet"
