@@ -64,11 +64,14 @@ class SearchConfig:
     grace_period_s: int = GRACE_PERIOD_S
 
     def identity(self, dram: str, *, hw_path: str | Path | None = None,
-                 dram_path: str | Path | None = None) -> dict[str, Any]:
+                 dram_path: str | Path | None = None,
+                 checkpoint_sha256: str | None = None) -> dict[str, Any]:
         """The settings a study is bound to; the hardware and DRAM presets also by the
         SHA-256 of their files, so that an edited file is noticed and the same file under
-        another name (a preset by its path) is not. The keys are those studies have always
-        stored (``max_accuracy_drop`` in pp, budgets in s and J)."""
+        another name (a preset by its path) is not; the baseline checkpoint likewise by the
+        digest of its tensors (``networks.train.tensors_sha256``; None when no checkpoint is
+        used), whether it is ``--checkpoint`` or the cached one. The other keys are those
+        studies have always stored (``max_accuracy_drop`` in pp, budgets in s and J)."""
         return {"network": self.network, "dataset": self.dataset, "hw": self.hw,
                 "vendor": self.vendor, "objectives": self.objectives,
                 "max_accuracy_drop": self.max_accuracy_drop_pp,
@@ -78,7 +81,8 @@ class SearchConfig:
                 "probe_seeds": self.probe_seeds, "error_model": self.error_model,
                 "accuracy_estimator": self.accuracy_estimator, "dram": dram,
                 "epochs": resolved_epochs(self.dataset, self.epochs),
-                "hw_sha256": sha256_of(hw_path), "dram_sha256": sha256_of(dram_path)}
+                "hw_sha256": sha256_of(hw_path), "dram_sha256": sha256_of(dram_path),
+                "checkpoint_sha256": checkpoint_sha256}
 
 
 def validate(config: SearchConfig) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ passed in, so tests use a stub.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +14,11 @@ from typing import Any
 import numpy as np
 
 from dse.accuracy import AccuracyModel, ProbeCandidate
-from dse.metrics import BY_NAME
+from dse.metrics import BY_COLUMN, BY_NAME
 from dse.problem import Problem
 from dse.space import Candidate
 from hw_models.dram import DramDevice
+from hw_models.errors import ConfigError
 from hw_models.partitions import Partition, Placement
 from hw_models.system import DramSetting, SystemCost, system_cost
 
@@ -74,10 +76,10 @@ def probe_candidate(candidate: Candidate, cost: SystemCost) -> ProbeCandidate:
                           activation_ber=tuple(float(b) for b in cost.activation_ber))
 
 
-def evaluate(candidate: Candidate, problem: Problem,
-             accuracy: AccuracyModel | None = None) -> Evaluation:
-    """Cost first; the accuracy only when it is an objective and every budget is met."""
-    start = time.perf_counter()
+def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, dict[str, Any]]:
+    """The cost of ``candidate`` and its totals. A total that is not finite in its stored
+    unit or in the unit it is shown in (a preset whose numbers overflow: a clock of 1e-300 Hz
+    gives some 1e303 J, infinite in uJ) is an error naming the presets."""
     cost = candidate_cost(candidate, problem)
     metrics: dict[str, Any] = {
         "latency_s": float(cost.total_latency_s()),
@@ -85,6 +87,24 @@ def evaluate(candidate: Candidate, problem: Problem,
         "dram_energy_j": float(cost.total_dram_energy_j()),
         "compute_energy_j": float(cost.total_compute_energy_j()),
     }
+    shown = {column: BY_COLUMN[column] for column in metrics}
+    bad = [f"{column} = {value:.3g} {shown[column].unit}, "
+           f"{shown[column].shown(value):.3g} {shown[column].display_unit}"
+           for column, value in metrics.items() if not math.isfinite(shown[column].shown(value))]
+    if bad:
+        soc, device = problem.soc, problem.device
+        dram = "no DRAM" if device is None else f"DRAM preset '{device.name}'"
+        raise ConfigError(f"hardware preset '{soc.name}' ({soc.source_path}) with {dram} gives "
+                          f"non-finite costs ({'; '.join(bad)}); check their numbers "
+                          "(e.g. clock_hz)")
+    return cost, metrics
+
+
+def evaluate(candidate: Candidate, problem: Problem,
+             accuracy: AccuracyModel | None = None) -> Evaluation:
+    """Cost first; the accuracy only when it is an objective and every budget is met."""
+    start = time.perf_counter()
+    cost, metrics = cost_metrics(candidate, problem)
     constraints = _budget_constraints(metrics, problem)
     cost_seconds = time.perf_counter() - start
     probed = problem.needs_accuracy and all(value <= 0 for value in constraints.values())

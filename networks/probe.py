@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+import dse
 from dse.accuracy import ProbeCandidate, ProbeResult
 from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeDefaults
 from hw_models.error_models import ERROR_MODELS, ErrorModelParams
@@ -70,7 +72,7 @@ def probe(candidate: ProbeCandidate, *, setup: ProbeSetup) -> ProbeResult:
     key = cache_key(candidate, setup)
     if key in _MEMORY_CACHE:
         return _MEMORY_CACHE[key]
-    on_disk = _read_cache(setup.cache_dir, key)
+    on_disk = _read_cache(setup.cache_dir, key, seeds=setup.config.seeds)
     if on_disk is not None:
         _MEMORY_CACHE[key] = on_disk
         return on_disk
@@ -89,8 +91,10 @@ def probe(candidate: ProbeCandidate, *, setup: ProbeSetup) -> ProbeResult:
 
 
 def cache_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
-    """Hash of the split counts, per-tensor BERs, error model, settings and checkpoint."""
+    """Hash of the split counts, per-tensor BERs, error model, settings, checkpoint and the
+    dse version (a cache written by another version is recomputed, not misread)."""
     document = {
+        "version": dse.__version__,
         "n_analog": list(candidate.n_analog),
         "weight_ber": [float(f"{b:.6g}") for b in candidate.weight_ber],
         "activation_ber": [float(f"{b:.6g}") for b in candidate.activation_ber],
@@ -177,9 +181,10 @@ def _freeze_weight_errors(model: DianaModel) -> None:
         layer.freeze_weight_errors()
 
 
-def _read_cache(cache_dir: Path | None, key: str) -> ProbeResult | None:
-    """The stored result, or None when absent or damaged (it is then measured again); a
-    folder in the entry's place is refused before the probe's work, not after it."""
+def _read_cache(cache_dir: Path | None, key: str, *, seeds: int) -> ProbeResult | None:
+    """The cached result, or None when absent, unreadable or not a valid result (it is then
+    measured again and the file replaced); a folder in the entry's place is refused before
+    the probe's work, not after it."""
     if cache_dir is None:
         return None
     path = Path(cache_dir) / f"{key}.json"
@@ -189,26 +194,41 @@ def _read_cache(cache_dir: Path | None, key: str) -> ProbeResult | None:
         document = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return _cached_result(document)
+    return valid_result(document, seeds=seeds)
 
 
-def _cached_result(document: object) -> ProbeResult | None:
-    """A cache file's result, if it holds the fields of one with numbers in them."""
+CACHE_TOLERANCE = 1e-9  # mean and std against the per-seed values (JSON keeps 17 digits)
+
+
+def valid_result(document: object, *, seeds: int) -> ProbeResult | None:
+    """``document`` as a cached ``ProbeResult`` if it is one: accuracies finite fractions in
+    [0, 1], one per evaluation seed, their mean and standard deviation as stored, seconds
+    finite and >= 0; None otherwise."""
     if not isinstance(document, dict):
         return None
     per_seed = document.get("accuracy_per_seed")
-    numbers = [document.get(name) for name in ("accuracy_mean", "accuracy_std", "seconds")]
-    if not isinstance(per_seed, list) or not all(map(_is_number, [*numbers, *per_seed])):
+    if not isinstance(per_seed, list) or len(per_seed) != seeds:
         return None
-    mean, std, seconds = (float(value) for value in numbers
-                          if isinstance(value, (int, float)))  # all are: checked above
-    return ProbeResult(accuracy_mean=mean, accuracy_std=std,
-                       accuracy_per_seed=tuple(float(value) for value in per_seed),
+    accuracies = [_number(value, 0, 1) for value in per_seed]
+    mean = _number(document.get("accuracy_mean"), 0, 1)
+    std = _number(document.get("accuracy_std"), 0, 1)
+    seconds = _number(document.get("seconds"), 0, math.inf)
+    if mean is None or std is None or seconds is None or None in accuracies:
+        return None
+    values = [value for value in accuracies if value is not None]
+    if (abs(mean - float(np.mean(values))) > CACHE_TOLERANCE
+            or abs(std - float(np.std(values))) > CACHE_TOLERANCE):
+        return None
+    return ProbeResult(accuracy_mean=mean, accuracy_std=std, accuracy_per_seed=tuple(values),
                        seconds=seconds, cached=True)
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _number(value: object, low: float, high: float) -> float | None:
+    """``value`` if it is a finite JSON number in [low, high] (``true`` is not one)."""
+    if (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and low <= value <= high):
+        return float(value)
+    return None
 
 
 def _write_cache(cache_dir: Path | None, key: str, result: ProbeResult) -> None:

@@ -24,7 +24,8 @@ from networks.extract import extract_layer_table
 from networks.zoo import build_network
 
 Progress = Callable[[int, int, str], None]  # (steps done, steps in all, status)
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2          # 2: stores the SHA-256 of its tensors (tensors_sha256)
+LEGACY_FORMATS = (1,)          # written before tensor digests: loaded unverified
 GRADIENT_CLIP_NORM = 5.0
 
 
@@ -59,7 +60,9 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor] = field(repr=False)
     val_accuracy: float             # all-digital, error-free, quantised
     float_val_accuracy: float
-    digest: str = ""                # content hash, set when saved or loaded
+    digest: str = ""                # hash of the file, set when saved or loaded
+    tensors_sha256: str = ""        # tensors_sha256(state_dict), set when saved or loaded
+    tensors_verified: bool = False  # the file stored that digest and the tensors matched it
 
     def build(self) -> DianaModel:
         """The DIANA model with the trained weights (CPU)."""
@@ -214,15 +217,36 @@ class _RandomSplits:
                              seed=int(self.rng.integers(2**31)))
 
 
+class DamagedCheckpoint(ConfigError):
+    """A checkpoint whose tensors do not match the digest stored with them."""
+
+
+def tensors_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state dict: for each tensor in name order, its name, dtype and shape
+    (length-prefixed) and its bytes in row-major order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        header = json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode()
+        data = tensor.reshape(-1).view(torch.uint8).numpy().tobytes()
+        for part in (header, data):
+            digest.update(len(part).to_bytes(8, "little"))
+            digest.update(part)
+    return digest.hexdigest()
+
+
 def checkpoint_path(results_dir: Path, network: str, dataset: str, config: TrainConfig) -> Path:
     safe_network = network.replace(":", "_").replace("/", "_")
     return Path(results_dir) / "checkpoints" / f"{safe_network}-{dataset}-{config.key()}.pt"
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> Checkpoint:
-    """Write atomically (temp file, then rename); return the checkpoint with its digest."""
-    payload = {"format": CHECKPOINT_FORMAT, **asdict(checkpoint)}
+    """Write atomically (temp file, then rename) with the digest of the tensors; return the
+    checkpoint as read back (digests set, tensors verified)."""
+    payload = {"format": CHECKPOINT_FORMAT, **asdict(checkpoint),
+               "tensors_sha256": tensors_sha256(checkpoint.state_dict)}
     payload.pop("digest")
+    payload.pop("tensors_verified")
     temporary = path.with_suffix(".tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -234,21 +258,37 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> Checkpoint:
 
 
 def load_checkpoint(path: Path, *, network: str | None = None,
-                    spec: DatasetSpec | None = None) -> Checkpoint:
-    """Read a checkpoint; check it matches ``network`` and the dataset's shape and classes."""
+                    spec: DatasetSpec | None = None, remedy: str | None = None) -> Checkpoint:
+    """Read a checkpoint; check its tensors against their stored digest (a file written
+    before digests, format 1, loads unverified) and that it matches ``network`` and the
+    dataset's shape and classes. ``remedy`` ends the message for a damaged file."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-        if payload.pop("format") != CHECKPOINT_FORMAT:
+        file_format = payload.pop("format")
+        if file_format == CHECKPOINT_FORMAT:
+            stored = payload.pop("tensors_sha256")
+            if not isinstance(stored, str):
+                raise ValueError("no tensor digest")
+        elif file_format in LEGACY_FORMATS:
+            stored = None
+        else:
             raise ValueError("unknown format")
+        actual = tensors_sha256(payload["state_dict"])
         checkpoint = Checkpoint(**{**payload, "input_shape": tuple(payload["input_shape"]),
                                    "layer_names": tuple(payload["layer_names"]),
-                                   "digest": digest})
+                                   "digest": digest, "tensors_sha256": actual,
+                                   "tensors_verified": stored is not None})
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} does not exist") from None
     except Exception as exc:  # torch raises many kinds for a damaged file
         raise ConfigError(f"checkpoint {path} is corrupt or not a dse checkpoint "
                           f"({type(exc).__name__})") from None
+    if stored is not None and stored != actual:
+        raise DamagedCheckpoint(
+            f"checkpoint {path} is damaged (its tensors do not match their digest); "
+            + (remedy or "restore an intact copy of the file or train a new one "
+                         "(dse train)"))
     if network is not None and checkpoint.network != network:
         raise ConfigError(f"checkpoint {path} is of network '{checkpoint.network}', "
                           f"not '{network}'")

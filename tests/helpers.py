@@ -27,3 +27,58 @@ def resnet20_records() -> list[dict]:
 def one_layer(**shape) -> LayerTable:
     """A one-row table; shape keys as in LayerTable.from_records."""
     return LayerTable.from_records([dict(name="layer", kind="conv", **shape)])
+
+
+def tiny_checkpoint(path=None, *, seed: int = 0, results_dir=None):
+    """An untrained resnet8 / synthetic checkpoint (weights drawn with ``seed``, calibrated),
+    saved at ``path``, or with ``results_dir`` where ``dse train --dataset synthetic --epochs
+    1`` caches it; returns the file. Builds in well under a second, no training."""
+    from pathlib import Path
+
+    import torch
+
+    from networks.datasets import load_dataset
+    from networks.diana_model import calibrate, to_diana
+    from networks.extract import extract_layer_table
+    from networks.train import (
+        Checkpoint,
+        TrainConfig,
+        checkpoint_path,
+        save_checkpoint,
+    )
+    from networks.zoo import build_network
+
+    bundle = load_dataset("synthetic")
+    torch.manual_seed(seed)
+    float_model = build_network("resnet8", bundle.spec)
+    table = extract_layer_table(float_model, bundle.spec.input_shape)
+    model = to_diana(float_model, table.name)
+    calibrate(model, next(bundle.batches("train", 256, shuffle=False))[0])
+    if results_dir is not None:
+        path = checkpoint_path(Path(results_dir), "resnet8", "synthetic", TrainConfig(epochs=1))
+    checkpoint = Checkpoint(
+        network="resnet8", dataset="synthetic", input_shape=bundle.spec.input_shape,
+        num_classes=bundle.spec.num_classes, layer_names=table.name,
+        train_config={"epochs": 1, "seed": seed},
+        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+        val_accuracy=0.5, float_val_accuracy=0.5)
+    save_checkpoint(checkpoint, Path(path))
+    return Path(path)
+
+
+def flip_tensor_bytes(source, target, count: int = 64) -> None:
+    """Copy checkpoint ``source`` to ``target`` with ``count`` bytes inverted inside the data
+    of its largest tensor (the zip structure stays intact: torch still loads it)."""
+    from pathlib import Path
+
+    import torch
+
+    payload = torch.load(source, map_location="cpu", weights_only=True)
+    tensor = max(payload["state_dict"].values(), key=lambda t: t.numel())
+    raw = tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+    data = bytearray(Path(source).read_bytes())
+    start = data.find(raw)
+    assert start >= 0 and len(raw) > count + 16, "the tensor's bytes are not in the file"
+    for offset in range(start + 16, start + 16 + count):
+        data[offset] ^= 0xFF
+    Path(target).write_bytes(bytes(data))

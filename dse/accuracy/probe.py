@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,7 +75,8 @@ def obtain_checkpoint(request: DataRequest, *, progress: Progress | None = None,
         return load_checkpoint(path, network=request.network, spec=bundle.spec), path, False
     path = checkpoint_path(Path(request.results_dir), request.network, request.dataset, config)
     if path.is_file() and not retrain:
-        return load_checkpoint(path, network=request.network, spec=bundle.spec), path, False
+        return load_checkpoint(path, network=request.network, spec=bundle.spec,
+                               remedy=retrain_remedy(request, config)), path, False
     check_checkpoint_path(path)  # before training, not when saving its result
     checkpoint = train_baseline(request.network, bundle, config, device=device,
                                 progress=progress)
@@ -107,6 +109,16 @@ def check_probe_cache(cache_dir: Path) -> None:
     if folders:
         raise ConfigError(f"probe cache entry {cache_dir / folders[0]} is a folder, not a "
                           "file; remove it")
+
+
+def retrain_remedy(request: DataRequest, config: TrainConfig) -> str:
+    """What to run when the cached checkpoint is damaged (search and probe have no
+    --retrain: ``dse train`` replaces the file they read)."""
+    command = ["dse", "train", "--network", request.network, "--dataset", request.dataset,
+               "--epochs", str(config.epochs), "--results-dir", request.results_dir]
+    if request.data_dir is not None:
+        command += ["--data-dir", request.data_dir]
+    return f"it is the cached checkpoint: train it again with {shlex.join(command)} --retrain"
 
 
 def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | None, *,

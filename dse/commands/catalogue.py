@@ -18,10 +18,11 @@ from hw_models.dram import (
 )
 from hw_models.mapping import resolve_mapping
 from hw_models.partitions import LAYOUTS, named_placement, placement_from_file
-from hw_models.system import DramSetting, system_cost
+from hw_models.system import DramSetting, SystemCost, system_cost
 
 LAYER_COLUMNS = ("name", "kind", "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
                  "macs", "weights")
+LARGEST_SHOWN_SCALE = 1e6  # dse cost prints times in us and ms, energies in uJ
 NOT_COSTED_NOTE = ("add, pooling and activation layers are not costed "
                    "(as in ODiMO's DIANA model)")
 
@@ -123,7 +124,7 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
     n_analog = resolve_mapping(request.mapping, table, soc)
     dram = dram_setting(request, table, soc)
     cost = system_cost(table, soc, n_analog, dram, overlap=request.overlap)
-    if not (np.isfinite(cost.latency_s).all() and np.isfinite(cost.energy_j).all()):
+    if not costs_are_finite(cost):
         raise ConfigError(f"hardware preset '{request.hw}' gives non-finite costs; check its "
                           "numbers (e.g. clock_hz)")
     compute = cost.compute
@@ -165,6 +166,18 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
         },
         "note": NOT_COSTED_NOTE,
     }
+
+
+def costs_are_finite(cost: SystemCost) -> bool:
+    """Every per-layer value and total ``dse cost`` prints is finite, also in the unit it is
+    printed in (finite layers may overflow in their sum, a finite 1e303 J in uJ)."""
+    per_layer = (cost.latency_s, cost.latency_cycles, cost.energy_j, cost.dram_time_s,
+                 cost.dram_energy_j, cost.compute.energy_j)
+    totals = (cost.total_latency_s(), cost.total_latency_s() * cost.compute.clock_hz,
+              cost.total_energy_j(), cost.total_dram_energy_j(), cost.total_compute_energy_j())
+    with np.errstate(over="ignore", invalid="ignore"):
+        return all(np.isfinite(np.asarray(values, dtype=float) * LARGEST_SHOWN_SCALE).all()
+                   for values in (*per_layer, totals))
 
 
 def _dram_summary(dram: DramSetting | None, overlap: bool) -> dict[str, Any] | None:

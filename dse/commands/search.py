@@ -21,11 +21,16 @@ from dse.engines.optuna.storage import (
     single_writer,
     sqlite_path,
 )
-from dse.evaluate import candidate_cost, probe_candidate
+from dse.evaluate import candidate_cost, cost_metrics, probe_candidate
 from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
 from dse.results.files import check_not_folders, check_writable_folder, write_json
-from dse.results.ledger import TEST_ACCURACY_ATTR, Ledger, open_ledger
+from dse.results.ledger import (
+    TEST_ACCURACY_ATTR,
+    Ledger,
+    baseline_candidates,
+    open_ledger,
+)
 from dse.results.location import check_folder_is_ours, storage_record
 from dse.results.outputs import write_outputs
 from dse.results.provenance import append_run, resolved_config
@@ -90,11 +95,14 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
         open_storage(storage_url)  # a bad URL or an unreachable database fails before training
     else:
         check_storage_file(database, storage_url)
-    accuracy, test_estimator = None, None
+    check_costs(problem)  # a preset whose costs overflow fails before training
+    accuracy, test_estimator, checkpoint_sha256 = None, None, None
     if problem.needs_accuracy:
-        accuracy, test_estimator = _accuracy_model(config, problem, progress)
+        accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(config, problem,
+                                                                      progress)
     identity = config.identity(dram_name, hw_path=soc.source_path,
-                               dram_path=dram_preset_path(dram_name))
+                               dram_path=dram_preset_path(dram_name),
+                               checkpoint_sha256=checkpoint_sha256)
     return Prepared(config, problem, accuracy, study_name, storage_url, out_dir, identity,
                     test_estimator)
 
@@ -120,16 +128,25 @@ def worker_threads(config: SearchConfig) -> Iterator[ThreadPolicy]:
         yield policy
 
 
+def check_costs(problem: Problem) -> None:
+    """Cost the baseline mappings once: a preset that gives a non-finite total is an error
+    (naming it) before any study is created."""
+    for _, candidate in baseline_candidates(problem):
+        cost_metrics(candidate, problem)
+
+
 def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress | None
-                    ) -> tuple[AccuracyModel, Any]:
-    """The probe (or the user's estimator) with its all-digital baseline measured."""
+                    ) -> tuple[AccuracyModel, Any, str | None]:
+    """The probe (or the user's estimator) with its all-digital baseline measured; the
+    probe's test-split twin and the digest of the checkpoint's tensors (None for the
+    user's estimator)."""
     from dse.accuracy.probe import with_baseline
     if config.accuracy_estimator is not None:
         from networks.zoo import import_callable
         estimator = CheckedEstimator(
             import_callable(config.accuracy_estimator, what="accuracy estimator"),
             config.accuracy_estimator)
-        return with_baseline(estimator, problem.table.n_layers), None
+        return with_baseline(estimator, problem.table.n_layers), None, None
     from dse.accuracy.probe import DataRequest, ProbeEstimator, probe_setup
     from networks.probe import ProbeConfig
     data = DataRequest(network=config.network, dataset=config.dataset,
@@ -139,7 +156,8 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
     probe_config = ProbeConfig(steps=config.probe_steps, seeds=config.probe_seeds,
                                error_model=config.error_model, seed=config.seed)
     probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress))
-    return with_baseline(probe, problem.table.n_layers), probe.on_split("test")
+    return (with_baseline(probe, problem.table.n_layers), probe.on_split("test"),
+            probe.setup.checkpoint.tensors_sha256)
 
 
 def engine_for(config: SearchConfig, storage_url: str) -> Engine:

@@ -205,7 +205,10 @@ def train_text(report: dict[str, Any]) -> str:
     state = "trained" if report["trained"] else "cached"
     return (f"{report['network']} on {report['dataset']}: {state} checkpoint "
             f"{report['checkpoint']}\nvalidation accuracy {report['val_accuracy']:.2%} "
-            f"(DIANA-quantised, all digital; float {report['float_val_accuracy']:.2%})")
+            f"(DIANA-quantised, all digital; float {report['float_val_accuracy']:.2%})"
+            + ("" if report.get("tensors_verified", True) else
+               "\nno digest of its tensors (written before dse stored one): not checked "
+               "for damage"))
 
 
 def probe_text(report: dict[str, Any]) -> str:

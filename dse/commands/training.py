@@ -25,6 +25,8 @@ def train_report(request: DataRequest, *, progress: Progress | None = None,
     checkpoint, path, trained = obtain_checkpoint(request, progress=progress, retrain=retrain)
     return {"network": checkpoint.network, "dataset": checkpoint.dataset,
             "checkpoint": str(path), "trained": trained,
+            "tensors_sha256": checkpoint.tensors_sha256,
+            "tensors_verified": checkpoint.tensors_verified,
             "val_accuracy": checkpoint.val_accuracy,
             "float_val_accuracy": checkpoint.float_val_accuracy,
             "train_config": checkpoint.train_config}

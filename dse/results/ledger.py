@@ -39,6 +39,7 @@ SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
 REQUEUED_ATTR = "requeued"            # how often a dead worker's queued trial came back
 
 BASELINES = ("all-digital", "all-analog", "diana-heuristic", "min-latency")
+CHECKPOINT_DIGEST = "checkpoint_sha256"  # identity key: the baseline checkpoint's tensors
 CONFIG_WAIT_S = 60          # how long a joining worker waits for the creator to finish
 HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5
 
@@ -85,18 +86,24 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
             raise ConfigError(f"study '{name}' exists but its creator never finished setting "
                               "it up; delete it or use another --study")
         time.sleep(0.2)
-    stored, identity = _comparable(stored), _comparable(identity)
-    if stored != identity:
-        differing = sorted(k for k in set(identity) | set(stored)
-                           if stored.get(k) != identity.get(k))
+    legacy = CHECKPOINT_DIGEST not in stored  # made before studies were bound to the
+    # checkpoint's contents: its path is compared, as it was then
+    now = {k: v for k, v in identity.items() if not (legacy and k == CHECKPOINT_DIGEST)}
+    comparable_stored, comparable_now = _comparable(stored), _comparable(now)
+    if comparable_stored != comparable_now:
+        differing = sorted(k for k in set(comparable_now) | set(comparable_stored)
+                           if comparable_stored.get(k) != comparable_now.get(k))
         raise ConfigError(f"study '{name}' exists with other settings ({', '.join(differing)}"
                           "); pass --study NEW_NAME or the original settings")
+    if legacy and identity.get(CHECKPOINT_DIGEST) is not None:
+        study.set_user_attr(CONFIG_ATTR, identity)  # from now on bound to these contents
 
 
 def _comparable(identity: dict[str, Any]) -> dict[str, Any]:
-    """Presets compare by file contents: 'diana' and the path of its file are the same."""
+    """Presets compare by file contents: 'diana' and the path of its file are the same; so
+    does the checkpoint, by the digest of its tensors, where it has one."""
     comparable = dict(identity)
-    for key in ("hw", "dram"):
+    for key in ("hw", "dram", "checkpoint"):
         if comparable.get(f"{key}_sha256") is not None:
             comparable[key] = comparable.pop(f"{key}_sha256")
     return comparable
