@@ -31,7 +31,7 @@ def write_entry(cache_dir: Path, document: object) -> Path:
 
 def test_a_sound_cache_entry_is_read(tmp_path):
     write_entry(tmp_path, GOOD)
-    assert probe_module._read_cache(tmp_path, KEY) == ProbeResult(
+    assert probe_module._read_cache(tmp_path, KEY, seeds=2) == ProbeResult(
         accuracy_mean=0.75, accuracy_std=0.01, accuracy_per_seed=(0.74, 0.76), seconds=1.5,
         cached=True)
 
@@ -49,14 +49,14 @@ def test_a_sound_cache_entry_is_read(tmp_path):
 ])
 def test_a_cache_entry_with_wrong_types_counts_as_absent(document, tmp_path):
     path = write_entry(tmp_path, document)
-    assert probe_module._read_cache(tmp_path, KEY) is None  # measured again, not an error
+    assert probe_module._read_cache(tmp_path, KEY, seeds=2) is None  # measured again, not an error
     assert json.loads(path.read_text()) == document
 
 
 def test_a_cache_entry_that_is_a_folder_is_refused(tmp_path):
     (tmp_path / f"{KEY}.json").mkdir()
     with pytest.raises(ConfigError, match="is a folder, not a file; remove it"):
-        probe_module._read_cache(tmp_path, KEY)
+        probe_module._read_cache(tmp_path, KEY, seeds=2)
 
 
 def test_an_unwritable_cache_entry_is_a_config_error(tmp_path):
