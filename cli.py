@@ -27,10 +27,12 @@ class DseGroup(click.Group):
         kwargs["standalone_mode"] = False
         _stop_on_sigterm()
         try:
-            status = super().main(*args, **kwargs)
+            result = super().main(*args, **kwargs)
         except (ConfigError, click.ClickException) as exc:
             message = exc.format_message() if isinstance(exc, click.ClickException) else exc
-            fail(f"error: {message}", 2)
+            # a ConfigError may name its own status (a lost database connection: 75)
+            status = getattr(exc, "exit_code", 2) if isinstance(exc, ConfigError) else 2
+            fail(f"error: {message}", status)
         except _Stopped as exc:
             fail("terminated (SIGTERM)" if exc.sigterm else "interrupted",
                  143 if exc.sigterm else 130)
@@ -41,7 +43,7 @@ class DseGroup(click.Group):
                 raise
             fail(f"internal error: {type(exc).__name__}: {exc} (set DSE_DEBUG=1 for the "
                  "traceback)", 1)
-        sys.exit(status if isinstance(status, int) else 0)
+        sys.exit(result if isinstance(result, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -454,6 +456,22 @@ def status(target: str | None, storage: str | None, study_name: str | None, resu
     report = status_report(target, storage=storage, study_name=study_name,
                            results_dir=results_dir)
     echo_json(report) if as_json else click.echo(status_text(report))
+
+
+@cli.command("repair-journal")
+@click.argument("path")
+@json_option
+def repair_journal(path: str, as_json: bool) -> None:
+    """Remove the torn last line a lost worker left in a journal file (PATH or journal:PATH).
+
+    Every complete record is kept; the original is kept as PATH.bak-<time>. Run it while no
+    worker writes to the journal.
+    """
+    from dse.commands.inspect import repair_journal_report
+    from dse.commands.text import repair_text
+
+    report = repair_journal_report(path)
+    echo_json(report) if as_json else click.echo(repair_text(report))
 
 
 def main() -> None:

@@ -85,8 +85,17 @@ class SearchConfig:
                 "checkpoint_sha256": checkpoint_sha256}
 
 
+def check_storage(storage: str | None) -> None:
+    """``--storage ""`` (an unset ``$DB_URL``) is refused: taken as "not given", every
+    worker of a cluster would search its own private SQLite study."""
+    if storage is not None and not storage.strip():
+        raise ConfigError("--storage is empty (is the variable holding the URL unset?): give "
+                          "a storage URL, or leave --storage out")
+
+
 def validate(config: SearchConfig) -> tuple[str, ...]:
     """Check every setting that needs no file or library; return the objectives."""
+    check_storage(config.storage)
     if config.trials < 1:
         raise ConfigError("--trials must be >= 1")
     if config.seed < 0 or (config.worker or 0) < 0 or not 0 <= worker_seed(config) < MAX_SEED:

@@ -1,4 +1,5 @@
-"""``dse pareto`` and ``dse show``: read a study (also while it runs) and report on it."""
+"""``dse pareto``, ``show`` and ``status``: read a study (also while it runs) and report on
+it; ``dse repair-journal``: mend a torn journal file."""
 from __future__ import annotations
 
 import datetime
@@ -8,6 +9,8 @@ from typing import Any
 
 import optuna
 
+from dse.config import check_storage
+from dse.engines.optuna.journal import repair_journal
 from dse.engines.optuna.reader import snapshot
 from dse.engines.optuna.storage import (
     MASK,
@@ -41,6 +44,7 @@ from hw_models import ConfigError
 def locate(target: str | None, *, storage: str | None, study_name: str | None,
            results_dir: str) -> tuple[str, str, Path]:
     """(storage URL, study name, results folder) from a folder, a study name or --storage."""
+    check_storage(storage)
     if storage is not None:
         name = study_name or target
         if name is None:  # neither given, or --study "" without TARGET
@@ -201,3 +205,8 @@ def status_report(target: str | None, *, storage: str | None, study_name: str | 
             "front_size": len(front),
             "last_completion": max(completed).isoformat() if completed else None}
 
+
+
+def repair_journal_report(target: str) -> dict[str, Any]:
+    """``dse repair-journal PATH`` (or ``journal:PATH``): see ``repair_journal``."""
+    return repair_journal(journal_path(target) or Path(target))

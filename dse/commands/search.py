@@ -12,7 +12,9 @@ from dse.accuracy import AccuracyModel, CheckedEstimator
 from dse.commands.inspect import stored_location
 from dse.config import SearchConfig, default_study_name, validate, worker_index, worker_seed
 from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
+from dse.engines.optuna.journal import TornJournal
 from dse.engines.optuna.storage import (
+    StorageConnectionLost,
     check_storage_file,
     default_storage_url,
     journal_path,
@@ -207,6 +209,23 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                     finish(study, prepared, test_split=False)
                 raise SearchInterrupted("SIGTERM" if terminated else "interrupted",
                                         143 if terminated else 130, prepared.out_dir) from None
+            except (StorageConnectionLost, TornJournal) as exc:
+                guard.hold()
+                raise type(exc)(f"{exc}; {_results_after_failure(study, prepared)}") from None
+
+
+def _results_after_failure(study: optuna.Study, prepared: Prepared) -> str:
+    """Write the results from what the storage holds, if it answers again; say so."""
+    resume = "the study keeps its finished trials (the same command resumes it)"
+    try:
+        finish(study, prepared, test_split=False)
+    except StorageConnectionLost:
+        return (f"{resume}; the results in {prepared.out_dir} could not be written (the "
+                "database still does not answer): `dse pareto` writes them once it does")
+    except Exception as exc:
+        return (f"{resume}; the results in {prepared.out_dir} could not be written "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())})")
+    return f"{resume}; the results in {prepared.out_dir} are written from them"
 
 
 def _host_key(storage_url: str, study_name: str) -> str:

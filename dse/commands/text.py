@@ -218,3 +218,26 @@ def probe_text(report: dict[str, Any]) -> str:
             f"{report['baseline_accuracy']:.2%}; max BER weights "
             f"{report['max_weight_ber']:.1e}, activations {report['max_activation_ber']:.1e}; "
             f"{report['seconds']:.1f} s{', cached' if report['cached'] else ''})")
+
+
+def repair_text(report: dict[str, Any]) -> str:
+    studies = "; ".join(f"study {s['study']}: {s['trials']} trials"
+                        for s in report["studies"]) or "no study"
+    if not report["changed"]:
+        return (f"journal {report['journal']} is intact ({report['records']} records); "
+                f"nothing changed ({studies})")
+    torn = report["torn_lines"]
+    done = []
+    if torn:
+        lines = ", ".join(str(entry["line"]) for entry in torn)
+        done.append(f"removed {report['removed_bytes']} torn bytes (line{'s' * (len(torn) > 1)} "
+                    f"{lines})")
+    if report["salvaged_records"]:
+        done.append(f"kept {report['salvaged_records']} complete record(s) written after a "
+                    "torn one")
+    if report["completed_last_line"]:
+        done.append("ended the last record, complete but for its newline, with one")
+    return "\n".join([f"repaired journal {report['journal']}: {'; '.join(done)}",
+                      f"kept {report['records']} complete records; the original is in "
+                      f"{report['backup']}",
+                      f"the journal reads again: {studies}"])

@@ -1,6 +1,7 @@
 """Storages by URL, the SQLite single-writer lock, and batched trial writes."""
 from __future__ import annotations
 
+import datetime
 import re
 import threading
 
@@ -154,3 +155,214 @@ def test_storage_creation_races_are_retried_on_every_database():
     assert _creation_race(Exception("(1062, \"Duplicate entry 'v3.2.0.a' for key 'PRIMARY'\")"))
     assert _creation_race(Exception('duplicate key value violates unique constraint "x"'))
     assert not _creation_race(Exception("password authentication failed"))
+
+
+# -- lost database connections: the retries (a fake failing call; SQLite) ----------------
+
+def _lost_connection(statement: str = "SELECT 1") -> Exception:
+    """What Optuna raises when SQLAlchemy finds the server closed the connection."""
+    dropped = sqlalchemy.exc.OperationalError(
+        statement, {}, Exception("server closed the connection unexpectedly"),
+        connection_invalidated=True)
+    try:
+        raise optuna.exceptions.StorageInternalError("An exception is raised during the "
+                                                     "commit.") from dropped
+    except optuna.exceptions.StorageInternalError as exc:
+        return exc
+
+
+@pytest.fixture()
+def pauses(monkeypatch):
+    """The pauses between attempts, recorded instead of slept."""
+    from dse.engines.optuna import storage as module
+    slept: list[float] = []
+    monkeypatch.setattr(module, "_sleep", slept.append)
+    return slept
+
+
+class FlakyCall:
+    """Fails with a lost connection ``failures`` times, then returns 42."""
+
+    def __init__(self, failures: int, error=_lost_connection) -> None:
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error()
+        return 42
+
+
+def test_a_call_that_lost_its_connection_is_made_again_after_a_growing_pause(pauses):
+    from dse.engines.optuna.storage import ATTEMPTS, BACKOFF_S, with_retries
+    call = FlakyCall(failures=ATTEMPTS - 1)
+    assert with_retries(call, where="postgresql://db") == 42
+    assert call.calls == ATTEMPTS and len(pauses) == ATTEMPTS - 1
+    assert BACKOFF_S * 0.75 <= pauses[0] <= BACKOFF_S * 1.25 < pauses[1]
+
+
+def test_a_connection_lost_on_every_attempt_is_one_clear_error(pauses):
+    from dse.engines.optuna.storage import (
+        ATTEMPTS,
+        StorageConnectionLost,
+        shown_url,
+        with_retries,
+    )
+    call = FlakyCall(failures=100)
+    where = shown_url("postgresql://dse:secret@dbhost/dse")
+    with pytest.raises(StorageConnectionLost) as raised:
+        with_retries(call, where=where)
+    assert call.calls == ATTEMPTS
+    message = str(raised.value)
+    assert message == ("the database connection was lost: postgresql://dse:***@dbhost/dse "
+                       f"did not answer in {ATTEMPTS} attempts (Exception: server closed the "
+                       "connection unexpectedly)")
+    assert raised.value.exit_code == 75 and isinstance(raised.value, ConfigError)
+
+
+@pytest.mark.parametrize("error", [
+    lambda: ValueError("not a connection problem"),
+    lambda: sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("database is locked")),
+    lambda: optuna.exceptions.UpdateFinishedTrialError("finished"),
+])
+def test_other_errors_are_not_retried(pauses, error):
+    from dse.engines.optuna.storage import with_retries
+    call = FlakyCall(failures=1, error=error)
+    with pytest.raises(Exception) as raised:
+        with_retries(call, where="postgresql://db")
+    assert call.calls == 1 and type(raised.value) is type(error()) and pauses == []
+
+
+def test_the_drivers_connection_errors_are_recognised():
+    import psycopg
+
+    from dse.engines.optuna.storage import is_disconnect
+    assert is_disconnect(_lost_connection())
+    refused = sqlalchemy.exc.OperationalError(None, None, psycopg.OperationalError(
+        "connection refused"))  # at connect time: SQLAlchemy does not mark it invalidated
+    assert is_disconnect(refused)
+    assert is_disconnect(psycopg.errors.AdminShutdown("terminating connection"))
+    assert not is_disconnect(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("dup")))
+    assert not is_disconnect(KeyError("no such study"))
+
+
+def test_a_write_that_committed_before_its_connection_dropped_is_not_made_twice(pauses):
+    from dse.engines.optuna.storage import UNDONE, with_retries
+    stored: list[str] = []
+
+    def write() -> str:
+        stored.append("row")
+        if len(stored) == 1:
+            raise _lost_connection("COMMIT")  # committed, but the answer never came
+        return "written"
+
+    assert with_retries(write, where="db", settle=lambda: "found" if stored else UNDONE) \
+        == "found"
+    assert stored == ["row"]
+    stored.clear()
+    assert with_retries(FlakyCall(1), where="db", settle=lambda: UNDONE) == 42
+
+
+def _committed_then_lost(monkeypatch, owner, name):
+    """``owner.name`` does its work, then (the first time) reports a lost connection."""
+    real, calls = getattr(owner, name), []
+
+    def flaky(*args, **kwargs):
+        calls.append(args)
+        result = real(*args, **kwargs)
+        if len(calls) == 1:
+            raise _lost_connection()
+        return result
+    monkeypatch.setattr(owner, name, flaky)
+    return calls
+
+
+def test_a_new_trial_whose_answer_was_lost_is_found_by_its_token(storage, monkeypatch, pauses):
+    from dse.engines.optuna.storage import CREATED_ATTR
+    study = optuna.create_study(storage=storage)
+    calls = _committed_then_lost(monkeypatch, BatchedRDBStorage, "_create_trial_once")
+    trial = study.ask()
+    study.tell(trial, 1.0)
+    assert len(calls) == 1 and len(pauses) == 1  # found, not created again
+    [stored] = study.trials
+    assert stored.number == trial.number and stored.state == State.COMPLETE
+    assert len(stored.system_attrs[CREATED_ATTR]) == 32
+    study.enqueue_trial({"x": 1})  # a queued trial is tagged alike
+    assert [t.state for t in study.trials] == [State.COMPLETE, State.WAITING]
+
+
+def test_a_trial_made_from_another_gets_a_token_of_its_own(storage):
+    """As Optuna's heartbeat retry does with a failed trial."""
+    from dse.engines.optuna.storage import CREATED_ATTR
+    study = optuna.create_study(storage=storage)
+    study.tell(study.ask(), state=State.FAIL)
+    failed = study.trials[0]
+    copy_id = storage.create_new_trial(study._study_id, template_trial=failed)
+    copied = storage.get_trial(copy_id)
+    assert copied.state == State.FAIL and copied.number == 1
+    assert copied.system_attrs[CREATED_ATTR] != failed.system_attrs[CREATED_ATTR]
+    assert CREATED_ATTR in failed.system_attrs  # the template is left as it was
+
+
+def test_a_state_change_whose_answer_was_lost_is_not_repeated(storage, monkeypatch, pauses):
+    from optuna.storages import RDBStorage
+    study = optuna.create_study(storage=storage)
+    study.enqueue_trial({"x": 1})
+    calls = _committed_then_lost(monkeypatch, RDBStorage, "set_trial_state_values")
+    trial = study.ask()  # WAITING -> RUNNING: committed, then the connection "dropped"
+    assert len(calls) == 1 and trial.number == 0 and len(study.trials) == 1
+    assert trial.suggest_int("x", 0, 4) == 1
+    calls.clear()
+    study.tell(trial, 2.0)  # RUNNING -> COMPLETE, alike
+    assert len(calls) == 1
+    assert [(t.state, t.value) for t in study.trials] == [(State.COMPLETE, 2.0)]
+
+
+def test_a_state_change_made_by_another_worker_is_not_taken_for_ours(storage, monkeypatch,
+                                                                       pauses):
+    """The trial was failed a minute ago (another worker found it stale): after the lost
+    connection, the call is made again and gets Optuna's answer."""
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    study = optuna.create_study(storage=storage)
+    trial = study.ask()
+    RDBStorage.set_trial_state_values(storage, trial._trial_id, State.FAIL)
+    with storage.engine.begin() as connection:
+        connection.execute(sqlalchemy.update(models.TrialModel).values(
+            datetime_complete=datetime.datetime.now() - datetime.timedelta(minutes=1)))
+    real, lost = RDBStorage.set_trial_state_values, [True]
+
+    def flaky(*args, **kwargs):
+        if lost:
+            lost.pop()
+            raise _lost_connection()
+        return real(*args, **kwargs)
+    monkeypatch.setattr(RDBStorage, "set_trial_state_values", flaky)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        storage.set_trial_state_values(trial._trial_id, State.FAIL)
+    assert not lost and len(pauses) == 1
+
+
+def test_a_batch_whose_answer_was_lost_is_not_committed_twice(storage, monkeypatch, pauses):
+    study = optuna.create_study(storage=storage, sampler=optuna.samplers.RandomSampler(0))
+    trial = study.ask()
+    calls = _committed_then_lost(monkeypatch, BatchedRDBStorage, "_commit_once")
+    with batched(study):
+        sampled = _sample(trial)
+    assert len(calls) == 1  # a second INSERT of the parameters would fail
+    study.tell(trial, 1.0)
+    assert study.trials[0].params == sampled
+
+
+def test_database_storages_check_their_connections_before_use(monkeypatch):
+    from optuna.storages import RDBStorage
+    given = {}
+    monkeypatch.setattr(RDBStorage, "__init__",
+                        lambda self, url, *args, **kwargs: given.update(kwargs))
+    storage = BatchedRDBStorage("postgresql+psycopg://u:secret@h/db",
+                                shown_as="postgresql://u:secret@h/db")
+    assert given["engine_kwargs"] == {"pool_pre_ping": True}
+    assert storage._where == "postgresql://u:***@h/db"
+    given.clear()
+    BatchedRDBStorage("sqlite:///study.db")  # one process on a file: nothing to check
+    assert "engine_kwargs" not in given
