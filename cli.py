@@ -118,7 +118,9 @@ json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print JSON instead of a table.")
 dataset_option = click.option(
     "--dataset", metavar="NAME", default=None,
-    help="Dataset fixing input shape and classes [default: the network's reference dataset].")
+    help="Dataset fixing input shape and classes [default: the network's reference dataset, "
+         "e.g. cifar10 for resnet8; no data is read. search, train and probe default to the "
+         "bundled digits instead, which they read].")
 vendor_option = click.option(
     "--vendor", default=SearchConfig.vendor, show_default=True, metavar="A|B|C",
     help="DDR3L vendor whose measured BER(VDD) curve (Voltron data) applies.")
