@@ -6,25 +6,19 @@ from pathlib import Path
 from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult
 from dse.commands.search import Prepared
 from dse.config import SearchConfig
+from dse.engines.testing import TOY_LAYERS, StubEstimator  # noqa: F401 (TOY_LAYERS: conftest)
 from dse.problem import Limits, Problem, build_problem
-
-TOY_LAYERS = [
-    dict(name="first", kind="conv", cin=3, cout=16, kx=3, ky=3, ox=16, oy=16),
-    dict(name="dw", kind="depthwise", cin=16, cout=16, kx=3, ky=3, ox=16, oy=16, groups=16),
-    dict(name="mid", kind="conv", cin=16, cout=32, kx=3, ky=3, ox=8, oy=8, stride=2),
-    dict(name="big", kind="conv", cin=64, cout=64, kx=3, ky=3, ox=64, oy=64),  # spills
-    dict(name="fc", kind="linear", cin=64, cout=10, kx=1, ky=1, ox=1, oy=1),
-]
 
 
 def stub_probe(calls: list | None = None):
-    """Accuracy falls with the analog share and with the bit error rate (deterministic)."""
+    """The contract's stub estimator (accuracy falls with the analog share and the weight
+    BER), recording the candidates it was asked about in ``calls``."""
+    estimator = StubEstimator()
+
     def probe(candidate: ProbeCandidate) -> ProbeResult:
         if calls is not None:
             calls.append(candidate)
-        analog_share = sum(candidate.n_analog) / 138
-        accuracy = 0.95 - 0.04 * analog_share - 50 * max(candidate.weight_ber)
-        return ProbeResult(accuracy, 0.0, (accuracy,), 0.001, False)
+        return estimator(candidate)
     return probe
 
 
