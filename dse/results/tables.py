@@ -128,11 +128,12 @@ def describe(improvement: dict[str, Any]) -> str:
     return f"{text} vs {improvement['baseline']} (trial {improvement['trial']})"
 
 
-def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None
-                 ) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv and summary.json; return the summary."""
+def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
+                 frame: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Write trials.csv, pareto.csv and summary.json; return the summary. ``frame`` is the
+    study's ``trials_frame`` when the caller has built it already."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    frame = trials_frame(study)
+    frame = trials_frame(study) if frame is None else frame
     write_csv(out_dir / "trials.csv", frame)
     front = frame[frame["is_pareto"]] if not frame.empty else frame
     write_csv(out_dir / "pareto.csv", front.drop(columns=["is_pareto"], errors="ignore"))

@@ -185,6 +185,9 @@ def repair_journal(path: Path) -> dict[str, Any]:
                 torn.append({"line": number, "bytes": start})
                 salvaged += 1
         completed = bool(tail) and _is_record(tail)
+        if data.strip() and not kept and not completed:
+            raise ConfigError(f"{path} holds no Optuna journal record in its {len(data):,} "
+                              "bytes: is it a journal file? Left as it is")
         if tail and not completed:
             torn.append({"line": len(lines) + 1, "bytes": len(tail)})
         backup = None

@@ -230,6 +230,15 @@ def test_damaged_journal(command, kind, tmp_path):
     assert journal.read_bytes() == GARBAGE_JOURNALS[kind]
 
 
+def test_repairing_a_file_that_is_no_journal_changes_nothing(tmp_path):
+    journal = tmp_path / "study.log"
+    journal.write_bytes(GARBAGE_JOURNALS["binary"])
+    assert_one_error(run("repair-journal", str(journal)), "no Optuna journal record",
+                     "is it a journal file")
+    assert journal.read_bytes() == GARBAGE_JOURNALS["binary"]
+    assert [p.name for p in tmp_path.iterdir()] == ["study.log"]  # no backup either
+
+
 def test_reading_a_missing_journal_creates_nothing(tmp_path):
     journal = tmp_path / "none.log"
     assert_one_error(run("status", "--storage", f"journal:{journal}", "--study", "X"),
