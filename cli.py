@@ -291,8 +291,13 @@ def train(retrain: bool, as_json: bool, threads: int | None, **options: Any) -> 
 @error_model_option
 @click.option("--steps", type=int, default=ProbeDefaults.steps, show_default=True,
               help="Quick fine-tune steps.")
-@click.option("--seeds", type=int, default=ProbeDefaults.seeds, show_default=True,
-              help="Error masks averaged in the evaluation.")
+@click.option("--finetune-seeds", type=int, default=ProbeDefaults.finetune_seeds,
+              show_default=True, help="Independent fine-tunes (their spread is in the "
+                                      "interval).")
+@click.option("--error-seeds", type=int, default=ProbeDefaults.error_seeds, show_default=True,
+              help="DRAM error masks evaluated per fine-tuned model.")
+@click.option("--seeds", type=int, default=None, hidden=True,
+              help="Retired: use --finetune-seeds and --error-seeds.")
 @data_options
 @json_option
 def probe(as_json: bool, threads: int | None, **options: Any) -> None:
@@ -322,7 +327,12 @@ search_options = bundle(
     click.option("--max-accuracy-drop", "max_accuracy_drop_pp", type=float,
                  default=SearchConfig.max_accuracy_drop_pp, show_default=True, metavar="PP",
                  help="Largest accuracy drop vs all-digital at nominal DRAM, in percentage "
-                      "points (a constraint)."),
+                      "points, paired on the same images and seeds (a constraint)."),
+    click.option("--drop-rule", type=click.Choice(["mean", "upper"]),
+                 default=SearchConfig.drop_rule, show_default=True,
+                 help="What --max-accuracy-drop bounds: the paired drop's estimate (mean) "
+                      "or the upper end of its 95 % interval (upper: met with confidence, "
+                      "as EDEN's 'strictly meet')."),
     click.option("--latency-budget", "latency_budget_s", type=float, default=None,
                  metavar="S",
                  help="Latency budget in seconds (candidates over it are not probed)."),
@@ -352,8 +362,21 @@ search_options = bundle(
     click.option("--epochs", type=int, default=None, help="Baseline training epochs."),
     click.option("--probe-steps", type=int, default=SearchConfig.probe_steps,
                  show_default=True, help="Fine-tune steps of each candidate's probe."),
-    click.option("--probe-seeds", type=int, default=SearchConfig.probe_seeds,
-                 show_default=True, help="Error masks averaged in each probe."),
+    click.option("--finetune-seeds", type=int, default=SearchConfig.finetune_seeds,
+                 show_default=True,
+                 help="Independent fine-tunes per probe (their spread is in the interval)."),
+    click.option("--error-seeds", type=int, default=SearchConfig.error_seeds,
+                 show_default=True, help="DRAM error masks evaluated per fine-tuned model."),
+    click.option("--probe-seeds", type=int, default=None, hidden=True,
+                 help="Retired: use --finetune-seeds and --error-seeds."),
+    click.option("--confirm/--no-confirm", default=SearchConfig.confirm, show_default=True,
+                 help="At the end, re-probe the front and the baselines on the test split "
+                      "(what the summary's claims rest on); `dse confirm` does it later."),
+    click.option("--confirm-steps", type=int, default=None, metavar="N",
+                 help="Fine-tune steps of the test-split confirmation [default: 10x "
+                      "--probe-steps]."),
+    click.option("--confirm-seeds", type=int, default=SearchConfig.confirm_seeds,
+                 show_default=True, help="Independent fine-tunes per confirmed point."),
     error_model_option,
     click.option("--accuracy-estimator", default=None, metavar="PACKAGE.MODULE:FUNCTION",
                  help="Your own accuracy estimate instead of the probe: called with a "
@@ -391,7 +414,8 @@ def search(as_json: bool, **options: Any) -> None:
         try:
             summary = run_search(prepared, progress=ProgressLine("search"),
                                  notice=lambda text: click.echo(text, err=True),
-                                 threads=threads)
+                                 threads=threads,
+                                 confirm_progress=ProgressLine("confirming on the test split"))
         except SearchInterrupted as exc:
             fail(str(exc), exc.exit_code)
     echo_json(summary) if as_json else click.echo(search_text(summary))
@@ -420,6 +444,42 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
 
     summary = pareto_report(target, storage=storage, study_name=study_name, x=x_axis,
                             y=y_axis, color=color, out=out, results_dir=results_dir)
+    echo_json(summary) if as_json else click.echo(search_text(summary))
+
+
+@cli.command()
+@click.argument("target", required=False)
+@study_location_options
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Folder with the dataset files [default: the search's].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+              default=SearchConfig.device, show_default=True, help="Where to fine-tune.")
+@threads_option
+@click.option("--confirm-steps", type=int, default=None, metavar="N",
+              help="Fine-tune steps of each confirmation [default: 10x the search's "
+                   "--probe-steps].")
+@click.option("--confirm-seeds", type=int, default=SearchConfig.confirm_seeds,
+              show_default=True, help="Independent fine-tunes per confirmed point.")
+@json_option
+def confirm(target: str | None, storage: str | None, study_name: str | None, results_dir: str,
+            data_dir: str | None, device: str, threads: int | None, confirm_steps: int | None,
+            confirm_seeds: int, as_json: bool) -> None:
+    """Re-probe a study's front and baselines on the test split; rewrite its summary.
+
+    TARGET is a study name (under --results-dir) or its results folder. Each point is stored
+    once measured: a stopped run resumes, and workers running it at once share the points.
+    The summary's claims rest on these numbers only.
+    """
+    from dse.commands.confirm import confirm_report
+    from dse.commands.text import search_text
+    from dse.threads import use_threads
+
+    use_threads(threads)
+    summary = confirm_report(target, storage=storage, study_name=study_name,
+                             results_dir=results_dir, data_dir=data_dir, device=device,
+                             confirm_steps=confirm_steps, confirm_seeds=confirm_seeds,
+                             progress=ProgressLine("confirming on the test split"),
+                             training_progress=ProgressLine("training baseline"))
     echo_json(summary) if as_json else click.echo(search_text(summary))
 
 

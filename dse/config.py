@@ -14,9 +14,11 @@ from typing import Any
 
 from dse.accuracy.defaults import (
     DEFAULT_EPOCHS,
+    ConfirmDefaults,
     ProbeDefaults,
     check_epochs,
     check_probe_counts,
+    retired_seeds_message,
 )
 from dse.metrics import parse_objectives
 from dse.threads import validate_threads
@@ -55,8 +57,14 @@ class SearchConfig:
     checkpoint: str | None = None
     epochs: int | None = None
     probe_steps: int = ProbeDefaults.steps
-    probe_seeds: int = ProbeDefaults.seeds
+    finetune_seeds: int = ProbeDefaults.finetune_seeds
+    error_seeds: int = ProbeDefaults.error_seeds
+    probe_seeds: int | None = None            # retired: split into the two above
     error_model: int = ProbeDefaults.error_model
+    drop_rule: str = "mean"                   # mean | upper: what --max-accuracy-drop bounds
+    confirm: bool = True                      # confirm the front on the test split at the end
+    confirm_steps: int | None = None          # None: ConfirmDefaults.steps_factor x probe_steps
+    confirm_seeds: int = ConfirmDefaults.finetune_seeds
     accuracy_estimator: str | None = None     # package.module:function replacing the probe
     trials_per_worker: int | None = None      # this worker's own count instead of the total
     worker: int | None = None                 # worker index for its seed stream
@@ -71,14 +79,17 @@ class SearchConfig:
         another name (a preset by its path) is not; the baseline checkpoint likewise by the
         digest of its tensors (``networks.train.tensors_sha256``; None when no checkpoint is
         used), whether it is ``--checkpoint`` or the cached one. The other keys are those
-        studies have always stored (``max_accuracy_drop`` in pp, budgets in s and J)."""
+        studies have always stored (``max_accuracy_drop`` in pp, budgets in s and J); a
+        study made before the probe had two kinds of seeds (``probe_seeds``) is refused,
+        since its accuracies mean something else."""
         return {"network": self.network, "dataset": self.dataset, "hw": self.hw,
                 "vendor": self.vendor, "objectives": self.objectives,
                 "max_accuracy_drop": self.max_accuracy_drop_pp,
                 "latency_budget": self.latency_budget_s,
                 "energy_budget": self.energy_budget_j,
                 "checkpoint": self.checkpoint, "probe_steps": self.probe_steps,
-                "probe_seeds": self.probe_seeds, "error_model": self.error_model,
+                "finetune_seeds": self.finetune_seeds, "error_seeds": self.error_seeds,
+                "drop_rule": self.drop_rule, "error_model": self.error_model,
                 "accuracy_estimator": self.accuracy_estimator, "dram": dram,
                 "epochs": resolved_epochs(self.dataset, self.epochs),
                 "hw_sha256": sha256_of(hw_path), "dram_sha256": sha256_of(dram_path),
@@ -108,8 +119,19 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
         raise ConfigError("--trials-per-worker must be >= 1")
     if not 0 < config.heartbeat_interval_s < config.grace_period_s:
         raise ConfigError("need 0 < --heartbeat-interval < --grace-period")
-    check_probe_counts(config.probe_steps, config.probe_seeds, steps_option="--probe-steps",
-                       seeds_option="--probe-seeds")
+    if config.probe_seeds is not None:
+        raise ConfigError(retired_seeds_message("--probe-seeds", "--finetune-seeds",
+                                                "--error-seeds"))
+    check_probe_counts(config.probe_steps, {"--finetune-seeds": config.finetune_seeds,
+                                            "--error-seeds": config.error_seeds},
+                       steps_option="--probe-steps")
+    if config.confirm_steps is not None and config.confirm_steps < 1:
+        raise ConfigError(f"--confirm-steps must be >= 1 (got {config.confirm_steps})")
+    check_probe_counts(resolved_confirm_steps(config),
+                       {"--confirm-seeds": config.confirm_seeds}, steps_option="--confirm-steps")
+    if config.drop_rule not in DROP_RULES:
+        raise ConfigError(f"--drop-rule must be one of {', '.join(DROP_RULES)} (got "
+                          f"'{config.drop_rule}')")
     validate_threads(config.threads)
     if config.epochs is not None:
         check_epochs(config.epochs)
@@ -119,6 +141,15 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
         if value is not None and not value >= 0:
             raise ConfigError(f"{name} must be >= 0")
     return parse_objectives(config.objectives)
+
+
+DROP_RULES = ("mean", "upper")  # the paired drop's point estimate, or its interval's upper end
+
+
+def resolved_confirm_steps(config: SearchConfig) -> int:
+    """--confirm-steps, else 10x the probe's steps."""
+    return (ConfirmDefaults.steps_factor * config.probe_steps if config.confirm_steps is None
+            else config.confirm_steps)
 
 
 def resolved_epochs(dataset: str, epochs: int | None) -> int:

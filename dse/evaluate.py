@@ -14,14 +14,15 @@ from typing import Any
 import numpy as np
 
 from dse.accuracy import AccuracyModel, ProbeCandidate
-from dse.metrics import BY_COLUMN, BY_NAME
+from dse.metrics import BY_COLUMN, BY_NAME, NOMINAL_DRAM_ENERGY
 from dse.problem import Problem
-from dse.space import Candidate
+from dse.space import Candidate, nominal_candidate
 from hw_models.dram import DramDevice
 from hw_models.errors import ConfigError
 from hw_models.partitions import Partition, Placement
 from hw_models.system import DramSetting, SystemCost, system_cost
 
+DROP_COLUMNS = ("accuracy_drop_pp", "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp")
 UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget (infeasible
                          # anyway); their stored accuracy is None: unknown
 
@@ -86,6 +87,7 @@ def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, di
         "energy_j": float(cost.total_energy_j()),
         "dram_energy_j": float(cost.total_dram_energy_j()),
         "compute_energy_j": float(cost.total_compute_energy_j()),
+        "compute_latency_s": float(cost.compute.latency_s.sum()),
     }
     shown = {column: BY_COLUMN[column] for column in metrics}
     bad = [f"{column} = {value:.3g} {shown[column].unit}, "
@@ -97,6 +99,10 @@ def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, di
         raise ConfigError(f"hardware preset '{soc.name}' ({soc.source_path}) with {dram} gives "
                           f"non-finite costs ({'; '.join(bad)}); check their numbers "
                           "(e.g. clock_hz)")
+    nominal = (cost if problem.device is None
+               else candidate_cost(nominal_candidate(problem.space, candidate.n_analog),
+                                   problem))
+    metrics[NOMINAL_DRAM_ENERGY] = float(nominal.total_dram_energy_j())
     return cost, metrics
 
 
@@ -113,17 +119,27 @@ def evaluate(candidate: Candidate, problem: Problem,
         if accuracy is None:
             raise ValueError("accuracy is an objective: evaluate needs an AccuracyModel")
         value = UNPROBED_ACCURACY
+        drop = (math.nan, math.nan, math.nan)
         if probed:
             start = time.perf_counter()
             result = accuracy.estimator(probe_candidate(candidate, cost))
             probe_seconds = time.perf_counter() - start
             value = result.accuracy_mean
-            metrics["accuracy_std"] = result.accuracy_std
+            low, high = result.interval()
+            drop = accuracy.drop_pp(result)
+            metrics.update(accuracy_std=result.accuracy_std, accuracy_ci_low=low,
+                           accuracy_ci_high=high)
+            metrics.update(zip(DROP_COLUMNS, drop))
         metrics["accuracy"] = value if probed else None
         limit_pp = problem.limits.max_accuracy_drop_pp
         if limit_pp is not None:
-            drop_pp = (accuracy.baseline_accuracy - value) * 100
-            constraints["accuracy_drop_over_limit_pp"] = drop_pp - limit_pp
+            if not probed:  # unknown: over a budget, infeasible anyway
+                bounded = (accuracy.baseline_accuracy - value) * 100
+            else:
+                bounded = drop[2] if problem.limits.drop_rule == "upper" else drop[0]
+                if not math.isfinite(bounded):  # an estimator without an interval
+                    bounded = drop[0]
+            constraints["accuracy_drop_over_limit_pp"] = bounded - limit_pp
     return Evaluation(metrics, constraints, probed, cost_seconds, probe_seconds, cost)
 
 

@@ -49,11 +49,27 @@ METRICS: tuple[Metric, ...] = (
     Metric("dram_energy", "dram_energy_j", "J", "minimize", "DRAM energy (uJ)", 1e6, "uJ"),
     Metric("compute_energy", "compute_energy_j", "J", "minimize", "compute energy (uJ)", 1e6,
            "uJ"),
+    Metric("compute_latency", "compute_latency_s", "s", "minimize",
+           "compute latency (ms)", 1e3, "ms"),
 )
 BY_NAME: dict[str, Metric] = {metric.name: metric for metric in METRICS}
 BY_COLUMN: dict[str, Metric] = {metric.column: metric for metric in METRICS}
 COLUMNS: tuple[str, ...] = tuple(metric.column for metric in METRICS)
 COST_COLUMNS: tuple[str, ...] = tuple(m.column for m in METRICS if m.name != "accuracy")
+
+# Not an objective: the DRAM energy of the same mapping with every tensor at nominal DRAM
+# (EDEN's reference: what approximate DRAM saves on one mapping).
+NOMINAL_DRAM_ENERGY = "dram_energy_nominal_j"
+
+# The accuracy's statistics, stored beside it (fractions; drops in percentage points, paired
+# with the all-digital nominal-DRAM baseline on the same images and seeds; 95 % intervals).
+ACCURACY_STATS: tuple[str, ...] = (
+    "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
+    "accuracy_drop_pp", "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp")
+# The same on the test split, from the confirmation (dse confirm).
+TEST_STATS: tuple[str, ...] = (
+    "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high",
+    "test_accuracy_drop_pp", "test_accuracy_drop_ci_low_pp", "test_accuracy_drop_ci_high_pp")
 
 
 def metric(name_or_column: str) -> Metric:

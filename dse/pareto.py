@@ -367,3 +367,31 @@ def _clipped_front(point: np.ndarray, front: np.ndarray, below: np.ndarray) -> n
     # below them itself: select first, clip only the few selected
     kept = np.maximum(front[:, (front < bounds[:, None]).all(axis=0)], point)
     return np.concatenate((kept, corners[:, np.isfinite(bounds)]), axis=1)
+
+
+def dominated_by(values: np.ndarray, others: np.ndarray, directions: Sequence[str]
+                 ) -> np.ndarray:
+    """Rows of ``values`` that some row of ``others`` dominates (no worse in every
+    objective, better in one).
+
+    Args:
+        values: (n, k) objective values; others: (m, k), in the same columns.
+        directions: k entries, "minimize" or "maximize".
+
+    Returns:
+        Boolean (n,); a row with a non-finite value counts as dominated when ``others`` has
+        any row, rows of ``others`` with one are ignored.
+    """
+    losses = to_losses(values, directions)
+    rivals = to_losses(others, directions)
+    rivals = rivals[np.isfinite(rivals).all(axis=1)]
+    out = ~np.isfinite(losses).all(axis=1) & (len(rivals) > 0)
+    if not len(rivals):
+        return out
+    block = max(1, _CELLS // max(1, len(rivals) * losses.shape[1]))
+    for start in range(0, len(losses), block):
+        part = losses[start:start + block, None, :]
+        no_worse = (rivals[None] <= part).all(axis=2)
+        better = (rivals[None] < part).any(axis=2)
+        out[start:start + block] |= (no_worse & better).any(axis=1)
+    return out

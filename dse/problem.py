@@ -24,6 +24,7 @@ class Limits:
     max_accuracy_drop_pp: float | None = 1.0   # percentage points below all-digital nominal
     latency_budget_s: float | None = None
     energy_budget_j: float | None = None
+    drop_rule: str = "mean"   # the paired drop's estimate, or its interval's upper end
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,17 @@
 ``n_analog`` least-ternarisation-error channels on the analog array, fine-tunes for
 ``steps`` steps while the bit error rate of every stored tensor ramps up geometrically from
 1 % of its target to the target (EDEN's curricular retraining; fresh error masks on every
-forward pass), then measures accuracy on the validation split under ``seeds`` independent
-error masks (mean and standard deviation). Results are cached in memory and on disk, keyed by
-everything that determines them.
+forward pass), then records, image by image, whether the validation split is classified
+correctly under ``error_seeds`` independent error masks. The whole is repeated for
+``finetune_seeds`` fine-tunes (other batch orders and training masks), so the result holds a
+(finetune_seeds, error_seeds, images) correctness array: its mean is the accuracy, and
+``dse.accuracy.stats`` turns it into intervals and paired drops. Results are cached in memory
+and on disk (the correctness bit-packed), keyed by everything that determines them.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -24,13 +28,13 @@ import torch
 from torch.nn import functional as F
 
 import dse
-from dse.accuracy import ProbeCandidate, ProbeResult
+from dse.accuracy import ProbeCandidate, ProbeResult, stats
 from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeDefaults
 from hw_models.error_models import ERROR_MODELS, ErrorModelParams
 from hw_models.errors import ConfigError
 from networks.datasets import DataBundle
 from networks.diana_model import DianaModel
-from networks.train import Checkpoint, evaluate, lr_at
+from networks.train import Checkpoint, correctness, lr_at
 
 RAMP_START = 0.01  # curricular BER starts at 1 % of the target
 
@@ -44,7 +48,8 @@ class ProbeConfig:
     lr: float = 3e-4              # Adam peak learning rate, cosine decay to 0 (1e-3 disturbs
                                   # a converged baseline more than 20 steps can repair)
     ramp_fraction: float = 0.5    # BER reaches its target after this share of the steps
-    seeds: int = ProbeDefaults.seeds  # evaluation error masks averaged
+    finetune_seeds: int = ProbeDefaults.finetune_seeds  # independent fine-tunes
+    error_seeds: int = ProbeDefaults.error_seeds  # error masks per fine-tuned model
     error_model: int = ProbeDefaults.error_model  # EDEN error model 0..3
     split: str = "val"            # the search only ever sees validation accuracy
     seed: int = 0
@@ -72,22 +77,50 @@ def probe(candidate: ProbeCandidate, *, setup: ProbeSetup) -> ProbeResult:
     key = cache_key(candidate, setup)
     if key in _MEMORY_CACHE:
         return _MEMORY_CACHE[key]
-    on_disk = _read_cache(setup.cache_dir, key, seeds=setup.config.seeds)
+    on_disk = _read_cache(setup.cache_dir, key, shape=result_shape(setup))
     if on_disk is not None:
         _MEMORY_CACHE[key] = on_disk
         return on_disk
     start = time.perf_counter()
-    model = setup.checkpoint.build().to(setup.device)
-    model.set_split(candidate.n_analog)
-    _fine_tune(model, candidate, setup)
-    per_seed = _evaluate_seeds(model, candidate, setup)
-    result = ProbeResult(accuracy_mean=float(np.mean(per_seed)),
-                         accuracy_std=float(np.std(per_seed)),
-                         accuracy_per_seed=tuple(per_seed),
-                         seconds=time.perf_counter() - start, cached=False)
+    correct = _measure(candidate, setup)
+    result = ProbeResult.from_correct(correct, seconds=time.perf_counter() - start)
     _write_cache(setup.cache_dir, key, result)
-    _MEMORY_CACHE[key] = ProbeResult(**{**asdict(result), "cached": True})
+    _MEMORY_CACHE[key] = dataclasses.replace(result, cached=True)
     return result
+
+
+def result_shape(setup: ProbeSetup) -> tuple[int, int, int]:
+    """(finetune_seeds, error_seeds, images of the split) of every result of ``setup``."""
+    config = setup.config
+    return (config.finetune_seeds, config.error_seeds,
+            len(setup.bundle.split(config.split).labels))
+
+
+def derived_seed(*parts: int) -> int:
+    """A 32-bit seed for one (base seed, fine-tune seed, ...) combination."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def _measure(candidate: ProbeCandidate, setup: ProbeSetup) -> np.ndarray:
+    """The (finetune_seeds, error_seeds, images) correctness of ``candidate``. Without
+    errors every error seed agrees, and without fine-tune steps every fine-tune seed does:
+    those are measured once and repeated."""
+    config = setup.config
+    error_free = not any(candidate.weight_ber) and not any(candidate.activation_ber)
+    finetunes = 1 if config.steps == 0 else config.finetune_seeds
+    masks = 1 if error_free else config.error_seeds
+    rows = []
+    for finetune in range(finetunes):
+        seed = derived_seed(config.seed, finetune)
+        model = setup.checkpoint.build().to(setup.device)
+        model.set_split(candidate.n_analog)
+        _fine_tune(model, candidate, setup, seed=seed)
+        rows.append([_correct_under_errors(model, candidate, setup,
+                                           seed=derived_seed(config.seed, finetune, mask))
+                     for mask in range(masks)])
+    correct = np.array(rows, dtype=bool)
+    return np.broadcast_to(correct, (config.finetune_seeds, config.error_seeds,
+                                     correct.shape[2])).copy()
 
 
 def cache_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
@@ -112,27 +145,29 @@ def _check(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
             == len(candidate.activation_ber) == n_layers):
         raise ConfigError(f"a probe candidate needs one entry per layer ({n_layers})")
     config = setup.config
-    if config.steps < 0 or config.seeds < 1 or config.batch_size < 1:
+    seeds = (config.finetune_seeds, config.error_seeds)
+    if config.steps < 0 or min(seeds) < 1 or config.batch_size < 1:
         raise ConfigError("probe steps must be >= 0, seeds and batch size >= 1")
-    if config.steps > MAX_PROBE_STEPS or config.seeds > MAX_PROBE_SEEDS:
+    if config.steps > MAX_PROBE_STEPS or max(seeds) > MAX_PROBE_SEEDS:
         raise ConfigError(f"probe steps must be <= {MAX_PROBE_STEPS:,} and seeds "
                           f"<= {MAX_PROBE_SEEDS:,}")
     if config.error_model not in ERROR_MODELS:
         raise ConfigError(f"error model must be one of {ERROR_MODELS}")
 
 
-def _fine_tune(model: DianaModel, candidate: ProbeCandidate, setup: ProbeSetup) -> None:
+def _fine_tune(model: DianaModel, candidate: ProbeCandidate, setup: ProbeSetup, *,
+               seed: int) -> None:
     config = setup.config
     if config.steps == 0:
         return
-    torch.manual_seed(config.seed)
+    torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     ramp_steps = max(1, round(config.steps * config.ramp_fraction))
-    batches = _endless_batches(setup)
+    batches = _endless_batches(setup, seed)
     model.train()
     for step in range(config.steps):
         ramp = RAMP_START ** max(0.0, 1 - step / ramp_steps)  # 1 % -> 100 % geometrically
-        _set_errors(model, candidate, setup, scale=ramp, seed=config.seed * 7919 + step)
+        _set_errors(model, candidate, setup, scale=ramp, seed=derived_seed(seed, step))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config.steps, config.lr)
         images, labels = next(batches)
@@ -143,28 +178,24 @@ def _fine_tune(model: DianaModel, candidate: ProbeCandidate, setup: ProbeSetup) 
     model.clear_errors()
 
 
-def _endless_batches(setup: ProbeSetup):
+def _endless_batches(setup: ProbeSetup, seed: int):
     epoch = 0
     while True:
         yield from setup.bundle.batches("train", setup.config.batch_size, shuffle=True,
-                                        seed=setup.config.seed * 1_000_003 + epoch,
+                                        seed=derived_seed(seed, epoch),
                                         augment=True, device=setup.device)
         epoch += 1
 
 
-def _evaluate_seeds(model: DianaModel, candidate: ProbeCandidate,
-                    setup: ProbeSetup) -> list[float]:
-    error_free = not any(candidate.weight_ber) and not any(candidate.activation_ber)
-    seeds = 1 if error_free else setup.config.seeds  # without errors every seed agrees
-    accuracies = []
-    for seed in range(seeds):
-        model.eval()
-        _set_errors(model, candidate, setup, scale=1.0, seed=10_000 + seed)
-        _freeze_weight_errors(model)
-        accuracies.append(evaluate(model, setup.bundle, setup.config.split,
-                                   device=setup.device))
-        model.clear_errors()
-    return accuracies * (setup.config.seeds if error_free else 1)
+def _correct_under_errors(model: DianaModel, candidate: ProbeCandidate, setup: ProbeSetup,
+                          *, seed: int) -> np.ndarray:
+    """Per image of the split: right under the error masks of ``seed``."""
+    model.eval()
+    _set_errors(model, candidate, setup, scale=1.0, seed=seed)
+    _freeze_weight_errors(model)
+    correct = correctness(model, setup.bundle, setup.config.split, device=setup.device)
+    model.clear_errors()
+    return correct
 
 
 def _set_errors(model: DianaModel, candidate: ProbeCandidate, setup: ProbeSetup, *,
@@ -181,7 +212,8 @@ def _freeze_weight_errors(model: DianaModel) -> None:
         layer.freeze_weight_errors()
 
 
-def _read_cache(cache_dir: Path | None, key: str, *, seeds: int) -> ProbeResult | None:
+def _read_cache(cache_dir: Path | None, key: str, *, shape: tuple[int, int, int]
+                ) -> ProbeResult | None:
     """The cached result, or None when absent, unreadable or not a valid result (it is then
     measured again and the file replaced); a folder in the entry's place is refused before
     the probe's work, not after it."""
@@ -194,33 +226,37 @@ def _read_cache(cache_dir: Path | None, key: str, *, seeds: int) -> ProbeResult 
         document = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return valid_result(document, seeds=seeds)
+    return valid_result(document, shape=shape)
 
 
-CACHE_TOLERANCE = 1e-9  # mean and std against the per-seed values (JSON keeps 17 digits)
+CACHE_TOLERANCE = 1e-9  # stored accuracies against the bits (JSON keeps 17 digits)
 
 
-def valid_result(document: object, *, seeds: int) -> ProbeResult | None:
-    """``document`` as a cached ``ProbeResult`` if it is one: accuracies finite fractions in
-    [0, 1], one per evaluation seed, their mean and standard deviation as stored, seconds
-    finite and >= 0; None otherwise."""
+def valid_result(document: object, *, shape: tuple[int, int, int]) -> ProbeResult | None:
+    """``document`` as a cached ``ProbeResult`` if it is one: a correctness array of
+    ``shape`` (fine-tune seeds, error seeds, images), the stored accuracies (finite
+    fractions) equal to what its bits say, seconds finite and >= 0; None otherwise."""
     if not isinstance(document, dict):
         return None
-    per_seed = document.get("accuracy_per_seed")
-    if not isinstance(per_seed, list) or len(per_seed) != seeds:
+    correct = stats.unpack(document.get("correct"))
+    seconds = _number(document.get("seconds"), 0, math.inf)
+    if correct is None or correct.shape != tuple(shape) or seconds is None:
         return None
-    accuracies = [_number(value, 0, 1) for value in per_seed]
+    result = ProbeResult.from_correct(correct, seconds=seconds, cached=True)
+    per_seed = document.get("accuracy_per_seed")
+    if not isinstance(per_seed, list) or len(per_seed) != len(result.accuracy_per_seed):
+        return None
+    stored = [_number(value, 0, 1) for value in per_seed]
     mean = _number(document.get("accuracy_mean"), 0, 1)
     std = _number(document.get("accuracy_std"), 0, 1)
-    seconds = _number(document.get("seconds"), 0, math.inf)
-    if mean is None or std is None or seconds is None or None in accuracies:
+    if (mean is None or std is None or None in stored
+            or abs(mean - result.accuracy_mean) > CACHE_TOLERANCE
+            or abs(std - result.accuracy_std) > CACHE_TOLERANCE):
         return None
-    values = [value for value in accuracies if value is not None]
-    if (abs(mean - float(np.mean(values))) > CACHE_TOLERANCE
-            or abs(std - float(np.std(values))) > CACHE_TOLERANCE):
+    if any(abs(value - expected) > CACHE_TOLERANCE  # type: ignore[operator]
+           for value, expected in zip(stored, result.accuracy_per_seed)):
         return None
-    return ProbeResult(accuracy_mean=mean, accuracy_std=std, accuracy_per_seed=tuple(values),
-                       seconds=seconds, cached=True)
+    return result
 
 
 def _number(value: object, low: float, high: float) -> float | None:
@@ -231,6 +267,15 @@ def _number(value: object, low: float, high: float) -> float | None:
     return None
 
 
+def cache_document(result: ProbeResult) -> dict[str, object]:
+    """What a cache entry holds: the accuracies (for people reading it), the seconds and
+    the bit-packed correctness (what is read back)."""
+    assert result.correct is not None
+    return {"accuracy_mean": result.accuracy_mean, "accuracy_std": result.accuracy_std,
+            "accuracy_per_seed": list(result.accuracy_per_seed), "seconds": result.seconds,
+            "correct": stats.pack(result.correct)}
+
+
 def _write_cache(cache_dir: Path | None, key: str, result: ProbeResult) -> None:
     if cache_dir is None:
         return
@@ -238,7 +283,7 @@ def _write_cache(cache_dir: Path | None, key: str, result: ProbeResult) -> None:
     temporary = path.with_suffix(f".{os.getpid()}.tmp")  # workers may share the cache
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(asdict(result)))
+        temporary.write_text(json.dumps(cache_document(result)))
         temporary.replace(path)
     except OSError as exc:
         with contextlib.suppress(OSError):

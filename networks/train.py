@@ -82,14 +82,21 @@ def lr_at(step: int, total_steps: int, peak_lr: float) -> float:
 def evaluate(model: nn.Module, bundle: DataBundle, split: str, *, device: str,
              batch_size: int = 256) -> float:
     """Top-1 accuracy as a fraction in [0, 1]."""
+    correct = correctness(model, bundle, split, device=device, batch_size=batch_size)
+    return float(correct.mean()) if len(correct) else 0.0
+
+
+def correctness(model: nn.Module, bundle: DataBundle, split: str, *, device: str,
+                batch_size: int = 256) -> np.ndarray:
+    """Per image of ``split`` (in its fixed order): whether the top-1 class is right."""
     was_training = model.training
     model.eval()
-    correct = total = 0
-    for images, labels in bundle.batches(split, batch_size, shuffle=False, device=device):
-        correct += int((model(images).argmax(dim=1) == labels).sum())
-        total += len(labels)
+    parts = []
+    with torch.no_grad():
+        for images, labels in bundle.batches(split, batch_size, shuffle=False, device=device):
+            parts.append((model(images).argmax(dim=1) == labels).cpu().numpy())
     model.train(was_training)
-    return correct / max(total, 1)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
 
 
 def train_baseline(network: str, bundle: DataBundle, config: TrainConfig, *, device: str,

@@ -286,13 +286,19 @@ def test_probe_json_contract(synthetic_results):
     results, _ = synthetic_results
     result = run("probe", "--dataset", "synthetic", "--epochs", "2", "--results-dir",
                  str(results), "--mapping", "all-analog", "--vdd", "0.85", "--steps", "2",
-                 "--seeds", "2", "--json")
+                 "--finetune-seeds", "2", "--error-seeds", "2", "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
-    assert {"network", "dataset", "mapping", "accuracy", "accuracy_std", "baseline_accuracy",
-            "steps", "seeds", "seconds"} <= set(report)
+    assert {"network", "dataset", "mapping", "accuracy", "accuracy_std", "accuracy_ci_low",
+            "accuracy_ci_high", "baseline_accuracy", "accuracy_drop_pp",
+            "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp", "images", "split",
+            "steps", "finetune_seeds", "error_seeds", "seconds"} <= set(report)
     assert 0 <= report["accuracy"] <= 1 and 0 <= report["baseline_accuracy"] <= 1
-    assert (report["steps"], report["seeds"]) == (2, 2)
+    assert report["accuracy_ci_low"] <= report["accuracy"] <= report["accuracy_ci_high"]
+    assert (report["accuracy_drop_ci_low_pp"] <= report["accuracy_drop_pp"]
+            <= report["accuracy_drop_ci_high_pp"])
+    assert (report["steps"], report["finetune_seeds"], report["error_seeds"]) == (2, 2, 2)
+    assert (report["images"], report["split"]) == (128, "val")
     assert report["max_weight_ber"] > 0
 
 
@@ -317,7 +323,9 @@ def test_probe_with_a_checkpoint_of_another_network(synthetic_results):
     (["train", "--dataset", "vww"], "no loader"),
     (["train", "--epochs", "0"], "--epochs must be >= 1"),
     (["probe", "--steps", "-1"], "--steps must be >= 0"),
-    (["probe", "--seeds", "0"], "--seeds >= 1"),
+    (["probe", "--error-seeds", "0"], "--error-seeds must be >= 1"),
+    (["probe", "--finetune-seeds", "0"], "--finetune-seeds must be >= 1"),
+    (["probe", "--seeds", "2"], "--seeds is retired"),
     (["probe", "--error-model", "4"], "--error-model"),
     (["probe", "--checkpoint", "/nonexistent.pt", "--dram", "none"], "does not exist"),
 ])
@@ -346,7 +354,8 @@ def test_cuda_without_cuda_is_refused(tmp_path):
 def test_probe_defaults_match_the_probe_config():
     from cli import ProbeDefaults
     from networks.probe import ProbeConfig
-    assert (ProbeDefaults.steps, ProbeDefaults.seeds) == (ProbeConfig.steps, ProbeConfig.seeds)
+    assert (ProbeDefaults.steps, ProbeDefaults.finetune_seeds, ProbeDefaults.error_seeds) == (
+        ProbeConfig.steps, ProbeConfig.finetune_seeds, ProbeConfig.error_seeds)
 
 
 @pytest.mark.parametrize("script", ["setup.sbatch", "search.sbatch"])

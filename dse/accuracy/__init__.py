@@ -8,9 +8,13 @@ data so that reading a study (``dse pareto``, ``show``, ``status``) never loads 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+import numpy as np
+
+from dse.accuracy import stats
 from hw_models.errors import ConfigError
 
 
@@ -24,15 +28,64 @@ class ProbeCandidate:
     activation_ber: tuple[float, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ProbeResult:
-    """What an estimator measured for one candidate."""
+    """What an estimator measured for one candidate.
+
+    ``correct`` is the per-image correctness, (finetune_seeds, error_seeds, images) booleans
+    (see ``dse.accuracy.stats``): with it, intervals and paired comparisons are computed; an
+    estimator without per-image data may give its own interval (``ci_low``, ``ci_high``) or
+    none (NaN in the tables).
+    """
 
     accuracy_mean: float          # fraction in [0, 1]
-    accuracy_std: float           # fraction, over the error seeds
-    accuracy_per_seed: tuple[float, ...]
+    accuracy_std: float           # fraction, over every fine-tune and error seed
+    accuracy_per_seed: tuple[float, ...]  # fine-tune-major: (f0 e0, f0 e1, ..., f1 e0, ...)
     seconds: float                # time of the original evaluation (0 work when cached)
     cached: bool
+    correct: np.ndarray | None = None
+    ci_low: float | None = None   # fraction
+    ci_high: float | None = None
+
+    @classmethod
+    def from_correct(cls, correct: Any, *, seconds: float, cached: bool = False
+                     ) -> "ProbeResult":
+        """The result of a per-image correctness array, with its bootstrap interval."""
+        array = stats.as_correct(correct)
+        per_seed = array.mean(axis=2).reshape(-1)
+        low, high = stats.accuracy_interval(array)
+        return cls(accuracy_mean=float(array.mean()), accuracy_std=float(per_seed.std()),
+                   accuracy_per_seed=tuple(float(v) for v in per_seed), seconds=seconds,
+                   cached=cached, correct=array, ci_low=low, ci_high=high)
+
+    def interval(self) -> tuple[float, float]:
+        """(low, high) fractions: given, from ``correct``, or NaN when unknown."""
+        if self.ci_low is not None and self.ci_high is not None:
+            return float(self.ci_low), float(self.ci_high)
+        if self.correct is not None:
+            return stats.accuracy_interval(self.correct)
+        return math.nan, math.nan
+
+    def same_as(self, other: "ProbeResult") -> bool:
+        """The same measurement (accuracies, and per-image answers where present)."""
+        if self.correct is None or other.correct is None:
+            same_images = self.correct is None and other.correct is None
+        else:
+            same_images = bool(np.array_equal(self.correct, other.correct))
+        return (self.accuracy_mean == other.accuracy_mean
+                and self.accuracy_per_seed == other.accuracy_per_seed and same_images)
+
+
+def accuracy_drop_pp(baseline: ProbeResult, result: ProbeResult
+                     ) -> tuple[float, float, float]:
+    """(drop, low, high) of ``result`` below ``baseline`` in percentage points: paired on
+    the images and seeds when both have per-image data on the same images, else from the
+    two intervals (NaN bounds when either has none)."""
+    if (baseline.correct is not None and result.correct is not None
+            and baseline.correct.shape[2] == result.correct.shape[2]):
+        return stats.paired_drop_pp(baseline.correct, result.correct)
+    return stats.unpaired_drop_pp((baseline.accuracy_mean, *baseline.interval()),
+                                  (result.accuracy_mean, *result.interval()))
 
 
 class AccuracyEstimator(Protocol):
@@ -43,11 +96,21 @@ class AccuracyEstimator(Protocol):
 
 @dataclass(frozen=True)
 class AccuracyModel:
-    """An estimator with its reference: the all-digital, nominal-DRAM candidate's accuracy,
-    against which accuracy drops are measured (fraction)."""
+    """An estimator with its reference: the all-digital, nominal-DRAM candidate's accuracy
+    (fraction), against which accuracy drops are measured; with the reference's full
+    result, drops are paired on its images and seeds."""
 
     estimator: AccuracyEstimator
     baseline_accuracy: float
+    baseline: ProbeResult | None = None
+
+    def drop_pp(self, result: ProbeResult) -> tuple[float, float, float]:
+        """(drop, low, high) of ``result`` below the reference, in percentage points."""
+        reference = self.baseline or ProbeResult(self.baseline_accuracy, 0.0,
+                                                 (self.baseline_accuracy,), 0.0, True,
+                                                 ci_low=self.baseline_accuracy,
+                                                 ci_high=self.baseline_accuracy)
+        return accuracy_drop_pp(reference, result)
 
 
 @dataclass(frozen=True)
@@ -79,4 +142,4 @@ def error_free(n_layers: int) -> ProbeCandidate:
 
 
 __all__ = ["AccuracyEstimator", "AccuracyModel", "CheckedEstimator", "ProbeCandidate",
-           "ProbeResult", "error_free"]
+           "ProbeResult", "accuracy_drop_pp", "error_free"]

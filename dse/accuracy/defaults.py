@@ -7,8 +7,14 @@ from hw_models.errors import ConfigError
 
 class ProbeDefaults:
     steps = 20          # quick fine-tune steps
-    seeds = 3           # evaluation error masks averaged
+    finetune_seeds = 2  # independent fine-tunes (their spread is part of every interval)
+    error_seeds = 3     # error masks per fine-tuned model
     error_model = 0     # EDEN error model 0..3 (0: uniform)
+
+
+class ConfirmDefaults:
+    steps_factor = 10   # the test-split confirmation fine-tunes 10x the probe's steps
+    finetune_seeds = 3
 
 
 # baseline training epochs per dataset ("*": any other)
@@ -21,17 +27,30 @@ MAX_PROBE_SEEDS = 10**4
 MAX_EPOCHS = 10**4
 
 
-def check_probe_counts(steps: int, seeds: int, *, steps_option: str,
-                       seeds_option: str) -> None:
-    """Fine-tune steps in [0, MAX_PROBE_STEPS] and error seeds in [1, MAX_PROBE_SEEDS]."""
-    if steps < 0 or seeds < 1:
-        raise ConfigError(f"{steps_option} must be >= 0 and {seeds_option} >= 1")
+def check_probe_counts(steps: int, seeds: dict[str, int], *, steps_option: str) -> None:
+    """Fine-tune steps in [0, MAX_PROBE_STEPS]; each seed count (option -> value) in
+    [1, MAX_PROBE_SEEDS]."""
+    if steps < 0:
+        raise ConfigError(f"{steps_option} must be >= 0 (got {steps})")
     if steps > MAX_PROBE_STEPS:
         raise ConfigError(f"{steps_option} must be <= {MAX_PROBE_STEPS:,} (got {steps}); "
                           f"a quick fine-tune takes tens of steps")
-    if seeds > MAX_PROBE_SEEDS:
-        raise ConfigError(f"{seeds_option} must be <= {MAX_PROBE_SEEDS:,} (got {seeds}); "
-                          f"a few error seeds give the mean")
+    for option, count in seeds.items():
+        if count < 1:
+            raise ConfigError(f"{option} must be >= 1 (got {count})")
+        if count > MAX_PROBE_SEEDS:
+            raise ConfigError(f"{option} must be <= {MAX_PROBE_SEEDS:,} (got {count}); "
+                              "a few seeds give the mean and its spread")
+
+
+RETIRED_SEEDS = ("{option} is retired: the probe now has two kinds of seeds; use "
+                 "{finetune} (independent fine-tunes, default {f}) and {errors} (error masks "
+                 "per fine-tune, default {e})")
+
+
+def retired_seeds_message(option: str, finetune: str, errors: str) -> str:
+    return RETIRED_SEEDS.format(option=option, finetune=finetune, errors=errors,
+                                f=ProbeDefaults.finetune_seeds, e=ProbeDefaults.error_seeds)
 
 
 def check_epochs(epochs: int) -> None:

@@ -144,13 +144,23 @@ class ProbeEstimator:
     def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
         return probe(candidate, setup=self.setup)
 
-    def on_split(self, split: str) -> "ProbeEstimator":
-        """The same probe measured on another split (``test``)."""
-        return ProbeEstimator(dataclasses.replace(
-            self.setup, config=dataclasses.replace(self.setup.config, split=split)))
+    def confirming(self, *, steps: int, finetune_seeds: int, split: str = "test"
+                   ) -> "ProbeEstimator":
+        """The same probe with a longer fine-tune and more seeds, on ``split`` (the test
+        split, which the search never sees)."""
+        config = dataclasses.replace(self.setup.config, split=split, steps=steps,
+                                     finetune_seeds=finetune_seeds)
+        return ProbeEstimator(dataclasses.replace(self.setup, config=config))
+
+    def settings(self) -> dict[str, object]:
+        """What a confirmation's results are bound to."""
+        config = self.setup.config
+        return {"split": config.split, "steps": config.steps,
+                "finetune_seeds": config.finetune_seeds, "error_seeds": config.error_seeds,
+                "seed": config.seed}
 
 
 def with_baseline(estimator: AccuracyEstimator, n_layers: int) -> AccuracyModel:
-    """The estimator and the accuracy of the all-digital, nominal-DRAM candidate."""
+    """The estimator and its measurement of the all-digital, nominal-DRAM candidate."""
     baseline = estimator(error_free(n_layers))
-    return AccuracyModel(estimator, baseline.accuracy_mean)
+    return AccuracyModel(estimator, baseline.accuracy_mean, baseline)

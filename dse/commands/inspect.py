@@ -20,8 +20,9 @@ from dse.engines.optuna.storage import (
     sqlite_path,
 )
 from dse.evaluate import candidate_cost
-from dse.metrics import metric
+from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, metric
 from dse.problem import Problem, build_problem
+from dse.results.confirmation import confirmed_columns
 from dse.results.files import check_writable_folder
 from dse.results.ledger import (
     BASELINE_ATTR,
@@ -152,9 +153,10 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
         "network": config["network"], "dataset": config["dataset"], "dram": config["dram"],
         "vdd_v": candidate.vdd_v, "trcd_ns": candidate.trcd_ns,
         "metrics": {key: metrics_of(trial).get(key) for key in
-                    ("accuracy", "accuracy_std", "latency_s", "energy_j", "dram_energy_j",
-                     "compute_energy_j", "probed")},
+                    ("accuracy", *ACCURACY_STATS, "latency_s", "energy_j", "dram_energy_j",
+                     "compute_energy_j", "compute_latency_s", NOMINAL_DRAM_ENERGY, "probed")},
         "constraints": constraints_of(trial),
+        "test": confirmed_columns(study).get(trial_number),
         "test_accuracy": study.user_attrs.get(TEST_ACCURACY_ATTR, {}).get(str(trial_number)),
         "layers": layers,
     }

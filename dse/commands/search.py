@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator
@@ -9,8 +10,16 @@ from typing import Any, Callable, ContextManager, Iterator
 import optuna
 
 from dse.accuracy import AccuracyModel, CheckedEstimator
+from dse.commands.confirm import PROBE_SETTINGS_ATTR, confirm_points, probe_settings
 from dse.commands.inspect import stored_location
-from dse.config import SearchConfig, default_study_name, validate, worker_index, worker_seed
+from dse.config import (
+    SearchConfig,
+    default_study_name,
+    resolved_confirm_steps,
+    validate,
+    worker_index,
+    worker_seed,
+)
 from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
 from dse.engines.optuna.journal import TornJournal
 from dse.engines.optuna.storage import (
@@ -23,12 +32,11 @@ from dse.engines.optuna.storage import (
     single_writer,
     sqlite_path,
 )
-from dse.evaluate import candidate_cost, cost_metrics, probe_candidate
+from dse.evaluate import cost_metrics
 from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
 from dse.results.files import check_not_folders, check_writable_folder, write_json
 from dse.results.ledger import (
-    TEST_ACCURACY_ATTR,
     Ledger,
     baseline_candidates,
     open_ledger,
@@ -36,11 +44,9 @@ from dse.results.ledger import (
 from dse.results.location import check_folder_is_ours, storage_record
 from dse.results.outputs import write_outputs
 from dse.results.provenance import append_run, resolved_config
-from dse.results.tables import trials_frame
 from dse.signals import SignalGuard, Terminated
-from dse.space import decode
 from dse.threads import HostWorkers, ThreadPolicy
-from hw_models import load_soc
+from hw_models import ConfigError, load_soc
 from hw_models.dram import dram_preset_path
 
 # written into the results folder before the first trial (checked before training)
@@ -82,7 +88,7 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     check_not_folders(out_dir, STUDY_FILES, hint="pass another --results-dir")
     check_folder_is_ours(out_dir, storage_url, study_name, stored_location)
     limits = Limits(config.max_accuracy_drop_pp, config.latency_budget_s,
-                    config.energy_budget_j)
+                    config.energy_budget_j, config.drop_rule)
     if "accuracy" in objectives and config.accuracy_estimator is None:
         from networks.datasets import load_dataset
         load_dataset(config.dataset, config.data_dir, download=config.download)  # no data:
@@ -148,17 +154,26 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
         estimator = CheckedEstimator(
             import_callable(config.accuracy_estimator, what="accuracy estimator"),
             config.accuracy_estimator)
-        return with_baseline(estimator, problem.table.n_layers), None, None
+        model = with_baseline(estimator, problem.table.n_layers)
+        if config.drop_rule == "upper" and not all(map(math.isfinite, model.baseline.interval()
+                                                       if model.baseline else ())):
+            raise ConfigError(f"--drop-rule upper needs accuracy intervals; the accuracy "
+                              f"estimator '{config.accuracy_estimator}' gives none (return "
+                              "per-image 'correct' or 'ci_low'/'ci_high' in its ProbeResult)")
+        return model, None, None
     from dse.accuracy.probe import DataRequest, ProbeEstimator, probe_setup
     from networks.probe import ProbeConfig
     data = DataRequest(network=config.network, dataset=config.dataset,
                        data_dir=config.data_dir, download=config.download,
                        results_dir=config.results_dir, checkpoint=config.checkpoint,
                        epochs=config.epochs, device=config.device)
-    probe_config = ProbeConfig(steps=config.probe_steps, seeds=config.probe_seeds,
-                               error_model=config.error_model, seed=config.seed)
+    probe_config = ProbeConfig(steps=config.probe_steps, finetune_seeds=config.finetune_seeds,
+                               error_seeds=config.error_seeds, error_model=config.error_model,
+                               seed=config.seed)
     probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress))
-    return (with_baseline(probe, problem.table.n_layers), probe.on_split("test"),
+    confirming = probe.confirming(steps=resolved_confirm_steps(config),
+                                  finetune_seeds=config.confirm_seeds)
+    return (with_baseline(probe, problem.table.n_layers), confirming,
             probe.setup.checkpoint.tensors_sha256)
 
 
@@ -170,10 +185,12 @@ def engine_for(config: SearchConfig, storage_url: str) -> Engine:
 
 def run_search(prepared: Prepared, *, progress: Progress | None = None,
                notice: Callable[[str], None] | None = None,
-               threads: ThreadPolicy | None = None) -> dict[str, Any]:
+               threads: ThreadPolicy | None = None,
+               confirm_progress: Progress | None = None) -> dict[str, Any]:
     """Run (or join, or resume) the study until it holds ``trials`` complete trials (or this
-    worker ran ``trials_per_worker``); write every output. ``notice`` hears which study in
-    which storage once it is open; ``threads`` is re-applied before every trial."""
+    worker ran ``trials_per_worker``); confirm the front and the baselines on the test split
+    (unless ``--no-confirm``); write every output. ``notice`` hears which study in which
+    storage once it is open; ``threads`` is re-applied before every trial."""
     config = prepared.config
     storage = open_storage(prepared.storage_url,
                            heartbeat_interval_s=config.heartbeat_interval_s,
@@ -183,6 +200,8 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                                      identity=prepared.identity, problem=prepared.problem)
         if notice is not None:
             notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
+        if prepared.problem.needs_accuracy and PROBE_SETTINGS_ATTR not in study.user_attrs:
+            study.set_user_attr(PROBE_SETTINGS_ATTR, probe_settings(config))
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
         run_record = run_provenance(prepared)
         if created or not (prepared.out_dir / "config.json").is_file():
@@ -197,8 +216,9 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                                 before_trial=_worker_attrs(threads))
                 engine_for(config, prepared.storage_url).run(job)
                 guard.check()
-                summary = finish(study, prepared, test_split=True,
-                                 interruptible=guard.interruptible)
+                summary = finish(study, prepared, test_split=config.confirm,
+                                 interruptible=guard.interruptible,
+                                 progress=confirm_progress)
                 guard.check()
                 return summary
             except KeyboardInterrupt as exc:
@@ -261,29 +281,15 @@ def run_provenance(prepared: Prepared) -> dict[str, Any]:
 
 
 def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
-           interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext
-           ) -> dict[str, Any]:
-    """Test accuracy of the front (once; the probes run inside ``interruptible()``), then
-    tables and plots."""
+           interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+           progress: Progress | None = None) -> dict[str, Any]:
+    """Confirm the front and the baselines on the test split (each point once; the probes
+    run inside ``interruptible()``), then write the tables and plots."""
+    confirmation = None
     if test_split and prepared.test_estimator is not None:
-        _test_accuracy(study, prepared, interruptible)
+        confirmation = confirm_points(study, prepared.problem, prepared.test_estimator,
+                                      prepared.test_estimator.settings(),
+                                      interruptible=interruptible, progress=progress)
     summary = write_outputs(study, prepared.out_dir)
-    return {**summary, "results_dir": str(prepared.out_dir),
+    return {**summary, "confirmation": confirmation, "results_dir": str(prepared.out_dir),
             "storage": shown_url(prepared.storage_url)}
-
-
-def _test_accuracy(study: optuna.Study, prepared: Prepared,
-                   interruptible: Callable[[], ContextManager[Any]]) -> None:
-    """Probe the front points on the test split (the search itself only saw validation)."""
-    frame = trials_frame(study)
-    known = dict(study.user_attrs.get(TEST_ACCURACY_ATTR, {}))
-    trials = study.get_trials(deepcopy=False)
-    for number in frame.loc[frame["is_pareto"], "trial"]:
-        if str(number) in known:
-            continue
-        candidate = decode(trials[int(number)].params, prepared.problem.space)
-        cost = candidate_cost(candidate, prepared.problem)
-        with interruptible():
-            result = prepared.test_estimator(probe_candidate(candidate, cost))
-        known[str(number)] = result.accuracy_mean
-    study.set_user_attr(TEST_ACCURACY_ATTR, known)

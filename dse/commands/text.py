@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 Column = tuple[str, str, Callable[[dict[str, Any]], Any]]  # (header, format spec, getter)
 
 
@@ -122,16 +124,29 @@ def dram_devices_text(rows: Sequence[dict[str, Any]]) -> str:
     ])
 
 
+def _pct_interval(row: dict[str, Any], name: str) -> str:
+    """'97.40 [96.3, 98.5]' in %, '' when the value is unknown."""
+    value = row.get(name)
+    if value is None or not np.isfinite(value):
+        return ""
+    low, high = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
+    bounds = ("" if low is None or high is None or not np.isfinite([low, high]).all()
+              else f" [{100 * low:.1f}, {100 * high:.1f}]")
+    return f"{100 * value:.2f}{bounds}"
+
+
 def search_text(summary: dict[str, Any]) -> str:
-    """The front as a table, then the best improvements over the baselines."""
+    """The front as a table (accuracies with their intervals), then the claims."""
+    level = f"{summary.get('interval_level', 0.95):.0%}"
     columns: list[Column] = [("trial", "d", lambda r: r["trial"]),
                              ("baseline", "s", lambda r: r.get("baseline") or "")]
     rows = summary["front"]
     if any(r.get("accuracy") is not None for r in rows):
-        columns.append(("accuracy %", ".2f", lambda r: 100 * (r["accuracy"] or 0)))
+        columns.append((f"val acc % [{level} CI]", "s",
+                        lambda r: _pct_interval(r, "accuracy")))
     if any(r.get("test_accuracy") is not None for r in rows):
-        columns.append(("test acc %", "s", lambda r: "" if r.get("test_accuracy") is None
-                        else f"{100 * r['test_accuracy']:.2f}"))
+        columns.append((f"test acc % [{level} CI]", "s",
+                        lambda r: _pct_interval(r, "test_accuracy")))
     columns += [("latency ms", ".4f", lambda r: r["latency_s"] * 1e3),
                 ("energy uJ", ".3f", lambda r: r["energy_j"] * 1e6),
                 ("DRAM uJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
@@ -139,7 +154,24 @@ def search_text(summary: dict[str, Any]) -> str:
     lines = [f"study {summary['study']}: {trials}; Pareto front ({len(rows)} points):",
              format_table(rows, columns) if rows
              else f"(empty: {summary.get('front_note', 'no feasible trial')})"]
-    lines += [f"  {item['text']}" for item in summary["improvements"]]
+    robust = summary.get("robust_front_size", len(rows))
+    if rows and robust > len(rows):
+        lines.append(f"{robust - len(rows)} more trials are within their accuracy interval of "
+                     f"the front (is_pareto_robust in trials.csv): the front's order in "
+                     f"accuracy is partly noise")
+    shift = summary.get("validation_to_test_shift")
+    if shift:
+        lines.append(f"validation to test: {shift['mean_pp']:+.2f} pp on average over "
+                     f"{shift['points']} confirmed front points (from {shift['min_pp']:+.2f} "
+                     f"to {shift['max_pp']:+.2f} pp)")
+    claims = summary.get("claims", summary.get("improvements", []))
+    if claims:
+        lines.append("claims (test split; accuracy changes paired, in percentage points):"
+                     if "accuracy" in summary.get("objectives", []) else "claims:")
+    lines += [f"  {item['text']}" for item in claims]
+    lines += [f"  {item['text']}" for item in summary.get("method_metrics", [])]
+    if summary.get("claims_note"):
+        lines.append(f"  ({summary['claims_note']})")
     lines.append(f"results: {summary['results_dir']}  (storage {summary['storage']})")
     return "\n".join(lines)
 
@@ -152,10 +184,21 @@ def show_text(report: dict[str, Any]) -> str:
             + ("" if report["vdd_v"] is None else
                f": approximate partition {report['vdd_v']:g} V, tRCD {report['trcd_ns']:g} ns")]
     if metrics.get("accuracy") is not None:
-        head.append(f"accuracy {metrics['accuracy']:.2%} +- {metrics['accuracy_std'] or 0:.2%}"
-                    + ("" if metrics.get("probed") else " (not probed: over a budget)")
-                    + ("" if report["test_accuracy"] is None
-                       else f"; test {report['test_accuracy']:.2%}"))
+        head.append(f"accuracy {metrics['accuracy']:.2%} (95% CI "
+                    f"{interval_pct(metrics, 'accuracy')}; std over seeds "
+                    f"{metrics.get('accuracy_std') or 0:.2%})"
+                    + ("" if metrics.get("probed") else " (not probed: over a budget)"))
+        if metrics.get("accuracy_drop_pp") is not None:
+            head.append(f"paired drop vs all-digital {metrics['accuracy_drop_pp']:+.2f} pp "
+                        f"(95% CI {metrics.get('accuracy_drop_ci_low_pp', float('nan')):+.2f} "
+                        f"to {metrics.get('accuracy_drop_ci_high_pp', float('nan')):+.2f} pp)")
+        test = report.get("test") or {}
+        if test.get("test_accuracy") is not None:
+            head.append(f"test split (confirmed): {test['test_accuracy']:.2%} (95% CI "
+                        f"{interval_pct(test, 'test_accuracy')}); paired drop "
+                        f"{test.get('test_accuracy_drop_pp', float('nan')):+.2f} pp")
+        elif report.get("test_accuracy") is not None:
+            head.append(f"test split: {report['test_accuracy']:.2%}")
     head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
                 f"{metrics['energy_j'] * 1e6:.3f} uJ (DRAM {metrics['dram_energy_j'] * 1e6:.3f})")
     table = format_table(report["layers"], [
@@ -212,12 +255,28 @@ def train_text(report: dict[str, Any]) -> str:
 
 
 def probe_text(report: dict[str, Any]) -> str:
-    return (f"{report['network']} on {report['dataset']}, mapping {report['mapping']}: "
-            f"accuracy {report['accuracy']:.2%} +- {report['accuracy_std']:.2%} over "
-            f"{report['seeds']} error seeds (all-digital baseline "
-            f"{report['baseline_accuracy']:.2%}; max BER weights "
-            f"{report['max_weight_ber']:.1e}, activations {report['max_activation_ber']:.1e}; "
-            f"{report['seconds']:.1f} s{', cached' if report['cached'] else ''})")
+    level = f"{report['interval_level']:.0%}"
+    return "\n".join([
+        f"{report['network']} on {report['dataset']}, mapping {report['mapping']}: accuracy "
+        f"{report['accuracy']:.2%} ({level} CI {interval_pct(report, 'accuracy')}) on "
+        f"{report['images']} {report['split']} images x {report['finetune_seeds']} fine-tune "
+        f"x {report['error_seeds']} error seeds (std over seeds {report['accuracy_std']:.2%})",
+        f"all-digital baseline {report['baseline_accuracy']:.2%} ({level} CI "
+        f"{interval_pct(report, 'baseline_accuracy')}); paired drop "
+        f"{report['accuracy_drop_pp']:+.2f} pp ({level} CI "
+        f"{report['accuracy_drop_ci_low_pp']:+.2f} to {report['accuracy_drop_ci_high_pp']:+.2f}"
+        f" pp)",
+        f"max BER weights {report['max_weight_ber']:.1e}, activations "
+        f"{report['max_activation_ber']:.1e}; {report['seconds']:.1f} s"
+        f"{', cached' if report['cached'] else ''}"])
+
+
+def interval_pct(record: dict[str, Any], name: str) -> str:
+    """'96.8-99.6 %' from ``name_ci_low`` and ``name_ci_high`` (fractions), '?' unknown."""
+    low, high = record.get(f"{name}_ci_low"), record.get(f"{name}_ci_high")
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "?"
+    return f"{low * 100:.1f}-{high * 100:.1f} %"
 
 
 def repair_text(report: dict[str, Any]) -> str:

@@ -6,14 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from dse.accuracy import error_free
-from dse.accuracy.defaults import check_probe_counts
+from dse.accuracy import ProbeResult, accuracy_drop_pp, error_free
+from dse.accuracy.defaults import check_probe_counts, retired_seeds_message
 from dse.accuracy.probe import DataRequest, ProbeEstimator, obtain_checkpoint, probe_setup
+from dse.accuracy.stats import LEVEL
 from dse.commands.catalogue import CostRequest, dram_setting
 from dse.evaluate import probe_candidate
 from dse.space import Candidate
 from dse.workload import load_workload
-from hw_models import load_soc
+from hw_models import ConfigError, load_soc
 from hw_models.mapping import resolve_mapping
 from hw_models.system import system_cost
 from networks.probe import ProbeConfig
@@ -61,20 +62,44 @@ def probe_report(request: ProbeRequest, *, progress: Progress | None = None) -> 
         "max_weight_ber": float(np.max(cost.weight_ber)),
         "max_activation_ber": float(np.max(cost.activation_ber)),
         "error_model": request.config.error_model,
-        "accuracy": result.accuracy_mean, "accuracy_std": result.accuracy_std,
-        "baseline_accuracy": baseline.accuracy_mean,
-        "steps": request.config.steps, "seeds": request.config.seeds,
+        **accuracy_record(result), **baseline_record(baseline, result),
+        "images": int(result.correct.shape[2]) if result.correct is not None else None,
+        "split": request.config.split, "steps": request.config.steps,
+        "finetune_seeds": request.config.finetune_seeds,
+        "error_seeds": request.config.error_seeds, "interval_level": LEVEL,
         "seconds": result.seconds, "cached": result.cached,
     }
 
 
+def accuracy_record(result: ProbeResult) -> dict[str, float]:
+    """accuracy, its standard deviation over the seeds and its interval (fractions)."""
+    low, high = result.interval()
+    return {"accuracy": result.accuracy_mean, "accuracy_std": result.accuracy_std,
+            "accuracy_ci_low": low, "accuracy_ci_high": high}
+
+
+def baseline_record(baseline: ProbeResult, result: ProbeResult) -> dict[str, float]:
+    """The all-digital baseline's accuracy and interval, and the paired drop (pp)."""
+    low, high = baseline.interval()
+    drop, drop_low, drop_high = accuracy_drop_pp(baseline, result)
+    return {"baseline_accuracy": baseline.accuracy_mean, "baseline_accuracy_ci_low": low,
+            "baseline_accuracy_ci_high": high, "accuracy_drop_pp": drop,
+            "accuracy_drop_ci_low_pp": drop_low, "accuracy_drop_ci_high_pp": drop_high}
+
+
 def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: str | None,
                   vendor: str, vdd_v: float | None, trcd_ns: float | None, partitions: str,
-                  error_model: int, steps: int, seeds: int, **data: Any) -> ProbeRequest:
+                  error_model: int, steps: int, finetune_seeds: int, error_seeds: int,
+                  seeds: int | None = None, **data: Any) -> ProbeRequest:
     """``dse probe``'s options as a request, checked."""
-    check_probe_counts(steps, seeds, steps_option="--steps", seeds_option="--seeds")
+    if seeds is not None:
+        raise ConfigError(retired_seeds_message("--seeds", "--finetune-seeds",
+                                                "--error-seeds"))
+    check_probe_counts(steps, {"--finetune-seeds": finetune_seeds,
+                               "--error-seeds": error_seeds}, steps_option="--steps")
     return ProbeRequest(
         data=DataRequest(network=network, dataset=dataset, **data),
         cost=CostRequest(network=network, dataset=dataset, mapping=mapping, hw=hw, dram=dram,
                          vendor=vendor, vdd_v=vdd_v, trcd_ns=trcd_ns, partitions=partitions),
-        config=ProbeConfig(steps=steps, seeds=seeds, error_model=error_model))
+        config=ProbeConfig(steps=steps, finetune_seeds=finetune_seeds,
+                           error_seeds=error_seeds, error_model=error_model))

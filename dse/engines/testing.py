@@ -10,6 +10,7 @@ import os
 import signal
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
@@ -41,11 +42,20 @@ TOY_LAYERS = [
 
 class StubEstimator:
     """Accuracy falls with the analog share and the weight BER; optionally sends SIGTERM
-    to this process during its ``signal_at``-th call (from inside the evaluation)."""
+    to this process during its ``signal_at``-th call (from inside the evaluation).
 
-    def __init__(self, signal_at: int | None = None) -> None:
+    Its per-image correctness is that of ``IMAGES`` fixed images of ``split``: image ``i``
+    is right when a fixed uniform draw ``u_i`` is below the accuracy, so a more accurate
+    candidate gets a superset of a less accurate one's images right (as real candidates
+    mostly agree), and the validation and test images differ."""
+
+    IMAGES = 400
+
+    def __init__(self, signal_at: int | None = None, *, split: str = "val") -> None:
         self.calls = 0
         self.signal_at = signal_at
+        self.split = split
+        self._draws = np.random.default_rng(0 if split == "val" else 1).random(self.IMAGES)
 
     def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
         self.calls += 1
@@ -53,7 +63,14 @@ class StubEstimator:
             os.kill(os.getpid(), signal.SIGTERM)
         accuracy = 0.95 - 0.04 * sum(candidate.n_analog) / 138 - 50 * max(
             candidate.weight_ber)
-        return ProbeResult(accuracy, 0.0, (accuracy,), 0.0, False)
+        return ProbeResult.from_correct((self._draws < accuracy)[None, None], seconds=0.0)
+
+    def settings(self) -> dict[str, object]:
+        return {"split": self.split, "stub": True}
+
+    def confirming(self) -> "StubEstimator":
+        """The same stub on the test images (a search's test-split estimator)."""
+        return StubEstimator(split="test")
 
 
 def toy_problem() -> Problem:

@@ -9,13 +9,22 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from dse import pareto
+from dse.accuracy.stats import LEVEL
+from dse.metrics import ACCURACY_STATS, TEST_STATS, objective_columns
 from dse.metrics import COLUMNS as METRICS
-from dse.metrics import METRICS as REGISTRY
-from dse.metrics import objective_columns
 from dse.pareto import pareto_mask
+from dse.results.claims import describe, eden_claims, front_claims, odimo_claims
+from dse.results.confirmation import (
+    confirmed_columns,
+    confirmed_results,
+    current_settings,
+    validation_to_test_shift,
+)
 from dse.results.files import write_csv, write_json
 from dse.results.ledger import (
     BASELINE_ATTR,
+    CONFIG_ATTR,
     ENGINE_ATTR,
     METRICS_ATTR,
     TEST_ACCURACY_ATTR,
@@ -29,7 +38,8 @@ from dse.results.ledger import (
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: metrics with units in column names, flags, then parameters."""
-    test_accuracy = study.user_attrs.get(TEST_ACCURACY_ATTR, {})
+    legacy_test = study.user_attrs.get(TEST_ACCURACY_ATTR, {})
+    confirmed = confirmed_columns(study)
     rows = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.WAITING:
@@ -38,8 +48,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         constraints = constraints_of(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})
-        row["accuracy_std"] = attrs.get("accuracy_std", np.nan)
-        row["test_accuracy"] = test_accuracy.get(str(trial.number), np.nan)
+        row.update({column: attrs.get(column, np.nan) for column in ACCURACY_STATS})
+        row.update(confirmed.get(trial.number, {column: np.nan for column in TEST_STATS}))
+        if trial.number not in confirmed and str(trial.number) in legacy_test:
+            row["test_accuracy"] = legacy_test[str(trial.number)]  # dse 0.1: the mean only
         row["is_baseline"] = BASELINE_ATTR in attrs
         row["baseline"] = attrs.get(BASELINE_ATTR, "")
         row["engine"] = attrs.get(ENGINE_ATTR, "optuna")
@@ -58,6 +70,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         return pd.DataFrame(columns=["trial", "state", *METRICS, "is_baseline", "baseline",
                                      "is_pareto"])
     frame["is_pareto"] = front_mask(frame, objectives_of(study))
+    frame["is_pareto_robust"] = robust_front_mask(frame, objectives_of(study))
     return frame
 
 
@@ -68,6 +81,25 @@ def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
     values[~eligible] = np.nan
     return pareto_mask(values, directions)
+
+
+def robust_front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
+    """Complete, feasible trials that no front point dominates by more than their accuracy
+    interval: a trial is kept when, given the upper end of its interval as its accuracy, no
+    point of the (mean) front dominates it. Every front point is kept; without accuracy
+    intervals this is the front."""
+    front = frame["is_pareto"].to_numpy(bool)
+    if "accuracy" not in objectives or "accuracy_ci_high" not in frame:
+        return front.copy()
+    columns, directions = objective_columns(objectives)
+    values = frame[columns].to_numpy(dtype=float, copy=True)
+    upper = frame["accuracy_ci_high"].to_numpy(dtype=float)
+    where = columns.index("accuracy")
+    values[:, where] = np.where(np.isfinite(upper), np.maximum(upper, values[:, where]),
+                                values[:, where])
+    eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
+    means = frame.loc[front, columns].to_numpy(dtype=float)
+    return front | (eligible & ~pareto.dominated_by(values, means, directions))
 
 
 def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
@@ -84,52 +116,9 @@ def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
             if on_front]
 
 
-def improvements(frame: pd.DataFrame, max_drop_pp: float | None,
-                 objectives: list[str] | None = None) -> list[dict[str, Any]]:
-    """Per baseline and per cost objective of the study (all of them by default): the
-    largest reduction among front points whose accuracy is within ``max_drop_pp`` of the
-    baseline's (iso-accuracy, as ODiMO reports); among equal reductions, the most accurate
-    point. A baseline whose accuracy is unknown (not probed: over a budget) is compared
-    only in studies without accuracy."""
-    front = frame[frame["is_pareto"]]
-    results = []
-    has_accuracy = frame["accuracy"].notna().any()
-    tolerance = (max_drop_pp or 0.0) / 100
-    costs = [(m.name, m.column) for m in REGISTRY
-             if m.direction == "minimize" and m.column in frame
-             and (objectives is None or m.name in objectives)]
-    for _, base in frame[frame["is_baseline"] & (frame["state"] == "COMPLETE")].iterrows():
-        if has_accuracy and not np.isfinite(base["accuracy"]):
-            continue
-        peers = front
-        if has_accuracy:
-            peers = front[front["accuracy"] >= base["accuracy"] - tolerance]
-        for metric, column in costs:
-            if peers.empty or not base[column] > 0:
-                continue
-            order = [column, "accuracy"] if has_accuracy else [column]
-            best = peers.sort_values(order, ascending=[True, False][:len(order)]).iloc[0]
-            change = (best[column] / base[column] - 1) * 100
-            if not change < 0:
-                continue  # nothing on the front beats this baseline at its accuracy
-            accuracy_change = ((best["accuracy"] - base["accuracy"]) * 100
-                               if has_accuracy else float("nan"))
-            results.append({"baseline": base["baseline"], "metric": metric,
-                            "change_percent": change, "accuracy_change_pp": accuracy_change,
-                            "trial": int(best["trial"])})
-    return results
-
-
-def describe(improvement: dict[str, Any]) -> str:
-    """e.g. '-31.0 % latency at -0.32 % accuracy vs diana-heuristic (trial 17)'."""
-    text = f"{improvement['change_percent']:+.1f} % {improvement['metric']}"
-    if np.isfinite(improvement["accuracy_change_pp"]):
-        text += f" at {improvement['accuracy_change_pp']:+.2f} % accuracy"
-    return f"{text} vs {improvement['baseline']} (trial {improvement['trial']})"
-
-
 def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
-                 frame: pd.DataFrame | None = None) -> dict[str, Any]:
+                 frame: pd.DataFrame | None = None, drop_rule: str | None = None
+                 ) -> dict[str, Any]:
     """Write trials.csv, pareto.csv and summary.json; return the summary. ``frame`` is the
     study's ``trials_frame`` when the caller has built it already."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -137,25 +126,58 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
     write_csv(out_dir / "trials.csv", frame)
     front = frame[frame["is_pareto"]] if not frame.empty else frame
     write_csv(out_dir / "pareto.csv", front.drop(columns=["is_pareto"], errors="ignore"))
-    found = (improvements(frame, max_drop_pp, objectives_of(study) or None)
-             if not frame.empty else [])
-    summary = {
+    config = study.user_attrs.get(CONFIG_ATTR, {})
+    rule = drop_rule or config.get("drop_rule") or "mean"
+    objectives = objectives_of(study)
+    summary: dict[str, Any] = {
         "study": study.study_name,
-        "objectives": objectives_of(study),
+        "objectives": objectives,
         "trials": {state: int(count) for state, count in frame["state"].value_counts().items()},
         "front": _records(front),
+        "robust_front_size": int(frame["is_pareto_robust"].sum()) if not frame.empty else 0,
         "baselines": (_records(frame[frame["is_baseline"] & (frame["state"] == "COMPLETE")])
                       if not frame.empty else []),
-        "improvements": [{**item, "text": describe(item)} for item in found],
+        "interval_level": LEVEL,
+        "drop_rule": rule,
     }
+    summary.update(claims_summary(study, frame, objectives=objectives,
+                                  max_drop_pp=max_drop_pp, drop_rule=rule))
     if front.empty:
         summary["front_note"] = empty_front_reason(frame)
     write_json(out_dir / "summary.json", summary)
     return summary
 
 
+def claims_summary(study: optuna.Study, frame: pd.DataFrame, *, objectives: list[str],
+                   max_drop_pp: float | None, drop_rule: str) -> dict[str, Any]:
+    """The claims (front, ODiMO's and EDEN's metrics) from the test-split confirmations,
+    the front's validation-to-test shift, and why there are no claims when there are
+    none."""
+    if frame.empty:
+        return {"claims": [], "claims_note": "no trial has completed yet"}
+    results = confirmed_results(study)
+    front = front_claims(frame, results, objectives=objectives, max_drop_pp=max_drop_pp,
+                         drop_rule=drop_rule)
+    out: dict[str, Any] = {"claims": [{**item, "text": describe(item)} for item in front]}
+    if "accuracy" in objectives:
+        metrics = (odimo_claims(frame, results, max_drop_pp=max_drop_pp, drop_rule=drop_rule)
+                   + eden_claims(frame, results, drop_rule=drop_rule))
+        out["method_metrics"] = [{**item, "text": describe(item)} for item in metrics]
+        out["confirmed"] = len(results)
+        out["confirm_settings"] = current_settings(study)
+        out["validation_to_test_shift"] = validation_to_test_shift(frame)
+        if not results:
+            out["claims_note"] = ("no claim: the front and the baselines are not confirmed on "
+                                  "the test split yet (run `dse confirm`)")
+        elif not front:
+            out["claims_note"] = ("no confirmed front point beats a confirmed baseline within "
+                                  "the accuracy limit")
+    return out
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    keep = ["trial", "baseline", *METRICS, "accuracy_std", "test_accuracy", "feasible"]
+    keep = ["trial", "baseline", *METRICS, *ACCURACY_STATS, *TEST_STATS, "feasible",
+            "is_pareto_robust"]
     subset = frame[[c for c in keep if c in frame.columns]]
     return json.loads(subset.to_json(orient="records"))
 

@@ -130,32 +130,65 @@ def test_a_study_from_before_content_binding_resumes_by_path_then_by_contents(
 
 # ---- probe-cache values are validated ----------------------------------------------------
 
-GOOD = {"accuracy_mean": 0.5, "accuracy_std": 0.25, "accuracy_per_seed": [0.25, 0.75],
-        "seconds": 1.5, "cached": False}
+CORRECT = [[[1, 1, 0, 0], [1, 1, 1, 0]], [[1, 0, 0, 0], [1, 1, 1, 1]]]  # 2 x 2 seeds, 4 images
+SHAPE = (2, 2, 4)
+
+
+def good_document():
+    from dse.accuracy import ProbeResult
+    from networks.probe import cache_document
+    return cache_document(ProbeResult.from_correct(CORRECT, seconds=1.5))
+
+
+def test_a_cache_document_holds_the_accuracies_its_bits_say():
+    document = good_document()
+    assert document["accuracy_per_seed"] == [0.5, 0.75, 0.25, 1.0]
+    assert document["accuracy_mean"] == 0.625
 
 
 @pytest.mark.parametrize("change", [
     {"accuracy_mean": 7.5}, {"accuracy_mean": -0.1}, {"accuracy_mean": math.nan},
     {"accuracy_mean": math.inf}, {"accuracy_mean": "0.5"}, {"accuracy_mean": True},
-    {"accuracy_mean": None}, {"accuracy_mean": 0.6},  # not the mean of the seeds
-    {"accuracy_std": 0.3}, {"accuracy_std": -0.25},
-    {"accuracy_per_seed": [0.25, 1.75], "accuracy_mean": 1.0, "accuracy_std": 0.75},
-    {"accuracy_per_seed": [0.5]}, {"accuracy_per_seed": [0.25, 0.75, 0.5]},
-    {"accuracy_per_seed": "0.25,0.75"}, {"accuracy_per_seed": [0.25, None]},
+    {"accuracy_mean": None}, {"accuracy_mean": 0.6},  # not what the bits say
+    {"accuracy_per_seed": [0.5, 0.75, 0.25, 1.75]}, {"accuracy_per_seed": [0.5]},
+    {"accuracy_per_seed": [0.75, 0.5, 0.25, 1.0]},  # another order than the bits'
+    {"accuracy_per_seed": "0.5,0.75"}, {"accuracy_per_seed": [0.5, None, 0.25, 1.0]},
+    {"accuracy_std": 0.3}, {"accuracy_std": None},
     {"seconds": -1.0}, {"seconds": math.nan}, {"seconds": "1"},
+    {"correct": None}, {"correct": {"shape": [2, 2, 4], "bits": "%%%"}},
+    {"correct": {"shape": [2, 2, 5], "bits": "AAAA"}},  # another split size
+    {"correct": {"shape": [2, 2, True], "bits": "AAAA"}},
 ])
 def test_an_invalid_cached_result_is_not_a_result(change):
     from networks.probe import valid_result
-    assert valid_result(GOOD, seeds=2) is not None
-    assert valid_result({**GOOD, **change}, seeds=2) is None
+    good = good_document()
+    assert valid_result(good, shape=SHAPE) is not None
+    assert valid_result({**good, **change}, shape=SHAPE) is None
+
+
+def test_a_cached_result_with_flipped_bits_is_not_a_result():
+    from dse.accuracy import stats
+    from networks.probe import valid_result
+    good = good_document()
+    flipped = np.array(CORRECT, dtype=bool)
+    flipped[0, 0, 3] = True  # the stored accuracies no longer match
+    assert valid_result({**good, "correct": stats.pack(flipped)}, shape=SHAPE) is None
 
 
 def test_a_cached_result_that_is_not_a_document_is_not_a_result():
     from networks.probe import valid_result
     for document in ([0.5], 0.5, None, "x", {}):
-        assert valid_result(document, seeds=2) is None
-    missing = {k: v for k, v in GOOD.items() if k != "seconds"}
-    assert valid_result(missing, seeds=2) is None
+        assert valid_result(document, shape=SHAPE) is None
+    missing = {k: v for k, v in good_document().items() if k != "seconds"}
+    assert valid_result(missing, shape=SHAPE) is None
+
+
+def test_a_cached_result_gives_back_the_correctness_and_its_interval():
+    from networks.probe import valid_result
+    result = valid_result(good_document(), shape=SHAPE)
+    assert result.cached and result.accuracy_mean == 0.625
+    assert np.array_equal(result.correct, np.array(CORRECT, dtype=bool))
+    assert result.ci_low <= 0.625 <= result.ci_high
 
 
 @pytest.fixture()
@@ -166,7 +199,8 @@ def probe_results(tmp_path):
 
 def probe_json(results):
     result = run("probe", "--dataset", "synthetic", "--epochs", "1", "--mapping", "all-analog",
-                 "--vdd", "0.9", "--steps", "0", "--seeds", "2", "--results-dir", str(results),
+                 "--vdd", "0.9", "--steps", "0", "--finetune-seeds", "1", "--error-seeds", "2",
+                 "--results-dir", str(results),
                  "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -195,7 +229,7 @@ def test_an_invalid_cache_file_is_measured_again_and_replaced(probe_results, dam
     assert 0 <= again["accuracy"] <= 1
     for path in files:  # overwritten with the measured values
         stored = json.loads(path.read_text())
-        assert probe_module.valid_result(stored, seeds=2) is not None
+        assert probe_module.valid_result(stored, shape=(1, 2, 128)) is not None
     monkeypatch.setattr(probe_module, "_MEMORY_CACHE", {})
     assert probe_json(probe_results)["cached"]
 

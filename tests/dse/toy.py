@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult
+from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult, error_free
 from dse.commands.search import Prepared
 from dse.config import SearchConfig
 from dse.engines.testing import TOY_LAYERS, StubEstimator  # noqa: F401 (TOY_LAYERS: conftest)
@@ -29,16 +29,22 @@ def toy_problem(table, *, objectives="accuracy,latency,energy", dram="lpddr4-320
 
 
 def toy_accuracy(problem: Problem, calls=None) -> AccuracyModel | None:
-    return AccuracyModel(stub_probe(calls), 0.95) if problem.needs_accuracy else None
+    """The stub with its all-digital baseline measured (drops are paired with it)."""
+    if not problem.needs_accuracy:
+        return None
+    baseline = StubEstimator()(error_free(problem.table.n_layers))
+    return AccuracyModel(stub_probe(calls), baseline.accuracy_mean, baseline)
 
 
 def toy_prepared(table, tmp_path: Path, *, trials=8, study="toy", sampler="tpe",
-                 identity_extra=None, calls=None, **problem_kw) -> Prepared:
+                 identity_extra=None, calls=None, confirm=True, **problem_kw) -> Prepared:
     problem = toy_problem(table, **problem_kw)
     config = SearchConfig(trials=trials, sampler=sampler, study=study,
-                          results_dir=str(tmp_path))
+                          results_dir=str(tmp_path), confirm=confirm)
     identity = {"network": "toy", "dataset": None, "hw": "diana",
                 "dram": problem_kw.get("dram", "lpddr4-3200"), "vendor": "B",
                 "objectives": ",".join(problem.objectives), **(identity_extra or {})}
-    return Prepared(config, problem, toy_accuracy(problem, calls), study,
-                    f"sqlite:///{tmp_path / study / 'study.db'}", tmp_path / study, identity)
+    accuracy = toy_accuracy(problem, calls)
+    return Prepared(config, problem, accuracy, study,
+                    f"sqlite:///{tmp_path / study / 'study.db'}", tmp_path / study, identity,
+                    StubEstimator(split="test") if accuracy is not None else None)

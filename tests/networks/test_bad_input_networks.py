@@ -19,8 +19,9 @@ from networks.extract import extract_layer_table
 from networks.probe import ProbeConfig, ProbeSetup
 
 KEY = "0123456789abcdef01234567"
-GOOD = {"accuracy_mean": 0.75, "accuracy_std": 0.01, "accuracy_per_seed": [0.74, 0.76],
-        "seconds": 1.5, "cached": False}
+CORRECT = [[[1, 1, 1, 0]], [[1, 1, 0, 1]]]  # 2 fine-tune seeds x 1 error seed, 4 images
+SHAPE = (2, 1, 4)
+GOOD = probe_module.cache_document(ProbeResult.from_correct(CORRECT, seconds=1.5))
 
 
 def write_entry(cache_dir: Path, document: object) -> Path:
@@ -31,9 +32,9 @@ def write_entry(cache_dir: Path, document: object) -> Path:
 
 def test_a_sound_cache_entry_is_read(tmp_path):
     write_entry(tmp_path, GOOD)
-    assert probe_module._read_cache(tmp_path, KEY, seeds=2) == ProbeResult(
-        accuracy_mean=0.75, accuracy_std=0.01, accuracy_per_seed=(0.74, 0.76), seconds=1.5,
-        cached=True)
+    read = probe_module._read_cache(tmp_path, KEY, shape=SHAPE)
+    assert read.same_as(ProbeResult.from_correct(CORRECT, seconds=1.5))
+    assert read.cached and read.seconds == 1.5 and read.accuracy_per_seed == (0.75, 0.75)
 
 
 @pytest.mark.parametrize("document", [
@@ -49,25 +50,27 @@ def test_a_sound_cache_entry_is_read(tmp_path):
 ])
 def test_a_cache_entry_with_wrong_types_counts_as_absent(document, tmp_path):
     path = write_entry(tmp_path, document)
-    assert probe_module._read_cache(tmp_path, KEY, seeds=2) is None  # measured again, not an error
+    # measured again, not an error
+    assert probe_module._read_cache(tmp_path, KEY, shape=SHAPE) is None
     assert json.loads(path.read_text()) == document
 
 
 def test_a_cache_entry_that_is_a_folder_is_refused(tmp_path):
     (tmp_path / f"{KEY}.json").mkdir()
     with pytest.raises(ConfigError, match="is a folder, not a file; remove it"):
-        probe_module._read_cache(tmp_path, KEY, seeds=2)
+        probe_module._read_cache(tmp_path, KEY, shape=SHAPE)
 
 
 def test_an_unwritable_cache_entry_is_a_config_error(tmp_path):
     (tmp_path / "probe_cache").write_text("kept\n")
-    result = ProbeResult(0.5, 0.0, (0.5,), 1.0, cached=False)
+    result = ProbeResult.from_correct([[[1, 0]]], seconds=1.0)
     with pytest.raises(ConfigError, match="cannot write probe cache entry"):
         probe_module._write_cache(tmp_path / "probe_cache", KEY, result)
     assert (tmp_path / "probe_cache").read_text() == "kept\n"
 
 
-@pytest.mark.parametrize("field, value", [("steps", 10**30), ("seeds", 10**30)])
+@pytest.mark.parametrize("field, value", [("steps", 10**30), ("finetune_seeds", 10**30),
+                                          ("error_seeds", 10**30)])
 def test_probe_refuses_counts_too_large(field, value):
     setup = ProbeSetup(checkpoint=None, bundle=None, error_params=None, row_bytes=2048,
                        config=dataclasses.replace(ProbeConfig(), **{field: value}))
@@ -106,7 +109,7 @@ def test_a_model_returning_no_tensor_is_refused():
 @pytest.mark.slow
 def test_probe_measures_again_over_a_damaged_cache_entry(tmp_path):
     """As a user meets it: a cache entry with wrong types is measured again and rewritten."""
-    args = ["probe", "--dataset", "synthetic", "--epochs", "1", "--steps", "0", "--seeds",
+    args = ["probe", "--dataset", "synthetic", "--epochs", "1", "--steps", "0", "--error-seeds",
             "1", "--mapping", "all-digital", "--dram", "none", "--results-dir", str(tmp_path),
             "--json"]
     first = CliRunner().invoke(cli, args)

@@ -87,7 +87,8 @@ def test_probe_of_a_damaged_checkpoint_is_one_error(saved, tmp_path):
     damaged = tmp_path / "damaged.pt"
     flip_tensor_bytes(saved, damaged)
     result = run("probe", "--dataset", "synthetic", "--checkpoint", str(damaged), "--dram",
-                 "none", "--steps", "0", "--seeds", "1", "--results-dir", str(tmp_path))
+                 "none", "--steps", "0", "--finetune-seeds", "1", "--error-seeds", "1",
+                 "--results-dir", str(tmp_path))
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"dse: error: checkpoint {damaged} {DAMAGED}")
@@ -102,8 +103,11 @@ def test_a_damaged_cached_checkpoint_names_the_retrain_command(tmp_path):
     common = ["--dataset", "synthetic", "--epochs", "1", "--results-dir", str(results)]
     retrain = (f"train it again with dse train --network resnet8 --dataset synthetic --epochs 1 "
                f"--results-dir {results} --retrain")
-    for command in (["train"], ["probe", "--dram", "none", "--steps", "0", "--seeds", "1"],
-                    ["search", "--trials", "1", "--probe-steps", "0", "--probe-seeds", "1"]):
+    for command in (["train"],
+                    ["probe", "--dram", "none", "--steps", "0", "--finetune-seeds", "1",
+                     "--error-seeds", "1"],
+                    ["search", "--trials", "1", "--probe-steps", "0", "--error-seeds", "1",
+                     "--no-confirm"]):
         result = run(*command, *common)
         assert result.exit_code == 2, (command, result.output)
         lines = result.stderr.strip().splitlines()

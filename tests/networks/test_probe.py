@@ -29,7 +29,8 @@ def trained(tmp_path_factory):
 def setup_for(trained, tmp_path=None, **config) -> ProbeSetup:
     checkpoint, _, bundle = trained
     return ProbeSetup(checkpoint=checkpoint, bundle=bundle,
-                      config=ProbeConfig(steps=8, seeds=2, **config),
+                      config=ProbeConfig(**{"steps": 8, "finetune_seeds": 1,
+                                            "error_seeds": 2, **config}),
                       error_params=ErrorModelParams(), row_bytes=2048, cache_dir=tmp_path)
 
 

@@ -14,6 +14,7 @@ def test_defaults_are_the_probes_and_the_trainings():
     from networks.probe import ProbeConfig
     from networks.train import TrainConfig
     assert Reexported is ProbeCandidate  # user estimators written for networks.probe work
-    assert (ProbeConfig.steps, ProbeConfig.seeds, ProbeConfig.error_model) == (
-        ProbeDefaults.steps, ProbeDefaults.seeds, ProbeDefaults.error_model)
+    assert (ProbeConfig.steps, ProbeConfig.finetune_seeds, ProbeConfig.error_seeds,
+            ProbeConfig.error_model) == (ProbeDefaults.steps, ProbeDefaults.finetune_seeds,
+                                         ProbeDefaults.error_seeds, ProbeDefaults.error_model)
     assert DEFAULT_EPOCHS["*"] == TrainConfig.epochs

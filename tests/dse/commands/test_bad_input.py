@@ -20,7 +20,7 @@ from networks.train import TrainConfig, checkpoint_path
 
 HUGE = str(10**30)
 NO_ACCURACY = ("--dataset", "synthetic", "--objectives", "latency,energy", "--trials", "2")
-QUICK_PROBE = ("--dataset", "synthetic", "--epochs", "1", "--steps", "0", "--seeds", "1",
+QUICK_PROBE = ("--dataset", "synthetic", "--epochs", "1", "--steps", "0", "--error-seeds", "1",
                "--mapping", "all-digital", "--dram", "none")
 
 
@@ -270,9 +270,11 @@ def test_damaged_config_json(command, kind, tmp_path):
 
 @pytest.mark.parametrize("command, words", [
     (("probe", "--steps", HUGE), ("--steps", "10,000,000")),
-    (("probe", "--seeds", HUGE), ("--seeds", "10,000")),
+    (("probe", "--error-seeds", HUGE), ("--error-seeds", "10,000")),
+    (("probe", "--finetune-seeds", HUGE), ("--finetune-seeds", "10,000")),
     (("search", "--probe-steps", HUGE), ("--probe-steps", "10,000,000")),
-    (("search", "--probe-seeds", HUGE), ("--probe-seeds", "10,000")),
+    (("search", "--error-seeds", HUGE), ("--error-seeds", "10,000")),
+    (("search", "--finetune-seeds", HUGE), ("--finetune-seeds", "10,000")),
     (("train", "--epochs", HUGE), ("--epochs", "10,000")),
     (("search", "--epochs", HUGE), ("--epochs", "10,000")),
     (("train", "--threads", HUGE), ("--threads", "4096")),

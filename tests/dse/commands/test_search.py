@@ -94,11 +94,30 @@ def test_constraint_values_stored_per_trial(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=6,
                             limits=Limits(max_accuracy_drop_pp=1.0))
     run_search(prepared)
+    baseline = prepared.accuracy.baseline_accuracy
     for trial in load(prepared).get_trials():
-        drop = (0.95 - trial.user_attrs["metrics"]["accuracy"]) * 100 - 1.0
+        metrics = trial.user_attrs["metrics"]
+        assert metrics["accuracy_drop_pp"] == pytest.approx((baseline - metrics["accuracy"]) * 100)
+        drop = metrics["accuracy_drop_pp"] - 1.0  # the paired drop's estimate (--drop-rule mean)
         assert constraints_of(trial)["accuracy_drop_over_limit_pp"] == pytest.approx(drop)
-        assert trial.user_attrs["metrics"]["constraints"] == constraints_of(trial)
+        assert metrics["constraints"] == constraints_of(trial)
         assert trial.constraints["accuracy_drop_over_limit_pp"] == pytest.approx(drop)
+        assert (metrics["accuracy_drop_ci_low_pp"] <= metrics["accuracy_drop_pp"]
+                <= metrics["accuracy_drop_ci_high_pp"])
+        assert metrics["accuracy_ci_low"] <= metrics["accuracy"] <= metrics["accuracy_ci_high"]
+
+
+def test_upper_drop_rule_constrains_the_intervals_upper_end(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=8,
+                            limits=Limits(max_accuracy_drop_pp=1.0, drop_rule="upper"))
+    run_search(prepared)
+    uncertain = 0
+    for trial in load(prepared).get_trials():
+        metrics = trial.user_attrs["metrics"]
+        limit = constraints_of(trial)["accuracy_drop_over_limit_pp"]
+        assert limit == pytest.approx(metrics["accuracy_drop_ci_high_pp"] - 1.0)
+        uncertain += metrics["accuracy_drop_ci_high_pp"] > metrics["accuracy_drop_pp"]
+    assert uncertain  # some drop has an interval: the rule is not the mean in disguise
 
 
 def test_resume_continues_the_same_study(toy_table, tmp_path):
@@ -139,17 +158,41 @@ def test_compute_only_search(toy_table, tmp_path):
     assert not any(c.startswith("undervolt") for c in frame.columns)
 
 
-def test_summary_reports_improvements_over_baselines(toy_table, tmp_path):
+def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=25, sampler="random",
                             limits=Limits(max_accuracy_drop_pp=5.0))
     summary = run_search(prepared)
     document = json.loads((tmp_path / "toy" / "summary.json").read_text())
-    assert document["improvements"] == summary["improvements"]
-    for item in summary["improvements"]:
+    assert document["claims"] == summary["claims"] and summary["claims"]
+    front = {row["trial"] for row in document["front"]}
+    for item in summary["claims"]:
         assert item["change_percent"] < 0 and item["baseline"] in BASELINES
-        assert item["text"].startswith(f"{item['change_percent']:+.1f} % {item['metric']}")
+        assert item["trial"] in front and item["trial"] not in range(len(BASELINES))
+        assert item["verdict"] in ("significant", "within noise")
+        assert (item["test_accuracy_change_ci_low_pp"] <= item["test_accuracy_change_pp"]
+                <= item["test_accuracy_change_ci_high_pp"])
+        assert item["text"].startswith(f"{item['change_percent']:+.1f} % {item['metric']} at ")
+        assert " pp test accuracy (95% CI " in item["text"]
     assert {b["baseline"] for b in document["baselines"]} == set(BASELINES)
+    assert all(np.isfinite(b["test_accuracy"]) for b in document["baselines"])
+    assert all(np.isfinite(row["test_accuracy"]) for row in document["front"])
     assert np.isfinite([row["latency_s"] for row in document["front"]]).all()
+    assert summary["confirmation"]["measured"] == len(BASELINES) + len(front - set(range(4)))
+    assert document["validation_to_test_shift"]["points"] == len(front)
+
+
+def test_without_confirmation_there_is_no_claim_and_the_summary_says_why(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=8, confirm=False)
+    summary = run_search(prepared)
+    assert summary["claims"] == [] and "dse confirm" in summary["claims_note"]
+    frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
+    assert frame["test_accuracy"].isna().all()
+    assert {"accuracy_ci_low", "accuracy_ci_high", "accuracy_drop_pp",
+            "accuracy_drop_ci_high_pp", "is_pareto_robust"} <= set(frame.columns)
+    probed = frame[frame["probed"]]
+    assert (probed["accuracy_ci_low"] <= probed["accuracy"]).all()
+    assert (probed["accuracy"] <= probed["accuracy_ci_high"]).all()
+    assert (frame["is_pareto_robust"] >= frame["is_pareto"]).all()
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "nsga3", "gp", "random", "qmc"])

@@ -1,30 +1,8 @@
-"""Tables of a study: improvements over baselines."""
+"""Tables of a study: the front's reasons and the noise-aware front."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
-import pytest
-
-
-def test_improvements_are_iso_accuracy_over_the_studys_own_objectives():
-    from dse.results.tables import improvements
-    rows = [  # trial, baseline, accuracy, latency_s, energy_j, is_pareto
-        (0, "all-digital", 0.99, 10.0, 8.0, False),
-        (1, "all-analog", None, 4.0, 2.0, False),   # over a budget: accuracy unknown
-        (2, "", 0.98, 6.0, 5.0, True),
-        (3, "", 0.99, 6.0, 5.5, True),             # as fast as 2, and as accurate as 0
-        (4, "", 0.90, 3.0, 1.0, True),             # fastest, but far less accurate
-    ]
-    frame = pd.DataFrame(rows, columns=["trial", "baseline", "accuracy", "latency_s",
-                                        "energy_j", "is_pareto"])
-    frame["accuracy"] = frame["accuracy"].astype(float)
-    frame["is_baseline"] = frame["baseline"] != ""
-    frame["state"] = "COMPLETE"
-    found = improvements(frame, 1.0, ["accuracy", "latency"])
-    assert found == [{"baseline": "all-digital", "metric": "latency", "change_percent":
-                      pytest.approx(-40.0), "accuracy_change_pp": pytest.approx(0.0),
-                      "trial": 3}]
-    both = improvements(frame, 1.0, None)
-    assert [(f["metric"], f["trial"]) for f in both] == [("latency", 3), ("energy", 2)]
 
 
 def test_an_empty_front_says_why():
@@ -36,3 +14,30 @@ def test_an_empty_front_says_why():
                                          "constraint (latency_over_budget_s by 2, "
                                          "energy_over_budget_j by 1)")
     assert empty_front_reason(frame.iloc[2:]) == "no trial has completed yet"
+
+
+def test_robust_front_keeps_points_within_their_interval_of_the_front():
+    from dse.results.tables import robust_front_mask
+    frame = pd.DataFrame({  # accuracy up, latency down
+        "trial": [0, 1, 2, 3],
+        "accuracy": [0.95, 0.90, 0.94, 0.80],
+        "accuracy_ci_high": [0.97, 0.92, 0.96, 0.85],
+        "latency_s": [2.0, 1.0, 2.5, 3.0],
+        "state": "COMPLETE", "feasible": True,
+        "is_pareto": [True, True, False, False]})
+    # trial 2: dominated by 0 at the means, not once its upper end (0.96 > 0.95) is used;
+    # trial 3: dominated by 0 even at its upper end
+    assert robust_front_mask(frame, ["accuracy", "latency"]).tolist() == [True, True, True,
+                                                                           False]
+    assert robust_front_mask(frame, ["latency"]).tolist() == [True, True, False, False]
+
+
+def test_dominated_by_agrees_with_brute_force():
+    from dse.pareto import dominated_by
+    rng = np.random.default_rng(3)
+    values, others = rng.integers(0, 4, (60, 3)).astype(float), rng.integers(0, 4, (9, 3))
+    directions = ["maximize", "minimize", "minimize"]
+    signs = np.array([-1, 1, 1])
+    expected = [any(((o * signs) <= (v * signs)).all() and ((o * signs) < (v * signs)).any()
+                     for o in others) for v in values]
+    assert dominated_by(values, others.astype(float), directions).tolist() == expected

@@ -1,0 +1,206 @@
+"""``dse confirm`` and the end of a search: the front and the baselines on the test split.
+
+Each point is re-probed with the confirmation's longer fine-tune and seeds and stored in the
+study at once (``dse.results.confirmation``), so a stopped confirmation resumes without
+re-probing what it finished, and several workers confirming the same study share the work:
+a point another live worker has claimed is left to it.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import optuna
+
+from dse.accuracy import AccuracyEstimator
+from dse.evaluate import candidate_cost, probe_candidate
+from dse.problem import Problem
+from dse.results.confirmation import (
+    CLAIM_PREFIX,
+    RECORD_PREFIX,
+    REFERENCE,
+    SETTINGS_ATTR,
+    record_of,
+)
+from dse.results.ledger import CONFIG_ATTR, objectives_of
+from dse.results.tables import trials_frame
+from dse.space import decode
+from hw_models.errors import ConfigError
+
+CLAIM_STALE_S = 6 * 3600  # a claim from another host older than this is taken over
+PROBE_SETTINGS_ATTR = "dse:probe-settings"  # the search's probe (dse confirm rebuilds it)
+
+Progress = Callable[[int, int, str], None]
+
+
+def points_to_confirm(study: optuna.Study) -> list[int]:
+    """Trial numbers: the all-digital baseline first, the other baselines, then the front."""
+    frame = trials_frame(study)
+    if frame.empty:
+        return []
+    done = frame[frame["state"] == "COMPLETE"]
+    bases = done[done["is_baseline"]].sort_values("trial")
+    order = ([int(t) for t in bases.loc[bases["baseline"] == REFERENCE, "trial"]]
+             + [int(t) for t in bases.loc[bases["baseline"] != REFERENCE, "trial"]])
+    front = [int(t) for t in done.loc[done["is_pareto"] & ~done["is_baseline"], "trial"]]
+    return order + sorted(front)
+
+
+def _alive(claim: Any, now: float) -> bool:
+    """Whether ``claim`` ({host, pid, time}) belongs to a worker that may still be at it."""
+    if not isinstance(claim, dict) or not isinstance(claim.get("time"), (int, float)):
+        return False
+    if claim.get("host") == socket.gethostname() and isinstance(claim.get("pid"), int):
+        if claim["pid"] == os.getpid():
+            return False  # this process's own (an earlier pass of it)
+        try:
+            os.kill(claim["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return now - claim["time"] < CLAIM_STALE_S
+
+
+def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEstimator,
+                   settings: dict[str, Any], *,
+                   interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
+                   progress: Progress | None = None) -> dict[str, Any]:
+    """Probe every point of ``points_to_confirm`` not yet confirmed with ``settings``;
+    returns how many were measured now, found done, or left to another worker."""
+    if study.user_attrs.get(SETTINGS_ATTR) != settings:
+        study.set_user_attr(SETTINGS_ATTR, settings)  # records of other settings no longer count
+    points = points_to_confirm(study)
+    trials = study.get_trials(deepcopy=False)
+    counts = {"measured": 0, "already": 0, "left_to_others": 0}
+    for index, number in enumerate(points):
+        if progress is not None:
+            progress(index, len(points), f"trial {number}")
+        attrs = study.user_attrs  # re-read: other workers may have confirmed it meanwhile
+        record = attrs.get(f"{RECORD_PREFIX}{number}")
+        if isinstance(record, dict) and record.get("settings") == settings:
+            counts["already"] += 1
+            continue
+        if _alive(attrs.get(f"{CLAIM_PREFIX}{number}"), time.time()):
+            counts["left_to_others"] += 1
+            continue
+        study.set_user_attr(f"{CLAIM_PREFIX}{number}", {
+            "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
+        candidate = decode(trials[number].params, problem.space)
+        cost = candidate_cost(candidate, problem)
+        with interruptible():
+            result = estimator(probe_candidate(candidate, cost))
+        study.set_user_attr(f"{RECORD_PREFIX}{number}", record_of(result, settings))
+        counts["measured"] += 1
+    if progress is not None and points:
+        progress(len(points), len(points), "done")
+    return {"points": len(points), **counts}
+
+
+# ---- dse confirm --------------------------------------------------------------------------
+
+def probe_settings(config: Any) -> dict[str, Any]:
+    """What ``dse confirm`` needs to rebuild a search's probe (stored in the study)."""
+    return {"network": config.network, "dataset": config.dataset,
+            "checkpoint": config.checkpoint, "epochs": config.epochs,
+            "probe_steps": config.probe_steps, "finetune_seeds": config.finetune_seeds,
+            "error_seeds": config.error_seeds, "error_model": config.error_model,
+            "seed": config.seed, "data_dir": config.data_dir,
+            "accuracy_estimator": config.accuracy_estimator}
+
+
+def confirm_report(target: str | None, *, storage: str | None, study_name: str | None,
+                   results_dir: str, data_dir: str | None, device: str,
+                   confirm_steps: int | None, confirm_seeds: int,
+                   progress: Progress | None = None,
+                   training_progress: Progress | None = None) -> dict[str, Any]:
+    """Confirm a study's front and baselines on the test split, then rewrite its outputs."""
+    from dse.accuracy.defaults import ConfirmDefaults, check_probe_counts
+    from dse.commands.inspect import locate, problem_of
+    from dse.engines.optuna.storage import shown_url
+    from dse.results.outputs import write_outputs
+    from dse.signals import SignalGuard
+
+    if confirm_steps is not None and confirm_steps < 1:
+        raise ConfigError(f"--confirm-steps must be >= 1 (got {confirm_steps})")
+    url, name, folder = locate(target, storage=storage, study_name=study_name,
+                               results_dir=results_dir)
+    study = _open(url, name)
+    if "accuracy" not in objectives_of(study):
+        raise ConfigError(f"study '{name}' has no accuracy objective: nothing to confirm")
+    stored = study.user_attrs.get(PROBE_SETTINGS_ATTR)
+    if not isinstance(stored, dict):
+        raise ConfigError(f"study '{name}' does not record its probe's settings (made before "
+                          "dse 0.2): it cannot be confirmed")
+    if stored.get("accuracy_estimator"):
+        raise ConfigError(f"study '{name}' uses the accuracy estimator "
+                          f"{stored['accuracy_estimator']}, which has no test split: "
+                          "nothing to confirm")
+    steps = (ConfirmDefaults.steps_factor * stored["probe_steps"] if confirm_steps is None
+             else confirm_steps)
+    check_probe_counts(steps, {"--confirm-seeds": confirm_seeds},
+                       steps_option="--confirm-steps")
+    if not points_to_confirm(study):
+        raise ConfigError(f"study '{name}' has no complete trial to confirm yet")
+    with SignalGuard() as guard:
+        problem = problem_of(study)
+        estimator = _estimator(study, stored, problem, results_dir=_results_root(
+            target, folder, results_dir), data_dir=data_dir or stored.get("data_dir"),
+            device=device, steps=steps, finetune_seeds=confirm_seeds,
+            progress=training_progress)
+        try:
+            counts = confirm_points(study, problem, estimator, estimator.settings(),
+                                    interruptible=guard.interruptible, progress=progress)
+        finally:
+            guard.hold()
+            with contextlib.suppress(KeyboardInterrupt), guard.interruptible():
+                folder.mkdir(parents=True, exist_ok=True)
+                summary = write_outputs(study, folder)
+        guard.check()
+    return {**summary, "confirmation": counts, "results_dir": str(folder),
+            "storage": shown_url(url)}
+
+
+def _open(url: str, name: str) -> optuna.Study:
+    from dse.engines.optuna.storage import open_storage, shown_url
+    try:
+        return optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        raise ConfigError(f"study '{name}' does not exist in {shown_url(url)}") from None
+
+
+def _results_root(target: str | None, folder: Path, results_dir: str) -> str:
+    """Where the checkpoint cache and the probe cache are: the folder's parent when the
+    study was named by its folder, else --results-dir."""
+    if target is not None and Path(target).is_dir() and (folder / "config.json").is_file():
+        return str(folder.parent)
+    return results_dir
+
+
+def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
+               results_dir: str, data_dir: str | None, device: str, steps: int,
+               finetune_seeds: int, progress: Progress | None) -> Any:
+    """The search's probe, rebuilt from the study, on the test split; its checkpoint must
+    be the one the study is bound to."""
+    from dse.accuracy.probe import DataRequest, ProbeEstimator, probe_setup
+    from networks.probe import ProbeConfig
+
+    data = DataRequest(network=stored["network"], dataset=stored["dataset"],
+                       data_dir=data_dir, results_dir=results_dir,
+                       checkpoint=stored.get("checkpoint"), epochs=stored.get("epochs"),
+                       device=device)
+    config = ProbeConfig(steps=stored["probe_steps"], finetune_seeds=stored["finetune_seeds"],
+                         error_seeds=stored["error_seeds"], error_model=stored["error_model"],
+                         seed=stored["seed"])
+    setup = probe_setup(data, config, problem.device, progress=progress)
+    bound = study.user_attrs.get(CONFIG_ATTR, {}).get("checkpoint_sha256")
+    if bound is not None and setup.checkpoint.tensors_sha256 != bound:
+        raise ConfigError(f"the checkpoint found for study '{study.study_name}' is not the one "
+                          "it was searched with (its tensors differ): pass --results-dir "
+                          "where the search kept it")
+    return ProbeEstimator(setup).confirming(steps=steps, finetune_seeds=finetune_seeds)

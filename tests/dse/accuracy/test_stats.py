@@ -1,0 +1,105 @@
+"""Intervals and paired drops on constructed cases with a known answer."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from dse.accuracy import ProbeResult, accuracy_drop_pp, stats
+
+
+def test_all_right_gets_the_width_its_split_allows():
+    low, high = stats.accuracy_interval(np.ones(269, dtype=bool))
+    assert high == 1.0
+    assert low == pytest.approx(stats.wilson(269, 269)[0])
+    assert 0.98 < low < 0.99  # 269 images cannot show more than about 98.6 %
+
+
+def test_half_right_matches_the_binomial_interval():
+    correct = np.zeros(400, dtype=bool)
+    correct[::2] = True
+    low, high = stats.accuracy_interval(correct)
+    half_width = 1.959964 * math.sqrt(0.25 / 400)
+    assert low == pytest.approx(0.5 - half_width, abs=0.005)
+    assert high == pytest.approx(0.5 + half_width, abs=0.005)
+
+
+def test_seed_spread_widens_the_interval():
+    rng = np.random.default_rng(0)
+    images = rng.random(500) < 0.9
+    same = np.broadcast_to(images, (3, 3, 500))
+    noisy = same.copy()
+    noisy[0, :, :60] = ~noisy[0, :, :60]  # one fine-tune differs on 60 images
+    narrow, wide = stats.accuracy_interval(same), stats.accuracy_interval(noisy)
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]
+
+
+def test_an_identical_candidate_drops_exactly_zero():
+    rng = np.random.default_rng(1)
+    correct = rng.random((2, 3, 269)) < 0.97
+    assert stats.paired_drop_pp(correct, correct.copy()) == (0.0, 0.0, 0.0)
+
+
+def test_the_paired_interval_shrinks_when_candidates_agree_on_most_images():
+    rng = np.random.default_rng(2)
+    base = rng.random(1000) < 0.9
+    close = base.copy()
+    close[np.flatnonzero(base)[:10]] = False  # 10 images fewer right: 1 pp
+    independent = rng.random(1000) < base.mean() - 0.01
+    drop, low, high = stats.paired_drop_pp(base, close)
+    assert drop == pytest.approx(1.0) and 0 < low <= 1.0 <= high
+    _, far_low, far_high = stats.paired_drop_pp(base, independent)
+    assert high - low < (far_high - far_low) / 2
+    unpaired = stats.unpaired_drop_pp((base.mean(), *stats.accuracy_interval(base)),
+                                      (close.mean(), *stats.accuracy_interval(close)))
+    assert high - low < (unpaired[2] - unpaired[1]) / 2
+    assert stats.verdict(low, high) == "significant"
+
+
+def test_verdicts():
+    assert stats.verdict(-0.5, 0.4) == "within noise"
+    assert stats.verdict(0.1, 0.4) == "significant"
+    assert stats.verdict(-0.9, -0.1) == "significant"
+
+
+def test_intervals_are_reproducible():
+    rng = np.random.default_rng(4)
+    correct = rng.random((2, 3, 300)) < 0.8
+    assert stats.accuracy_interval(correct) == stats.accuracy_interval(correct.copy())
+
+
+def test_packing_round_trips_and_rejects_garbage():
+    rng = np.random.default_rng(5)
+    correct = rng.random((2, 3, 13)) < 0.5  # not a multiple of 8 bits
+    assert np.array_equal(stats.unpack(stats.pack(correct)), correct)
+    for bad in (None, [], {"shape": [2, 3], "bits": ""}, {"shape": [1, 1, 9], "bits": "AA=="},
+                {"shape": [1, 1, 8], "bits": "not base64!"}):
+        assert stats.unpack(bad) is None
+
+
+def test_bad_levels_and_shapes_are_refused():
+    from hw_models import ConfigError
+    for level in (0, 1, 1.5, -0.1):
+        with pytest.raises(ConfigError):
+            stats.check_level(level)
+    with pytest.raises(ValueError):
+        stats.as_correct(np.zeros((0, 3, 4), dtype=bool))
+    with pytest.raises(ValueError, match="same images"):
+        stats.paired_drop_pp(np.ones(10, bool), np.ones(11, bool))
+
+
+def test_a_result_from_correctness_carries_everything():
+    result = ProbeResult.from_correct([[[1, 1, 0, 1]], [[1, 0, 0, 1]]], seconds=2.0)
+    assert result.accuracy_mean == 0.625 and result.accuracy_per_seed == (0.75, 0.5)
+    assert result.accuracy_std == pytest.approx(0.125)
+    assert result.ci_low <= 0.625 <= result.ci_high
+
+
+def test_drops_without_per_image_data_come_from_the_two_intervals():
+    with_interval = ProbeResult(0.9, 0.0, (0.9,), 0.0, False, ci_low=0.88, ci_high=0.92)
+    base = ProbeResult(0.95, 0.0, (0.95,), 0.0, False, ci_low=0.94, ci_high=0.96)
+    drop, low, high = accuracy_drop_pp(base, with_interval)
+    assert drop == pytest.approx(5.0) and low < 5.0 < high
+    bare = ProbeResult(0.9, 0.0, (0.9,), 0.0, False)
+    assert math.isnan(accuracy_drop_pp(base, bare)[1])
