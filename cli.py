@@ -298,6 +298,9 @@ def train(retrain: bool, as_json: bool, threads: int | None, **options: Any) -> 
               help="DRAM error masks evaluated per fine-tuned model.")
 @click.option("--seeds", type=int, default=None, hidden=True,
               help="Retired: use --finetune-seeds and --error-seeds.")
+@click.option("--interval-level", type=float, default=SearchConfig.interval_level,
+              show_default=True, metavar="P",
+              help="Coverage of the accuracy's interval (0.95: 95 %).")
 @data_options
 @json_option
 def probe(as_json: bool, threads: int | None, **options: Any) -> None:
@@ -328,6 +331,9 @@ search_options = bundle(
                  default=SearchConfig.max_accuracy_drop_pp, show_default=True, metavar="PP",
                  help="Largest accuracy drop vs all-digital at nominal DRAM, in percentage "
                       "points, paired on the same images and seeds (a constraint)."),
+    click.option("--interval-level", type=float, default=SearchConfig.interval_level,
+                 show_default=True, metavar="P",
+                 help="Coverage of every accuracy interval (0.95: 95 %)."),
     click.option("--drop-rule", type=click.Choice(["mean", "upper"]),
                  default=SearchConfig.drop_rule, show_default=True,
                  help="What --max-accuracy-drop bounds: the paired drop's estimate (mean) "

@@ -20,6 +20,7 @@ from dse.accuracy.defaults import (
     check_probe_counts,
     retired_seeds_message,
 )
+from dse.accuracy.stats import check_level
 from dse.metrics import parse_objectives
 from dse.threads import validate_threads
 from hw_models.dram import DEFAULT_VENDOR
@@ -62,6 +63,7 @@ class SearchConfig:
     probe_seeds: int | None = None            # retired: split into the two above
     error_model: int = ProbeDefaults.error_model
     drop_rule: str = "mean"                   # mean | upper: what --max-accuracy-drop bounds
+    interval_level: float = 0.95              # coverage of every accuracy interval
     confirm: bool = True                      # confirm the front on the test split at the end
     confirm_steps: int | None = None          # None: ConfirmDefaults.steps_factor x probe_steps
     confirm_seeds: int = ConfirmDefaults.finetune_seeds
@@ -89,7 +91,8 @@ class SearchConfig:
                 "energy_budget": self.energy_budget_j,
                 "checkpoint": self.checkpoint, "probe_steps": self.probe_steps,
                 "finetune_seeds": self.finetune_seeds, "error_seeds": self.error_seeds,
-                "drop_rule": self.drop_rule, "error_model": self.error_model,
+                "drop_rule": self.drop_rule, "interval_level": self.interval_level,
+                "error_model": self.error_model,
                 "accuracy_estimator": self.accuracy_estimator, "dram": dram,
                 "epochs": resolved_epochs(self.dataset, self.epochs),
                 "hw_sha256": sha256_of(hw_path), "dram_sha256": sha256_of(dram_path),
@@ -129,6 +132,7 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
         raise ConfigError(f"--confirm-steps must be >= 1 (got {config.confirm_steps})")
     check_probe_counts(resolved_confirm_steps(config),
                        {"--confirm-seeds": config.confirm_seeds}, steps_option="--confirm-steps")
+    check_level(config.interval_level)
     if config.drop_rule not in DROP_RULES:
         raise ConfigError(f"--drop-rule must be one of {', '.join(DROP_RULES)} (got "
                           f"'{config.drop_rule}')")

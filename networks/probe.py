@@ -30,6 +30,7 @@ from torch.nn import functional as F
 import dse
 from dse.accuracy import ProbeCandidate, ProbeResult, stats
 from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeDefaults
+from dse.accuracy.stats import LEVEL
 from hw_models.error_models import ERROR_MODELS, ErrorModelParams
 from hw_models.errors import ConfigError
 from networks.datasets import DataBundle
@@ -51,6 +52,7 @@ class ProbeConfig:
     finetune_seeds: int = ProbeDefaults.finetune_seeds  # independent fine-tunes
     error_seeds: int = ProbeDefaults.error_seeds  # error masks per fine-tuned model
     error_model: int = ProbeDefaults.error_model  # EDEN error model 0..3
+    interval_level: float = LEVEL  # coverage of the accuracy's interval
     split: str = "val"            # the search only ever sees validation accuracy
     seed: int = 0
 
@@ -76,14 +78,20 @@ def probe(candidate: ProbeCandidate, *, setup: ProbeSetup) -> ProbeResult:
     _check(candidate, setup)
     key = cache_key(candidate, setup)
     if key in _MEMORY_CACHE:
-        return _MEMORY_CACHE[key]
-    on_disk = _read_cache(setup.cache_dir, key, shape=result_shape(setup))
+        known = _MEMORY_CACHE[key]
+        if known.level == setup.config.interval_level or known.correct is None:
+            return known
+        return ProbeResult.from_correct(known.correct, seconds=known.seconds, cached=True,
+                                        level=setup.config.interval_level)
+    on_disk = _read_cache(setup.cache_dir, key, shape=result_shape(setup),
+                          level=setup.config.interval_level)
     if on_disk is not None:
         _MEMORY_CACHE[key] = on_disk
         return on_disk
     start = time.perf_counter()
     correct = _measure(candidate, setup)
-    result = ProbeResult.from_correct(correct, seconds=time.perf_counter() - start)
+    result = ProbeResult.from_correct(correct, seconds=time.perf_counter() - start,
+                                      level=setup.config.interval_level)
     _write_cache(setup.cache_dir, key, result)
     _MEMORY_CACHE[key] = dataclasses.replace(result, cached=True)
     return result
@@ -131,7 +139,8 @@ def cache_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
         "n_analog": list(candidate.n_analog),
         "weight_ber": [float(f"{b:.6g}") for b in candidate.weight_ber],
         "activation_ber": [float(f"{b:.6g}") for b in candidate.activation_ber],
-        "config": asdict(setup.config),
+        "config": {key: value for key, value in asdict(setup.config).items()
+                   if key != "interval_level"},  # intervals are recomputed from the bits
         "error_params": asdict(setup.error_params),
         "row_bytes": setup.row_bytes,
         "checkpoint": setup.checkpoint.digest,
@@ -212,8 +221,8 @@ def _freeze_weight_errors(model: DianaModel) -> None:
         layer.freeze_weight_errors()
 
 
-def _read_cache(cache_dir: Path | None, key: str, *, shape: tuple[int, int, int]
-                ) -> ProbeResult | None:
+def _read_cache(cache_dir: Path | None, key: str, *, shape: tuple[int, int, int],
+                level: float = LEVEL) -> ProbeResult | None:
     """The cached result, or None when absent, unreadable or not a valid result (it is then
     measured again and the file replaced); a folder in the entry's place is refused before
     the probe's work, not after it."""
@@ -226,13 +235,14 @@ def _read_cache(cache_dir: Path | None, key: str, *, shape: tuple[int, int, int]
         document = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return valid_result(document, shape=shape)
+    return valid_result(document, shape=shape, level=level)
 
 
 CACHE_TOLERANCE = 1e-9  # stored accuracies against the bits (JSON keeps 17 digits)
 
 
-def valid_result(document: object, *, shape: tuple[int, int, int]) -> ProbeResult | None:
+def valid_result(document: object, *, shape: tuple[int, int, int], level: float = LEVEL
+                 ) -> ProbeResult | None:
     """``document`` as a cached ``ProbeResult`` if it is one: a correctness array of
     ``shape`` (fine-tune seeds, error seeds, images), the stored accuracies (finite
     fractions) equal to what its bits say, seconds finite and >= 0; None otherwise."""
@@ -242,7 +252,7 @@ def valid_result(document: object, *, shape: tuple[int, int, int]) -> ProbeResul
     seconds = _number(document.get("seconds"), 0, math.inf)
     if correct is None or correct.shape != tuple(shape) or seconds is None:
         return None
-    result = ProbeResult.from_correct(correct, seconds=seconds, cached=True)
+    result = ProbeResult.from_correct(correct, seconds=seconds, cached=True, level=level)
     per_seed = document.get("accuracy_per_seed")
     if not isinstance(per_seed, list) or len(per_seed) != len(result.accuracy_per_seed):
         return None

@@ -46,24 +46,25 @@ class ProbeResult:
     correct: np.ndarray | None = None
     ci_low: float | None = None   # fraction
     ci_high: float | None = None
+    level: float = stats.LEVEL    # coverage of the interval (and of drops computed from it)
 
     @classmethod
-    def from_correct(cls, correct: Any, *, seconds: float, cached: bool = False
-                     ) -> "ProbeResult":
+    def from_correct(cls, correct: Any, *, seconds: float, cached: bool = False,
+                     level: float = stats.LEVEL) -> "ProbeResult":
         """The result of a per-image correctness array, with its bootstrap interval."""
         array = stats.as_correct(correct)
         per_seed = array.mean(axis=2).reshape(-1)
-        low, high = stats.accuracy_interval(array)
+        low, high = stats.accuracy_interval(array, level)
         return cls(accuracy_mean=float(array.mean()), accuracy_std=float(per_seed.std()),
                    accuracy_per_seed=tuple(float(v) for v in per_seed), seconds=seconds,
-                   cached=cached, correct=array, ci_low=low, ci_high=high)
+                   cached=cached, correct=array, ci_low=low, ci_high=high, level=level)
 
     def interval(self) -> tuple[float, float]:
         """(low, high) fractions: given, from ``correct``, or NaN when unknown."""
         if self.ci_low is not None and self.ci_high is not None:
             return float(self.ci_low), float(self.ci_high)
         if self.correct is not None:
-            return stats.accuracy_interval(self.correct)
+            return stats.accuracy_interval(self.correct, self.level)
         return math.nan, math.nan
 
     def same_as(self, other: "ProbeResult") -> bool:
@@ -80,10 +81,10 @@ def accuracy_drop_pp(baseline: ProbeResult, result: ProbeResult
                      ) -> tuple[float, float, float]:
     """(drop, low, high) of ``result`` below ``baseline`` in percentage points: paired on
     the images and seeds when both have per-image data on the same images, else from the
-    two intervals (NaN bounds when either has none)."""
+    two intervals (NaN bounds when either has none); at ``result``'s interval level."""
     if (baseline.correct is not None and result.correct is not None
             and baseline.correct.shape[2] == result.correct.shape[2]):
-        return stats.paired_drop_pp(baseline.correct, result.correct)
+        return stats.paired_drop_pp(baseline.correct, result.correct, result.level)
     return stats.unpaired_drop_pp((baseline.accuracy_mean, *baseline.interval()),
                                   (result.accuracy_mean, *result.interval()))
 

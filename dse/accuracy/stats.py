@@ -37,10 +37,11 @@ BOOTSTRAP_SEED = 20_241  # fixed: the same data always give the same interval
 _CHUNK = 250          # replicates drawn at a time (bounds memory for large splits)
 
 
-def check_level(level: float) -> None:
+def check_level(level: float, option: str = "--interval-level") -> None:
+    """A coverage strictly between 0 and 1 (0.95: 95 %)."""
     from hw_models.errors import ConfigError
     if not 0 < level < 1:
-        raise ConfigError(f"interval level must be in (0, 1), got {level}")
+        raise ConfigError(f"{option} must be in (0, 1), e.g. 0.95 (got {level})")
 
 
 def as_correct(correct: Any) -> np.ndarray:

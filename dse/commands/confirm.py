@@ -111,6 +111,7 @@ def probe_settings(config: Any) -> dict[str, Any]:
             "probe_steps": config.probe_steps, "finetune_seeds": config.finetune_seeds,
             "error_seeds": config.error_seeds, "error_model": config.error_model,
             "seed": config.seed, "data_dir": config.data_dir,
+            "interval_level": config.interval_level,
             "accuracy_estimator": config.accuracy_estimator}
 
 
@@ -145,8 +146,11 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
              else confirm_steps)
     check_probe_counts(steps, {"--confirm-seeds": confirm_seeds},
                        steps_option="--confirm-steps")
-    if not points_to_confirm(study):
-        raise ConfigError(f"study '{name}' has no complete trial to confirm yet")
+    frame = trials_frame(study)
+    if frame.empty or not frame["is_pareto"].any():
+        from dse.results.tables import empty_front_reason
+        raise ConfigError(f"study '{name}' has no Pareto front to confirm "
+                          f"({empty_front_reason(frame)})")
     with SignalGuard() as guard:
         problem = problem_of(study)
         estimator = _estimator(study, stored, problem, results_dir=_results_root(
@@ -196,7 +200,8 @@ def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
                        device=device)
     config = ProbeConfig(steps=stored["probe_steps"], finetune_seeds=stored["finetune_seeds"],
                          error_seeds=stored["error_seeds"], error_model=stored["error_model"],
-                         seed=stored["seed"])
+                         seed=stored["seed"],
+                         interval_level=stored.get("interval_level", ProbeConfig.interval_level))
     setup = probe_setup(data, config, problem.device, progress=progress)
     bound = study.user_attrs.get(CONFIG_ATTR, {}).get("checkpoint_sha256")
     if bound is not None and setup.checkpoint.tensors_sha256 != bound:

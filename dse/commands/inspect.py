@@ -157,6 +157,7 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
                      "compute_energy_j", "compute_latency_s", NOMINAL_DRAM_ENERGY, "probed")},
         "constraints": constraints_of(trial),
         "test": confirmed_columns(study).get(trial_number),
+        "interval_level": config.get("interval_level", 0.95),
         "test_accuracy": study.user_attrs.get(TEST_ACCURACY_ATTR, {}).get(str(trial_number)),
         "layers": layers,
     }

@@ -169,7 +169,7 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
                        epochs=config.epochs, device=config.device)
     probe_config = ProbeConfig(steps=config.probe_steps, finetune_seeds=config.finetune_seeds,
                                error_seeds=config.error_seeds, error_model=config.error_model,
-                               seed=config.seed)
+                               seed=config.seed, interval_level=config.interval_level)
     probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress))
     confirming = probe.confirming(steps=resolved_confirm_steps(config),
                                   finetune_seeds=config.confirm_seeds)

@@ -184,17 +184,19 @@ def show_text(report: dict[str, Any]) -> str:
             + ("" if report["vdd_v"] is None else
                f": approximate partition {report['vdd_v']:g} V, tRCD {report['trcd_ns']:g} ns")]
     if metrics.get("accuracy") is not None:
-        head.append(f"accuracy {metrics['accuracy']:.2%} (95% CI "
+        level = f"{report.get('interval_level', 0.95):.0%}"
+        head.append(f"accuracy {metrics['accuracy']:.2%} ({level} CI "
                     f"{interval_pct(metrics, 'accuracy')}; std over seeds "
                     f"{metrics.get('accuracy_std') or 0:.2%})"
                     + ("" if metrics.get("probed") else " (not probed: over a budget)"))
         if metrics.get("accuracy_drop_pp") is not None:
             head.append(f"paired drop vs all-digital {metrics['accuracy_drop_pp']:+.2f} pp "
-                        f"(95% CI {metrics.get('accuracy_drop_ci_low_pp', float('nan')):+.2f} "
+                        f"({level} CI "
+                        f"{metrics.get('accuracy_drop_ci_low_pp', float('nan')):+.2f} "
                         f"to {metrics.get('accuracy_drop_ci_high_pp', float('nan')):+.2f} pp)")
         test = report.get("test") or {}
         if test.get("test_accuracy") is not None:
-            head.append(f"test split (confirmed): {test['test_accuracy']:.2%} (95% CI "
+            head.append(f"test split (confirmed): {test['test_accuracy']:.2%} ({level} CI "
                         f"{interval_pct(test, 'test_accuracy')}); paired drop "
                         f"{test.get('test_accuracy_drop_pp', float('nan')):+.2f} pp")
         elif report.get("test_accuracy") is not None:

@@ -9,7 +9,7 @@ import numpy as np
 from dse.accuracy import ProbeResult, accuracy_drop_pp, error_free
 from dse.accuracy.defaults import check_probe_counts, retired_seeds_message
 from dse.accuracy.probe import DataRequest, ProbeEstimator, obtain_checkpoint, probe_setup
-from dse.accuracy.stats import LEVEL
+from dse.accuracy.stats import LEVEL, check_level
 from dse.commands.catalogue import CostRequest, dram_setting
 from dse.evaluate import probe_candidate
 from dse.space import Candidate
@@ -66,7 +66,8 @@ def probe_report(request: ProbeRequest, *, progress: Progress | None = None) -> 
         "images": int(result.correct.shape[2]) if result.correct is not None else None,
         "split": request.config.split, "steps": request.config.steps,
         "finetune_seeds": request.config.finetune_seeds,
-        "error_seeds": request.config.error_seeds, "interval_level": LEVEL,
+        "error_seeds": request.config.error_seeds,
+        "interval_level": request.config.interval_level,
         "seconds": result.seconds, "cached": result.cached,
     }
 
@@ -90,11 +91,13 @@ def baseline_record(baseline: ProbeResult, result: ProbeResult) -> dict[str, flo
 def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: str | None,
                   vendor: str, vdd_v: float | None, trcd_ns: float | None, partitions: str,
                   error_model: int, steps: int, finetune_seeds: int, error_seeds: int,
-                  seeds: int | None = None, **data: Any) -> ProbeRequest:
+                  seeds: int | None = None, interval_level: float = LEVEL,
+                  **data: Any) -> ProbeRequest:
     """``dse probe``'s options as a request, checked."""
     if seeds is not None:
         raise ConfigError(retired_seeds_message("--seeds", "--finetune-seeds",
                                                 "--error-seeds"))
+    check_level(interval_level)
     check_probe_counts(steps, {"--finetune-seeds": finetune_seeds,
                                "--error-seeds": error_seeds}, steps_option="--steps")
     return ProbeRequest(
@@ -102,4 +105,5 @@ def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: st
         cost=CostRequest(network=network, dataset=dataset, mapping=mapping, hw=hw, dram=dram,
                          vendor=vendor, vdd_v=vdd_v, trcd_ns=trcd_ns, partitions=partitions),
         config=ProbeConfig(steps=steps, finetune_seeds=finetune_seeds,
-                           error_seeds=error_seeds, error_model=error_model))
+                           error_seeds=error_seeds, error_model=error_model,
+                           interval_level=interval_level))

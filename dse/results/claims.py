@@ -52,9 +52,10 @@ def _bound(drop: tuple[float, float, float], rule: str) -> float:
     return drop[2] if rule == "upper" and math.isfinite(drop[2]) else drop[0]
 
 
-def _accuracy_fields(drop: tuple[float, float, float]) -> dict[str, Any]:
+def _accuracy_fields(drop: tuple[float, float, float], level: float) -> dict[str, Any]:
     change, low, high = (0.0 - value for value in (drop[0], drop[2], drop[1]))  # no -0.0
-    return {"test_accuracy_change_pp": change, "test_accuracy_change_ci_low_pp": low,
+    return {"level": level, "test_accuracy_change_pp": change,
+            "test_accuracy_change_ci_low_pp": low,
             "test_accuracy_change_ci_high_pp": high,
             "verdict": verdict(low, high) if math.isfinite(low) else "no interval"}
 
@@ -74,7 +75,7 @@ def _best(rows: pd.DataFrame, column: str, base_value: float, pairs: Pairs | Non
             drop = pairs.drop(baseline, int(row["trial"]))
             if not _bound(drop, rule) <= limit_pp:
                 continue
-            fields = _accuracy_fields(drop)
+            fields = _accuracy_fields(drop, pairs.results[int(row["trial"])].level)
             accuracy_key = drop[0]
         if best is None or (value, accuracy_key) < best[:2]:
             best = (value, accuracy_key, int(row["trial"]), fields)
@@ -159,7 +160,8 @@ def eden_claims(frame: pd.DataFrame, results: dict[int, ProbeResult], *, drop_ru
             best = {"kind": "eden", "baseline": "same mapping at nominal DRAM",
                     "metric": "dram_energy", "limit_pp": EDEN_DROP_PP,
                     "trial": int(row["trial"]), "change_percent": change,
-                    **_accuracy_fields(drop), "accuracy_reference": REFERENCE}
+                    **_accuracy_fields(drop, pairs.results[int(row["trial"])].level),
+                    "accuracy_reference": REFERENCE}
     return [best] if best is not None and best["change_percent"] < 0 else []
 
 
@@ -175,6 +177,7 @@ def describe(claim: dict[str, Any]) -> str:
         reference = (f" vs {claim['accuracy_reference']}" if "accuracy_reference" in claim
                      else "")
         text += (f" at {claim['test_accuracy_change_pp']:+.2f} pp test accuracy{reference} "
-                 f"({LEVEL:.0%} CI {claim['test_accuracy_change_ci_low_pp']:+.2f} to "
+                 f"({claim.get('level', LEVEL):.0%} CI "
+                 f"{claim['test_accuracy_change_ci_low_pp']:+.2f} to "
                  f"{claim['test_accuracy_change_ci_high_pp']:+.2f} pp: {claim['verdict']})")
     return f"{text} vs {claim['baseline']} (trial {claim['trial']})"

@@ -37,8 +37,8 @@ def record_of(result: ProbeResult, settings: dict[str, Any]) -> dict[str, Any]:
     """A confirmation's study attribute."""
     low, high = result.interval()
     record: dict[str, Any] = {"settings": settings, "accuracy": result.accuracy_mean,
-                              "ci_low": low, "ci_high": high, "std": result.accuracy_std,
-                              "seconds": result.seconds}
+                              "ci_low": low, "ci_high": high, "level": result.level,
+                              "std": result.accuracy_std, "seconds": result.seconds}
     if result.correct is not None:
         record["correct"] = stats.pack(result.correct)
     return record
@@ -49,15 +49,19 @@ def result_of(record: Any) -> ProbeResult | None:
     if not isinstance(record, dict):
         return None
     correct = stats.unpack(record.get("correct"))
+    level = record.get("level", stats.LEVEL)
+    if not isinstance(level, float) or not 0 < level < 1:
+        level = stats.LEVEL
     if correct is not None:
         return ProbeResult.from_correct(correct, seconds=float(record.get("seconds", 0.0)),
-                                        cached=True)
+                                        cached=True, level=level)
     values = [record.get(key) for key in ("accuracy", "ci_low", "ci_high")]
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         return None
     mean, low, high = (float(v) for v in values)  # type: ignore[arg-type]
     return ProbeResult(mean, float(record.get("std", math.nan)), (mean,),
-                       float(record.get("seconds", 0.0)), True, ci_low=low, ci_high=high)
+                       float(record.get("seconds", 0.0)), True, ci_low=low, ci_high=high,
+                       level=level)
 
 
 def current_settings(study: optuna.Study) -> dict[str, Any] | None:

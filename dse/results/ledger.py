@@ -86,6 +86,10 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
             raise ConfigError(f"study '{name}' exists but its creator never finished setting "
                               "it up; delete it or use another --study")
         time.sleep(0.2)
+    if "probe_seeds" in stored and "finetune_seeds" in identity:
+        raise ConfigError(f"study '{name}' was made by dse 0.1, whose probe had one kind of "
+                          "seed and no intervals: its accuracies are not comparable with "
+                          "today's; pass --study NEW_NAME (dse pareto still reads it)")
     legacy = CHECKPOINT_DIGEST not in stored  # made before studies were bound to the
     # checkpoint's contents: its path is compared, as it was then
     now = {k: v for k, v in identity.items() if not (legacy and k == CHECKPOINT_DIGEST)}

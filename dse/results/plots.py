@@ -42,6 +42,13 @@ def pairwise_front(frame: pd.DataFrame, x: str, y: str, color: str | None, out_d
     axes.scatter(scaled(done, x), scaled(done, y), s=10, c="0.8", label="trials",
                  rasterized=True)  # thousands of points: one image in the SVG
     front = feasible[feasible["is_pareto"]].sort_values(x)
+    if "is_pareto_robust" in feasible:
+        near = feasible[feasible["is_pareto_robust"] & ~feasible["is_pareto"]]
+        if len(near):
+            axes.scatter(scaled(near, x), scaled(near, y), s=30, facecolors="none",
+                         edgecolors="tab:blue", linewidths=0.8, zorder=2,
+                         label="within the accuracy interval of the front")
+    error_bars(axes, front, x, y)
     style = {"c": scaled(front, color), "cmap": "viridis"} if color else {"c": "tab:blue"}
     points = axes.scatter(scaled(front, x), scaled(front, y), s=36, edgecolors="k",
                           label="Pareto front", zorder=3, **style)
@@ -57,6 +64,21 @@ def pairwise_front(frame: pd.DataFrame, x: str, y: str, color: str | None, out_d
     axes.legend(loc="best", fontsize=8)
     axes.grid(alpha=0.3)
     return save(figure, out_dir, f"front_{x}_{y}")
+
+
+def error_bars(axes: plt.Axes, rows: pd.DataFrame, x: str, y: str) -> None:
+    """95 % intervals of the accuracy axis (validation, or test where confirmed)."""
+    for column, horizontal in ((x, True), (y, False)):
+        low, high = f"{column}_ci_low", f"{column}_ci_high"
+        if column != "accuracy" or low not in rows or not len(rows):
+            continue
+        centre = scaled(rows, column)
+        spread = np.vstack([centre - rows[low].to_numpy(float) * AXES[column][1],
+                            rows[high].to_numpy(float) * AXES[column][1] - centre])
+        spread = np.where(np.isfinite(spread), np.maximum(spread, 0), 0)
+        axes.errorbar(scaled(rows, x), scaled(rows, y), xerr=spread if horizontal else None,
+                      yerr=None if horizontal else spread, fmt="none", ecolor="0.35",
+                      elinewidth=0.8, capsize=2, zorder=2.5)
 
 
 CLOUD_3D_POINTS = 2000  # depth-sorting more grey points costs seconds and shows nothing new

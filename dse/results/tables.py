@@ -137,7 +137,7 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
         "robust_front_size": int(frame["is_pareto_robust"].sum()) if not frame.empty else 0,
         "baselines": (_records(frame[frame["is_baseline"] & (frame["state"] == "COMPLETE")])
                       if not frame.empty else []),
-        "interval_level": LEVEL,
+        "interval_level": config.get("interval_level", LEVEL),
         "drop_rule": rule,
     }
     summary.update(claims_summary(study, frame, objectives=objectives,

@@ -161,6 +161,42 @@ def test_dse_confirm_of_a_study_without_accuracy_is_one_line(tmp_path):
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_dse_confirm_of_a_study_without_a_front_is_one_line(tmp_path):
+    tiny_checkpoint(results_dir=tmp_path)
+    made = run("search", "--dataset", "synthetic", "--epochs", "1", "--trials", "4",
+               "--probe-steps", "0", "--error-seeds", "1", "--finetune-seeds", "1",
+               "--latency-budget", "1e-12", "--results-dir", str(tmp_path), "--json")
+    assert made.exit_code == 0, made.output
+    folder = tmp_path / json.loads(made.stdout)["study"]
+    before = (folder / "summary.json").read_bytes()
+    result = run("confirm", str(folder))
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert "no Pareto front to confirm" in result.stderr
+    assert "latency_over_budget_s" in result.stderr
+    assert (folder / "summary.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("command", [("search", "--trials", "1"), ("probe",)])
+@pytest.mark.parametrize("level", ["0", "1", "1.5", "-0.2"])
+def test_interval_levels_outside_0_1_are_one_line(command, level, tmp_path):
+    result = run(*command, "--interval-level", level, "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert "--interval-level must be in (0, 1)" in result.stderr
+    assert not (tmp_path / "checkpoints").exists()  # nothing trained
+
+
+def test_a_wider_level_gives_wider_intervals(tmp_path):
+    tiny_checkpoint(results_dir=tmp_path)
+    common = ("probe", "--dataset", "synthetic", "--epochs", "1", "--steps", "0",
+              "--error-seeds", "2", "--finetune-seeds", "1", "--mapping", "all-analog",
+              "--vdd", "0.9", "--results-dir", str(tmp_path), "--json")
+    narrow = json.loads(run(*common, "--interval-level", "0.5").stdout)
+    wide = json.loads(run(*common, "--interval-level", "0.99").stdout)
+    assert narrow["accuracy"] == wide["accuracy"] and wide["interval_level"] == 0.99
+    assert (wide["accuracy_ci_high"] - wide["accuracy_ci_low"]
+            > narrow["accuracy_ci_high"] - narrow["accuracy_ci_low"])
+
+
 def test_dse_confirm_of_a_missing_study_is_one_line(tmp_path):
     result = run("confirm", str(tmp_path / "nothing"))
     assert result.exit_code == 2 and "no study found" in result.stderr

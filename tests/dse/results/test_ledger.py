@@ -48,6 +48,13 @@ def test_other_settings_are_refused_by_name(toy_table, tmp_path):
         check_identity(study, "s", {"a": 2, "hw": "diana", "hw_sha256": "x"})
 
 
+def test_a_study_of_the_one_seed_probe_is_refused_with_the_reason(toy_table, tmp_path):
+    problem = toy_problem(toy_table)
+    study, _ = _open(tmp_path, problem, {"a": 1, "probe_seeds": 3})
+    with pytest.raises(ConfigError, match="made by dse 0.1, whose probe had one kind of seed"):
+        check_identity(study, "s", {"a": 1, "finetune_seeds": 2, "error_seeds": 3})
+
+
 def test_a_recorded_candidate_is_a_complete_trial_that_decodes_back(toy_table, tmp_path):
     problem = toy_problem(toy_table)
     study, _ = _open(tmp_path, problem)
