@@ -106,7 +106,8 @@ def main() -> None:
     rows = []
     for kind, trials, extra in (
             ("probe-bound", args.probe_trials,
-             ["--checkpoint", str(checkpoint), "--probe-seeds", "1"]),
+             ["--checkpoint", str(checkpoint), "--finetune-seeds", "1", "--error-seeds", "1",
+              "--no-confirm"]),
             ("cost-only", args.cost_trials, ["--objectives", "latency,energy",
                                              "--sampler", "random"])):
         if trials == 0:  # 0 skips that kind

@@ -358,14 +358,16 @@ def test_probe_defaults_match_the_probe_config():
         ProbeConfig.steps, ProbeConfig.finetune_seeds, ProbeConfig.error_seeds)
 
 
-@pytest.mark.parametrize("script", ["setup.sbatch", "search.sbatch"])
-def test_slurm_examples_are_valid_bash_with_dse_commands(script):
+@pytest.mark.parametrize("script, command", [("setup.sbatch", "dse search"),
+                                             ("search.sbatch", "dse search"),
+                                             ("confirm.sbatch", "dse confirm")])
+def test_slurm_examples_are_valid_bash_with_dse_commands(script, command):
     import subprocess
     from pathlib import Path
     path = Path(__file__).resolve().parents[1] / "examples" / "slurm" / script
     subprocess.run(["bash", "-n", str(path)], check=True)
     text = path.read_text()
-    assert "dse search" in text and "--storage" in text and "#SBATCH" in text
+    assert command in text and "--storage" in text and "#SBATCH" in text
 
 
 def test_every_option_has_help():

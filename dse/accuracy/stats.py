@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 LEVEL = 0.95          # two-sided coverage of every interval dse reports
-REPLICATES = 2000     # bootstrap replicates (interval ends move by < 0.1 pp between seeds)
+REPLICATES = 2000     # bootstrap replicates: on 269 images the ends of a paired drop carry a
+                      # Monte-Carlo error of about 0.08 pp (standard deviation over bootstrap
+                      # seeds; 0.04 pp with 10,000 replicates, at 5x the time)
 BOOTSTRAP_SEED = 20_241  # fixed: the same data always give the same interval
 _CHUNK = 250          # replicates drawn at a time (bounds memory for large splits)
 

@@ -198,7 +198,9 @@ def show_text(report: dict[str, Any]) -> str:
         if test.get("test_accuracy") is not None:
             head.append(f"test split (confirmed): {test['test_accuracy']:.2%} ({level} CI "
                         f"{interval_pct(test, 'test_accuracy')}); paired drop "
-                        f"{test.get('test_accuracy_drop_pp', float('nan')):+.2f} pp")
+                        f"{test.get('test_accuracy_drop_pp', float('nan')):+.2f} pp ({level} CI "
+                        f"{test.get('test_accuracy_drop_ci_low_pp', float('nan')):+.2f} to "
+                        f"{test.get('test_accuracy_drop_ci_high_pp', float('nan')):+.2f} pp)")
         elif report.get("test_accuracy") is not None:
             head.append(f"test split: {report['test_accuracy']:.2%}")
     head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
