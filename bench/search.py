@@ -40,7 +40,8 @@ def run_sampler(prepared, name: str, trials: int, seed: int):
     probe_module._MEMORY_CACHE.clear()
     probe = prepared.accuracy.estimator
     estimator = ProbeEstimator(dataclasses.replace(probe.setup, cache_dir=None))
-    accuracy = AccuracyModel(estimator, prepared.accuracy.baseline_accuracy)
+    accuracy = AccuracyModel(estimator, prepared.accuracy.baseline_accuracy,
+                             prepared.accuracy.baseline)
     study, _ = open_ledger(name=f"bench-{name}", storage=optuna.storages.InMemoryStorage(),
                            identity={}, problem=prepared.problem)
     job = EngineJob(problem=prepared.problem, ledger=Ledger(study, prepared.problem),
