@@ -173,11 +173,15 @@ def describe(claim: dict[str, Any]) -> str:
     noise) vs diana-heuristic (trial 17)'."""
     name = {"odimo": "ODiMO metric: ", "eden": "EDEN metric: "}.get(claim.get("kind", ""), "")
     text = f"{name}{claim['change_percent']:+.1f} % {claim['metric']}"
+    accuracy = ""
     if "test_accuracy_change_pp" in claim:
         reference = (f" vs {claim['accuracy_reference']}" if "accuracy_reference" in claim
                      else "")
-        text += (f" at {claim['test_accuracy_change_pp']:+.2f} pp test accuracy{reference} "
-                 f"({claim.get('level', LEVEL):.0%} CI "
-                 f"{claim['test_accuracy_change_ci_low_pp']:+.2f} to "
-                 f"{claim['test_accuracy_change_ci_high_pp']:+.2f} pp: {claim['verdict']})")
-    return f"{text} vs {claim['baseline']} (trial {claim['trial']})"
+        accuracy = (f" at {claim['test_accuracy_change_pp']:+.2f} pp test accuracy{reference} "
+                    f"({claim.get('level', LEVEL):.0%} CI "
+                    f"{claim['test_accuracy_change_ci_low_pp']:+.2f} to "
+                    f"{claim['test_accuracy_change_ci_high_pp']:+.2f} pp: {claim['verdict']})")
+    against = f" vs {claim['baseline']} (trial {claim['trial']})"
+    if "accuracy_reference" in claim:  # EDEN: name what is compared before the accuracy
+        return f"{text}{against},{accuracy}"
+    return f"{text}{accuracy}{against}"

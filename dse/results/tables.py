@@ -11,7 +11,7 @@ import pandas as pd
 
 from dse import pareto
 from dse.accuracy.stats import LEVEL
-from dse.metrics import ACCURACY_STATS, TEST_STATS, objective_columns
+from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, TEST_STATS, objective_columns
 from dse.metrics import COLUMNS as METRICS
 from dse.pareto import pareto_mask
 from dse.results.claims import describe, eden_claims, front_claims, odimo_claims
@@ -48,6 +48,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         constraints = constraints_of(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})
+        row[NOMINAL_DRAM_ENERGY] = attrs.get(NOMINAL_DRAM_ENERGY, np.nan)
         row.update({column: attrs.get(column, np.nan) for column in ACCURACY_STATS})
         row.update(confirmed.get(trial.number, {column: np.nan for column in TEST_STATS}))
         if trial.number not in confirmed and str(trial.number) in legacy_test:

@@ -179,6 +179,12 @@ def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
     assert np.isfinite([row["latency_s"] for row in document["front"]]).all()
     assert summary["confirmation"]["measured"] == len(BASELINES) + len(front - set(range(4)))
     assert document["validation_to_test_shift"]["points"] == len(front)
+    assert {item["kind"] for item in document["method_metrics"]} <= {"odimo", "eden"}
+    frame = pd.read_csv(tmp_path / "toy" / "trials.csv")  # EDEN's reference, per trial
+    assert (frame["dram_energy_nominal_j"] >= frame["dram_energy_j"] * (1 - 1e-12)).all()
+    nominal = frame["is_baseline"]  # at nominal DRAM already: the same energy
+    assert np.allclose(frame.loc[nominal, "dram_energy_nominal_j"],
+                       frame.loc[nominal, "dram_energy_j"])
 
 
 def test_without_confirmation_there_is_no_claim_and_the_summary_says_why(toy_table, tmp_path):

@@ -117,5 +117,6 @@ def test_eden_metric_compares_a_mapping_with_itself_at_nominal_dram():
     (claim,) = eden_claims(frame, RESULTS, drop_rule="mean")
     assert claim["trial"] == 2  # -50 % within 1 pp; trial 4 saves more but is 15 pp below
     assert claim["change_percent"] == pytest.approx(-50.0)
-    assert describe(claim).startswith("EDEN metric: -50.0 % dram_energy at -0.25 pp test "
-                                      "accuracy vs all-digital")
+    assert describe(claim) == (
+        "EDEN metric: -50.0 % dram_energy vs same mapping at nominal DRAM (trial 2), at "
+        "-0.25 pp test accuracy vs all-digital (95% CI -0.75 to +0.00 pp: within noise)")
