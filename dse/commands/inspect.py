@@ -22,7 +22,7 @@ from dse.engines.optuna.storage import (
 from dse.evaluate import candidate_cost
 from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, metric
 from dse.problem import Problem, build_problem
-from dse.results.confirmation import confirmed_columns
+from dse.results.confirmation import confirmed_columns, confirmed_results, current_settings
 from dse.results.files import check_writable_folder
 from dse.results.ledger import (
     BASELINE_ATTR,
@@ -206,6 +206,8 @@ def status_report(target: str | None, *, storage: str | None, study_name: str | 
     return {"study": name, "storage": shown_url(url), "trials": by_state,
             "complete_by_worker": by_worker, "threads_by_worker": threads, "running": running,
             "front_size": len(front),
+            "confirmed": len(confirmed_results(study)),
+            "confirm_settings": current_settings(study),
             "last_completion": max(completed).isoformat() if completed else None}
 
 

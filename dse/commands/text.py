@@ -226,6 +226,8 @@ def status_text(report: dict[str, Any]) -> str:
              f"trials: {states or 'none'}",
              f"Pareto front: {report['front_size']} points; last completion: "
              f"{report['last_completion'] or 'never'}",
+             f"confirmed on the test split: {report.get('confirmed', 0)} points"
+             + _confirm_settings(report.get("confirm_settings")),
              "complete trials per worker:"]
     threads = report.get("threads_by_worker", {})
     lines += [f"  {worker}  {count}" + (f"  ({threads[worker]} threads)" if worker in threads
@@ -238,6 +240,13 @@ def status_text(report: dict[str, Any]) -> str:
                   + (f" ({item['threads']} threads)" if item.get("threads") else "")
                   for item in report["running"]]
     return "\n".join(lines)
+
+
+def _confirm_settings(settings: dict[str, Any] | None) -> str:
+    if not settings or "steps" not in settings:
+        return ""
+    return (f" ({settings['steps']} steps x {settings.get('finetune_seeds', '?')} fine-tune x "
+            f"{settings.get('error_seeds', '?')} error seeds)")
 
 
 def _duration(seconds: float | None) -> str:

@@ -15,10 +15,15 @@ def test_status_and_show_of_a_finished_study(toy_table, tmp_path):
                            results_dir=str(tmp_path))
     assert status["trials"] == {"COMPLETE": 5} and sum(status["complete_by_worker"].values()) == 5
     assert set(status["threads_by_worker"].values()) == {1}
+    assert status["confirmed"] >= 4 and status["confirm_settings"] == {"split": "test",
+                                                                       "stub": True}
     shown = show_report(str(prepared.out_dir), 0, storage=None, results_dir=str(tmp_path))
     assert shown["baseline"] == "all-digital" and [r["n_analog"] for r in shown["layers"]] == [
         0] * 5
     assert shown["layers"][3]["activations_partition"] == "nominal"
+    assert shown["test"]["test_accuracy_drop_pp"] == 0.0  # all-digital against itself
+    for key in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_drop_pp"):
+        assert shown["metrics"][key] is not None, key
 
 
 def test_an_extra_plot_needs_both_axes(tmp_path):
