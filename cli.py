@@ -15,6 +15,7 @@ import click
 from dse import __version__
 from dse.accuracy.defaults import ProbeDefaults
 from dse.config import SearchConfig
+from hw_models.dimm_stats import BER_QUANTILES
 from hw_models.errors import ConfigError
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -123,14 +124,22 @@ dataset_option = click.option(
          "bundled digits instead, which they read].")
 vendor_option = click.option(
     "--vendor", default=SearchConfig.vendor, show_default=True, metavar="A|B|C",
-    help="DDR3L vendor whose measured BER(VDD) curve (Voltron data) applies.")
+    help="Vendor whose measured BER curves apply: BER(VDD) from the Voltron DDR3L data, "
+         "BER(tRCD) from the DIVA-DRAM DDR3 data (the papers' anonymised letters).")
+ber_quantile_option = click.option(
+    "--ber-quantile", type=click.Choice(BER_QUANTILES),
+    default=SearchConfig.ber_quantile, show_default=True,
+    help="Which DIMM of the vendor's measured population the BER curves describe: the "
+         "mean, median, 90th percentile or worst DIMM at each VDD and tRCD. max: a "
+         "deployed design must hold on the module it is given, and no measured DIMM has "
+         "more errors (p90 accepts one module in ten above the design's BER).")
 hw_option = click.option("--hw", default=SearchConfig.hw, show_default=True,
                          metavar="PRESET|FILE", help="SoC preset name or a TOML preset file.")
 dram_option = click.option(
     "--dram", default=None, metavar="DEVICE|none",
     help="DRAM device preset or TOML file; 'none': compute only, no DRAM errors "
          "[default: the SoC's, lpddr4-3200 for DIANA].")
-hardware_options = bundle(hw_option, dram_option, vendor_option)
+hardware_options = bundle(hw_option, dram_option, vendor_option, ber_quantile_option)
 operating_point_options = bundle(
     click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
                  help="Supply voltage of the approximate partition [default: nominal]."),
@@ -239,6 +248,7 @@ def cost(as_json: bool, **options: Any) -> None:
 @click.option("--device", default=None, metavar="DEVICE",
               help="DRAM device preset (see --list) or TOML file.")
 @vendor_option
+@ber_quantile_option
 @click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
               help="Supply voltage [default: nominal].")
 @click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS",
@@ -246,8 +256,8 @@ def cost(as_json: bool, **options: Any) -> None:
 @click.option("--list", "list_devices", is_flag=True,
               help="List devices with nominal points and allowed ranges.")
 @json_option
-def dram(device: str | None, vendor: str, vdd_v: float | None, trcd_ns: float | None,
-         list_devices: bool, as_json: bool) -> None:
+def dram(device: str | None, vendor: str, ber_quantile: str, vdd_v: float | None,
+         trcd_ns: float | None, list_devices: bool, as_json: bool) -> None:
     """Bit error rate, energy scale and row-miss latency of a DRAM operating point."""
     from dse.commands.catalogue import dram_devices, dram_report
     from dse.commands.text import dram_devices_text, dram_text
@@ -258,7 +268,7 @@ def dram(device: str | None, vendor: str, vdd_v: float | None, trcd_ns: float | 
         return
     if device is None:
         raise click.UsageError("give --device DEVICE (or --list)")
-    point = dram_report(device, vendor, vdd_v, trcd_ns)
+    point = dram_report(device, vendor, vdd_v, trcd_ns, ber_quantile)
     echo_json(point) if as_json else click.echo(dram_text(point))
 
 

@@ -23,7 +23,7 @@ from dse.accuracy.defaults import (
 from dse.accuracy.stats import check_level
 from dse.metrics import parse_objectives
 from dse.threads import validate_threads
-from hw_models.dram import DEFAULT_VENDOR
+from hw_models.dram import DEFAULT_BER_QUANTILE, DEFAULT_VENDOR, check_quantile
 from hw_models.errors import ConfigError
 
 HEARTBEAT_INTERVAL_S = 30   # a live worker refreshes its running trial this often
@@ -42,6 +42,7 @@ class SearchConfig:
     hw: str = "diana"
     dram: str | None = None                   # None: the SoC's default device
     vendor: str = DEFAULT_VENDOR
+    ber_quantile: str = DEFAULT_BER_QUANTILE   # which DIMM of the vendor's population
     objectives: str = "accuracy,latency,energy"
     max_accuracy_drop_pp: float | None = 1.0  # below all-digital at nominal DRAM
     latency_budget_s: float | None = None
@@ -85,7 +86,8 @@ class SearchConfig:
         study made before the probe had two kinds of seeds (``probe_seeds``) is refused,
         since its accuracies mean something else."""
         return {"network": self.network, "dataset": self.dataset, "hw": self.hw,
-                "vendor": self.vendor, "objectives": self.objectives,
+                "vendor": self.vendor, "ber_quantile": self.ber_quantile,
+                "objectives": self.objectives,
                 "max_accuracy_drop": self.max_accuracy_drop_pp,
                 "latency_budget": self.latency_budget_s,
                 "energy_budget": self.energy_budget_j,
@@ -133,6 +135,7 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
     check_probe_counts(resolved_confirm_steps(config),
                        {"--confirm-seeds": config.confirm_seeds}, steps_option="--confirm-steps")
     check_level(config.interval_level)
+    check_quantile(config.ber_quantile)
     if config.drop_rule not in DROP_RULES:
         raise ConfigError(f"--drop-rule must be one of {', '.join(DROP_RULES)} (got "
                           f"'{config.drop_rule}')")

@@ -65,7 +65,8 @@ def candidate_cost(candidate: Candidate, problem: Problem) -> SystemCost:
     """Per-layer latency, energy and bit error rates of ``candidate``."""
     device = problem.device
     dram = None if device is None else DramSetting(device, problem.vendor,
-                                                   placement(candidate, device))
+                                                   placement(candidate, device),
+                                                   problem.ber_quantile)
     return system_cost(problem.table, problem.soc, np.array(candidate.n_analog), dram,
                        overlap=problem.overlap)
 

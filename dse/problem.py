@@ -13,7 +13,14 @@ import numpy as np
 from dse.metrics import BY_NAME, Direction, parse_objectives
 from dse.space import SearchSpace, build_space
 from hw_models import ConfigError, LayerTable, Soc, load_soc
-from hw_models.dram import DEFAULT_VENDOR, DramDevice, load_dram, vendor_curve
+from hw_models.dram import (
+    DEFAULT_BER_QUANTILE,
+    DEFAULT_VENDOR,
+    DramDevice,
+    load_dram,
+    trcd_curve,
+    vendor_curve,
+)
 from hw_models.traffic import layer_traffic
 
 
@@ -35,6 +42,7 @@ class Problem:
     soc: Soc
     vendor: str
     objectives: tuple[str, ...]
+    ber_quantile: str = DEFAULT_BER_QUANTILE  # which DIMM of the vendor's population
     limits: Limits = Limits()
     overlap: bool = True                 # double-buffer DRAM transfers with compute
 
@@ -60,14 +68,17 @@ def resolve_dram(name: str | None, soc: Soc) -> str:
     return soc.default_dram if name is None else name
 
 
-def load_device(name: str, vendor: str) -> DramDevice | None:
-    """The DRAM device preset (None for ``none``), its vendor curve checked."""
-    vendor_curve(vendor)
+def load_device(name: str, vendor: str, ber_quantile: str = DEFAULT_BER_QUANTILE
+                ) -> DramDevice | None:
+    """The DRAM device preset (None for ``none``), its vendor's curves checked."""
+    vendor_curve(vendor, ber_quantile)
+    trcd_curve(vendor, ber_quantile)
     return None if name == "none" else load_dram(name)
 
 
 def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
                   dram: str | None = None, vendor: str = DEFAULT_VENDOR,
+                  ber_quantile: str = DEFAULT_BER_QUANTILE,
                   objectives: str | tuple[str, ...] = ("accuracy", "latency", "energy"),
                   limits: Limits = Limits(), table: LayerTable | None = None,
                   overlap: bool = True) -> Problem:
@@ -77,7 +88,9 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
         network, dataset: the workload (traced with torch unless ``table`` is given).
         hw: SoC preset name or TOML path.
         dram: DRAM device preset or TOML path, ``none``, or None for the SoC's default.
-        vendor: DDR3L vendor whose measured BER curve applies.
+        vendor: vendor whose measured BER curves apply (Voltron VDD, DIVA-DRAM tRCD).
+        ber_quantile: which DIMM of the vendor's population they describe (mean, median,
+            p90, max).
         objectives: names (``dse.metrics``) or a comma-separated string.
         limits: constraints.
         table: the layer table, when already known (read from a study).
@@ -86,11 +99,11 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
     if not names:
         raise ConfigError("give at least one objective")
     soc = load_soc(hw)
-    device = load_device(resolve_dram(dram, soc), vendor)
+    device = load_device(resolve_dram(dram, soc), vendor, ber_quantile)
     if table is None:
         from dse.workload import load_workload  # torch: traces the network once
         table = load_workload(network, dataset).table
     spilled = layer_traffic(table, soc, np.zeros(table.n_layers, dtype=int)).spilled
     space = build_space(table, spilled, device, vendor)
-    return Problem(space=space, soc=soc, vendor=vendor, objectives=names, limits=limits,
-                   overlap=overlap)
+    return Problem(space=space, soc=soc, vendor=vendor, objectives=names,
+                   ber_quantile=ber_quantile, limits=limits, overlap=overlap)

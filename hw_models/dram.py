@@ -1,30 +1,53 @@
 """DRAM device presets and the approximate-DRAM operating point: BER, energy scale, latency.
 
-A device is read from ``presets/dram/<name>.toml`` (every number sourced). Its bit error
-rate at a supply voltage comes from the Voltron DDR3L measurements (``presets/voltron_ber.csv``,
-see ``hw_models.voltron``), per vendor:
+A device is read from ``presets/dram/<name>.toml`` (every number sourced). Its bit error rate
+comes from two measured tables, per vendor and per statistic over the vendor's DIMMs
+(``--ber-quantile``: ``mean``, ``median``, ``p90`` or ``max``; see ``hw_models.dimm_stats``):
 
-* at or above the vendor's lowest voltage at which every DIMM was error-free: exactly 0;
-* between measured voltages with errors: log-linear interpolation of the mean BER;
-* between the highest voltage with errors and the error-free voltage: held at the BER of the
-  highest voltage with errors (the data cannot say where it reaches 0; this never
-  underestimates);
-* below the lowest measured voltage: an error (no data).
+* from the supply voltage: the Voltron DDR3L measurements (``presets/voltron_ber.csv``, see
+  ``hw_models.voltron``), read at the same V / V_nominal on other devices;
+* from a shortened tRCD: the DIVA-DRAM DDR3 measurements (``presets/diva_trcd_ber.csv``, see
+  ``hw_models.diva``: the errors added below the test's 12.5 ns at a 256 ms refresh
+  interval), read at the same tRCD / tRCD_nominal, DIVA's nominal being 13.75 ns
+  (``ber.reference_nominal_trcd_ns`` in every preset; an assumption, labelled there).
 
-Other devices use the DDR3L curve at the same relative undervolt V / V_nominal (an assumption,
-labelled in their presets). BER from a shortened tRCD is 0 down to ``trcd_safe_fraction`` of
-nominal, then ``trcd_ber_at_margin`` rising by ``trcd_decades_per_ns`` per ns (assumption);
-the two combine as 1 - (1 - b_V)(1 - b_t).
+Both curves follow the same rules along their knob (reference volts or ns):
+
+* at or above the lowest measured point from which the statistic is 0 at every measured
+  point (the error-free point): exactly 0;
+* between measured points with errors: log-linear interpolation;
+* between the last point with errors and the error-free point: held at the BER of the last
+  point with errors (the data cannot say where it reaches 0; this never underestimates);
+* below the lowest measured point: an error (no data; presets may not allow it);
+* a statistic is made non-increasing in the knob (a running maximum toward lower VDD or
+  shorter tRCD): where the DIMMs measured change between points (a DIMM not measured at one
+  voltage, DIMMs that stop working), a quantile can dip (vendor C's median is 1.3385e-3 at
+  1.125 V and 1.3415e-3 at 1.15 V); the dip is filled, never kept;
+* the quantiles are ordered, median <= p90 <= max, at every point: a higher quantile takes
+  a lower one's value where the lower one is held above the higher one's interpolation
+  (vendor B's tRCD median is 0 at 10 ns and held at its 7.5 ns value, 0.23, below 10 ns,
+  while p90 interpolates from 6.3e-5 at 10 ns); this only raises curves.
+
+VDD and tRCD errors combine as 1 - (1 - b_V)(1 - b_t): a bit reads correctly only if neither
+mechanism flips it, the two taken as independent. No data set measures both knobs together
+(Voltron varies VDD at one test timing, DIVA-DRAM varies timings only), so nothing
+better is known; but Voltron finds that a lower VDD needs a longer activation to stay
+error-free, so both mechanisms eat the same sensing margin and at a point where both are
+reduced the true BER is likely above this product (where only one knob is reduced it is that
+knob's measured curve exactly).
 """
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from hw_models.dimm_stats import BER_QUANTILES, column
 from hw_models.error_models import ErrorModelParams
 from hw_models.errors import ConfigError
 from hw_models.presets import (
@@ -33,13 +56,21 @@ from hw_models.presets import (
     POSITIVE,
     POSITIVE_INT,
     checked_values,
+    lookup,
     plain_string,
     read_toml,
 )
 
 DRAM_PRESET_DIR = Path(__file__).parent / "presets" / "dram"
 VOLTRON_TABLE = Path(__file__).parent / "presets" / "voltron_ber.csv"
+DIVA_TABLE = Path(__file__).parent / "presets" / "diva_trcd_ber.csv"
 MAX_BER = 0.5  # a cell that has lost its charge reads as random data
+# The statistic over a vendor's DIMMs that the curves describe. max: a deployed design must
+# hold on the module it is given, and max is the only choice under which no characterised
+# DIMM has more errors than the design assumes (p90 accepts one module in ten above it).
+DEFAULT_BER_QUANTILE = "max"
+# the invented BER(tRCD) curve these keys described is replaced by the DIVA-DRAM data
+RETIRED_KEYS = ("ber.trcd_safe_fraction", "ber.trcd_ber_at_margin", "ber.trcd_decades_per_ns")
 
 _SCHEMA = {
     "vdd_nominal_v": POSITIVE, "trcd_nominal_ns": POSITIVE, "trcd_min_ns": POSITIVE,
@@ -51,25 +82,56 @@ _SCHEMA = {
     "active_standby_vdd_mw": NON_NEGATIVE, "active_standby_fixed_mw": NON_NEGATIVE,
     "powerdown_vdd_mw": NON_NEGATIVE, "powerdown_fixed_mw": NON_NEGATIVE,
     "refresh_vdd_mw": NON_NEGATIVE, "refresh_fixed_mw": NON_NEGATIVE,
-    "ber.reference_nominal_v": POSITIVE, "ber.trcd_safe_fraction": FRACTION,
-    "ber.trcd_ber_at_margin": FRACTION, "ber.trcd_decades_per_ns": POSITIVE,
+    "ber.reference_nominal_v": POSITIVE, "ber.reference_nominal_trcd_ns": POSITIVE,
     "errors.weak_bitline_fraction": FRACTION, "errors.weak_wordline_fraction": FRACTION,
     "errors.one_to_zero_share": FRACTION,
 }
 
 
 @dataclass(frozen=True)
-class VendorCurve:
-    """Measured mean BER vs VDD of one DDR3L vendor (reference voltages, ascending)."""
+class MeasuredCurve:
+    """One statistic over one vendor's DIMMs at the measured points of a knob: reference
+    VDD in V (Voltron) or DIVA tRCD in ns, ascending; ``ber`` made non-increasing."""
 
     vendor: str
-    vdd_v: np.ndarray
+    quantile: str
+    knob: np.ndarray
     ber: np.ndarray
-    error_free_vdd_v: float
+    n_dimms: np.ndarray
 
     @property
-    def lowest_vdd_v(self) -> float:
-        return float(self.vdd_v[0])
+    def lowest(self) -> float:
+        """The lowest measured point: below it there is no data."""
+        return float(self.knob[0])
+
+    @property
+    def error_free_from(self) -> float:
+        """The lowest measured point from which every measured point is 0 (inf: none)."""
+        erroneous = np.flatnonzero(self.ber > 0)
+        if not erroneous.size:
+            return self.lowest
+        if erroneous[-1] == len(self.knob) - 1:
+            return math.inf
+        return float(self.knob[erroneous[-1] + 1])
+
+    def at(self, knob: np.ndarray) -> np.ndarray:
+        """BER at ``knob`` (at or above ``lowest``; the rules of the module docstring)."""
+        knob = np.asarray(knob, dtype=float)
+        keep = self.ber > 0
+        if not keep.any():
+            return np.zeros_like(knob)
+        points, bers = self.knob[keep], self.ber[keep]
+        held = np.minimum(knob, points[-1])  # hold the last erroneous BER
+        ber = np.exp(np.interp(held, points, np.log(bers)))
+        return np.where(knob >= self.error_free_from - 1e-12, 0.0, ber)
+
+    def dimms_at(self, knob: float) -> int:
+        """How many DIMMs the BER at ``knob`` rests on: the fewer of the two measured points
+        around it (the one point where ``knob`` is measured or beyond the last)."""
+        last = len(self.knob) - 1
+        low = min(max(int(np.searchsorted(self.knob, knob + 1e-12, side="right")) - 1, 0), last)
+        high = low if abs(self.knob[low] - knob) <= 1e-12 or low == last else low + 1
+        return int(min(self.n_dimms[low], self.n_dimms[high]))
 
 
 @dataclass(frozen=True)
@@ -100,15 +162,13 @@ class DramDevice:
     refresh_vdd_mw: float
     refresh_fixed_mw: float
     ber_reference_nominal_v: float
-    trcd_safe_fraction: float
-    trcd_ber_at_margin: float
-    trcd_decades_per_ns: float
+    ber_reference_nominal_trcd_ns: float
     error_params: ErrorModelParams
     sources: dict[str, str]
 
     def vdd_range_v(self, vendor: str) -> tuple[float, float]:
         """Allowed supply voltages: the lowest measured (transferred) voltage to nominal."""
-        return (float(self.to_device_v(vendor_curve(vendor).lowest_vdd_v)), self.vdd_nominal_v)
+        return (float(self.to_device_v(vendor_curve(vendor).lowest)), self.vdd_nominal_v)
 
     def to_device_v(self, reference_v: float | np.ndarray) -> float | np.ndarray:
         return reference_v * self.vdd_nominal_v / self.ber_reference_nominal_v
@@ -116,8 +176,19 @@ class DramDevice:
     def to_reference_v(self, vdd_v: float | np.ndarray) -> float | np.ndarray:
         return vdd_v * self.ber_reference_nominal_v / self.vdd_nominal_v
 
+    def to_device_trcd_ns(self, reference_ns: float | np.ndarray) -> float | np.ndarray:
+        return reference_ns * self.trcd_nominal_ns / self.ber_reference_nominal_trcd_ns
 
-DEFAULT_VENDOR = "B"  # the most DIMMs (11) and the widest measured voltage range
+    def to_reference_trcd_ns(self, trcd_ns: float | np.ndarray) -> float | np.ndarray:
+        return trcd_ns * self.ber_reference_nominal_trcd_ns / self.trcd_nominal_ns
+
+    def lowest_characterised_trcd_ns(self) -> float:
+        """The shortest tRCD with data for every vendor (DIVA-DRAM's 5 ns, transferred)."""
+        return float(self.to_device_trcd_ns(max(trcd_curve(v).lowest for v in list_vendors())))
+
+
+# Voltron's most DIMMs (11) and its widest measured voltage range (DIVA-DRAM: 28 DIMMs)
+DEFAULT_VENDOR = "B"
 
 
 def list_dram_presets() -> list[str]:
@@ -145,6 +216,12 @@ def load_dram(name_or_path: str) -> DramDevice:
     if path is None:
         raise ConfigError("DRAM device 'none' has no preset (it means: no DRAM)")
     document = read_toml(path)
+    for key in RETIRED_KEYS:
+        if lookup(document, key) is not None:
+            raise ConfigError(f"{path}: '{key}' belongs to the retired assumed BER(tRCD) curve; "
+                              "BER(tRCD) is measured now (DIVA-DRAM): replace the ber.trcd_* "
+                              "entries by ber.reference_nominal_trcd_ns as in the shipped "
+                              "presets")
     values, sources = checked_values(document, _SCHEMA, path,
                                      plain_keys=("name", "description", "ber_transfer"))
     device = DramDevice(
@@ -158,6 +235,11 @@ def load_dram(name_or_path: str) -> DramDevice:
     )
     if not device.trcd_min_ns <= device.trcd_nominal_ns:
         raise ConfigError(f"{path}: trcd_min_ns must not exceed trcd_nominal_ns")
+    lowest_ns = device.lowest_characterised_trcd_ns()
+    if device.trcd_min_ns < lowest_ns - 1e-9:
+        raise ConfigError(f"{path}: trcd_min_ns {device.trcd_min_ns:g} is below the lowest "
+                          f"characterised tRCD {lowest_ns:.4g} ns (DIVA-DRAM's shortest, at "
+                          "the same tRCD / nominal)")
     return device
 
 
@@ -173,64 +255,99 @@ def _ber_transfer(document: dict, path: Path) -> str:
 
 
 def _field_name(key: str) -> str:
-    return "ber_reference_nominal_v" if key == "ber.reference_nominal_v" else key.split(".")[-1]
+    return key.replace(".", "_") if key.startswith("ber.") else key.split(".")[-1]
+
+
+# ordered quantiles whose curves bound each statistic from below (the mean stands alone)
+_AT_LEAST = {"mean": ("mean",), "median": ("median",), "p90": ("median", "p90"),
+             "max": ("median", "p90", "max")}
 
 
 @lru_cache(maxsize=None)
-def _vendor_curves() -> dict[str, VendorCurve]:
-    rows: dict[str, list[tuple[float, float]]] = {}
-    with open(VOLTRON_TABLE, newline="") as handle:
+def _curves(table: Path, knob: str) -> dict[tuple[str, str], MeasuredCurve]:
+    """Every (vendor, statistic) curve of a derived table, its knob column named."""
+    with open(table, newline="") as handle:
         lines = [line for line in handle if not line.startswith("#")]
+    rows: dict[str, list[dict[str, str]]] = {}
     for row in csv.DictReader(lines):
-        rows.setdefault(row["vendor"], []).append((float(row["vdd_v"]), float(row["mean_ber"])))
-    return {vendor: _curve(vendor, sorted(points)) for vendor, points in rows.items()}
-
-
-def _curve(vendor: str, points: list[tuple[float, float]]) -> VendorCurve:
-    vdd_v = np.array([v for v, _ in points])
-    ber = np.array([b for _, b in points])
-    erroneous = np.flatnonzero(ber > 0)
-    error_free_v = float(vdd_v[erroneous[-1] + 1]) if erroneous.size else float(vdd_v[0])
-    keep = ber > 0
-    return VendorCurve(vendor=vendor, vdd_v=vdd_v[keep], ber=ber[keep],
-                       error_free_vdd_v=error_free_v)
+        rows.setdefault(row["vendor"], []).append(row)
+    curves = {}
+    for vendor, points in rows.items():
+        points.sort(key=lambda row: float(row[knob]))
+        knobs = np.array([float(row[knob]) for row in points])
+        n_dimms = np.array([int(row["n_dimms"]) for row in points])
+        for quantile in BER_QUANTILES:
+            ber = np.array([float(row[column(quantile)]) for row in points])
+            monotone = np.maximum.accumulate(ber[::-1])[::-1]  # fill dips toward low knobs
+            curves[(vendor, quantile)] = MeasuredCurve(vendor, quantile, knobs, monotone,
+                                                       n_dimms)
+    return curves
 
 
 def list_vendors() -> list[str]:
-    return sorted(_vendor_curves())
+    """Vendors with both a BER(VDD) and a BER(tRCD) curve."""
+    vdd = {vendor for vendor, _ in _curves(VOLTRON_TABLE, "vdd_v")}
+    return sorted(vdd & {vendor for vendor, _ in _curves(DIVA_TABLE, "trcd_ns")})
 
 
-def vendor_curve(vendor: str) -> VendorCurve:
-    try:
-        return _vendor_curves()[vendor]
-    except KeyError:
-        raise ConfigError(f"unknown vendor '{vendor}' (known: {', '.join(list_vendors())})"
-                          ) from None
+def check_quantile(quantile: str) -> None:
+    if quantile not in BER_QUANTILES:
+        raise ConfigError(f"unknown BER quantile '{quantile}' (known: "
+                          f"{', '.join(BER_QUANTILES)})")
 
 
-def ber_from_vdd(device: DramDevice, vendor: str, vdd_v: float | np.ndarray) -> np.ndarray:
+def _curve(table: Path, knob: str, vendor: str, quantile: str) -> MeasuredCurve:
+    check_quantile(quantile)
+    if vendor not in list_vendors():
+        raise ConfigError(f"unknown vendor '{vendor}' (known: {', '.join(list_vendors())})")
+    return _curves(table, knob)[(vendor, quantile)]
+
+
+def vendor_curve(vendor: str, quantile: str = DEFAULT_BER_QUANTILE) -> MeasuredCurve:
+    """The vendor's measured BER vs reference VDD (Voltron DDR3L, V) at one statistic."""
+    return _curve(VOLTRON_TABLE, "vdd_v", vendor, quantile)
+
+
+def trcd_curve(vendor: str, quantile: str = DEFAULT_BER_QUANTILE) -> MeasuredCurve:
+    """The vendor's measured BER vs reference tRCD (DIVA-DRAM DDR3, ns) at one statistic."""
+    return _curve(DIVA_TABLE, "trcd_ns", vendor, quantile)
+
+
+def _ordered_ber(curve_of: Callable[[str, str], MeasuredCurve], vendor: str, quantile: str,
+                 reference: np.ndarray) -> np.ndarray:
+    """The statistic's curve, raised to every lower quantile's (median <= p90 <= max)."""
+    bers = [curve_of(vendor, q).at(reference) for q in _AT_LEAST[quantile]]
+    return np.minimum(np.max(bers, axis=0), MAX_BER)
+
+
+def ber_from_vdd(device: DramDevice, vendor: str, vdd_v: float | np.ndarray,
+                 quantile: str = DEFAULT_BER_QUANTILE) -> np.ndarray:
     """Bit error rate at supply voltage ``vdd_v`` (any shape); see the module docstring."""
-    curve = vendor_curve(vendor)
+    curve = vendor_curve(vendor, quantile)
     reference_v = np.asarray(device.to_reference_v(np.asarray(vdd_v, dtype=float)))
-    if (reference_v < curve.lowest_vdd_v - 1e-12).any():
+    if (reference_v < curve.lowest - 1e-12).any():
         low, _ = device.vdd_range_v(vendor)
         raise ConfigError(f"{device.name}: VDD {float(np.min(vdd_v)):.4g} V is below the lowest "
                           f"characterised voltage {low:.4g} V (vendor {vendor})")
-    clipped = np.minimum(reference_v, curve.vdd_v[-1])  # hold the last erroneous BER
-    ber = np.exp(np.interp(clipped, curve.vdd_v, np.log(curve.ber)))
-    return np.where(reference_v >= curve.error_free_vdd_v - 1e-12, 0.0, ber)
+    return _ordered_ber(vendor_curve, vendor, quantile, reference_v)
 
 
-def ber_from_trcd(device: DramDevice, trcd_ns: float | np.ndarray) -> np.ndarray:
-    """Bit error rate from a shortened tRCD (assumed curve, parameters in the preset)."""
-    trcd_ns = np.asarray(trcd_ns, dtype=float)
-    safe_ns = device.trcd_safe_fraction * device.trcd_nominal_ns
-    rising = device.trcd_ber_at_margin * 10.0 ** (device.trcd_decades_per_ns * (safe_ns - trcd_ns))
-    return np.where(trcd_ns >= safe_ns - 1e-12, 0.0, np.minimum(rising, MAX_BER))
+def ber_from_trcd(device: DramDevice, vendor: str, trcd_ns: float | np.ndarray,
+                  quantile: str = DEFAULT_BER_QUANTILE) -> np.ndarray:
+    """Bit error rate from a shortened tRCD (any shape), the DIVA-DRAM curve at the same
+    tRCD / nominal; see the module docstring."""
+    curve = trcd_curve(vendor, quantile)
+    reference_ns = np.asarray(device.to_reference_trcd_ns(np.asarray(trcd_ns, dtype=float)))
+    if (reference_ns < curve.lowest - 1e-12).any():
+        low = float(device.to_device_trcd_ns(curve.lowest))
+        raise ConfigError(f"{device.name}: tRCD {float(np.min(trcd_ns)):.4g} ns is below the "
+                          f"lowest characterised tRCD {low:.4g} ns (vendor {vendor})")
+    return _ordered_ber(trcd_curve, vendor, quantile, reference_ns)
 
 
 def combined_ber(ber_vdd: float | np.ndarray, ber_trcd: float | np.ndarray) -> np.ndarray:
-    """A bit is correct only if neither mechanism flips it."""
+    """A bit is correct only if neither mechanism flips it, the two taken as independent
+    (the module docstring says why, and which way this errs)."""
     return 1.0 - (1.0 - np.asarray(ber_vdd)) * (1.0 - np.asarray(ber_trcd))
 
 
@@ -250,20 +367,33 @@ def check_operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns
     if not low_v - 1e-9 <= vdd_v <= high_v + 1e-9:
         raise ConfigError(f"{device.name}: VDD {vdd_v:g} V outside the allowed range "
                           f"[{low_v:.4g}, {high_v:g}] V (vendor {vendor})")
+    lowest_ns = device.lowest_characterised_trcd_ns()
+    if trcd_ns < lowest_ns - 1e-9:
+        raise ConfigError(f"{device.name}: tRCD {trcd_ns:g} ns is below the lowest "
+                          f"characterised tRCD {lowest_ns:.4g} ns (DIVA-DRAM's 5 ns at the "
+                          "same tRCD / nominal)")
     if not device.trcd_min_ns - 1e-9 <= trcd_ns <= device.trcd_nominal_ns + 1e-9:
         raise ConfigError(f"{device.name}: tRCD {trcd_ns:g} ns outside the allowed range "
                           f"[{device.trcd_min_ns:g}, {device.trcd_nominal_ns:g}] ns")
 
 
-def operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns: float) -> dict:
+def operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns: float,
+                    quantile: str = DEFAULT_BER_QUANTILE) -> dict:
     """Everything ``dse dram`` reports about one (VDD, tRCD) point of a device."""
+    check_quantile(quantile)
     check_operating_point(device, vendor, vdd_v, trcd_ns)
-    b_v = float(ber_from_vdd(device, vendor, vdd_v))
-    b_t = float(ber_from_trcd(device, trcd_ns))
+    b_v = float(ber_from_vdd(device, vendor, vdd_v, quantile))
+    b_t = float(ber_from_trcd(device, vendor, trcd_ns, quantile))
+    reference_v = float(device.to_reference_v(vdd_v))
+    reference_ns = float(device.to_reference_trcd_ns(trcd_ns))
     return {
-        "device": device.name, "vendor": vendor, "vdd_v": vdd_v, "trcd_ns": trcd_ns,
+        "device": device.name, "vendor": vendor, "ber_quantile": quantile,
+        "vdd_v": vdd_v, "trcd_ns": trcd_ns,
         "vdd_nominal_v": device.vdd_nominal_v, "trcd_nominal_ns": device.trcd_nominal_ns,
         "ber_vdd": b_v, "ber_trcd": b_t, "ber": float(combined_ber(b_v, b_t)),
+        "ber_vdd_dimms": vendor_curve(vendor, quantile).dimms_at(reference_v),
+        "ber_trcd_dimms": trcd_curve(vendor, quantile).dimms_at(reference_ns),
+        "vdd_reference_v": reference_v, "trcd_reference_ns": reference_ns,
         "energy_scale": float(energy_scale(device, vdd_v)),
         "row_miss_ns": float(row_miss_ns(device, trcd_ns)),
         "ber_transfer": device.ber_transfer,

@@ -21,6 +21,7 @@ import numpy as np
 
 from hw_models.diana import ComputeCost, compute_cost
 from hw_models.dram import (
+    DEFAULT_BER_QUANTILE,
     DramDevice,
     ber_from_trcd,
     ber_from_vdd,
@@ -36,11 +37,13 @@ from hw_models.workload import LayerTable
 
 @dataclass(frozen=True)
 class DramSetting:
-    """Which device, which vendor's error curve, and where each tensor lives."""
+    """Which device, which vendor's error curves and which DIMM of its population
+    (``ber_quantile``: mean, median, p90, max), and where each tensor lives."""
 
     device: DramDevice
     vendor: str
     placement: Placement
+    ber_quantile: str = DEFAULT_BER_QUANTILE
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSet
     latency_s = (np.maximum(compute.latency_s, dram_time_s) if overlap
                  else compute.latency_s + dram_time_s)
     background_j = _background_j(dram.device, placement, dram_time_s, latency_s)
-    ber = _partition_ber(dram.device, dram.vendor, placement)
+    ber = _partition_ber(dram.device, dram.vendor, dram.ber_quantile, placement)
     weight_ber = np.broadcast_to(ber[placement.weight_partition], latency_s.shape)
     activation_ber = np.where(traffic.spilled, ber[placement.activation_partition], 0.0)
     return SystemCost(compute, traffic, dram_time_s, access_j + background_j, weight_ber,
@@ -147,7 +150,8 @@ def _background_j(device: DramDevice, placement: Placement, dram_time_s: np.ndar
                    + refresh_mw * latency_s)
 
 
-def _partition_ber(device: DramDevice, vendor: str, placement: Placement) -> np.ndarray:
+def _partition_ber(device: DramDevice, vendor: str, quantile: str,
+                   placement: Placement) -> np.ndarray:
     """Combined bit error rate of every partition, shape (n_partitions,)."""
-    return combined_ber(ber_from_vdd(device, vendor, placement.column("vdd_v")),
-                        ber_from_trcd(device, placement.column("trcd_ns")))
+    return combined_ber(ber_from_vdd(device, vendor, placement.column("vdd_v"), quantile),
+                        ber_from_trcd(device, vendor, placement.column("trcd_ns"), quantile))

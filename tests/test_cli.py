@@ -191,15 +191,32 @@ def test_console_entry_point_exit_code_and_stderr():
 
 def test_dram_point_json_contract():
     result = run("dram", "--device", "ddr3l-1600", "--vendor", "B", "--vdd", "1.075",
-                 "--trcd", "13.75", "--json")
+                 "--trcd", "13.75", "--ber-quantile", "mean", "--json")
     assert result.exit_code == 0, result.output
     point = json.loads(result.output)
-    assert {"device", "vendor", "vdd_v", "trcd_ns", "vdd_nominal_v", "trcd_nominal_ns",
-            "ber_vdd", "ber_trcd", "ber", "energy_scale", "row_miss_ns"} <= set(point)
+    assert {"device", "vendor", "ber_quantile", "vdd_v", "trcd_ns", "vdd_nominal_v",
+            "trcd_nominal_ns", "ber_vdd", "ber_trcd", "ber", "ber_vdd_dimms",
+            "ber_trcd_dimms", "energy_scale", "row_miss_ns"} <= set(point)
+    assert point["ber_quantile"] == "mean" and point["ber_vdd_dimms"] == 11
     assert point["ber_vdd"] == pytest.approx(3.68e-7, rel=2e-3)
     assert point["ber_trcd"] == 0 and point["row_miss_ns"] == pytest.approx(32.5)
     text = run("dram", "--device", "lpddr4-3200").output
     assert "BER combined   0.000e+00" in text and "energy scale" in text
+
+
+def test_dram_shows_both_bers_with_the_quantile_and_its_dimms():
+    point = json.loads(run("dram", "--device", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14",
+                           "--json").output)
+    assert point["ber_quantile"] == "max"  # the default: the worst measured DIMM
+    assert point["ber_vdd"] > 0 and point["ber_trcd"] == pytest.approx(2.819574e-3)
+    assert (point["ber_vdd_dimms"], point["ber_trcd_dimms"]) == (7, 28)
+    median = json.loads(run("dram", "--device", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14",
+                            "--ber-quantile", "median", "--json").output)
+    assert median["ber_quantile"] == "median" and median["ber_trcd"] == 0
+    assert median["ber_vdd"] < point["ber_vdd"]
+    text = run("dram", "--device", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14").output
+    assert "max over 7 DIMMs" in text and "max over 28 DIMMs" in text
+    assert "BER from tRCD  2.820e-03  (DIVA-DRAM DDR3 at 10.62 ns" in text
 
 
 def test_dram_list():
@@ -207,8 +224,11 @@ def test_dram_list():
     assert result.exit_code == 0
     for name in ("ddr3l-1600", "ddr4-2400", "lpddr4-3200"):
         assert name in result.output
+    assert "max over the vendor's DIMMs" in result.output
     rows = json.loads(run("dram", "--list", "--json").output)
     assert rows[0]["vdd_min_v"]["B"] == pytest.approx(1.025)
+    assert rows[0]["default_ber_quantile"] == "max"
+    assert rows[2]["trcd_lowest_characterised_ns"] == pytest.approx(5 * 18.125 / 13.75)
 
 
 def test_cost_with_default_dram():
@@ -222,8 +242,14 @@ def test_cost_with_default_dram():
     assert sum(layer["dram_bytes"] for layer in report["layers"]) == 270_896  # int8 weights
     assert all(layer["weight_ber"] > 0 for layer in report["layers"])
     assert all(LAYER_KEYS <= set(layer) for layer in report["layers"])
+    assert report["dram"]["ber_quantile"] == "max"
     text = run("cost", "--network", "resnet20", "--mapping", "all-digital").output
-    assert "DRAM: lpddr4-3200 vendor B" in text and "+ DRAM" in text
+    assert "DRAM: lpddr4-3200 vendor B (BER: max over its DIMMs)" in text and "+ DRAM" in text
+    median = json.loads(run("cost", "--network", "resnet20", "--mapping", "all-digital",
+                            "--vdd", "0.9", "--trcd", "14", "--ber-quantile", "median",
+                            "--json").output)
+    assert median["dram"]["ber_quantile"] == "median"
+    assert median["layers"][0]["weight_ber"] < report["layers"][0]["weight_ber"]
 
 
 def test_cost_no_overlap_is_slower():
@@ -237,7 +263,15 @@ def test_cost_no_overlap_is_slower():
     (["dram", "--device", "hbm2"], "unknown DRAM device 'hbm2'"),
     (["dram", "--device", "ddr4-2400", "--vendor", "Z"], "unknown vendor 'Z'"),
     (["dram", "--device", "ddr4-2400", "--vdd", "0.7"], "VDD 0.7 V outside"),
-    (["dram", "--device", "ddr4-2400", "--trcd", "3"], "tRCD 3 ns outside"),
+    (["dram", "--device", "ddr4-2400", "--trcd", "3"],
+     "tRCD 3 ns is below the lowest characterised tRCD 4.847 ns"),
+    (["dram", "--device", "ddr4-2400", "--trcd", "5"], "tRCD 5 ns outside"),
+    (["dram", "--device", "lpddr4-3200", "--trcd", "6.5"],
+     "lpddr4-3200: tRCD 6.5 ns is below the lowest characterised tRCD 6.591 ns"),
+    (["dram", "--device", "lpddr4-3200", "--ber-quantile", "p95"],
+     "Invalid value for '--ber-quantile': 'p95' is not one of 'mean', 'median', 'p90', 'max'"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--ber-quantile", "worst"],
+     "Invalid value for '--ber-quantile'"),
     (["dram"], "give --device"),
     (["cost", "--network", "resnet8", "--mapping", "all-analog", "--dram", "none", "--vdd",
       "1.0"], "need a DRAM device"),

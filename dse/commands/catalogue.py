@@ -9,11 +9,13 @@ import numpy as np
 
 from hw_models import ConfigError, LayerTable, Soc, load_soc
 from hw_models.dram import (
+    DEFAULT_BER_QUANTILE,
     DEFAULT_VENDOR,
     list_dram_presets,
     list_vendors,
     load_dram,
     operating_point,
+    trcd_curve,
     vendor_curve,
 )
 from hw_models.mapping import resolve_mapping
@@ -38,7 +40,9 @@ class CostRequest:
         hw: SoC preset name or TOML path.
         dram: DRAM device preset or TOML path, "none" for compute only, None for the SoC's
             default device.
-        vendor: DDR3L vendor whose measured BER(VDD) curve applies.
+        vendor: vendor whose measured BER curves apply (Voltron VDD, DIVA-DRAM tRCD).
+        ber_quantile: which DIMM of the vendor's population the curves describe (mean,
+            median, p90, max).
         vdd_v, trcd_ns: the approximate partition's operating point (None: nominal).
         partitions: a layout name (``partitions.LAYOUTS``) or a partition JSON file.
         overlap: double-buffer DRAM transfers with compute (else add them).
@@ -50,6 +54,7 @@ class CostRequest:
     hw: str = "diana"
     dram: str | None = None
     vendor: str = DEFAULT_VENDOR
+    ber_quantile: str = DEFAULT_BER_QUANTILE
     vdd_v: float | None = None
     trcd_ns: float | None = None
     partitions: str = "all-approximate"
@@ -92,14 +97,16 @@ def layer_report(network: str, dataset: str | None = None) -> dict[str, Any]:
 
 
 def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetting | None:
-    """Resolve the request's DRAM device, vendor and placement (None for compute only)."""
+    """Resolve the request's DRAM device, error curves and placement (None for compute
+    only)."""
     name = soc.default_dram if request.dram is None else request.dram
     if name == "none":
         if request.vdd_v is not None or request.trcd_ns is not None:
             raise ConfigError("--vdd and --trcd need a DRAM device (--dram none was given)")
         return None
     device = load_dram(name)
-    vendor_curve(request.vendor)
+    vendor_curve(request.vendor, request.ber_quantile)
+    trcd_curve(request.vendor, request.ber_quantile)
     if request.partitions in LAYOUTS:
         placement = named_placement(request.partitions, table, device, request.vendor,
                                     vdd_v=request.vdd_v, trcd_ns=request.trcd_ns)
@@ -111,7 +118,8 @@ def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetti
     else:
         raise ConfigError(f"partitions '{request.partitions}' is neither a layout "
                           f"({', '.join(LAYOUTS)}) nor an existing JSON file")
-    return DramSetting(device=device, vendor=request.vendor, placement=placement)
+    return DramSetting(device=device, vendor=request.vendor, placement=placement,
+                       ber_quantile=request.ber_quantile)
 
 
 def cost_report(request: CostRequest) -> dict[str, Any]:
@@ -186,6 +194,7 @@ def _dram_summary(dram: DramSetting | None, overlap: bool) -> dict[str, Any] | N
     return {
         "device": dram.device.name,
         "vendor": dram.vendor,
+        "ber_quantile": dram.ber_quantile,
         "layout": dram.placement.layout,
         "overlap": overlap,
         "partitions": [
@@ -196,13 +205,13 @@ def _dram_summary(dram: DramSetting | None, overlap: bool) -> dict[str, Any] | N
     }
 
 
-def dram_report(device: str, vendor: str, vdd_v: float | None, trcd_ns: float | None
-                ) -> dict[str, Any]:
+def dram_report(device: str, vendor: str, vdd_v: float | None, trcd_ns: float | None,
+                ber_quantile: str = DEFAULT_BER_QUANTILE) -> dict[str, Any]:
     """One operating point of a DRAM device (nominal where not given)."""
     preset = load_dram(device)
     vdd_v = preset.vdd_nominal_v if vdd_v is None else vdd_v
     trcd_ns = preset.trcd_nominal_ns if trcd_ns is None else trcd_ns
-    return operating_point(preset, vendor, vdd_v, trcd_ns)
+    return operating_point(preset, vendor, vdd_v, trcd_ns, ber_quantile)
 
 
 def dram_devices() -> list[dict[str, Any]]:
@@ -217,8 +226,11 @@ def dram_devices() -> list[dict[str, Any]]:
             "trcd_nominal_ns": device.trcd_nominal_ns,
             "vdd_min_v": {v: device.vdd_range_v(v)[0] for v in list_vendors()},
             "trcd_min_ns": device.trcd_min_ns,
+            "trcd_lowest_characterised_ns": device.lowest_characterised_trcd_ns(),
             "bandwidth_bytes_per_s": device.bandwidth_bytes_per_s,
             "capacity_bytes": device.capacity_bytes,
             "ber_transfer": device.ber_transfer,
+            "default_vendor": DEFAULT_VENDOR,
+            "default_ber_quantile": DEFAULT_BER_QUANTILE,
         })
     return rows

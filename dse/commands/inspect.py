@@ -169,6 +169,8 @@ def problem_of(study: optuna.Study) -> Problem:
     config = study.user_attrs[CONFIG_ATTR]
     return build_problem(network=config["network"], dataset=config["dataset"],
                          hw=config["hw"], dram=config["dram"], vendor=config["vendor"],
+                         # studies made before the choice existed used the mean BER(VDD)
+                         ber_quantile=config.get("ber_quantile", "mean"),
                          objectives=tuple(objectives_of(study)) or ("latency",),
                          table=stored_table(study))
 

@@ -94,7 +94,8 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
         load_dataset(config.dataset, config.data_dir, download=config.download)  # no data:
         # fail before anything else
     problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
-                            dram=dram_name, vendor=config.vendor, objectives=objectives,
+                            dram=dram_name, vendor=config.vendor,
+                            ber_quantile=config.ber_quantile, objectives=objectives,
                             limits=limits)
     from dse.accuracy.probe import resolve_device
     resolve_device(config.device)

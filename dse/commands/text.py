@@ -59,7 +59,8 @@ def layers_text(report: dict[str, Any]) -> str:
 def cost_text(report: dict[str, Any]) -> str:
     dram = report["dram"]
     dram_text = "none (compute only)" if dram is None else (
-        f"{dram['device']} vendor {dram['vendor']}, partitions {dram['layout']} ("
+        f"{dram['device']} vendor {dram['vendor']} (BER: {dram['ber_quantile']} over its "
+        f"DIMMs), partitions {dram['layout']} ("
         + ", ".join(f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
                     for p in dram["partitions"])
         + ")" + ("" if dram["overlap"] else ", no overlap"))
@@ -98,19 +99,28 @@ def cost_text(report: dict[str, Any]) -> str:
 
 
 def dram_text(point: dict[str, Any]) -> str:
+    quantile = point["ber_quantile"]
     return "\n".join([
-        f"{point['device']} (vendor {point['vendor']} error curve, {point['ber_transfer']})",
+        f"{point['device']} (vendor {point['vendor']} error curves, {quantile} over the "
+        f"vendor's DIMMs; BER(VDD) {point['ber_transfer']})",
         f"  VDD   {point['vdd_v']:g} V   (nominal {point['vdd_nominal_v']:g} V)",
         f"  tRCD  {point['trcd_ns']:g} ns  (nominal {point['trcd_nominal_ns']:g} ns)",
-        f"  BER from VDD   {point['ber_vdd']:.3e}",
-        f"  BER from tRCD  {point['ber_trcd']:.3e}",
-        f"  BER combined   {point['ber']:.3e}",
+        f"  BER from VDD   {point['ber_vdd']:.3e}  (Voltron DDR3L at "
+        f"{point['vdd_reference_v']:.4g} V: {quantile} over {point['ber_vdd_dimms']} DIMMs)",
+        f"  BER from tRCD  {point['ber_trcd']:.3e}  (DIVA-DRAM DDR3 at "
+        f"{point['trcd_reference_ns']:.4g} ns: {quantile} over {point['ber_trcd_dimms']} "
+        "DIMMs)",
+        f"  BER combined   {point['ber']:.3e}  (independent: 1 - (1 - b_V)(1 - b_t))",
         f"  energy scale (VDD-domain energy and power)  {point['energy_scale']:.4f}",
         f"  row-miss latency  {point['row_miss_ns']:.3f} ns",
     ])
 
 
 def dram_devices_text(rows: Sequence[dict[str, Any]]) -> str:
+    footer = ("" if not rows else
+              f"\nBER curves by default: vendor {rows[0]['default_vendor']}, "
+              f"{rows[0]['default_ber_quantile']} over the vendor's DIMMs (--vendor, "
+              "--ber-quantile mean|median|p90|max)")
     return format_table(rows, [
         ("device", "s", lambda r: r["device"]),
         ("VDD nom (V)", ".3g", lambda r: r["vdd_nominal_v"]),
@@ -118,10 +128,11 @@ def dram_devices_text(rows: Sequence[dict[str, Any]]) -> str:
          lambda r: "/".join(f"{v:.3f}" for v in r["vdd_min_v"].values())),
         ("tRCD nom (ns)", ".4g", lambda r: r["trcd_nominal_ns"]),
         ("tRCD min (ns)", ".4g", lambda r: r["trcd_min_ns"]),
+        ("tRCD data from (ns)", ".4g", lambda r: r["trcd_lowest_characterised_ns"]),
         ("GB/s", ".3g", lambda r: r["bandwidth_bytes_per_s"] / 1e9),
         ("BER(VDD)", "s", lambda r: r["ber_transfer"]),
         ("description", "s", lambda r: r["description"]),
-    ])
+    ]) + footer
 
 
 def _pct_interval(row: dict[str, Any], name: str) -> str:

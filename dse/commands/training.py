@@ -58,6 +58,7 @@ def probe_report(request: ProbeRequest, *, progress: Progress | None = None) -> 
         "network": cost_request.network, "dataset": request.data.dataset,
         "mapping": cost_request.mapping,
         "dram": None if dram is None else {"device": dram.device.name, "vendor": dram.vendor,
+                                           "ber_quantile": dram.ber_quantile,
                                            "layout": dram.placement.layout},
         "max_weight_ber": float(np.max(cost.weight_ber)),
         "max_activation_ber": float(np.max(cost.activation_ber)),
@@ -89,7 +90,8 @@ def baseline_record(baseline: ProbeResult, result: ProbeResult) -> dict[str, flo
 
 
 def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: str | None,
-                  vendor: str, vdd_v: float | None, trcd_ns: float | None, partitions: str,
+                  vendor: str, ber_quantile: str, vdd_v: float | None, trcd_ns: float | None,
+                  partitions: str,
                   error_model: int, steps: int, finetune_seeds: int, error_seeds: int,
                   seeds: int | None = None, interval_level: float = LEVEL,
                   **data: Any) -> ProbeRequest:
@@ -103,7 +105,8 @@ def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: st
     return ProbeRequest(
         data=DataRequest(network=network, dataset=dataset, **data),
         cost=CostRequest(network=network, dataset=dataset, mapping=mapping, hw=hw, dram=dram,
-                         vendor=vendor, vdd_v=vdd_v, trcd_ns=trcd_ns, partitions=partitions),
+                         vendor=vendor, ber_quantile=ber_quantile, vdd_v=vdd_v,
+                         trcd_ns=trcd_ns, partitions=partitions),
         config=ProbeConfig(steps=steps, finetune_seeds=finetune_seeds,
                            error_seeds=error_seeds, error_model=error_model,
                            interval_level=interval_level))

@@ -27,7 +27,8 @@ def test_defaults_validate_and_name_the_objectives():
     ({"threads": 0}, "--threads"), ({"epochs": 0}, "--epochs"),
     ({"latency_budget_s": -1.0}, "--latency-budget"),
     ({"max_accuracy_drop_pp": float("nan")}, "--max-accuracy-drop"),
-    ({"objectives": "speed"}, "unknown objective")])
+    ({"objectives": "speed"}, "unknown objective"),
+    ({"ber_quantile": "p95"}, "unknown BER quantile 'p95'")])
 def test_bad_settings_are_named(change, message):
     with pytest.raises(ConfigError, match=message):
         validate(dataclasses.replace(SearchConfig(), **change))
@@ -49,6 +50,14 @@ def test_identity_keeps_the_stored_key_names(tmp_path):
     assert identity["max_accuracy_drop"] == 0.5 and identity["dram"] == "none"
     assert identity["epochs"] == resolved_epochs("digits", None) == 30
     assert len(identity["hw_sha256"]) == 64 and identity["dram_sha256"] is None
+
+
+def test_the_ber_quantile_is_part_of_the_identity():
+    worst = SearchConfig().identity("lpddr4-3200")
+    assert worst["ber_quantile"] == SearchConfig.ber_quantile == "max"
+    median = SearchConfig(ber_quantile="median").identity("lpddr4-3200")
+    assert median["ber_quantile"] == "median" and median != worst
+    assert {k for k in worst if worst[k] != median[k]} == {"ber_quantile"}
 
 
 def test_default_study_name_is_a_folder_name():

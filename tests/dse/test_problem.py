@@ -30,6 +30,22 @@ def test_bad_names_are_config_errors(toy_table):
         build_problem(network="toy", dataset=None, dram="ddr9", table=toy_table)
 
 
+def test_the_ber_quantile_reaches_the_cost_model(toy_table):
+    from dse.evaluate import candidate_cost
+    from dse.space import Candidate
+
+    bers = {}
+    for quantile in ("median", "max"):
+        problem = build_problem(network="toy", dataset=None, table=toy_table,
+                                ber_quantile=quantile)
+        assert problem.ber_quantile == quantile
+        candidate = Candidate((0,) * 5, 0.9, 14.0, (True,) * 5, (False,) * 5)
+        bers[quantile] = candidate_cost(candidate, problem).weight_ber
+    assert (bers["median"] < bers["max"]).all()
+    with pytest.raises(ConfigError, match="unknown BER quantile"):
+        build_problem(network="toy", dataset=None, table=toy_table, ber_quantile="p95")
+
+
 def test_the_network_is_traced_when_no_table_is_given():
     problem = build_problem(network="resnet8", dataset="digits", objectives="latency")
     assert problem.table.n_layers == 10

@@ -23,9 +23,10 @@ def stub_probe(calls: list | None = None):
 
 
 def toy_problem(table, *, objectives="accuracy,latency,energy", dram="lpddr4-3200",
-                limits=Limits()) -> Problem:
+                limits=Limits(), ber_quantile="max") -> Problem:
     return build_problem(network="toy", dataset=None, dram=dram, vendor="B",
-                         objectives=objectives, limits=limits, table=table)
+                         ber_quantile=ber_quantile, objectives=objectives, limits=limits,
+                         table=table)
 
 
 def toy_accuracy(problem: Problem, calls=None) -> AccuracyModel | None:
@@ -43,6 +44,7 @@ def toy_prepared(table, tmp_path: Path, *, trials=8, study="toy", sampler="tpe",
                           results_dir=str(tmp_path), confirm=confirm)
     identity = {"network": "toy", "dataset": None, "hw": "diana",
                 "dram": problem_kw.get("dram", "lpddr4-3200"), "vendor": "B",
+                "ber_quantile": problem.ber_quantile,
                 "objectives": ",".join(problem.objectives), **(identity_extra or {})}
     accuracy = toy_accuracy(problem, calls)
     return Prepared(config, problem, accuracy, study,

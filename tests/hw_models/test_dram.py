@@ -1,14 +1,16 @@
-"""Approximate DRAM: presets, BER calibration, energy scale, latency."""
+"""Approximate DRAM: presets, measured BER curves (VDD and tRCD), energy scale, latency."""
 from __future__ import annotations
 
-import csv
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hw_models import ConfigError
+from hw_models.dimm_stats import BER_QUANTILES
 from hw_models.dram import (
+    DEFAULT_BER_QUANTILE,
     DRAM_PRESET_DIR,
     VOLTRON_TABLE,
     ber_from_trcd,
@@ -17,15 +19,19 @@ from hw_models.dram import (
     combined_ber,
     energy_scale,
     list_dram_presets,
+    list_vendors,
     load_dram,
     operating_point,
     row_miss_ns,
+    trcd_curve,
     vendor_curve,
 )
-from hw_models.voltron import derive_ber_table
+from hw_models.voltron import derive_ber_table, write_table
 
 VOLTRON_CSV = (Path(__file__).resolve().parents[3] / "shared" / "data" / "voltron"
                / "dimm_faulty_cachelines.csv")
+DEVICES = ["ddr3l-1600", "ddr4-2400", "lpddr4-3200"]
+ORDERED = ("median", "p90", "max")  # quantiles of one population: never decreasing
 
 
 @pytest.fixture(scope="module")
@@ -34,44 +40,79 @@ def ddr3l():
 
 
 def test_three_presets_every_number_sourced():
-    assert list_dram_presets() == ["ddr3l-1600", "ddr4-2400", "lpddr4-3200"]
+    assert list_dram_presets() == DEVICES
     for name in list_dram_presets():
         device = load_dram(name)
-        assert len(device.sources) == 27
+        assert len(device.sources) == 25
         assert all(len(note) > 10 for note in device.sources.values())
 
 
-def test_ddr3l_currents_are_labelled_an_assumption():
+def test_ddr3l_currents_and_every_transfer_are_labelled_assumptions():
     text = (DRAM_PRESET_DIR / "ddr3l-1600.toml").read_text()
     assert "ASSUMPTION" in text
     for name in ("ddr4-2400", "lpddr4-3200"):
         assert load_dram(name).ber_transfer == "relative-undervolt"
         assert "assumption" in load_dram(name).sources["ber.reference_nominal_v"].lower()
+    for name in DEVICES:
+        device = load_dram(name)
+        note = device.sources["ber.reference_nominal_trcd_ns"]
+        assert "DIVA-DRAM" in note and device.ber_reference_nominal_trcd_ns == 13.75
+        if name == "ddr3l-1600":  # DDR3L-1600 and DDR3-1600 share the nominal tRCD
+            assert "same tRCD in ns" in note
+        else:
+            assert "same tRCD / tRCD_nominal (assumption)" in note
 
 
-@pytest.mark.parametrize("vendor, vdd_v, expected", [
-    ("B", 1.075, 3.68e-7),
-    ("B", 1.05, 8.46e-5),
-    ("A", 1.15, 0.0),
-    ("A", 1.35, 0.0),
-    ("C", 1.30, 0.0),
+def test_default_quantile_is_the_worst_dimm():
+    assert DEFAULT_BER_QUANTILE == "max" and BER_QUANTILES == ("mean", "median", "p90", "max")
+    assert list_vendors() == ["A", "B", "C"]
+
+
+@pytest.mark.parametrize("vendor, vdd_v, quantile, expected", [
+    ("B", 1.075, "mean", 3.68e-7),
+    ("B", 1.05, "mean", 8.46e-5),
+    ("B", 1.075, "median", 5.82e-9),
+    ("B", 1.075, "p90", 5.87e-7),
+    ("B", 1.075, "max", 3.24e-6),
+    ("A", 1.1, "max", 4.43e-3),
+    ("A", 1.15, "max", 0.0),
+    ("A", 1.35, "mean", 0.0),
+    ("C", 1.30, "max", 0.0),
 ])
-def test_calibration_points(ddr3l, vendor, vdd_v, expected):
-    assert float(ber_from_vdd(ddr3l, vendor, vdd_v)) == pytest.approx(expected, rel=2e-3)
+def test_calibration_points(ddr3l, vendor, vdd_v, quantile, expected):
+    assert float(ber_from_vdd(ddr3l, vendor, vdd_v, quantile)) == pytest.approx(expected,
+                                                                             rel=2e-3)
 
 
-def test_error_free_voltages(ddr3l):
-    assert {v: vendor_curve(v).error_free_vdd_v for v in "ABC"} == {"A": 1.15, "B": 1.15,
-                                                                   "C": 1.30}
+def test_error_free_voltages_per_quantile(ddr3l):
+    assert {v: vendor_curve(v, "max").error_free_from for v in "ABC"} == {
+        "A": 1.15, "B": 1.15, "C": 1.30}
+    assert {v: vendor_curve(v, "median").error_free_from for v in "ABC"} == {
+        "A": 1.125, "B": 1.1, "C": 1.30}
     assert float(ber_from_vdd(ddr3l, "C", 1.2999)) > 0
 
 
 def test_log_linear_between_points_and_held_below_error_free(ddr3l):
-    low, high = (float(ber_from_vdd(ddr3l, "B", v)) for v in (1.05, 1.075))
-    middle = float(ber_from_vdd(ddr3l, "B", 1.0625))
+    low, high = (float(ber_from_vdd(ddr3l, "B", v, "mean")) for v in (1.05, 1.075))
+    middle = float(ber_from_vdd(ddr3l, "B", 1.0625, "mean"))
     assert middle == pytest.approx(np.sqrt(low * high), rel=1e-9)
-    last = float(ber_from_vdd(ddr3l, "B", 1.125))
-    assert float(ber_from_vdd(ddr3l, "B", 1.14)) == last > 0
+    last = float(ber_from_vdd(ddr3l, "B", 1.125, "mean"))
+    assert float(ber_from_vdd(ddr3l, "B", 1.14, "mean")) == last > 0
+
+
+def test_a_dip_where_the_measured_dimms_change_is_filled(ddr3l):
+    """Vendor C's median over 6 DIMMs at 1.125 V is below its median over 7 at 1.15 V."""
+    rows = {(r["vendor"], r["vdd_v"]): r for r in derive_rows_shipped()}
+    assert rows[("C", 1.125)]["median_ber"] < rows[("C", 1.15)]["median_ber"]
+    assert float(ber_from_vdd(ddr3l, "C", 1.125, "median")) == pytest.approx(
+        rows[("C", 1.15)]["median_ber"])
+
+
+def derive_rows_shipped() -> list[dict]:
+    import csv
+    with open(VOLTRON_TABLE) as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+    return [{k: (v if k == "vendor" else float(v)) for k, v in row.items()} for row in rows]
 
 
 def test_below_lowest_measured_voltage_is_an_error(ddr3l):
@@ -79,31 +120,118 @@ def test_below_lowest_measured_voltage_is_an_error(ddr3l):
         ber_from_vdd(ddr3l, "B", 1.0)
 
 
-@pytest.mark.parametrize("device", ["ddr3l-1600", "ddr4-2400", "lpddr4-3200"])
+def grid(device, vendor):
+    low, high = device.vdd_range_v(vendor)
+    return (np.linspace(low, high, 400),
+            np.linspace(device.trcd_min_ns, device.trcd_nominal_ns, 400))
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("vendor", ["A", "B", "C"])
-def test_ber_monotone_in_vdd_and_trcd(device, vendor):
+@pytest.mark.parametrize("quantile", BER_QUANTILES)
+def test_ber_monotone_in_vdd_and_trcd(device, vendor, quantile):
     preset = load_dram(device)
-    low, high = preset.vdd_range_v(vendor)
-    bers = ber_from_vdd(preset, vendor, np.linspace(low, high, 400))
-    assert (np.diff(bers) <= 0).all() and bers[-1] == 0 and bers[0] > 0
-    trcd = np.linspace(preset.trcd_min_ns, preset.trcd_nominal_ns, 400)
-    trcd_bers = ber_from_trcd(preset, trcd)
+    volts, trcd = grid(preset, vendor)
+    bers = ber_from_vdd(preset, vendor, volts, quantile)
+    assert (np.diff(bers) <= 0).all() and bers[-1] == 0
+    assert bers[0] > 0
+    trcd_bers = ber_from_trcd(preset, vendor, trcd, quantile)
     assert (np.diff(trcd_bers) <= 0).all() and trcd_bers[-1] == 0 and trcd_bers[0] > 0
-    assert (trcd_bers <= 0.5).all()
+    assert (trcd_bers <= 0.5).all() and (bers <= 0.5).all()
 
 
-def test_transfer_by_relative_undervolt(ddr3l):
-    ddr4 = load_dram("ddr4-2400")
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("vendor", ["A", "B", "C"])
+def test_quantiles_are_ordered_at_every_point(device, vendor):
+    preset = load_dram(device)
+    volts, trcd = grid(preset, vendor)
+    for values in (
+            [ber_from_vdd(preset, vendor, volts, q) for q in ORDERED],
+            [ber_from_trcd(preset, vendor, trcd, q) for q in ORDERED]):
+        median, p90, worst = values
+        assert (worst >= p90).all() and (p90 >= median).all()
+
+
+@pytest.mark.parametrize("vendor", ["A", "B", "C"])
+@pytest.mark.parametrize("quantile", BER_QUANTILES)
+def test_trcd_ber_is_0_from_the_longest_error_free_point(vendor, quantile):
+    lpddr4 = load_dram("lpddr4-3200")
+    curve = trcd_curve(vendor, quantile)
+    error_free_ns = float(lpddr4.to_device_trcd_ns(curve.error_free_from))
+    above = np.linspace(error_free_ns, lpddr4.trcd_nominal_ns, 50)
+    assert (ber_from_trcd(lpddr4, vendor, above, quantile) == 0).all()
+    assert float(ber_from_trcd(lpddr4, vendor, error_free_ns - 0.01, quantile)) > 0
+    # errors added by shortening tRCD below the test's 12.5 ns: none at 12.5 ns itself
+    assert curve.error_free_from <= 12.5
+
+
+def test_trcd_error_free_points_and_the_cliff():
+    assert {v: trcd_curve(v, "max").error_free_from for v in "ABC"} == {
+        "A": 12.5, "B": 12.5, "C": 12.5}
+    assert {v: trcd_curve(v, "median").error_free_from for v in "ABC"} == {
+        "A": 12.5, "B": 10.0, "C": 10.0}
+    ddr3l = load_dram("ddr3l-1600")
+    at_10 = [float(ber_from_trcd(ddr3l, v, 10.0, "median")) for v in "ABC"]
+    at_7_5 = [float(ber_from_trcd(ddr3l, v, 7.5, "median")) for v in "ABC"]
+    assert max(at_10) <= 3e-5 and all(0.011 <= b <= 0.34 for b in at_7_5)
+
+
+def test_trcd_log_linear_between_points_and_held_above_the_last_erroneous(ddr3l):
+    low, high = (float(ber_from_trcd(ddr3l, "A", t, "mean")) for t in (7.5, 10.0))
+    assert float(ber_from_trcd(ddr3l, "A", 8.75, "mean")) == pytest.approx(np.sqrt(low * high),
+                                                                          rel=1e-9)
+    assert float(ber_from_trcd(ddr3l, "A", 12.0, "max")) == pytest.approx(6.167658e-2)
+    assert float(ber_from_trcd(ddr3l, "A", 12.5, "max")) == 0
+
+
+def test_a_lower_quantiles_hold_raises_the_higher_ones(ddr3l):
+    """Vendor B, tRCD just below 10 ns: median held at its 7.5 ns value, p90 and max with
+    errors at 10 ns interpolate from there; the ordered curves take the median's."""
+    median = float(ber_from_trcd(ddr3l, "B", 9.9, "median"))
+    assert median == pytest.approx(2.278692e-1)
+    assert float(ber_from_trcd(ddr3l, "B", 9.9, "p90")) == median
+    assert float(ber_from_trcd(ddr3l, "B", 10.0, "p90")) == pytest.approx(6.271828e-5)
+
+
+def test_transfer_by_relative_undervolt_and_relative_trcd(ddr3l):
+    ddr4, lpddr4 = load_dram("ddr4-2400"), load_dram("lpddr4-3200")
     for ddr3l_v in (1.05, 1.075, 1.1):
         assert float(ber_from_vdd(ddr4, "B", ddr3l_v * 1.2 / 1.35)) == pytest.approx(
             float(ber_from_vdd(ddr3l, "B", ddr3l_v)), rel=1e-9)
+    for diva_ns in (6.0, 7.5, 8.2, 10.0, 11.0, 12.5):
+        for vendor in "ABC":
+            assert float(ber_from_trcd(lpddr4, vendor, diva_ns * 18.125 / 13.75)) == \
+                pytest.approx(float(ber_from_trcd(ddr3l, vendor, diva_ns)), rel=1e-9)
 
 
-def test_trcd_curve_shape(ddr3l):
-    safe = 0.8 * 13.75
-    assert float(ber_from_trcd(ddr3l, safe)) == 0
-    assert float(ber_from_trcd(ddr3l, safe - 1)) == pytest.approx(1e-9 * 10 ** 1.5)
-    assert float(ber_from_trcd(ddr3l, safe - 2)) == pytest.approx(1e-6)
+def test_below_lowest_measured_trcd_is_an_error(ddr3l):
+    with pytest.raises(ConfigError, match="below the lowest characterised tRCD 5 ns"):
+        ber_from_trcd(ddr3l, "C", 4.9)
+    lpddr4 = load_dram("lpddr4-3200")
+    assert lpddr4.lowest_characterised_trcd_ns() == pytest.approx(5 * 18.125 / 13.75)
+    with pytest.raises(ConfigError, match="below the lowest characterised tRCD 6.591 ns"):
+        check_operating_point(lpddr4, "B", 1.1, 6.5)
+
+
+def test_no_preset_allows_a_trcd_below_the_data():
+    for name in DEVICES:
+        device = load_dram(name)
+        assert device.trcd_min_ns >= device.lowest_characterised_trcd_ns()
+
+
+def test_a_preset_below_the_data_or_with_the_retired_trcd_keys_is_refused(tmp_path):
+    text = (DRAM_PRESET_DIR / "lpddr4-3200.toml").read_text()
+    path = tmp_path / "fast.toml"
+    path.write_text(text.replace("value = 9.0625", "value = 6.0"))
+    with pytest.raises(ConfigError, match="trcd_min_ns 6 is below the lowest characterised "
+                                          "tRCD 6.591 ns"):
+        load_dram(str(path))
+    old = tmp_path / "old.toml"
+    old.write_text(text + '\n[ber.trcd_safe_fraction]\nvalue = 0.8\nsource = "old"\n')
+    with pytest.raises(ConfigError, match="'ber.trcd_safe_fraction' belongs to the retired "
+                                          "assumed BER\\(tRCD\\) curve") as caught:
+        load_dram(str(old))
+    assert "\n" not in str(caught.value)
 
 
 def test_energy_scale_and_row_miss(ddr3l):
@@ -118,16 +246,23 @@ def test_energy_scale_and_row_miss(ddr3l):
 
 def test_operating_point_contract():
     point = operating_point(load_dram("lpddr4-3200"), "B", 0.9, 14.0)
-    assert {"device", "vendor", "vdd_v", "trcd_ns", "vdd_nominal_v", "trcd_nominal_ns",
-            "ber_vdd", "ber_trcd", "ber", "energy_scale", "row_miss_ns"} <= set(point)
+    assert {"device", "vendor", "ber_quantile", "vdd_v", "trcd_ns", "vdd_nominal_v",
+            "trcd_nominal_ns", "ber_vdd", "ber_trcd", "ber", "ber_vdd_dimms",
+            "ber_trcd_dimms", "vdd_reference_v", "trcd_reference_ns", "energy_scale",
+            "row_miss_ns"} <= set(point)
     assert point["ber"] == pytest.approx(1 - (1 - point["ber_vdd"]) * (1 - point["ber_trcd"]))
+    assert point["ber_quantile"] == "max" and point["ber_trcd_dimms"] == 28
+    assert point["ber_vdd_dimms"] == 7  # interpolated between 1.1 V (11) and 1.125 V (7)
+    median = operating_point(load_dram("lpddr4-3200"), "B", 0.9, 14.0, "median")
+    assert median["ber_quantile"] == "median" and median["ber_trcd"] == 0 < point["ber_trcd"]
 
 
 @pytest.mark.parametrize("vdd_v, trcd_ns, message", [
     (1.2, 18.125, "VDD 1.2 V outside"),
     (0.8, 18.125, "VDD 0.8 V outside"),
     (1.1, 20.0, "tRCD 20 ns outside"),
-    (1.1, 5.0, "tRCD 5 ns outside"),
+    (1.1, 8.0, "tRCD 8 ns outside"),
+    (1.1, 5.0, "tRCD 5 ns is below the lowest characterised tRCD 6.591 ns"),
 ])
 def test_operating_point_range(vdd_v, trcd_ns, message):
     with pytest.raises(ConfigError, match=message):
@@ -139,6 +274,11 @@ def test_unknown_device_and_vendor():
         load_dram("hbm2")
     with pytest.raises(ConfigError, match="unknown vendor 'D'"):
         vendor_curve("D")
+    with pytest.raises(ConfigError, match="unknown vendor 'D'"):
+        trcd_curve("D")
+    with pytest.raises(ConfigError, match=r"unknown BER quantile 'p95' \(known: mean, median, "
+                                          r"p90, max\)"):
+        ber_from_vdd(load_dram("lpddr4-3200"), "B", 1.0, "p95")
 
 
 def test_malformed_dram_preset(tmp_path):
@@ -166,11 +306,17 @@ def test_voltron_script_help_and_errors(capsys):
 def test_shipped_table_matches_its_source():
     if not VOLTRON_CSV.is_file():
         pytest.skip("the Voltron source data (../shared/data) is not on this machine")
-    derived = derive_ber_table(VOLTRON_CSV)
-    with open(VOLTRON_TABLE) as handle:
-        shipped = list(csv.DictReader(line for line in handle if not line.startswith("#")))
-    assert len(shipped) == len(derived)
-    for row, fresh in zip(shipped, derived):
-        assert (row["vendor"], float(row["vdd_v"]), int(row["n_dimms"])) == (
-            fresh["vendor"], fresh["vdd_v"], fresh["n_dimms"])
-        assert float(row["mean_ber"]) == pytest.approx(fresh["mean_ber"], rel=1e-6)
+    fresh = io.StringIO()
+    write_table(derive_ber_table(VOLTRON_CSV), fresh)
+    assert VOLTRON_TABLE.read_text() == fresh.getvalue()
+
+
+def test_voltron_statistics_over_the_dimms_measured(tmp_path):
+    source = tmp_path / "faulty.csv"
+    source.write_text("dimm_name,vdd,vendor,error_cacheline_percent\n"
+                      "X1,1.0,X,50\nX2,1.0,X,0\nX3,1.1,X,1\nX1,1.1,X,0\nX2,1.1,X,0\n")
+    low, high = derive_ber_table(source)
+    assert (low["vdd_v"], low["n_dimms"], low["n_stopped"]) == (1.0, 2, 1)  # X3 stopped
+    assert low["max_ber"] == pytest.approx(np.log(2) / 512)
+    assert low["median_ber"] == pytest.approx(np.log(2) / 1024)  # mean of the two
+    assert (high["n_dimms"], high["n_stopped"], high["median_ber"]) == (3, 0, 0.0)

@@ -159,8 +159,10 @@ def test_compute_only_search(toy_table, tmp_path):
 
 
 def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
+    # the median DIMM: its error-free tRCD and VDD ranges are wide enough for a few of 25
+    # random trials to meet the drop limit (the worst DIMM's leave almost none)
     prepared = toy_prepared(toy_table, tmp_path, trials=25, sampler="random",
-                            limits=Limits(max_accuracy_drop_pp=5.0))
+                            limits=Limits(max_accuracy_drop_pp=5.0), ber_quantile="median")
     summary = run_search(prepared)
     document = json.loads((tmp_path / "toy" / "summary.json").read_text())
     assert document["claims"] == summary["claims"] and summary["claims"]

@@ -1,0 +1,42 @@
+"""Statistics over a vendor's DIMM population: the columns both derived BER tables carry.
+
+Each measured operating point of a vendor has one BER per DIMM measured there. The tables
+give, per point, ``mean_ber``, ``median_ber``, ``p90_ber`` and ``max_ber`` over those DIMMs;
+a DIMM without errors counts as 0. Quantiles interpolate linearly between order statistics
+(Hyndman and Fan's type 7, numpy's default): with n DIMMs sorted, quantile q is read at rank
+(n - 1) q, so the median of an even count is the mean of the middle two and ``p90`` of 4
+DIMMs lies between the worst two. The mean is not a quantile: where one DIMM is far worse
+than the rest it can exceed ``p90``.
+
+Pure Python, so that the derivations read like the arithmetic they do.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+BER_QUANTILES = ("mean", "median", "p90", "max")   # which DIMM of the population
+QUANTILE_RANK = {"median": 0.5, "p90": 0.9, "max": 1.0}  # the ordered ones (mean apart)
+
+
+def column(quantile: str) -> str:
+    """The table column of a population statistic: ``mean`` -> ``mean_ber``."""
+    return f"{quantile}_ber"
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """Type-7 quantile of ``values`` (0 <= q <= 1)."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (position - low) * (ordered[high] - ordered[low])
+
+
+def population_columns(bers: Sequence[float]) -> dict[str, float]:
+    """``mean_ber``, ``median_ber``, ``p90_ber``, ``max_ber`` of the per-DIMM BERs."""
+    if not bers:
+        raise ValueError("no DIMM measured at this point")
+    stats = {"mean": math.fsum(bers) / len(bers)}
+    stats.update({name: quantile(bers, rank) for name, rank in QUANTILE_RANK.items()})
+    return {column(name): stats[name] for name in BER_QUANTILES}
