@@ -20,7 +20,8 @@ from dse.space import nominal_candidate
 from hw_models import ConfigError
 from hw_models.soc import PRESET_DIR
 
-PROBE = ["--dataset", "synthetic", "--probe-steps", "0", "--probe-seeds", "1"]
+PROBE = ["--dataset", "synthetic", "--probe-steps", "0", "--finetune-seeds", "1",
+         "--error-seeds", "1", "--no-confirm"]
 REFUSED = "exists with other settings (checkpoint)"
 
 

@@ -23,12 +23,16 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
+QUICK_SEEDS = ("--finetune-seeds", "2", "--error-seeds", "1", "--confirm-steps", "4",
+               "--confirm-seeds", "2")
+
+
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
     """A real search on digits: train (briefly), probe, three trials."""
     results = tmp_path_factory.mktemp("results")
     result = run("search", "--trials", "3", "--epochs", "3", "--probe-steps", "2",
-                 "--probe-seeds", "1", "--results-dir", str(results), "--json")
+                 *QUICK_SEEDS, "--results-dir", str(results), "--json")
     assert result.exit_code == 0, result.stderr
     return results, json.loads(result.stdout)
 
@@ -48,6 +52,12 @@ def test_end_to_end_search_on_digits(searched):
     assert (folder / "front_accuracy_latency_s.png").is_file()
     front = summary["front"]
     assert front and all(row["test_accuracy"] is not None for row in front)
+    for row in [*front, *summary["baselines"]]:  # intervals everywhere, test ones too
+        assert row["accuracy_ci_low"] <= row["accuracy"] <= row["accuracy_ci_high"]
+        assert (row["test_accuracy_ci_low"] <= row["test_accuracy"]
+                <= row["test_accuracy_ci_high"])
+    assert summary["confirmation"]["measured"] == 3  # the three baselines run so far
+    assert summary["confirm_settings"]["steps"] == 4
 
 
 @pytest.mark.slow
@@ -55,7 +65,7 @@ def test_end_to_end_search_on_digits(searched):
 def test_rerun_resumes_and_pareto_and_show_read_it(searched):
     results, _ = searched
     result = run("search", "--trials", "4", "--epochs", "3", "--probe-steps", "2",
-                 "--probe-seeds", "1", "--results-dir", str(results))
+                 *QUICK_SEEDS, "--results-dir", str(results))
     assert result.exit_code == 0, result.stderr
     assert "Pareto front" in result.stdout and "4 complete" in result.stdout
     out = results / "plots"
