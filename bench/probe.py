@@ -21,7 +21,7 @@ candidates. Also reported: the rank agreement among candidates within 5 pp of th
 
 Every probe is cached under --results-dir, so a stopped run resumes where it was.
 Run: python bench/probe.py [--results-dir bench-results] [--threads 1] [--candidates 30]
-     [--only digits|cifar10]
+     [--only digits|cifar10] [--device cpu|cuda]
 """
 from __future__ import annotations
 
@@ -93,13 +93,13 @@ def random_candidates(problem, count: int, seed: int = 0):
     return found
 
 
-def run(network: str, dataset: str, data_dir: str | None, results_dir: str, count: int
-        ) -> dict:
+def run(network: str, dataset: str, data_dir: str | None, results_dir: str, count: int,
+        device: str = "cpu") -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     problem = build_problem(network=network, dataset=dataset, objectives="accuracy,latency",
                             limits=Limits(max_accuracy_drop_pp=None))
     data = DataRequest(network=network, dataset=dataset, data_dir=data_dir,
-                       results_dir=results_dir, device="cpu")
+                       results_dir=results_dir, device=device)
     start = time.perf_counter()
     checkpoint, _, trained = obtain_checkpoint(data)
     train_s = time.perf_counter() - start if trained else float("nan")
@@ -178,6 +178,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--candidates", type=int, default=30)
     parser.add_argument("--only", choices=["digits", "cifar10"], default=None)
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu",
+                        help="where to train and fine-tune (results differ slightly by device)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     runs = [("resnet8", "digits", None)]
@@ -187,7 +189,8 @@ def main() -> None:
     rows = []
     for network, dataset, data_dir in runs:
         print(f"{network} on {dataset}:", flush=True)
-        rows.append(run(network, dataset, data_dir, args.results_dir, args.candidates))
+        rows.append(run(network, dataset, data_dir, args.results_dir, args.candidates,
+                        args.device))
     print(f"\n{args.threads} thread(s); quick = {ProbeConfig.steps} steps x "
           f"{ProbeConfig.finetune_seeds} fine-tune x {ProbeConfig.error_seeds} error seeds; "
           f"long = {10 * ProbeConfig.steps} steps x 3 x {ProbeConfig.error_seeds}; "
