@@ -15,7 +15,8 @@ modelled.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -57,6 +58,8 @@ class SystemCost:
         weight_ber, activation_ber: bit error rate seen by the layer's weights and its spilled
             activations (0 for activations kept on chip).
         latency_s: layer latency with DRAM.
+        dram_energy_parts_j: ``dram_energy_j`` by part (``DRAM_ENERGY_PARTS``), per layer;
+            empty without DRAM.
     """
 
     compute: ComputeCost
@@ -66,6 +69,7 @@ class SystemCost:
     weight_ber: np.ndarray
     activation_ber: np.ndarray
     latency_s: np.ndarray
+    dram_energy_parts_j: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def energy_j(self) -> np.ndarray:
@@ -103,20 +107,27 @@ def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSet
     # over a batch, each layer's largest weight footprint: one check bounds every candidate
     check_capacity(placement, np.max(np.atleast_2d(traffic.weight_read_bytes), axis=0),
                    traffic.activation_read_bytes + traffic.activation_write_bytes)
-    dram_time_s, access_j = _transfer(dram.device, placement, traffic)
+    dram_time_s, parts_j = _transfer(dram.device, placement, traffic)
     latency_s = (np.maximum(compute.latency_s, dram_time_s) if overlap
                  else compute.latency_s + dram_time_s)
-    background_j = _background_j(dram.device, placement, dram_time_s, latency_s)
+    parts_j.update(_background_j(dram.device, placement, dram_time_s, latency_s))
+    dram_energy_j = functools.reduce(np.add, (parts_j[name] for name in DRAM_ENERGY_PARTS))
     ber = _partition_ber(dram.device, dram.vendor, dram.ber_quantile, placement)
     weight_ber = np.broadcast_to(ber[placement.weight_partition], latency_s.shape)
     activation_ber = np.where(traffic.spilled, ber[placement.activation_partition], 0.0)
-    return SystemCost(compute, traffic, dram_time_s, access_j + background_j, weight_ber,
-                      np.broadcast_to(activation_ber, latency_s.shape), latency_s)
+    return SystemCost(compute, traffic, dram_time_s, dram_energy_j, weight_ber,
+                      np.broadcast_to(activation_ber, latency_s.shape), latency_s, parts_j)
+
+
+DRAM_ENERGY_PARTS = ("read_write_core", "read_write_io", "activation", "active_standby",
+                     "powerdown", "refresh")
 
 
 def _transfer(device: DramDevice, placement: Placement,
-              traffic: LayerTraffic) -> tuple[np.ndarray, np.ndarray]:
-    """DRAM busy time (s) and access energy (J) per layer."""
+              traffic: LayerTraffic) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """DRAM busy time (s) and access energy (J) per layer, by part: the array's read and
+    write energy (VDD rail, scaled by the partition's voltage), the I/O (not scaled), and
+    row activations."""
     scale = energy_scale(device, placement.column("vdd_v"))  # (n_partitions,)
     miss_ns = row_miss_ns(device, placement.column("trcd_ns"))  # (n_partitions,)
     w, a = placement.weight_partition, placement.activation_partition
@@ -126,28 +137,31 @@ def _transfer(device: DramDevice, placement: Placement,
     time_s = (traffic.total_bytes / device.bandwidth_bytes_per_s
               + (weight_rows * miss_ns[w] + activation_rows * miss_ns[a]) * 1e-9)
     read_vdd, write_vdd = device.read_energy_vdd_pj_per_byte, device.write_energy_vdd_pj_per_byte
-    energy_pj = (traffic.weight_read_bytes * (read_vdd * scale[w] + device.read_io_pj_per_byte)
-                 + traffic.activation_read_bytes * (read_vdd * scale[a]
-                                                    + device.read_io_pj_per_byte)
-                 + traffic.activation_write_bytes * (write_vdd * scale[a]
-                                                     + device.write_io_pj_per_byte)
-                 + weight_rows * (device.activation_energy_vdd_pj * scale[w]
-                                  + device.activation_energy_fixed_pj)
-                 + activation_rows * (device.activation_energy_vdd_pj * scale[a]
-                                      + device.activation_energy_fixed_pj))
-    return time_s, energy_pj * 1e-12
+    core_pj = (traffic.weight_read_bytes * read_vdd * scale[w]
+               + traffic.activation_read_bytes * read_vdd * scale[a]
+               + traffic.activation_write_bytes * write_vdd * scale[a])
+    io_pj = ((traffic.weight_read_bytes + traffic.activation_read_bytes)
+             * device.read_io_pj_per_byte
+             + traffic.activation_write_bytes * device.write_io_pj_per_byte)
+    activation_pj = (weight_rows * (device.activation_energy_vdd_pj * scale[w]
+                                    + device.activation_energy_fixed_pj)
+                     + activation_rows * (device.activation_energy_vdd_pj * scale[a]
+                                          + device.activation_energy_fixed_pj))
+    return time_s, {"read_write_core": core_pj * 1e-12, "read_write_io": io_pj * 1e-12,
+                    "activation": activation_pj * 1e-12}
 
 
 def _background_j(device: DramDevice, placement: Placement, dram_time_s: np.ndarray,
-                  latency_s: np.ndarray) -> np.ndarray:
+                  latency_s: np.ndarray) -> dict[str, np.ndarray]:
     """Standby, power-down and refresh energy per layer; VDD parts scaled per partition."""
     share = placement.column("capacity_bytes") / device.capacity_bytes  # (n_partitions,)
     scale = float(share @ energy_scale(device, placement.column("vdd_v")) + (1 - share.sum()))
     active_mw = device.active_standby_vdd_mw * scale + device.active_standby_fixed_mw
     powerdown_mw = device.powerdown_vdd_mw * scale + device.powerdown_fixed_mw
     refresh_mw = device.refresh_vdd_mw * scale + device.refresh_fixed_mw
-    return 1e-3 * (active_mw * dram_time_s + powerdown_mw * (latency_s - dram_time_s)
-                   + refresh_mw * latency_s)
+    return {"active_standby": 1e-3 * active_mw * dram_time_s,
+            "powerdown": 1e-3 * powerdown_mw * (latency_s - dram_time_s),
+            "refresh": 1e-3 * refresh_mw * latency_s}
 
 
 def _partition_ber(device: DramDevice, vendor: str, quantile: str,

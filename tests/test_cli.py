@@ -107,6 +107,19 @@ def test_cost_json_contract_and_reference():
         report["total"]["energy_j"], rel=1e-12)
 
 
+def test_cost_breaks_the_dram_energy_down_by_part():
+    result = run("cost", "--network", "resnet20", "--mapping", "diana-heuristic", "--vdd", "1.0",
+                 "--json")
+    assert result.exit_code == 0, result.output
+    total = json.loads(result.output)["total"]
+    parts = total["dram_energy_breakdown_j"]
+    assert set(parts) == {"read_write_core", "read_write_io", "activation", "active_standby",
+                          "powerdown", "refresh"}
+    assert sum(parts.values()) == pytest.approx(total["dram_energy_j"], rel=1e-12)
+    text = run("cost", "--network", "resnet20", "--mapping", "diana-heuristic").output
+    assert "DRAM energy by part: read/write (array) " in text and "refresh" in text
+
+
 def test_cost_text_output():
     result = run("cost", "--network", "resnet20", "--mapping", "min-latency", "--dram", "none")
     assert result.exit_code == 0

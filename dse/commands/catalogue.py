@@ -171,6 +171,8 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
             "compute_energy_j": float(cost.total_compute_energy_j()),
             "dram_energy_j": float(cost.total_dram_energy_j()),
             "energy_j": float(cost.total_energy_j()),
+            "dram_energy_breakdown_j": {part: float(np.sum(values)) for part, values
+                                        in cost.dram_energy_parts_j.items()},
         },
         "note": NOT_COSTED_NOTE,
     }

@@ -92,10 +92,21 @@ def cost_text(report: dict[str, Any]) -> str:
     if dram is not None:
         energy += (f" = compute {total['compute_energy_j'] * 1e6:.4f} uJ"
                    f" + DRAM {total['dram_energy_j'] * 1e6:.4f} uJ")
+    breakdown = total.get("dram_energy_breakdown_j") or {}
+    parts = ""
+    if breakdown and total["dram_energy_j"] > 0:
+        parts = "DRAM energy by part: " + ", ".join(
+            f"{DRAM_PART_LABELS.get(name, name)} {value * 1e6:.4f} uJ "
+            f"({value / total['dram_energy_j']:.0%})" for name, value in breakdown.items()) + "\n"
     return (f"{header}\n{format_table(report['layers'], columns)}\n"
             f"total: {total['latency_cycles']:,.2f} cycles = {total['latency_s'] * 1e3:.4f} ms "
-            f"at {report['clock_hz'] / 1e6:g} MHz, {energy}\n"
+            f"at {report['clock_hz'] / 1e6:g} MHz, {energy}\n{parts}"
             f"note: {report['note']}")
+
+
+DRAM_PART_LABELS = {"read_write_core": "read/write (array)", "read_write_io": "I/O",
+                    "activation": "row activation", "active_standby": "active standby",
+                    "powerdown": "power-down", "refresh": "refresh"}
 
 
 def dram_text(point: dict[str, Any]) -> str:

@@ -181,3 +181,19 @@ def test_bad_partition_files(table, lpddr4, tmp_path, document, message):
 def test_unknown_layout(table, lpddr4):
     with pytest.raises(ConfigError, match="neither a layout"):
         named_placement("half", table, lpddr4, "B")
+
+
+def test_dram_energy_breakdown_adds_up_and_only_vdd_parts_scale(table, soc, lpddr4):
+    from hw_models.system import DRAM_ENERGY_PARTS
+    split = np.array([4, 16])
+    nominal = system_cost(table, soc, split, DramSetting(
+        lpddr4, "B", named_placement("all-nominal", table, lpddr4, "B")))
+    assert tuple(nominal.dram_energy_parts_j) == DRAM_ENERGY_PARTS
+    assert np.allclose(sum(nominal.dram_energy_parts_j.values()), nominal.dram_energy_j,
+                       rtol=1e-12, atol=0)
+    low = system_cost(table, soc, split, DramSetting(
+        lpddr4, "B", named_placement("all-approximate", table, lpddr4, "B", vdd_v=1.0)))
+    parts, reference = low.dram_energy_parts_j, nominal.dram_energy_parts_j
+    assert np.array_equal(parts["read_write_io"], reference["read_write_io"])  # VDDQ: fixed
+    assert (parts["read_write_core"] < reference["read_write_core"]).any()
+    assert system_cost(table, soc, split, None).dram_energy_parts_j == {}
