@@ -153,7 +153,8 @@ trainable_network_options = bundle(
     click.option("--network", default=SearchConfig.network, show_default=True,
                  help="Zoo name or package.module:function."),
     click.option("--dataset", default=SearchConfig.dataset, show_default=True,
-                 help="digits (bundled), cifar10 (--data-dir) or synthetic."))
+                 help="digits (bundled); cifar10, tiny-imagenet or vww (--data-dir); or "
+                      "synthetic."))
 results_dir_option = click.option(
     "--results-dir", default=SearchConfig.results_dir, show_default=True,
     type=click.Path(file_okay=False),

@@ -180,9 +180,12 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
     """Load dataset ``name`` into train / val / test splits; cached in memory.
 
     Args:
-        name: ``digits`` (packaged with dse), ``cifar10`` or ``synthetic`` (generated, for
-            tests). ``tiny-imagenet`` and ``vww`` have a shape but no loader.
-        data_dir: cifar10 only: the folder holding ``cifar-10-batches-py/``, or that folder.
+        name: ``digits`` (packaged with dse), ``cifar10``, ``tiny-imagenet``, ``vww`` (folders
+            of image files: ``networks.image_folders``) or ``synthetic`` (generated, for
+            tests).
+        data_dir: the folder of cifar10 (holding ``cifar-10-batches-py/``, or that folder),
+            tiny-imagenet (holding ``tiny-imagenet-200/``, or that folder) or vww
+            (``train/<class>/``, ``val/<class>/``).
         download: cifar10 only: fetch and unpack the archive into ``data_dir`` (default
             ``$XDG_CACHE_HOME/dse``) if the batches are not there.
         progress: called with (bytes done, bytes total; 0 if unknown) while downloading.
@@ -194,8 +197,14 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
     if spec.name not in _LOADERS:
         raise ConfigError(f"dataset '{name}' has no loader here: only its shape is known "
                           "(use it with dse layers / dse cost)")
-    if spec.name != "cifar10":
+    if spec.name not in FOLDER_DATASETS:
         return _load_cached(spec.name, None)
+    if spec.name != "cifar10":
+        if download:
+            raise ConfigError(f"--download fetches cifar10 only; give {name} with --data-dir")
+        if data_dir is None:
+            raise ConfigError(f"{name} needs --data-dir ({FOLDER_DATASETS[name]})")
+        return _load_cached(spec.name, Path(data_dir).expanduser().resolve())
     if data_dir is None and not download:
         raise ConfigError("cifar10 needs --data-dir (or --download)")
     folder = Path(data_dir).expanduser().resolve() if data_dir is not None else _cache_dir()
@@ -502,6 +511,29 @@ def _no_augmentation(images: torch.Tensor, generator: torch.Generator) -> torch.
 _AUGMENTERS: dict[str, Augmenter] = {
     "none": _no_augmentation, "shift": _shift, "crop-flip": _crop_flip,
 }
+def _load_folder_dataset(name: str, folder: Path | None) -> DataBundle:
+    """Tiny-ImageNet or an ImageFolder tree: train minus a seeded validation split, and the
+    tree's own validation set as the test split (see ``networks.image_folders``)."""
+    from networks import image_folders
+
+    assert folder is not None  # load_dataset always passes one
+    spec = DATASETS[name]
+    size = spec.input_shape[1:]
+    reader = (image_folders.tiny_imagenet_splits if name == "tiny-imagenet"
+              else image_folders.image_folder_splits)
+    (images, labels), test = reader(folder, classes=spec.num_classes, size=size)
+    train, val = _split_indices(len(labels), (1 - FOLDER_VAL_FRACTION, FOLDER_VAL_FRACTION))
+    return _make_bundle(name, [(images[train], labels[train]), (images[val], labels[val]),
+                               test], "crop-flip")
+
+
+FOLDER_VAL_FRACTION = 0.10  # of the training images, for datasets given as image folders
+FOLDER_DATASETS = {  # datasets read from --data-dir, and what the folder holds
+    "cifar10": "the python batches", "tiny-imagenet": "tiny-imagenet-200/ or its contents",
+    "vww": "train/<class>/ and val/<class>/ image folders",
+}
 _LOADERS: dict[str, Callable[[Path | None], DataBundle]] = {
     "digits": _load_digits, "cifar10": _load_cifar10, "synthetic": _load_synthetic,
+    "tiny-imagenet": functools.partial(_load_folder_dataset, "tiny-imagenet"),
+    "vww": functools.partial(_load_folder_dataset, "vww"),
 }

@@ -367,7 +367,7 @@ def test_probe_with_a_checkpoint_of_another_network(synthetic_results):
 @pytest.mark.parametrize("args, message", [
     (["train", "--dataset", "cifar10"], "cifar10 needs --data-dir"),
     (["train", "--dataset", "cifar10", "--data-dir", "/nonexistent/cifar"], "/nonexistent"),
-    (["train", "--dataset", "vww"], "no loader"),
+    (["train", "--dataset", "vww"], "vww needs --data-dir"),
     (["train", "--epochs", "0"], "--epochs must be >= 1"),
     (["probe", "--steps", "-1"], "--steps must be >= 0"),
     (["probe", "--error-seeds", "0"], "--error-seeds must be >= 1"),

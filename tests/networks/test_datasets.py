@@ -287,8 +287,8 @@ def test_synthetic_is_deterministic_and_learnable() -> None:
 
 
 @pytest.mark.parametrize("name", ["vww", "tiny-imagenet"])
-def test_shape_only_datasets_have_no_loader(name: str) -> None:
-    with pytest.raises(ConfigError, match=f"dataset '{name}' has no loader here: only its shape"):
+def test_image_folder_datasets_need_their_folder(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name} needs --data-dir"):
         load_dataset(name)
 
 
