@@ -12,8 +12,11 @@ Pure Python, so that the derivations read like the arithmetic they do.
 """
 from __future__ import annotations
 
+import csv
 import math
-from typing import Sequence
+import sys
+from pathlib import Path
+from typing import IO, Callable, Sequence
 
 BER_QUANTILES = ("mean", "median", "p90", "max")   # which DIMM of the population
 QUANTILE_RANK = {"median": 0.5, "p90": 0.9, "max": 1.0}  # the ordered ones (mean apart)
@@ -40,3 +43,31 @@ def population_columns(bers: Sequence[float]) -> dict[str, float]:
     stats = {"mean": math.fsum(bers) / len(bers)}
     stats.update({name: quantile(bers, rank) for name, rank in QUANTILE_RANK.items()})
     return {column(name): stats[name] for name in BER_QUANTILES}
+
+
+def write_table(header: str, rows: list[dict[str, object]], out: IO[str], *,
+                point_column: str) -> None:
+    """A derived table: its provenance ``header``, then CSV rows; every float but the
+    operating point (``point_column``) as %.6e."""
+    out.write(header)
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: (f"{value:.6e}" if isinstance(value, float)
+                               and key != point_column else value)
+                         for key, value in row.items()})
+
+
+def derivation_main(argv: list[str], *, usage: str, prog: str, derive: Callable[[Path], None],
+                    folder: bool) -> None:
+    """The command line of a derivation script: one path argument (a file, or a folder
+    when ``folder``), ``-h``; ``derive`` writes the table to standard output."""
+    if argv in (["-h"], ["--help"]):
+        print(usage)
+        return
+    if len(argv) != 1:
+        sys.exit(usage)
+    source = Path(argv[0])
+    if not (source.is_dir() if folder else source.is_file()):
+        sys.exit(f"{prog}: error: no {'folder' if folder else 'file'} {source}")
+    derive(source)

@@ -62,11 +62,11 @@ where the folder holds ``vendorA/``, ``vendorB/``, ``vendorC/`` with the ``summa
 """
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import IO
 
+from hw_models import dimm_stats
 from hw_models.dimm_stats import population_columns
 
 CLOCK_NS = 2.5                      # one cycle of the DIVA-DRAM test infrastructure
@@ -152,28 +152,20 @@ def derive_trcd_table(directory: Path) -> list[dict[str, object]]:
 
 
 def write_table(rows: list[dict[str, object]], out: IO[str]) -> None:
-    out.write(TABLE_HEADER)
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6e}" if k.endswith("_ber") else v) for k, v in row.items()})
+    dimm_stats.write_table(TABLE_HEADER, rows, out, point_column="trcd_ns")
 
 
-def main(argv: list[str]) -> None:
-    usage = "usage: python -m hw_models.diva DIVA_DIR > diva_trcd_ber.csv"
-    if argv in (["-h"], ["--help"]):
-        print(usage)
-        return
-    if len(argv) != 1:
-        sys.exit(usage)
-    source = Path(argv[0])
-    if not source.is_dir():
-        sys.exit(f"diva: error: no folder {source}")
+def _derive(source: Path) -> None:
     try:
         rows = derive_trcd_table(source)
     except (DivaFormatError, OSError, UnicodeDecodeError) as exc:
         sys.exit(f"diva: error: {exc}")
     write_table(rows, sys.stdout)
+
+
+def main(argv: list[str]) -> None:
+    dimm_stats.derivation_main(argv, usage="usage: python -m hw_models.diva DIVA_DIR > "
+                               "diva_trcd_ber.csv", prog="diva", derive=_derive, folder=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO
 
+from hw_models import dimm_stats
 from hw_models.dimm_stats import population_columns
 
 BITS_PER_CACHE_LINE = 512
@@ -72,25 +73,14 @@ def derive_ber_table(csv_path: Path) -> list[dict[str, object]]:
 
 
 def write_table(rows: list[dict[str, object]], out: IO[str]) -> None:
-    out.write(TABLE_HEADER)
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6e}" if isinstance(v, float) and k != "vdd_v" else v)
-                         for k, v in row.items()})
+    dimm_stats.write_table(TABLE_HEADER, rows, out, point_column="vdd_v")
 
 
 def main(argv: list[str]) -> None:
-    usage = "usage: python -m hw_models.voltron dimm_faulty_cachelines.csv > voltron_ber.csv"
-    if argv in (["-h"], ["--help"]):
-        print(usage)
-        return
-    if len(argv) != 1:
-        sys.exit(usage)
-    source = Path(argv[0])
-    if not source.is_file():
-        sys.exit(f"voltron: error: no file {source}")
-    write_table(derive_ber_table(source), sys.stdout)
+    dimm_stats.derivation_main(
+        argv, usage="usage: python -m hw_models.voltron dimm_faulty_cachelines.csv > "
+        "voltron_ber.csv", prog="voltron",
+        derive=lambda source: write_table(derive_ber_table(source), sys.stdout), folder=False)
 
 
 if __name__ == "__main__":

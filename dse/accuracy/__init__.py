@@ -67,15 +67,6 @@ class ProbeResult:
             return stats.accuracy_interval(self.correct, self.level)
         return math.nan, math.nan
 
-    def same_as(self, other: "ProbeResult") -> bool:
-        """The same measurement (accuracies, and per-image answers where present)."""
-        if self.correct is None or other.correct is None:
-            same_images = self.correct is None and other.correct is None
-        else:
-            same_images = bool(np.array_equal(self.correct, other.correct))
-        return (self.accuracy_mean == other.accuracy_mean
-                and self.accuracy_per_seed == other.accuracy_per_seed and same_images)
-
 
 def accuracy_drop_pp(baseline: ProbeResult, result: ProbeResult
                      ) -> tuple[float, float, float]:

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from hw_models.errors import ConfigError
+
 LEVEL = 0.95          # two-sided coverage of every interval dse reports
 REPLICATES = 2000     # bootstrap replicates: on 269 images the ends of a paired drop carry a
                       # Monte-Carlo error of about 0.08 pp (standard deviation over bootstrap
@@ -41,7 +43,6 @@ _CHUNK = 250          # replicates drawn at a time (bounds memory for large spli
 
 def check_level(level: float, option: str = "--interval-level") -> None:
     """A coverage strictly between 0 and 1 (0.95: 95 %)."""
-    from hw_models.errors import ConfigError
     if not 0 < level < 1:
         raise ConfigError(f"{option} must be in (0, 1), e.g. 0.95 (got {level})")
 

@@ -26,13 +26,12 @@ from dse.results.confirmation import (
     SETTINGS_ATTR,
     record_of,
 )
-from dse.results.ledger import CONFIG_ATTR, objectives_of
+from dse.results.ledger import CONFIG_ATTR, PROBE_SETTINGS_ATTR, objectives_of
 from dse.results.tables import trials_frame
 from dse.space import decode
 from hw_models.errors import ConfigError
 
 CLAIM_STALE_S = 6 * 3600  # a claim from another host older than this is taken over
-PROBE_SETTINGS_ATTR = "dse:probe-settings"  # the search's probe (dse confirm rebuilds it)
 
 Progress = Callable[[int, int, str], None]
 

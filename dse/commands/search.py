@@ -10,7 +10,7 @@ from typing import Any, Callable, ContextManager, Iterator
 import optuna
 
 from dse.accuracy import AccuracyModel, CheckedEstimator
-from dse.commands.confirm import PROBE_SETTINGS_ATTR, confirm_points, probe_settings
+from dse.commands.confirm import confirm_points, probe_settings
 from dse.commands.inspect import stored_location
 from dse.config import (
     SearchConfig,
@@ -37,6 +37,7 @@ from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
 from dse.results.files import check_not_folders, check_writable_folder, write_json
 from dse.results.ledger import (
+    PROBE_SETTINGS_ATTR,
     Ledger,
     baseline_candidates,
     open_ledger,
@@ -156,8 +157,9 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
             import_callable(config.accuracy_estimator, what="accuracy estimator"),
             config.accuracy_estimator)
         model = with_baseline(estimator, problem.table.n_layers)
-        if config.drop_rule == "upper" and not all(map(math.isfinite, model.baseline.interval()
-                                                       if model.baseline else ())):
+        assert model.baseline is not None  # with_baseline keeps the measurement
+        if config.drop_rule == "upper" and not all(map(math.isfinite,
+                                                       model.baseline.interval())):
             raise ConfigError(f"--drop-rule upper needs accuracy intervals; the accuracy "
                               f"estimator '{config.accuracy_estimator}' gives none (return "
                               "per-image 'correct' or 'ci_low'/'ci_high' in its ProbeResult)")

@@ -26,7 +26,7 @@ import pandas as pd
 
 from dse.accuracy import ProbeResult, accuracy_drop_pp
 from dse.accuracy.stats import LEVEL, verdict
-from dse.metrics import BY_NAME, METRICS, NOMINAL_DRAM_ENERGY
+from dse.metrics import BY_COLUMN, METRICS, NOMINAL_DRAM_ENERGY
 from dse.results.confirmation import REFERENCE
 
 EDEN_DROP_PP = 1.0          # EDEN: "within 1 % of the original DNN's accuracy"
@@ -131,7 +131,7 @@ def odimo_claims(frame: pd.DataFrame, results: dict[int, ProbeResult], *,
                           limit, drop_rule)
             if found is not None:
                 claims.append({"kind": "odimo", "baseline": base["baseline"],
-                               "metric": BY_NAME_OF_COLUMN[column], "limit_pp": limit,
+                               "metric": BY_COLUMN[column].name, "limit_pp": limit,
                                **found})
     return claims
 
@@ -163,9 +163,6 @@ def eden_claims(frame: pd.DataFrame, results: dict[int, ProbeResult], *, drop_ru
                     **_accuracy_fields(drop, pairs.results[int(row["trial"])].level),
                     "accuracy_reference": REFERENCE}
     return [best] if best is not None and best["change_percent"] < 0 else []
-
-
-BY_NAME_OF_COLUMN = {metric.column: metric.name for metric in BY_NAME.values()}
 
 
 def describe(claim: dict[str, Any]) -> str:

@@ -26,10 +26,11 @@ import optuna
 from dse.accuracy import ProbeResult, accuracy_drop_pp, stats
 from dse.metrics import TEST_STATS
 from dse.results.ledger import BASELINE_ATTR
+from dse.results.ledger import CONFIRM_CLAIM_PREFIX as CLAIM_PREFIX
+from dse.results.ledger import CONFIRM_SETTINGS_ATTR as SETTINGS_ATTR
+from dse.results.ledger import CONFIRMED_PREFIX as RECORD_PREFIX
 
-SETTINGS_ATTR = "dse:confirm-settings"
-RECORD_PREFIX = "dse:confirmed:"
-CLAIM_PREFIX = "dse:confirm-claim:"
+__all__ = ["CLAIM_PREFIX", "RECORD_PREFIX", "SETTINGS_ATTR"]  # the ledger's keys, re-exported
 REFERENCE = "all-digital"  # the baseline drops are measured against
 
 

@@ -28,7 +28,11 @@ CONFIG_ATTR = "dse_config"            # the settings the study is bound to (its 
 OBJECTIVES_ATTR = "objectives"        # {name: {direction, column}}
 UNITS_ATTR = "units"                  # {column: unit}
 LAYERS_ATTR = "dse:layers"            # the layer table, as records
-TEST_ACCURACY_ATTR = "test_accuracy"  # {trial number: accuracy on the test split}
+TEST_ACCURACY_ATTR = "test_accuracy"  # dse 0.1: {trial number: accuracy on the test split}
+PROBE_SETTINGS_ATTR = "dse:probe-settings"       # the search's probe (dse confirm rebuilds it)
+CONFIRM_SETTINGS_ATTR = "dse:confirm-settings"   # the settings the confirmations count under
+CONFIRMED_PREFIX = "dse:confirmed:"              # + trial number: its test-split confirmation
+CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, time} measuring it
 # trial user attributes
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
 BASELINE_ATTR = "baseline"            # the baseline mapping's name

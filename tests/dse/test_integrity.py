@@ -73,14 +73,21 @@ def test_check_identity_compares_checkpoints_by_digest(toy_table, tmp_path):
     assert "checkpoint_sha256" not in study.user_attrs[CONFIG_ATTR]
 
 
+def searched_with_local_checkpoint(checkpoint, tmp_path, monkeypatch) -> list[str]:
+    """One trial of study 's' under ./res with a copy of ``checkpoint`` as ./ck.pt (cwd:
+    ``tmp_path``); the search command, for more runs."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ck.pt").write_bytes(checkpoint.read_bytes())
+    search = ["search", *PROBE, "--study", "s", "--results-dir", "res"]
+    assert run(*search, "--trials", "1", "--checkpoint", "ck.pt").exit_code == 0
+    return search
+
+
 @pytest.mark.slow
 def test_the_same_file_by_another_path_resumes_another_file_is_refused(
         two_checkpoints, tmp_path, monkeypatch):
     first, second = two_checkpoints
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "ck.pt").write_bytes(first.read_bytes())
-    search = ["search", *PROBE, "--study", "s", "--results-dir", "res"]
-    assert run(*search, "--trials", "1", "--checkpoint", "ck.pt").exit_code == 0
+    search = searched_with_local_checkpoint(first, tmp_path, monkeypatch)
     for trials, spelling in ((2, "./ck.pt"), (3, str(tmp_path / "ck.pt")), (4, str(first))):
         resumed = run(*search, "--trials", str(trials), "--checkpoint", spelling)
         assert resumed.exit_code == 0, (spelling, resumed.stderr)
@@ -110,10 +117,7 @@ def test_the_cached_checkpoint_is_bound_by_its_contents_too(two_checkpoints, tmp
 def test_a_study_from_before_content_binding_resumes_by_path_then_by_contents(
         two_checkpoints, tmp_path, monkeypatch):
     first, second = two_checkpoints
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "ck.pt").write_bytes(first.read_bytes())
-    search = ["search", *PROBE, "--study", "s", "--results-dir", "res"]
-    assert run(*search, "--trials", "1", "--checkpoint", "ck.pt").exit_code == 0
+    search = searched_with_local_checkpoint(first, tmp_path, monkeypatch)
     old = {k: v for k, v in stored_identity(tmp_path / "res").items()
            if k != "checkpoint_sha256"}  # what studies stored until now: the path
     set_identity(tmp_path / "res", old)

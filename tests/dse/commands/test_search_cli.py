@@ -134,8 +134,12 @@ def test_signal_leaves_a_consistent_study(tmp_path, signum, exit_code):
          "ddr4-2400", "--trials", "100000", "--study", "long", "--results-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     database = tmp_path / "long" / "study.db"
-    deadline = time.time() + 60
-    while time.time() < deadline and not _completed(database, at_least=20):
+    # wait for progress, not for a time: on a loaded machine the search may need minutes to
+    # start; the bound only stops a search that never progresses from hanging the suite
+    deadline = time.time() + 900
+    while not _completed(database, at_least=20):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.time() < deadline, "the search made no progress in 15 minutes"
         time.sleep(0.5)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
