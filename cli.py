@@ -142,13 +142,17 @@ dram_option = click.option(
 hardware_options = bundle(hw_option, dram_option, vendor_option, ber_quantile_option)
 operating_point_options = bundle(
     click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
-                 help="Supply voltage of the approximate partition [default: nominal]."),
+                 help="Supply voltage of the whole device, or of the approximate half "
+                      "[default: nominal]."),
     click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS",
-                 help="tRCD of the approximate partition [default: nominal]."),
-    click.option("--partitions", default="all-approximate", show_default=True,
+                 help="tRCD of the whole device, or of the approximate half "
+                      "[default: nominal]."),
+    click.option("--partitions", default="whole-device", show_default=True,
                  metavar="LAYOUT|FILE",
-                 help="all-approximate, weights-approximate, activations-approximate, "
-                      "all-nominal, or a partition JSON file."))
+                 help="whole-device (one point for the whole DRAM: what a BIOS sets); "
+                      "all-approximate, weights-approximate, activations-approximate, "
+                      "all-nominal (two halves, nominal and --vdd/--trcd); or a partition "
+                      "JSON file."))
 trainable_network_options = bundle(
     click.option("--network", default=SearchConfig.network, show_default=True,
                  help="Zoo name or package.module:function."),
@@ -328,6 +332,26 @@ def probe(as_json: bool, threads: int | None, **options: Any) -> None:
 
 # ---- search ---------------------------------------------------------------------------
 
+class PartitionCount(click.ParamType):
+    """``whole-device`` (1) or a positive partition count."""
+
+    name = "partitions"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        if str(value) == "whole-device":
+            return 1
+        try:
+            count = int(str(value))
+        except ValueError:
+            count = 0
+        if count < 1:
+            self.fail(f"'{value}' is neither whole-device nor a positive partition count",
+                      param, ctx)
+        return count
+
+
 search_options = bundle(
     trainable_network_options,
     click.option("--data-dir", default=None, type=click.Path(file_okay=False),
@@ -335,6 +359,12 @@ search_options = bundle(
     click.option("--download", is_flag=True,
                  help="Fetch the dataset into --data-dir when missing (checksum checked)."),
     hardware_options,
+    click.option("--partitions", type=PartitionCount(), default="whole-device",
+                 show_default=True, metavar="whole-device|N",
+                 help="DRAM partitions, each with its own VDD and tRCD: whole-device (one "
+                      "point for all of it, what a BIOS sets; 1) or N equal partitions of "
+                      "the device's banks with every tensor in DRAM placed in one (EDEN's "
+                      "fine-grained mode, which needs per-partition voltage regulation)."),
     click.option("--objectives", default=SearchConfig.objectives, show_default=True,
                  help="Comma-separated: accuracy, latency, energy, dram_energy, "
                       "compute_energy."),

@@ -1,3 +1,3 @@
 """dse: joint design-space exploration of accelerator mapping and approximate DRAM."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -43,6 +43,7 @@ class SearchConfig:
     dram: str | None = None                   # None: the SoC's default device
     vendor: str = DEFAULT_VENDOR
     ber_quantile: str = DEFAULT_BER_QUANTILE   # which DIMM of the vendor's population
+    partitions: int = 1                       # equal DRAM partitions (1: whole device)
     objectives: str = "accuracy,latency,energy"
     max_accuracy_drop_pp: float | None = 1.0  # below all-digital at nominal DRAM
     latency_budget_s: float | None = None
@@ -87,7 +88,7 @@ class SearchConfig:
         since its accuracies mean something else."""
         return {"network": self.network, "dataset": self.dataset, "hw": self.hw,
                 "vendor": self.vendor, "ber_quantile": self.ber_quantile,
-                "objectives": self.objectives,
+                "partitions": self.partitions, "objectives": self.objectives,
                 "max_accuracy_drop": self.max_accuracy_drop_pp,
                 "latency_budget": self.latency_budget_s,
                 "energy_budget": self.energy_budget_j,

@@ -19,7 +19,7 @@ from dse.problem import Problem
 from dse.space import Candidate, nominal_candidate
 from hw_models.dram import DramDevice
 from hw_models.errors import ConfigError
-from hw_models.partitions import Partition, Placement
+from hw_models.partitions import WHOLE_DEVICE, Placement, even_partitions
 from hw_models.system import DramSetting, SystemCost, system_cost
 
 DROP_COLUMNS = ("accuracy_drop_pp", "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp")
@@ -52,13 +52,12 @@ class Evaluation:
 
 
 def placement(candidate: Candidate, device: DramDevice) -> Placement:
-    """The search's two half-device partitions: nominal, and the candidate's point."""
+    """The search's equal partitions, each at its point, and where each tensor lives."""
     assert candidate.vdd_v is not None and candidate.trcd_ns is not None
-    half = device.capacity_bytes // 2
-    partitions = (Partition("nominal", half, device.vdd_nominal_v, device.trcd_nominal_ns),
-                  Partition("approximate", half, candidate.vdd_v, candidate.trcd_ns))
-    return Placement(partitions, np.array(candidate.weights_approx, dtype=np.int64),
-                     np.array(candidate.activations_approx, dtype=np.int64), "search")
+    partitions = even_partitions(device, list(zip(candidate.vdd_v, candidate.trcd_ns)))
+    layout = WHOLE_DEVICE if len(partitions) == 1 else f"{len(partitions)} partitions"
+    return Placement(partitions, np.array(candidate.weight_partition, dtype=np.int64),
+                     np.array(candidate.activation_partition, dtype=np.int64), layout)
 
 
 def candidate_cost(candidate: Candidate, problem: Problem) -> SystemCost:

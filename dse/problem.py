@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from dse.metrics import BY_NAME, Direction, parse_objectives
 from dse.space import SearchSpace, build_space
 from hw_models import ConfigError, LayerTable, Soc, load_soc
@@ -21,7 +19,7 @@ from hw_models.dram import (
     trcd_curve,
     vendor_curve,
 )
-from hw_models.traffic import layer_traffic
+from hw_models.traffic import dram_tensors
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
                   ber_quantile: str = DEFAULT_BER_QUANTILE,
                   objectives: str | tuple[str, ...] = ("accuracy", "latency", "energy"),
                   limits: Limits = Limits(), table: LayerTable | None = None,
-                  overlap: bool = True) -> Problem:
+                  overlap: bool = True, partitions: int = 1) -> Problem:
     """Resolve names into a ``Problem``.
 
     Args:
@@ -94,6 +92,8 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
         objectives: names (``dse.metrics``) or a comma-separated string.
         limits: constraints.
         table: the layer table, when already known (read from a study).
+        partitions: equal DRAM partitions, each with its own operating point (1: the whole
+            device, EDEN's coarse mode).
     """
     names = parse_objectives(objectives) if isinstance(objectives, str) else tuple(objectives)
     if not names:
@@ -103,7 +103,6 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
     if table is None:
         from dse.workload import load_workload  # torch: traces the network once
         table = load_workload(network, dataset).table
-    spilled = layer_traffic(table, soc, np.zeros(table.n_layers, dtype=int)).spilled
-    space = build_space(table, spilled, device, vendor)
+    space = build_space(table, dram_tensors(table, soc), device, vendor, partitions)
     return Problem(space=space, soc=soc, vendor=vendor, objectives=names,
                    ber_quantile=ber_quantile, limits=limits, overlap=overlap)

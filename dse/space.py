@@ -5,12 +5,16 @@ Parameters (names carry units; each has a meaning on its own in trials.csv):
 * ``n_analog:<layer>``: output channels on the analog array, on a grid of ``channel_step``
   (the largest divisor of Cout up to 16: always includes 0 and Cout); depthwise / grouped
   layers have no parameter (digital only);
-* ``undervolt_mv``: how far below nominal the approximate partition's VDD is, in steps of
-  ``VDD_STEP_MV`` (the Voltron measurement step), down to the lowest characterised voltage;
+* ``undervolt_mv``: how far below nominal the DRAM's VDD is, in steps of ``VDD_STEP_MV`` (the
+  Voltron measurement step), down to the lowest characterised voltage;
 * ``trcd_reduction_ns``: how far below nominal its tRCD is, in ``TRCD_STEP_NS`` steps, down
   to the device's minimum;
-* ``approx_weights:<layer>`` and, for layers whose activations go through DRAM,
-  ``approx_activations:<layer>``: whether the tensor lives in the approximate partition.
+
+with ``--partitions 1`` (``whole-device``: one operating point for the whole device, every
+tensor in it). With N > 1 equal partitions, each has its own point (``undervolt_mv:p<k>``,
+``trcd_reduction_ns:p<k>``) and each tensor that can live in DRAM picks one
+(``partition:weights/<layer>`` for weights that stream, ``partition:activations/<layer>`` for
+a stored tensor, named by its first reader, that goes through DRAM for some mapping).
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ import numpy as np
 
 from hw_models.dram import DramDevice
 from hw_models.errors import ConfigError
+from hw_models.partitions import check_partition_count
+from hw_models.traffic import DramTensors
 from hw_models.workload import LayerTable
 
 VDD_STEP_MV = 25        # Voltron measured every 25 mV
@@ -30,28 +36,59 @@ CHANNEL_STEP = 16       # the digital PE array computes 16 output channels per p
 
 @dataclass(frozen=True)
 class Candidate:
-    """One point of the design space (per-layer tuples in layer-table order)."""
+    """One point of the design space (per-layer tuples in layer-table order).
+
+    Attributes:
+        vdd_v, trcd_ns: each partition's operating point; None without DRAM.
+        weight_partition: per layer, the partition of its weights (0 when resident).
+        activation_partition: per layer, the partition of the tensor it reads (equal for the
+            readers of one tensor; 0 for tensors kept on chip).
+    """
 
     n_analog: tuple[int, ...]
-    vdd_v: float | None                 # approximate partition; None without DRAM
-    trcd_ns: float | None
-    weights_approx: tuple[bool, ...]
-    activations_approx: tuple[bool, ...]
+    vdd_v: tuple[float, ...] | None
+    trcd_ns: tuple[float, ...] | None
+    weight_partition: tuple[int, ...]
+    activation_partition: tuple[int, ...]
 
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """What the space is built from: layer table, DRAM device and vendor range."""
+    """What the space is built from: layer table, DRAM device and vendor range.
+
+    Attributes:
+        dram_weights: per layer, whether its weights may stream from DRAM (some mapping).
+        dram_activations: per tensor (its first reader), whether it may live in DRAM.
+        partitions: number of equal DRAM partitions (1: the whole device).
+    """
 
     table: LayerTable
-    spilled: tuple[bool, ...]           # layers whose activations go through DRAM
+    dram_weights: tuple[bool, ...]
+    dram_activations: tuple[bool, ...]
     device: DramDevice | None
     max_undervolt_mv: int
     max_trcd_reduction_ns: float
+    partitions: int = 1
 
     @property
     def layer_names(self) -> tuple[str, ...]:
         return self.table.name
+
+    def point_names(self, k: int) -> tuple[str, str]:
+        """The VDD and tRCD parameter names of partition ``k``."""
+        if self.partitions == 1:
+            return "undervolt_mv", "trcd_reduction_ns"
+        return f"undervolt_mv:p{k}", f"trcd_reduction_ns:p{k}"
+
+    def placed_tensors(self) -> list[tuple[str, str, int]]:
+        """(parameter name, kind, layer index) of every tensor whose partition is searched."""
+        if self.device is None or self.partitions == 1:
+            return []
+        names = self.table.name
+        return ([(f"partition:weights/{names[i]}", "weights", i)
+                 for i, flag in enumerate(self.dram_weights) if flag]
+                + [(f"partition:activations/{names[i]}", "activations", i)
+                   for i, flag in enumerate(self.dram_activations) if flag])
 
 
 def channel_step(cout: int, step: int = CHANNEL_STEP) -> int:
@@ -59,16 +96,19 @@ def channel_step(cout: int, step: int = CHANNEL_STEP) -> int:
     return max(d for d in range(1, min(step, cout) + 1) if cout % d == 0)
 
 
-def build_space(table: LayerTable, spilled: np.ndarray, device: DramDevice | None,
-                vendor: str) -> SearchSpace:
+def build_space(table: LayerTable, dram: DramTensors, device: DramDevice | None,
+                vendor: str, partitions: int = 1) -> SearchSpace:
+    weights = tuple(bool(flag) for flag in dram.weights)
+    activations = tuple(bool(flag) for flag in dram.activations)
     if device is None:
-        return SearchSpace(table, tuple(bool(s) for s in spilled), None, 0, 0.0)
+        return SearchSpace(table, weights, activations, None, 0, 0.0, 1)
+    check_partition_count(device, partitions)
     low_v, nominal_v = device.vdd_range_v(vendor)
     max_undervolt = int(np.floor((nominal_v - low_v) * 1000 / VDD_STEP_MV + 1e-9)) * VDD_STEP_MV
     span_ns = device.trcd_nominal_ns - device.trcd_min_ns
     max_reduction = float(np.floor(span_ns / TRCD_STEP_NS + 1e-9) * TRCD_STEP_NS)
-    return SearchSpace(table, tuple(bool(s) for s in spilled), device, max_undervolt,
-                       max_reduction)
+    return SearchSpace(table, weights, activations, device, max_undervolt, max_reduction,
+                       partitions)
 
 
 def suggest_candidate(trial: Any, space: SearchSpace) -> Candidate:
@@ -79,32 +119,42 @@ def suggest_candidate(trial: Any, space: SearchSpace) -> Candidate:
         trial.suggest_int(f"n_analog:{name}", 0, int(cout), step=channel_step(int(cout)))
         if capable else 0
         for name, cout, capable in zip(table.name, table.cout, table.analog_capable))
-    if space.device is None:
-        return Candidate(n_analog, None, None, (False,) * table.n_layers,
-                         (False,) * table.n_layers)
-    undervolt_mv = trial.suggest_int("undervolt_mv", 0, space.max_undervolt_mv,
-                                     step=VDD_STEP_MV)
-    reduction_ns = trial.suggest_float("trcd_reduction_ns", 0.0, space.max_trcd_reduction_ns,
-                                       step=TRCD_STEP_NS)
-    weights = tuple(trial.suggest_categorical(f"approx_weights:{name}", [False, True])
-                    for name in table.name)
-    activations = tuple(
-        trial.suggest_categorical(f"approx_activations:{name}", [False, True])
-        if spilled else False
-        for name, spilled in zip(table.name, space.spilled))
+    zeros = (0,) * table.n_layers
     device = space.device
-    return Candidate(n_analog, round(device.vdd_nominal_v - undervolt_mv / 1000, 6),
-                     round(device.trcd_nominal_ns - reduction_ns, 6), weights, activations)
+    if device is None:
+        return Candidate(n_analog, None, None, zeros, zeros)
+    vdd, trcd = [], []
+    for k in range(space.partitions):
+        vdd_name, trcd_name = space.point_names(k)
+        undervolt_mv = trial.suggest_int(vdd_name, 0, space.max_undervolt_mv, step=VDD_STEP_MV)
+        reduction_ns = trial.suggest_float(trcd_name, 0.0, space.max_trcd_reduction_ns,
+                                           step=TRCD_STEP_NS)
+        vdd.append(round(device.vdd_nominal_v - undervolt_mv / 1000, 6))
+        trcd.append(round(device.trcd_nominal_ns - reduction_ns, 6))
+    weights, tensors = list(zeros), list(zeros)
+    for name, kind, index in space.placed_tensors():
+        chosen = int(trial.suggest_int(name, 0, space.partitions - 1))
+        (weights if kind == "weights" else tensors)[index] = chosen
+    readers = tuple(tensors[int(first)] for first in table.input_tensor)
+    return Candidate(n_analog, tuple(vdd), tuple(trcd), tuple(weights), readers)
 
 
 def nominal_candidate(space: SearchSpace, n_analog: Sequence[int] | np.ndarray) -> Candidate:
-    """A whole-layer mapping with every tensor at nominal DRAM (the baselines)."""
-    n_layers = space.table.n_layers
+    """A whole-layer mapping with every partition at nominal DRAM (the baselines)."""
+    return at_point(space, n_analog, None)
+
+
+def at_point(space: SearchSpace, n_analog: Sequence[int] | np.ndarray,
+             point: tuple[float, float] | None) -> Candidate:
+    """``n_analog`` with every partition at ``point`` = (vdd_v, trcd_ns) (None: nominal) and
+    every tensor in partition 0."""
+    zeros = (0,) * space.table.n_layers
     device = space.device
-    return Candidate(tuple(int(n) for n in n_analog),
-                     None if device is None else device.vdd_nominal_v,
-                     None if device is None else device.trcd_nominal_ns,
-                     (False,) * n_layers, (False,) * n_layers)
+    if device is None:
+        return Candidate(tuple(int(n) for n in n_analog), None, None, zeros, zeros)
+    vdd_v, trcd_ns = point or (device.vdd_nominal_v, device.trcd_nominal_ns)
+    return Candidate(tuple(int(n) for n in n_analog), (vdd_v,) * space.partitions,
+                     (trcd_ns,) * space.partitions, zeros, zeros)
 
 
 def encode(candidate: Candidate, space: SearchSpace) -> dict[str, Any]:
@@ -118,14 +168,15 @@ def encode(candidate: Candidate, space: SearchSpace) -> dict[str, Any]:
     if device is None:
         return params
     assert candidate.vdd_v is not None and candidate.trcd_ns is not None
-    params["undervolt_mv"] = int(round((device.vdd_nominal_v - candidate.vdd_v) * 1000))
-    params["trcd_reduction_ns"] = float(
-        round((device.trcd_nominal_ns - candidate.trcd_ns) / TRCD_STEP_NS) * TRCD_STEP_NS)
-    params.update({f"approx_weights:{name}": bool(flag)
-                   for name, flag in zip(table.name, candidate.weights_approx)})
-    params.update({f"approx_activations:{name}": bool(flag)
-                   for name, flag, spilled in zip(table.name, candidate.activations_approx,
-                                                  space.spilled) if spilled})
+    for k, (vdd_v, trcd_ns) in enumerate(zip(candidate.vdd_v, candidate.trcd_ns)):
+        vdd_name, trcd_name = space.point_names(k)
+        params[vdd_name] = int(round((device.vdd_nominal_v - vdd_v) * 1000))
+        params[trcd_name] = float(
+            round((device.trcd_nominal_ns - trcd_ns) / TRCD_STEP_NS) * TRCD_STEP_NS)
+    for name, kind, index in space.placed_tensors():
+        chosen = (candidate.weight_partition if kind == "weights"
+                  else candidate.activation_partition)[index]
+        params[name] = int(chosen)
     return params
 
 
@@ -160,7 +211,7 @@ class _Recorded:
 def param_distributions(space: SearchSpace) -> dict[str, Any]:
     """Optuna distributions of every parameter (to record a candidate found without a
     sampler as a trial)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import FloatDistribution, IntDistribution
     table = space.table
     found: dict[str, Any] = {
         f"n_analog:{name}": IntDistribution(0, int(cout), step=channel_step(int(cout)))
@@ -168,11 +219,11 @@ def param_distributions(space: SearchSpace) -> dict[str, Any]:
         if capable}
     if space.device is None:
         return found
-    found["undervolt_mv"] = IntDistribution(0, space.max_undervolt_mv, step=VDD_STEP_MV)
-    found["trcd_reduction_ns"] = FloatDistribution(0.0, space.max_trcd_reduction_ns,
-                                                   step=TRCD_STEP_NS)
-    flags = CategoricalDistribution([False, True])
-    found.update({f"approx_weights:{name}": flags for name in table.name})
-    found.update({f"approx_activations:{name}": flags
-                  for name, spilled in zip(table.name, space.spilled) if spilled})
+    for k in range(space.partitions):
+        vdd_name, trcd_name = space.point_names(k)
+        found[vdd_name] = IntDistribution(0, space.max_undervolt_mv, step=VDD_STEP_MV)
+        found[trcd_name] = FloatDistribution(0.0, space.max_trcd_reduction_ns,
+                                             step=TRCD_STEP_NS)
+    found.update({name: IntDistribution(0, space.partitions - 1)
+                  for name, _, _ in space.placed_tensors()})
     return found

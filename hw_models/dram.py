@@ -55,6 +55,7 @@ from hw_models.presets import (
     NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,
+    TEXT,
     checked_values,
     lookup,
     plain_string,
@@ -85,6 +86,7 @@ _SCHEMA = {
     "ber.reference_nominal_v": POSITIVE, "ber.reference_nominal_trcd_ns": POSITIVE,
     "errors.weak_bitline_fraction": FRACTION, "errors.weak_wordline_fraction": FRACTION,
     "errors.one_to_zero_share": FRACTION,
+    "partition.unit": TEXT, "partition.units": POSITIVE_INT,
 }
 
 
@@ -165,6 +167,13 @@ class DramDevice:
     ber_reference_nominal_trcd_ns: float
     error_params: ErrorModelParams
     sources: dict[str, str]
+    partition_unit: str = "device"   # what a partition is made of (a bank, a rank...)
+    partition_units: int = 1         # how many of them the device has
+
+    @property
+    def unit_bytes(self) -> int:
+        """Capacity of one partition unit."""
+        return self.capacity_bytes // self.partition_units
 
     def vdd_range_v(self, vendor: str) -> tuple[float, float]:
         """Allowed supply voltages: the lowest measured (transferred) voltage to nominal."""
@@ -233,6 +242,9 @@ def load_dram(name_or_path: str) -> DramDevice:
         sources=sources,
         **{_field_name(k): v for k, v in values.items() if not k.startswith("errors.")},
     )
+    if device.capacity_bytes % device.partition_units:
+        raise ConfigError(f"{path}: capacity_bytes must be a whole number of partition units "
+                          f"({device.partition_units} {device.partition_unit}s)")
     if not device.trcd_min_ns <= device.trcd_nominal_ns:
         raise ConfigError(f"{path}: trcd_min_ns must not exceed trcd_nominal_ns")
     lowest_ns = device.lowest_characterised_trcd_ns()
@@ -255,7 +267,9 @@ def _ber_transfer(document: dict, path: Path) -> str:
 
 
 def _field_name(key: str) -> str:
-    return key.replace(".", "_") if key.startswith("ber.") else key.split(".")[-1]
+    if key.startswith(("ber.", "partition.")):
+        return key.replace(".", "_")
+    return key.split(".")[-1]
 
 
 # ordered quantiles whose curves bound each statistic from below (the mean stands alone)

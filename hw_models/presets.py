@@ -24,6 +24,8 @@ POSITIVE_INT = "a positive integer"
 INT_LIST = "a list of positive integers"
 FRACTION = "a number in [0, 1]"
 BOOLEAN = "true or false"
+RESIDENCY = '"auto" or false'
+TEXT = "a non-empty string"
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -86,6 +88,10 @@ def _leaf_keys(node: dict[str, Any], prefix: str = "") -> list[str]:
 def has_kind(value: Any, expected: str) -> bool:
     if expected == BOOLEAN:
         return isinstance(value, bool)
+    if expected == TEXT:
+        return isinstance(value, str) and bool(value.strip())
+    if expected == RESIDENCY:  # true (the older spelling) means "auto"
+        return isinstance(value, bool) or value == "auto"
     if expected == INT_LIST:
         return (isinstance(value, list) and len(value) > 0
                 and all(has_kind(v, POSITIVE_INT) for v in value))

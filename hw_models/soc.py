@@ -12,10 +12,10 @@ from typing import Any
 
 from hw_models.errors import ConfigError
 from hw_models.presets import (
-    BOOLEAN,
     INT_LIST,
     POSITIVE,
     POSITIVE_INT,
+    RESIDENCY,
     checked_values,
     plain_string,
     read_toml,
@@ -62,12 +62,20 @@ class PowerModes:
 
 @dataclass(frozen=True)
 class OnChipMemory:
+    """L1 (activations of the running layer) and L2 (resident weights, then activations
+    that do not fit L1); DRAM holds only what fits neither.
+
+    Attributes:
+        weights_resident: "auto" keeps the model's weights in L2 when they fit (loaded once
+            at start-up, no per-inference DRAM traffic); False streams them every inference.
+    """
+
     l1_activation_bytes: int
     l2_bytes: int
     digital_weight_bytes: int
     analog_weight_bytes: int
     activation_container_bits: int
-    weights_resident: bool
+    weights_resident: str | bool
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ _SCHEMA: dict[str, str] = {
     "technology_nm": POSITIVE,
     "heuristic.min_channels_analog": POSITIVE_INT,
     "memory.activation_container_bits": POSITIVE_INT,
-    "memory.weights_resident": BOOLEAN,
+    "memory.weights_resident": RESIDENCY,
 }
 
 
@@ -160,7 +168,8 @@ def _build(document: dict, values: dict[str, Any], sources: dict[str, str], path
         digital=DigitalCore(**group("digital")),
         analog=AnalogCore(**analog),
         power=PowerModes(**group("power")),
-        memory=OnChipMemory(**group("memory")),
+        memory=OnChipMemory(**{**group("memory"), "weights_resident": (
+            "auto" if values["memory.weights_resident"] in ("auto", True) else False)}),
         activation_bits=values["activation_bits"],
         technology_nm=values["technology_nm"],
         heuristic_min_channels_analog=values["heuristic.min_channels_analog"],

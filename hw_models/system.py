@@ -32,7 +32,7 @@ from hw_models.dram import (
 )
 from hw_models.partitions import Placement, check_capacity
 from hw_models.soc import Soc
-from hw_models.traffic import LayerTraffic, layer_traffic
+from hw_models.traffic import LayerTraffic, layer_traffic, tensor_bytes
 from hw_models.workload import LayerTable
 
 
@@ -55,8 +55,8 @@ class SystemCost:
         compute: the DIANA compute cost alone.
         traffic: DRAM bytes per layer.
         dram_time_s, dram_energy_j: DRAM busy time and energy per layer.
-        weight_ber, activation_ber: bit error rate seen by the layer's weights and its spilled
-            activations (0 for activations kept on chip).
+        weight_ber, activation_ber: bit error rate seen by the layer's weights and by the
+            tensor it reads (0 for weights resident in L2 and for tensors kept on chip).
         latency_s: layer latency with DRAM.
         dram_energy_parts_j: ``dram_energy_j`` by part (``DRAM_ENERGY_PARTS``), per layer;
             empty without DRAM.
@@ -104,17 +104,18 @@ def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSet
         zero = np.zeros_like(compute.energy_j)
         return SystemCost(compute, traffic, zero, zero, zero, zero, compute.latency_s)
     placement = dram.placement
-    # over a batch, each layer's largest weight footprint: one check bounds every candidate
+    # over a batch, each tensor's largest footprint: one check bounds every candidate
+    in_dram = np.max(np.atleast_2d(traffic.tensor_in_dram), axis=0)
     check_capacity(placement, np.max(np.atleast_2d(traffic.weight_read_bytes), axis=0),
-                   traffic.activation_read_bytes + traffic.activation_write_bytes)
+                   np.where(in_dram, tensor_bytes(table, soc), 0.0))
     dram_time_s, parts_j = _transfer(dram.device, placement, traffic)
     latency_s = (np.maximum(compute.latency_s, dram_time_s) if overlap
                  else compute.latency_s + dram_time_s)
     parts_j.update(_background_j(dram.device, placement, dram_time_s, latency_s))
     dram_energy_j = functools.reduce(np.add, (parts_j[name] for name in DRAM_ENERGY_PARTS))
     ber = _partition_ber(dram.device, dram.vendor, dram.ber_quantile, placement)
-    weight_ber = np.broadcast_to(ber[placement.weight_partition], latency_s.shape)
-    activation_ber = np.where(traffic.spilled, ber[placement.activation_partition], 0.0)
+    weight_ber = np.where(traffic.weights_resident, 0.0, ber[placement.weight_partition])
+    activation_ber = np.where(traffic.input_in_dram, ber[placement.activation_partition], 0.0)
     return SystemCost(compute, traffic, dram_time_s, dram_energy_j, weight_ber,
                       np.broadcast_to(activation_ber, latency_s.shape), latency_s, parts_j)
 
@@ -130,23 +131,27 @@ def _transfer(device: DramDevice, placement: Placement,
     row activations."""
     scale = energy_scale(device, placement.column("vdd_v"))  # (n_partitions,)
     miss_ns = row_miss_ns(device, placement.column("trcd_ns"))  # (n_partitions,)
+    # a layer reads its input from that tensor's partition and writes the next tensor
     w, a = placement.weight_partition, placement.activation_partition
+    out = np.append(a[1:], a[-1])
     weight_rows = np.ceil(traffic.weight_read_bytes / device.row_bytes)
-    activation_rows = (np.ceil(traffic.activation_read_bytes / device.row_bytes)
-                       + np.ceil(traffic.activation_write_bytes / device.row_bytes))
+    read_rows = np.ceil(traffic.activation_read_bytes / device.row_bytes)
+    write_rows = np.ceil(traffic.activation_write_bytes / device.row_bytes)
     time_s = (traffic.total_bytes / device.bandwidth_bytes_per_s
-              + (weight_rows * miss_ns[w] + activation_rows * miss_ns[a]) * 1e-9)
+              + (weight_rows * miss_ns[w] + read_rows * miss_ns[a]
+                 + write_rows * miss_ns[out]) * 1e-9)
     read_vdd, write_vdd = device.read_energy_vdd_pj_per_byte, device.write_energy_vdd_pj_per_byte
     core_pj = (traffic.weight_read_bytes * read_vdd * scale[w]
                + traffic.activation_read_bytes * read_vdd * scale[a]
-               + traffic.activation_write_bytes * write_vdd * scale[a])
+               + traffic.activation_write_bytes * write_vdd * scale[out])
     io_pj = ((traffic.weight_read_bytes + traffic.activation_read_bytes)
              * device.read_io_pj_per_byte
              + traffic.activation_write_bytes * device.write_io_pj_per_byte)
-    activation_pj = (weight_rows * (device.activation_energy_vdd_pj * scale[w]
-                                    + device.activation_energy_fixed_pj)
-                     + activation_rows * (device.activation_energy_vdd_pj * scale[a]
-                                          + device.activation_energy_fixed_pj))
+    def row_pj(rows: np.ndarray, partition: np.ndarray) -> np.ndarray:
+        return rows * (device.activation_energy_vdd_pj * scale[partition]
+                       + device.activation_energy_fixed_pj)
+
+    activation_pj = row_pj(weight_rows, w) + row_pj(read_rows, a) + row_pj(write_rows, out)
     return time_s, {"read_write_core": core_pj * 1e-12, "read_write_io": io_pj * 1e-12,
                     "activation": activation_pj * 1e-12}
 

@@ -1,9 +1,22 @@
-"""DRAM traffic per layer: weights at their accelerator's precision, spilled activations.
+"""DRAM traffic per layer through the memory hierarchy L1 -> L2 -> DRAM.
 
-Modelling assumption (README, "Approximate DRAM"): the SoC streams every layer's weights from DRAM
-(int8 for digital output channels, 2-bit ternary codes for analog ones) unless the preset keeps
-weights resident and the whole model fits in L2; a layer's activations (7-bit values in 8-bit
-containers) go through DRAM when its input plus output do not fit the L1 activation memory.
+Modelling assumptions (README, "Approximate DRAM"):
+
+* **Weights** (int8 for digital output channels, 2-bit ternary codes for analog ones) stay in
+  L2 when the whole model's stored weights fit it and the SoC preset says
+  ``weights_resident = "auto"``: they are loaded once at start-up, with the DRAM at its nominal
+  point, so they cause no per-inference traffic and see no DRAM error. Otherwise every layer
+  streams its weights from DRAM every inference.
+* **Activations** (7-bit values in 8-bit containers): a layer whose input plus output fit L1
+  runs there; else in the L2 left by resident weights; else its tensors go through DRAM.
+* **Stored tensors**: the input of a layer is one stored tensor, read by every layer that takes
+  it (a block's first conv and its shortcut conv) and written once, by the layer that runs just
+  before its first reader (the add or pooling between them is fused into that layer). A tensor
+  lives in DRAM when its writer or any reader spills to DRAM: then the writer's bytes go to
+  DRAM once and every reader reads that same copy. The network input arrives from the host
+  and is never in DRAM; the last layer's output (the class scores) goes back to it.
+
+Tensors are numbered by their first reader in table order (``LayerTable.input_tensor``).
 """
 from __future__ import annotations
 
@@ -14,23 +27,34 @@ import numpy as np
 from hw_models.soc import Soc
 from hw_models.workload import LayerTable
 
+LEVEL_L1, LEVEL_L2, LEVEL_DRAM = 1, 2, 3
+LEVEL_NAMES = {LEVEL_L1: "L1", LEVEL_L2: "L2", LEVEL_DRAM: "DRAM"}
+
 
 @dataclass(frozen=True)
 class LayerTraffic:
-    """Bytes moved per inference; weight arrays have the mapping's shape, activation
-    arrays shape (n_layers,).
+    """Bytes moved per inference and where things live; every array has the mapping's shape
+    (n_layers,) or (n_candidates, n_layers).
 
     Attributes:
-        weight_read_bytes: weights read from DRAM.
-        activation_read_bytes: spilled input activations read back.
-        activation_write_bytes: spilled output activations written.
-        spilled: shape (n_layers,), whether the layer's activations go through DRAM.
+        weight_read_bytes: weights read from DRAM (0 when resident).
+        activation_read_bytes: the layer's input read from DRAM.
+        activation_write_bytes: the tensor the layer writes to DRAM (the next tensor's bytes).
+        weights_resident: whether the weights are in L2 (the same for every layer).
+        level: where the layer's working set (input + output) lives: ``LEVEL_L1``,
+            ``LEVEL_L2`` or ``LEVEL_DRAM``.
+        tensor_in_dram: per tensor (indexed by its first reader): whether it is in DRAM;
+            False at indices that are not a tensor's first reader.
+        input_in_dram: whether the layer reads its input from DRAM.
     """
 
     weight_read_bytes: np.ndarray
     activation_read_bytes: np.ndarray
     activation_write_bytes: np.ndarray
-    spilled: np.ndarray
+    weights_resident: np.ndarray
+    level: np.ndarray
+    tensor_in_dram: np.ndarray
+    input_in_dram: np.ndarray
 
     @property
     def total_bytes(self) -> np.ndarray:
@@ -45,18 +69,88 @@ def weight_bytes(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> np.ndarra
     return (digital_bits + analog_bits) / 8
 
 
+def activation_bytes_per_element(soc: Soc) -> float:
+    return soc.memory.activation_container_bits / 8
+
+
+def tensor_bytes(table: LayerTable, soc: Soc) -> np.ndarray:
+    """Bytes of each stored tensor (indexed by its first reader), shape (n_layers,)."""
+    return table.input_elements * activation_bytes_per_element(soc)
+
+
 def layer_traffic(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> LayerTraffic:
     """DRAM bytes per layer and inference for the mapping ``n_analog`` (n_layers,) or
     (n_candidates, n_layers)."""
+    n_analog = np.asarray(n_analog)
     stored = weight_bytes(table, soc, n_analog)
-    resident = soc.memory.weights_resident & (stored.sum(axis=-1, keepdims=True)
-                                              <= soc.memory.l2_bytes)
-    activation_bytes = soc.memory.activation_container_bits / 8
-    spilled = ((table.input_elements + table.output_elements) * activation_bytes
-               > soc.memory.l1_activation_bytes)
+    total = stored.sum(axis=-1, keepdims=True)
+    resident = (soc.memory.weights_resident == "auto") & (total <= soc.memory.l2_bytes)
+    l2_free = soc.memory.l2_bytes - np.where(resident, total, 0.0)
+    level = _levels(table, soc, l2_free)
+    tensor_in_dram = _tensors_in_dram(table, level == LEVEL_DRAM)
+    input_in_dram = np.take(tensor_in_dram, table.input_tensor, axis=-1)
+    size = tensor_bytes(table, soc)
+    written = np.concatenate([tensor_in_dram[..., 1:] * size[1:],
+                              np.zeros(tensor_in_dram.shape[:-1] + (1,))], axis=-1)
     return LayerTraffic(
         weight_read_bytes=np.where(resident, 0.0, stored),
-        activation_read_bytes=np.where(spilled, table.input_elements * activation_bytes, 0.0),
-        activation_write_bytes=np.where(spilled, table.output_elements * activation_bytes, 0.0),
-        spilled=spilled,
+        activation_read_bytes=np.where(input_in_dram, table.input_elements
+                                       * activation_bytes_per_element(soc), 0.0),
+        activation_write_bytes=written,
+        weights_resident=np.broadcast_to(resident, stored.shape),
+        level=level,
+        tensor_in_dram=tensor_in_dram,
+        input_in_dram=input_in_dram,
     )
+
+
+def _levels(table: LayerTable, soc: Soc, l2_free_bytes: np.ndarray | float) -> np.ndarray:
+    working_set = ((table.input_elements + table.output_elements)
+                   * activation_bytes_per_element(soc))
+    return np.where(working_set <= soc.memory.l1_activation_bytes, LEVEL_L1,
+                    np.where(working_set <= l2_free_bytes, LEVEL_L2, LEVEL_DRAM))
+
+
+def _tensors_in_dram(table: LayerTable, spills: np.ndarray) -> np.ndarray:
+    """Per tensor: some reader spills to DRAM, or its writer (the layer before its first
+    reader) does. ``spills``: (..., n_layers) bool."""
+    n = table.n_layers
+    readers = (table.input_tensor[:, None] == np.arange(n)[None, :]).astype(float)  # (r, t)
+    read_from_dram = (spills.astype(float) @ readers) > 0
+    writer_spills = np.concatenate([np.zeros(spills.shape[:-1] + (1,), dtype=bool),
+                                    spills[..., :-1]], axis=-1)
+    first_reader = table.input_tensor == np.arange(n)
+    not_network_input = np.arange(n) > 0
+    return (read_from_dram | writer_spills) & first_reader & not_network_input
+
+
+@dataclass(frozen=True)
+class DramTensors:
+    """What may live in DRAM for some mapping: the design space's placement parameters.
+
+    Attributes:
+        weights: (n_layers,) whether the layer's weights may stream from DRAM.
+        activations: (n_layers,) per tensor (its first reader): whether it may be in DRAM.
+    """
+
+    weights: np.ndarray
+    activations: np.ndarray
+
+
+def dram_tensors(table: LayerTable, soc: Soc) -> DramTensors:
+    """The tensors that live in DRAM for at least one mapping (a superset when residency
+    depends on the mapping: the L2 left for activations is then taken as empty)."""
+    digital = weight_bytes(table, soc, np.zeros(table.n_layers)).sum()
+    capable = np.where(table.analog_capable, table.cout, 0)
+    smallest = weight_bytes(table, soc, capable).sum()
+    l2 = soc.memory.l2_bytes
+    auto = soc.memory.weights_resident == "auto"
+    may_stream = not auto or digital > l2
+    if not auto or smallest > l2:
+        l2_free: float = l2               # never resident
+    elif digital <= l2:
+        l2_free = l2 - digital            # always resident: the all-digital weights fill most
+    else:
+        l2_free = 0.0                     # resident for some mappings only
+    spills = _levels(table, soc, l2_free) == LEVEL_DRAM
+    return DramTensors(np.full(table.n_layers, may_stream), _tensors_in_dram(table, spills))

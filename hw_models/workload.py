@@ -17,7 +17,7 @@ LAYER_KINDS = ("conv", "depthwise", "grouped", "linear")
 
 _INT_COLUMNS = (
     "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
-    "macs", "weights", "input_elements", "output_elements",
+    "macs", "weights", "input_elements", "output_elements", "input_tensor",
 )
 
 
@@ -36,6 +36,10 @@ class LayerTable:
         macs: multiply-accumulates for one input sample.
         weights: weight count (biases excluded).
         input_elements, output_elements: activation elements read / written per sample.
+        input_tensor: which stored tensor the layer reads, named by the first layer (in
+            table order) that reads it: ``input_tensor[i] == i`` for a layer with an input of
+            its own; a block's shortcut conv reads the tensor of the block's first conv. One
+            tensor is stored once, so all its readers see the same copy (and the same errors).
     """
 
     name: tuple[str, ...]
@@ -52,6 +56,7 @@ class LayerTable:
     weights: np.ndarray
     input_elements: np.ndarray
     output_elements: np.ndarray
+    input_tensor: np.ndarray
 
     @property
     def n_layers(self) -> int:
@@ -82,10 +87,12 @@ class LayerTable:
         """Build and validate a table from per-layer dicts with the column names as keys.
 
         ``macs``, ``weights``, ``input_elements`` and ``output_elements`` are derived when
-        absent (input elements assume 'same' padding: ``cin * ox * stride * oy * stride``).
+        absent (input elements assume 'same' padding: ``cin * ox * stride * oy * stride``);
+        ``input_tensor`` defaults to the layer's own index (every input its own tensor).
         """
         rows = [dict(r) for r in records]
-        for row in rows:
+        for index, row in enumerate(rows):
+            row.setdefault("input_tensor", index)
             for key in ("name", "kind", "cin", "cout", "kx", "ky", "ox", "oy"):
                 if key not in row:
                     raise ConfigError(f"layer record {row.get('name', '?')!r} lacks '{key}'")
@@ -121,6 +128,11 @@ class LayerTable:
         for column in ("cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy"):
             if (getattr(self, column) < 1).any():
                 raise ConfigError(f"layer column '{column}' must be >= 1")
+        first = self.input_tensor
+        if ((first < 0) | (first > np.arange(n))).any() or (first[first] != first).any() \
+                or (self.input_elements[first] != self.input_elements).any():
+            raise ConfigError("layer column 'input_tensor' must name, for every layer, the "
+                              "first layer reading the same input (same size, not later)")
         for i, kind in enumerate(self.kind):
             if kind != kind_for(int(self.cin[i]), int(self.cout[i]), int(self.groups[i]),
                                 linear=kind == "linear"):

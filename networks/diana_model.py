@@ -31,7 +31,11 @@ class DianaModel(nn.Module):
         return [cast(DianaLayer, self.net.get_submodule(name)) for name in self.layer_names]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        try:
+            return self.net(x)
+        finally:  # the corrupted copies of this pass are not kept past it
+            for layer in self.layers():
+                layer.stored_copy.clear()
 
     def train(self, mode: bool = True) -> "DianaModel":
         super().train(mode)
@@ -66,13 +70,37 @@ class DianaModel(nn.Module):
 
 
 def to_diana(float_model: nn.Module, layer_names: Sequence[str]) -> DianaModel:
-    """Fold BN and wrap the named layers; the first layer keeps its raw input."""
+    """Fold BN and wrap the named layers; the first layer keeps its raw input. Layers that
+    read the same tensor share its quantiser and its stored copy (``shared_inputs``)."""
     net = _fold_batchnorm(float_model)
     for index, name in enumerate(layer_names):
         parent_name, _, child = name.rpartition(".")
         parent = net.get_submodule(parent_name) if parent_name else net
         setattr(parent, child, DianaLayer(getattr(parent, child), quantize_input=index > 0))
+    for group in shared_inputs(net, layer_names):
+        first = cast(DianaLayer, net.get_submodule(group[0]))
+        for name in group[1:]:
+            other = cast(DianaLayer, net.get_submodule(name))
+            other.input_quantizer = first.input_quantizer
+            other.stored_copy = first.stored_copy
     return DianaModel(net, layer_names)
+
+
+def shared_inputs(net: nn.Module, layer_names: Sequence[str]) -> list[list[str]]:
+    """Groups (two or more, in table order) of the named layers that read one tensor, from
+    the torch.fx graph of the folded network; none for a network fx could not trace (its
+    readers then quantise and corrupt their inputs each on their own)."""
+    graph = getattr(net, "graph", None)
+    if graph is None:
+        return []
+    readers: dict[object, list[str]] = {}
+    wanted = set(layer_names)
+    for node in graph.nodes:
+        if node.op == "call_module" and node.target in wanted and node.args:
+            readers.setdefault(node.args[0], []).append(str(node.target))
+    order = {name: i for i, name in enumerate(layer_names)}
+    return [sorted(group, key=order.__getitem__) for group in readers.values()
+            if len(group) > 1]
 
 
 def _fold_batchnorm(float_model: nn.Module) -> nn.Module:

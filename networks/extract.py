@@ -15,13 +15,16 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int], *,
     """Trace ``model`` on one zero input of ``input_shape`` (C, H, W) with forward hooks.
 
     Each call of an ``nn.Conv2d`` or ``nn.Linear`` becomes one row, in execution order; a
-    module called more than once gets ``#2``, ``#3``... after its name. The model is left
-    unchanged (eval mode is restored to what it was). With ``num_classes``, the output must
-    be one score per class (training and the probe compare it with the labels).
+    module called more than once gets ``#2``, ``#3``... after its name. Layers called on the
+    same input tensor (a block's first conv and its shortcut conv) share ``input_tensor``.
+    The model is left unchanged (eval mode is restored to what it was). With
+    ``num_classes``, the output must be one score per class (training and the probe compare
+    it with the labels).
     """
     records: list[dict[str, Any]] = []
     names = {module: name for name, module in model.named_modules()}
     calls: dict[str, int] = {}
+    inputs_seen: list[torch.Tensor] = []  # kept alive so that identity means the same tensor
 
     def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
         name = names[module]
@@ -30,7 +33,11 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int], *,
             name = f"{name}#{calls[name]}"
         # the hooks below are registered on conv / linear layers only
         layer = cast("nn.Conv2d | nn.Linear", module)
-        records.append(_layer_record(name, layer, inputs[0], output))
+        entry = _layer_record(name, layer, inputs[0], output)
+        entry["input_tensor"] = next((i for i, seen in enumerate(inputs_seen)
+                                      if seen is inputs[0]), len(inputs_seen))
+        inputs_seen.append(inputs[0])
+        records.append(entry)
 
     hooks = [m.register_forward_hook(record) for m in model.modules()
              if isinstance(m, (nn.Conv2d, nn.Linear))]

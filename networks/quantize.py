@@ -20,6 +20,11 @@ DRAM errors act on the stored codes: int8 two's complement for digital weights, 
 (w+, w-) codes for analog weights, one byte per 7-bit activation; each tensor starts a DRAM
 row. After injection, EDEN's implausible-value correction zeroes weight codes outside the
 layer's error-free code range and activation codes above 127.
+
+**One stored copy per tensor**: layers that read the same input (a block's first conv and its
+shortcut conv) share one activation quantiser and one ``StoredCopy``: the tensor is
+quantised and stored once, so in a forward pass the first reader draws its errors and every
+other reader gets the same corrupted codes.
 """
 from __future__ import annotations
 
@@ -97,6 +102,25 @@ class TensorErrors:
     rng: np.random.Generator
 
 
+class StoredCopy:
+    """The corrupted codes of one stored tensor in the current forward pass, shared by the
+    layers that read it (plain state, not a module: nothing of it is saved)."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.source: torch.Tensor | None = None
+        self.ber = 0.0
+        self.codes: torch.Tensor | None = None
+
+    def get(self, x: torch.Tensor, ber: float) -> torch.Tensor | None:
+        return self.codes if self.source is x and self.ber == ber else None
+
+    def keep(self, x: torch.Tensor, ber: float, codes: torch.Tensor) -> None:
+        self.source, self.ber, self.codes = x, ber, codes
+
+
 class ActivationQuantizer(nn.Module):
     """7-bit unsigned fake quantisation with a learned clip (PACT)."""
 
@@ -127,6 +151,7 @@ class DianaLayer(nn.Module):
         self.register_buffer("analog", torch.zeros(layer.weight.shape[0], dtype=torch.bool))
         self.errors: TensorErrors | None = None
         self._frozen_weight: torch.Tensor | None = None
+        self.stored_copy = StoredCopy()  # shared with the other readers of the same input
 
     def set_errors(self, errors: TensorErrors | None) -> None:
         self.errors = errors
@@ -172,15 +197,19 @@ class DianaLayer(nn.Module):
         if not self.quantize_input:
             return x
         quantizer = self.input_quantizer
+        errors = self.errors
+        ber = errors.activation_ber if errors is not None else 0.0
+        known = self.stored_copy.get(x, ber) if ber > 0 else None
+        if known is not None:  # another reader of this tensor drew its errors already
+            return known * quantizer.clip / ACTIVATION_LEVELS
         codes = quantizer.codes(x)
-        if self.errors is not None and self.errors.activation_ber > 0:
+        if errors is not None and ber > 0:
             stored = codes.detach().to(torch.uint8).cpu()
-            hit = fi.inject_activations(stored, self.errors.activation_ber,
-                                        model=self.errors.model, seed=self.errors.rng,
-                                        row_bytes=self.errors.row_bytes,
-                                        params=self.errors.params)
+            hit = fi.inject_activations(stored, ber, model=errors.model, seed=errors.rng,
+                                        row_bytes=errors.row_bytes, params=errors.params)
             corrected = fi.correct_implausible(hit.float(), 0, ACTIVATION_LEVELS)
             codes = straight_through(codes, corrected.to(codes.device))
+            self.stored_copy.keep(x, ber, codes)
         return codes * quantizer.clip / ACTIVATION_LEVELS
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -19,8 +19,9 @@ from hw_models.dram import (
     vendor_curve,
 )
 from hw_models.mapping import resolve_mapping
-from hw_models.partitions import LAYOUTS, named_placement, placement_from_file
+from hw_models.partitions import LAYOUTS, WHOLE_DEVICE, named_placement, placement_from_file
 from hw_models.system import DramSetting, SystemCost, system_cost
+from hw_models.traffic import LEVEL_NAMES
 
 LAYER_COLUMNS = ("name", "kind", "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
                  "macs", "weights")
@@ -57,7 +58,7 @@ class CostRequest:
     ber_quantile: str = DEFAULT_BER_QUANTILE
     vdd_v: float | None = None
     trcd_ns: float | None = None
-    partitions: str = "all-approximate"
+    partitions: str = WHOLE_DEVICE
     overlap: bool = True
 
 
@@ -154,6 +155,10 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
             "dram_energy_j": float(cost.dram_energy_j[i]),
             "weight_ber": float(cost.weight_ber[i]),
             "activation_ber": float(cost.activation_ber[i]),
+            "weights_resident": bool(cost.traffic.weights_resident[i]),
+            "working_set": LEVEL_NAMES[int(cost.traffic.level[i])],
+            "input_in_dram": bool(cost.traffic.input_in_dram[i]),
+            "input_tensor": table.name[int(table.input_tensor[i])],
         }
         for i in range(table.n_layers)
     ]
@@ -231,6 +236,8 @@ def dram_devices() -> list[dict[str, Any]]:
             "trcd_lowest_characterised_ns": device.lowest_characterised_trcd_ns(),
             "bandwidth_bytes_per_s": device.bandwidth_bytes_per_s,
             "capacity_bytes": device.capacity_bytes,
+            "partition_unit": device.partition_unit,
+            "partition_units": device.partition_units,
             "ber_transfer": device.ber_transfer,
             "default_vendor": DEFAULT_VENDOR,
             "default_ber_quantile": DEFAULT_BER_QUANTILE,

@@ -19,7 +19,7 @@ from dse.engines.optuna.storage import (
     shown_url,
     sqlite_path,
 )
-from dse.evaluate import candidate_cost
+from dse.evaluate import candidate_cost, placement
 from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, metric
 from dse.problem import Problem, build_problem
 from dse.results.confirmation import confirmed_columns, confirmed_results, current_settings
@@ -40,6 +40,7 @@ from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
 from dse.space import decode
 from hw_models import ConfigError
+from hw_models.traffic import LEVEL_NAMES
 
 
 def locate(target: str | None, *, storage: str | None, study_name: str | None,
@@ -134,13 +135,31 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
     candidate = decode(trial.params, problem.space)
     cost = candidate_cost(candidate, problem)
     table = problem.table
+    names = [p.name for p in placement(candidate, problem.device).partitions] \
+        if problem.device is not None else []
+    traffic = cost.traffic
+
+    def where_weights(i: int) -> str:
+        if not names:
+            return "no DRAM"
+        if traffic.weights_resident[i]:
+            return "resident in L2"
+        return names[candidate.weight_partition[i]]
+
+    def where_input(i: int) -> str:
+        if i == 0:
+            return "from the host"
+        if not names or not traffic.input_in_dram[i]:
+            return "on chip"
+        return names[candidate.activation_partition[i]]
+
     layers = [{
         "name": table.name[i], "kind": table.kind[i], "cout": int(table.cout[i]),
         "n_digital": int(table.cout[i] - candidate.n_analog[i]),
         "n_analog": int(candidate.n_analog[i]),
-        "weights_partition": "approximate" if candidate.weights_approx[i] else "nominal",
-        "activations_partition": ("approximate" if candidate.activations_approx[i]
-                                  else "nominal") if problem.space.spilled[i] else "on chip",
+        "weights_partition": where_weights(i),
+        "activations_partition": where_input(i),
+        "working_set": LEVEL_NAMES[int(traffic.level[i])],
         "latency_s": float(cost.latency_s[i]),
         "compute_energy_j": float(cost.compute.energy_j[i]),
         "dram_energy_j": float(cost.dram_energy_j[i]),
@@ -151,7 +170,10 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
         "study": name, "trial": trial_number,
         "baseline": trial.user_attrs.get(BASELINE_ATTR, ""),
         "network": config["network"], "dataset": config["dataset"], "dram": config["dram"],
-        "vdd_v": candidate.vdd_v, "trcd_ns": candidate.trcd_ns,
+        "partitions": [] if problem.device is None else [
+            {"name": p.name, "capacity_bytes": p.capacity_bytes, "vdd_v": p.vdd_v,
+             "trcd_ns": p.trcd_ns}
+            for p in placement(candidate, problem.device).partitions],
         "metrics": {key: metrics_of(trial).get(key) for key in
                     ("accuracy", *ACCURACY_STATS, "latency_s", "energy_j", "dram_energy_j",
                      "compute_energy_j", "compute_latency_s", NOMINAL_DRAM_ENERGY, "probed")},
@@ -172,7 +194,7 @@ def problem_of(study: optuna.Study) -> Problem:
                          # studies made before the choice existed used the mean BER(VDD)
                          ber_quantile=config.get("ber_quantile", "mean"),
                          objectives=tuple(objectives_of(study)) or ("latency",),
-                         table=stored_table(study))
+                         table=stored_table(study), partitions=config.get("partitions", 1))
 
 
 def status_report(target: str | None, *, storage: str | None, study_name: str | None,

@@ -97,7 +97,7 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
                             dram=dram_name, vendor=config.vendor,
                             ber_quantile=config.ber_quantile, objectives=objectives,
-                            limits=limits)
+                            limits=limits, partitions=config.partitions)
     from dse.accuracy.probe import resolve_device
     resolve_device(config.device)
     database = sqlite_path(storage_url)
@@ -199,8 +199,10 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                            heartbeat_interval_s=config.heartbeat_interval_s,
                            grace_period_s=config.grace_period_s)
     with single_writer(prepared.storage_url):
-        study, created = open_ledger(name=prepared.study_name, storage=storage,
-                                     identity=prepared.identity, problem=prepared.problem)
+        study, created = open_ledger(
+            name=prepared.study_name, storage=storage, identity=prepared.identity,
+            problem=prepared.problem,
+            budget=None if config.trials_per_worker is not None else config.trials)
         if notice is not None:
             notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
         if prepared.problem.needs_accuracy and PROBE_SETTINGS_ATTR not in study.user_attrs:

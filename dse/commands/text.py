@@ -77,6 +77,9 @@ def cost_text(report: dict[str, Any]) -> str:
     ]
     if dram is not None:
         columns += [
+            ("weights", "s", lambda r: "L2" if r["weights_resident"] else "DRAM"),
+            ("working set", "s", lambda r: r["working_set"]),
+            ("input", "s", lambda r: "DRAM" if r["input_in_dram"] else "on chip"),
             ("dram_kB", ",.1f", lambda r: r["dram_bytes"] / 1e3),
             ("dram_us", ",.2f", lambda r: r["dram_time_s"] * 1e6),
             ("w_ber", ".1e", lambda r: r["weight_ber"]),
@@ -141,6 +144,7 @@ def dram_devices_text(rows: Sequence[dict[str, Any]]) -> str:
         ("tRCD min (ns)", ".4g", lambda r: r["trcd_min_ns"]),
         ("tRCD data from (ns)", ".4g", lambda r: r["trcd_lowest_characterised_ns"]),
         ("GB/s", ".3g", lambda r: r["bandwidth_bytes_per_s"] / 1e9),
+        ("partitions of", "s", lambda r: f"{r['partition_units']} {r['partition_unit']}s"),
         ("BER(VDD)", "s", lambda r: r["ber_transfer"]),
         ("description", "s", lambda r: r["description"]),
     ]) + footer
@@ -157,11 +161,17 @@ def _pct_interval(row: dict[str, Any], name: str) -> str:
     return f"{100 * value:.2f}{bounds}"
 
 
+def _baseline_label(row: dict[str, Any]) -> str:
+    if row.get("baseline"):
+        return str(row["baseline"])
+    return f"{row['safe_dram_of']}, safe DRAM" if row.get("safe_dram_of") else ""
+
+
 def search_text(summary: dict[str, Any]) -> str:
     """The front as a table (accuracies with their intervals), then the claims."""
     level = f"{summary.get('interval_level', 0.95):.0%}"
     columns: list[Column] = [("trial", "d", lambda r: r["trial"]),
-                             ("baseline", "s", lambda r: r.get("baseline") or "")]
+                             ("baseline", "s", _baseline_label)]
     rows = summary["front"]
     if any(r.get("accuracy") is not None for r in rows):
         columns.append((f"val acc % [{level} CI]", "s",
@@ -194,6 +204,10 @@ def search_text(summary: dict[str, Any]) -> str:
     lines += [f"  {item['text']}" for item in summary.get("method_metrics", [])]
     if summary.get("claims_note"):
         lines.append(f"  ({summary['claims_note']})")
+    notes = summary.get("dram_notes") or []
+    if notes:
+        lines.append("the baselines at their lowest safe DRAM point (validation split):")
+        lines += [f"  {note['text']}" for note in notes]
     lines.append(f"results: {summary['results_dir']}  (storage {summary['storage']})")
     return "\n".join(lines)
 
@@ -203,8 +217,9 @@ def show_text(report: dict[str, Any]) -> str:
     head = [f"study {report['study']}, trial {report['trial']}"
             + (f" (baseline {report['baseline']})" if report["baseline"] else ""),
             f"{report['network']} on {report['dataset']}, DRAM {report['dram']}"
-            + ("" if report["vdd_v"] is None else
-               f": approximate partition {report['vdd_v']:g} V, tRCD {report['trcd_ns']:g} ns")]
+            + ("" if not report["partitions"] else ": " + ", ".join(
+                f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
+                for p in report["partitions"]))]
     if metrics.get("accuracy") is not None:
         level = f"{report.get('interval_level', 0.95):.0%}"
         head.append(f"accuracy {metrics['accuracy']:.2%} ({level} CI "
@@ -233,8 +248,10 @@ def show_text(report: dict[str, Any]) -> str:
         ("n_dig", "d", lambda r: r["n_digital"]),
         ("n_ana", "d", lambda r: r["n_analog"]),
         ("weights in", "s", lambda r: r["weights_partition"]),
-        ("activations in", "s", lambda r: r["activations_partition"]),
+        ("working set", "s", lambda r: r["working_set"]),
+        ("input in", "s", lambda r: r["activations_partition"]),
         ("w_ber", ".1e", lambda r: r["weight_ber"]),
+        ("in_ber", ".1e", lambda r: r["activation_ber"]),
         ("latency_us", ".2f", lambda r: r["latency_s"] * 1e6),
         ("compute_uj", ".4f", lambda r: r["compute_energy_j"] * 1e6),
         ("dram_uj", ".4f", lambda r: r["dram_energy_j"] * 1e6),

@@ -12,15 +12,26 @@ import time
 import warnings
 from typing import Any, Sequence
 
+import numpy as np
 import optuna
 
 from dse.evaluate import Evaluation, objective_values
 from dse.host import worker_identity
 from dse.metrics import BY_NAME, units
 from dse.problem import Problem
-from dse.space import Candidate, encode, nominal_candidate, param_distributions
+from dse.space import (
+    TRCD_STEP_NS,
+    VDD_STEP_MV,
+    Candidate,
+    at_point,
+    encode,
+    nominal_candidate,
+    param_distributions,
+)
+from hw_models.dram import ber_from_trcd, ber_from_vdd
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS
+from hw_models.traffic import layer_traffic
 from hw_models.workload import LayerTable
 
 # study user attributes
@@ -36,6 +47,8 @@ CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, t
 # trial user attributes
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
 BASELINE_ATTR = "baseline"            # the baseline mapping's name
+SAFE_DRAM_ATTR = "safe_dram_of"       # the baseline this is at its lowest safe DRAM point
+SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, in_dram}: that point, and why safe
 WORKER_ATTR = "worker"                # host, pid, pid namespace, threads
 ENGINE_ATTR = "engine"                # the engine that proposed the candidate
 FAIL_REASON_ATTR = "fail_reason"
@@ -49,13 +62,14 @@ HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 
 
 
 def open_ledger(*, name: str, storage: Any, identity: dict[str, Any], problem: Problem,
-                sampler: optuna.samplers.BaseSampler | None = None
+                sampler: optuna.samplers.BaseSampler | None = None, budget: int | None = None
                 ) -> tuple[optuna.Study, bool]:
     """Create the study ``name``, or join it if it exists (checking its settings).
 
     Safe when many workers start at once: the storage lets exactly one of them create the
     study; that one describes it, enqueues the baselines and then stores the settings,
-    which the others wait for. Returns the study and whether this call created it.
+    which the others wait for. Returns the study and whether this call created it. With
+    a ``budget`` (the study's trial count), no more trials are queued than it holds.
     """
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
@@ -65,7 +79,7 @@ def open_ledger(*, name: str, storage: Any, identity: dict[str, Any], problem: P
         check_identity(study, name, identity)
         return study, False
     describe(study, problem)
-    enqueue_baselines(study, problem)
+    enqueue_baselines(study, problem, budget)
     study.set_user_attr(CONFIG_ATTR, identity)  # last: tells joining workers it is ready
     return study, True
 
@@ -124,10 +138,47 @@ def baseline_candidates(problem: Problem) -> list[tuple[str, Candidate]]:
             for name in BASELINES]
 
 
-def enqueue_baselines(study: optuna.Study, problem: Problem) -> None:
-    for name, candidate in baseline_candidates(problem):
-        study.enqueue_trial(encode(candidate, problem.space),
-                            user_attrs={BASELINE_ATTR: name})
+def safe_dram_candidates(problem: Problem) -> list[tuple[str, Candidate, dict[str, Any]]]:
+    """Each baseline mapping with every partition at its lowest safe operating point: the
+    lowest VDD and the shortest tRCD of the search grid at which the chosen DIMM quantile's
+    BER is 0 (every tensor in DRAM reads back exactly; where no tensor of the mapping lives
+    in DRAM, the grid's lowest VDD and shortest tRCD: there is nothing to corrupt). The
+    cost falls monotonically with VDD and tRCD, so these points dominate their baselines
+    at the same accuracy; enqueued, they keep the front from missing them. Empty without
+    DRAM."""
+    space, device = problem.space, problem.device
+    if device is None:
+        return []
+    vdd_grid = np.round(device.vdd_nominal_v - np.arange(0, space.max_undervolt_mv + 1,
+                                                         VDD_STEP_MV) / 1000, 6)
+    trcd_grid = np.round(device.trcd_nominal_ns - np.arange(
+        0, space.max_trcd_reduction_ns + 1e-9, TRCD_STEP_NS), 6)
+    vdd_ok = ber_from_vdd(device, problem.vendor, vdd_grid, problem.ber_quantile) == 0
+    trcd_ok = ber_from_trcd(device, problem.vendor, trcd_grid, problem.ber_quantile) == 0
+    safe = (float(vdd_grid[vdd_ok][-1]), float(trcd_grid[trcd_ok][-1]))
+    free = (float(vdd_grid[-1]), float(trcd_grid[-1]))
+    found = []
+    for name, baseline in baseline_candidates(problem):
+        traffic = layer_traffic(problem.table, problem.soc, np.array(baseline.n_analog))
+        in_dram = bool(traffic.total_bytes.sum() > 0)
+        point = safe if in_dram else free
+        candidate = at_point(space, baseline.n_analog, point)
+        if candidate != baseline:
+            found.append((name, candidate, {"vdd_v": point[0], "trcd_ns": point[1],
+                                            "in_dram": in_dram}))
+    return found
+
+
+def enqueue_baselines(study: optuna.Study, problem: Problem, budget: int | None = None
+                      ) -> None:
+    """The baselines at nominal DRAM, then each at its lowest safe DRAM point; the first
+    ``budget`` of them when given (a study of fewer trials leaves nothing queued)."""
+    queue: list[tuple[Candidate, dict[str, Any]]] = [
+        (candidate, {BASELINE_ATTR: name}) for name, candidate in baseline_candidates(problem)]
+    queue += [(candidate, {SAFE_DRAM_ATTR: name, SAFE_POINT_ATTR: point})
+              for name, candidate, point in safe_dram_candidates(problem)]
+    for candidate, attrs in queue[:budget]:
+        study.enqueue_trial(encode(candidate, problem.space), user_attrs=attrs)
 
 
 def metrics_record(evaluation: Evaluation) -> dict[str, Any]:

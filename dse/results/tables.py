@@ -27,6 +27,8 @@ from dse.results.ledger import (
     CONFIG_ATTR,
     ENGINE_ATTR,
     METRICS_ATTR,
+    SAFE_DRAM_ATTR,
+    SAFE_POINT_ATTR,
     TEST_ACCURACY_ATTR,
     constraints_of,
     feasible,
@@ -55,6 +57,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row["test_accuracy"] = legacy_test[str(trial.number)]  # dse 0.1: the mean only
         row["is_baseline"] = BASELINE_ATTR in attrs
         row["baseline"] = attrs.get(BASELINE_ATTR, "")
+        row["safe_dram_of"] = attrs.get(SAFE_DRAM_ATTR, "")
         row["engine"] = attrs.get(ENGINE_ATTR, "optuna")
         row["probed"] = attrs.get("probed", False)
         row["feasible"] = feasible(trial)
@@ -143,10 +146,66 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
     }
     summary.update(claims_summary(study, frame, objectives=objectives,
                                   max_drop_pp=max_drop_pp, drop_rule=rule))
+    summary["dram_notes"] = safe_dram_notes(study, frame)
     if front.empty:
         summary["front_note"] = empty_front_reason(frame)
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def safe_dram_notes(study: optuna.Study, frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """What each baseline gains at its lowest safe DRAM point (``ledger.safe_dram_candidates``)
+    against itself at nominal DRAM: energy changes in %, and the accuracy, which is the
+    baseline's own (no tensor sees an error there), with a line saying so."""
+    if frame.empty or "safe_dram_of" not in frame:
+        return []
+    done = frame[frame["state"] == "COMPLETE"]
+    bases = {row["baseline"]: row for _, row in done[done["is_baseline"]].iterrows()}
+    points = {t.number: t.user_attrs.get(SAFE_POINT_ATTR, {})
+              for t in study.get_trials(deepcopy=False) if SAFE_DRAM_ATTR in t.user_attrs}
+    notes = []
+    for _, row in done[done["safe_dram_of"] != ""].iterrows():
+        base = bases.get(row["safe_dram_of"])
+        point = points.get(int(row["trial"]), {})
+        if base is None or not point:
+            continue
+        note: dict[str, Any] = {
+            "baseline": row["safe_dram_of"], "trial": int(row["trial"]),
+            "baseline_trial": int(base["trial"]), "vdd_v": point.get("vdd_v"),
+            "trcd_ns": point.get("trcd_ns"), "in_dram": bool(point.get("in_dram")),
+            "energy_change_pct": _change_pct(row["energy_j"], base["energy_j"]),
+            "dram_energy_change_pct": _change_pct(row["dram_energy_j"], base["dram_energy_j"]),
+        }
+        accuracy, reference = row.get("accuracy"), base.get("accuracy")
+        known = all(value is not None and np.isfinite(value) for value in (accuracy, reference))
+        note["accuracy_change_pp"] = (float(accuracy - reference) * 100) if known else None
+        note["text"] = _safe_text(note)
+        notes.append(note)
+    return notes
+
+
+def _change_pct(value: float, reference: float) -> float | None:
+    if not (np.isfinite(value) and np.isfinite(reference)) or reference == 0:
+        return None
+    return float((value - reference) / reference * 100)
+
+
+def _safe_text(note: dict[str, Any]) -> str:
+    why = ("none of its tensors is in DRAM, so the DRAM point scales background power only"
+           if not note["in_dram"] else
+           "the lowest VDD and tRCD at which the chosen DIMM reads back without error")
+    energy = ("" if note["energy_change_pct"] is None
+              else f"energy {note['energy_change_pct']:+.1f} %, DRAM energy "
+                   f"{note['dram_energy_change_pct']:+.1f} %")
+    change = note["accuracy_change_pp"]
+    if change is None:
+        accuracy = "accuracy not measured"
+    elif change == 0:
+        accuracy = "no measurable accuracy cost (every tensor at BER 0: the same probe)"
+    else:
+        accuracy = f"accuracy {change:+.2f} pp"
+    return (f"{note['baseline']} at VDD {note['vdd_v']:g} V, tRCD {note['trcd_ns']:g} ns "
+            f"({why}): {energy}, {accuracy}")
 
 
 def claims_summary(study: optuna.Study, frame: pd.DataFrame, *, objectives: list[str],

@@ -12,7 +12,8 @@ def test_a_stored_table_needs_no_network(toy_table):
                             objectives="latency,energy", limits=Limits(None, 1e-3))
     assert problem.table is toy_table and problem.device.name == "lpddr4-3200"
     assert problem.directions == ["minimize", "minimize"] and not problem.needs_accuracy
-    assert problem.space.spilled == (False, False, False, True, False)
+    assert problem.space.dram_activations == (False, False, False, True, True)
+    assert problem.space.dram_weights == (False,) * 5  # 43 kB of weights stay in L2
 
 
 def test_without_dram_there_is_no_device(toy_table):
@@ -39,9 +40,9 @@ def test_the_ber_quantile_reaches_the_cost_model(toy_table):
         problem = build_problem(network="toy", dataset=None, table=toy_table,
                                 ber_quantile=quantile)
         assert problem.ber_quantile == quantile
-        candidate = Candidate((0,) * 5, 0.9, 14.0, (True,) * 5, (False,) * 5)
-        bers[quantile] = candidate_cost(candidate, problem).weight_ber
-    assert (bers["median"] < bers["max"]).all()
+        candidate = Candidate((0,) * 5, (0.85,), (14.0,), (0,) * 5, (0,) * 5)
+        bers[quantile] = candidate_cost(candidate, problem).activation_ber[3:]
+    assert (0 < bers["median"]).all() and (bers["median"] < bers["max"]).all()
     with pytest.raises(ConfigError, match="unknown BER quantile"):
         build_problem(network="toy", dataset=None, table=toy_table, ber_quantile="p95")
 

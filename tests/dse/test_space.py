@@ -24,61 +24,84 @@ def test_channel_grid_always_ends_at_cout():
 def test_fixed_trial_gives_a_frozen_candidate(toy_table):
     space = toy_problem(toy_table).space
     params = {"n_analog:first": 16, "n_analog:mid": 16, "n_analog:big": 48, "n_analog:fc": 10,
-              "undervolt_mv": 100, "trcd_reduction_ns": 2.5,
-              **{f"approx_weights:{n}": n in ("mid", "big") for n in toy_table.name},
-              "approx_activations:big": True}
+              "undervolt_mv": 100, "trcd_reduction_ns": 2.5}
     candidate = suggest_candidate(optuna.trial.FixedTrial(params), space)
-    assert candidate == Candidate(
-        n_analog=(16, 0, 16, 48, 10), vdd_v=1.0, trcd_ns=15.625,
-        weights_approx=(False, False, True, True, False),
-        activations_approx=(False, False, False, True, False))
+    assert candidate == Candidate(n_analog=(16, 0, 16, 48, 10), vdd_v=(1.0,),
+                                  trcd_ns=(15.625,), weight_partition=(0,) * 5,
+                                  activation_partition=(0,) * 5)
     with pytest.raises(AttributeError):
-        candidate.vdd_v = 0.9  # frozen
+        candidate.vdd_v = (0.9,)  # frozen
 
 
-def test_space_has_no_parameter_for_depthwise_or_on_chip_activations(toy_table):
+def test_whole_device_space_has_one_point_and_no_placement(toy_table):
     space = toy_problem(toy_table).space
-    assert space.spilled == (False, False, False, True, False)
-    study = optuna.create_study()
-    trial = study.ask()
+    assert space.partitions == 1
+    # the toy's weights (43 kB) stay in L2; big's input + output (512 kB) spill, so its
+    # input and its output (fc's input) live in DRAM
+    assert space.dram_weights == (False,) * 5
+    assert space.dram_activations == (False, False, False, True, True)
+    trial = optuna.create_study().ask()
     suggest_candidate(trial, space)
-    names = set(trial.params)
-    assert "n_analog:dw" not in names
-    assert {"approx_activations:big"} == {n for n in names if n.startswith("approx_act")}
+    assert "n_analog:dw" not in trial.params
+    assert {n for n in trial.params if not n.startswith("n_analog:")} == {
+        "undervolt_mv", "trcd_reduction_ns"}
     assert space.max_undervolt_mv == 250  # lpddr4 B: 1.1 V down to 0.835 V in 25 mV steps
     assert space.max_trcd_reduction_ns == 9.0
 
 
+def test_partitioned_space_places_every_tensor_that_can_live_in_dram(toy_table):
+    space = toy_problem(toy_table, partitions=2).space
+    trial = optuna.create_study().ask()
+    candidate = suggest_candidate(trial, space)
+    assert {n for n in trial.params if not n.startswith("n_analog:")} == {
+        "undervolt_mv:p0", "trcd_reduction_ns:p0", "undervolt_mv:p1", "trcd_reduction_ns:p1",
+        "partition:activations/big", "partition:activations/fc"}
+    assert len(candidate.vdd_v) == len(candidate.trcd_ns) == 2
+    assert candidate.activation_partition[3] == trial.params["partition:activations/big"]
+
+
+@pytest.mark.parametrize("count", [0, 3, 9])
+def test_partition_counts_the_device_cannot_hold(toy_table, count):
+    from hw_models import ConfigError
+    with pytest.raises(ConfigError, match=f"cannot hold {count} equal partitions: it has 8 "
+                                          "banks"):
+        toy_problem(toy_table, partitions=count)
+
+
 def test_ranges_respect_the_device(toy_table):
-    space = toy_problem(toy_table).space
+    space = toy_problem(toy_table, partitions=4).space
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(50):
         candidate = suggest_candidate(study.ask(), space)
-        assert 0.835 <= candidate.vdd_v <= 1.1 and 9.0625 <= candidate.trcd_ns <= 18.125
+        assert all(0.835 <= v <= 1.1 for v in candidate.vdd_v)
+        assert all(9.0625 <= t <= 18.125 for t in candidate.trcd_ns)
         assert all(0 <= n <= c for n, c in zip(candidate.n_analog, toy_table.cout))
         assert candidate.n_analog[1] == 0
+        assert all(0 <= p < 4 for p in candidate.activation_partition)
 
 
 def test_compute_only_space(toy_table):
     space = toy_problem(toy_table, dram="none").space
     trial = optuna.create_study().ask()
     candidate = suggest_candidate(trial, space)
-    assert candidate.vdd_v is None and not any(candidate.weights_approx)
+    assert candidate.vdd_v is None and not any(candidate.weight_partition)
     assert all(name.startswith("n_analog:") for name in trial.params)
 
 
-def test_baseline_params_round_trip(toy_table):
-    space = toy_problem(toy_table).space
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_baseline_params_round_trip(toy_table, partitions):
+    space = toy_problem(toy_table, partitions=partitions).space
     baseline = nominal_candidate(space, np.array([16, 0, 32, 64, 10]))
     candidate = suggest_candidate(optuna.trial.FixedTrial(encode(baseline, space)), space)
     assert candidate == baseline
-    assert candidate.vdd_v == 1.1 and candidate.trcd_ns == 18.125
-    assert not any(candidate.weights_approx) and not any(candidate.activations_approx)
+    assert candidate.vdd_v == (1.1,) * partitions
+    assert candidate.trcd_ns == (18.125,) * partitions
 
 
-@pytest.mark.parametrize("dram", ["lpddr4-3200", "none"])
-def test_encode_and_decode_are_exact_inverses(toy_table, dram):
-    space = toy_problem(toy_table, dram=dram).space
+@pytest.mark.parametrize("dram, partitions", [("lpddr4-3200", 1), ("lpddr4-3200", 4),
+                                              ("none", 1)])
+def test_encode_and_decode_are_exact_inverses(toy_table, dram, partitions):
+    space = toy_problem(toy_table, dram=dram, partitions=partitions).space
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
     for _ in range(40):
         trial = study.ask()
@@ -88,8 +111,9 @@ def test_encode_and_decode_are_exact_inverses(toy_table, dram):
         assert decode(encode(candidate, space), space) == candidate
 
 
-def test_distributions_cover_exactly_the_sampled_parameters(toy_table):
-    space = toy_problem(toy_table).space
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_distributions_cover_exactly_the_sampled_parameters(toy_table, partitions):
+    space = toy_problem(toy_table, partitions=partitions).space
     trial = optuna.create_study().ask()
     suggest_candidate(trial, space)
     assert param_distributions(space) == trial.distributions

@@ -23,10 +23,10 @@ def stub_probe(calls: list | None = None):
 
 
 def toy_problem(table, *, objectives="accuracy,latency,energy", dram="lpddr4-3200",
-                limits=Limits(), ber_quantile="max") -> Problem:
-    return build_problem(network="toy", dataset=None, dram=dram, vendor="B",
+                limits=Limits(), ber_quantile="max", partitions=1, hw="diana") -> Problem:
+    return build_problem(network="toy", dataset=None, hw=hw, dram=dram, vendor="B",
                          ber_quantile=ber_quantile, objectives=objectives, limits=limits,
-                         table=table)
+                         table=table, partitions=partitions)
 
 
 def toy_accuracy(problem: Problem, calls=None) -> AccuracyModel | None:

@@ -119,3 +119,41 @@ def test_depthwise_layers_never_go_analog_in_training_splits():
         splits(model, step)
         for layer, capable in zip(model.layers(), table.analog_capable):
             assert capable or not layer.analog.any()
+
+
+def test_one_stored_tensor_one_mask_for_every_reader():
+    """A block's conv1 and its shortcut conv read one stored tensor: one quantiser, one
+    corrupted copy (the same flipped bits), as the cost model's one DRAM copy."""
+    torch.manual_seed(4)
+    float_model = build_network("resnet20", "cifar10").eval()
+    table = extract_layer_table(float_model, (3, 32, 32))
+    model = to_diana(float_model, table.name)
+    images = torch.randn(4, 3, 32, 32)
+    calibrate(model, images)
+    conv1 = table.name.index("blocks.3.conv1.conv")
+    shortcut = table.name.index("blocks.3.shortcut.conv")
+    assert table.input_tensor[shortcut] == conv1  # the cost model's view
+    layers = model.layers()
+    assert layers[shortcut].input_quantizer is layers[conv1].input_quantizer
+    seen: dict[int, list[torch.Tensor]] = {conv1: [], shortcut: []}
+    for index in seen:
+        layer = layers[index]
+        original = layer.quantized_input
+
+        def spy(x, original=original, index=index):
+            value = original(x)
+            seen[index].append(value.detach().clone())
+            return value
+        layer.quantized_input = spy  # type: ignore[method-assign]
+    bers = [0.0] * table.n_layers
+    bers[conv1] = bers[shortcut] = 0.05
+    with torch.no_grad():
+        model.eval()(images)  # error-free
+        model.set_errors([0.0] * table.n_layers, bers, model=0, params=ErrorModelParams(),
+                         row_bytes=2048, seed=7)
+        model(images)
+        model(images)  # a fresh pass: fresh masks, still one per tensor
+    clean, first, second = (seen[conv1][k] for k in range(3))
+    assert all(torch.equal(seen[conv1][k], seen[shortcut][k]) for k in range(3))
+    assert not torch.equal(clean, first) and not torch.equal(first, second)
+    assert all(layer.stored_copy.source is None for layer in layers)  # nothing kept after

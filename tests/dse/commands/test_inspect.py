@@ -20,7 +20,12 @@ def test_status_and_show_of_a_finished_study(toy_table, tmp_path):
     shown = show_report(str(prepared.out_dir), 0, storage=None, results_dir=str(tmp_path))
     assert shown["baseline"] == "all-digital" and [r["n_analog"] for r in shown["layers"]] == [
         0] * 5
-    assert shown["layers"][3]["activations_partition"] == "nominal"
+    assert shown["layers"][3]["activations_partition"] == "whole-device"  # big spills
+    assert shown["layers"][3]["working_set"] == "DRAM"
+    assert shown["layers"][2]["activations_partition"] == "on chip"
+    assert shown["layers"][0]["weights_partition"] == "resident in L2"
+    assert shown["partitions"] == [{"name": "whole-device", "capacity_bytes": 805306368,
+                                    "vdd_v": 1.1, "trcd_ns": 18.125}]
     assert shown["test"]["test_accuracy_drop_pp"] == 0.0  # all-digital against itself
     for key in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_drop_pp"):
         assert shown["metrics"][key] is not None, key

@@ -243,3 +243,18 @@ def test_workers_of_one_study_on_one_host_share_its_cpus(toy_table, tmp_path):
     study = load(prepared)
     assert {t.user_attrs["worker"]["threads"] for t in study.trials} == {2}
     assert applied == [2]
+
+
+def test_the_summary_says_what_the_safe_dram_point_gains(toy_table, tmp_path):
+    from dse.commands.text import search_text
+    prepared = toy_prepared(toy_table, tmp_path, trials=8, confirm=False)
+    summary = run_search(prepared)
+    notes = summary["dram_notes"]
+    assert [note["baseline"] for note in notes] == ["all-digital", "all-analog",
+                                                    "diana-heuristic", "min-latency"]
+    for note in notes:
+        assert note["energy_change_pct"] < 0 and note["dram_energy_change_pct"] < 0
+        assert note["accuracy_change_pp"] == 0  # BER 0 everywhere: the same accuracy
+    text = search_text({**summary, "results_dir": "r", "storage": "s"})
+    assert "all-digital at VDD 0.95 V, tRCD 16.625 ns (the lowest VDD and tRCD at which" in text
+    assert "no measurable accuracy cost" in text

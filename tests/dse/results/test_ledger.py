@@ -35,9 +35,13 @@ def test_a_new_study_describes_itself_and_queues_the_baselines(toy_table, tmp_pa
     assert list(study.user_attrs["objectives"]) == ["accuracy", "latency", "energy"]
     assert stored_table(study).to_records() == toy_table.to_records()
     waiting = study.get_trials(states=(optuna.trial.TrialState.WAITING,))
-    assert [t.user_attrs["baseline"] for t in waiting] == list(BASELINES)
+    # the baselines at nominal DRAM, then each at its lowest safe point (none of the toy's
+    # tensors but big's activations is in DRAM; they are, so the safe point is error-free)
+    assert [t.user_attrs.get("baseline") for t in waiting[:4]] == list(BASELINES)
+    assert [t.user_attrs.get("safe_dram_of") for t in waiting[4:]] == list(BASELINES)
+    assert all(t.user_attrs["safe_dram_point"]["in_dram"] for t in waiting[4:])
     again, created = _open(tmp_path, problem)
-    assert not created and len(again.trials) == len(BASELINES)
+    assert not created and len(again.trials) == 2 * len(BASELINES)
 
 
 def test_other_settings_are_refused_by_name(toy_table, tmp_path):
@@ -68,3 +72,28 @@ def test_a_recorded_candidate_is_a_complete_trial_that_decodes_back(toy_table, t
     assert metrics_of(trial)["latency_s"] == evaluation.metrics["latency_s"]
     assert constraints_of(trial) == evaluation.constraints
     assert trial.values[1] == evaluation.metrics["latency_s"]
+
+
+def test_safe_dram_points_are_error_free_or_free():
+    from dse.engines.testing import TOY_LAYERS
+    from dse.results.ledger import safe_dram_candidates
+    from hw_models import LayerTable
+    from hw_models.dram import ber_from_trcd, ber_from_vdd
+
+    spilling = toy_problem(LayerTable.from_records(TOY_LAYERS))
+    on_chip = toy_problem(LayerTable.from_records(
+        [layer for layer in TOY_LAYERS if layer["name"] != "big"]))
+    for problem, in_dram in ((spilling, True), (on_chip, False)):
+        found = safe_dram_candidates(problem)
+        assert [name for name, _, _ in found] == list(BASELINES)
+        for _, candidate, point in found:
+            assert point["in_dram"] is in_dram
+            assert candidate.vdd_v == (point["vdd_v"],)
+            device = problem.device
+            if in_dram:  # the lowest grid point at BER 0, one step lower has errors
+                assert ber_from_vdd(device, "B", point["vdd_v"], "max") == 0
+                assert ber_from_vdd(device, "B", point["vdd_v"] - 0.025, "max") > 0
+                assert ber_from_trcd(device, "B", point["trcd_ns"], "max") == 0
+                assert ber_from_trcd(device, "B", point["trcd_ns"] - 0.25, "max") > 0
+            else:  # nothing to corrupt: the bottom of the grid
+                assert point["vdd_v"] == 0.85 and point["trcd_ns"] == 9.125
