@@ -50,3 +50,23 @@ def test_the_ber_quantile_reaches_the_cost_model(toy_table):
 def test_the_network_is_traced_when_no_table_is_given():
     problem = build_problem(network="resnet8", dataset="digits", objectives="latency")
     assert problem.table.n_layers == 10
+
+
+@pytest.mark.parametrize("network, dataset, weights_in_dram", [
+    ("resnet20", "cifar10", False), ("resnet18", "tiny-imagenet", True)])
+def test_the_probe_sees_errors_exactly_where_the_cost_puts_tensors(network, dataset,
+                                                                   weights_in_dram):
+    """What the probe is given is the cost model's placement: ResNet20 keeps everything on
+    chip (no error at any DRAM point), ResNet18 streams its weights (errors on every layer's
+    weights) and keeps its activations in L2."""
+    from dse.evaluate import candidate_cost, probe_candidate
+    from dse.space import at_point
+
+    problem = build_problem(network=network, dataset=dataset, objectives="latency")
+    candidate = at_point(problem.space, [0] * problem.table.n_layers, (0.85, 10.0))
+    cost = candidate_cost(candidate, problem)
+    given = probe_candidate(candidate, cost)
+    traffic = cost.traffic
+    assert all((ber > 0) == bool(weights_in_dram) for ber in given.weight_ber)
+    assert (traffic.weight_read_bytes > 0).all() == weights_in_dram
+    assert not any(given.activation_ber) and not traffic.input_in_dram.any()
