@@ -44,7 +44,7 @@ def toy_prepared(table, tmp_path: Path, *, trials=8, study="toy", sampler="tpe",
                           results_dir=str(tmp_path), confirm=confirm)
     identity = {"network": "toy", "dataset": None, "hw": "diana",
                 "dram": problem_kw.get("dram", "lpddr4-3200"), "vendor": "B",
-                "ber_quantile": problem.ber_quantile,
+                "ber_quantile": problem.ber_quantile, "partitions": problem.space.partitions,
                 "objectives": ",".join(problem.objectives), **(identity_extra or {})}
     accuracy = toy_accuracy(problem, calls)
     return Prepared(config, problem, accuracy, study,

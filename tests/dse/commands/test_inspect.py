@@ -1,6 +1,7 @@
 """Reading a study: status per worker with its threads, show from the stored table."""
 from __future__ import annotations
 
+import optuna
 from toy import toy_prepared
 
 from dse.commands.inspect import show_report, status_report
@@ -41,3 +42,16 @@ def test_an_extra_plot_needs_both_axes(tmp_path):
         with pytest.raises(ConfigError, match="--x and --y"):
             pareto_report("s", storage=None, study_name=None, x=x, y=y, color=color,
                           out=None, results_dir=str(tmp_path))
+
+
+def test_a_partitioned_study_shows_each_partition_and_where_tensors_live(toy_table, tmp_path):
+    prepared = toy_prepared(toy_table, tmp_path, trials=10, sampler="random", confirm=False,
+                            partitions=2)
+    run_search(prepared, threads=ThreadPolicy(1, None))
+    shown = show_report(str(prepared.out_dir), 9, storage=None, results_dir=str(tmp_path))
+    assert [p["name"] for p in shown["partitions"]] == ["p0", "p1"]
+    assert {p["capacity_bytes"] for p in shown["partitions"]} == {805306368 // 2}
+    study_params = optuna.load_study(study_name="toy", storage=prepared.storage_url
+                                     ).trials[9].params
+    chosen = study_params["partition:activations/big"]
+    assert shown["layers"][3]["activations_partition"] == f"p{chosen}"

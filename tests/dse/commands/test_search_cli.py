@@ -77,7 +77,8 @@ def test_rerun_resumes_and_pareto_and_show_read_it(searched):
     assert shown.exit_code == 0, shown.stderr
     report = json.loads(shown.stdout)
     assert report["baseline"] == "all-analog" and len(report["layers"]) == 10
-    assert report["layers"][1]["n_analog"] == 16 and report["vdd_v"] == 1.1
+    assert report["layers"][1]["n_analog"] == 16
+    assert report["partitions"][0]["vdd_v"] == 1.1
     text = run("show", STUDY, "--trial", "0", "--results-dir", str(results)).stdout
     assert "baseline all-digital" in text and "weights in" in text
 
@@ -95,6 +96,9 @@ def test_rerun_resumes_and_pareto_and_show_read_it(searched):
     (["search", "--seed", "-1"], "--seed and --worker must be >= 0"),
     (["search", "--worker", "-1"], "--seed and --worker must be >= 0"),
     (["search", "--study", "../elsewhere"], "study name '../elsewhere'"),
+    (["search", "--partitions", "3", "--objectives", "latency,energy"],
+     "DRAM 'lpddr4-3200' cannot hold 3 equal partitions: it has 8 banks"),
+    (["search", "--partitions", "halves"], "neither whole-device nor a positive partition"),
     (["pareto", "nothing-here"], "no study found"),
     (["show", "nothing-here", "--trial", "0"], "no study found"),
 ])
