@@ -74,7 +74,8 @@ def probe_candidate(candidate: Candidate, cost: SystemCost) -> ProbeCandidate:
     """What the accuracy estimator needs: the split and each stored tensor's BER."""
     return ProbeCandidate(n_analog=tuple(int(n) for n in candidate.n_analog),
                           weight_ber=tuple(float(b) for b in cost.weight_ber),
-                          activation_ber=tuple(float(b) for b in cost.activation_ber))
+                          activation_ber=tuple(float(b) for b in cost.activation_ber),
+                          analog_channels=candidate.analog_channels)
 
 
 def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, dict[str, Any]]:

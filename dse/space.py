@@ -43,6 +43,8 @@ class Candidate:
         weight_partition: per layer, the partition of its weights (0 when resident).
         activation_partition: per layer, the partition of the tensor it reads (equal for the
             readers of one tensor; 0 for tensors kept on chip).
+        analog_channels: per layer, which channels are analog (None: the probe's rule); not
+            a trial parameter (engines that choose channels store it with the trial).
     """
 
     n_analog: tuple[int, ...]
@@ -50,6 +52,7 @@ class Candidate:
     trcd_ns: tuple[float, ...] | None
     weight_partition: tuple[int, ...]
     activation_partition: tuple[int, ...]
+    analog_channels: tuple[tuple[int, ...] | None, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,10 @@
 A spec is a named heuristic (``HEURISTICS``) or a JSON file holding either an object
 ``{layer name: n_analog}`` (layers not named stay digital), a list of ``n_analog`` in layer
 order, or the output of ``dse cost --json`` (its ``layers`` carry ``name`` and ``n_analog``).
+Where a count is given, *which* channels go analog is the probe's rule (the least
+ternarisation error); a list of channel indices instead of a count names them
+(``{"conv1": [0, 5, 7]}``, or ``analog_channels`` in a ``layers`` entry): ODiMO's search
+chooses channels, not only how many. The cost depends on the counts only.
 """
 from __future__ import annotations
 
@@ -53,10 +57,19 @@ HEURISTICS: dict[str, Callable[[LayerTable, Soc], np.ndarray]] = {
 }
 
 
+Channels = tuple[tuple[int, ...] | None, ...]  # per layer: analog channel indices, or None
+
+
 def resolve_mapping(spec: str, table: LayerTable, soc: Soc) -> np.ndarray:
     """Turn a spec (heuristic name or JSON file path) into ``n_analog``, shape (n_layers,)."""
+    return resolve_split(spec, table, soc)[0]
+
+
+def resolve_split(spec: str, table: LayerTable, soc: Soc) -> tuple[np.ndarray, Channels | None]:
+    """``n_analog`` and, when the spec names channels, each layer's analog channel indices
+    (None for the layers given as counts; None overall when no layer names any)."""
     if spec in HEURISTICS:
-        return check_mapping(table, HEURISTICS[spec](table, soc))
+        return check_mapping(table, HEURISTICS[spec](table, soc)), None
     path = Path(spec)
     if not path.is_file():
         raise ConfigError(f"mapping '{spec}' is neither a heuristic "
@@ -66,7 +79,7 @@ def resolve_mapping(spec: str, table: LayerTable, soc: Soc) -> np.ndarray:
                               object_pairs_hook=_no_duplicate_keys)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"cannot read mapping file {path}: {exc}") from None
-    return mapping_from_json(document, table, source=str(path))
+    return split_from_json(document, table, source=str(path))
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -79,10 +92,18 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def mapping_from_json(document: Any, table: LayerTable, *, source: str = "mapping") -> np.ndarray:
     """Parse an already-loaded JSON mapping document; see the module docstring for forms."""
+    return split_from_json(document, table, source=source)[0]
+
+
+def split_from_json(document: Any, table: LayerTable, *, source: str = "mapping"
+                    ) -> tuple[np.ndarray, Channels | None]:
+    """``mapping_from_json`` with the named channels (see ``resolve_split``)."""
     if isinstance(document, dict) and isinstance(document.get("layers"), list):
         try:
-            document = {row["name"]: row["n_analog"] for row in document["layers"]}
-        except (TypeError, KeyError):
+            document = {row["name"]: (row["analog_channels"] if row.get("analog_channels")
+                                      is not None else row["n_analog"])
+                        for row in document["layers"]}
+        except (TypeError, KeyError, AttributeError):
             raise ConfigError(f"{source}: each entry of 'layers' needs 'name' and 'n_analog'"
                               ) from None
     if isinstance(document, list):
@@ -96,13 +117,25 @@ def mapping_from_json(document: Any, table: LayerTable, *, source: str = "mappin
         raise ConfigError(f"{source}: expected a JSON object or list, got "
                           f"{type(document).__name__}")
     n_analog = np.zeros(table.n_layers, dtype=np.int64)
-    for layer_name, count in named.items():
-        if isinstance(count, bool) or not isinstance(count, int):
-            raise ConfigError(f"{source}: layer '{layer_name}': n_analog must be an integer, "
-                              f"got {count!r}")
+    channels: list[tuple[int, ...] | None] = [None] * table.n_layers
+    for layer_name, value in named.items():
         index = table.index_of(layer_name)
-        if not 0 <= count <= table.cout[index]:
+        cout = int(table.cout[index])
+        if isinstance(value, list):
+            if (not all(isinstance(c, int) and not isinstance(c, bool) for c in value)
+                    or not all(0 <= c < cout for c in value) or len(set(value)) != len(value)):
+                raise ConfigError(f"{source}: layer '{layer_name}': analog channels must be "
+                                  f"distinct integers in [0, {cout - 1}]")
+            channels[index] = tuple(sorted(value))
+            count = len(value)
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: layer '{layer_name}': n_analog must be an integer "
+                              f"or a list of channel indices, got {value!r}")
+        else:
+            count = value
+        if not 0 <= count <= cout:
             raise ConfigError(f"{source}: layer '{layer_name}': n_analog must be in "
-                              f"[0, {table.cout[index]}], got {count}")
+                              f"[0, {cout}], got {count}")
         n_analog[index] = count
-    return check_mapping(table, n_analog)
+    named_any = any(c is not None for c in channels)
+    return check_mapping(table, n_analog), (tuple(channels) if named_any else None)

@@ -44,10 +44,19 @@ class DianaModel(nn.Module):
                 module.eval()
         return self
 
-    def set_split(self, n_analog: Sequence[int] | np.ndarray) -> None:
-        """Put ``n_analog[i]`` output channels of layer i on the analog array (table order)."""
-        for layer, count in zip(self.layers(), n_analog, strict=True):
-            layer.analog = analog_channels(layer.layer.weight, int(count)).to(layer.analog.device)
+    def set_split(self, n_analog: Sequence[int] | np.ndarray,
+                  channels: Sequence[Sequence[int] | None] | None = None) -> None:
+        """Put ``n_analog[i]`` output channels of layer i on the analog array (table order):
+        those named in ``channels[i]`` when given, else the least-ternarisation-error
+        ones."""
+        named = channels if channels is not None else [None] * len(self.layer_names)
+        for layer, count, chosen in zip(self.layers(), n_analog, named, strict=True):
+            if chosen is None:
+                mask = analog_channels(layer.layer.weight, int(count))
+            else:
+                mask = torch.zeros(layer.layer.weight.shape[0], dtype=torch.bool)
+                mask[list(chosen)] = True
+            layer.analog = mask.to(layer.analog.device)
             layer.set_errors(layer.errors)  # drops a frozen weight of the old split
 
     def set_errors(self, weight_ber: Sequence[float], activation_ber: Sequence[float], *,

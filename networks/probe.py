@@ -121,7 +121,7 @@ def _measure(candidate: ProbeCandidate, setup: ProbeSetup) -> np.ndarray:
     for finetune in range(finetunes):
         seed = derived_seed(config.seed, finetune)
         model = setup.checkpoint.build().to(setup.device)
-        model.set_split(candidate.n_analog)
+        model.set_split(candidate.n_analog, candidate.analog_channels)
         _fine_tune(model, candidate, setup, seed=seed)
         rows.append([_correct_under_errors(model, candidate, setup,
                                            seed=derived_seed(config.seed, finetune, mask))
@@ -139,6 +139,9 @@ def cache_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
         "n_analog": list(candidate.n_analog),
         "weight_ber": [float(f"{b:.6g}") for b in candidate.weight_ber],
         "activation_ber": [float(f"{b:.6g}") for b in candidate.activation_ber],
+        **({} if candidate.analog_channels is None else
+           {"analog_channels": [None if c is None else list(c)
+                                for c in candidate.analog_channels]}),
         "config": {key: value for key, value in asdict(setup.config).items()
                    if key != "interval_level"},  # intervals are recomputed from the bits
         "error_params": asdict(setup.error_params),
@@ -153,6 +156,12 @@ def _check(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
     if not (len(candidate.n_analog) == len(candidate.weight_ber)
             == len(candidate.activation_ber) == n_layers):
         raise ConfigError(f"a probe candidate needs one entry per layer ({n_layers})")
+    channels = candidate.analog_channels
+    if channels is not None and (len(channels) != n_layers or any(
+            chosen is not None and len(chosen) != count
+            for chosen, count in zip(channels, candidate.n_analog))):
+        raise ConfigError("a probe candidate's analog channels must name n_analog channels "
+                          "per layer (or None)")
     config = setup.config
     seeds = (config.finetune_seeds, config.error_seeds)
     if config.steps < 0 or min(seeds) < 1 or config.batch_size < 1:

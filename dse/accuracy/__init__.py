@@ -21,11 +21,13 @@ from hw_models.errors import ConfigError
 @dataclass(frozen=True)
 class ProbeCandidate:
     """Per layer (layer-table order): analog channels and bit error rates of the stored
-    tensors (dimensionless probabilities per bit)."""
+    tensors (dimensionless probabilities per bit). ``analog_channels``, when given, names
+    each layer's analog channels (None for a layer: the least-ternarisation-error rule)."""
 
     n_analog: tuple[int, ...]
     weight_ber: tuple[float, ...]
     activation_ber: tuple[float, ...]
+    analog_channels: tuple[tuple[int, ...] | None, ...] | None = None
 
 
 @dataclass(frozen=True, eq=False)

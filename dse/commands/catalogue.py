@@ -18,7 +18,7 @@ from hw_models.dram import (
     trcd_curve,
     vendor_curve,
 )
-from hw_models.mapping import resolve_mapping
+from hw_models.mapping import resolve_split
 from hw_models.partitions import LAYOUTS, WHOLE_DEVICE, named_placement, placement_from_file
 from hw_models.system import DramSetting, SystemCost, system_cost
 from hw_models.traffic import LEVEL_NAMES
@@ -130,7 +130,7 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
     soc = load_soc(request.hw)
     workload = load_workload(request.network, request.dataset)
     table = workload.table
-    n_analog = resolve_mapping(request.mapping, table, soc)
+    n_analog, channels = resolve_split(request.mapping, table, soc)
     dram = dram_setting(request, table, soc)
     cost = system_cost(table, soc, n_analog, dram, overlap=request.overlap)
     if not costs_are_finite(cost):
@@ -144,6 +144,8 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
                for key in ("cin", "cout", "kx", "ky", "ox", "oy", "groups")},
             "n_digital": int(table.cout[i] - n_analog[i]),
             "n_analog": int(n_analog[i]),
+            "analog_channels": (None if channels is None or channels[i] is None
+                                else list(channels[i])),
             "digital_cycles": float(compute.digital_cycles[i]),
             "analog_cycles": float(compute.analog_cycles[i]),
             "compute_cycles": float(compute.latency_cycles[i]),

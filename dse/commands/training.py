@@ -15,7 +15,7 @@ from dse.evaluate import probe_candidate
 from dse.space import Candidate
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
-from hw_models.mapping import resolve_mapping
+from hw_models.mapping import resolve_split
 from hw_models.system import system_cost
 from networks.probe import ProbeConfig
 from networks.train import Progress
@@ -45,13 +45,14 @@ def probe_report(request: ProbeRequest, *, progress: Progress | None = None) -> 
     cost_request = request.cost
     soc = load_soc(cost_request.hw)
     table = load_workload(cost_request.network, cost_request.dataset).table
-    n_analog = resolve_mapping(cost_request.mapping, table, soc)
+    n_analog, channels = resolve_split(cost_request.mapping, table, soc)
     dram = dram_setting(cost_request, table, soc)
     cost = system_cost(table, soc, n_analog, dram)
     estimator = ProbeEstimator(probe_setup(request.data, request.config,
                                            None if dram is None else dram.device,
                                            progress=progress))
-    mapping = Candidate(tuple(int(n) for n in n_analog), None, None, (), ())
+    mapping = Candidate(tuple(int(n) for n in n_analog), None, None, (), (),
+                        analog_channels=channels)
     result = estimator(probe_candidate(mapping, cost))
     baseline = estimator(error_free(table.n_layers))
     return {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hw_models import ConfigError, LayerTable, compute_cost
-from hw_models.mapping import HEURISTICS, resolve_mapping
+from hw_models.mapping import HEURISTICS, resolve_mapping, resolve_split
 
 MOBILE_LIKE = [
     dict(name="stem", kind="conv", cin=3, cout=8, kx=3, ky=3, ox=16, oy=16, stride=2),
@@ -81,6 +81,10 @@ def test_json_cost_output_round_trips(mobile_table, soc, tmp_path):
     ([0, 0, 0], "3 entries"),
     ("all-analog", "expected a JSON object or list"),
     ({"layers": [{"name": "pw"}]}, "'name' and 'n_analog'"),
+    ({"pw": [0, 0]}, r"distinct integers in \[0, 31\]"),
+    ({"pw": [32]}, r"distinct integers in \[0, 31\]"),
+    ({"pw": [1.0]}, "distinct integers"),
+    ({"dw": [0]}, "depthwise"),
 ])
 def test_bad_json_mappings(mobile_table, soc, tmp_path, document, message):
     with pytest.raises(ConfigError, match=message):
@@ -112,3 +116,14 @@ def test_json_rejects_repeated_layers_and_huge_counts(mobile_table, soc, tmp_pat
         resolve_mapping(str(path), mobile_table, soc)
     with pytest.raises(ConfigError, match=r"\[0, 32\]"):
         resolve_mapping(write(tmp_path, {"pw": 10**30}), mobile_table, soc)
+
+
+def test_channel_lists_name_which_channels_go_analog(mobile_table, soc, tmp_path):
+    n_analog, channels = resolve_split(write(tmp_path, {"pw": [7, 1, 3], "conv": 64}),
+                                       mobile_table, soc)
+    assert list(n_analog) == [0, 0, 3, 64, 0]
+    assert channels == (None, None, (1, 3, 7), None, None)
+    assert resolve_split("all-analog", mobile_table, soc)[1] is None
+    assert resolve_split(write(tmp_path, {"pw": 3}), mobile_table, soc)[1] is None
+    report = {"layers": [{"name": "pw", "n_analog": 2, "analog_channels": [4, 9]}]}
+    assert resolve_split(write(tmp_path, report), mobile_table, soc)[1][2] == (4, 9)

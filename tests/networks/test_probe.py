@@ -11,7 +11,7 @@ from hw_models.error_models import ErrorModelParams
 from networks import get_dataset_spec
 from networks import probe as probe_module
 from networks.datasets import load_dataset
-from networks.probe import ProbeCandidate, ProbeConfig, ProbeSetup, probe
+from networks.probe import ProbeCandidate, ProbeConfig, ProbeSetup, cache_key, probe
 from networks.train import TrainConfig, load_checkpoint, save_checkpoint, train_baseline
 
 N_LAYERS = 10  # resnet8
@@ -131,3 +131,18 @@ def test_rebuilt_model_matches_the_checkpoint(trained):
     images, _ = next(bundle.batches("val", 32, shuffle=False))
     with torch.no_grad():
         assert torch.equal(model(images), checkpoint.build().eval()(images))
+
+
+@pytest.mark.slow
+def test_named_channels_are_part_of_the_key_and_of_the_result(trained):
+    setup = setup_for(trained)
+    counts = [0] * N_LAYERS
+    counts[3] = 8
+    by_rule = candidate(counts)
+    named = dataclasses.replace(by_rule, analog_channels=(None,) * 3 + (tuple(range(8)),)
+                                + (None,) * 6)
+    assert cache_key(by_rule, setup) != cache_key(named, setup)
+    assert probe(named, setup=setup).correct is not None
+    with pytest.raises(ConfigError, match="name n_analog channels"):
+        probe(dataclasses.replace(named, analog_channels=(None,) * 3 + ((0, 1),) + (None,) * 6),
+              setup=setup)

@@ -157,3 +157,17 @@ def test_one_stored_tensor_one_mask_for_every_reader():
     assert all(torch.equal(seen[conv1][k], seen[shortcut][k]) for k in range(3))
     assert not torch.equal(clean, first) and not torch.equal(first, second)
     assert all(layer.stored_copy.source is None for layer in layers)  # nothing kept after
+
+
+def test_a_split_can_name_its_analog_channels(small_model):
+    _, model, table, _ = small_model
+    counts = [0] * table.n_layers
+    counts[1] = 3
+    channels = [None] * table.n_layers
+    channels[1] = (0, 2, 5)
+    model.set_split(counts, channels)
+    assert torch.nonzero(model.layers()[1].analog).flatten().tolist() == [0, 2, 5]
+    model.set_split(counts)  # by the rule: the 3 least-ternarisation-error channels
+    rule = analog_channels(model.layers()[1].layer.weight, 3)
+    assert torch.equal(model.layers()[1].analog, rule)
+    model.set_split([0] * table.n_layers)
