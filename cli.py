@@ -388,7 +388,17 @@ search_options = bundle(
     click.option("--trials", type=int, default=SearchConfig.trials, show_default=True,
                  help="Complete trials the study should hold (a rerun resumes up to this)."),
     click.option("--engine", default=SearchConfig.engine, show_default=True,
-                 help="Search engine: optuna."),
+                 help="Search engine: optuna (a sampler over the whole space) or odimo "
+                      "(ODiMO's differentiable channel-split search, one trial per "
+                      "--lambdas value, DRAM at nominal)."),
+    click.option("--lambdas", default=None, metavar="L1,L2,...",
+                 help="odimo: cost weights of its loss, dimensionless (the cost is "
+                      "normalised by all-digital) [default: 0.01,0.1,1,10]."),
+    click.option("--dnas-epochs", type=int, default=SearchConfig.dnas_epochs,
+                 show_default=True, help="odimo: supernet search epochs per lambda."),
+    click.option("--odimo-target", type=click.Choice(["latency", "energy"]),
+                 default=SearchConfig.odimo_target, show_default=True,
+                 help="odimo: the cost its loss weighs."),
     click.option("--sampler", default=SearchConfig.sampler, show_default=True,
                  help="Optuna sampler: tpe, nsga2, nsga3, gp, random or qmc."),
     click.option("--seed", type=int, default=SearchConfig.seed, show_default=True,

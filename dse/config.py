@@ -51,6 +51,9 @@ class SearchConfig:
     trials: int = 50
     engine: str = "optuna"
     sampler: str = "tpe"
+    lambdas: str | None = None                # odimo: comma-separated cost weights
+    dnas_epochs: int = 10                     # odimo: supernet search epochs per lambda
+    odimo_target: str = "latency"             # odimo: the cost its loss weighs
     seed: int = 0
     study: str | None = None
     storage: str | None = None

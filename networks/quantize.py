@@ -152,6 +152,9 @@ class DianaLayer(nn.Module):
         self.errors: TensorErrors | None = None
         self._frozen_weight: torch.Tensor | None = None
         self.stored_copy = StoredCopy()  # shared with the other readers of the same input
+        # ODiMO's search: per output channel, the probability of the analog array; the
+        # weight is then the mix of the two quantised weights (None: the ``analog`` split)
+        self.analog_probability: torch.Tensor | None = None
 
     def set_errors(self, errors: TensorErrors | None) -> None:
         self.errors = errors
@@ -171,10 +174,13 @@ class DianaLayer(nn.Module):
             digital_codes, ternary_codes = self._inject_weights(errors, digital_codes,
                                                                 ternary_codes)
         per_channel = (-1,) + (1,) * (weight.dim() - 1)
-        analog = self.analog.reshape(per_channel)
-        target = torch.where(analog, ternary_codes * ternary_scale.reshape(per_channel),
-                             digital_codes * digital_scale)
-        return straight_through(weight, target)
+        analog_weight = straight_through(weight,
+                                         ternary_codes * ternary_scale.reshape(per_channel))
+        digital_weight = straight_through(weight, digital_codes * digital_scale)
+        if self.analog_probability is not None:  # ODiMO: sum_i softmax(alpha / tau)_i Q_i(W)
+            share = self.analog_probability.reshape(per_channel)
+            return share * analog_weight + (1 - share) * digital_weight
+        return torch.where(self.analog.reshape(per_channel), analog_weight, digital_weight)
 
     def _inject_weights(self, errors: TensorErrors, digital: torch.Tensor,
                         analog_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from hw_models.dram import (
     trcd_curve,
     vendor_curve,
 )
-from hw_models.mapping import resolve_split
+from hw_models.mapping import Channels, resolve_split
 from hw_models.partitions import LAYOUTS, WHOLE_DEVICE, named_placement, placement_from_file
 from hw_models.system import DramSetting, SystemCost, system_cost
 from hw_models.traffic import LEVEL_NAMES
@@ -144,8 +144,7 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
                for key in ("cin", "cout", "kx", "ky", "ox", "oy", "groups")},
             "n_digital": int(table.cout[i] - n_analog[i]),
             "n_analog": int(n_analog[i]),
-            "analog_channels": (None if channels is None or channels[i] is None
-                                else list(channels[i])),
+            "analog_channels": _channels_of(channels, i),
             "digital_cycles": float(compute.digital_cycles[i]),
             "analog_cycles": float(compute.analog_cycles[i]),
             "compute_cycles": float(compute.latency_cycles[i]),
@@ -183,6 +182,11 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
         },
         "note": NOT_COSTED_NOTE,
     }
+
+
+def _channels_of(channels: Channels | None, layer: int) -> list[int] | None:
+    chosen = None if channels is None else channels[layer]
+    return None if chosen is None else list(chosen)
 
 
 def costs_are_finite(cost: SystemCost) -> bool:

@@ -26,9 +26,8 @@ from dse.results.confirmation import (
     SETTINGS_ATTR,
     record_of,
 )
-from dse.results.ledger import CONFIG_ATTR, PROBE_SETTINGS_ATTR, objectives_of
+from dse.results.ledger import CONFIG_ATTR, PROBE_SETTINGS_ATTR, objectives_of, trial_candidate
 from dse.results.tables import trials_frame
-from dse.space import decode
 from hw_models.errors import ConfigError
 
 CLAIM_STALE_S = 6 * 3600  # a claim from another host older than this is taken over
@@ -90,7 +89,7 @@ def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEst
             continue
         study.set_user_attr(f"{CLAIM_PREFIX}{number}", {
             "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
-        candidate = decode(trials[number].params, problem.space)
+        candidate = trial_candidate(trials[number], problem.space)
         cost = candidate_cost(candidate, problem)
         with interruptible():
             result = estimator(probe_candidate(candidate, cost))

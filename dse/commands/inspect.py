@@ -33,12 +33,12 @@ from dse.results.ledger import (
     metrics_of,
     objectives_of,
     stored_table,
+    trial_candidate,
     worker_label,
 )
 from dse.results.location import resolve
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
-from dse.space import decode
 from hw_models import ConfigError
 from hw_models.traffic import LEVEL_NAMES
 
@@ -132,7 +132,7 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
         raise ConfigError(f"trial {trial_number} is {trial.state.name}, not COMPLETE")
     config = study.user_attrs[CONFIG_ATTR]
     problem = problem_of(study)
-    candidate = decode(trial.params, problem.space)
+    candidate = trial_candidate(trial, problem.space)
     cost = candidate_cost(candidate, problem)
     table = problem.table
     names = [p.name for p in placement(candidate, problem.device).partitions] \

@@ -81,6 +81,7 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     """Validate everything and build the problem (this trains the checkpoint if needed)."""
     objectives = validate(config)
     engine_for(config, "")  # an unknown engine or sampler fails before any work
+    check_engine_objectives(config, objectives)
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
     study_name, storage_url = study_location(config)
@@ -181,9 +182,39 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
 
 
 def engine_for(config: SearchConfig, storage_url: str) -> Engine:
+    if config.engine == "odimo":
+        from dse.accuracy.probe import resolve_device
+        from dse.engines.odimo import DEFAULT_LAMBDAS
+        weights = DEFAULT_LAMBDAS if config.lambdas is None else parse_floats(
+            config.lambdas, "--lambdas")
+        return make_engine("odimo", cost_weights=weights, dnas_epochs=config.dnas_epochs,
+                           target=config.odimo_target, device=resolve_device(config.device))
     return make_engine(config.engine, sampler=config.sampler, storage_url=storage_url,
                        heartbeat_interval_s=config.heartbeat_interval_s,
                        grace_period_s=config.grace_period_s)
+
+
+def parse_floats(text: str, option: str) -> tuple[float, ...]:
+    """'0.01,0.1, 1' -> (0.01, 0.1, 1.0); one line naming ``option`` on anything else."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return tuple(float(part) for part in parts)
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated numbers, not '{text}'") from None
+
+
+ENGINE_OBJECTIVES = {"odimo": "accuracy with latency and/or energy (its search trains on the "
+                              "probe's data and weighs one cost)"}
+
+
+def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -> None:
+    """An engine that cannot serve the objectives is refused, saying which it serves."""
+    if config.engine == "odimo" and ("accuracy" not in objectives
+                                     or config.accuracy_estimator is not None):
+        raise ConfigError(f"--engine odimo serves {ENGINE_OBJECTIVES['odimo']}; not "
+                          f"'{config.objectives}'"
+                          + (" with --accuracy-estimator" if config.accuracy_estimator
+                             else ""))
 
 
 def run_search(prepared: Prepared, *, progress: Progress | None = None,

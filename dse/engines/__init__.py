@@ -84,4 +84,9 @@ def _optuna(**settings: Any) -> Engine:
     return OptunaEngine(**settings)
 
 
-_FACTORIES: dict[str, Callable[..., Engine]] = {"optuna": _optuna}
+def _odimo(**settings: Any) -> Engine:
+    from dse.engines.odimo import OdimoEngine
+    return OdimoEngine(**settings)
+
+
+_FACTORIES: dict[str, Callable[..., Engine]] = {"optuna": _optuna, "odimo": _odimo}

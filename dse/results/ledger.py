@@ -8,6 +8,7 @@ settings it is bound to. Attribute keys are named here and nowhere else.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from typing import Any, Sequence
@@ -23,7 +24,9 @@ from dse.space import (
     TRCD_STEP_NS,
     VDD_STEP_MV,
     Candidate,
+    SearchSpace,
     at_point,
+    decode,
     encode,
     nominal_candidate,
     param_distributions,
@@ -49,6 +52,9 @@ METRICS_ATTR = "metrics"              # measured values, timings and constraints
 BASELINE_ATTR = "baseline"            # the baseline mapping's name
 SAFE_DRAM_ATTR = "safe_dram_of"       # the baseline this is at its lowest safe DRAM point
 SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, in_dram}: that point, and why safe
+CHANNELS_ATTR = "analog_channels"     # per layer: the analog channel indices an engine chose
+ODIMO_LAMBDA_ATTR = "odimo_lambda"    # the cost weight of the ODiMO search behind the trial
+ODIMO_SEARCH_ATTR = "odimo_search"    # that search's epochs, best epoch, samples, seconds
 WORKER_ATTR = "worker"                # host, pid, pid namespace, threads
 ENGINE_ATTR = "engine"                # the engine that proposed the candidate
 FAIL_REASON_ATTR = "fail_reason"
@@ -212,8 +218,15 @@ class Ledger:
         space = self.problem.space
         params = encode(candidate, space)
         every = param_distributions(space)
+        for key, value in params.items():  # a count off the search's grid (ODiMO's argmax)
+            if not every[key]._contains(every[key].to_internal_repr(value)):
+                every[key] = optuna.distributions.IntDistribution(every[key].low,
+                                                                  every[key].high)
         user_attrs = {**(attrs or {}), ENGINE_ATTR: engine, WORKER_ATTR: worker_identity(),
                       METRICS_ATTR: metrics_record(evaluation)}
+        if candidate.analog_channels is not None:
+            user_attrs[CHANNELS_ATTR] = [None if chosen is None else list(chosen)
+                                         for chosen in candidate.analog_channels]
         # create_trial takes constraints= only from Optuna 5 on
         extra: dict[str, Any] = (
             {"constraints": evaluation.constraints} if HAS_SET_CONSTRAINT else {})
@@ -223,6 +236,17 @@ class Ledger:
             **extra)
         self.study.add_trial(trial)
         return self.study.get_trials(deepcopy=False)[-1]
+
+
+def trial_candidate(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> Candidate:
+    """The candidate a trial measured: its parameters, and the analog channels an engine
+    chose, where it stored them."""
+    candidate = decode(trial.params, space)
+    chosen = trial.user_attrs.get(CHANNELS_ATTR)
+    if chosen is None:
+        return candidate
+    return dataclasses.replace(candidate, analog_channels=tuple(
+        None if entry is None else tuple(int(c) for c in entry) for entry in chosen))
 
 
 def objectives_of(study: optuna.Study) -> list[str]:

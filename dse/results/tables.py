@@ -27,6 +27,7 @@ from dse.results.ledger import (
     CONFIG_ATTR,
     ENGINE_ATTR,
     METRICS_ATTR,
+    ODIMO_LAMBDA_ATTR,
     SAFE_DRAM_ATTR,
     SAFE_POINT_ATTR,
     TEST_ACCURACY_ATTR,
@@ -58,6 +59,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["is_baseline"] = BASELINE_ATTR in attrs
         row["baseline"] = attrs.get(BASELINE_ATTR, "")
         row["safe_dram_of"] = attrs.get(SAFE_DRAM_ATTR, "")
+        row["odimo_lambda"] = attrs.get(ODIMO_LAMBDA_ATTR, np.nan)
         row["engine"] = attrs.get(ENGINE_ATTR, "optuna")
         row["probed"] = attrs.get("probed", False)
         row["feasible"] = feasible(trial)
@@ -236,8 +238,8 @@ def claims_summary(study: optuna.Study, frame: pd.DataFrame, *, objectives: list
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    keep = ["trial", "baseline", *METRICS, *ACCURACY_STATS, *TEST_STATS, "feasible",
-            "is_pareto_robust"]
+    keep = ["trial", "baseline", "safe_dram_of", "engine", "odimo_lambda", *METRICS,
+            *ACCURACY_STATS, *TEST_STATS, "feasible", "is_pareto_robust"]
     subset = frame[[c for c in keep if c in frame.columns]]
     return json.loads(subset.to_json(orient="records"))
 

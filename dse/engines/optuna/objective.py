@@ -29,7 +29,7 @@ from dse.space import suggest_candidate
 
 def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *,
                    budget: int | None = None, guard: SignalGuard | None = None,
-                   worker: dict | None = None
+                   worker: dict | None = None, engine: str = "optuna"
                    ) -> Callable[[optuna.trial.Trial], list[float]]:
     """The Optuna objective; with a ``budget``, a trial that would exceed the study's total of
     complete trials is pruned before any work (marked ``surplus``). ``worker`` (default: this
@@ -43,7 +43,7 @@ def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *,
         with batched(trial.study) as collecting:
             try:
                 trial.set_user_attr(WORKER_ATTR, worker or worker_identity())
-                trial.set_user_attr(ENGINE_ATTR, "optuna")
+                trial.set_user_attr(ENGINE_ATTR, engine)
                 surplus = budget is not None and ahead_of(trial) >= budget
                 if surplus:
                     trial.set_user_attr(SURPLUS_ATTR, True)

@@ -27,3 +27,50 @@ def test_engines_by_name():
         make_engine("annealing")
     with pytest.raises(ConfigError, match="unknown sampler"):
         make_engine("optuna", sampler="nope")
+
+
+def stub_searcher(weight: float):
+    """A stand-in for the supernet search on the toy network: a larger lambda puts a larger
+    share of every layer's channels on the analog array (counts off the 16-channel grid)."""
+    from dse.engines.odimo import SplitChoice
+    from dse.engines.testing import TOY_LAYERS
+    counts, channels = [], []
+    for layer in TOY_LAYERS:
+        capable = layer["kind"] in ("conv", "linear")
+        count = round(layer["cout"] * weight / (1 + weight)) if capable else 0
+        counts.append(count)
+        channels.append(tuple(range(count)) if capable else None)
+    return SplitChoice(tuple(counts), tuple(channels), {"stub": True})
+
+
+class TestOdimoEngine(EngineContract):
+    def make_engine(self, storage_url: str):
+        from dse.engines.odimo import OdimoEngine
+        return OdimoEngine(cost_weights=(0.1, 1.0, 10.0), searcher=stub_searcher)
+
+
+def test_odimo_records_one_trial_per_lambda_with_its_channels(tmp_path):
+    from dse.engines.testing import toy_problem
+    from dse.results.ledger import ODIMO_LAMBDA_ATTR as LAMBDA_ATTR
+    from dse.results.ledger import trial_candidate
+    contract = TestOdimoEngine()
+    study, _ = contract._run(tmp_path, trials=11)  # 8 queued + 3 lambdas
+    own = [t for t in contract._complete(study) if LAMBDA_ATTR in t.user_attrs]
+    assert [t.user_attrs[LAMBDA_ATTR] for t in own] == [0.1, 1.0, 10.0]
+    assert all(t.user_attrs["engine"] == "odimo" for t in contract._complete(study))
+    space = toy_problem().space
+    first = trial_candidate(own[0], space)
+    assert first.n_analog == (1, 0, 3, 6, 1)  # round(cout / 11): off the 16-channel grid
+    assert first.analog_channels[3] == tuple(range(6)) and first.analog_channels[1] is None
+    assert first.vdd_v == (1.1,)  # ODiMO does not model DRAM: nominal
+    study, _ = contract._run(tmp_path, trials=11)  # a rerun measures nothing again
+    assert len(contract._complete(study)) == 11
+
+
+def test_odimo_bad_settings_are_one_line():
+    from dse.engines.odimo import OdimoEngine
+    for settings, message in [({"cost_weights": ()}, "--lambdas is empty"),
+                              ({"cost_weights": (-1.0,)}, ">= 0"),
+                              ({"dnas_epochs": 0}, "--dnas-epochs must be >= 1")]:
+        with pytest.raises(ConfigError, match=message):
+            OdimoEngine(**settings)

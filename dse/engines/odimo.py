@@ -1,0 +1,113 @@
+"""``--engine odimo``: ODiMO's differentiable channel-split search, one trial per lambda.
+
+For each cost weight lambda of the grid (ascending), ``networks.odimo.odimo_search`` trains
+the supernet from the baseline checkpoint and keeps each channel's argmax; the split, with
+the DRAM at its nominal point (ODiMO does not model DRAM), is then measured by the study's
+own accuracy estimator and cost model, as every engine's candidates are, and recorded with
+``engine = odimo``, its lambda, the channels chosen and the search's own numbers. The
+study's queued baselines run first. A rerun skips the lambdas already measured.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from dse.engines import EngineJob
+from dse.engines.queued import budget_left, complete_count, run_queued
+from dse.evaluate import evaluate
+from dse.results.ledger import ODIMO_LAMBDA_ATTR as LAMBDA_ATTR
+from dse.results.ledger import ODIMO_SEARCH_ATTR as SEARCH_ATTR
+from dse.space import at_point
+from hw_models.errors import ConfigError
+
+DEFAULT_LAMBDAS = (0.01, 0.1, 1.0, 10.0)  # dimensionless: the cost is normalised
+DEFAULT_DNAS_EPOCHS = 10
+
+
+@dataclass(frozen=True)
+class SplitChoice:
+    """What one search chose: counts, channels and its own record."""
+
+    n_analog: tuple[int, ...]
+    analog_channels: tuple[tuple[int, ...] | None, ...]
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+Searcher = Callable[[float], SplitChoice]
+
+
+@dataclass
+class OdimoEngine:
+    """ODiMO over the lambda grid ``cost_weights``; ``searcher`` replaces the supernet search
+    (tests: a stub), else it is built from the probe's checkpoint and data."""
+
+    cost_weights: tuple[float, ...] = DEFAULT_LAMBDAS
+    dnas_epochs: int = DEFAULT_DNAS_EPOCHS
+    target: str = "latency"
+    searcher: Searcher | None = None
+    device: str = "cpu"
+    name: str = "odimo"
+
+    def __post_init__(self) -> None:
+        check_settings(self.cost_weights, self.dnas_epochs, self.target)
+
+    def run(self, job: EngineJob) -> None:
+        ran = run_queued(job, self.name)
+        search = self.searcher or self._probe_searcher(job)
+        study = job.ledger.study
+        measured = {t.user_attrs.get(LAMBDA_ATTR) for t in study.get_trials(deepcopy=False)
+                    if t.state.name == "COMPLETE"}
+        for weight in sorted(self.cost_weights):
+            if weight in measured:
+                continue
+            if not budget_left(job, ran):
+                break
+            with job.guard.interruptible():
+                choice = search(weight)
+            candidate = dataclasses.replace(
+                at_point(job.problem.space, choice.n_analog, None),
+                analog_channels=choice.analog_channels)
+            with job.guard.interruptible():
+                evaluation = evaluate(candidate, job.problem, job.accuracy)
+            job.guard.hold()
+            job.ledger.record(candidate, evaluation, engine=self.name,
+                              attrs={LAMBDA_ATTR: weight, SEARCH_ATTR: choice.record})
+            ran += 1
+            if job.progress is not None:
+                job.progress(complete_count(study), job.budget.total_trials,
+                             f"lambda {weight:g} measured")
+            job.guard.check()
+
+    def _probe_searcher(self, job: EngineJob) -> Searcher:
+        """The real search, on the probe's checkpoint and training data."""
+        setup = getattr(getattr(job.accuracy, "estimator", None), "setup", None)
+        if setup is None:
+            raise ConfigError("--engine odimo trains on the probe's data: it needs accuracy "
+                              "among the objectives and the built-in probe (not "
+                              "--accuracy-estimator)")
+        from networks.odimo import OdimoConfig, odimo_search
+
+        problem = job.problem
+
+        def search(weight: float) -> SplitChoice:
+            config = OdimoConfig(cost_weight=weight, epochs=self.dnas_epochs,
+                                 target=self.target, seed=job.seed)
+            result = odimo_search(setup.checkpoint, setup.bundle, problem.table, problem.soc,
+                                  config, device=setup.device)
+            return SplitChoice(result.n_analog, result.analog_channels, {
+                "target": self.target, "epochs": self.dnas_epochs,
+                "best_epoch": result.best_epoch, "samples": result.samples,
+                "seconds": result.seconds, "history": result.history})
+        return search
+
+
+def check_settings(cost_weights: tuple[float, ...], dnas_epochs: int, target: str) -> None:
+    if not cost_weights:
+        raise ConfigError("--lambdas is empty: give at least one cost weight")
+    if any(not weight >= 0 for weight in cost_weights):
+        raise ConfigError("--lambdas must be numbers >= 0")
+    if dnas_epochs < 1:
+        raise ConfigError("--dnas-epochs must be >= 1")
+    if target not in ("latency", "energy"):
+        raise ConfigError(f"--odimo-target must be latency or energy, not '{target}'")

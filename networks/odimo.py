@@ -1,0 +1,192 @@
+"""ODiMO's differentiable channel-split search (Risso et al., ISLPED 2023), as its public code
+does it for DIANA (eml-eda/odimo; shared research note odimo_diana.md, section 2).
+
+Every conv / linear layer the analog array can run holds, per output channel, two logits
+``alpha`` (digital, analog), equal at the start; its weight is the
+``softmax(alpha / tau)``-weighted mix of the 8-bit digital and the ternary analog quantised
+weight (plain softmax, no Gumbel noise); depthwise layers stay digital. The loss is
+
+    cross-entropy + lambda * cost(alpha) / cost(all digital)
+
+with the cost (latency or energy) of ``networks.diana_cost`` at the effective channel
+counts ``sum_c softmax(alpha / tau)[analog, c]``, so ``lambda`` is dimensionless. Each batch
+takes one step of SGD on the weights (lr 1e-3, momentum 0.9, weight decay 1e-4), Adam on the
+logits (lr 1e-3) and SGD on the activation clips (lr 1e-5); ``tau`` starts at 1 and is
+multiplied by exp(-0.045) after every epoch. The epoch with the lowest validation loss is
+kept, and each channel goes to the core with the larger logit (a tie: digital).
+
+The search starts from the baseline checkpoint and never sees DRAM errors (ODiMO does not
+model DRAM). Its split is then fine-tuned and measured by the probe like every other
+candidate: the search's own weights are not kept.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from hw_models.soc import Soc
+from hw_models.workload import LayerTable
+from networks.datasets import DataBundle
+from networks.diana_cost import LayerColumns, split_cost
+from networks.train import Checkpoint
+
+COST_TARGETS = ("latency", "energy")
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class OdimoConfig:
+    """One search (ODiMO's settings for DIANA; epochs and batch chosen for CPU budgets)."""
+
+    cost_weight: float              # lambda, dimensionless (the cost is normalised)
+    epochs: int = 10
+    target: str = "latency"         # latency | energy
+    batch_size: int = 64
+    weight_lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    alpha_lr: float = 1e-3
+    clip_lr: float = 1e-5
+    tau_decay_per_epoch: float = 0.045
+    seed: int = 0
+
+
+@dataclass
+class OdimoResult:
+    """The discretised split and how the search went.
+
+    Attributes:
+        n_analog: analog output channels per layer (table order).
+        analog_channels: per layer, which channels (None for digital-only layers).
+        best_epoch: the kept epoch (1-based).
+        history: per epoch, tau, validation cross-entropy, normalised cost, analog share.
+        samples: training samples processed (the compute budget measure).
+        seconds: wall time of the search.
+    """
+
+    n_analog: tuple[int, ...]
+    analog_channels: tuple[tuple[int, ...] | None, ...]
+    best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    samples: int = 0
+    seconds: float = 0.0
+
+
+def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, soc: Soc,
+                 config: OdimoConfig, *, device: str = "cpu",
+                 progress: Progress | None = None) -> OdimoResult:
+    """Run one ODiMO search and discretise it (see the module docstring)."""
+    if config.target not in COST_TARGETS:
+        raise ValueError(f"target must be one of {COST_TARGETS}")
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = checkpoint.build().to(device)
+    model.set_split([0] * table.n_layers)
+    layers = model.layers()
+    searched = [i for i in range(table.n_layers) if table.analog_capable[i]]
+    alphas = {i: torch.zeros(2, int(table.cout[i]), device=device, requires_grad=True)
+              for i in searched}
+    columns = LayerColumns.of(table, device)
+    reference = _cost(torch.zeros(table.n_layers, dtype=torch.float64, device=device),
+                      columns, soc, config.target).detach()
+    clips = [p for name, p in model.named_parameters() if name.endswith("input_quantizer.clip")]
+    clip_ids = {id(p) for p in clips}
+    weights = [p for p in model.parameters() if id(p) not in clip_ids]
+    optimizers = [
+        torch.optim.SGD(weights, lr=config.weight_lr, momentum=config.momentum,
+                        weight_decay=config.weight_decay),
+        torch.optim.Adam(list(alphas.values()), lr=config.alpha_lr),
+        torch.optim.SGD(clips, lr=config.clip_lr),
+    ]
+    tau = 1.0
+    best = (math.inf, 0, {i: a.detach().clone() for i, a in alphas.items()})
+    history = []
+    samples = 0
+    steps_per_epoch = bundle.num_batches("train", config.batch_size)
+    total = config.epochs * steps_per_epoch
+
+    def relaxed_cost() -> torch.Tensor:
+        shares = {}
+        for i, alpha in alphas.items():
+            share = torch.softmax(alpha / tau, dim=0)[1]
+            layers[i].analog_probability = share
+            shares[i] = share
+        counts = torch.stack([shares[i].sum().double() if i in shares
+                              else torch.zeros((), dtype=torch.float64, device=device)
+                              for i in range(table.n_layers)])
+        return _cost(counts, columns, soc, config.target) / reference
+
+    try:
+        for epoch in range(config.epochs):
+            model.train()
+            for step, (images, labels) in enumerate(bundle.batches(
+                    "train", config.batch_size, shuffle=True, augment=True, device=device,
+                    seed=config.seed * 100_003 + epoch)):
+                cost = relaxed_cost()
+                loss = F.cross_entropy(model(images), labels) + config.cost_weight * cost
+                for optimizer in optimizers:
+                    optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                for optimizer in optimizers:
+                    optimizer.step()
+                samples += len(labels)
+                if progress is not None:
+                    progress(epoch * steps_per_epoch + step + 1, total,
+                             f"lambda {config.cost_weight:g}, tau {tau:.3f}, "
+                             f"cost {float(cost):.3f} of all-digital")
+            tau *= math.exp(-config.tau_decay_per_epoch)
+            val_ce, cost_now = _validate(model, bundle, relaxed_cost, device)
+            share = float(sum(torch.softmax(a.detach() / tau, dim=0)[1].sum()
+                              for a in alphas.values())
+                          / max(1, sum(a.shape[1] for a in alphas.values())))
+            history.append({"epoch": epoch + 1, "tau": tau, "val_cross_entropy": val_ce,
+                            "cost_of_all_digital": cost_now, "analog_share": share})
+            val_loss = val_ce + config.cost_weight * cost_now
+            if val_loss < best[0]:
+                best = (val_loss, epoch + 1, {i: a.detach().clone() for i, a in alphas.items()})
+    finally:
+        for layer in layers:
+            layer.analog_probability = None
+    n_analog, channels = discretise(best[2], table.n_layers)
+    return OdimoResult(n_analog, channels, best[1], history, samples,
+                       time.perf_counter() - start)
+
+
+def discretise(alphas: dict[int, torch.Tensor], n_layers: int
+               ) -> tuple[tuple[int, ...], tuple[tuple[int, ...] | None, ...]]:
+    """Each channel to the core with the larger logit (a tie: digital)."""
+    counts, channels = [0] * n_layers, [None] * n_layers  # type: list[int], list
+    for i, alpha in alphas.items():
+        chosen = torch.nonzero(alpha[1] > alpha[0]).flatten().tolist()
+        counts[i] = len(chosen)
+        channels[i] = tuple(int(c) for c in chosen)
+    return tuple(counts), tuple(channels)
+
+
+def _cost(counts: torch.Tensor, columns: LayerColumns, soc: Soc, target: str) -> torch.Tensor:
+    latency, energy = split_cost(counts, columns, soc)
+    return (latency if target == "latency" else energy).sum()
+
+
+@torch.no_grad()
+def _validate(model, bundle: DataBundle, relaxed_cost: Callable[[], torch.Tensor],
+              device: str) -> tuple[float, float]:
+    """Validation cross-entropy of the relaxed network and its normalised cost."""
+    model.eval()
+    cost = float(relaxed_cost())
+    total, count = 0.0, 0
+    for images, labels in bundle.batches("val", 256, shuffle=False, device=device):
+        total += float(F.cross_entropy(model(images), labels, reduction="sum"))
+        count += len(labels)
+    return total / max(count, 1), cost
+
+
+def default_cost_weights() -> tuple[float, ...]:
+    """The default lambda grid: log-spaced over three decades (dimensionless)."""
+    return tuple(float(v) for v in np.logspace(-2, 1, 4))
