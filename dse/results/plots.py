@@ -39,8 +39,11 @@ def pairwise_front(frame: pd.DataFrame, x: str, y: str, color: str | None, out_d
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     done = frame[frame["state"] == "COMPLETE"]
     feasible = done[done["feasible"]]
-    axes.scatter(scaled(done, x), scaled(done, y), s=10, c="0.8", label="trials",
-                 rasterized=True)  # thousands of points: one image in the SVG
+    engines = by_engine(done)
+    for engine, part in engines:  # thousands of points: one image in the SVG
+        axes.scatter(scaled(part, x), scaled(part, y), s=10, c="0.8", rasterized=True,
+                     marker=ENGINE_MARKERS.get(engine, "P"),
+                     label="trials" if len(engines) == 1 else f"trials ({engine})")
     front = feasible[feasible["is_pareto"]].sort_values(x)
     if "is_pareto_robust" in feasible:
         near = feasible[feasible["is_pareto_robust"] & ~feasible["is_pareto"]]
@@ -49,10 +52,17 @@ def pairwise_front(frame: pd.DataFrame, x: str, y: str, color: str | None, out_d
                          edgecolors="tab:blue", linewidths=0.8, zorder=2,
                          label="within the accuracy interval of the front")
     error_bars(axes, front, x, y)
-    style = {"c": scaled(front, color), "cmap": "viridis"} if color else {"c": "tab:blue"}
-    points = axes.scatter(scaled(front, x), scaled(front, y), s=36, edgecolors="k",
-                          label="Pareto front", zorder=3, **style)
-    if color and len(front):
+    shade = scaled(front, color) if color else None
+    points = None
+    for engine, part in by_engine(front):
+        style = ({"c": scaled(part, color), "cmap": "viridis", "vmin": np.nanmin(shade),
+                  "vmax": np.nanmax(shade)} if color and shade is not None and len(shade)
+                 else {"c": "tab:blue"})
+        points = axes.scatter(scaled(part, x), scaled(part, y), s=36, edgecolors="k",
+                              marker=ENGINE_MARKERS.get(engine, "P"), zorder=3,
+                              label="Pareto front" if len(engines) == 1
+                              else f"Pareto front ({engine})", **style)
+    if color and len(front) and points is not None:
         figure.colorbar(points, ax=axes, label=AXES[color][0])
     for _, base in done[done["is_baseline"]].iterrows():
         axes.scatter(base[x] * AXES[x][1], base[y] * AXES[y][1], marker="*", s=160,
@@ -64,6 +74,17 @@ def pairwise_front(frame: pd.DataFrame, x: str, y: str, color: str | None, out_d
     axes.legend(loc="best", fontsize=8)
     axes.grid(alpha=0.3)
     return save(figure, out_dir, f"front_{x}_{y}")
+
+
+ENGINE_MARKERS = {"optuna": "o", "odimo": "s", "eden": "^", "odimo+eden": "D"}
+
+
+def by_engine(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The rows grouped by the engine that proposed them (all one group in studies that
+    predate the column)."""
+    if "engine" not in rows or not len(rows):
+        return [("optuna", rows)]
+    return [(str(engine), part) for engine, part in rows.groupby("engine", sort=True)]
 
 
 def error_bars(axes: plt.Axes, rows: pd.DataFrame, x: str, y: str) -> None:
