@@ -388,14 +388,19 @@ search_options = bundle(
     click.option("--trials", type=int, default=SearchConfig.trials, show_default=True,
                  help="Complete trials the study should hold (a rerun resumes up to this)."),
     click.option("--engine", default=SearchConfig.engine, show_default=True,
-                 help="Search engine: optuna (a sampler over the whole space) or odimo "
+                 help="Search engine: optuna (a sampler over the whole space), odimo "
                       "(ODiMO's differentiable channel-split search, one trial per "
-                      "--lambdas value, DRAM at nominal)."),
+                      "--lambdas value, DRAM at nominal) or eden (EDEN's tolerance "
+                      "characterisation and mapping of data to DRAM partitions, per "
+                      "--mapping split)."),
     click.option("--lambdas", default=None, metavar="L1,L2,...",
                  help="odimo: cost weights of its loss, dimensionless (the cost is "
                       "normalised by all-digital) [default: 0.01,0.1,1,10]."),
     click.option("--dnas-epochs", type=int, default=SearchConfig.dnas_epochs,
                  show_default=True, help="odimo: supernet search epochs per lambda."),
+    click.option("--mapping", default=None, metavar="SPEC",
+                 help="eden: the split to map (a heuristic name or a mapping JSON file) "
+                      "[default: each of the four baselines]."),
     click.option("--odimo-target", type=click.Choice(["latency", "energy"]),
                  default=SearchConfig.odimo_target, show_default=True,
                  help="odimo: the cost its loss weighs."),
@@ -575,6 +580,24 @@ def status(target: str | None, storage: str | None, study_name: str | None, resu
     report = status_report(target, storage=storage, study_name=study_name,
                            results_dir=results_dir)
     echo_json(report) if as_json else click.echo(status_text(report))
+
+
+@cli.command()
+@click.argument("target", required=False)
+@study_location_options
+@json_option
+def tolerance(target: str | None, storage: str | None, study_name: str | None,
+              results_dir: str, as_json: bool) -> None:
+    """Error tolerance per data type that --engine eden characterised in a study.
+
+    TARGET is a study name (under --results-dir) or its results folder.
+    """
+    from dse.commands.inspect import tolerance_report
+    from dse.commands.text import tolerance_text
+
+    report = tolerance_report(target, storage=storage, study_name=study_name,
+                              results_dir=results_dir)
+    echo_json(report) if as_json else click.echo(tolerance_text(report))
 
 
 @cli.command("repair-journal")

@@ -54,6 +54,7 @@ class SearchConfig:
     lambdas: str | None = None                # odimo: comma-separated cost weights
     dnas_epochs: int = 10                     # odimo: supernet search epochs per lambda
     odimo_target: str = "latency"             # odimo: the cost its loss weighs
+    mapping: str | None = None                # eden: the split to map (None: the baselines)
     seed: int = 0
     study: str | None = None
     storage: str | None = None

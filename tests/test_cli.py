@@ -337,11 +337,17 @@ def test_train_caches_the_checkpoint(synthetic_results):
 
 
 @pytest.mark.slow
-def test_probe_json_contract(synthetic_results):
+def test_probe_json_contract(synthetic_results, tmp_path):
+    from hw_models.soc import PRESET_DIR
     results, _ = synthetic_results
+    # ResNet8's weights stay in DIANA's L2 (no DRAM error): a preset that streams them
+    streaming = tmp_path / "streaming.toml"
+    streaming.write_text((PRESET_DIR / "diana.toml").read_text().replace(
+        '[memory.weights_resident]\nvalue = "auto"', "[memory.weights_resident]\nvalue = false"))
     result = run("probe", "--dataset", "synthetic", "--epochs", "2", "--results-dir",
                  str(results), "--mapping", "all-analog", "--vdd", "0.85", "--steps", "2",
-                 "--finetune-seeds", "2", "--error-seeds", "2", "--json")
+                 "--finetune-seeds", "2", "--error-seeds", "2", "--hw", str(streaming),
+                 "--json")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"network", "dataset", "mapping", "accuracy", "accuracy_std", "accuracy_ci_low",

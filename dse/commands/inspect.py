@@ -27,6 +27,8 @@ from dse.results.files import check_writable_folder
 from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
+    EDEN_ATTR,
+    EDEN_TOLERANCE_ATTR,
     TEST_ACCURACY_ATTR,
     WORKER_ATTR,
     constraints_of,
@@ -195,6 +197,31 @@ def problem_of(study: optuna.Study) -> Problem:
                          ber_quantile=config.get("ber_quantile", "mean"),
                          objectives=tuple(objectives_of(study)) or ("latency",),
                          table=stored_table(study), partitions=config.get("partitions", 1))
+
+
+def tolerance_report(target: str | None, *, storage: str | None, study_name: str | None,
+                     results_dir: str) -> dict[str, Any]:
+    """The error tolerance EDEN characterised, per split: the coarse BER (all data at once)
+    and the fine BER per data type; and the trial of each split's mapping."""
+    url, name, _ = locate(target, storage=storage, study_name=study_name,
+                          results_dir=results_dir)
+    study = load(url, name)
+    tolerance = study.user_attrs.get(EDEN_TOLERANCE_ATTR)
+    if not tolerance:
+        raise ConfigError(f"study '{name}' has no EDEN characterisation (run dse search "
+                          "--engine eden on it)")
+    trials = {t.user_attrs[EDEN_ATTR]["mapping"]: t for t in study.get_trials(deepcopy=False)
+              if EDEN_ATTR in t.user_attrs}
+    splits = []
+    for mapping, record in tolerance.items():
+        trial = trials.get(mapping)
+        eden = trial.user_attrs[EDEN_ATTR] if trial is not None else {}
+        splits.append({"mapping": mapping, **record,
+                       "trial": None if trial is None else trial.number,
+                       "partition_ber_budgets": eden.get("partition_ber_budgets"),
+                       "target_met": eden.get("target_met"),
+                       "tightened": eden.get("tightened"), "probes": eden.get("probes")})
+    return {"study": name, "splits": splits}
 
 
 def status_report(target: str | None, *, storage: str | None, study_name: str | None,

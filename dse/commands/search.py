@@ -49,6 +49,7 @@ from dse.signals import SignalGuard, Terminated
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import ConfigError, load_soc
 from hw_models.dram import dram_preset_path
+from hw_models.mapping import resolve_split
 
 # written into the results folder before the first trial (checked before training)
 STUDY_FILES = ("config.json", "runs.jsonl")
@@ -84,6 +85,9 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     check_engine_objectives(config, objectives)
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
+    if config.engine == "eden" and dram_name == "none":
+        raise ConfigError("--engine eden maps data to DRAM partitions: it needs a DRAM "
+                          "device, not --dram none")
     study_name, storage_url = study_location(config)
     out_dir = Path(config.results_dir) / study_name
     check_writable_folder(out_dir, what="results folder", hint="pass another --results-dir")
@@ -107,6 +111,8 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     else:
         check_storage_file(database, storage_url)
     check_costs(problem)  # a preset whose costs overflow fails before training
+    if config.mapping is not None:  # a bad --mapping fails before training
+        resolve_split(config.mapping, problem.table, problem.soc)
     accuracy, test_estimator, checkpoint_sha256 = None, None, None
     if problem.needs_accuracy:
         accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(config, problem,
@@ -182,6 +188,8 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
 
 
 def engine_for(config: SearchConfig, storage_url: str) -> Engine:
+    if config.engine == "eden":
+        return make_engine("eden", mappings=() if config.mapping is None else (config.mapping,))
     if config.engine == "odimo":
         from dse.accuracy.probe import resolve_device
         from dse.engines.odimo import DEFAULT_LAMBDAS
@@ -204,11 +212,19 @@ def parse_floats(text: str, option: str) -> tuple[float, ...]:
 
 
 ENGINE_OBJECTIVES = {"odimo": "accuracy with latency and/or energy (its search trains on the "
-                              "probe's data and weighs one cost)"}
+                              "probe's data and weighs one cost)",
+                     "eden": "accuracy with latency and/or energy, on a DRAM device (it "
+                             "characterises error tolerance by accuracy)"}
 
 
 def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -> None:
     """An engine that cannot serve the objectives is refused, saying which it serves."""
+    if config.engine == "eden" and "accuracy" not in objectives:
+        raise ConfigError(f"--engine eden serves {ENGINE_OBJECTIVES['eden']}; not "
+                          f"'{config.objectives}'")
+    if config.mapping is not None and config.engine != "eden":
+        raise ConfigError("--mapping names the split --engine eden maps; the other engines "
+                          "search the split")
     if config.engine == "odimo" and ("accuracy" not in objectives
                                      or config.accuracy_estimator is not None):
         raise ConfigError(f"--engine odimo serves {ENGINE_OBJECTIVES['odimo']}; not "

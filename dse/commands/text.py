@@ -352,3 +352,20 @@ def repair_text(report: dict[str, Any]) -> str:
                       f"kept {report['records']} complete records; the original is in "
                       f"{report['backup']}",
                       f"the journal reads again: {studies}"])
+
+
+def tolerance_text(report: dict[str, Any]) -> str:
+    """Per split: the coarse tolerable BER, then each data type's (fine), as EDEN measured."""
+    lines = [f"study {report['study']}: error tolerance (largest BER meeting the accuracy "
+             "target, paired drop)"]
+    for split in report["splits"]:
+        state = ("" if split.get("trial") is None else
+                 f"; mapped in trial {split['trial']}"
+                 + ("" if split.get("target_met") else " (target missed: nominal DRAM)")
+                 + (f", tightened {split['tightened']}x" if split.get("tightened") else ""))
+        lines.append(f"{split['mapping']}: coarse {split['coarse_ber']:.2e}{state}")
+        if not split["fine_ber"]:
+            lines.append("  (no data of this split lives in DRAM)")
+        for name, ber in sorted(split["fine_ber"].items(), key=lambda item: item[1]):
+            lines.append(f"  {ber:.2e}  {name}")
+    return "\n".join(lines)

@@ -89,4 +89,10 @@ def _odimo(**settings: Any) -> Engine:
     return OdimoEngine(**settings)
 
 
-_FACTORIES: dict[str, Callable[..., Engine]] = {"optuna": _optuna, "odimo": _odimo}
+def _eden(**settings: Any) -> Engine:
+    from dse.engines.eden import EdenEngine
+    return EdenEngine(**settings)
+
+
+_FACTORIES: dict[str, Callable[..., Engine]] = {"optuna": _optuna, "odimo": _odimo,
+                                                 "eden": _eden}

@@ -47,6 +47,7 @@ PROBE_SETTINGS_ATTR = "dse:probe-settings"       # the search's probe (dse confi
 CONFIRM_SETTINGS_ATTR = "dse:confirm-settings"   # the settings the confirmations count under
 CONFIRMED_PREFIX = "dse:confirmed:"              # + trial number: its test-split confirmation
 CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, time} measuring it
+EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # mapping -> {coarse_ber, fine_ber, data}
 # trial user attributes
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
 BASELINE_ATTR = "baseline"            # the baseline mapping's name
@@ -55,6 +56,7 @@ SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, in_dram}: that point, a
 CHANNELS_ATTR = "analog_channels"     # per layer: the analog channel indices an engine chose
 ODIMO_LAMBDA_ATTR = "odimo_lambda"    # the cost weight of the ODiMO search behind the trial
 ODIMO_SEARCH_ATTR = "odimo_search"    # that search's epochs, best epoch, samples, seconds
+EDEN_ATTR = "eden"                    # the split EDEN mapped, its partition budgets, probes
 WORKER_ATTR = "worker"                # host, pid, pid namespace, threads
 ENGINE_ATTR = "engine"                # the engine that proposed the candidate
 FAIL_REASON_ATTR = "fail_reason"

@@ -6,7 +6,14 @@ from typing import Any
 
 import optuna
 
-from dse.results.ledger import CONFIG_ATTR, objectives_of, stored_table
+from dse.results.files import write_json
+from dse.results.ledger import (
+    CONFIG_ATTR,
+    EDEN_ATTR,
+    EDEN_TOLERANCE_ATTR,
+    objectives_of,
+    stored_table,
+)
 from dse.results.plots import write_plots
 from dse.results.tables import trials_frame, write_tables
 from hw_models.errors import ConfigError
@@ -22,7 +29,25 @@ def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
     summary["plots"] = [str(p) for p in write_plots(frame, objectives_of(study),
                                                     layer_channels(study), out_dir,
                                                     x=x, y=y, color=color)]
+    summary["eden_files"] = [str(p) for p in write_eden_files(study, out_dir)]
     return summary
+
+
+def write_eden_files(study: optuna.Study, out_dir: Path) -> list[Path]:
+    """``tolerance.json`` (every split EDEN characterised) and, per EDEN trial,
+    ``eden_partitions_trial<N>.json``, a partitions file for ``dse cost/probe``."""
+    written = []
+    tolerance = study.user_attrs.get(EDEN_TOLERANCE_ATTR)
+    if tolerance:
+        write_json(out_dir / "tolerance.json", tolerance)
+        written.append(out_dir / "tolerance.json")
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        document = trial.user_attrs.get(EDEN_ATTR, {}).get("partitions_file")
+        if document:
+            path = out_dir / f"eden_partitions_trial{trial.number}.json"
+            write_json(path, document)
+            written.append(path)
+    return written
 
 
 def layer_channels(study: optuna.Study) -> list[tuple[str, int]]:

@@ -74,3 +74,46 @@ def test_odimo_bad_settings_are_one_line():
                               ({"dnas_epochs": 0}, "--dnas-epochs must be >= 1")]:
         with pytest.raises(ConfigError, match=message):
             OdimoEngine(**settings)
+
+
+class TestEdenEngine(EngineContract):
+    def make_engine(self, storage_url: str):
+        from dse.engines.eden import EdenEngine
+        return EdenEngine(bisection_steps=2)
+
+    def test_runs_without_accuracy(self, tmp_path):
+        """EDEN characterises by accuracy: without it, one line, before any trial."""
+        with pytest.raises(ConfigError, match="needs accuracy among the objectives"):
+            super().test_runs_without_accuracy(tmp_path)
+
+
+def test_eden_characterises_maps_and_meets_the_target(tmp_path):
+    """The stub's accuracy falls with the weight BER; the toy's weights are resident on
+    DIANA, so a streaming SoC preset puts them in DRAM."""
+    from toy import toy_problem as search_problem
+
+    from dse.engines.eden import data_in_dram, eden_for_split
+    from dse.engines.testing import TOY_LAYERS, StubEstimator
+    from dse.space import at_point
+    from hw_models import LayerTable
+
+    preset = tmp_path / "streaming.toml"
+    from hw_models.soc import PRESET_DIR
+    text = (PRESET_DIR / "diana.toml").read_text().replace(
+        '[memory.weights_resident]\nvalue = "auto"', "[memory.weights_resident]\nvalue = false")
+    preset.write_text(text)
+    for partitions in (1, 2):
+        problem = search_problem(LayerTable.from_records(TOY_LAYERS), partitions=partitions,
+                                 hw=str(preset))
+        counts = (0, 0, 0, 0, 0)
+        data = data_in_dram(problem, counts)
+        # streamed weights leave L2 free: big's 512 kB working set fits there
+        assert [d.name for d in data] == ["weights/first", "weights/dw", "weights/mid",
+                                          "weights/big", "weights/fc"]
+        result = eden_for_split(problem, StubEstimator(), counts, None, steps=4)
+        assert result.met and 0 < result.coarse_ber < 0.5
+        assert set(result.fine_ber) == {d.name for d in data}
+        assert all(ber < 0.5 for ber in result.fine_ber.values())
+        nominal = at_point(problem.space, counts, None)
+        assert len(result.candidate.vdd_v) == partitions
+        assert min(result.candidate.vdd_v) < nominal.vdd_v[0]  # something was undervolted

@@ -1,0 +1,276 @@
+"""``--engine eden``: EDEN's method (Koppula et al., MICRO 2019) on a fixed channel split.
+
+For each split (``--mapping``, default: each baseline mapping), with the data that live in
+DRAM for it (``weights/<layer>`` of streamed weights, ``activations/<layer>`` of stored
+tensors in DRAM; ``hw_models.traffic``):
+
+1. **Characterise** (EDEN section 5.3): the largest bit error rate each data type tolerates,
+   by bisection in log-BER between ``BER_FLOOR`` and ``BER_CEILING``; a BER is tolerated
+   when the accuracy drop against the same split without errors, paired on the same images
+   and seeds, meets ``--max-accuracy-drop`` under ``--drop-rule`` (its estimate, or the upper
+   end of its interval). *Coarse*: one BER for all the data; *fine*: one per data type with
+   the others error-free. Every measurement is the study's own probe, whose fine-tune ramps
+   the BER up (EDEN's curricular retraining).
+2. **Map** (EDEN's Algorithm 1): sort the data by tolerance; with N partitions, partition k
+   takes the k-th N-quantile group of that order and is set to the most aggressive grid point
+   (lowest VDD first, then the shortest tRCD) whose BER, for the chosen DIMM quantile, is within
+   the smallest tolerance of its group, so every datum sits where its tolerance holds.
+   ``whole-device`` (one partition) is EDEN's coarse mapping.
+3. **Validate**: measure the composed candidate; if it misses the target, tighten every
+   tolerance tenfold and map again (at most ``MAX_TIGHTENING`` times; then nominal DRAM).
+
+Each split's result is one trial (``engine = eden``) with its tolerances; the study keeps
+every split's tolerances (``dse tolerance``, ``tolerance.json``) and ``dse pareto`` writes
+each result as a partitions file that ``dse cost/probe --partitions`` accept.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from dse.accuracy import ProbeCandidate, ProbeResult, accuracy_drop_pp
+from dse.engines import EngineJob
+from dse.engines.queued import budget_left, complete_count, run_queued
+from dse.evaluate import evaluate, placement
+from dse.problem import Problem
+from dse.results.ledger import EDEN_ATTR, EDEN_TOLERANCE_ATTR
+from dse.space import TRCD_STEP_NS, VDD_STEP_MV, Candidate
+from hw_models.dram import ber_from_trcd, ber_from_vdd, combined_ber
+from hw_models.errors import ConfigError
+from hw_models.mapping import HEURISTICS, resolve_split
+from hw_models.traffic import layer_traffic
+
+BER_FLOOR = 1e-9      # below every measured non-zero BER of the Voltron / DIVA tables
+BER_CEILING = 0.5     # a cell that lost its charge reads as random data
+BISECTION_STEPS = 6   # halvings of the log-BER interval (2.2 decades per step at the start)
+MAX_TIGHTENING = 3
+
+
+@dataclass(frozen=True)
+class DataType:
+    """One kind of data EDEN characterises and places."""
+
+    name: str            # weights/<layer> or activations/<layer>
+    kind: str            # weights | activations
+    layer: int           # the layer (for activations: the tensor's first reader)
+
+
+@dataclass
+class EdenEngine:
+    """EDEN on each of ``mappings`` (mapping specs; default the baselines)."""
+
+    mappings: tuple[str, ...] = ()
+    bisection_steps: int = BISECTION_STEPS
+    name: str = "eden"
+
+    def run(self, job: EngineJob) -> None:
+        if job.problem.device is None:
+            raise ConfigError("--engine eden maps data to DRAM partitions: it needs a DRAM "
+                              "device (not --dram none)")
+        if job.accuracy is None:
+            raise ConfigError("--engine eden characterises error tolerance by accuracy: it "
+                              "needs accuracy among the objectives")
+        ran = run_queued(job, self.name)
+        study = job.ledger.study
+        done = {t.user_attrs.get(EDEN_ATTR, {}).get("mapping")
+                for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
+        tolerances = dict(study.user_attrs.get(EDEN_TOLERANCE_ATTR, {}))
+        for spec in self.mappings or tuple(HEURISTICS):
+            if spec in done:
+                continue
+            if not budget_left(job, ran):
+                break
+            n_analog, channels = resolve_split(spec, job.problem.table, job.problem.soc)
+            with job.guard.interruptible():
+                result = eden_for_split(job.problem, job.accuracy.estimator,
+                                        tuple(int(n) for n in n_analog), channels,
+                                        steps=self.bisection_steps)
+                evaluation = evaluate(result.candidate, job.problem, job.accuracy)
+            job.guard.hold()
+            tolerances[spec] = result.tolerance_record()
+            study.set_user_attr(EDEN_TOLERANCE_ATTR, tolerances)
+            job.ledger.record(result.candidate, evaluation, engine=self.name,
+                              attrs={EDEN_ATTR: {"mapping": spec, **result.summary(),
+                                                 "partitions_file": partitions_document(
+                                                     job.problem, result)}})
+            ran += 1
+            if job.progress is not None:
+                job.progress(complete_count(study), job.budget.total_trials,
+                             f"{spec} mapped")
+            job.guard.check()
+
+
+@dataclass
+class EdenResult:
+    candidate: Candidate
+    data: list[DataType]
+    coarse_ber: float
+    fine_ber: dict[str, float]
+    budgets: list[float]          # per partition: the BER it was set for
+    tightened: int
+    met: bool
+    probes: int
+
+    def tolerance_record(self) -> dict[str, Any]:
+        return {"coarse_ber": self.coarse_ber, "fine_ber": self.fine_ber,
+                "data": [d.name for d in self.data]}
+
+    def summary(self) -> dict[str, Any]:
+        return {"partition_ber_budgets": self.budgets, "tightened": self.tightened,
+                "target_met": self.met, "probes": self.probes}
+
+
+def partitions_document(problem: Problem, result: EdenResult) -> dict[str, Any]:
+    """The mapping as a partitions file (``hw_models.partitions``) for ``dse cost/probe``."""
+    assert problem.device is not None
+    partitions = placement(result.candidate, problem.device).partitions
+    names = [p.name for p in partitions]
+    tensors = {}
+    for datum in result.data:
+        index = (result.candidate.weight_partition if datum.kind == "weights"
+                 else result.candidate.activation_partition)[datum.layer]
+        tensors[datum.name] = names[index]
+    return {"partitions": [{"name": p.name, "capacity_bytes": p.capacity_bytes,
+                            "vdd_v": p.vdd_v, "trcd_ns": p.trcd_ns} for p in partitions],
+            "default": names[0], "tensors": tensors}
+
+
+def data_in_dram(problem: Problem, n_analog: tuple[int, ...]) -> list[DataType]:
+    """The data EDEN places for this split: streamed weights and stored tensors in DRAM."""
+    table = problem.table
+    traffic = layer_traffic(table, problem.soc, np.array(n_analog))
+    found = [DataType(f"weights/{table.name[i]}", "weights", i)
+             for i in range(table.n_layers) if traffic.weight_read_bytes[i] > 0]
+    found += [DataType(f"activations/{table.name[i]}", "activations", i)
+              for i in range(table.n_layers) if traffic.tensor_in_dram[i]]
+    return found
+
+
+def with_errors(problem: Problem, n_analog: tuple[int, ...], channels: Any,
+                bers: dict[str, float], data: list[DataType]) -> ProbeCandidate:
+    """The probe candidate with each named datum at its BER (the rest error-free)."""
+    table = problem.table
+    weight = [0.0] * table.n_layers
+    tensor = [0.0] * table.n_layers
+    for datum in data:
+        ber = bers.get(datum.name, 0.0)
+        (weight if datum.kind == "weights" else tensor)[datum.layer] = ber
+    activation = tuple(tensor[int(first)] for first in table.input_tensor)
+    return ProbeCandidate(n_analog, tuple(weight), activation, analog_channels=channels)
+
+
+def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], channels: Any,
+                   *, steps: int = BISECTION_STEPS) -> EdenResult:
+    """Characterise, map and validate one split (the module docstring)."""
+    data = data_in_dram(problem, n_analog)
+    limit_pp = problem.limits.max_accuracy_drop_pp
+    limit_pp = 1.0 if limit_pp is None else limit_pp
+    rule = problem.limits.drop_rule
+    reference = estimator(with_errors(problem, n_analog, channels, {}, data))
+    probes = [1]
+
+    def tolerated(bers: dict[str, float]) -> bool:
+        result: ProbeResult = estimator(with_errors(problem, n_analog, channels, bers, data))
+        probes[0] += 1
+        drop, _, high = accuracy_drop_pp(reference, result)
+        bound = high if rule == "upper" and math.isfinite(high) else drop
+        return bound <= limit_pp
+
+    def largest(names: list[str]) -> float:
+        if not names:
+            return BER_CEILING
+        if tolerated({name: BER_CEILING for name in names}):
+            return BER_CEILING
+        low, high = math.log10(BER_FLOOR), math.log10(BER_CEILING)
+        if not tolerated({name: BER_FLOOR for name in names}):
+            return 0.0
+        for _ in range(steps):
+            middle = (low + high) / 2
+            if tolerated({name: 10 ** middle for name in names}):
+                low = middle
+            else:
+                high = middle
+        return float(10 ** low)
+
+    coarse = largest([d.name for d in data])
+    fine = {d.name: largest([d.name]) for d in data}
+    tolerance = dict(fine)
+    candidate, budgets = map_to_partitions(problem, n_analog, data, tolerance)
+    tightened = 0
+    while True:
+        candidate = _with_channels(candidate, channels)
+        result = estimator(_probe_of(problem, candidate))
+        probes[0] += 1
+        drop, _, high = accuracy_drop_pp(reference, result)
+        bound = high if rule == "upper" and math.isfinite(high) else drop
+        if bound <= limit_pp:
+            return EdenResult(candidate, data, coarse, fine, budgets, tightened, True,
+                              probes[0])
+        if tightened == MAX_TIGHTENING:
+            nominal = {d.name: 0.0 for d in data}
+            candidate, budgets = map_to_partitions(problem, n_analog, data, nominal)
+            return EdenResult(_with_channels(candidate, channels), data, coarse, fine,
+                              budgets, tightened, False, probes[0])
+        tolerance = {name: ber / 10 for name, ber in tolerance.items()}
+        candidate, budgets = map_to_partitions(problem, n_analog, data, tolerance)
+        tightened += 1
+
+
+def _with_channels(candidate: Candidate, channels: Any) -> Candidate:
+    import dataclasses
+    return dataclasses.replace(candidate, analog_channels=channels)
+
+
+def _probe_of(problem: Problem, candidate: Candidate) -> ProbeCandidate:
+    from dse.evaluate import candidate_cost, probe_candidate
+    return probe_candidate(candidate, candidate_cost(candidate, problem))
+
+
+def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[DataType],
+                      tolerance: dict[str, float]) -> tuple[Candidate, list[float]]:
+    """EDEN's Algorithm 1 over the space's equal partitions: data sorted by tolerance, in N
+    consecutive groups; each partition at the most aggressive point within its group's
+    smallest tolerance. Partitions holding no datum go to the bottom of the grid."""
+    space = problem.space
+    count = space.partitions
+    order = sorted(data, key=lambda d: tolerance.get(d.name, 0.0))
+    groups = [list(part) for part in np.array_split(np.arange(len(order)), count)]
+    weights = [0] * problem.table.n_layers
+    tensors = [0] * problem.table.n_layers
+    budgets, points = [], []
+    for k, members in enumerate(groups):
+        budget = (min(tolerance.get(order[i].name, 0.0) for i in members) if members
+                  else BER_CEILING)
+        budgets.append(float(budget))
+        points.append(most_aggressive_point(problem, budget))
+        for i in members:
+            datum = order[i]
+            (weights if datum.kind == "weights" else tensors)[datum.layer] = k
+    readers = tuple(tensors[int(first)] for first in problem.table.input_tensor)
+    candidate = Candidate(tuple(n_analog), tuple(p[0] for p in points),
+                          tuple(p[1] for p in points), tuple(weights), readers)
+    assert problem.device is not None
+    placement(candidate, problem.device)  # the device holds these partitions
+    return candidate, budgets
+
+
+def most_aggressive_point(problem: Problem, budget: float) -> tuple[float, float]:
+    """The lowest grid VDD whose BER is within ``budget``, then the shortest tRCD keeping the
+    combined BER within it (for the problem's vendor and DIMM quantile)."""
+    device, space = problem.device, problem.space
+    assert device is not None
+    vdds = np.round(device.vdd_nominal_v - np.arange(0, space.max_undervolt_mv + 1,
+                                                     VDD_STEP_MV) / 1000, 6)
+    trcds = np.round(device.trcd_nominal_ns - np.arange(
+        0, space.max_trcd_reduction_ns + 1e-9, TRCD_STEP_NS), 6)
+    by_vdd = ber_from_vdd(device, problem.vendor, vdds, problem.ber_quantile)
+    vdd = float(vdds[by_vdd <= budget][-1]) if (by_vdd <= budget).any() else float(vdds[0])
+    vdd_ber = ber_from_vdd(device, problem.vendor, vdd, problem.ber_quantile)
+    combined = combined_ber(vdd_ber, ber_from_trcd(device, problem.vendor, trcds,
+                                                   problem.ber_quantile))
+    fits = combined <= budget
+    trcd = float(trcds[fits][-1]) if fits.any() else float(trcds[0])
+    return vdd, trcd
