@@ -392,10 +392,11 @@ search_options = bundle(
                       "(ODiMO's differentiable channel-split search, one trial per "
                       "--lambdas value, DRAM at nominal) or eden (EDEN's tolerance "
                       "characterisation and mapping of data to DRAM partitions, per "
-                      "--mapping split)."),
+                      "--mapping split) or odimo+eden (ODiMO's split for each lambda, then "
+                      "EDEN on it)."),
     click.option("--lambdas", default=None, metavar="L1,L2,...",
-                 help="odimo: cost weights of its loss, dimensionless (the cost is "
-                      "normalised by all-digital) [default: 0.01,0.1,1,10]."),
+                 help="odimo, odimo+eden: cost weights of ODiMO's loss, dimensionless "
+                      "(the cost is normalised by all-digital) [default: 0.01,0.1,1,10]."),
     click.option("--dnas-epochs", type=int, default=SearchConfig.dnas_epochs,
                  show_default=True, help="odimo: supernet search epochs per lambda."),
     click.option("--mapping", default=None, metavar="SPEC",

@@ -85,9 +85,9 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     check_engine_objectives(config, objectives)
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
-    if config.engine == "eden" and dram_name == "none":
-        raise ConfigError("--engine eden maps data to DRAM partitions: it needs a DRAM "
-                          "device, not --dram none")
+    if config.engine in ("eden", "odimo+eden") and dram_name == "none":
+        raise ConfigError(f"--engine {config.engine} maps data to DRAM partitions: it needs "
+                          "a DRAM device, not --dram none")
     study_name, storage_url = study_location(config)
     out_dir = Path(config.results_dir) / study_name
     check_writable_folder(out_dir, what="results folder", hint="pass another --results-dir")
@@ -190,13 +190,12 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
 def engine_for(config: SearchConfig, storage_url: str) -> Engine:
     if config.engine == "eden":
         return make_engine("eden", mappings=() if config.mapping is None else (config.mapping,))
-    if config.engine == "odimo":
-        from dse.accuracy.probe import resolve_device
+    if config.engine in ("odimo", "odimo+eden"):
         from dse.engines.odimo import DEFAULT_LAMBDAS
         weights = DEFAULT_LAMBDAS if config.lambdas is None else parse_floats(
             config.lambdas, "--lambdas")
-        return make_engine("odimo", cost_weights=weights, dnas_epochs=config.dnas_epochs,
-                           target=config.odimo_target, device=resolve_device(config.device))
+        return make_engine(config.engine, cost_weights=weights,
+                           dnas_epochs=config.dnas_epochs, target=config.odimo_target)
     return make_engine(config.engine, sampler=config.sampler, storage_url=storage_url,
                        heartbeat_interval_s=config.heartbeat_interval_s,
                        grace_period_s=config.grace_period_s)
@@ -215,6 +214,7 @@ ENGINE_OBJECTIVES = {"odimo": "accuracy with latency and/or energy (its search t
                               "probe's data and weighs one cost)",
                      "eden": "accuracy with latency and/or energy, on a DRAM device (it "
                              "characterises error tolerance by accuracy)"}
+ENGINE_OBJECTIVES["odimo+eden"] = ENGINE_OBJECTIVES["odimo"] + ", on a DRAM device"
 
 
 def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -> None:
@@ -222,6 +222,10 @@ def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -
     if config.engine == "eden" and "accuracy" not in objectives:
         raise ConfigError(f"--engine eden serves {ENGINE_OBJECTIVES['eden']}; not "
                           f"'{config.objectives}'")
+    if config.engine == "odimo+eden" and ("accuracy" not in objectives
+                                          or config.accuracy_estimator is not None):
+        raise ConfigError(f"--engine odimo+eden serves {ENGINE_OBJECTIVES['odimo+eden']}; "
+                          f"not '{config.objectives}'")
     if config.mapping is not None and config.engine != "eden":
         raise ConfigError("--mapping names the split --engine eden maps; the other engines "
                           "search the split")

@@ -94,5 +94,10 @@ def _eden(**settings: Any) -> Engine:
     return EdenEngine(**settings)
 
 
+def _odimo_eden(**settings: Any) -> Engine:
+    from dse.engines.eden import OdimoEdenEngine
+    return OdimoEdenEngine(**settings)
+
+
 _FACTORIES: dict[str, Callable[..., Engine]] = {"optuna": _optuna, "odimo": _odimo,
-                                                 "eden": _eden}
+                                                 "eden": _eden, "odimo+eden": _odimo_eden}

@@ -67,12 +67,8 @@ class EdenEngine:
     name: str = "eden"
 
     def run(self, job: EngineJob) -> None:
-        if job.problem.device is None:
-            raise ConfigError("--engine eden maps data to DRAM partitions: it needs a DRAM "
-                              "device (not --dram none)")
-        if job.accuracy is None:
-            raise ConfigError("--engine eden characterises error tolerance by accuracy: it "
-                              "needs accuracy among the objectives")
+        _check_job(job, "eden")
+        assert job.accuracy is not None
         ran = run_queued(job, self.name)
         study = job.ledger.study
         done = {t.user_attrs.get(EDEN_ATTR, {}).get("mapping")
@@ -101,6 +97,66 @@ class EdenEngine:
                 job.progress(complete_count(study), job.budget.total_trials,
                              f"{spec} mapped")
             job.guard.check()
+
+
+@dataclass
+class OdimoEdenEngine:
+    """The sequential pipeline a researcher would otherwise script: ODiMO's split for each
+    cost weight (``dse.engines.odimo``), then EDEN on it; one trial per lambda."""
+
+    cost_weights: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    dnas_epochs: int = 10
+    target: str = "latency"
+    searcher: Any = None
+    bisection_steps: int = BISECTION_STEPS
+    name: str = "odimo+eden"
+
+    def __post_init__(self) -> None:
+        from dse.engines.odimo import check_settings
+        check_settings(self.cost_weights, self.dnas_epochs, self.target)
+
+    def run(self, job: EngineJob) -> None:
+        from dse.engines.odimo import measured_lambdas, probe_searcher
+        from dse.results.ledger import ODIMO_LAMBDA_ATTR, ODIMO_SEARCH_ATTR
+        _check_job(job, "odimo+eden")
+        assert job.accuracy is not None
+        ran = run_queued(job, self.name)
+        search = self.searcher or probe_searcher(job, self.dnas_epochs, self.target)
+        study = job.ledger.study
+        measured = measured_lambdas(study, self.name)
+        tolerances = dict(study.user_attrs.get(EDEN_TOLERANCE_ATTR, {}))
+        for weight in sorted(self.cost_weights):
+            if weight in measured:
+                continue
+            if not budget_left(job, ran):
+                break
+            label = f"odimo lambda {weight:g}"
+            with job.guard.interruptible():
+                choice = search(weight)
+                result = eden_for_split(job.problem, job.accuracy.estimator, choice.n_analog,
+                                        choice.analog_channels, steps=self.bisection_steps)
+                evaluation = evaluate(result.candidate, job.problem, job.accuracy)
+            job.guard.hold()
+            tolerances[label] = result.tolerance_record()
+            study.set_user_attr(EDEN_TOLERANCE_ATTR, tolerances)
+            job.ledger.record(result.candidate, evaluation, engine=self.name, attrs={
+                ODIMO_LAMBDA_ATTR: weight, ODIMO_SEARCH_ATTR: choice.record,
+                EDEN_ATTR: {"mapping": label, **result.summary(),
+                            "partitions_file": partitions_document(job.problem, result)}})
+            ran += 1
+            if job.progress is not None:
+                job.progress(complete_count(study), job.budget.total_trials,
+                             f"lambda {weight:g} searched and mapped")
+            job.guard.check()
+
+
+def _check_job(job: EngineJob, engine: str) -> None:
+    if job.problem.device is None:
+        raise ConfigError(f"--engine {engine} maps data to DRAM partitions: it needs a DRAM "
+                          "device (not --dram none)")
+    if job.accuracy is None:
+        raise ConfigError(f"--engine {engine} characterises error tolerance by accuracy: it "
+                          "needs accuracy among the objectives")
 
 
 @dataclass

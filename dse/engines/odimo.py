@@ -16,6 +16,7 @@ from typing import Any, Callable
 from dse.engines import EngineJob
 from dse.engines.queued import budget_left, complete_count, run_queued
 from dse.evaluate import evaluate
+from dse.results.ledger import ENGINE_ATTR
 from dse.results.ledger import ODIMO_LAMBDA_ATTR as LAMBDA_ATTR
 from dse.results.ledger import ODIMO_SEARCH_ATTR as SEARCH_ATTR
 from dse.space import at_point
@@ -46,7 +47,6 @@ class OdimoEngine:
     dnas_epochs: int = DEFAULT_DNAS_EPOCHS
     target: str = "latency"
     searcher: Searcher | None = None
-    device: str = "cpu"
     name: str = "odimo"
 
     def __post_init__(self) -> None:
@@ -56,8 +56,7 @@ class OdimoEngine:
         ran = run_queued(job, self.name)
         search = self.searcher or self._probe_searcher(job)
         study = job.ledger.study
-        measured = {t.user_attrs.get(LAMBDA_ATTR) for t in study.get_trials(deepcopy=False)
-                    if t.state.name == "COMPLETE"}
+        measured = measured_lambdas(study, self.name)
         for weight in sorted(self.cost_weights):
             if weight in measured:
                 continue
@@ -80,26 +79,36 @@ class OdimoEngine:
             job.guard.check()
 
     def _probe_searcher(self, job: EngineJob) -> Searcher:
-        """The real search, on the probe's checkpoint and training data."""
-        setup = getattr(getattr(job.accuracy, "estimator", None), "setup", None)
-        if setup is None:
-            raise ConfigError("--engine odimo trains on the probe's data: it needs accuracy "
-                              "among the objectives and the built-in probe (not "
-                              "--accuracy-estimator)")
-        from networks.odimo import OdimoConfig, odimo_search
+        return probe_searcher(job, self.dnas_epochs, self.target)
 
-        problem = job.problem
 
-        def search(weight: float) -> SplitChoice:
-            config = OdimoConfig(cost_weight=weight, epochs=self.dnas_epochs,
-                                 target=self.target, seed=job.seed)
-            result = odimo_search(setup.checkpoint, setup.bundle, problem.table, problem.soc,
-                                  config, device=setup.device)
-            return SplitChoice(result.n_analog, result.analog_channels, {
-                "target": self.target, "epochs": self.dnas_epochs,
-                "best_epoch": result.best_epoch, "samples": result.samples,
-                "seconds": result.seconds, "history": result.history})
-        return search
+def probe_searcher(job: EngineJob, dnas_epochs: int, target: str) -> Searcher:
+    """ODiMO's supernet search on the probe's checkpoint and training data."""
+    setup = getattr(getattr(job.accuracy, "estimator", None), "setup", None)
+    if setup is None:
+        raise ConfigError("--engine odimo trains on the probe's data: it needs accuracy "
+                          "among the objectives and the built-in probe (not "
+                          "--accuracy-estimator)")
+    from networks.odimo import OdimoConfig, odimo_search
+
+    problem = job.problem
+
+    def search(weight: float) -> SplitChoice:
+        config = OdimoConfig(cost_weight=weight, epochs=dnas_epochs, target=target,
+                             seed=job.seed)
+        result = odimo_search(setup.checkpoint, setup.bundle, problem.table, problem.soc,
+                              config, device=setup.device)
+        return SplitChoice(result.n_analog, result.analog_channels, {
+            "target": target, "epochs": dnas_epochs, "best_epoch": result.best_epoch,
+            "samples": result.samples, "seconds": result.seconds,
+            "history": result.history})
+    return search
+
+
+def measured_lambdas(study: Any, engine: str) -> set[float]:
+    """The cost weights ``engine`` has recorded trials for in ``study``."""
+    return {t.user_attrs.get(LAMBDA_ATTR) for t in study.get_trials(deepcopy=False)
+            if t.state.name == "COMPLETE" and t.user_attrs.get(ENGINE_ATTR) == engine}
 
 
 def check_settings(cost_weights: tuple[float, ...], dnas_epochs: int, target: str) -> None:

@@ -21,7 +21,7 @@ class TestOptunaEngineTpe(EngineContract):
 
 
 def test_engines_by_name():
-    assert "optuna" in engine_names()
+    assert engine_names() == ("optuna", "odimo", "eden", "odimo+eden")
     assert isinstance(make_engine("optuna", sampler="nsga2"), OptunaEngine)
     with pytest.raises(ConfigError, match="unknown engine 'annealing'"):
         make_engine("annealing")
@@ -117,3 +117,26 @@ def test_eden_characterises_maps_and_meets_the_target(tmp_path):
         nominal = at_point(problem.space, counts, None)
         assert len(result.candidate.vdd_v) == partitions
         assert min(result.candidate.vdd_v) < nominal.vdd_v[0]  # something was undervolted
+
+
+class TestOdimoEdenEngine(EngineContract):
+    def make_engine(self, storage_url: str):
+        from dse.engines.eden import OdimoEdenEngine
+        return OdimoEdenEngine(cost_weights=(0.1, 1.0), searcher=stub_searcher,
+                               bisection_steps=2)
+
+    def test_runs_without_accuracy(self, tmp_path):
+        with pytest.raises(ConfigError, match="needs accuracy among the objectives"):
+            super().test_runs_without_accuracy(tmp_path)
+
+
+def test_odimo_eden_maps_each_odimo_split(tmp_path):
+    from dse.results.ledger import EDEN_TOLERANCE_ATTR, ODIMO_LAMBDA_ATTR
+    contract = TestOdimoEdenEngine()
+    study, _ = contract._run(tmp_path, trials=10)  # 8 queued + 2 lambdas
+    own = [t for t in contract._complete(study) if ODIMO_LAMBDA_ATTR in t.user_attrs]
+    assert [t.user_attrs[ODIMO_LAMBDA_ATTR] for t in own] == [0.1, 1.0]
+    assert [t.user_attrs["eden"]["mapping"] for t in own] == ["odimo lambda 0.1",
+                                                              "odimo lambda 1"]
+    assert set(study.user_attrs[EDEN_TOLERANCE_ATTR]) == {"odimo lambda 0.1", "odimo lambda 1"}
+    assert own[1].params["n_analog:big"] == 32  # the stub's split at lambda 1
