@@ -129,7 +129,7 @@ def evaluate(candidate: Candidate, problem: Problem,
             low, high = result.interval()
             drop = accuracy.drop_pp(result)
             metrics.update(accuracy_std=result.accuracy_std, accuracy_ci_low=low,
-                           accuracy_ci_high=high)
+                           accuracy_ci_high=high, probe_cached=bool(result.cached))
             metrics.update(zip(DROP_COLUMNS, drop))
         metrics["accuracy"] = value if probed else None
         limit_pp = problem.limits.max_accuracy_drop_pp

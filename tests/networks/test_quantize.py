@@ -69,15 +69,21 @@ def test_analog_channel_rule_picks_smallest_ternarisation_error():
     assert analog_channels(weight, 0).sum() == 0 and analog_channels(weight, 4).all()
 
 
+def calibrated(network: str, dataset: str, shape: tuple[int, int, int], images: int,
+               seed: int):
+    """A zoo network as DIANA runs it, calibrated on random images."""
+    torch.manual_seed(seed)
+    float_model = build_network(network, dataset).eval()
+    table = extract_layer_table(float_model, shape)
+    model = to_diana(float_model, table.name)
+    batch = torch.randn(images, *shape)
+    calibrate(model, batch)
+    return float_model, model, table, batch
+
+
 @pytest.fixture(scope="module")
 def small_model():
-    torch.manual_seed(3)
-    float_model = build_network("resnet8", "digits").eval()
-    table = extract_layer_table(float_model, (1, 8, 8))
-    model = to_diana(float_model, table.name)
-    images = torch.randn(64, 1, 8, 8)
-    calibrate(model, images)
-    return float_model, model, table, images
+    return calibrated("resnet8", "digits", (1, 8, 8), 64, seed=3)
 
 
 def test_all_digital_model_tracks_the_float_model(small_model):
@@ -124,12 +130,7 @@ def test_depthwise_layers_never_go_analog_in_training_splits():
 def test_one_stored_tensor_one_mask_for_every_reader():
     """A block's conv1 and its shortcut conv read one stored tensor: one quantiser, one
     corrupted copy (the same flipped bits), as the cost model's one DRAM copy."""
-    torch.manual_seed(4)
-    float_model = build_network("resnet20", "cifar10").eval()
-    table = extract_layer_table(float_model, (3, 32, 32))
-    model = to_diana(float_model, table.name)
-    images = torch.randn(4, 3, 32, 32)
-    calibrate(model, images)
+    _, model, table, images = calibrated("resnet20", "cifar10", (3, 32, 32), 4, seed=4)
     conv1 = table.name.index("blocks.3.conv1.conv")
     shortcut = table.name.index("blocks.3.shortcut.conv")
     assert table.input_tensor[shortcut] == conv1  # the cost model's view

@@ -1,0 +1,184 @@
+"""Engines head to head: which finds the better *confirmed* front for the same compute?
+
+For each engine (optuna-tpe, optuna-nsga2, random, odimo, eden, odimo+eden) and search seed,
+one ``dse search`` into its own study (objectives accuracy, latency, energy; DIANA with its
+default LPDDR4-3200, whole device), confirmed on the test split at the end (the search's
+own ``--confirm``). Reported per engine, mean and range over the seeds:
+
+* the hypervolume of the confirmed test front: the front's points (chosen on validation)
+  at their *test* accuracy, as losses (1 - test accuracy, latency / all-digital's,
+  energy / all-digital's at nominal DRAM), reference point ``REFERENCE`` (recorded here);
+* the compute each run used: training samples processed (probe fine-tunes, ODiMO's supernet
+  epochs) and wall time;
+* each paper's own metric from the study summary (ODiMO's best latency within the accuracy
+  limit, EDEN's energy at the accuracy target), when confirmed.
+
+Budgets are equalised in training samples: ``--budget-samples`` is converted to each
+engine's knob (trials for the Optuna samplers; lambdas for odimo; the four baseline splits
+for eden), and the samples actually used are printed next to the result, so an unequal
+match shows. Every study, checkpoint and probe is cached under --results-dir: a stopped run
+resumes.
+
+Run: python bench/engines.py [--only digits|cifar10] [--seeds 3] [--budget-samples 200000]
+     [--results-dir bench-results] [--threads 2] [--device cpu|cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dse.commands.search import prepare, run_search
+from dse.config import SearchConfig
+from dse.pareto import hypervolume, pareto_mask
+from dse.results.ledger import ODIMO_SEARCH_ATTR
+from dse.threads import ThreadPolicy
+
+CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
+ENGINES = {  # name -> SearchConfig settings
+    "optuna-tpe": {"engine": "optuna", "sampler": "tpe"},
+    "optuna-nsga2": {"engine": "optuna", "sampler": "nsga2"},
+    "random": {"engine": "optuna", "sampler": "random"},
+    "odimo": {"engine": "odimo"},
+    "eden": {"engine": "eden"},
+    "odimo+eden": {"engine": "odimo+eden"},
+}
+QUEUED = 8          # the baselines and their safe DRAM points, every study runs them first
+REFERENCE = np.array([1.0, 1.5, 1.5])  # (1 - accuracy, latency / all-digital, energy / ...)
+LAMBDA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def probe_samples(config: SearchConfig) -> int:
+    """Training samples one probe processes: steps x batch x fine-tunes."""
+    from networks.probe import ProbeConfig
+    return config.probe_steps * ProbeConfig.batch_size * config.finetune_seeds
+
+
+def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int) -> dict:
+    """The engine's knob for a budget of ``budget`` training samples."""
+    per_probe = probe_samples(base)
+    queued = QUEUED * per_probe
+    if ENGINES[engine]["engine"] == "optuna":
+        return {"trials": QUEUED + max(0, (budget - queued) // per_probe)}
+    if engine == "eden":
+        return {"trials": QUEUED + 4}  # its own probes are what it needs: counted after
+    per_lambda = base.dnas_epochs * train_images + per_probe
+    count = max(1, min(len(LAMBDA_GRID), (budget - queued) // per_lambda))
+    grid = np.geomspace(LAMBDA_GRID[0], LAMBDA_GRID[-1], count) if count > 1 else [0.1]
+    return {"trials": QUEUED + int(count),
+            "lambdas": ",".join(f"{value:.3g}" for value in grid)}
+
+
+def samples_used(study, per_probe: int) -> int:
+    """Training samples a finished study's trials processed (probes plus ODiMO's search;
+    EDEN's characterisation probes from its record)."""
+    total = 0
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        metrics = attrs.get("metrics", {})
+        if metrics.get("probed") and not metrics.get("probe_cached"):
+            total += per_probe
+        total += attrs.get(ODIMO_SEARCH_ATTR, {}).get("samples", 0)
+        total += attrs.get("eden", {}).get("probes", 0) * per_probe
+    return total
+
+
+def confirmed_hypervolume(summary: dict) -> tuple[float, list[tuple[float, float, float]]]:
+    """Hypervolume of the front at its test accuracy, normalised by all-digital."""
+    bases = {row["baseline"]: row for row in summary.get("baselines", [])}
+    reference = bases.get("all-digital")
+    if reference is None:
+        return math.nan, []
+    points = [(1 - row["test_accuracy"], row["latency_s"] / reference["latency_s"],
+               row["energy_j"] / reference["energy_j"])
+              for row in summary["front"] if row.get("test_accuracy") is not None]
+    if not points:
+        return math.nan, []
+    losses = np.array(points)
+    front = losses[pareto_mask(losses, ["minimize"] * 3)]
+    inside = front[(front < REFERENCE).all(axis=1)]
+    return (hypervolume(inside, REFERENCE) if len(inside) else 0.0), [tuple(p) for p in front]
+
+
+def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args) -> dict:
+    base = SearchConfig(network="resnet8" if dataset == "digits" else "resnet20",
+                        dataset=dataset, data_dir=data_dir, seed=seed, device=args.device,
+                        threads=args.threads, results_dir=args.results_dir,
+                        dnas_epochs=args.dnas_epochs, probe_steps=args.probe_steps,
+                        confirm_steps=args.confirm_steps, epochs=args.epochs,
+                        study=f"engines-{dataset}-{engine.replace('+', '-')}-s{seed}")
+    train_images = _train_images(dataset, data_dir)
+    knobs = settings_for(engine, args.budget_samples, base, train_images)
+    config = dataclasses.replace(base, **ENGINES[engine], **knobs)
+    start = time.perf_counter()
+    prepared = prepare(config)
+    summary = run_search(prepared, threads=ThreadPolicy(args.threads, None))
+    seconds = time.perf_counter() - start
+    import optuna
+    study = optuna.load_study(study_name=prepared.study_name, storage=prepared.storage_url)
+    volume, front = confirmed_hypervolume(summary)
+    return {"engine": engine, "seed": seed, "hypervolume": volume, "front": front,
+            "samples": samples_used(study, probe_samples(config)), "seconds": seconds,
+            "trials": len(study.trials), "knobs": knobs,
+            "method_metrics": [item.get("text") for item in summary.get("method_metrics", [])]}
+
+
+def _train_images(dataset: str, data_dir: str | None) -> int:
+    from networks.datasets import load_dataset
+    return len(load_dataset(dataset, data_dir).split("train").labels)
+
+
+def _interval(values: list[float]) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    return f"{np.mean(finite):.4f} [{min(finite):.4f}, {max(finite):.4f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results-dir", default="bench-results")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--budget-samples", type=int, default=200_000)
+    parser.add_argument("--dnas-epochs", type=int, default=10)
+    parser.add_argument("--probe-steps", type=int, default=SearchConfig.probe_steps)
+    parser.add_argument("--confirm-steps", type=int, default=None,
+                        help="test-split confirmation steps [default: the search's, 10x]")
+    parser.add_argument("--epochs", type=int, default=None, help="baseline training epochs")
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--only", choices=["digits", "cifar10"], default=None)
+    parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    args = parser.parse_args()
+    runs = [("digits", None)]
+    if CIFAR_DIR.is_dir():
+        runs.append(("cifar10", str(CIFAR_DIR)))
+    runs = [run for run in runs if args.only in (None, run[0])]
+    engines = [name for name in args.engines.split(",") if name]
+    rows = []
+    for dataset, data_dir in runs:
+        for engine in engines:
+            for seed in range(args.seeds):
+                row = run_one(engine, seed, dataset, data_dir, args)
+                rows.append({**row, "dataset": dataset})
+                print(json.dumps({k: v for k, v in row.items() if k != "front"}), flush=True)
+    print(f"\nbudget {args.budget_samples:,} training samples per run; {args.seeds} seeds; "
+          f"reference point {REFERENCE.tolist()} on (1 - test accuracy, latency and energy "
+          "over all-digital at nominal DRAM); mean [min, max] over seeds")
+    print("| data | engine | confirmed test hypervolume | samples used | wall s | trials |")
+    for dataset, _ in runs:
+        for engine in engines:
+            mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
+            print(f"| {dataset} | {engine} | {_interval([r['hypervolume'] for r in mine])} | "
+                  f"{np.mean([r['samples'] for r in mine]):,.0f} | "
+                  f"{np.mean([r['seconds'] for r in mine]):.0f} | "
+                  f"{np.mean([r['trials'] for r in mine]):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
