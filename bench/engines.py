@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import optuna
 
 from dse.commands.search import prepare, run_search
 from dse.config import SearchConfig
@@ -119,7 +120,6 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args) ->
     prepared = prepare(config)
     summary = run_search(prepared, threads=ThreadPolicy(args.threads, None))
     seconds = time.perf_counter() - start
-    import optuna
     study = optuna.load_study(study_name=prepared.study_name, storage=prepared.storage_url)
     volume, front = confirmed_hypervolume(summary)
     return {"engine": engine, "seed": seed, "hypervolume": volume, "front": front,
@@ -161,9 +161,10 @@ def main() -> None:
     runs = [run for run in runs if args.only in (None, run[0])]
     engines = [name for name in args.engines.split(",") if name]
     rows = []
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     for dataset, data_dir in runs:
-        for engine in engines:
-            for seed in range(args.seeds):
+        for seed in range(args.seeds):  # every engine's first seed first
+            for engine in engines:
                 row = run_one(engine, seed, dataset, data_dir, args)
                 rows.append({**row, "dataset": dataset})
                 print(json.dumps({k: v for k, v in row.items() if k != "front"}), flush=True)

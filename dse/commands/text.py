@@ -363,7 +363,9 @@ def tolerance_text(report: dict[str, Any]) -> str:
                  f"; mapped in trial {split['trial']}"
                  + ("" if split.get("target_met") else " (target missed: nominal DRAM)")
                  + (f", tightened {split['tightened']}x" if split.get("tightened") else ""))
-        lines.append(f"{split['mapping']}: coarse {split['coarse_ber']:.2e}{state}")
+        coarse = ("n/a" if split.get("coarse_ber") is None
+                  else f"{split['coarse_ber']:.2e}")
+        lines.append(f"{split['mapping']}: coarse {coarse}{state}")
         if not split["fine_ber"]:
             lines.append("  (no data of this split lives in DRAM)")
         for name, ber in sorted(split["fine_ber"].items(), key=lambda item: item[1]):

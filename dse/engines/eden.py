@@ -163,7 +163,7 @@ def _check_job(job: EngineJob, engine: str) -> None:
 class EdenResult:
     candidate: Candidate
     data: list[DataType]
-    coarse_ber: float
+    coarse_ber: float | None     # None: no datum of the split lives in DRAM
     fine_ber: dict[str, float]
     budgets: list[float]          # per partition: the BER it was set for
     tightened: int
@@ -251,7 +251,7 @@ def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], 
                 high = middle
         return float(10 ** low)
 
-    coarse = largest([d.name for d in data])
+    coarse = largest([d.name for d in data]) if data else None
     fine = {d.name: largest([d.name]) for d in data}
     tolerance = dict(fine)
     candidate, budgets = map_to_partitions(problem, n_analog, data, tolerance)

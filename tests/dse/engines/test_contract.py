@@ -140,3 +140,16 @@ def test_odimo_eden_maps_each_odimo_split(tmp_path):
                                                               "odimo lambda 1"]
     assert set(study.user_attrs[EDEN_TOLERANCE_ATTR]) == {"odimo lambda 0.1", "odimo lambda 1"}
     assert own[1].params["n_analog:big"] == 32  # the stub's split at lambda 1
+
+
+def test_eden_on_a_split_with_nothing_in_dram_has_no_tolerance_to_report():
+    from toy import toy_problem as search_problem
+
+    from dse.engines.eden import eden_for_split
+    from dse.engines.testing import TOY_LAYERS, StubEstimator
+    from hw_models import LayerTable
+    on_chip = search_problem(LayerTable.from_records(
+        [layer for layer in TOY_LAYERS if layer["name"] != "big"]))
+    result = eden_for_split(on_chip, StubEstimator(), (0, 0, 0, 0), None, steps=2)
+    assert result.coarse_ber is None and result.fine_ber == {} and result.met
+    assert result.candidate.vdd_v == (0.85,)  # nothing to corrupt: the bottom of the grid
