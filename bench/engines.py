@@ -154,6 +154,8 @@ def main() -> None:
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--only", choices=["digits", "cifar10"], default=None)
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    parser.add_argument("--plot", default=None, metavar="PATH.svg",
+                        help="overlay of every engine's confirmed test fronts")
     args = parser.parse_args()
     runs = [("digits", None)]
     if CIFAR_DIR.is_dir():
@@ -179,6 +181,32 @@ def main() -> None:
                   f"{np.mean([r['samples'] for r in mine]):,.0f} | "
                   f"{np.mean([r['seconds'] for r in mine]):.0f} | "
                   f"{np.mean([r['trials'] for r in mine]):.0f} |")
+    if args.plot:
+        overlay(rows, Path(args.plot))
+
+
+def overlay(rows: list[dict], path: Path) -> None:
+    """Energy against test accuracy of each engine's confirmed fronts (every seed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dse.results.plots import ENGINE_MARKERS
+    figure, axes = plt.subplots(figsize=(6.4, 4.8))
+    for index, engine in enumerate(dict.fromkeys(r["engine"] for r in rows)):
+        points = np.array([p for r in rows if r["engine"] == engine for p in r["front"]])
+        if not len(points):
+            continue
+        base = ENGINES[engine]["engine"]
+        axes.scatter(100 * (1 - points[:, 0]), points[:, 2], s=28, alpha=0.8,
+                     marker=ENGINE_MARKERS.get(engine, ENGINE_MARKERS.get(base, "o")),
+                     color=f"C{index}", label=engine)
+    axes.set_xlabel("test accuracy (%)")
+    axes.set_ylabel("energy / all-digital at nominal DRAM")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
 
 
 if __name__ == "__main__":
