@@ -16,11 +16,16 @@ own ``--confirm``). Reported per engine, mean and range over the seeds:
 Budgets are equalised in training samples: ``--budget-samples`` is converted to each
 engine's knob (trials for the Optuna samplers; lambdas for odimo; the four baseline splits
 for eden), and the samples actually used are printed next to the result, so an unequal
-match shows. Every study, checkpoint and probe is cached under --results-dir: a stopped run
-resumes.
+match shows. Every run has its own results folder (its own probe cache: a cache shared
+between runs would make the later engines look cheaper) and all share one baseline
+checkpoint, trained once under --results-dir. Each finished run appends its row to
+``engines-s<seeds>.jsonl`` there (one file per process); a stopped benchmark resumes, and
+``--report`` prints the table (and ``--plot``) from those files alone, so seeds can run as
+separate processes.
 
-Run: python bench/engines.py [--only digits|cifar10] [--seeds 3] [--budget-samples 200000]
-     [--results-dir bench-results] [--threads 2] [--device cpu|cuda]
+Run: python bench/engines.py [--only digits|cifar10] [--seeds 3 | --seed-list 0,2]
+     [--budget-samples 200000] [--results-dir bench-results] [--threads 1]
+     [--device cpu|cuda] [--report] [--plot docs/engines_digits.svg]
 """
 from __future__ import annotations
 
@@ -106,13 +111,28 @@ def confirmed_hypervolume(summary: dict) -> tuple[float, list[tuple[float, float
     return (hypervolume(inside, REFERENCE) if len(inside) else 0.0), [tuple(p) for p in front]
 
 
-def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args) -> dict:
-    base = SearchConfig(network="resnet8" if dataset == "digits" else "resnet20",
-                        dataset=dataset, data_dir=data_dir, seed=seed, device=args.device,
-                        threads=args.threads, results_dir=args.results_dir,
+def network_of(dataset: str) -> str:
+    return "resnet8" if dataset == "digits" else "resnet20"
+
+
+def shared_checkpoint(dataset: str, data_dir: str | None, args) -> str:
+    from dse.accuracy.probe import DataRequest, obtain_checkpoint
+    _, path, _ = obtain_checkpoint(DataRequest(network=network_of(dataset), dataset=dataset,
+                                               data_dir=data_dir, results_dir=args.results_dir,
+                                               epochs=args.epochs, device=args.device))
+    return str(path)
+
+
+def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
+            checkpoint: str) -> dict:
+    name = f"{engine.replace('+', '-')}-s{seed}"
+    base = SearchConfig(network=network_of(dataset), dataset=dataset, data_dir=data_dir,
+                        seed=seed, device=args.device, threads=args.threads,
+                        results_dir=str(Path(args.results_dir) / dataset / name),
+                        checkpoint=checkpoint,
                         dnas_epochs=args.dnas_epochs, probe_steps=args.probe_steps,
                         confirm_steps=args.confirm_steps, epochs=args.epochs,
-                        study=f"engines-{dataset}-{engine.replace('+', '-')}-s{seed}")
+                        study=f"engines-{dataset}-{name}")
     train_images = _train_images(dataset, data_dir)
     knobs = settings_for(engine, args.budget_samples, base, train_images)
     config = dataclasses.replace(base, **ENGINES[engine], **knobs)
@@ -126,6 +146,13 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args) ->
             "samples": samples_used(study, probe_samples(config)), "seconds": seconds,
             "trials": len(study.trials), "knobs": knobs,
             "method_metrics": [item.get("text") for item in summary.get("method_metrics", [])]}
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
 
 
 def _train_images(dataset: str, data_dir: str | None) -> int:
@@ -145,6 +172,9 @@ def main() -> None:
     parser.add_argument("--results-dir", default="bench-results")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seed-list", default=None, help="these seeds instead of 0..seeds-1")
+    parser.add_argument("--report", action="store_true",
+                        help="print the table from engines.jsonl without running anything")
     parser.add_argument("--budget-samples", type=int, default=200_000)
     parser.add_argument("--dnas-epochs", type=int, default=10)
     parser.add_argument("--probe-steps", type=int, default=SearchConfig.probe_steps)
@@ -162,15 +192,33 @@ def main() -> None:
         runs.append(("cifar10", str(CIFAR_DIR)))
     runs = [run for run in runs if args.only in (None, run[0])]
     engines = [name for name in args.engines.split(",") if name]
-    rows = []
+    seeds = ([int(s) for s in args.seed_list.split(",")] if args.seed_list
+             else list(range(args.seeds)))
+    folder = Path(args.results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"engines-s{'-'.join(map(str, seeds))}.jsonl"  # one file per process
+    done = [row for path in sorted(folder.glob("engines*.jsonl")) for row in _read_rows(path)]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for dataset, data_dir in runs:
-        for seed in range(args.seeds):  # every engine's first seed first
+    for dataset, data_dir in runs if not args.report else []:
+        checkpoint = shared_checkpoint(dataset, data_dir, args)
+        for seed in seeds:  # every engine's first seed first
             for engine in engines:
-                row = run_one(engine, seed, dataset, data_dir, args)
-                rows.append({**row, "dataset": dataset})
+                if any((r["dataset"], r["engine"], r["seed"]) == (dataset, engine, seed)
+                       for r in done):
+                    continue
+                row = {**run_one(engine, seed, dataset, data_dir, args, checkpoint),
+                       "dataset": dataset}
+                with log.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                done.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "front"}), flush=True)
-    print(f"\nbudget {args.budget_samples:,} training samples per run; {args.seeds} seeds; "
+    datasets = [dataset for dataset, _ in runs]
+    rows = [r for path in sorted(folder.glob("engines*.jsonl")) for r in _read_rows(path)
+            if r["dataset"] in datasets and r["engine"] in engines]
+    counts = sorted({sum(1 for r in rows if (r["dataset"], r["engine"]) == key)
+                     for key in {(r["dataset"], r["engine"]) for r in rows}})
+    print(f"\nbudget {args.budget_samples:,} training samples per run; seeds per engine "
+          f"{'/'.join(map(str, counts))}; "
           f"reference point {REFERENCE.tolist()} on (1 - test accuracy, latency and energy "
           "over all-digital at nominal DRAM); mean [min, max] over seeds")
     print("| data | engine | confirmed test hypervolume | samples used | wall s | trials |")
