@@ -20,3 +20,17 @@ def test_status_shows_threads_per_worker():
     assert "node1:11  2  (1 threads)" in text
     assert "trial 3 on node1:12 for 0 min 05 s (1 threads)" in text
 
+
+
+def test_tolerance_text_orders_data_by_tolerance_and_says_when_none_is_in_dram():
+    from dse.commands.text import tolerance_text
+    report = {"study": "s", "splits": [
+        {"mapping": "all-digital", "coarse_ber": 1.3e-3, "trial": 8, "target_met": True,
+         "tightened": 1, "fine_ber": {"weights/fc": 0.03, "weights/stem.conv": 8.6e-3}},
+        {"mapping": "all-analog", "coarse_ber": None, "trial": 9, "target_met": True,
+         "tightened": 0, "fine_ber": {}}]}
+    lines = tolerance_text(report).splitlines()
+    assert lines[1] == "all-digital: coarse 1.30e-03; mapped in trial 8, tightened 1x"
+    assert lines[2:4] == ["  8.60e-03  weights/stem.conv", "  3.00e-02  weights/fc"]
+    assert lines[4:] == ["all-analog: coarse n/a; mapped in trial 9",
+                         "  (no data of this split lives in DRAM)"]
