@@ -16,8 +16,9 @@ own ``--confirm``). Reported per engine, mean and range over the seeds:
 Budgets are equalised in training samples: ``--budget-samples`` is converted to each
 engine's knob (trials for the Optuna samplers; lambdas for odimo; the four baseline splits
 for eden), and the samples actually used are printed next to the result, so an unequal
-match shows. Every run has its own results folder (its own probe cache: a cache shared
-between runs would make the later engines look cheaper) and all share one baseline
+match shows. Every run has its own results folder and a cleared in-process cache (its own
+probes: a cache shared between runs makes the later engines look cheaper; the first version
+of this benchmark had that flaw) and all share one baseline
 checkpoint, trained once under --results-dir. Each finished run appends its row to
 ``engines-s<seeds>.jsonl`` there (one file per process); a stopped benchmark resumes, and
 ``--report`` prints the table (and ``--plot``) from those files alone, so seeds can run as
@@ -136,6 +137,8 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     train_images = _train_images(dataset, data_dir)
     knobs = settings_for(engine, args.budget_samples, base, train_images)
     config = dataclasses.replace(base, **ENGINES[engine], **knobs)
+    from networks import probe as probe_module
+    probe_module._MEMORY_CACHE.clear()  # the process's probe cache: no run may use another's
     start = time.perf_counter()
     prepared = prepare(config)
     summary = run_search(prepared, threads=ThreadPolicy(args.threads, None))
