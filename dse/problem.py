@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dse.metrics import BY_NAME, Direction, parse_objectives
-from dse.space import SearchSpace, build_space
+from dse.space import SearchSpace, build_space, trcd_grid_ns, vdd_grid_v
 from hw_models import ConfigError, LayerTable, Soc, load_soc
 from hw_models.dram import (
     DEFAULT_BER_QUANTILE,
     DEFAULT_VENDOR,
     DramDevice,
+    ber_from_trcd,
+    ber_from_vdd,
+    combined_ber,
     load_dram,
     trcd_curve,
     vendor_curve,
@@ -106,3 +109,20 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
     space = build_space(table, dram_tensors(table, soc), device, vendor, partitions)
     return Problem(space=space, soc=soc, vendor=vendor, objectives=names,
                    ber_quantile=ber_quantile, limits=limits, overlap=overlap)
+
+
+def most_aggressive_point(problem: Problem, ber_budget: float) -> tuple[float, float]:
+    """(VDD in V, tRCD in ns) of the search grid: the lowest VDD whose BER is within
+    ``ber_budget``, then the shortest tRCD keeping the combined BER within it, for the
+    problem's vendor and DIMM quantile. A budget of 0 gives the lowest error-free point;
+    one above every BER (``math.inf``) the bottom of the grid."""
+    device, space = problem.device, problem.space
+    assert device is not None
+    vdds, trcds = vdd_grid_v(space), trcd_grid_ns(space)
+    by_vdd = ber_from_vdd(device, problem.vendor, vdds, problem.ber_quantile)
+    vdd = float(vdds[by_vdd <= ber_budget][-1]) if (by_vdd <= ber_budget).any() \
+        else float(vdds[0])
+    combined = combined_ber(ber_from_vdd(device, problem.vendor, vdd, problem.ber_quantile),
+                            ber_from_trcd(device, problem.vendor, trcds, problem.ber_quantile))
+    fits = combined <= ber_budget
+    return vdd, float(trcds[fits][-1]) if fits.any() else float(trcds[0])

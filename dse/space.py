@@ -114,6 +114,20 @@ def build_space(table: LayerTable, dram: DramTensors, device: DramDevice | None,
                        partitions)
 
 
+def vdd_grid_v(space: SearchSpace) -> np.ndarray:
+    """The search's supply voltages, nominal first, down in ``VDD_STEP_MV`` steps."""
+    assert space.device is not None
+    return np.round(space.device.vdd_nominal_v
+                    - np.arange(0, space.max_undervolt_mv + 1, VDD_STEP_MV) / 1000, 6)
+
+
+def trcd_grid_ns(space: SearchSpace) -> np.ndarray:
+    """The search's tRCD values, nominal first, down in ``TRCD_STEP_NS`` steps."""
+    assert space.device is not None
+    return np.round(space.device.trcd_nominal_ns
+                    - np.arange(0, space.max_trcd_reduction_ns + 1e-9, TRCD_STEP_NS), 6)
+
+
 def suggest_candidate(trial: Any, space: SearchSpace) -> Candidate:
     """Draw a candidate from an Optuna trial (the only place that calls ``suggest_*``;
     ``decode`` reuses it on recorded parameters)."""

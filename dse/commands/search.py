@@ -85,7 +85,7 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
     check_engine_objectives(config, objectives)
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
-    if config.engine in ("eden", "odimo+eden") and dram_name == "none":
+    if "dram" in ENGINE_NEEDS.get(config.engine, ()) and dram_name == "none":
         raise ConfigError(f"--engine {config.engine} maps data to DRAM partitions: it needs "
                           "a DRAM device, not --dram none")
     study_name, storage_url = study_location(config)
@@ -210,31 +210,29 @@ def parse_floats(text: str, option: str) -> tuple[float, ...]:
         raise ConfigError(f"{option} takes comma-separated numbers, not '{text}'") from None
 
 
-ENGINE_OBJECTIVES = {"odimo": "accuracy with latency and/or energy (its search trains on the "
-                              "probe's data and weighs one cost)",
-                     "eden": "accuracy with latency and/or energy, on a DRAM device (it "
-                             "characterises error tolerance by accuracy)"}
-ENGINE_OBJECTIVES["odimo+eden"] = ENGINE_OBJECTIVES["odimo"] + ", on a DRAM device"
+# what each engine other than optuna needs: accuracy among the objectives (all of them),
+# the built-in probe (the ODiMO search trains on its data), a DRAM device (EDEN maps to it)
+ENGINE_NEEDS = {"odimo": {"probe"}, "eden": {"dram"}, "odimo+eden": {"probe", "dram"}}
 
 
 def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -> None:
     """An engine that cannot serve the objectives is refused, saying which it serves."""
-    if config.engine == "eden" and "accuracy" not in objectives:
-        raise ConfigError(f"--engine eden serves {ENGINE_OBJECTIVES['eden']}; not "
-                          f"'{config.objectives}'")
-    if config.engine == "odimo+eden" and ("accuracy" not in objectives
-                                          or config.accuracy_estimator is not None):
-        raise ConfigError(f"--engine odimo+eden serves {ENGINE_OBJECTIVES['odimo+eden']}; "
-                          f"not '{config.objectives}'")
     if config.mapping is not None and config.engine != "eden":
         raise ConfigError("--mapping names the split --engine eden maps; the other engines "
                           "search the split")
-    if config.engine == "odimo" and ("accuracy" not in objectives
-                                     or config.accuracy_estimator is not None):
-        raise ConfigError(f"--engine odimo serves {ENGINE_OBJECTIVES['odimo']}; not "
-                          f"'{config.objectives}'"
-                          + (" with --accuracy-estimator" if config.accuracy_estimator
-                             else ""))
+    needs = ENGINE_NEEDS.get(config.engine)
+    if needs is None:
+        return
+    serves = ("accuracy with latency and/or energy"
+              + (", on a DRAM device" if "dram" in needs else "")
+              + (", with the built-in probe (its search trains on the probe's data)"
+                 if "probe" in needs else ""))
+    if "accuracy" not in objectives:
+        raise ConfigError(f"--engine {config.engine} serves {serves}; not "
+                          f"'{config.objectives}'")
+    if "probe" in needs and config.accuracy_estimator is not None:
+        raise ConfigError(f"--engine {config.engine} serves {serves}; not with "
+                          "--accuracy-estimator")
 
 
 def run_search(prepared: Prepared, *, progress: Progress | None = None,

@@ -25,6 +25,7 @@ each result as a partitions file that ``dse cost/probe --partitions`` accept.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -33,12 +34,12 @@ import numpy as np
 
 from dse.accuracy import ProbeCandidate, ProbeResult, accuracy_drop_pp
 from dse.engines import EngineJob
-from dse.engines.queued import budget_left, complete_count, run_queued
-from dse.evaluate import evaluate, placement
-from dse.problem import Problem
-from dse.results.ledger import EDEN_ATTR, EDEN_TOLERANCE_ATTR
-from dse.space import TRCD_STEP_NS, VDD_STEP_MV, Candidate
-from hw_models.dram import ber_from_trcd, ber_from_vdd, combined_ber
+from dse.engines.odimo import DEFAULT_LAMBDAS, check_settings, measured_lambdas, probe_searcher
+from dse.engines.queued import budget_left, run_queued
+from dse.evaluate import candidate_cost, evaluate, placement, probe_candidate
+from dse.problem import Problem, most_aggressive_point
+from dse.results.ledger import EDEN_ATTR, EDEN_TOLERANCE_ATTR, ODIMO_LAMBDA_ATTR, ODIMO_SEARCH_ATTR
+from dse.space import Candidate
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS, resolve_split
 from hw_models.traffic import layer_traffic
@@ -94,7 +95,7 @@ class EdenEngine:
                                                      job.problem, result)}})
             ran += 1
             if job.progress is not None:
-                job.progress(complete_count(study), job.budget.total_trials,
+                job.progress(job.ledger.complete_count(), job.budget.total_trials,
                              f"{spec} mapped")
             job.guard.check()
 
@@ -104,7 +105,7 @@ class OdimoEdenEngine:
     """The sequential pipeline a researcher would otherwise script: ODiMO's split for each
     cost weight (``dse.engines.odimo``), then EDEN on it; one trial per lambda."""
 
-    cost_weights: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    cost_weights: tuple[float, ...] = DEFAULT_LAMBDAS
     dnas_epochs: int = 10
     target: str = "latency"
     searcher: Any = None
@@ -112,12 +113,9 @@ class OdimoEdenEngine:
     name: str = "odimo+eden"
 
     def __post_init__(self) -> None:
-        from dse.engines.odimo import check_settings
         check_settings(self.cost_weights, self.dnas_epochs, self.target)
 
     def run(self, job: EngineJob) -> None:
-        from dse.engines.odimo import measured_lambdas, probe_searcher
-        from dse.results.ledger import ODIMO_LAMBDA_ATTR, ODIMO_SEARCH_ATTR
         _check_job(job, "odimo+eden")
         assert job.accuracy is not None
         ran = run_queued(job, self.name)
@@ -145,7 +143,7 @@ class OdimoEdenEngine:
                             "partitions_file": partitions_document(job.problem, result)}})
             ran += 1
             if job.progress is not None:
-                job.progress(complete_count(study), job.budget.total_trials,
+                job.progress(job.ledger.complete_count(), job.budget.total_trials,
                              f"lambda {weight:g} searched and mapped")
             job.guard.check()
 
@@ -228,12 +226,16 @@ def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], 
     reference = estimator(with_errors(problem, n_analog, channels, {}, data))
     probes = [1]
 
-    def tolerated(bers: dict[str, float]) -> bool:
-        result: ProbeResult = estimator(with_errors(problem, n_analog, channels, bers, data))
+    def meets_target(candidate: ProbeCandidate) -> bool:
+        """The paired drop against the error-free split, bounded under the drop rule."""
+        result: ProbeResult = estimator(candidate)
         probes[0] += 1
         drop, _, high = accuracy_drop_pp(reference, result)
         bound = high if rule == "upper" and math.isfinite(high) else drop
         return bound <= limit_pp
+
+    def tolerated(bers: dict[str, float]) -> bool:
+        return meets_target(with_errors(problem, n_analog, channels, bers, data))
 
     def largest(names: list[str]) -> float:
         if not names:
@@ -257,32 +259,18 @@ def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], 
     candidate, budgets = map_to_partitions(problem, n_analog, data, tolerance)
     tightened = 0
     while True:
-        candidate = _with_channels(candidate, channels)
-        result = estimator(_probe_of(problem, candidate))
-        probes[0] += 1
-        drop, _, high = accuracy_drop_pp(reference, result)
-        bound = high if rule == "upper" and math.isfinite(high) else drop
-        if bound <= limit_pp:
+        candidate = dataclasses.replace(candidate, analog_channels=channels)
+        if meets_target(probe_candidate(candidate, candidate_cost(candidate, problem))):
             return EdenResult(candidate, data, coarse, fine, budgets, tightened, True,
                               probes[0])
         if tightened == MAX_TIGHTENING:
             nominal = {d.name: 0.0 for d in data}
             candidate, budgets = map_to_partitions(problem, n_analog, data, nominal)
-            return EdenResult(_with_channels(candidate, channels), data, coarse, fine,
-                              budgets, tightened, False, probes[0])
+            return EdenResult(dataclasses.replace(candidate, analog_channels=channels), data,
+                              coarse, fine, budgets, tightened, False, probes[0])
         tolerance = {name: ber / 10 for name, ber in tolerance.items()}
         candidate, budgets = map_to_partitions(problem, n_analog, data, tolerance)
         tightened += 1
-
-
-def _with_channels(candidate: Candidate, channels: Any) -> Candidate:
-    import dataclasses
-    return dataclasses.replace(candidate, analog_channels=channels)
-
-
-def _probe_of(problem: Problem, candidate: Candidate) -> ProbeCandidate:
-    from dse.evaluate import candidate_cost, probe_candidate
-    return probe_candidate(candidate, candidate_cost(candidate, problem))
 
 
 def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[DataType],
@@ -311,22 +299,3 @@ def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[Da
     assert problem.device is not None
     placement(candidate, problem.device)  # the device holds these partitions
     return candidate, budgets
-
-
-def most_aggressive_point(problem: Problem, budget: float) -> tuple[float, float]:
-    """The lowest grid VDD whose BER is within ``budget``, then the shortest tRCD keeping the
-    combined BER within it (for the problem's vendor and DIMM quantile)."""
-    device, space = problem.device, problem.space
-    assert device is not None
-    vdds = np.round(device.vdd_nominal_v - np.arange(0, space.max_undervolt_mv + 1,
-                                                     VDD_STEP_MV) / 1000, 6)
-    trcds = np.round(device.trcd_nominal_ns - np.arange(
-        0, space.max_trcd_reduction_ns + 1e-9, TRCD_STEP_NS), 6)
-    by_vdd = ber_from_vdd(device, problem.vendor, vdds, problem.ber_quantile)
-    vdd = float(vdds[by_vdd <= budget][-1]) if (by_vdd <= budget).any() else float(vdds[0])
-    vdd_ber = ber_from_vdd(device, problem.vendor, vdd, problem.ber_quantile)
-    combined = combined_ber(vdd_ber, ber_from_trcd(device, problem.vendor, trcds,
-                                                   problem.ber_quantile))
-    fits = combined <= budget
-    trcd = float(trcds[fits][-1]) if fits.any() else float(trcds[0])
-    return vdd, trcd

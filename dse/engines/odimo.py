@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dse.engines import EngineJob
-from dse.engines.queued import budget_left, complete_count, run_queued
+from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import evaluate
 from dse.results.ledger import ENGINE_ATTR
 from dse.results.ledger import ODIMO_LAMBDA_ATTR as LAMBDA_ATTR
@@ -74,7 +74,7 @@ class OdimoEngine:
                               attrs={LAMBDA_ATTR: weight, SEARCH_ATTR: choice.record})
             ran += 1
             if job.progress is not None:
-                job.progress(complete_count(study), job.budget.total_trials,
+                job.progress(job.ledger.complete_count(), job.budget.total_trials,
                              f"lambda {weight:g} measured")
             job.guard.check()
 

@@ -9,10 +9,6 @@ from dse.engines.optuna.objective import make_objective
 from dse.engines.optuna.runner import TrialRunner, fail_stale
 
 
-def complete_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
-
-
 def waiting_count(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
 
@@ -22,7 +18,7 @@ def budget_left(job: EngineJob, ran: int) -> bool:
     per_worker = job.budget.per_worker_trials
     if per_worker is not None:
         return ran < per_worker
-    return complete_count(job.ledger.study) < job.budget.total_trials
+    return job.ledger.complete_count() < job.budget.total_trials
 
 
 def run_queued(job: EngineJob, engine: str) -> int:
@@ -40,5 +36,5 @@ def run_queued(job: EngineJob, engine: str) -> int:
         runner.run(study, objective)
         ran += 1
         if job.progress is not None:
-            job.progress(complete_count(study), job.budget.total_trials, "baselines")
+            job.progress(job.ledger.complete_count(), job.budget.total_trials, "baselines")
     return ran

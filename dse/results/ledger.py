@@ -9,6 +9,7 @@ settings it is bound to. Attribute keys are named here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from typing import Any, Sequence
@@ -19,10 +20,8 @@ import optuna
 from dse.evaluate import Evaluation, objective_values
 from dse.host import worker_identity
 from dse.metrics import BY_NAME, units
-from dse.problem import Problem
+from dse.problem import Problem, most_aggressive_point
 from dse.space import (
-    TRCD_STEP_NS,
-    VDD_STEP_MV,
     Candidate,
     SearchSpace,
     at_point,
@@ -31,7 +30,6 @@ from dse.space import (
     nominal_candidate,
     param_distributions,
 )
-from hw_models.dram import ber_from_trcd, ber_from_vdd
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS
 from hw_models.traffic import layer_traffic
@@ -154,23 +152,16 @@ def safe_dram_candidates(problem: Problem) -> list[tuple[str, Candidate, dict[st
     cost falls monotonically with VDD and tRCD, so these points dominate their baselines
     at the same accuracy; enqueued, they keep the front from missing them. Empty without
     DRAM."""
-    space, device = problem.space, problem.device
-    if device is None:
+    if problem.device is None:
         return []
-    vdd_grid = np.round(device.vdd_nominal_v - np.arange(0, space.max_undervolt_mv + 1,
-                                                         VDD_STEP_MV) / 1000, 6)
-    trcd_grid = np.round(device.trcd_nominal_ns - np.arange(
-        0, space.max_trcd_reduction_ns + 1e-9, TRCD_STEP_NS), 6)
-    vdd_ok = ber_from_vdd(device, problem.vendor, vdd_grid, problem.ber_quantile) == 0
-    trcd_ok = ber_from_trcd(device, problem.vendor, trcd_grid, problem.ber_quantile) == 0
-    safe = (float(vdd_grid[vdd_ok][-1]), float(trcd_grid[trcd_ok][-1]))
-    free = (float(vdd_grid[-1]), float(trcd_grid[-1]))
+    safe = most_aggressive_point(problem, 0.0)
+    free = most_aggressive_point(problem, math.inf)
     found = []
     for name, baseline in baseline_candidates(problem):
         traffic = layer_traffic(problem.table, problem.soc, np.array(baseline.n_analog))
         in_dram = bool(traffic.total_bytes.sum() > 0)
         point = safe if in_dram else free
-        candidate = at_point(space, baseline.n_analog, point)
+        candidate = at_point(problem.space, baseline.n_analog, point)
         if candidate != baseline:
             found.append((name, candidate, {"vdd_v": point[0], "trcd_ns": point[1],
                                             "in_dram": in_dram}))
@@ -221,9 +212,10 @@ class Ledger:
         params = encode(candidate, space)
         every = param_distributions(space)
         for key, value in params.items():  # a count off the search's grid (ODiMO's argmax)
-            if not every[key]._contains(every[key].to_internal_repr(value)):
-                every[key] = optuna.distributions.IntDistribution(every[key].low,
-                                                                  every[key].high)
+            grid = every[key]
+            if isinstance(grid, optuna.distributions.IntDistribution) \
+                    and (value - grid.low) % grid.step:
+                every[key] = optuna.distributions.IntDistribution(grid.low, grid.high)
         user_attrs = {**(attrs or {}), ENGINE_ATTR: engine, WORKER_ATTR: worker_identity(),
                       METRICS_ATTR: metrics_record(evaluation)}
         if candidate.analog_channels is not None:
