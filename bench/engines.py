@@ -14,19 +14,30 @@ own ``--confirm``). Reported per engine, mean and range over the seeds:
   limit, EDEN's energy at the accuracy target), when confirmed.
 
 Budgets are equalised in training samples: ``--budget-samples`` is converted to each
-engine's knob (trials for the Optuna samplers; lambdas for odimo; the four baseline splits
-for eden), and the samples actually used are printed next to the result, so an unequal
-match shows. Every run has its own results folder and a cleared in-process cache (its own
-probes: a cache shared between runs makes the later engines look cheaper; the first version
-of this benchmark had that flaw) and all share one baseline
+engine's knob (trials for the Optuna samplers; lambdas for odimo, each costing its supernet
+epochs and one probe, and for odimo+eden, each costing that plus EDEN's characterisation;
+for eden, the baseline splits in the engine's order while their characterisation fits, at
+least one), and the samples actually used are printed next to the result, so an unequal
+match shows. EDEN's cost per split is counted from the data in DRAM
+(``eden_probes_per_split``: an upper bound, its bisection's probe count). Every run has its
+own results folder and a cleared in-process cache (its own probes: a cache shared between
+runs makes the later engines look cheaper; the first version of this benchmark had that
+flaw) and all share one baseline
 checkpoint, trained once under --results-dir. Each finished run appends its row to
 ``engines-s<seeds>.jsonl`` there (one file per process); a stopped benchmark resumes, and
 ``--report`` prints the table (and ``--plot``) from those files alone, so seeds can run as
 separate processes.
 
+``--weights streamed`` runs the same on a variant of the DIANA preset whose weights are read
+from DRAM on every inference (``memory.weights_resident = false``, written next to the
+results): a stand-in for a model too large for the 512 kB L2, and the case EDEN's method is
+for, since there every layer's weights see the DRAM's errors. Each scenario keeps its own
+rows (``scenario`` in the JSON lines).
+
 Run: python bench/engines.py [--only digits|cifar10] [--seeds 3 | --seed-list 0,2]
      [--budget-samples 200000] [--results-dir bench-results] [--threads 1]
-     [--device cpu|cuda] [--report] [--plot docs/engines_digits.svg]
+     [--weights resident|streamed] [--device cpu|cuda] [--report]
+     [--plot docs/engines_digits.svg]
 """
 from __future__ import annotations
 
@@ -57,6 +68,7 @@ ENGINES = {  # name -> SearchConfig settings
 }
 QUEUED = 8          # the baselines and their safe DRAM points, every study runs them first
 REFERENCE = np.array([1.0, 1.5, 1.5])  # (1 - accuracy, latency / all-digital, energy / ...)
+ODIMO_AGAINST = "diana-heuristic"  # ODiMO's metric: against the SoC's own mapping rule
 LAMBDA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
@@ -72,13 +84,39 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
     queued = QUEUED * per_probe
     if ENGINES[engine]["engine"] == "optuna":
         return {"trials": QUEUED + max(0, (budget - queued) // per_probe)}
-    if engine == "eden":
-        return {"trials": QUEUED + 4}  # its own probes are what it needs: counted after
-    per_lambda = base.dnas_epochs * train_images + per_probe
+    per_split = {name: probes * per_probe  # characterise, map, validate
+                 for name, probes in eden_probes_per_split(base).items()}
+    if engine == "eden":  # the baseline splits, in order, while the budget holds (one at least)
+        fitting, spent = [], queued
+        for name, cost in per_split.items():
+            if fitting and spent + cost > budget:
+                break
+            fitting.append(name)
+            spent += cost
+        return {"trials": QUEUED + len(fitting)}  # the engine maps them in this order
+    per_lambda = (base.dnas_epochs * train_images + per_probe
+                  + (max(per_split.values()) if engine == "odimo+eden" else 0))
     count = max(1, min(len(LAMBDA_GRID), (budget - queued) // per_lambda))
     grid = np.geomspace(LAMBDA_GRID[0], LAMBDA_GRID[-1], count) if count > 1 else [0.1]
     return {"trials": QUEUED + int(count),
             "lambdas": ",".join(f"{value:.3g}" for value in grid)}
+
+
+def eden_probes_per_split(config: SearchConfig) -> dict[str, int]:
+    """EDEN's probes for each baseline split at most: per datum in DRAM, and once for all of
+    them (coarse), the two ends and the bisection; plus the error-free reference and one
+    validation (``dse.engines.eden``)."""
+    from dse.engines.eden import BISECTION_STEPS, data_in_dram
+    from dse.problem import build_problem
+    from hw_models.mapping import HEURISTICS, resolve_split
+    problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
+                            dram=config.dram, objectives=config.objectives)
+    counts = {}
+    for name in HEURISTICS:
+        n_analog, _ = resolve_split(name, problem.table, problem.soc)
+        data = len(data_in_dram(problem, tuple(int(n) for n in n_analog)))
+        counts[name] = 2 + (1 + data) * (2 + BISECTION_STEPS) if data else 1
+    return counts
 
 
 def samples_used(study, per_probe: int) -> int:
@@ -124,16 +162,34 @@ def shared_checkpoint(dataset: str, data_dir: str | None, args) -> str:
     return str(path)
 
 
+def streamed_preset(folder: Path) -> str:
+    """The DIANA preset with its weights streamed from DRAM, written under ``folder``."""
+    from hw_models.soc import PRESET_DIR
+    text = (PRESET_DIR / "diana.toml").read_text(encoding="utf-8")
+    block = '[memory.weights_resident]\nvalue = "auto"'
+    if block not in text:
+        raise SystemExit("bench/engines.py: diana.toml no longer has weights_resident = "
+                         "\"auto\"; update streamed_preset")
+    path = folder / "diana-weights-streamed.toml"
+    path.write_text(text.replace(block, '[memory.weights_resident]\nvalue = false'),
+                    encoding="utf-8")
+    return str(path)
+
+
 def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
             checkpoint: str) -> dict:
     name = f"{engine.replace('+', '-')}-s{seed}"
+    scenario_dir = Path(args.results_dir) / (dataset if args.weights == "resident"
+                                             else f"{dataset}-streamed")
     base = SearchConfig(network=network_of(dataset), dataset=dataset, data_dir=data_dir,
                         seed=seed, device=args.device, threads=args.threads,
-                        results_dir=str(Path(args.results_dir) / dataset / name),
+                        hw=(SearchConfig.hw if args.weights == "resident"
+                            else streamed_preset(Path(args.results_dir))),
+                        results_dir=str(scenario_dir / name),
                         checkpoint=checkpoint,
                         dnas_epochs=args.dnas_epochs, probe_steps=args.probe_steps,
                         confirm_steps=args.confirm_steps, epochs=args.epochs,
-                        study=f"engines-{dataset}-{name}")
+                        study=f"engines-{scenario_dir.name}-{name}")
     train_images = _train_images(dataset, data_dir)
     knobs = settings_for(engine, args.budget_samples, base, train_images)
     config = dataclasses.replace(base, **ENGINES[engine], **knobs)
@@ -148,7 +204,7 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     return {"engine": engine, "seed": seed, "hypervolume": volume, "front": front,
             "samples": samples_used(study, probe_samples(config)), "seconds": seconds,
             "trials": len(study.trials), "knobs": knobs,
-            "method_metrics": [item.get("text") for item in summary.get("method_metrics", [])]}
+            "method_metrics": summary.get("method_metrics", [])}
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -156,6 +212,30 @@ def _read_rows(path: Path) -> list[dict]:
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
             if line.strip()]
+
+
+def _all_rows(folder: Path) -> list[dict]:
+    """Every finished run under ``folder``; rows from before scenarios are "resident"."""
+    rows = [row for path in sorted(folder.glob("engines*.jsonl")) for row in _read_rows(path)]
+    return [{"scenario": "resident", **row} for row in rows]
+
+
+def _paper_metric(rows: list[dict], kind: str, metric: str, baseline: str | None) -> str:
+    """Each paper's own metric, from the confirmed summary of each seed's study: the change
+    in % (mean [min, max] over the seeds that have it) and how many seeds have one; a seed
+    has none when no confirmed front point meets the paper's accuracy rule."""
+    values = []
+    for row in rows:
+        found = [item["change_percent"] for item in row.get("method_metrics", [])
+                 if isinstance(item, dict) and item.get("kind") == kind
+                 and item.get("metric") == metric
+                 and (baseline is None or item.get("baseline") == baseline)]
+        if found:
+            values.append(min(found))
+    if not values:
+        return "none"
+    return (f"{np.mean(values):+.1f} % [{min(values):+.1f}, {max(values):+.1f}] "
+            f"({len(values)}/{len(rows)} seeds)")
 
 
 def _train_images(dataset: str, data_dir: str | None) -> int:
@@ -187,6 +267,9 @@ def main() -> None:
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--only", choices=["digits", "cifar10"], default=None)
     parser.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    parser.add_argument("--weights", choices=["resident", "streamed"], default="resident",
+                        help="the preset's weight residency: resident (DIANA as shipped) or "
+                             "streamed from DRAM every inference")
     parser.add_argument("--plot", default=None, metavar="PATH.svg",
                         help="overlay of every engine's confirmed test fronts")
     args = parser.parse_args()
@@ -199,8 +282,9 @@ def main() -> None:
              else list(range(args.seeds)))
     folder = Path(args.results_dir)
     folder.mkdir(parents=True, exist_ok=True)
-    log = folder / f"engines-s{'-'.join(map(str, seeds))}.jsonl"  # one file per process
-    done = [row for path in sorted(folder.glob("engines*.jsonl")) for row in _read_rows(path)]
+    log = folder / f"engines-{args.weights}-s{'-'.join(map(str, seeds))}.jsonl"  # a file
+    # per process
+    done = [row for row in _all_rows(folder) if row["scenario"] == args.weights]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for dataset, data_dir in runs if not args.report else []:
         checkpoint = shared_checkpoint(dataset, data_dir, args)
@@ -210,25 +294,31 @@ def main() -> None:
                        for r in done):
                     continue
                 row = {**run_one(engine, seed, dataset, data_dir, args, checkpoint),
-                       "dataset": dataset}
+                       "dataset": dataset, "scenario": args.weights}
                 with log.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
                 done.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "front"}), flush=True)
     datasets = [dataset for dataset, _ in runs]
-    rows = [r for path in sorted(folder.glob("engines*.jsonl")) for r in _read_rows(path)
-            if r["dataset"] in datasets and r["engine"] in engines]
+    rows = [r for r in _all_rows(folder) if r["dataset"] in datasets
+            and r["engine"] in engines and r["scenario"] == args.weights]
     counts = sorted({sum(1 for r in rows if (r["dataset"], r["engine"]) == key)
                      for key in {(r["dataset"], r["engine"]) for r in rows}})
     print(f"\nbudget {args.budget_samples:,} training samples per run; seeds per engine "
           f"{'/'.join(map(str, counts))}; "
           f"reference point {REFERENCE.tolist()} on (1 - test accuracy, latency and energy "
-          "over all-digital at nominal DRAM); mean [min, max] over seeds")
-    print("| data | engine | confirmed test hypervolume | samples used | wall s | trials |")
+          f"over all-digital at nominal DRAM); weights {args.weights}; mean [min, max] over "
+          "seeds")
+    print("| data | engine | confirmed test hypervolume | ODiMO metric: compute latency / "
+          f"energy vs {ODIMO_AGAINST} | EDEN metric: DRAM energy vs same mapping at nominal | "
+          "samples used | wall s | trials |")
     for dataset, _ in runs:
         for engine in engines:
             mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
             print(f"| {dataset} | {engine} | {_interval([r['hypervolume'] for r in mine])} | "
+                  f"{_paper_metric(mine, 'odimo', 'compute_latency', ODIMO_AGAINST)} / "
+                  f"{_paper_metric(mine, 'odimo', 'compute_energy', ODIMO_AGAINST)} | "
+                  f"{_paper_metric(mine, 'eden', 'dram_energy', None)} | "
                   f"{np.mean([r['samples'] for r in mine]):,.0f} | "
                   f"{np.mean([r['seconds'] for r in mine]):.0f} | "
                   f"{np.mean([r['trials'] for r in mine]):.0f} |")
