@@ -11,6 +11,7 @@ import sys
 from typing import Any, Callable
 
 import click
+from click.core import ParameterSource
 
 from dse import __version__
 from dse.accuracy.defaults import ProbeDefaults
@@ -425,6 +426,12 @@ search_options = bundle(
     click.option("--epochs", type=int, default=None, help="Baseline training epochs."),
     click.option("--probe-steps", type=int, default=SearchConfig.probe_steps,
                  show_default=True, help="Fine-tune steps of each candidate's probe."),
+    click.option("--finetune-epochs", type=float, default=None, metavar="E",
+                 help="The probe's fine-tune in epochs of the training split instead of "
+                      "--probe-steps (ceil(E x images / 64) steps). It is the fine-tune "
+                      "every candidate gets, the baselines' and each engine's alike (for "
+                      "odimo, the fine-tune of its discretised split), so comparisons stay "
+                      "paired."),
     click.option("--finetune-seeds", type=int, default=SearchConfig.finetune_seeds,
                  show_default=True,
                  help="Independent fine-tunes per probe (their spread is in the interval)."),
@@ -471,6 +478,9 @@ def search(as_json: bool, **options: Any) -> None:
     from dse.commands.text import search_text
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
+    given = click.get_current_context().get_parameter_source("probe_steps")
+    if options["finetune_epochs"] is not None and given == ParameterSource.COMMANDLINE:
+        fail("give --probe-steps or --finetune-epochs, not both", 2)
     config = SearchConfig(**options)
     with worker_threads(config) as threads:
         prepared = prepare(config, progress=ProgressLine("training baseline"))

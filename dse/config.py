@@ -6,6 +6,7 @@ study is bound to: a rerun with the same identity resumes the study, another one
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -64,6 +65,9 @@ class SearchConfig:
     checkpoint: str | None = None
     epochs: int | None = None
     probe_steps: int = ProbeDefaults.steps
+    finetune_epochs: float | None = None      # the probe's fine-tune in epochs of the train
+    # split instead of probe_steps (prepare() converts; it then takes the place of
+    # probe_steps)
     finetune_seeds: int = ProbeDefaults.finetune_seeds
     error_seeds: int = ProbeDefaults.error_seeds
     probe_seeds: int | None = None            # retired: split into the two above
@@ -135,6 +139,9 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
     check_probe_counts(config.probe_steps, {"--finetune-seeds": config.finetune_seeds,
                                             "--error-seeds": config.error_seeds},
                        steps_option="--probe-steps")
+    if config.finetune_epochs is not None and not (math.isfinite(config.finetune_epochs)
+                                                   and config.finetune_epochs > 0):
+        raise ConfigError(f"--finetune-epochs must be > 0 (got {config.finetune_epochs:g})")
     if config.confirm_steps is not None and config.confirm_steps < 1:
         raise ConfigError(f"--confirm-steps must be >= 1 (got {config.confirm_steps})")
     check_probe_counts(resolved_confirm_steps(config),
@@ -156,6 +163,12 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
 
 
 DROP_RULES = ("mean", "upper")  # the paired drop's point estimate, or its interval's upper end
+
+
+def steps_for_epochs(epochs: float, train_images: int) -> int:
+    """Fine-tune steps that process ``epochs`` passes over ``train_images`` images in the
+    probe's batches (at least one step)."""
+    return max(1, math.ceil(epochs * train_images / ProbeDefaults.batch_size))
 
 
 def resolved_confirm_steps(config: SearchConfig) -> int:

@@ -45,7 +45,7 @@ class ProbeConfig:
     """Quick fine-tune settings (part of the cache key)."""
 
     steps: int = ProbeDefaults.steps  # fine-tune steps (0: evaluate the checkpoint as it is)
-    batch_size: int = 64
+    batch_size: int = ProbeDefaults.batch_size
     lr: float = 3e-4              # Adam peak learning rate, cosine decay to 0 (1e-3 disturbs
                                   # a converged baseline more than 20 steps can repair)
     ramp_fraction: float = 0.5    # BER reaches its target after this share of the steps

@@ -10,6 +10,7 @@ class ProbeDefaults:
     finetune_seeds = 2  # independent fine-tunes (their spread is part of every interval)
     error_seeds = 3     # error masks per fine-tuned model
     error_model = 0     # EDEN error model 0..3 (0: uniform)
+    batch_size = 64     # images per fine-tune step
 
 
 class ConfirmDefaults:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from dse.config import (
     SearchConfig,
     default_study_name,
     resolved_confirm_steps,
+    steps_for_epochs,
     validate,
     worker_index,
     worker_seed,
@@ -97,8 +99,11 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
                     config.energy_budget_j, config.drop_rule)
     if "accuracy" in objectives and config.accuracy_estimator is None:
         from networks.datasets import load_dataset
-        load_dataset(config.dataset, config.data_dir, download=config.download)  # no data:
-        # fail before anything else
+        bundle = load_dataset(config.dataset, config.data_dir, download=config.download)  # no
+        # data: fail before anything else
+        if config.finetune_epochs is not None:  # from here on the probe's steps stand for it
+            config = dataclasses.replace(config, probe_steps=steps_for_epochs(
+                config.finetune_epochs, len(bundle.split("train").labels)))
     problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
                             dram=dram_name, vendor=config.vendor,
                             ber_quantile=config.ber_quantile, objectives=objectives,

@@ -12,6 +12,7 @@ import optuna
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from helpers import tiny_checkpoint
 
 from cli import cli
 
@@ -266,3 +267,27 @@ def test_failed_commands_leave_no_files(tmp_path):
     bad = run("search", "--accuracy-estimator", "nosuch:fn", "--results-dir", str(tmp_path))
     assert bad.exit_code == 2 and "cannot import 'nosuch'" in bad.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_finetune_epochs_set_the_probe_steps_from_the_training_split(tmp_path):
+    tiny_checkpoint(results_dir=tmp_path)
+    made = run("search", "--dataset", "synthetic", "--epochs", "1", "--trials", "1",
+               "--finetune-epochs", "0.25", "--error-seeds", "1", "--finetune-seeds", "1",
+               "--no-confirm", "--results-dir", str(tmp_path), "--json")
+    assert made.exit_code == 0, made.output
+    folder = tmp_path / json.loads(made.stdout)["study"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["identity"]["probe_steps"] == 2  # ceil(0.25 x 512 images / 64)
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--finetune-epochs", "1", "--probe-steps", "20"), "not both"),
+    (("--finetune-epochs", "0"), "--finetune-epochs must be > 0"),
+    (("--finetune-epochs", "-1"), "--finetune-epochs must be > 0"),
+    (("--finetune-epochs", "nan"), "--finetune-epochs must be > 0"),
+])
+def test_bad_finetune_epochs_are_one_line(tmp_path, args, words):
+    result = run("search", "--dataset", "synthetic", *args, "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert words in result.stderr
+    assert not any(tmp_path.iterdir())
