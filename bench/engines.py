@@ -171,8 +171,12 @@ def streamed_preset(folder: Path) -> str:
         raise SystemExit("bench/engines.py: diana.toml no longer has weights_resident = "
                          "\"auto\"; update streamed_preset")
     path = folder / "diana-weights-streamed.toml"
-    path.write_text(text.replace(block, '[memory.weights_resident]\nvalue = false'),
-                    encoding="utf-8")
+    wanted = text.replace(block, '[memory.weights_resident]\nvalue = false')
+    if not path.is_file() or path.read_text(encoding="utf-8") != wanted:  # seeds running as
+        # other processes read it: replace it whole, never rewrite it in place
+        from dse.results.files import atomic_path
+        with atomic_path(path) as temporary:
+            temporary.write_text(wanted, encoding="utf-8")
     return str(path)
 
 
