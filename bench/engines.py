@@ -68,6 +68,7 @@ ENGINES = {  # name -> SearchConfig settings
 }
 QUEUED = 8          # the baselines and their safe DRAM points, every study runs them first
 REFERENCE = np.array([1.0, 1.5, 1.5])  # (1 - accuracy, latency / all-digital, energy / ...)
+PAIRED_AGAINST = "optuna-tpe"  # the default engine: every other is compared seed by seed
 ODIMO_AGAINST = "diana-heuristic"  # ODiMO's metric: against the SoC's own mapping rule
 LAMBDA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
@@ -224,6 +225,18 @@ def _all_rows(folder: Path) -> list[dict]:
     return [{"scenario": "resident", **row} for row in rows]
 
 
+def _paired_differences(rows: list[dict], reference: list[dict]) -> str:
+    """Each seed's hypervolume minus the reference engine's at the same seed (the same
+    checkpoint, queued points and probe seeds), mean [min, max] and how many are above 0."""
+    by_seed = {r["seed"]: r["hypervolume"] for r in reference}
+    differences = [r["hypervolume"] - by_seed[r["seed"]] for r in rows if r["seed"] in by_seed
+                   and math.isfinite(r["hypervolume"]) and math.isfinite(by_seed[r["seed"]])]
+    if not differences:
+        return "n/a"
+    return (f"{np.mean(differences):+.4f} [{min(differences):+.4f}, {max(differences):+.4f}]"
+            f" ({sum(d > 0 for d in differences)}/{len(differences)} above 0)")
+
+
 def _paper_metric(rows: list[dict], kind: str, metric: str, baseline: str | None) -> str:
     """Each paper's own metric, from the confirmed summary of each seed's study: the change
     in % (mean [min, max] over the seeds that have it) and how many seeds have one; a seed
@@ -313,14 +326,19 @@ def main() -> None:
           f"reference point {REFERENCE.tolist()} on (1 - test accuracy, latency and energy "
           f"over all-digital at nominal DRAM); weights {args.weights}; mean [min, max] over "
           "seeds")
-    print("| data | engine | confirmed test hypervolume | ODiMO metric: compute latency / "
+    print(f"| data | engine | confirmed test hypervolume | minus {PAIRED_AGAINST}'s, same "
+          "seed | ODiMO metric: compute latency / "
           f"energy vs {ODIMO_AGAINST} | EDEN metric: DRAM energy vs same mapping at nominal | "
           "samples used | wall s | trials |")
     for dataset, _ in runs:
         for engine in engines:
             mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
+            if not mine:
+                continue
+            paired = _paired_differences(mine, [r for r in rows if r["dataset"] == dataset
+                                                and r["engine"] == PAIRED_AGAINST])
             print(f"| {dataset} | {engine} | {_interval([r['hypervolume'] for r in mine])} | "
-                  f"{_paper_metric(mine, 'odimo', 'compute_latency', ODIMO_AGAINST)} / "
+                  f"{paired} | {_paper_metric(mine, 'odimo', 'compute_latency', ODIMO_AGAINST)} / "
                   f"{_paper_metric(mine, 'odimo', 'compute_energy', ODIMO_AGAINST)} | "
                   f"{_paper_metric(mine, 'eden', 'dram_energy', None)} | "
                   f"{np.mean([r['samples'] for r in mine]):,.0f} | "
