@@ -1,0 +1,88 @@
+"""bench/engines.py: the budget conversion and the table's columns, on constructed rows."""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+from dse.config import SearchConfig
+from hw_models import load_soc
+
+PATH = Path(__file__).resolve().parents[2] / "bench" / "engines.py"
+spec = importlib.util.spec_from_file_location("bench_engines", PATH)
+assert spec is not None and spec.loader is not None
+engines = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(engines)
+
+BASE = SearchConfig(network="resnet8", dataset="digits", dnas_epochs=10)
+TRAIN_IMAGES = 1258
+
+
+def test_streamed_preset_streams_the_weights_and_is_written_once(tmp_path):
+    path = Path(engines.streamed_preset(tmp_path))
+    assert load_soc(path).memory.weights_resident is False
+    assert load_soc("diana").memory.weights_resident == "auto"
+    before = path.stat().st_mtime_ns
+    engines.streamed_preset(tmp_path)
+    assert path.stat().st_mtime_ns == before
+
+
+def test_eden_gets_every_split_when_nothing_is_in_dram():
+    counts = engines.eden_probes_per_split(BASE)
+    assert set(counts.values()) == {1}  # resnet8 keeps its weights and activations on chip
+    assert engines.settings_for("eden", 200_000, BASE, TRAIN_IMAGES) == {"trials": 12}
+
+
+def test_eden_and_odimo_eden_are_sized_to_the_budget_when_weights_stream(tmp_path):
+    streamed = dataclasses.replace(BASE, hw=engines.streamed_preset(tmp_path))
+    counts = engines.eden_probes_per_split(streamed)
+    assert set(counts.values()) == {2 + 11 * 8}  # 10 weight tensors, coarse + fine, 8 each
+    assert engines.settings_for("eden", 200_000, streamed, TRAIN_IMAGES) == {"trials": 9}
+    per_probe = engines.probe_samples(streamed)
+    room = 8 * per_probe + 4 * counts["all-digital"] * per_probe
+    assert engines.settings_for("eden", room, streamed, TRAIN_IMAGES) == {"trials": 12}
+    assert engines.settings_for("eden", room - 1, streamed, TRAIN_IMAGES) == {"trials": 11}
+    pipeline = engines.settings_for("odimo+eden", 200_000, streamed, TRAIN_IMAGES)
+    assert pipeline == {"trials": 9, "lambdas": "0.1"}
+    odimo = engines.settings_for("odimo", 200_000, streamed, TRAIN_IMAGES)
+    assert odimo["trials"] == 16 and len(odimo["lambdas"].split(",")) == 8
+
+
+def row(seed: int, volume: float, metrics=()) -> dict:
+    return {"seed": seed, "hypervolume": volume, "method_metrics": list(metrics)}
+
+
+def test_paired_differences_match_seeds():
+    reference = [row(0, 0.30), row(1, 0.31), row(2, math.nan)]
+    mine = [row(0, 0.29), row(1, 0.33), row(2, 0.30), row(3, 0.5)]
+    text = engines._paired_differences(mine, reference)
+    assert text == "+0.0050 [-0.0100, +0.0200] (1/2 above 0)"
+    assert engines._paired_differences(mine, []) == "n/a"
+
+
+def test_paper_metric_takes_each_seeds_best_and_counts_the_seeds():
+    odimo = {"kind": "odimo", "metric": "compute_latency", "baseline": "diana-heuristic"}
+    rows = [row(0, 0.3, [{**odimo, "change_percent": -3.0}, {**odimo, "change_percent": -5.0},
+                         {**odimo, "baseline": "all-analog", "change_percent": -50.0}]),
+            row(1, 0.3, [{**odimo, "change_percent": -1.0}]),
+            row(2, 0.3, [])]
+    text = engines._paper_metric(rows, "odimo", "compute_latency", "diana-heuristic")
+    assert text == "-3.0 % [-5.0, -1.0] (2/3 seeds)"
+    assert engines._paper_metric(rows, "eden", "dram_energy", None) == "none"
+
+
+@pytest.mark.parametrize("summary, expected", [
+    ({"baselines": [], "front": []}, None),
+    ({"baselines": [{"baseline": "all-digital", "latency_s": 2.0, "energy_j": 4.0}],
+      "front": [{"test_accuracy": 0.5, "latency_s": 1.0, "energy_j": 2.0}]},
+     0.5 * 1.0 * 1.0),  # box (1 - 0.5) x (1.5 - 0.5) x (1.5 - 0.5)
+])
+def test_confirmed_hypervolume_is_normalised_by_all_digital(summary, expected):
+    volume, _ = engines.confirmed_hypervolume(summary)
+    if expected is None:
+        assert math.isnan(volume)
+    else:
+        assert volume == pytest.approx(expected)
