@@ -403,6 +403,10 @@ search_options = bundle(
     click.option("--mapping", default=None, metavar="SPEC",
                  help="eden: the split to map (a heuristic name or a mapping JSON file) "
                       "[default: each of the four baselines]."),
+    click.option("--eden-retrain-steps", type=int, default=None, metavar="N",
+                 help="eden, odimo+eden: fine-tune steps of each characterisation and "
+                      "validation probe (EDEN's curricular retraining, longer) [default: "
+                      "the probe's]; the trials are measured by the study's probe."),
     click.option("--odimo-target", type=click.Choice(["latency", "energy"]),
                  default=SearchConfig.odimo_target, show_default=True,
                  help="odimo: the cost its loss weighs."),

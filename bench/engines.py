@@ -73,10 +73,12 @@ ODIMO_AGAINST = "diana-heuristic"  # ODiMO's metric: against the SoC's own mappi
 LAMBDA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
-def probe_samples(config: SearchConfig) -> int:
-    """Training samples one probe processes: steps x batch x fine-tunes."""
+def probe_samples(config: SearchConfig, steps: int | None = None) -> int:
+    """Training samples one probe processes: steps (the study's probe's, or ``steps``) x
+    batch x fine-tunes."""
     from networks.probe import ProbeConfig
-    return config.probe_steps * ProbeConfig.batch_size * config.finetune_seeds
+    steps = config.probe_steps if steps is None else steps
+    return steps * ProbeConfig.batch_size * config.finetune_seeds
 
 
 def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int) -> dict:
@@ -120,17 +122,20 @@ def eden_probes_per_split(config: SearchConfig) -> dict[str, int]:
     return counts
 
 
-def samples_used(study, per_probe: int) -> int:
+def samples_used(study, config: SearchConfig) -> int:
     """Training samples a finished study's trials processed (probes plus ODiMO's search;
     EDEN's characterisation probes from its record)."""
-    total = 0
+    per_probe, total = probe_samples(config), 0
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
         metrics = attrs.get("metrics", {})
         if metrics.get("probed") and not metrics.get("probe_cached"):
             total += per_probe
         total += attrs.get(ODIMO_SEARCH_ATTR, {}).get("samples", 0)
-        total += attrs.get("eden", {}).get("probes", 0) * per_probe
+        eden = attrs.get("eden", {})
+        retrain_steps = eden.get("retrain_steps")  # None: EDEN probed at the probe's length
+        total += eden.get("probes", 0) * (per_probe if retrain_steps is None else
+                                          probe_samples(config, steps=retrain_steps))
     return total
 
 
@@ -207,7 +212,7 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     study = optuna.load_study(study_name=prepared.study_name, storage=prepared.storage_url)
     volume, front = confirmed_hypervolume(summary)
     return {"engine": engine, "seed": seed, "hypervolume": volume, "front": front,
-            "samples": samples_used(study, probe_samples(config)), "seconds": seconds,
+            "samples": samples_used(study, config), "seconds": seconds,
             "trials": len(study.trials), "knobs": knobs,
             "method_metrics": summary.get("method_metrics", [])}
 

@@ -152,6 +152,11 @@ class ProbeEstimator:
                                      finetune_seeds=finetune_seeds)
         return ProbeEstimator(dataclasses.replace(self.setup, config=config))
 
+    def retraining(self, steps: int) -> "ProbeEstimator":
+        """The same probe (split, seeds) with a fine-tune of ``steps`` steps."""
+        config = dataclasses.replace(self.setup.config, steps=steps)
+        return ProbeEstimator(dataclasses.replace(self.setup, config=config))
+
     def settings(self) -> dict[str, object]:
         """What a confirmation's results are bound to."""
         config = self.setup.config

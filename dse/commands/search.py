@@ -194,13 +194,16 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
 
 def engine_for(config: SearchConfig, storage_url: str) -> Engine:
     if config.engine == "eden":
-        return make_engine("eden", mappings=() if config.mapping is None else (config.mapping,))
+        return make_engine("eden", mappings=() if config.mapping is None else (config.mapping,),
+                           retrain_steps=config.eden_retrain_steps)
     if config.engine in ("odimo", "odimo+eden"):
         from dse.engines.odimo import DEFAULT_LAMBDAS
         weights = DEFAULT_LAMBDAS if config.lambdas is None else parse_floats(
             config.lambdas, "--lambdas")
+        extra = ({"retrain_steps": config.eden_retrain_steps}
+                 if config.engine == "odimo+eden" else {})
         return make_engine(config.engine, cost_weights=weights,
-                           dnas_epochs=config.dnas_epochs, target=config.odimo_target)
+                           dnas_epochs=config.dnas_epochs, target=config.odimo_target, **extra)
     return make_engine(config.engine, sampler=config.sampler, storage_url=storage_url,
                        heartbeat_interval_s=config.heartbeat_interval_s,
                        grace_period_s=config.grace_period_s)
@@ -235,6 +238,9 @@ def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -
     if "accuracy" not in objectives:
         raise ConfigError(f"--engine {config.engine} serves {serves}; not "
                           f"'{config.objectives}'")
+    if config.eden_retrain_steps is not None and config.accuracy_estimator is not None:
+        raise ConfigError("--eden-retrain-steps sets the built-in probe's fine-tune; not with "
+                          "--accuracy-estimator")
     if "probe" in needs and config.accuracy_estimator is not None:
         raise ConfigError(f"--engine {config.engine} serves {serves}; not with "
                           "--accuracy-estimator")

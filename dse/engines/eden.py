@@ -10,7 +10,10 @@ tensors in DRAM; ``hw_models.traffic``):
    and seeds, meets ``--max-accuracy-drop`` under ``--drop-rule`` (its estimate, or the upper
    end of its interval). *Coarse*: one BER for all the data; *fine*: one per data type with
    the others error-free. Every measurement is the study's own probe, whose fine-tune ramps
-   the BER up (EDEN's curricular retraining).
+   the BER up (EDEN's curricular retraining); ``retrain_steps`` lengthens that fine-tune
+   for the characterisation and the validation (None: the probe's own length, so that
+   EDEN spends its samples as every other engine's candidates do). The trial itself is
+   measured by the study's probe, as every engine's.
 2. **Map** (EDEN's Algorithm 1): sort the data by tolerance; with N partitions, partition k
    takes the k-th N-quantile group of that order and is set to the most aggressive grid point
    (lowest VDD first, then the shortest tRCD) whose BER, for the chosen DIMM quantile, is within
@@ -65,11 +68,13 @@ class EdenEngine:
 
     mappings: tuple[str, ...] = ()
     bisection_steps: int = BISECTION_STEPS
+    retrain_steps: int | None = None
     name: str = "eden"
 
     def run(self, job: EngineJob) -> None:
         _check_job(job, "eden")
         assert job.accuracy is not None
+        characterise = retraining(job.accuracy.estimator, self.retrain_steps)
         ran = run_queued(job, self.name)
         study = job.ledger.study
         done = {t.user_attrs.get(EDEN_ATTR, {}).get("mapping")
@@ -82,7 +87,7 @@ class EdenEngine:
                 break
             n_analog, channels = resolve_split(spec, job.problem.table, job.problem.soc)
             with job.guard.interruptible():
-                result = eden_for_split(job.problem, job.accuracy.estimator,
+                result = eden_for_split(job.problem, characterise,
                                         tuple(int(n) for n in n_analog), channels,
                                         steps=self.bisection_steps)
                 evaluation = evaluate(result.candidate, job.problem, job.accuracy)
@@ -91,6 +96,7 @@ class EdenEngine:
             study.set_user_attr(EDEN_TOLERANCE_ATTR, tolerances)
             job.ledger.record(result.candidate, evaluation, engine=self.name,
                               attrs={EDEN_ATTR: {"mapping": spec, **result.summary(),
+                                                 "retrain_steps": self.retrain_steps,
                                                  "partitions_file": partitions_document(
                                                      job.problem, result)}})
             ran += 1
@@ -110,6 +116,7 @@ class OdimoEdenEngine:
     target: str = "latency"
     searcher: Any = None
     bisection_steps: int = BISECTION_STEPS
+    retrain_steps: int | None = None
     name: str = "odimo+eden"
 
     def __post_init__(self) -> None:
@@ -118,6 +125,7 @@ class OdimoEdenEngine:
     def run(self, job: EngineJob) -> None:
         _check_job(job, "odimo+eden")
         assert job.accuracy is not None
+        characterise = retraining(job.accuracy.estimator, self.retrain_steps)
         ran = run_queued(job, self.name)
         search = self.searcher or probe_searcher(job, self.dnas_epochs, self.target)
         study = job.ledger.study
@@ -131,7 +139,7 @@ class OdimoEdenEngine:
             label = f"odimo lambda {weight:g}"
             with job.guard.interruptible():
                 choice = search(weight)
-                result = eden_for_split(job.problem, job.accuracy.estimator, choice.n_analog,
+                result = eden_for_split(job.problem, characterise, choice.n_analog,
                                         choice.analog_channels, steps=self.bisection_steps)
                 evaluation = evaluate(result.candidate, job.problem, job.accuracy)
             job.guard.hold()
@@ -140,6 +148,7 @@ class OdimoEdenEngine:
             job.ledger.record(result.candidate, evaluation, engine=self.name, attrs={
                 ODIMO_LAMBDA_ATTR: weight, ODIMO_SEARCH_ATTR: choice.record,
                 EDEN_ATTR: {"mapping": label, **result.summary(),
+                            "retrain_steps": self.retrain_steps,
                             "partitions_file": partitions_document(job.problem, result)}})
             ran += 1
             if job.progress is not None:
@@ -190,6 +199,17 @@ def partitions_document(problem: Problem, result: EdenResult) -> dict[str, Any]:
     return {"partitions": [{"name": p.name, "capacity_bytes": p.capacity_bytes,
                             "vdd_v": p.vdd_v, "trcd_ns": p.trcd_ns} for p in partitions],
             "default": names[0], "tensors": tensors}
+
+
+def retraining(estimator: Any, steps: int | None) -> Any:
+    """The estimator EDEN characterises and validates with: the probe with a fine-tune of
+    ``steps`` steps (None: the estimator as it is)."""
+    if steps is None:
+        return estimator
+    if not hasattr(estimator, "retraining"):
+        raise ConfigError("--eden-retrain-steps sets the built-in probe's fine-tune; this "
+                          "accuracy estimator has none")
+    return estimator.retraining(steps)
 
 
 def data_in_dram(problem: Problem, n_analog: tuple[int, ...]) -> list[DataType]:

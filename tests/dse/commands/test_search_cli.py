@@ -112,6 +112,11 @@ def test_rerun_resumes_and_pareto_and_show_read_it(searched):
     (["search", "--engine", "eden", "--dram", "none"], "needs a DRAM device"),
     (["search", "--mapping", "all-analog"], "--mapping names the split --engine eden maps"),
     (["search", "--engine", "eden", "--mapping", "fastest"], "neither a heuristic"),
+    (["search", "--engine", "eden", "--eden-retrain-steps", "0"],
+     "--eden-retrain-steps must be >= 1"),
+    (["search", "--eden-retrain-steps", "40"], "it needs --engine eden or odimo+eden"),
+    (["search", "--engine", "eden", "--eden-retrain-steps", "40", "--accuracy-estimator",
+      "mine:estimate"], "--eden-retrain-steps sets the built-in probe's fine-tune"),
     (["pareto", "nothing-here"], "no study found"),
     (["show", "nothing-here", "--trial", "0"], "no study found"),
 ])
