@@ -141,19 +141,37 @@ def samples_used(study, config: SearchConfig) -> int:
 
 def confirmed_hypervolume(summary: dict) -> tuple[float, list[tuple[float, float, float]]]:
     """Hypervolume of the front at its test accuracy, normalised by all-digital."""
+    volume, front, _ = confirmed_front(summary)
+    return volume, front
+
+
+def confirmed_front(summary: dict) -> tuple[float, list[tuple[float, float, float]], int]:
+    """The hypervolume, the front's points as losses, and how many of them are the engine's
+    own proposals (not the queued baselines or their safe DRAM points, which every study
+    holds)."""
     bases = {row["baseline"]: row for row in summary.get("baselines", [])}
     reference = bases.get("all-digital")
     if reference is None:
-        return math.nan, []
-    points = [(1 - row["test_accuracy"], row["latency_s"] / reference["latency_s"],
-               row["energy_j"] / reference["energy_j"])
-              for row in summary["front"] if row.get("test_accuracy") is not None]
-    if not points:
-        return math.nan, []
-    losses = np.array(points)
-    front = losses[pareto_mask(losses, ["minimize"] * 3)]
+        return math.nan, [], 0
+    rows = [row for row in summary["front"] if row.get("test_accuracy") is not None]
+    if not rows:
+        return math.nan, [], 0
+    losses = np.array([(1 - row["test_accuracy"], row["latency_s"] / reference["latency_s"],
+                        row["energy_j"] / reference["energy_j"]) for row in rows])
+    own = np.array([not row.get("baseline") and not row.get("safe_dram_of")  # "" or None
+                    for row in rows])
+    mask = pareto_mask(losses, ["minimize"] * 3)
+    front = losses[mask]
     inside = front[(front < REFERENCE).all(axis=1)]
-    return (hypervolume(inside, REFERENCE) if len(inside) else 0.0), [tuple(p) for p in front]
+    volume = hypervolume(inside, REFERENCE) if len(inside) else 0.0
+    return volume, [tuple(p) for p in front], int(own[mask].sum())
+
+
+def _summary_path(args, dataset: str, scenario: str, engine: str, seed: int) -> Path:
+    folder = dataset if scenario == "resident" else f"{dataset}-{scenario}"
+    name = f"{engine.replace('+', '-')}-s{seed}"
+    return (Path(args.results_dir) / folder / name / f"engines-{folder}-{name}"
+            / "summary.json")
 
 
 def network_of(dataset: str) -> str:
@@ -210,8 +228,9 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     summary = run_search(prepared, threads=ThreadPolicy(args.threads, None))
     seconds = time.perf_counter() - start
     study = optuna.load_study(study_name=prepared.study_name, storage=prepared.storage_url)
-    volume, front = confirmed_hypervolume(summary)
+    volume, front, own = confirmed_front(summary)
     return {"engine": engine, "seed": seed, "hypervolume": volume, "front": front,
+            "own_front_points": own,
             "samples": samples_used(study, config), "seconds": seconds,
             "trials": len(study.trials), "knobs": knobs,
             "method_metrics": summary.get("method_metrics", [])}
@@ -228,6 +247,15 @@ def _all_rows(folder: Path) -> list[dict]:
     """Every finished run under ``folder``; rows from before scenarios are "resident"."""
     rows = [row for path in sorted(folder.glob("engines*.jsonl")) for row in _read_rows(path)]
     return [{"scenario": "resident", **row} for row in rows]
+
+
+def _own_points(rows: list[dict]) -> str:
+    """Mean count of the engine's own proposals on its confirmed front, of the front's size."""
+    known = [r for r in rows if "own_front_points" in r]
+    if not known:
+        return "n/a"
+    return (f"{np.mean([r['own_front_points'] for r in known]):.1f} / "
+            f"{np.mean([len(r['front']) for r in known]):.1f}")
 
 
 def _paired_differences(rows: list[dict], reference: list[dict]) -> str:
@@ -324,6 +352,10 @@ def main() -> None:
     datasets = [dataset for dataset, _ in runs]
     rows = [r for r in _all_rows(folder) if r["dataset"] in datasets
             and r["engine"] in engines and r["scenario"] == args.weights]
+    for r in rows:  # rows written before the count was kept: from their summaries
+        path = _summary_path(args, r["dataset"], r["scenario"], r["engine"], r["seed"])
+        if "own_front_points" not in r and path.is_file():
+            r["own_front_points"] = confirmed_front(json.loads(path.read_text()))[2]
     counts = sorted({sum(1 for r in rows if (r["dataset"], r["engine"]) == key)
                      for key in {(r["dataset"], r["engine"]) for r in rows}})
     print(f"\nbudget {args.budget_samples:,} training samples per run; seeds per engine "
@@ -334,7 +366,7 @@ def main() -> None:
     print(f"| data | engine | confirmed test hypervolume | minus {PAIRED_AGAINST}'s, same "
           "seed | ODiMO metric: compute latency / "
           f"energy vs {ODIMO_AGAINST} | EDEN metric: DRAM energy vs same mapping at nominal | "
-          "samples used | wall s | trials |")
+          "own points / front | samples used | wall s | trials |")
     for dataset, _ in runs:
         for engine in engines:
             mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
@@ -346,6 +378,7 @@ def main() -> None:
                   f"{paired} | {_paper_metric(mine, 'odimo', 'compute_latency', ODIMO_AGAINST)} / "
                   f"{_paper_metric(mine, 'odimo', 'compute_energy', ODIMO_AGAINST)} | "
                   f"{_paper_metric(mine, 'eden', 'dram_energy', None)} | "
+                  f"{_own_points(mine)} | "
                   f"{np.mean([r['samples'] for r in mine]):,.0f} | "
                   f"{np.mean([r['seconds'] for r in mine]):.0f} | "
                   f"{np.mean([r['trials'] for r in mine]):.0f} |")

@@ -86,3 +86,15 @@ def test_confirmed_hypervolume_is_normalised_by_all_digital(summary, expected):
         assert math.isnan(volume)
     else:
         assert volume == pytest.approx(expected)
+
+
+def test_confirmed_front_counts_the_engines_own_points():
+    base = {"baseline": "all-digital", "safe_dram_of": "", "latency_s": 2.0, "energy_j": 4.0,
+            "test_accuracy": 0.9}
+    summary = {"baselines": [base], "front": [
+        {**base, "baseline": "", "safe_dram_of": "all-digital", "energy_j": 3.0},
+        {**base, "baseline": "", "latency_s": 1.0, "energy_j": 3.5},  # own, on the front
+        {**base, "baseline": None, "safe_dram_of": None, "energy_j": 3.5},  # own, dominated
+    ]}
+    volume, front, own = engines.confirmed_front(summary)
+    assert len(front) == 2 and own == 1 and volume > 0
