@@ -167,11 +167,12 @@ def confirmed_front(summary: dict) -> tuple[float, list[tuple[float, float, floa
     return volume, [tuple(p) for p in front], int(own[mask].sum())
 
 
-def _summary_path(args, dataset: str, scenario: str, engine: str, seed: int) -> Path:
-    folder = dataset if scenario == "resident" else f"{dataset}-{scenario}"
+def run_location(results_dir: str, dataset: str, scenario: str, engine: str, seed: int
+                 ) -> tuple[Path, str]:
+    """A run's results folder and study name (its summary is ``folder / study``)."""
+    scenario_folder = dataset if scenario == "resident" else f"{dataset}-{scenario}"
     name = f"{engine.replace('+', '-')}-s{seed}"
-    return (Path(args.results_dir) / folder / name / f"engines-{folder}-{name}"
-            / "summary.json")
+    return Path(results_dir) / scenario_folder / name, f"engines-{scenario_folder}-{name}"
 
 
 def network_of(dataset: str) -> str:
@@ -206,18 +207,16 @@ def streamed_preset(folder: Path) -> str:
 
 def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
             checkpoint: str) -> dict:
-    name = f"{engine.replace('+', '-')}-s{seed}"
-    scenario_dir = Path(args.results_dir) / (dataset if args.weights == "resident"
-                                             else f"{dataset}-streamed")
+    folder, study = run_location(args.results_dir, dataset, args.weights, engine, seed)
     base = SearchConfig(network=network_of(dataset), dataset=dataset, data_dir=data_dir,
                         seed=seed, device=args.device, threads=args.threads,
                         hw=(SearchConfig.hw if args.weights == "resident"
                             else streamed_preset(Path(args.results_dir))),
-                        results_dir=str(scenario_dir / name),
+                        results_dir=str(folder),
                         checkpoint=checkpoint,
                         dnas_epochs=args.dnas_epochs, probe_steps=args.probe_steps,
                         confirm_steps=args.confirm_steps, epochs=args.epochs,
-                        study=f"engines-{scenario_dir.name}-{name}")
+                        study=study)
     train_images = _train_images(dataset, data_dir)
     knobs = settings_for(engine, args.budget_samples, base, train_images)
     config = dataclasses.replace(base, **ENGINES[engine], **knobs)
@@ -353,7 +352,9 @@ def main() -> None:
     rows = [r for r in _all_rows(folder) if r["dataset"] in datasets
             and r["engine"] in engines and r["scenario"] == args.weights]
     for r in rows:  # rows written before the count was kept: from their summaries
-        path = _summary_path(args, r["dataset"], r["scenario"], r["engine"], r["seed"])
+        folder, study = run_location(args.results_dir, r["dataset"], r["scenario"],
+                                     r["engine"], r["seed"])
+        path = folder / study / "summary.json"
         if "own_front_points" not in r and path.is_file():
             r["own_front_points"] = confirmed_front(json.loads(path.read_text()))[2]
     counts = sorted({sum(1 for r in rows if (r["dataset"], r["engine"]) == key)

@@ -154,8 +154,9 @@ class ProbeEstimator:
 
     def retraining(self, steps: int) -> "ProbeEstimator":
         """The same probe (split, seeds) with a fine-tune of ``steps`` steps."""
-        config = dataclasses.replace(self.setup.config, steps=steps)
-        return ProbeEstimator(dataclasses.replace(self.setup, config=config))
+        config = self.setup.config
+        return self.confirming(steps=steps, finetune_seeds=config.finetune_seeds,
+                               split=config.split)
 
     def settings(self) -> dict[str, object]:
         """What a confirmation's results are bound to."""

@@ -98,3 +98,11 @@ def test_confirmed_front_counts_the_engines_own_points():
     ]}
     volume, front, own = engines.confirmed_front(summary)
     assert len(front) == 2 and own == 1 and volume > 0
+
+
+def test_run_location_keeps_the_scenarios_apart():
+    resident = engines.run_location("r", "digits", "resident", "odimo+eden", 2)
+    streamed = engines.run_location("r", "digits", "streamed", "odimo+eden", 2)
+    assert resident == (Path("r/digits/odimo-eden-s2"), "engines-digits-odimo-eden-s2")
+    assert streamed == (Path("r/digits-streamed/odimo-eden-s2"),
+                        "engines-digits-streamed-odimo-eden-s2")
