@@ -333,7 +333,9 @@ class BatchedRDBStorage(RDBStorage):
                      .filter(trial.study_id == study_id, attr.key == CREATED_ATTR,
                              attr.value_json == json.dumps(token))
                      .first())
-        return UNDONE if found is None else RDBStorage.get_trial(self, found[0])
+        if found is None or found[0] is None:
+            return UNDONE
+        return RDBStorage.get_trial(self, found[0])
 
     def set_trial_state_values(self, trial_id: int, state: TrialState,
                                values: Any = None) -> bool:
