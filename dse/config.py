@@ -26,6 +26,7 @@ from dse.metrics import parse_objectives
 from dse.threads import validate_threads
 from hw_models.dram import DEFAULT_BER_QUANTILE, DEFAULT_VENDOR, check_quantile
 from hw_models.errors import ConfigError
+from hw_models.soc import preset_sha256
 
 HEARTBEAT_INTERVAL_S = 30   # a live worker refreshes its running trial this often
 GRACE_PERIOD_S = 120        # a trial silent for this long belonged to a dead worker
@@ -107,7 +108,8 @@ class SearchConfig:
                 "error_model": self.error_model,
                 "accuracy_estimator": self.accuracy_estimator, "dram": dram,
                 "epochs": resolved_epochs(self.dataset, self.epochs),
-                "hw_sha256": sha256_of(hw_path), "dram_sha256": sha256_of(dram_path),
+                "hw_sha256": None if hw_path is None else preset_sha256(hw_path),
+                "dram_sha256": sha256_of(dram_path),
                 "checkpoint_sha256": checkpoint_sha256}
 
 

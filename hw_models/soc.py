@@ -3,9 +3,15 @@
 A preset is a TOML file (see ``presets/diana.toml``). Every numeric entry is a table
 ``{value = ..., source = "..."}``; keys carry their unit. ``load_soc`` validates the file
 against ``_SCHEMA`` and returns frozen dataclasses; nothing is computed on construction.
+
+A preset may start from another: ``extends = "diana"`` (a preset name, or a file path
+relative to the preset) takes every entry of that preset, and the file's own entries replace
+them one by one (see ``presets/diana-streamed.toml``). ``preset_sha256`` fingerprints the
+whole chain, so editing the base is noticed too.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -136,17 +142,66 @@ def list_soc_presets() -> list[str]:
 def load_soc(name_or_path: str | Path = "diana") -> Soc:
     """Load a preset by name (``diana``) or from a TOML file path; raise ConfigError if invalid."""
     path = _resolve(name_or_path)
-    document = read_toml(path)
+    document = _merged_document(path)
     values, sources = checked_values(document, _SCHEMA, path,
                                      plain_keys=("name", "description", "default_dram"))
     return _build(document, values, sources, path)
 
 
-def _resolve(name_or_path: str | Path) -> Path:
+def preset_sha256(name_or_path: str | Path) -> str:
+    """SHA-256 of a preset file; for one that ``extends`` another, of its own bytes and its
+    base's fingerprint (a preset without ``extends`` keeps the plain file digest)."""
+    chain = _chain(_resolve(name_or_path))
+    digest = hashlib.sha256(chain[-1].read_bytes()).hexdigest()
+    for path in reversed(chain[:-1]):
+        digest = hashlib.sha256(path.read_bytes() + b"\0" + digest.encode()).hexdigest()
+    return digest
+
+
+MAX_EXTENDS_DEPTH = 8  # a chain longer than this is a cycle or a mistake
+
+
+def _chain(path: Path) -> list[Path]:
+    """The preset and the presets it extends, nearest first."""
+    chain = [path]
+    while isinstance(base := read_toml(chain[-1]).get("extends"), str):
+        if len(chain) > MAX_EXTENDS_DEPTH:
+            raise ConfigError(f"{path}: 'extends' chain longer than {MAX_EXTENDS_DEPTH} "
+                              f"presets (a cycle?)")
+        chain.append(_resolve(base, relative_to=chain[-1].parent))
+    return chain
+
+
+def _merged_document(path: Path) -> dict[str, Any]:
+    """The preset's document over the documents it extends (entries replaced whole)."""
+    document = read_toml(path)
+    base = document.pop("extends", None)
+    if base is None:
+        return document
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: 'extends' must be a preset name or a file path")
+    _chain(path)  # refuses cycles before recursing
+    return _overlay(_merged_document(_resolve(base, relative_to=path.parent)), document)
+
+
+def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        is_entry = isinstance(value, dict) and "value" in value
+        if isinstance(value, dict) and not is_entry and isinstance(merged.get(key), dict):
+            merged[key] = _overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _resolve(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     text = str(name_or_path)
     if text in list_soc_presets():
         return PRESET_DIR / f"{text}.toml"
     path = Path(text)
+    if relative_to is not None and not path.is_absolute():
+        path = relative_to / path
     if not path.is_file():
         known = ", ".join(list_soc_presets())
         raise ConfigError(f"unknown hardware '{text}': not a preset ({known}) nor a file")

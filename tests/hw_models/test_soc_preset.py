@@ -71,3 +71,54 @@ def test_importing_hw_models_does_not_import_torch():
                          cwd=root, check=True)
     imported_torch, modules = out.stdout.split()
     assert imported_torch == "False" and int(modules) >= 10
+
+
+# ---- presets that extend another -------------------------------------------------------
+
+def test_diana_streamed_is_diana_with_its_weights_streamed(soc):
+    streamed = load_soc("diana-streamed")
+    assert "diana-streamed" in list_soc_presets()
+    assert streamed.memory.weights_resident is False and soc.memory.weights_resident == "auto"
+    assert streamed.name == "diana-streamed"
+    assert (streamed.clock_hz, streamed.digital, streamed.analog, streamed.power) == (
+        soc.clock_hz, soc.digital, soc.analog, soc.power)
+    changed = {key for key in soc.sources if streamed.sources[key] != soc.sources[key]}
+    assert changed == {"memory.weights_resident"}
+
+
+def test_a_user_preset_extends_a_file_beside_it(tmp_path):
+    (tmp_path / "base.toml").write_text(DIANA_TOML)
+    child = tmp_path / "sub" / "child.toml"
+    child.parent.mkdir()
+    child.write_text('extends = "../base.toml"\nname = "child"\n'
+                     '[clock_hz]\nvalue = 520e6\nsource = "a faster clock"\n')
+    soc = load_soc(child)
+    assert soc.name == "child" and soc.clock_hz == 520e6 and soc.power.digital_mw == 24.96
+    assert soc.sources["clock_hz"] == "a faster clock"
+
+
+def test_the_fingerprint_of_an_extending_preset_covers_its_base(tmp_path):
+    import hashlib
+
+    from hw_models.soc import preset_sha256
+    plain = PRESET_DIR / "diana.toml"
+    assert preset_sha256("diana") == hashlib.sha256(plain.read_bytes()).hexdigest()
+    base, child = tmp_path / "base.toml", tmp_path / "child.toml"
+    base.write_text(DIANA_TOML)
+    child.write_text('extends = "base.toml"\nname = "child"\n')
+    before = preset_sha256(child)
+    base.write_text(DIANA_TOML.replace("value = 260e6", "value = 520e6"))
+    assert preset_sha256(child) != before  # an edited base is another preset
+    assert preset_sha256("diana-streamed") != preset_sha256("diana")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('extends = "loop.toml"\nname = "loop"\n', "'extends' chain longer"),
+    ('extends = 3\nname = "x"\n', "'extends' must be a preset name or a file path"),
+    ('extends = "missing.toml"\nname = "x"\n', "unknown hardware 'missing.toml'"),
+])
+def test_bad_extends_is_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "loop.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_soc(path)
