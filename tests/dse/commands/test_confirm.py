@@ -202,9 +202,14 @@ def test_dse_confirm_confirms_and_a_rerun_measures_nothing(searched, tmp_path, m
         assert row["test_accuracy_ci_low"] <= row["test_accuracy"] <= row["test_accuracy_ci_high"]
     assert baselines["all-digital"]["test_accuracy_drop_pp"] == 0.0
     assert summary["confirm_settings"]["steps"] == 1
-    again = json.loads(run("confirm", str(searched), "--confirm-steps", "1",
-                           "--confirm-seeds", "1", "--json").stdout)
+    points = summary["confirmation"]["points"]
+    assert f"confirming {points} points on the test split" in first.stderr
+    assert "a stopped run resumes" in first.stderr and "--no-confirm" not in first.stderr
+    rerun = run("confirm", str(searched), "--confirm-steps", "1", "--confirm-seeds", "1",
+                "--json")
+    again = json.loads(rerun.stdout)
     assert again["confirmation"]["measured"] == 0
+    assert f"all {points} points are confirmed on the test split already" in rerun.stderr
     text = run("pareto", str(searched))
     assert "test acc % [95% CI]" in text.stdout
 
@@ -271,3 +276,27 @@ def test_dse_confirm_of_a_missing_study_is_one_line(tmp_path):
     result = run("confirm", str(tmp_path / "nothing"))
     assert result.exit_code == 2 and "no study found" in result.stderr
 
+
+
+def test_a_search_says_how_long_on_stderr_and_keeps_stdout_for_its_json(tmp_path):
+    tiny_checkpoint(results_dir=tmp_path)
+    result = run("search", "--dataset", "synthetic", "--epochs", "1", "--trials", "6",
+                 "--probe-steps", "1", "--error-seeds", "1", "--finetune-seeds", "1",
+                 "--confirm-steps", "2", "--confirm-seeds", "1", "--sampler", "random",
+                 "--threads", "1", "--results-dir", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    points = summary["confirmation"]["points"]
+    assert "\r" not in result.stderr  # not a terminal: lines, no redrawing
+    lines = result.stderr.splitlines()
+    [announced] = [i for i, line in enumerate(lines) if line.startswith("confirming ")
+                   and "on the test split (" in line]
+    for words in (f"confirming {points} points", "1 fine-tune of 2 steps",
+                  "--no-confirm skips it"):
+        assert words in lines[announced], (words, lines[announced])
+    confirming = [i for i, line in enumerate(lines)
+                  if line.startswith("confirming on the test split:")]
+    assert confirming and min(confirming) > announced
+    assert f"{points}/{points} [" in lines[confirming[-1]]
+    assert any(line.startswith("search:") and "6/6 [" in line and "trial" in line
+               for line in lines)
