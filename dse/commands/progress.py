@@ -27,6 +27,7 @@ from tqdm import tqdm
 Progress = Callable[[int, int, str], None]  # (done, total, status)
 HEARTBEAT_S = 60.0  # off a terminal: a line at most this often while a phase runs
 REDRAW_S = 0.2      # on a terminal: a bar is redrawn at most this often
+TICK_S = 1.0        # on a terminal: a bar not told anything is redrawn this often
 
 
 class _Bar(tqdm):
@@ -113,13 +114,16 @@ class ProgressDisplay:
             return  # a last word after the phase's end would only repeat it
         now = self.clock()
         row = next((r for r in self.rows if r.label == label and r.level == level), None)
-        if row is None or (level > 0 and done < row.done):
+        if row is None:
             row = self._open(label, unit, level, done, total, now)
+        elif level > 0 and done < row.done:
+            self._restart(row, done, total, now)
         elif level == 0 and done != row.done:
             self._close_from(self.rows.index(row) + 1)  # the next item: its stages anew
         row.done, row.total, row.status = done, total, status
         if self.interactive:
             self._draw(row, now)
+            self._tick(now)
         else:
             self._log(row, now)
         if level == 0 and ends:  # the phase and its stages end; its last line stays
@@ -142,6 +146,15 @@ class ProgressDisplay:
         self.rows.append(row)
         return row
 
+    def _restart(self, row: _Row, done: int, total: int, now: float) -> None:
+        """A stage's next piece of work (the next probe's steps): its bar counts afresh,
+        in place; the bars under it end."""
+        self._close_from(self.rows.index(row) + 1)
+        row.start_s, row.initial, row.drawn_s = now, done, -math.inf
+        if row.bar is not None:
+            row.bar.reset(total=total or None)
+            row.bar.n = row.bar.initial = done
+
     def _close_from(self, index: int) -> None:
         for row in reversed(self.rows[index:]):
             if row.bar is not None:
@@ -161,6 +174,14 @@ class ProgressDisplay:
         if ended or now - row.drawn_s >= REDRAW_S:
             bar.refresh()
             row.drawn_s = now
+
+    def _tick(self, now: float) -> None:
+        """Redraw the bars nothing was told for a while (a phase's elapsed time moves on
+        while a long item runs under it)."""
+        for row in self.rows:
+            if row.bar is not None and now - row.drawn_s >= TICK_S:
+                row.bar.refresh()
+                row.drawn_s = now
 
     def _log(self, row: _Row, now: float) -> None:
         if row.level == 0:

@@ -90,7 +90,7 @@ class EdenEngine:
                 result = eden_for_split(job.problem, characterise,
                                         tuple(int(n) for n in n_analog), channels,
                                         steps=self.bisection_steps,
-                                        progress=_stage(job, f"split {spec}"))
+                                        progress=_stage(job, spec))
                 evaluation = evaluate(result.candidate, job.problem, job.accuracy)
             job.guard.hold()
             tolerances[spec] = result.tolerance_record()
