@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from click.core import ParameterSource
@@ -18,6 +18,9 @@ from dse.accuracy.defaults import ProbeDefaults
 from dse.config import SearchConfig
 from hw_models.dimm_stats import BER_QUANTILES
 from hw_models.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dse.commands.progress import ProgressDisplay
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -95,23 +98,18 @@ def bundle(*options: Decorator) -> Decorator:
     return apply
 
 
-class ProgressLine:
-    """A progress bar on stderr: redrawn in place on a terminal, every 10 % otherwise."""
+def progress_display() -> ProgressDisplay:
+    """Progress bars on stderr (``dse.commands.progress``): redrawn in place on a terminal,
+    a line per tenth and a heartbeat a minute otherwise; stdout stays for the result."""
+    from dse.commands.progress import ProgressDisplay
+    return ProgressDisplay(sys.stderr)
 
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.interactive = sys.stderr.isatty()
-        self.last_decile = -1
 
-    def __call__(self, done: int, total: int, status: str) -> None:
-        fraction = done / max(total, 1)
-        bar = "#" * int(fraction * 30)
-        line = f"{self.label} [{bar:<30}] {done}/{total} {status}"
-        if self.interactive:
-            click.echo(f"\r{line}\033[K", err=True, nl=done >= total)
-        elif int(fraction * 10) > self.last_decile or done >= total:
-            self.last_decile = int(fraction * 10)
-            click.echo(line, err=True)
+def announce_confirmation(display: ProgressDisplay, *, in_search: bool
+                          ) -> Callable[[dict[str, Any]], None]:
+    """The line said before a confirmation starts (its points, steps, rough time)."""
+    from dse.commands.text import confirmation_plan_text
+    return lambda plan: display.write(confirmation_plan_text(plan, in_search=in_search))
 
 
 # ---- option bundles -------------------------------------------------------------------
@@ -293,8 +291,9 @@ def train(retrain: bool, as_json: bool, threads: int | None, **options: Any) -> 
     from dse.threads import use_threads
 
     use_threads(threads)
-    report = train_report(DataRequest(**options), progress=ProgressLine("training"),
-                          retrain=retrain)
+    with progress_display() as display:
+        report = train_report(DataRequest(**options), retrain=retrain,
+                              progress=display.phase("training", "step"))
     echo_json(report) if as_json else click.echo(train_text(report))
 
 
@@ -327,7 +326,9 @@ def probe(as_json: bool, threads: int | None, **options: Any) -> None:
 
     request = probe_request(**options)
     use_threads(threads)
-    report = probe_report(request, progress=ProgressLine("training baseline"))
+    with progress_display() as display:
+        report = probe_report(request, progress=display.phase("training baseline", "step"),
+                              step_progress=display.stage("fine-tune", "step"))
     echo_json(report) if as_json else click.echo(probe_text(report))
 
 
@@ -486,14 +487,17 @@ def search(as_json: bool, **options: Any) -> None:
     if options["finetune_epochs"] is not None and given == ParameterSource.COMMANDLINE:
         fail("give --probe-steps or --finetune-epochs, not both", 2)
     config = SearchConfig(**options)
-    with worker_threads(config) as threads:
-        prepared = prepare(config, progress=ProgressLine("training baseline"))
+    with worker_threads(config) as threads, progress_display() as display:
+        prepared = prepare(config, progress=display.phase("training baseline", "step"),
+                           step_progress=display.stage("fine-tune", "step"))
         try:
-            summary = run_search(prepared, progress=ProgressLine("search"),
-                                 notice=lambda text: click.echo(text, err=True),
-                                 threads=threads,
-                                 confirm_progress=ProgressLine("confirming on the test split"))
+            summary = run_search(
+                prepared, progress=display.phase("search", "trial"), stage=display.stage,
+                notice=display.write, threads=threads,
+                confirm_progress=display.phase("confirming on the test split", "point"),
+                announce=announce_confirmation(display, in_search=True))
         except SearchInterrupted as exc:
+            display.close()  # the bars end before the line that says why
             fail(str(exc), exc.exit_code)
     echo_json(summary) if as_json else click.echo(search_text(summary))
 
@@ -552,11 +556,15 @@ def confirm(target: str | None, storage: str | None, study_name: str | None, res
     from dse.threads import use_threads
 
     use_threads(threads)
-    summary = confirm_report(target, storage=storage, study_name=study_name,
-                             results_dir=results_dir, data_dir=data_dir, device=device,
-                             confirm_steps=confirm_steps, confirm_seeds=confirm_seeds,
-                             progress=ProgressLine("confirming on the test split"),
-                             training_progress=ProgressLine("training baseline"))
+    with progress_display() as display:
+        summary = confirm_report(
+            target, storage=storage, study_name=study_name, results_dir=results_dir,
+            data_dir=data_dir, device=device, confirm_steps=confirm_steps,
+            confirm_seeds=confirm_seeds,
+            progress=display.phase("confirming on the test split", "point"),
+            training_progress=display.phase("training baseline", "step"),
+            step_progress=display.stage("fine-tune", "step"),
+            announce=announce_confirmation(display, in_search=False))
     echo_json(summary) if as_json else click.echo(search_text(summary))
 
 

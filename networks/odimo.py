@@ -110,6 +110,8 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
     samples = 0
     steps_per_epoch = bundle.num_batches("train", config.batch_size)
     total = config.epochs * steps_per_epoch
+    if progress is not None:
+        progress(0, total, f"lambda {config.cost_weight:g}, epoch 1/{config.epochs}")
 
     def relaxed_cost() -> torch.Tensor:
         shares = {}
@@ -138,8 +140,9 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
                 samples += len(labels)
                 if progress is not None:
                     progress(epoch * steps_per_epoch + step + 1, total,
-                             f"lambda {config.cost_weight:g}, tau {tau:.3f}, "
-                             f"cost {float(cost):.3f} of all-digital")
+                             f"lambda {config.cost_weight:g}, epoch {epoch + 1}/"
+                             f"{config.epochs}, tau {tau:.3f}, cost "
+                             f"{float(cost.detach()):.3f} of all-digital")
             tau *= math.exp(-config.tau_decay_per_epoch)
             val_ce, cost_now = _validate(model, bundle, relaxed_cost, device)
             share = float(sum(torch.softmax(a.detach() / tau, dim=0)[1].sum()

@@ -22,6 +22,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from networks.diana_model import DianaModel
 from networks.train import Checkpoint, correctness, lr_at
 
 RAMP_START = 0.01  # curricular BER starts at 1 % of the target
+StepProgress = Callable[[int, int, str], None]  # (fine-tune steps done, in all, status)
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,10 @@ class ProbeSetup:
 _MEMORY_CACHE: dict[str, ProbeResult] = {}
 
 
-def probe(candidate: ProbeCandidate, *, setup: ProbeSetup) -> ProbeResult:
-    """Accuracy of ``candidate`` after a quick fine-tune (cached)."""
+def probe(candidate: ProbeCandidate, *, setup: ProbeSetup,
+          on_step: StepProgress | None = None) -> ProbeResult:
+    """Accuracy of ``candidate`` after a quick fine-tune (cached). ``on_step`` is told
+    (steps done, steps in all, status) as the fine-tunes run (not for a cached result)."""
     _check(candidate, setup)
     key = cache_key(candidate, setup)
     if key in _MEMORY_CACHE:
@@ -89,7 +93,7 @@ def probe(candidate: ProbeCandidate, *, setup: ProbeSetup) -> ProbeResult:
         _MEMORY_CACHE[key] = on_disk
         return on_disk
     start = time.perf_counter()
-    correct = _measure(candidate, setup)
+    correct = _measure(candidate, setup, on_step)
     result = ProbeResult.from_correct(correct, seconds=time.perf_counter() - start,
                                       level=setup.config.interval_level)
     _write_cache(setup.cache_dir, key, result)
@@ -109,7 +113,8 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
-def _measure(candidate: ProbeCandidate, setup: ProbeSetup) -> np.ndarray:
+def _measure(candidate: ProbeCandidate, setup: ProbeSetup,
+             on_step: StepProgress | None = None) -> np.ndarray:
     """The (finetune_seeds, error_seeds, images) correctness of ``candidate``. Without
     errors every error seed agrees, and without fine-tune steps every fine-tune seed does:
     those are measured once and repeated."""
@@ -122,7 +127,8 @@ def _measure(candidate: ProbeCandidate, setup: ProbeSetup) -> np.ndarray:
         seed = derived_seed(config.seed, finetune)
         model = setup.checkpoint.build().to(setup.device)
         model.set_split(candidate.n_analog, candidate.analog_channels)
-        _fine_tune(model, candidate, setup, seed=seed)
+        _fine_tune(model, candidate, setup, seed=seed,
+                   on_step=_step_reporter(on_step, finetune, finetunes, config.steps, masks))
         rows.append([_correct_under_errors(model, candidate, setup,
                                            seed=derived_seed(config.seed, finetune, mask))
                      for mask in range(masks)])
@@ -173,11 +179,31 @@ def _check(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
         raise ConfigError(f"error model must be one of {ERROR_MODELS}")
 
 
+def _step_reporter(on_step: StepProgress | None, finetune: int, finetunes: int, steps: int,
+                   masks: int) -> Callable[[int], None] | None:
+    """``on_step`` told the steps of fine-tune ``finetune`` counted over all of them (and,
+    after its last step, that its error masks are evaluated); None without ``on_step``."""
+    if on_step is None or steps == 0:
+        return None
+    report = on_step
+
+    def told(step: int) -> None:
+        status = (f"seed {finetune + 1}/{finetunes}, step {step}/{steps}" if step < steps
+                  else f"seed {finetune + 1}/{finetunes}, evaluating under {masks} error "
+                       f"mask{'s' if masks > 1 else ''}")
+        report(finetune * steps + step, finetunes * steps, status)
+    return told
+
+
 def _fine_tune(model: DianaModel, candidate: ProbeCandidate, setup: ProbeSetup, *,
-               seed: int) -> None:
+               seed: int, on_step: Callable[[int], None] | None = None) -> None:
+    """``config.steps`` steps of Adam under ramping errors; ``on_step`` hears each step
+    done (0 before the first)."""
     config = setup.config
     if config.steps == 0:
         return
+    if on_step is not None:
+        on_step(0)
     torch.manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     ramp_steps = max(1, round(config.steps * config.ramp_fraction))
@@ -193,6 +219,8 @@ def _fine_tune(model: DianaModel, candidate: ProbeCandidate, setup: ProbeSetup, 
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if on_step is not None:
+            on_step(step + 1)
     model.clear_errors()
 
 

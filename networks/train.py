@@ -114,6 +114,7 @@ def train_baseline(network: str, bundle: DataBundle, config: TrainConfig, *, dev
     report = progress or (lambda done, all_, status: None)
     float_model.to(device)
     watch = _Watch(bundle, device, report, total, steps_per_epoch)
+    report(0, total, "float")  # the start: a display's clock starts here
     _fit(float_model, bundle, config, epochs=float_epochs, peak_lr=config.lr, device=device,
          on_step=watch.step("float"))
     float_accuracy = evaluate(float_model, bundle, "val", device=device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dse.accuracy import AccuracyEstimator, AccuracyModel, ProbeCandidate, ProbeResult, error_free
@@ -16,7 +16,7 @@ from hw_models import ConfigError
 from hw_models.dram import DramDevice
 from hw_models.error_models import ErrorModelParams
 from networks.datasets import load_dataset
-from networks.probe import ProbeConfig, ProbeSetup, probe
+from networks.probe import ProbeConfig, ProbeSetup, StepProgress, probe
 from networks.train import (
     Checkpoint,
     Progress,
@@ -137,12 +137,14 @@ def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | Non
 
 @dataclass(frozen=True)
 class ProbeEstimator:
-    """The probe as an ``AccuracyEstimator``."""
+    """The probe as an ``AccuracyEstimator``; ``on_step`` hears its fine-tune steps (done,
+    in all, status), so that a long probe visibly moves (the command line's display)."""
 
     setup: ProbeSetup
+    on_step: StepProgress | None = field(default=None, compare=False)
 
     def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
-        return probe(candidate, setup=self.setup)
+        return probe(candidate, setup=self.setup, on_step=self.on_step)
 
     def confirming(self, *, steps: int, finetune_seeds: int, split: str = "test"
                    ) -> "ProbeEstimator":
@@ -150,13 +152,17 @@ class ProbeEstimator:
         split, which the search never sees)."""
         config = dataclasses.replace(self.setup.config, split=split, steps=steps,
                                      finetune_seeds=finetune_seeds)
-        return ProbeEstimator(dataclasses.replace(self.setup, config=config))
+        return dataclasses.replace(self, setup=dataclasses.replace(self.setup, config=config))
 
     def retraining(self, steps: int) -> "ProbeEstimator":
         """The same probe (split, seeds) with a fine-tune of ``steps`` steps."""
         config = self.setup.config
         return self.confirming(steps=steps, finetune_seeds=config.finetune_seeds,
                                split=config.split)
+
+    def reporting(self, on_step: StepProgress | None) -> "ProbeEstimator":
+        """The same probe, telling ``on_step`` its fine-tune steps."""
+        return dataclasses.replace(self, on_step=on_step)
 
     def settings(self) -> dict[str, object]:
         """What a confirmation's results are bound to."""

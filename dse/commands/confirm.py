@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable, ContextManager
@@ -26,7 +27,14 @@ from dse.results.confirmation import (
     SETTINGS_ATTR,
     record_of,
 )
-from dse.results.ledger import CONFIG_ATTR, PROBE_SETTINGS_ATTR, objectives_of, trial_candidate
+from dse.results.ledger import (
+    BASELINE_ATTR,
+    CONFIG_ATTR,
+    METRICS_ATTR,
+    PROBE_SETTINGS_ATTR,
+    objectives_of,
+    trial_candidate,
+)
 from dse.results.tables import trials_frame
 from hw_models.errors import ConfigError
 
@@ -68,20 +76,31 @@ def _alive(claim: Any, now: float) -> bool:
 def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEstimator,
                    settings: dict[str, Any], *,
                    interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
-                   progress: Progress | None = None) -> dict[str, Any]:
+                   progress: Progress | None = None,
+                   announce: Callable[[dict[str, Any]], None] | None = None
+                   ) -> dict[str, Any]:
     """Probe every point of ``points_to_confirm`` not yet confirmed with ``settings``;
-    returns how many were measured now, found done, or left to another worker."""
+    returns how many were measured now, found done, or left to another worker.
+
+    ``announce`` hears the ``confirmation_plan`` first (when there are points);
+    ``progress`` is told (points done, points, status) before each point to measure, the
+    points found done counted from the start (so that a resumed confirmation's rate is
+    that of its probes), and once at the end."""
     if study.user_attrs.get(SETTINGS_ATTR) != settings:
         study.set_user_attr(SETTINGS_ATTR, settings)  # records of other settings no longer count
     points = points_to_confirm(study)
+    if announce is not None and points:
+        announce(confirmation_plan(study, points, settings))
+    found = [n for n in points if _confirmed(study.user_attrs, n, settings)]
     trials = study.get_trials(deepcopy=False)
-    counts = {"measured": 0, "already": 0, "left_to_others": 0}
-    for index, number in enumerate(points):
+    counts = {"measured": 0, "already": len(found), "left_to_others": 0}
+    for index, number in enumerate(n for n in points if n not in found):
         if progress is not None:
-            progress(index, len(points), f"trial {number}")
+            baseline = trials[number].user_attrs.get(BASELINE_ATTR)
+            progress(len(found) + index, len(points),
+                     f"trial {number}" + (f" ({baseline})" if baseline else ""))
         attrs = study.user_attrs  # re-read: other workers may have confirmed it meanwhile
-        record = attrs.get(f"{RECORD_PREFIX}{number}")
-        if isinstance(record, dict) and record.get("settings") == settings:
+        if _confirmed(attrs, number, settings):
             counts["already"] += 1
             continue
         if _alive(attrs.get(f"{CLAIM_PREFIX}{number}"), time.time()):
@@ -98,6 +117,61 @@ def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEst
     if progress is not None and points:
         progress(len(points), len(points), "done")
     return {"points": len(points), **counts}
+
+
+def _confirmed(attrs: dict[str, Any], number: int, settings: dict[str, Any]) -> bool:
+    record = attrs.get(f"{RECORD_PREFIX}{number}")
+    return isinstance(record, dict) and record.get("settings") == settings
+
+
+def confirmation_plan(study: optuna.Study, points: list[int], settings: dict[str, Any]
+                      ) -> dict[str, Any]:
+    """What confirming ``points`` with ``settings`` takes: the points (baselines among
+    them), those already confirmed, each point's fine-tunes, and a rough time
+    (``estimate_s``; None when nothing measured gives one).
+
+    The time comes from the points confirmed so far with these settings (the median of
+    their seconds), else from the search's own probes (the median seconds per fine-tune
+    step of those measured, not read from the cache, evaluation included) times the
+    confirmation's steps: rough, since the test split and the device may differ."""
+    attrs = study.user_attrs
+    trials = study.get_trials(deepcopy=False)
+    done = [n for n in points if _confirmed(attrs, n, settings)]
+    steps, seeds = settings.get("steps"), settings.get("finetune_seeds")
+    per_point_s, per_step_s = _seconds_per_point(study, done, steps, seeds)
+    left = len(points) - len(done)
+    return {"points": len(points), "already": len(done), "to_measure": left,
+            "baselines": sum(BASELINE_ATTR in trials[n].user_attrs for n in points),
+            "steps": steps, "finetune_seeds": seeds,
+            "error_seeds": settings.get("error_seeds"),
+            "seconds_per_step": per_step_s,
+            "estimate_s": None if per_point_s is None else left * per_point_s,
+            "estimate_from": None if per_point_s is None else (
+                "confirmed" if per_step_s is None else "search")}
+
+
+def _seconds_per_point(study: optuna.Study, done: list[int], steps: Any, seeds: Any
+                       ) -> tuple[float | None, float | None]:
+    """(seconds per point, seconds per fine-tune step it rests on; None when it rests on
+    the points confirmed so far), or (None, None)."""
+    attrs = study.user_attrs
+    seconds = [attrs[f"{RECORD_PREFIX}{n}"].get("seconds") for n in done]
+    seconds = [s for s in seconds if isinstance(s, (int, float)) and s > 0]
+    if seconds:
+        return float(statistics.median(seconds)), None
+    probe = attrs.get(PROBE_SETTINGS_ATTR)
+    if not (isinstance(steps, int) and isinstance(seeds, int) and isinstance(probe, dict)):
+        return None, None
+    search_steps = probe.get("probe_steps", 0) * probe.get("finetune_seeds", 1)
+    measured = [metrics.get("probe_seconds") for metrics in
+                (t.user_attrs.get(METRICS_ATTR, {}) for t in study.get_trials(
+                    deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+                if metrics.get("probed") and not metrics.get("probe_cached")]
+    measured = [s for s in measured if isinstance(s, (int, float)) and s > 0]
+    if not measured or not search_steps > 0:
+        return None, None
+    per_step_s = float(statistics.median(measured)) / search_steps
+    return per_step_s * steps * seeds, per_step_s
 
 
 # ---- dse confirm --------------------------------------------------------------------------
@@ -117,8 +191,15 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
                    results_dir: str, data_dir: str | None, device: str,
                    confirm_steps: int | None, confirm_seeds: int,
                    progress: Progress | None = None,
-                   training_progress: Progress | None = None) -> dict[str, Any]:
-    """Confirm a study's front and baselines on the test split, then rewrite its outputs."""
+                   training_progress: Progress | None = None,
+                   step_progress: Progress | None = None,
+                   announce: Callable[[dict[str, Any]], None] | None = None
+                   ) -> dict[str, Any]:
+    """Confirm a study's front and baselines on the test split, then rewrite its outputs.
+
+    ``progress`` is told the points, ``training_progress`` the baseline's training when
+    its checkpoint is not cached, ``step_progress`` each probe's fine-tune steps;
+    ``announce`` hears the ``confirmation_plan`` before the first point."""
     from dse.accuracy.defaults import ConfirmDefaults, check_probe_counts
     from dse.commands.inspect import locate, problem_of
     from dse.engines.optuna.storage import shown_url
@@ -154,10 +235,11 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
         estimator = _estimator(study, stored, problem, results_dir=_results_root(
             target, folder, results_dir), data_dir=data_dir or stored.get("data_dir"),
             device=device, steps=steps, finetune_seeds=confirm_seeds,
-            progress=training_progress)
+            progress=training_progress).reporting(step_progress)
         try:
             counts = confirm_points(study, problem, estimator, estimator.settings(),
-                                    interruptible=guard.interruptible, progress=progress)
+                                    interruptible=guard.interruptible, progress=progress,
+                                    announce=announce)
         finally:
             guard.hold()
             with contextlib.suppress(KeyboardInterrupt), guard.interruptible():

@@ -22,7 +22,7 @@ from dse.config import (
     worker_index,
     worker_seed,
 )
-from dse.engines import Budget, Engine, EngineJob, Progress, make_engine
+from dse.engines import Budget, Engine, EngineJob, Progress, Stage, make_engine
 from dse.engines.optuna.journal import TornJournal
 from dse.engines.optuna.storage import (
     StorageConnectionLost,
@@ -80,8 +80,11 @@ class Prepared:
     test_estimator: Any = None       # the probe on the test split (None: no test accuracy)
 
 
-def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepared:
-    """Validate everything and build the problem (this trains the checkpoint if needed)."""
+def prepare(config: SearchConfig, *, progress: Progress | None = None,
+            step_progress: Progress | None = None) -> Prepared:
+    """Validate everything and build the problem (this trains the checkpoint if needed:
+    ``progress`` hears its steps). ``step_progress`` hears every probe's fine-tune steps,
+    the search's and the confirmation's."""
     objectives = validate(config)
     engine_for(config, "")  # an unknown engine or sampler fails before any work
     check_engine_objectives(config, objectives)
@@ -120,8 +123,8 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None) -> Prepar
         resolve_split(config.mapping, problem.table, problem.soc)
     accuracy, test_estimator, checkpoint_sha256 = None, None, None
     if problem.needs_accuracy:
-        accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(config, problem,
-                                                                      progress)
+        accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(
+            config, problem, progress, step_progress)
     identity = config.identity(dram_name, hw_path=soc.source_path,
                                dram_path=dram_preset_path(dram_name),
                                checkpoint_sha256=checkpoint_sha256)
@@ -157,7 +160,8 @@ def check_costs(problem: Problem) -> None:
         cost_metrics(candidate, problem)
 
 
-def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress | None
+def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress | None,
+                    step_progress: Progress | None = None
                     ) -> tuple[AccuracyModel, Any, str | None]:
     """The probe (or the user's estimator) with its all-digital baseline measured; the
     probe's test-split twin and the digest of the checkpoint's tensors (None for the
@@ -185,7 +189,8 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
     probe_config = ProbeConfig(steps=config.probe_steps, finetune_seeds=config.finetune_seeds,
                                error_seeds=config.error_seeds, error_model=config.error_model,
                                seed=config.seed, interval_level=config.interval_level)
-    probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress))
+    probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress),
+                           on_step=step_progress)
     confirming = probe.confirming(steps=resolved_confirm_steps(config),
                                   finetune_seeds=config.confirm_seeds)
     return (with_baseline(probe, problem.table.n_layers), confirming,
@@ -249,11 +254,17 @@ def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -
 def run_search(prepared: Prepared, *, progress: Progress | None = None,
                notice: Callable[[str], None] | None = None,
                threads: ThreadPolicy | None = None,
-               confirm_progress: Progress | None = None) -> dict[str, Any]:
+               confirm_progress: Progress | None = None,
+               stage: Stage | None = None,
+               announce: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run (or join, or resume) the study until it holds ``trials`` complete trials (or this
     worker ran ``trials_per_worker``); confirm the front and the baselines on the test split
     (unless ``--no-confirm``); write every output. ``notice`` hears which study in which
-    storage once it is open; ``threads`` is re-applied before every trial."""
+    storage once it is open; ``threads`` is re-applied before every trial.
+
+    ``progress`` is told the trials, ``stage`` opens the progress of the long work inside
+    one (``EngineJob.stage``), ``confirm_progress`` is told the confirmed points and
+    ``announce`` hears the confirmation's plan (``confirmation_plan``) before it starts."""
     config = prepared.config
     storage = open_storage(prepared.storage_url,
                            heartbeat_interval_s=config.heartbeat_interval_s,
@@ -277,13 +288,13 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                 job = EngineJob(problem=prepared.problem, ledger=Ledger(study, prepared.problem),
                                 budget=Budget(config.trials, config.trials_per_worker),
                                 seed=worker_seed(config), accuracy=prepared.accuracy,
-                                guard=guard, progress=progress,
+                                guard=guard, progress=progress, stage=stage,
                                 before_trial=_worker_attrs(threads))
                 engine_for(config, prepared.storage_url).run(job)
                 guard.check()
                 summary = finish(study, prepared, test_split=config.confirm,
                                  interruptible=guard.interruptible,
-                                 progress=confirm_progress)
+                                 progress=confirm_progress, announce=announce)
                 guard.check()
                 return summary
             except KeyboardInterrupt as exc:
@@ -347,14 +358,16 @@ def run_provenance(prepared: Prepared) -> dict[str, Any]:
 
 def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
            interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
-           progress: Progress | None = None) -> dict[str, Any]:
+           progress: Progress | None = None,
+           announce: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Confirm the front and the baselines on the test split (each point once; the probes
     run inside ``interruptible()``), then write the tables and plots."""
     confirmation = None
     if test_split and prepared.test_estimator is not None:
         confirmation = confirm_points(study, prepared.problem, prepared.test_estimator,
                                       prepared.test_estimator.settings(),
-                                      interruptible=interruptible, progress=progress)
+                                      interruptible=interruptible, progress=progress,
+                                      announce=announce)
     summary = write_outputs(study, prepared.out_dir)
     return {**summary, "confirmation": confirmation, "results_dir": str(prepared.out_dir),
             "storage": shown_url(prepared.storage_url)}

@@ -371,3 +371,38 @@ def tolerance_text(report: dict[str, Any]) -> str:
         for name, ber in sorted(split["fine_ber"].items(), key=lambda item: item[1]):
             lines.append(f"  {ber:.2e}  {name}")
     return "\n".join(lines)
+
+
+def confirmation_plan_text(plan: dict[str, Any], *, in_search: bool) -> str:
+    """One line before a confirmation (``dse.commands.confirm.confirmation_plan``): what it
+    measures, roughly how long it takes, and how to skip or resume it."""
+    points, left = plan["points"], plan["to_measure"]
+    if not left:
+        return f"confirmation: all {points} points are confirmed on the test split already"
+    which = f"{left} of {points} points" if plan["already"] else f"{points} points"
+    parts = [f"confirming {which} on the test split ({plan['baselines']} baselines, "
+             f"{points - plan['baselines']} of the front"
+             + (f"; {plan['already']} confirmed before)" if plan["already"] else ")")]
+    if plan.get("steps") is not None:
+        tunes = (f"{_count(plan['finetune_seeds'], 'fine-tune')} of {plan['steps']} steps"
+                 if plan["steps"] else "no fine-tune")
+        parts.append(f"each {tunes}, {_count(plan['error_seeds'], 'error mask')}")
+    if plan.get("estimate_s") is not None:
+        basis = (f"at the search's {plan['seconds_per_step']:.3g} s per fine-tune step"
+                 if plan["estimate_from"] == "search" else "as the points confirmed so far")
+        parts.append(f"roughly {_rough_duration(plan['estimate_s'])} ({basis})")
+    parts.append("--no-confirm skips it; `dse confirm` runs it later" if in_search else
+                 "each point is kept once measured: a stopped run resumes")
+    return "; ".join(parts)
+
+
+def _rough_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -40,8 +40,11 @@ class ProbeRequest:
     config: ProbeConfig
 
 
-def probe_report(request: ProbeRequest, *, progress: Progress | None = None) -> dict[str, Any]:
-    """Accuracy of one mapping at one DRAM operating point, with the all-digital baseline."""
+def probe_report(request: ProbeRequest, *, progress: Progress | None = None,
+                 step_progress: Progress | None = None) -> dict[str, Any]:
+    """Accuracy of one mapping at one DRAM operating point, with the all-digital baseline
+    (``progress``: the checkpoint's training if needed; ``step_progress``: the fine-tune
+    steps of both probes)."""
     cost_request = request.cost
     soc = load_soc(cost_request.hw)
     table = load_workload(cost_request.network, cost_request.dataset).table
@@ -50,7 +53,7 @@ def probe_report(request: ProbeRequest, *, progress: Progress | None = None) -> 
     cost = system_cost(table, soc, n_analog, dram)
     estimator = ProbeEstimator(probe_setup(request.data, request.config,
                                            None if dram is None else dram.device,
-                                           progress=progress))
+                                           progress=progress), on_step=step_progress)
     mapping = Candidate(tuple(int(n) for n in n_analog), None, None, (), (),
                         analog_channels=channels)
     result = estimator(probe_candidate(mapping, cost))

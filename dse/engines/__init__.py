@@ -22,7 +22,8 @@ from dse.results.ledger import Ledger
 from dse.signals import SignalGuard
 from hw_models.errors import ConfigError
 
-Progress = Callable[[int, int, str], None]   # (trials done, total, status text)
+Progress = Callable[[int, int, str], None]   # (done, total, status text)
+Stage = Callable[[str, str], Progress]       # (what, unit) -> the progress of that work
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,10 @@ class EngineJob:
         seed: this worker's seed.
         accuracy: the accuracy estimator and its baseline, when accuracy is an objective.
         guard: the active signal guard (entered by the caller).
-        progress: told (done, total, status) after trials.
+        progress: told (trials done, total, status) when the run starts and after trials.
+        stage: opens the progress of long work inside one trial, by its name and unit
+            (ODiMO's DNAS: "DNAS", "step"; EDEN's characterisation: "EDEN", "probe");
+            each call starts that work's count afresh.
         before_trial: called before each trial; returns attributes of this worker to record
             with the trial (host, pid, threads: see ``dse.threads``).
     """
@@ -57,6 +61,7 @@ class EngineJob:
     accuracy: AccuracyModel | None = None
     guard: SignalGuard = field(default_factory=SignalGuard)
     progress: Progress | None = None
+    stage: Stage | None = None
     before_trial: Callable[[], dict[str, Any]] | None = None
 
 

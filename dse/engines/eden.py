@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from dse.accuracy import ProbeCandidate, ProbeResult, accuracy_drop_pp
-from dse.engines import EngineJob
+from dse.engines import EngineJob, Progress
 from dse.engines.odimo import DEFAULT_LAMBDAS, check_settings, measured_lambdas, probe_searcher
 from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import candidate_cost, evaluate, placement, probe_candidate
@@ -89,7 +89,8 @@ class EdenEngine:
             with job.guard.interruptible():
                 result = eden_for_split(job.problem, characterise,
                                         tuple(int(n) for n in n_analog), channels,
-                                        steps=self.bisection_steps)
+                                        steps=self.bisection_steps,
+                                        progress=_stage(job, spec))
                 evaluation = evaluate(result.candidate, job.problem, job.accuracy)
             job.guard.hold()
             tolerances[spec] = result.tolerance_record()
@@ -140,7 +141,8 @@ class OdimoEdenEngine:
             with job.guard.interruptible():
                 choice = search(weight)
                 result = eden_for_split(job.problem, characterise, choice.n_analog,
-                                        choice.analog_channels, steps=self.bisection_steps)
+                                        choice.analog_channels, steps=self.bisection_steps,
+                                        progress=_stage(job, label))
                 evaluation = evaluate(result.candidate, job.problem, job.accuracy)
             job.guard.hold()
             tolerances[label] = result.tolerance_record()
@@ -155,6 +157,14 @@ class OdimoEdenEngine:
                 job.progress(job.ledger.complete_count(), job.budget.total_trials,
                              f"lambda {weight:g} searched and mapped")
             job.guard.check()
+
+
+def _stage(job: EngineJob, split: str) -> Progress | None:
+    """The progress of EDEN's probes on one split, each status prefixed by ``split``."""
+    if job.stage is None:
+        return None
+    progress = job.stage("EDEN", "probe")
+    return lambda done, total, status: progress(done, total, f"{split}: {status}")
 
 
 def _check_job(job: EngineJob, engine: str) -> None:
@@ -237,60 +247,79 @@ def with_errors(problem: Problem, n_analog: tuple[int, ...], channels: Any,
 
 
 def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], channels: Any,
-                   *, steps: int = BISECTION_STEPS) -> EdenResult:
-    """Characterise, map and validate one split (the module docstring)."""
+                   *, steps: int = BISECTION_STEPS,
+                   progress: Progress | None = None) -> EdenResult:
+    """Characterise, map and validate one split (the module docstring). ``progress`` is
+    told (probes done, probes planned, what is measured) before each probe; the plan is
+    the most a bisection takes, so EDEN may finish early."""
     data = data_in_dram(problem, n_analog)
     limit_pp = problem.limits.max_accuracy_drop_pp
     limit_pp = 1.0 if limit_pp is None else limit_pp
     rule = problem.limits.drop_rule
-    reference = estimator(with_errors(problem, n_analog, channels, {}, data))
-    probes = [1]
+    searches = len(data) + 1 if data else 0  # coarse, then each datum alone
+    planned = 1 + searches * (steps + 2) + 1  # reference, bisections, validation
+    probes = [0]
 
-    def meets_target(candidate: ProbeCandidate) -> bool:
-        """The paired drop against the error-free split, bounded under the drop rule."""
+    def measure(candidate: ProbeCandidate, doing: str) -> ProbeResult:
+        if progress is not None:
+            progress(probes[0], max(planned, probes[0] + 1), doing)
         result: ProbeResult = estimator(candidate)
         probes[0] += 1
-        drop, _, high = accuracy_drop_pp(reference, result)
+        return result
+
+    reference = measure(with_errors(problem, n_analog, channels, {}, data),
+                        "the split without errors")
+
+    def meets_target(candidate: ProbeCandidate, doing: str) -> bool:
+        """The paired drop against the error-free split, bounded under the drop rule."""
+        drop, _, high = accuracy_drop_pp(reference, measure(candidate, doing))
         bound = high if rule == "upper" and math.isfinite(high) else drop
         return bound <= limit_pp
 
-    def tolerated(bers: dict[str, float]) -> bool:
-        return meets_target(with_errors(problem, n_analog, channels, bers, data))
-
-    def largest(names: list[str]) -> float:
-        if not names:
-            return BER_CEILING
-        if tolerated({name: BER_CEILING for name in names}):
+    def largest(names: list[str], what: str) -> float:
+        def tolerated(ber: float) -> bool:
+            return meets_target(with_errors(problem, n_analog, channels,
+                                            {name: ber for name in names}, data),
+                                f"characterising {what}")
+        if not names or tolerated(BER_CEILING):
             return BER_CEILING
         low, high = math.log10(BER_FLOOR), math.log10(BER_CEILING)
-        if not tolerated({name: BER_FLOOR for name in names}):
+        if not tolerated(BER_FLOOR):
             return 0.0
         for _ in range(steps):
             middle = (low + high) / 2
-            if tolerated({name: 10 ** middle for name in names}):
+            if tolerated(10 ** middle):
                 low = middle
             else:
                 high = middle
         return float(10 ** low)
 
-    coarse = largest([d.name for d in data]) if data else None
-    fine = {d.name: largest([d.name]) for d in data}
+    coarse = largest([d.name for d in data], f"all {len(data)} data") if data else None
+    fine = {d.name: largest([d.name], d.name) for d in data}
     tolerance = dict(fine)
     candidate, budgets = map_to_partitions(problem, n_analog, data, tolerance)
     tightened = 0
     while True:
         candidate = dataclasses.replace(candidate, analog_channels=channels)
-        if meets_target(probe_candidate(candidate, candidate_cost(candidate, problem))):
+        if meets_target(probe_candidate(candidate, candidate_cost(candidate, problem)),
+                        "validating the mapping"):
+            _done(progress, probes[0])
             return EdenResult(candidate, data, coarse, fine, budgets, tightened, True,
                               probes[0])
         if tightened == MAX_TIGHTENING:
             nominal = {d.name: 0.0 for d in data}
             candidate, budgets = map_to_partitions(problem, n_analog, data, nominal)
+            _done(progress, probes[0])
             return EdenResult(dataclasses.replace(candidate, analog_channels=channels), data,
                               coarse, fine, budgets, tightened, False, probes[0])
         tolerance = {name: ber / 10 for name, ber in tolerance.items()}
         candidate, budgets = map_to_partitions(problem, n_analog, data, tolerance)
         tightened += 1
+
+
+def _done(progress: Progress | None, probes: int) -> None:
+    if progress is not None:
+        progress(probes, probes, "mapped")
 
 
 def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[DataType],

@@ -96,8 +96,9 @@ def probe_searcher(job: EngineJob, dnas_epochs: int, target: str) -> Searcher:
     def search(weight: float) -> SplitChoice:
         config = OdimoConfig(cost_weight=weight, epochs=dnas_epochs, target=target,
                              seed=job.seed)
+        progress = job.stage("DNAS", "step") if job.stage is not None else None
         result = odimo_search(setup.checkpoint, setup.bundle, problem.table, problem.soc,
-                              config, device=setup.device)
+                              config, device=setup.device, progress=progress)
         return SplitChoice(result.n_analog, result.analog_channels, {
             "target": target, "epochs": dnas_epochs, "best_epoch": result.best_epoch,
             "samples": result.samples, "seconds": result.seconds,

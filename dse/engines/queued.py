@@ -28,6 +28,8 @@ def run_queued(job: EngineJob, engine: str) -> int:
     study = job.ledger.study
     runner = TrialRunner(job.guard, periodic=fail_stale)
     ran = 0
+    if job.progress is not None:  # the start: the display's clock and count begin here
+        job.progress(job.ledger.complete_count(), job.budget.total_trials, "starting")
     while waiting_count(study) and budget_left(job, ran):
         worker = job.before_trial() if job.before_trial is not None else None
         objective = make_objective(job.problem, job.accuracy, guard=job.guard, worker=worker,

@@ -146,3 +146,23 @@ def test_named_channels_are_part_of_the_key_and_of_the_result(trained):
     with pytest.raises(ConfigError, match="name n_analog channels"):
         probe(dataclasses.replace(named, analog_channels=(None,) * 3 + ((0, 1),) + (None,) * 6),
               setup=setup)
+
+
+def test_fine_tune_steps_are_reported_over_all_seeds(trained, tmp_path):
+    """A long probe visibly moves: its steps counted over every fine-tune seed, then its
+    evaluation; a cached answer reports nothing."""
+    from dse.accuracy.probe import ProbeEstimator
+
+    calls = []
+    estimator = ProbeEstimator(setup_for(trained, tmp_path, steps=3, finetune_seeds=2),
+                               on_step=lambda *call: calls.append(call))
+    estimator(candidate(weight_ber=1e-4))
+    assert [done for done, _, _ in calls] == [0, 1, 2, 3, 3, 4, 5, 6]
+    assert {total for _, total, _ in calls} == {6}
+    assert calls[1][2] == "seed 1/2, step 1/3"
+    assert calls[-1][2] == "seed 2/2, evaluating under 2 error masks"
+    calls.clear()
+    assert estimator(candidate(weight_ber=1e-4)).cached and calls == []
+    confirming = estimator.confirming(steps=2, finetune_seeds=1, split="val")
+    assert confirming.on_step is estimator.on_step  # the confirmation's steps are told too
+    assert estimator.reporting(None).on_step is None

@@ -60,6 +60,8 @@ class OptunaEngine:
             orphans(study)
 
         beat = self.heartbeat_interval_s if journal_path(self.storage_url) else None
+        if callback is not None:
+            callback.report(study)  # the start: the display's clock and count begin here
         runner = TrialRunner(job.guard, [callback] if callback else [],
                              periodic=look_for_dead_workers,
                              periodic_interval_s=self.heartbeat_interval_s,

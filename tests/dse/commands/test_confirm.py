@@ -1,8 +1,10 @@
 """Confirmation on the test split: stored per point, resumable, shared between workers."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -14,8 +16,9 @@ from helpers import tiny_checkpoint
 from toy import toy_prepared
 
 from cli import cli
-from dse.commands.confirm import confirm_points, points_to_confirm
+from dse.commands.confirm import confirm_points, confirmation_plan, points_to_confirm
 from dse.commands.search import run_search
+from dse.commands.text import confirmation_plan_text
 from dse.engines.optuna.storage import open_storage
 from dse.engines.testing import StubEstimator
 from dse.results.confirmation import CLAIM_PREFIX, RECORD_PREFIX, confirmed_results
@@ -102,6 +105,73 @@ def _dead_pid() -> int:
     return process.pid
 
 
+class Timed(Counting):
+    """A stub whose every point took ``seconds`` (as a real confirmation records)."""
+
+    def __init__(self, seconds, signal_at=None):
+        super().__init__(signal_at)
+        self.seconds = seconds
+
+    def __call__(self, candidate):
+        return dataclasses.replace(super().__call__(candidate), seconds=self.seconds)
+
+
+SETTINGS = {"split": "test", "steps": 200, "finetune_seeds": 3, "error_seeds": 3, "seed": 0}
+
+
+def test_the_plan_is_announced_first_and_progress_starts_at_the_points_found_done(
+        toy_table, tmp_path):
+    prepared, study = unconfirmed_study(toy_table, tmp_path)
+    points = points_to_confirm(study)
+    with SignalGuard() as guard, pytest.raises(KeyboardInterrupt):
+        confirm_points(study, prepared.problem, Timed(7.0, signal_at=3), SETTINGS,
+                       interruptible=guard.interruptible)
+    heard, told = [], []
+    confirm_points(study, prepared.problem, Timed(7.0), SETTINGS,
+                   progress=lambda *call: told.append(call), announce=heard.append)
+    [plan] = heard
+    assert plan["points"] == len(points) and plan["baselines"] == len(BASELINES)
+    assert plan["already"] == 2 and plan["to_measure"] == len(points) - 2
+    assert (plan["steps"], plan["finetune_seeds"], plan["error_seeds"]) == (200, 3, 3)
+    assert plan["estimate_from"] == "confirmed"
+    assert plan["estimate_s"] == pytest.approx(7.0 * (len(points) - 2))
+    # the points found done count from the start: the rate is that of the probes run now
+    assert told[0][:2] == (2, len(points)) and told[0][2].startswith(f"trial {points[2]} (")
+    assert [done for done, _, _ in told] == list(range(2, len(points) + 1))
+    assert told[-1] == (len(points), len(points), "done")
+
+
+def test_a_first_plan_is_timed_by_the_searchs_probes_per_step(toy_table, tmp_path):
+    prepared, study = unconfirmed_study(toy_table, tmp_path)
+    points = points_to_confirm(study)
+    plan = confirmation_plan(study, points, SETTINGS)
+    probes = [t.user_attrs["metrics"]["probe_seconds"] for t in study.get_trials()
+              if t.user_attrs["metrics"]["probed"]]
+    per_step = statistics.median(probes) / (20 * 2)  # the search's 20 steps x 2 fine-tunes
+    assert plan["already"] == 0 and plan["estimate_from"] == "search"
+    assert plan["seconds_per_step"] == pytest.approx(per_step)
+    assert plan["estimate_s"] == pytest.approx(len(points) * per_step * 200 * 3)
+    assert confirmation_plan(study, points, {"split": "test"})["estimate_s"] is None
+
+
+def test_the_announcement_names_points_steps_time_and_how_to_skip_it():
+    plan = {"points": 18, "already": 0, "to_measure": 18, "baselines": 4, "steps": 200,
+            "finetune_seeds": 3, "error_seeds": 3, "seconds_per_step": 0.07,
+            "estimate_s": 756.0, "estimate_from": "search"}
+    line = confirmation_plan_text(plan, in_search=True)
+    assert "\n" not in line
+    for words in ("confirming 18 points on the test split", "4 baselines, 14 of the front",
+                  "3 fine-tunes of 200 steps", "roughly 13 min", "0.07 s per fine-tune step",
+                  "--no-confirm skips it", "`dse confirm` runs it later"):
+        assert words in line, (words, line)
+    later = confirmation_plan_text({**plan, "already": 6, "to_measure": 12,
+                                    "estimate_from": "confirmed"}, in_search=False)
+    assert "confirming 12 of 18 points" in later and "6 confirmed before" in later
+    assert "--no-confirm" not in later and "a stopped run resumes" in later
+    assert "already" in confirmation_plan_text({**plan, "already": 18, "to_measure": 0},
+                                               in_search=True)
+
+
 # ---- dse confirm, end to end ----------------------------------------------------------
 
 def run(*args):
@@ -132,9 +202,14 @@ def test_dse_confirm_confirms_and_a_rerun_measures_nothing(searched, tmp_path, m
         assert row["test_accuracy_ci_low"] <= row["test_accuracy"] <= row["test_accuracy_ci_high"]
     assert baselines["all-digital"]["test_accuracy_drop_pp"] == 0.0
     assert summary["confirm_settings"]["steps"] == 1
-    again = json.loads(run("confirm", str(searched), "--confirm-steps", "1",
-                           "--confirm-seeds", "1", "--json").stdout)
+    points = summary["confirmation"]["points"]
+    assert f"confirming {points} points on the test split" in first.stderr
+    assert "a stopped run resumes" in first.stderr and "--no-confirm" not in first.stderr
+    rerun = run("confirm", str(searched), "--confirm-steps", "1", "--confirm-seeds", "1",
+                "--json")
+    again = json.loads(rerun.stdout)
     assert again["confirmation"]["measured"] == 0
+    assert f"all {points} points are confirmed on the test split already" in rerun.stderr
     text = run("pareto", str(searched))
     assert "test acc % [95% CI]" in text.stdout
 
@@ -201,3 +276,27 @@ def test_dse_confirm_of_a_missing_study_is_one_line(tmp_path):
     result = run("confirm", str(tmp_path / "nothing"))
     assert result.exit_code == 2 and "no study found" in result.stderr
 
+
+
+def test_a_search_says_how_long_on_stderr_and_keeps_stdout_for_its_json(tmp_path):
+    tiny_checkpoint(results_dir=tmp_path)
+    result = run("search", "--dataset", "synthetic", "--epochs", "1", "--trials", "6",
+                 "--probe-steps", "1", "--error-seeds", "1", "--finetune-seeds", "1",
+                 "--confirm-steps", "2", "--confirm-seeds", "1", "--sampler", "random",
+                 "--threads", "1", "--results-dir", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)  # stdout holds the JSON and nothing else
+    points = summary["confirmation"]["points"]
+    assert "\r" not in result.stderr  # not a terminal: lines, no redrawing
+    lines = result.stderr.splitlines()
+    [announced] = [i for i, line in enumerate(lines) if line.startswith("confirming ")
+                   and "on the test split (" in line]
+    for words in (f"confirming {points} points", "1 fine-tune of 2 steps",
+                  "--no-confirm skips it"):
+        assert words in lines[announced], (words, lines[announced])
+    confirming = [i for i, line in enumerate(lines)
+                  if line.startswith("confirming on the test split:")]
+    assert confirming and min(confirming) > announced
+    assert f"{points}/{points} [" in lines[confirming[-1]]
+    assert any(line.startswith("search:") and "6/6 [" in line and "trial" in line
+               for line in lines)

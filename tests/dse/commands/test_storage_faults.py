@@ -175,7 +175,7 @@ def test_dse_search_on_a_database_gone_for_good_says_so_in_one_line(postgres_url
                                       "DSE_TEST_DROP_FOR_GOOD": "1"})
     assert done.returncode == 75, done.stderr
     lines = [line for line in done.stderr.splitlines() if not line.startswith(("study ",
-                                                                               "search "))]
+                                                                               "search:"))]
     assert len(lines) == 1, done.stderr
     shown = url.replace(":secret@", ":***@")
     assert lines[0].startswith(f"dse: error: the database connection was lost: {shown} "

@@ -1,0 +1,72 @@
+"""What engines tell of the long work inside a trial (``EngineJob.stage``): ODiMO's DNAS
+steps per lambda, EDEN's characterisation probes per split."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from helpers import tiny_checkpoint
+from toy import toy_problem
+
+from dse.engines.eden import eden_for_split
+from dse.engines.testing import TOY_LAYERS, StubEstimator
+from hw_models import LayerTable
+from hw_models.soc import PRESET_DIR
+
+
+class Stages:
+    """A stand-in for the display: records each stage opened and what it was told."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, str]] = []
+        self.told: list[tuple[int, int, str]] = []
+
+    def __call__(self, label: str, unit: str):
+        self.opened.append((label, unit))
+        return lambda done, total, status: self.told.append((done, total, status))
+
+
+def test_eden_tells_its_probes_before_each_and_when_mapped(tmp_path):
+    streaming = tmp_path / "streaming.toml"  # the toy's weights in DRAM: data to characterise
+    streaming.write_text((PRESET_DIR / "diana.toml").read_text().replace(
+        '[memory.weights_resident]\nvalue = "auto"', "[memory.weights_resident]\nvalue = false"))
+    problem = toy_problem(LayerTable.from_records(TOY_LAYERS), hw=str(streaming))
+    stages = Stages()
+    result = eden_for_split(problem, StubEstimator(), (0,) * 5, None, steps=2,
+                            progress=stages("EDEN", "probe"))
+    told = stages.told
+    assert [done for done, _, _ in told] == list(range(result.probes + 1))
+    assert told[-1] == (result.probes, result.probes, "mapped")
+    planned = 1 + (5 + 1) * (2 + 2) + 1  # reference, six bisections at most, validation
+    assert all(total == planned for _, total, _ in told[:-1]) and result.probes <= planned
+    statuses = [status for _, _, status in told]
+    assert statuses[0] == "the split without errors"
+    assert "characterising all 5 data" in statuses
+    assert "characterising weights/big" in statuses
+    assert statuses[-2] == "validating the mapping"
+
+
+def test_odimo_opens_a_dnas_stage_per_lambda(tmp_path):
+    from dse.engines.odimo import probe_searcher
+    from dse.problem import build_problem
+    from hw_models.error_models import ErrorModelParams
+    from networks.datasets import load_dataset
+    from networks.probe import ProbeConfig, ProbeSetup
+    from networks.train import load_checkpoint
+
+    checkpoint = load_checkpoint(tiny_checkpoint(tmp_path / "tiny.pt"))
+    setup = ProbeSetup(checkpoint, load_dataset("synthetic"), ProbeConfig(steps=0),
+                       ErrorModelParams(), row_bytes=2048)
+    problem = build_problem(network="resnet8", dataset="synthetic",
+                            objectives="accuracy,latency")
+    stages = Stages()
+    job = SimpleNamespace(accuracy=SimpleNamespace(estimator=SimpleNamespace(setup=setup)),
+                          problem=problem, seed=0, stage=stages)
+    search = probe_searcher(job, dnas_epochs=1, target="latency")
+    search(0.1)
+    search(10.0)
+    assert stages.opened == [("DNAS", "step"), ("DNAS", "step")]
+    steps = stages.told[:len(stages.told) // 2]
+    assert steps[0][0] == 0 and steps[-1][0] == steps[-1][1] > 0
+    assert steps[0][2] == "lambda 0.1, epoch 1/1"
+    assert steps[-1][2].startswith("lambda 0.1, epoch 1/1, tau ")
+    assert stages.told[len(steps)][:1] == (0,)  # the next lambda starts afresh
