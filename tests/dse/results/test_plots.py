@@ -6,8 +6,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 from toy import toy_prepared
 
+from cli import cli
 from dse.commands.search import run_search
 from dse.metrics import plotted_metric
 from dse.pareto import pareto_mask
@@ -211,3 +213,28 @@ def test_the_accuracy_axis_gets_its_intervals_as_error_bars():
     segments = bars.lines[2][0].get_segments()  # one vertical bar per point, in %
     assert [tuple(s[:, 1].round(6)) for s in segments] == [(88.0, 91.0), (94.0, 97.0)]
     plt.close(figure)
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.mark.plots
+def test_pareto_plots_the_test_accuracy_of_confirmed_points_only(toy_table, tmp_path):
+    unconfirmed = toy_prepared(toy_table, tmp_path, trials=5, sampler="random",
+                               study="unconfirmed", confirm=False)
+    run_search(unconfirmed)
+    result = run("pareto", "unconfirmed", "--results-dir", str(tmp_path), "--x",
+                 "test_accuracy", "--y", "energy")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "confirmed on the test split" in result.stderr
+    assert "dse confirm unconfirmed" in result.stderr
+    confirmed = toy_prepared(toy_table, tmp_path, trials=5, sampler="random",
+                             study="confirmed")
+    run_search(confirmed)
+    out = tmp_path / "plots"
+    result = run("pareto", "confirmed", "--results-dir", str(tmp_path), "--x", "energy",
+                 "--y", "test_accuracy", "--color", "latency", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert (out / "front_energy_j_test_accuracy.png").is_file()
+    assert (out / "test_front.png").is_file()
