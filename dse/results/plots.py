@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.legend import Legend  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dse import pareto  # noqa: E402
 from dse.metrics import BY_NAME, PLOTTED, TEST_ACCURACY, objective_columns  # noqa: E402
@@ -36,7 +37,7 @@ STYLE: dict[str, Any] = {  # matplotlib settings while a figure is drawn and sav
     "legend.frameon": False, "savefig.dpi": 150, "svg.hashsalt": "dse",  # stable SVG ids
 }
 SIZES = {  # inches
-    "front": (6.4, 5.2), "front_3d": (6.4, 6.6), "test_panel": (3.6, 4.4),
+    "front": (6.4, 5.2), "front_3d": (6.4, 6.2), "test_panel": (3.6, 4.4),
     "hypervolume": (6.4, 3.8), "layer_splits": (6.4, 4.6),
 }
 TRIAL_COLOUR = "0.78"
@@ -72,7 +73,7 @@ def new_figure(kind: str, *, panels: int = 1) -> plt.Figure:
     return plt.figure(figsize=(width * panels, height), layout="constrained")
 
 
-def legend_below(figure: plt.Figure, *axes: Any) -> Legend | None:
+def legend_below(figure: plt.Figure, *axes: Any, columns: int = 3) -> Legend | None:
     """One legend for ``axes``, below them (outside every axes, so it covers nothing)."""
     entries: dict[str, Any] = {}
     for one in axes:
@@ -81,7 +82,7 @@ def legend_below(figure: plt.Figure, *axes: Any) -> Legend | None:
     if not entries:
         return None
     return figure.legend(list(entries.values()), list(entries), loc="outside lower center",
-                         ncols=min(3, len(entries)))
+                         ncols=min(columns, len(entries)))
 
 
 @styled
@@ -276,6 +277,8 @@ def front_3d_figure(frame: pd.DataFrame, columns: list[str]) -> plt.Figure:
     drawn = pd.concat([cloud, front, bases])
     for set_limits, one in zip((axes.set_xlim, axes.set_ylim, axes.set_zlim), shown):
         set_limits(*padded(one.of(drawn)))
+    for ticks in (axes.xaxis, axes.yaxis, axes.zaxis):  # foreshortened: fewer ticks fit
+        ticks.set_major_locator(MaxNLocator(5))
     axes.set_xlabel(shown[0].label)
     axes.set_ylabel(shown[1].label)
     axes.set_zlabel(shown[2].label)
@@ -422,7 +425,7 @@ def layer_splits_figure(front: pd.DataFrame, objectives: list[str],
     axes.grid(axis="x", visible=False)
     axes.set_title("Pareto points: the best in each objective and the most balanced "
                    "(least sum of normalised losses)")
-    legend_below(figure, axes)
+    legend_below(figure, axes, columns=2)
     return figure
 
 
