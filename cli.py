@@ -507,9 +507,11 @@ def search(as_json: bool, **options: Any) -> None:
 @cli.command()
 @click.argument("target", required=False)
 @study_location_options
-@click.option("--x", "x_axis", default=None, help="Objective for an extra plot's x axis.")
-@click.option("--y", "y_axis", default=None, help="Objective for its y axis.")
-@click.option("--color", default=None, help="Objective colouring its points.")
+@click.option("--x", "x_axis", default=None,
+              help="Objective (or test_accuracy: the confirmed points only) for an extra "
+                   "plot's x axis.")
+@click.option("--y", "y_axis", default=None, help="The same for its y axis.")
+@click.option("--color", default=None, help="The same colouring its points.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: the study's results folder].")
 @json_option

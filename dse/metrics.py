@@ -41,14 +41,20 @@ class Metric:
         """``value`` in the display unit."""
         return value * self.display_scale
 
+    @property
+    def quantity(self) -> str:
+        """The label without its unit (``latency``)."""
+        return self.label.rsplit(" (", 1)[0]
+
 
 METRICS: tuple[Metric, ...] = (
-    Metric("accuracy", "accuracy", "fraction", "maximize", "accuracy (%)", 100.0, "%"),
+    Metric("accuracy", "accuracy", "fraction", "maximize", "validation accuracy (%)", 100.0,
+           "%"),
     Metric("latency", "latency_s", "s", "minimize", "latency (ms)", 1e3, "ms"),
-    Metric("energy", "energy_j", "J", "minimize", "energy (uJ)", 1e6, "uJ"),
-    Metric("dram_energy", "dram_energy_j", "J", "minimize", "DRAM energy (uJ)", 1e6, "uJ"),
-    Metric("compute_energy", "compute_energy_j", "J", "minimize", "compute energy (uJ)", 1e6,
-           "uJ"),
+    Metric("energy", "energy_j", "J", "minimize", "energy (µJ)", 1e6, "µJ"),
+    Metric("dram_energy", "dram_energy_j", "J", "minimize", "DRAM energy (µJ)", 1e6, "µJ"),
+    Metric("compute_energy", "compute_energy_j", "J", "minimize", "compute energy (µJ)", 1e6,
+           "µJ"),
     Metric("compute_latency", "compute_latency_s", "s", "minimize",
            "compute latency (ms)", 1e3, "ms"),
 )
@@ -70,6 +76,22 @@ ACCURACY_STATS: tuple[str, ...] = (
 TEST_STATS: tuple[str, ...] = (
     "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high",
     "test_accuracy_drop_pp", "test_accuracy_drop_ci_low_pp", "test_accuracy_drop_ci_high_pp")
+
+
+# Not a search metric either: the test-split accuracy of the confirmed points, which the
+# plots may show (``dse pareto --x test_accuracy``).
+TEST_ACCURACY = Metric("test_accuracy", "test_accuracy", "fraction", "maximize",
+                       "test accuracy (%)", 100.0, "%")
+PLOTTED: dict[str, Metric] = {**BY_NAME, **BY_COLUMN, TEST_ACCURACY.name: TEST_ACCURACY}
+
+
+def plotted_metric(name_or_column: str) -> Metric:
+    """A metric (as ``metric``) or the test accuracy, for a plot's axis or colour."""
+    found = PLOTTED.get(name_or_column)
+    if found is None:
+        raise ConfigError(f"unknown quantity '{name_or_column}' to plot (choose from "
+                          f"{', '.join([*BY_NAME, TEST_ACCURACY.name])})")
+    return found
 
 
 def metric(name_or_column: str) -> Metric:

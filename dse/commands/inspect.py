@@ -20,7 +20,7 @@ from dse.engines.optuna.storage import (
     sqlite_path,
 )
 from dse.evaluate import candidate_cost, placement
-from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, metric
+from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, TEST_ACCURACY, plotted_metric
 from dse.problem import Problem, build_problem
 from dse.results.confirmation import confirmed_columns, confirmed_results, current_settings
 from dse.results.files import check_writable_folder
@@ -108,12 +108,17 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
         raise ConfigError("give --x and --y together (and --color optionally)")
     if color is not None and x is None:
         raise ConfigError("--color colours an extra plot: give --x and --y with it")
-    axes = [None if given is None else metric(given).column for given in (x, y, color)]
+    axes = [None if given is None else plotted_metric(given).column
+            for given in (x, y, color)]
     url, name, folder = locate(target, storage=storage, study_name=study_name,
                                results_dir=results_dir)
     out_dir = Path(out) if out else folder
     check_writable_folder(out_dir, what="output folder", hint="pass another --out")
     study = load(url, name)
+    if TEST_ACCURACY.column in axes and not (confirmed_results(study)
+                                             or study.user_attrs.get(TEST_ACCURACY_ATTR)):
+        raise ConfigError(f"no point of study '{name}' is confirmed on the test split, so "
+                          f"there is no test accuracy to plot: run `dse confirm {name}` first")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -273,7 +273,7 @@ def test_a_cost_only_search_with_overflowing_costs_is_one_error(slow_clock, tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dse: error: hardware preset 'diana'")
     assert str(slow_clock) in lines[0] and "non-finite costs" in lines[0]
-    assert "energy_j" in lines[0] and "inf uJ" in lines[0]
+    assert "energy_j" in lines[0] and "inf µJ" in lines[0]
     assert not (tmp_path / "res").exists()  # refused before any study was made
     assert result.stdout == ""
 
