@@ -1,11 +1,15 @@
 """Where a study keeps its trials' constraints: Optuna's list (system attribute
 ``constraints``, in ``CONSTRAINT_NAMES`` order), which Optuna 4.9 and 5.x (samplers,
-``study.best_trials``) read, each constraint once; dse's named copy stays with the metrics.
-Studies an earlier dse wrote read as before."""
+``study.best_trials``) and optuna-dashboard read, each constraint once; dse's named copy stays
+with the metrics. Studies an earlier dse wrote read as before."""
 from __future__ import annotations
 
+import io
+import json
 import math
+import sys
 import warnings
+import wsgiref.util
 
 import numpy as np
 import optuna
@@ -119,6 +123,44 @@ def test_every_trial_stores_its_constraints_once_where_optuna_reads_them(toy_tab
     assert 0 < recorded[1].system_attrs[OPTUNA_CONSTRAINTS][1] < 0.3  # over the drop only
     assert {feasible(t) for t in complete} == {True, False}
     front = front_trials(complete, objectives_of(study))
+    assert front and [t.number for t in study.best_trials] == [t.number for t in front]
+
+
+def _dashboard_study(storage: str, study_id: int) -> dict:
+    """What optuna-dashboard's server sends its front-end for one study (no browser)."""
+    from optuna_dashboard import wsgi
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/api/studies/{study_id}",
+               "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr}
+    wsgiref.util.setup_testing_defaults(environ)
+    status: list[str] = []
+    body = b"".join(wsgi(storage)(environ, lambda code, headers, *exc: status.append(code)))
+    assert status[0].startswith("200"), body[:200]
+    return json.loads(body)
+
+
+def test_the_dashboard_sees_dse_s_feasibility(toy_table, tmp_path):
+    pytest.importorskip("optuna_dashboard",
+                        reason="optuna-dashboard is not installed (the test extra has it)")
+    study = _search(toy_table, tmp_path)
+    shown = _dashboard_study(_url(tmp_path), study._study_id)
+    by_number = {t.number: t for t in study.trials}
+    assert sorted(t["number"] for t in shown["trials"]) == sorted(by_number)
+    names = study.user_attrs[CONSTRAINT_NAMES_ATTR]
+    for trial in shown["trials"]:  # the plots grey a trial when any value is > 0
+        ours = by_number[trial["number"]]
+        assert trial["state"] == "Complete"
+        assert all(c <= 0 for c in trial["constraints"]) == feasible(ours)
+        assert dict(zip(names, trial["constraints"])) == constraints_of(ours)
+    infeasible = {n for n, t in by_number.items() if not feasible(t)}
+    over_the_drop = [n for n, t in by_number.items()
+                     if constraints_of(t)["accuracy_drop_over_limit_pp"] > 0]
+    assert infeasible and over_the_drop
+    # its "Best Trials" (optuna_dashboard/_app.py get_study_detail ->
+    # _pareto_front.get_pareto_front_trials) is the front of every complete trial, the
+    # constraints ignored: it holds trials over a limit, which Optuna and dse leave out
+    best = {t["number"] for t in shown["best_trials"]}
+    assert best & infeasible
+    front = front_trials(study.get_trials(states=(COMPLETE,)), objectives_of(study))
     assert front and [t.number for t in study.best_trials] == [t.number for t in front]
 
 
