@@ -25,6 +25,10 @@ from hw_models.system import DramSetting, SystemCost, system_cost
 DROP_COLUMNS = ("accuracy_drop_pp", "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp")
 UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget (infeasible
                          # anyway); their stored accuracy is None: unknown
+# Every constraint an evaluation can have, in the order Optuna and optuna-dashboard see them
+# (a trial's list of constraint values; a study has those its limits set, in this order).
+CONSTRAINT_NAMES = ("latency_over_budget_s", "energy_over_budget_j",
+                    "accuracy_drop_over_limit_pp")
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,16 @@ def evaluate(candidate: Candidate, problem: Problem,
                     bounded = drop[0]
             constraints["accuracy_drop_over_limit_pp"] = bounded - limit_pp
     return Evaluation(metrics, constraints, probed, cost_seconds, probe_seconds, cost)
+
+
+def constraint_names(problem: Problem) -> tuple[str, ...]:
+    """The constraints every evaluation of ``problem`` has, in ``CONSTRAINT_NAMES`` order."""
+    limits = problem.limits
+    present = {"latency_over_budget_s": limits.latency_budget_s is not None,
+               "energy_over_budget_j": limits.energy_budget_j is not None,
+               "accuracy_drop_over_limit_pp": problem.needs_accuracy
+               and limits.max_accuracy_drop_pp is not None}
+    return tuple(name for name in CONSTRAINT_NAMES if present[name])
 
 
 def _budget_constraints(metrics: dict[str, Any], problem: Problem) -> dict[str, float]:

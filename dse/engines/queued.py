@@ -34,7 +34,8 @@ def run_queued(job: EngineJob, engine: str) -> int:
         worker = job.before_trial() if job.before_trial is not None else None
         objective = make_objective(job.problem, job.accuracy, guard=job.guard, worker=worker,
                                    budget=None if job.budget.per_worker_trials is not None
-                                   else job.budget.total_trials, engine=engine)
+                                   else job.budget.total_trials, engine=engine,
+                                   named_constraints=job.ledger.named_constraints)
         runner.run(study, objective)
         ran += 1
         if job.progress is not None:

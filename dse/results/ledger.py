@@ -9,6 +9,7 @@ settings it is bound to. Attribute keys are named here and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -17,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 import optuna
 
-from dse.evaluate import Evaluation, objective_values
+from dse.evaluate import CONSTRAINT_NAMES, Evaluation, constraint_names, objective_values
 from dse.host import worker_identity
 from dse.metrics import BY_NAME, units
 from dse.problem import Problem, most_aggressive_point
@@ -46,6 +47,7 @@ CONFIRM_SETTINGS_ATTR = "dse:confirm-settings"   # the settings the confirmation
 CONFIRMED_PREFIX = "dse:confirmed:"              # + trial number: its test-split confirmation
 CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, time} measuring it
 EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # mapping -> {coarse_ber, fine_ber, data}
+CONSTRAINT_NAMES_ATTR = "dse:constraint-names"   # what each entry of OPTUNA_CONSTRAINTS is
 # trial user attributes
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
 BASELINE_ATTR = "baseline"            # the baseline mapping's name
@@ -60,6 +62,10 @@ ENGINE_ATTR = "engine"                # the engine that proposed the candidate
 FAIL_REASON_ATTR = "fail_reason"
 SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
 REQUEUED_ATTR = "requeued"            # how often a dead worker's queued trial came back
+# trial system attributes (Optuna's own keys)
+OPTUNA_CONSTRAINTS = "constraints"    # the constraint values as a list, in CONSTRAINT_NAMES
+# order: what Optuna's samplers and study.best_trials (4.9 and 5.x) and optuna-dashboard read
+NAMED_CONSTRAINT_PREFIX = "constraints:"  # + name: Optuna 5's set_constraint (earlier dse)
 
 BASELINES = ("all-digital", "all-analog", "diana-heuristic", "min-latency")
 CHECKPOINT_DIGEST = "checkpoint_sha256"  # identity key: the baseline checkpoint's tensors
@@ -97,6 +103,7 @@ def describe(study: optuna.Study, problem: Problem) -> None:
         for name in problem.objectives})
     study.set_user_attr(UNITS_ATTR, units())
     study.set_user_attr(LAYERS_ATTR, problem.table.to_records())
+    study.set_user_attr(CONSTRAINT_NAMES_ATTR, list(constraint_names(problem)))
     with warnings.catch_warnings():  # "experimental" in Optuna since 3.2; stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names([BY_NAME[name].column for name in problem.objectives])
@@ -221,15 +228,21 @@ class Ledger:
         if candidate.analog_channels is not None:
             user_attrs[CHANNELS_ATTR] = [None if chosen is None else list(chosen)
                                          for chosen in candidate.analog_channels]
-        # create_trial takes constraints= only from Optuna 5 on
-        extra: dict[str, Any] = (
-            {"constraints": evaluation.constraints} if HAS_SET_CONSTRAINT else {})
+        extra: dict[str, Any] = (  # Optuna's list, or the named keys (see named_constraints)
+            {"constraints": evaluation.constraints} if self.named_constraints else
+            {"system_attrs": {OPTUNA_CONSTRAINTS: constraint_values(evaluation.constraints)}})
         trial = optuna.trial.create_trial(
             values=objective_values(evaluation, self.problem), params=params,
             distributions={key: every[key] for key in params}, user_attrs=user_attrs,
             **extra)
         self.study.add_trial(trial)
         return self.study.get_trials(deepcopy=False)[-1]
+
+    @functools.cached_property
+    def named_constraints(self) -> bool:
+        """Whether this study's trials store their constraints under Optuna 5's named keys
+        (see ``stores_named_constraints``)."""
+        return stores_named_constraints(self.study)
 
 
 def trial_candidate(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> Candidate:
@@ -257,6 +270,31 @@ def constraints_of(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     by dse 0.1, as their own attribute)."""
     return trial.user_attrs.get(METRICS_ATTR, {}).get("constraints",
                                                       trial.user_attrs.get("constraints", {}))
+
+
+def constraint_values(constraints: dict[str, float]) -> list[float]:
+    """A trial's constraints as the list Optuna and optuna-dashboard read, in
+    ``CONSTRAINT_NAMES`` order (a name outside it, which no evaluation has, after them by
+    name). NaN is refused, as Optuna does."""
+    rank = {name: place for place, name in enumerate(CONSTRAINT_NAMES)}
+    names = sorted(constraints, key=lambda name: (rank.get(name, len(rank)), name))
+    values = [float(constraints[name]) for name in names]
+    for name, value in zip(names, values):
+        if math.isnan(value):
+            raise ValueError(f"constraint '{name}' is NaN")
+    return values
+
+
+def stores_named_constraints(study: optuna.Study) -> bool:
+    """Whether new trials of ``study`` store their constraints as Optuna 5's named system
+    attributes (``constraints:<name>``) instead of Optuna's list: only in a study that an
+    earlier dse filled that way on Optuna 5 (it has no ``CONSTRAINT_NAMES_ATTR``),
+    so that every trial of a study has the same constraint keys (Optuna's GP sampler
+    refuses trials whose keys differ; optuna-dashboard 0.21 reads only the list)."""
+    if not HAS_SET_CONSTRAINT or CONSTRAINT_NAMES_ATTR in study.user_attrs:
+        return False
+    return any(key.startswith(NAMED_CONSTRAINT_PREFIX)
+               for trial in study.get_trials(deepcopy=False) for key in trial.system_attrs)
 
 
 def worker_label(trial: optuna.trial.FrozenTrial) -> str:

@@ -84,7 +84,8 @@ class OptunaEngine:
             worker = job.before_trial() if job.before_trial is not None else None
             objective = make_objective(job.problem, job.accuracy,
                                        budget=None if per_worker else total,
-                                       guard=job.guard, worker=worker)
+                                       guard=job.guard, worker=worker,
+                                       named_constraints=job.ledger.named_constraints)
             runner.run(study, objective)
             ran += 1
         if callback is not None:

@@ -17,10 +17,11 @@ from dse.host import worker_identity
 from dse.problem import Problem
 from dse.results.ledger import (
     ENGINE_ATTR,
-    HAS_SET_CONSTRAINT,
     METRICS_ATTR,
+    OPTUNA_CONSTRAINTS,
     SURPLUS_ATTR,
     WORKER_ATTR,
+    constraint_values,
     metrics_record,
 )
 from dse.signals import SignalGuard
@@ -29,13 +30,16 @@ from dse.space import suggest_candidate
 
 def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *,
                    budget: int | None = None, guard: SignalGuard | None = None,
-                   worker: dict | None = None, engine: str = "optuna"
+                   worker: dict | None = None, engine: str = "optuna",
+                   named_constraints: bool = False
                    ) -> Callable[[optuna.trial.Trial], list[float]]:
     """The Optuna objective; with a ``budget``, a trial that would exceed the study's total of
     complete trials is pruned before any work (marked ``surplus``). ``worker`` (default: this
     process's identity) is recorded with each trial. With a ``guard``, signals
     act at once during the evaluation (cost model and probe) and, where the storage collects
-    the trial's writes for one transaction, during sampling; never during a write."""
+    the trial's writes for one transaction, during sampling; never during a write.
+    ``named_constraints``: store the constraints as Optuna 5's named keys, for a study an
+    earlier dse filled that way (``Ledger.named_constraints``)."""
     interruptible = guard.interruptible if guard is not None else contextlib.nullcontext
 
     def objective(trial: optuna.trial.Trial) -> list[float]:
@@ -61,7 +65,7 @@ def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *,
             guard.hold()
         with batched(trial.study):
             trial.set_user_attr(METRICS_ATTR, metrics_record(evaluation))
-            set_constraints(trial, evaluation.constraints)
+            set_constraints(trial, evaluation.constraints, named=named_constraints)
         return objective_values(evaluation, problem)
     return objective
 
@@ -74,8 +78,16 @@ def ahead_of(trial: optuna.trial.Trial) -> int:
                or other.number < trial.number)
 
 
-def set_constraints(trial: optuna.trial.Trial, constraints: dict[str, float]) -> None:
-    """For the samplers (Optuna >= 5; 4.x reads them from the metrics attribute)."""
-    if HAS_SET_CONSTRAINT:
+def set_constraints(trial: optuna.trial.Trial, constraints: dict[str, float], *,
+                    named: bool = False) -> None:
+    """Store the constraints where Optuna (4.9 and 5.x: samplers, ``study.best_trials``) and
+    optuna-dashboard read them: Optuna's list system attribute, in ``CONSTRAINT_NAMES``
+    order, and no named copy that Optuna 5 would read as further constraints (Optuna 4.x
+    samplers, given ``constraints_func``, store the same list again after the trial).
+    ``named``: Optuna 5's ``set_constraint`` instead."""
+    if named:
         for key, value in constraints.items():
             trial.set_constraint(key, value)
+        return
+    trial.storage.set_trial_system_attr(trial._trial_id, OPTUNA_CONSTRAINTS,
+                                        constraint_values(constraints))

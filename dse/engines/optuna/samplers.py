@@ -6,16 +6,19 @@ from typing import Any, Callable
 
 import optuna
 
-from dse.results.ledger import HAS_SET_CONSTRAINT, constraints_of
+from dse.results.ledger import HAS_SET_CONSTRAINT, constraint_values, constraints_of
 from hw_models.errors import ConfigError
 
 
 def _legacy_constraints(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """Optuna 4.x reads constraints through ``constraints_func``."""
-    return list(constraints_of(trial).values())
+    """Optuna 4.x samplers handle constraints only when given ``constraints_func`` (and
+    write its list over the one the objective stored: the same values, in the same order)."""
+    return constraint_values(constraints_of(trial))
 
 
 def _constraints_kw() -> dict[str, Any]:
+    """Optuna 5 reads each trial's stored constraints itself (and deprecates
+    ``constraints_func`` with a FutureWarning)."""
     return {} if HAS_SET_CONSTRAINT else {"constraints_func": _legacy_constraints}
 
 

@@ -9,7 +9,9 @@ import optuna
 import pytest
 import sqlalchemy
 
+from dse.engines.optuna.objective import set_constraints
 from dse.engines.optuna.storage import BatchedRDBStorage, batched, open_storage
+from dse.results.ledger import OPTUNA_CONSTRAINTS
 from hw_models import ConfigError
 
 State = optuna.trial.TrialState
@@ -44,7 +46,7 @@ def _sample(trial: optuna.trial.Trial) -> dict[str, object]:
                    for i in range(8)})
     values["v"] = trial.suggest_float("v", 0.0, 1.0)
     trial.set_user_attr("worker", {"pid": 1})
-    trial.set_constraint("drop", -1.0)
+    set_constraints(trial, {"latency_over_budget_s": -1.0})  # a system attribute
     return values
 
 
@@ -62,7 +64,8 @@ def test_a_batch_is_one_transaction_and_everything_is_stored(storage):
     assert batched_commits == 1 and commits[0] >= 22
     stored = optuna.load_study(study_name=study.study_name, storage=storage).trials[0]
     assert stored.params == sampled and stored.state == State.COMPLETE
-    assert stored.user_attrs == {"worker": {"pid": 1}} and stored.constraints == {"drop": -1.0}
+    assert stored.user_attrs == {"worker": {"pid": 1}}
+    assert stored.system_attrs[OPTUNA_CONSTRAINTS] == [-1.0]
 
 
 def test_a_failing_block_still_stores_what_it_sampled(storage):
