@@ -29,6 +29,10 @@ UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget
 # (a trial's list of constraint values; a study has those its limits set, in this order).
 CONSTRAINT_NAMES = ("latency_over_budget_s", "energy_over_budget_j",
                     "accuracy_drop_over_limit_pp")
+# A drop within this of --max-accuracy-drop is at the limit, and meets it: the drop is a
+# difference of floats (2.0 pp may come out as 2.0000000000000018), and a candidate exactly
+# at the limit must not turn infeasible on rounding (1e-9 pp is far below one image).
+LIMIT_TOLERANCE_PP = 1e-9
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,9 @@ def evaluate(candidate: Candidate, problem: Problem,
                 bounded = drop[2] if problem.limits.drop_rule == "upper" else drop[0]
                 if not math.isfinite(bounded):  # an estimator without an interval
                     bounded = drop[0]
-            constraints["accuracy_drop_over_limit_pp"] = bounded - limit_pp
+            excess = bounded - limit_pp
+            constraints["accuracy_drop_over_limit_pp"] = (
+                0.0 if abs(excess) <= LIMIT_TOLERANCE_PP else excess)
     return Evaluation(metrics, constraints, probed, cost_seconds, probe_seconds, cost)
 
 

@@ -42,3 +42,15 @@ def test_accuracy_objectives_need_an_accuracy_model(toy_table):
     problem = toy_problem(toy_table)
     with pytest.raises(ValueError, match="AccuracyModel"):
         evaluate(nominal_candidate(problem.space, np.zeros(5, int)), problem)
+
+
+def test_a_drop_exactly_at_the_limit_meets_it(toy_table):
+    """(0.95 - 0.94) x 100 is 1.0000000000000009 in floats: still at a 1 pp limit."""
+    from dse.accuracy import ProbeResult
+    problem = toy_problem(toy_table, limits=Limits(1.0))
+    at_limit = ProbeResult(0.94, 0.0, (0.94,), 0.0, True, ci_low=0.94, ci_high=0.94)
+    assert (0.95 - 0.94) * 100 > 1.0
+    evaluation = evaluate(nominal_candidate(problem.space, np.zeros(5, int)), problem,
+                          AccuracyModel(lambda candidate: at_limit, 0.95))
+    assert evaluation.constraints["accuracy_drop_over_limit_pp"] == 0.0
+    assert evaluation.feasible
