@@ -20,7 +20,7 @@ from dse.engines.optuna.storage import (
     sqlite_path,
 )
 from dse.evaluate import candidate_cost, placement
-from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, metric
+from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, metric, with_accuracy_change
 from dse.problem import Problem, build_problem
 from dse.results.confirmation import confirmed_columns, confirmed_results, current_settings
 from dse.results.files import check_writable_folder
@@ -176,7 +176,7 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
             {"name": p.name, "capacity_bytes": p.capacity_bytes, "vdd_v": p.vdd_v,
              "trcd_ns": p.trcd_ns}
             for p in placement(candidate, problem.device).partitions],
-        "metrics": {key: metrics_of(trial).get(key) for key in
+        "metrics": {key: with_accuracy_change(metrics_of(trial)).get(key) for key in
                     ("accuracy", *ACCURACY_STATS, "latency_s", "energy_j", "dram_energy_j",
                      "compute_energy_j", "compute_latency_s", NOMINAL_DRAM_ENERGY, "probed")},
         "constraints": constraints_of(trial),

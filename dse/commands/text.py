@@ -226,18 +226,14 @@ def show_text(report: dict[str, Any]) -> str:
                     f"{interval_pct(metrics, 'accuracy')}; std over seeds "
                     f"{metrics.get('accuracy_std') or 0:.2%})"
                     + ("" if metrics.get("probed") else " (not probed: over a budget)"))
-        if metrics.get("accuracy_drop_pp") is not None:
-            head.append(f"paired drop vs all-digital {metrics['accuracy_drop_pp']:+.2f} pp "
-                        f"({level} CI "
-                        f"{metrics.get('accuracy_drop_ci_low_pp', float('nan')):+.2f} "
-                        f"to {metrics.get('accuracy_drop_ci_high_pp', float('nan')):+.2f} pp)")
+        if metrics.get("accuracy_change_pp") is not None:
+            head.append(f"accuracy change vs all-digital (paired, negative: worse) "
+                        f"{change_pp(metrics, 'accuracy', level)}")
         test = report.get("test") or {}
         if test.get("test_accuracy") is not None:
             head.append(f"test split (confirmed): {test['test_accuracy']:.2%} ({level} CI "
-                        f"{interval_pct(test, 'test_accuracy')}); paired drop "
-                        f"{test.get('test_accuracy_drop_pp', float('nan')):+.2f} pp ({level} CI "
-                        f"{test.get('test_accuracy_drop_ci_low_pp', float('nan')):+.2f} to "
-                        f"{test.get('test_accuracy_drop_ci_high_pp', float('nan')):+.2f} pp)")
+                        f"{interval_pct(test, 'test_accuracy')}); accuracy change vs "
+                        f"all-digital {change_pp(test, 'test_accuracy', level)}")
         elif report.get("test_accuracy") is not None:
             head.append(f"test split: {report['test_accuracy']:.2%}")
     head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
@@ -314,13 +310,21 @@ def probe_text(report: dict[str, Any]) -> str:
         f"{report['images']} {report['split']} images x {report['finetune_seeds']} fine-tune "
         f"x {report['error_seeds']} error seeds (std over seeds {report['accuracy_std']:.2%})",
         f"all-digital baseline {report['baseline_accuracy']:.2%} ({level} CI "
-        f"{interval_pct(report, 'baseline_accuracy')}); paired drop "
-        f"{report['accuracy_drop_pp']:+.2f} pp ({level} CI "
-        f"{report['accuracy_drop_ci_low_pp']:+.2f} to {report['accuracy_drop_ci_high_pp']:+.2f}"
-        f" pp)",
+        f"{interval_pct(report, 'baseline_accuracy')}); accuracy change (paired, negative: "
+        f"worse) {change_pp(report, 'accuracy', level)}",
         f"max BER weights {report['max_weight_ber']:.1e}, activations "
         f"{report['max_activation_ber']:.1e}; {report['seconds']:.1f} s"
         f"{', cached' if report['cached'] else ''}"])
+
+
+def change_pp(record: dict[str, Any], name: str, level: str) -> str:
+    """'-0.37 pp (95% CI -1.11 to +0.00 pp)' from ``<name>_change_pp`` and its bounds."""
+    def value(key: str) -> float:
+        found = record.get(key)
+        return float("nan") if found is None else float(found)
+    return (f"{value(f'{name}_change_pp'):+.2f} pp ({level} CI "
+            f"{value(f'{name}_change_ci_low_pp'):+.2f} to "
+            f"{value(f'{name}_change_ci_high_pp'):+.2f} pp)")
 
 
 def interval_pct(record: dict[str, Any], name: str) -> str:

@@ -11,7 +11,13 @@ import pandas as pd
 
 from dse import pareto
 from dse.accuracy.stats import LEVEL
-from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, TEST_STATS, objective_columns
+from dse.metrics import (
+    ACCURACY_STATS,
+    NOMINAL_DRAM_ENERGY,
+    TEST_STATS,
+    objective_columns,
+    with_accuracy_change,
+)
 from dse.metrics import COLUMNS as METRICS
 from dse.pareto import pareto_mask
 from dse.results.claims import describe, eden_claims, front_claims, odimo_claims
@@ -47,7 +53,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.WAITING:
             continue  # enqueued, not run yet
-        attrs = {**trial.user_attrs, **trial.user_attrs.get(METRICS_ATTR, {})}
+        attrs = {**trial.user_attrs,
+                 **with_accuracy_change(trial.user_attrs.get(METRICS_ATTR, {}))}
         constraints = constraints_of(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})

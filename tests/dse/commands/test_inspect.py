@@ -27,8 +27,8 @@ def test_status_and_show_of_a_finished_study(toy_table, tmp_path):
     assert shown["layers"][0]["weights_partition"] == "resident in L2"
     assert shown["partitions"] == [{"name": "whole-device", "capacity_bytes": 805306368,
                                     "vdd_v": 1.1, "trcd_ns": 18.125}]
-    assert shown["test"]["test_accuracy_drop_pp"] == 0.0  # all-digital against itself
-    for key in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_drop_pp"):
+    assert shown["test"]["test_accuracy_change_pp"] == 0.0  # all-digital against itself
+    for key in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_change_pp"):
         assert shown["metrics"][key] is not None, key
 
 
