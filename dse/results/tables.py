@@ -41,14 +41,21 @@ from dse.results.ledger import (
     feasible,
     metrics_of,
     objectives_of,
+    stored_table,
     worker_label,
 )
+from dse.space import absolute_points
+from hw_models.dram import DramDevice, load_dram
+from hw_models.errors import ConfigError
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: metrics with units in column names, flags, then parameters."""
     legacy_test = study.user_attrs.get(TEST_ACCURACY_ATTR, {})
     confirmed = confirmed_columns(study)
+    device = dram_device(study)
+    table = stored_table(study)
+    channels = {} if table is None else dict(zip(table.name, (int(c) for c in table.cout)))
     rows = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.WAITING:
@@ -74,7 +81,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["worker"] = worker_label(trial)
         row["cost_seconds"] = attrs.get("cost_seconds", np.nan)
         row["probe_seconds"] = attrs.get("probe_seconds", np.nan)
+        if channels:
+            row["analog_channel_fraction"] = analog_channel_fraction(trial.params, channels)
         row.update(trial.params)
+        if device is not None:
+            row.update(absolute_points(trial.params, device))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:  # unknown values (None: e.g. the accuracy of an unprobed trial): NaN
@@ -85,6 +96,25 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame["is_pareto"] = front_mask(frame, objectives_of(study))
     frame["is_pareto_robust"] = robust_front_mask(frame, objectives_of(study))
     return frame
+
+
+def analog_channel_fraction(params: dict[str, Any], channels: dict[str, int]) -> float:
+    """The share of the network's output channels on the analog array (``n_analog:<layer>``
+    over every layer's Cout; layers without the parameter are digital)."""
+    analog = sum(int(params.get(f"n_analog:{name}", 0)) for name in channels)
+    return analog / max(sum(channels.values()), 1)
+
+
+def dram_device(study: optuna.Study) -> DramDevice | None:
+    """The study's DRAM device preset (None without DRAM, or when its preset file is gone:
+    the tables then give the reductions only)."""
+    name = study.user_attrs.get(CONFIG_ATTR, {}).get("dram")
+    if not isinstance(name, str) or name == "none":
+        return None
+    try:
+        return load_dram(name)
+    except (ConfigError, OSError):
+        return None
 
 
 def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
@@ -246,8 +276,10 @@ def claims_summary(study: optuna.Study, frame: pd.DataFrame, *, objectives: list
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     keep = ["trial", "baseline", "safe_dram_of", "engine", "odimo_lambda", *METRICS,
-            *ACCURACY_STATS, *TEST_STATS, "feasible", "is_pareto_robust"]
-    subset = frame[[c for c in keep if c in frame.columns]]
+            *ACCURACY_STATS, *TEST_STATS, "feasible", "is_pareto_robust",
+            "analog_channel_fraction"]
+    points = [c for c in frame.columns if c.split(":")[0] in ("vdd_v", "trcd_ns")]
+    subset = frame[[c for c in keep if c in frame.columns] + points]
     return json.loads(subset.to_json(orient="records"))
 
 
