@@ -38,7 +38,7 @@ from dse.results.ledger import (
     trial_candidate,
     worker_label,
 )
-from dse.results.location import resolve
+from dse.results.location import only_study, resolve
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
 from hw_models import ConfigError
@@ -47,16 +47,17 @@ from hw_models.traffic import LEVEL_NAMES
 
 def locate(target: str | None, *, storage: str | None, study_name: str | None,
            results_dir: str) -> tuple[str, str, Path]:
-    """(storage URL, study name, results folder) from a folder, a study name or --storage."""
+    """(storage URL, study name, results folder) from a folder, a study name or --storage;
+    with none of them, the only study in ``results_dir``."""
     check_storage(storage)
     if storage is not None:
         name = study_name or target
         if name is None:  # neither given, or --study "" without TARGET
             raise ConfigError("with --storage, give --study NAME (or the study as TARGET)")
         return storage, name, Path(results_dir) / name
-    if target is None:
-        raise ConfigError("give a study name, its results folder, or --storage and --study")
-    folder = Path(target) if Path(target).is_dir() else Path(results_dir) / target
+    target = target or study_name
+    folder = (only_study(Path(results_dir)) if target is None
+              else Path(target) if Path(target).is_dir() else Path(results_dir) / target)
     config_path = folder / "config.json"
     if config_path.is_dir():
         raise ConfigError(f"{config_path} is a folder, not a study's settings file; pass "
@@ -122,7 +123,7 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
     return {**summary, "results_dir": str(out_dir), "storage": shown_url(url)}
 
 
-def show_report(target: str, trial_number: int, *, storage: str | None,
+def show_report(target: str | None, trial_number: int, *, storage: str | None,
                 results_dir: str) -> dict[str, Any]:
     url, name, _ = locate(target, storage=storage, study_name=None, results_dir=results_dir)
     study = load(url, name)

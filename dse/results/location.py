@@ -55,6 +55,21 @@ def resolve(document: dict[str, Any], folder: Path) -> str:
     return url
 
 
+def only_study(results_dir: Path) -> Path:
+    """The results folder of the only study in ``results_dir`` (a folder holding a
+    ``config.json``); none or several: a ConfigError naming the choices."""
+    studies = (sorted(path.name for path in results_dir.iterdir()
+                      if (path / "config.json").is_file())
+               if results_dir.is_dir() else [])
+    if len(studies) == 1:
+        return results_dir / studies[0]
+    if not studies:
+        raise ConfigError(f"no study in {results_dir}: give a study name, its results folder, "
+                          "or --storage and --study (or --results-dir where the search wrote)")
+    raise ConfigError(f"{len(studies)} studies in {results_dir} ({', '.join(studies)}): "
+                      "name one")
+
+
 def same_storage(first: str, second: str) -> bool:
     """Whether two URLs name the same storage (file storages by their resolved path)."""
     first_path, second_path = _file_of(first), _file_of(second)
