@@ -120,8 +120,9 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
                    training_progress: Progress | None = None) -> dict[str, Any]:
     """Confirm a study's front and baselines on the test split, then rewrite its outputs."""
     from dse.accuracy.defaults import ConfirmDefaults, check_probe_counts
-    from dse.commands.inspect import locate, problem_of
+    from dse.commands.inspect import locate
     from dse.engines.optuna.storage import shown_url
+    from dse.results.details import problem_of
     from dse.results.outputs import write_outputs
     from dse.signals import SignalGuard
 
