@@ -30,7 +30,7 @@ from dse.results.ledger import (
     objectives_of,
     worker_label,
 )
-from dse.results.location import only_study, resolve
+from dse.results.location import only_study, resolve, study_target
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
 from hw_models import ConfigError
@@ -110,7 +110,8 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    summary = write_outputs(study, out_dir, x=axes[0], y=axes[1], color=axes[2])
+    summary = write_outputs(study, out_dir, x=axes[0], y=axes[1], color=axes[2],
+                            target=study_target(folder, url, name))
     return {**summary, "results_dir": str(out_dir), "storage": shown_url(url)}
 
 

@@ -20,12 +20,14 @@ from hw_models.errors import ConfigError
 
 
 def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
-                  y: str | None = None, color: str | None = None) -> dict[str, Any]:
-    """trials.csv, pareto.csv, summary.json and the plots; returns the summary."""
+                  y: str | None = None, color: str | None = None,
+                  target: str | None = None) -> dict[str, Any]:
+    """trials.csv, pareto.csv, summary.json and the plots; returns the summary. ``target``
+    names the study in the next commands (``location.study_target``; default: ``out_dir``)."""
     config = study.user_attrs.get(CONFIG_ATTR, {})
     frame = trials_frame(study)  # built once: it is a second of a 10,000-trial study
     summary = write_tables(study, out_dir, max_drop_pp=config.get("max_accuracy_drop"),
-                           frame=frame)
+                           frame=frame, target=target)
     summary["plots"] = [str(p) for p in write_plots(frame, objectives_of(study),
                                                     layer_channels(study), out_dir,
                                                     x=x, y=y, color=color)]

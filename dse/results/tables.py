@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,14 @@ from dse.results.confirmation import (
     validation_to_test_shift,
 )
 from dse.results.files import write_csv, write_json
+from dse.results.headline import headline, next_commands
 from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
     ENGINE_ATTR,
     METRICS_ATTR,
     ODIMO_LAMBDA_ATTR,
+    PROBE_SETTINGS_ATTR,
     SAFE_DRAM_ATTR,
     SAFE_POINT_ATTR,
     TEST_ACCURACY_ATTR,
@@ -160,10 +163,22 @@ def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
 
 
 def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
-                 frame: pd.DataFrame | None = None, drop_rule: str | None = None
-                 ) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv and summary.json; return the summary. ``frame`` is the
-    study's ``trials_frame`` when the caller has built it already."""
+                 frame: pd.DataFrame | None = None, drop_rule: str | None = None,
+                 target: str | None = None) -> dict[str, Any]:
+    """Write trials.csv, pareto.csv and summary.json; return the summary (see
+    ``write_csvs``)."""
+    summary = write_csvs(study, out_dir, max_drop_pp=max_drop_pp, frame=frame,
+                         drop_rule=drop_rule, target=target)
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def write_csvs(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
+               frame: pd.DataFrame | None = None, drop_rule: str | None = None,
+               target: str | None = None) -> dict[str, Any]:
+    """Write trials.csv and pareto.csv; return the summary, which the caller writes.
+    ``frame`` is the study's ``trials_frame`` when the caller has built it already;
+    ``target`` names the study in the next commands (default: ``out_dir``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study) if frame is None else frame
     write_csv(out_dir / "trials.csv", frame)
@@ -188,7 +203,11 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
     summary["dram_notes"] = safe_dram_notes(study, frame)
     if front.empty:
         summary["front_note"] = empty_front_reason(frame)
-    write_json(out_dir / "summary.json", summary)
+    summary["headline"] = headline(summary["claims"])
+    probe = study.user_attrs.get(PROBE_SETTINGS_ATTR)
+    summary["next_commands"] = next_commands(
+        summary, target or shlex.quote(str(out_dir)),
+        confirmable=isinstance(probe, dict) and not probe.get("accuracy_estimator"))
     return summary
 
 
@@ -272,6 +291,20 @@ def claims_summary(study: optuna.Study, frame: pd.DataFrame, *, objectives: list
             out["claims_note"] = ("no confirmed front point beats a confirmed baseline within "
                                   "the accuracy limit")
     return out
+
+
+def point_label(row: dict[str, Any]) -> str:
+    """What a summary record is: 'all-digital (baseline)', 'all-digital, safe DRAM' (the
+    baseline at its lowest safe DRAM point), '27% analog' (the share of output channels on
+    the analog array), or the engine's name when the share is unknown."""
+    if row.get("baseline"):
+        return f"{row['baseline']} (baseline)"
+    if row.get("safe_dram_of"):
+        return f"{row['safe_dram_of']}, safe DRAM"
+    fraction = row.get("analog_channel_fraction")
+    if isinstance(fraction, (int, float)) and np.isfinite(fraction):
+        return f"{fraction:.0%} analog"
+    return str(row.get("engine") or "optuna")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
