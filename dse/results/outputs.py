@@ -1,6 +1,7 @@
 """Every output file of a study at once: tables, plots, report and summary (no torch)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from dse.results.plots import write_plots
 from dse.results.report import write_report
 from dse.results.tables import trials_frame, write_csvs
 from hw_models.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
@@ -43,16 +46,22 @@ def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
 
 
 def point_details(study: optuna.Study, summary: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """``dse show``'s details of every front point and baseline, by trial number; none for
-    a study without a stored layer table (it would need torch to rebuild the network)."""
+    """``dse show``'s details of every front point and baseline, by trial number; none
+    for a study without a stored layer table (it would need torch to rebuild the network)
+    or whose presets no longer load here (the report then says so; the tables stand)."""
     if stored_table(study) is None or CONFIG_ATTR not in study.user_attrs:
         return {}
-    problem = problem_of(study)
-    confirmed = confirmed_columns(study)
-    trials = study.get_trials(deepcopy=False)
-    numbers = dict.fromkeys(row["trial"] for row in [*summary["front"], *summary["baselines"]])
-    return {number: trial_details(study, trials[number], problem, confirmed=confirmed)
-            for number in numbers}
+    try:
+        problem = problem_of(study)
+        confirmed = confirmed_columns(study)
+        trials = study.get_trials(deepcopy=False)
+        numbers = dict.fromkeys(row["trial"]
+                                for row in [*summary["front"], *summary["baselines"]])
+        return {number: trial_details(study, trials[number], problem, confirmed=confirmed)
+                for number in numbers}
+    except ConfigError as exc:
+        logger.warning("report.html without the trials in full: %s", exc)
+        return {}
 
 
 def study_facts(study: optuna.Study, summary: dict[str, Any]) -> str:

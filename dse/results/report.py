@@ -219,7 +219,10 @@ def summary_section(summary: dict[str, Any]) -> str:
 
 def details_section(summary: dict[str, Any], details: dict[int, dict[str, Any]]) -> str:
     if not details:
-        return ""
+        return ("<h2 id=\"trials\">Trials in full</h2>\n<p class=\"note\">Not in this "
+                "report (the study's layer table or presets could not be read here): "
+                "<code>dse show STUDY --trial N</code> prints each.</p>"
+                if summary["front"] else "")
     labels = {row["trial"]: point_label(row)
               for row in [*summary["front"], *summary.get("baselines", [])]}
     return ("<h2 id=\"trials\">Trials in full</h2>\n<p class=\"note\">What <code>dse show "

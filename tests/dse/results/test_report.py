@@ -115,3 +115,17 @@ def test_every_text_is_escaped(tmp_path):
         assert raw not in text, raw
     assert "&lt;b&gt;s&amp;t&lt;/b&gt;" in text and "&lt;script&gt;" in text
     assert Path(tmp_path / "report.html").is_file() and Page(text).open == []
+
+
+def test_a_study_whose_presets_are_gone_still_gets_its_report(toy_table, tmp_path,
+                                                              monkeypatch):
+    from hw_models import ConfigError
+
+    def gone(study):
+        raise ConfigError("unknown hardware 'gone.toml'")
+    monkeypatch.setattr("dse.results.outputs.problem_of", gone)
+    prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random", confirm=False)
+    summary = run_search(prepared)
+    text = Path(summary["report"]).read_text()
+    assert "Not in this report" in text and 'id="front"' in text
+    assert "dse confirm" in text  # nothing is confirmed yet: the next command says so
