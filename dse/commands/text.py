@@ -175,7 +175,7 @@ def search_text(summary: dict[str, Any]) -> str:
     rows = summary["front"]
     trials = ", ".join(f"{count} {state.lower()}" for state, count in summary["trials"].items())
     lines = [f"study {summary['study']}: {trials}", *headline_lines(summary), "",
-             f"Pareto front ({len(rows)} points):",
+             f"Pareto front ({len(rows)} point{'s' * (len(rows) != 1)}):",
              format_table(rows, front_columns(summary)) if rows
              else f"(empty: {summary.get('front_note', 'no feasible trial')})"]
     robust = summary.get("robust_front_size", len(rows))
@@ -194,8 +194,6 @@ def search_text(summary: dict[str, Any]) -> str:
                      if "accuracy" in summary.get("objectives", []) else "claims:")
     lines += [f"  {item['text']}" for item in claims]
     lines += [f"  {item['text']}" for item in summary.get("method_metrics", [])]
-    if summary.get("claims_note"):
-        lines.append(f"  ({summary['claims_note']})")
     notes = summary.get("dram_notes") or []
     if notes:
         lines.append("the baselines at their lowest safe DRAM point (validation split):")
@@ -215,7 +213,7 @@ def headline_lines(summary: dict[str, Any]) -> list[str]:
     sentences = [line["text"] for line in summary.get("headline", [])]
     if not sentences:
         reason = summary.get("claims_note") or summary.get("front_note")
-        return [f"no headline yet: {reason}"] if reason else []
+        return [f"no headline: {reason.removeprefix('no claim: ')}"] if reason else []
     wrapped = [textwrap.fill(text, width=100, subsequent_indent="  ") for text in sentences]
     if "accuracy" in summary.get("objectives", []):
         wrapped.append(f"({CHANGE_WORDS})")

@@ -93,7 +93,7 @@ def test_pareto_prints_the_headline_report_and_next_commands(confirmed):
     assert lines[1].startswith(f"Against {summary['headline'][0]['baseline']}: ")
     assert "(test split; accuracy change paired with the baseline" in result.stdout
     assert f"report: {prepared.out_dir / 'report.html'}" in result.stdout
-    header = lines[lines.index(f"Pareto front ({len(summary['front'])} points):") + 1]
+    header = lines[[line.startswith("Pareto front (") for line in lines].index(True) + 1]
     assert header.split()[:4] == ["trial", "point", "DRAM", "V/ns"]  # every row says what
     assert "analog" in result.stdout
     trial = summary["headline"][0]["trials"][0]
