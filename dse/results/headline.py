@@ -4,9 +4,9 @@ The headline is one sentence per baseline: the front's best trade-offs against i
 cost objective, taken from the ``front`` claims (``claims.py``: test-split numbers only,
 each accuracy change paired, with its interval and verdict; negative = worse than the
 baseline). The next commands name the study as a user passes it on the command line
-(``location.study_target``): the headline's trials in full, a view of the trials no figure
-shows yet, and the confirmation when front points or baselines are not confirmed on the
-test split.
+(``location.study_target``): the headline's trials in full, the trials by a cost the study
+did not search on, and the confirmation when front points or baselines are not confirmed on
+the test split.
 """
 from __future__ import annotations
 
@@ -61,9 +61,11 @@ def next_commands(summary: dict[str, Any], target: str, *, confirmable: bool
     # a cost the study measured but did not search on (accuracy is measured only then)
     extra = next((m.name for m in METRICS if m.name not in (*objectives, "accuracy")), None)
     if summary["front"] and extra is not None:
+        names = ", ".join(m.name for m in METRICS
+                          if m.name != "accuracy" or "accuracy" in objectives)
         commands.append({"command": f"dse pareto {target} --x {extra} --y {objectives[0]}",
-                         "why": f"the trials by {metric_words(extra)}, which no figure shows "
-                                "yet"})
+                         "why": f"another view: the trials by {metric_words(extra)}, not an "
+                                f"objective (--x and --y take any of {names})"})
     unconfirmed = [row["trial"] for row in [*summary["front"], *summary["baselines"]]
                    if row.get("test_accuracy") is None]
     if confirmable and "accuracy" in objectives and unconfirmed:
