@@ -520,7 +520,8 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
            results_dir: str, as_json: bool) -> None:
     """Plots and CSVs of a study, at any time (also while it runs).
 
-    TARGET is a study name (under --results-dir) or its results folder.
+    TARGET is a study name (under --results-dir) or its results folder [default: the only
+    study in --results-dir].
     """
     from dse.commands.inspect import pareto_report
     from dse.commands.text import search_text
@@ -549,9 +550,10 @@ def confirm(target: str | None, storage: str | None, study_name: str | None, res
             confirm_seeds: int, as_json: bool) -> None:
     """Re-probe a study's front and baselines on the test split; rewrite its summary.
 
-    TARGET is a study name (under --results-dir) or its results folder. Each point is stored
-    once measured: a stopped run resumes, and workers running it at once share the points.
-    The summary's claims rest on these numbers only.
+    TARGET is a study name (under --results-dir) or its results folder [default: the only
+    study in --results-dir]. Each point is stored once measured: a stopped run resumes, and
+    workers running it at once share the points. The summary's claims rest on these numbers
+    only.
     """
     from dse.commands.confirm import confirm_report
     from dse.commands.text import search_text
@@ -571,16 +573,17 @@ def confirm(target: str | None, storage: str | None, study_name: str | None, res
 
 
 @cli.command()
-@click.argument("target")
+@click.argument("target", required=False)
 @click.option("--trial", "trial_number", type=int, required=True, help="Trial number.")
 @click.option("--storage", default=None, metavar="URL", help="Study storage URL.")
 @results_dir_option
 @json_option
-def show(target: str, trial_number: int, storage: str | None, results_dir: str,
+def show(target: str | None, trial_number: int, storage: str | None, results_dir: str,
          as_json: bool) -> None:
     """One trial in full: per-layer split, DRAM settings, costs, probe result.
 
-    TARGET is a study name (under --results-dir) or its results folder.
+    TARGET is a study name (under --results-dir) or its results folder [default: the only
+    study in --results-dir].
     """
     from dse.commands.inspect import show_report
     from dse.commands.text import show_text
@@ -597,7 +600,8 @@ def status(target: str | None, storage: str | None, study_name: str | None, resu
            as_json: bool) -> None:
     """Trials by state and by worker, front size and last completion of a study.
 
-    TARGET is a study name (under --results-dir) or its results folder.
+    TARGET is a study name (under --results-dir) or its results folder [default: the only
+    study in --results-dir].
     """
     from dse.commands.inspect import status_report
     from dse.commands.text import status_text
@@ -615,7 +619,8 @@ def tolerance(target: str | None, storage: str | None, study_name: str | None,
               results_dir: str, as_json: bool) -> None:
     """Error tolerance per data type that --engine eden characterised in a study.
 
-    TARGET is a study name (under --results-dir) or its results folder.
+    TARGET is a study name (under --results-dir) or its results folder [default: the only
+    study in --results-dir].
     """
     from dse.commands.inspect import tolerance_report
     from dse.commands.text import tolerance_text

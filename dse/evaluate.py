@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from dse.accuracy import AccuracyModel, ProbeCandidate
-from dse.metrics import BY_COLUMN, BY_NAME, NOMINAL_DRAM_ENERGY
+from dse.accuracy.stats import change_from_drop
+from dse.metrics import ACCURACY_CHANGE, BY_COLUMN, BY_NAME, NOMINAL_DRAM_ENERGY
 from dse.problem import Problem
 from dse.space import Candidate, nominal_candidate
 from hw_models.dram import DramDevice
@@ -22,7 +23,6 @@ from hw_models.errors import ConfigError
 from hw_models.partitions import WHOLE_DEVICE, Placement, even_partitions
 from hw_models.system import DramSetting, SystemCost, system_cost
 
-DROP_COLUMNS = ("accuracy_drop_pp", "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp")
 UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget (infeasible
                          # anyway); their stored accuracy is None: unknown
 # Every constraint an evaluation can have, in the order Optuna and optuna-dashboard see them
@@ -138,7 +138,7 @@ def evaluate(candidate: Candidate, problem: Problem,
             drop = accuracy.drop_pp(result)
             metrics.update(accuracy_std=result.accuracy_std, accuracy_ci_low=low,
                            accuracy_ci_high=high, probe_cached=bool(result.cached))
-            metrics.update(zip(DROP_COLUMNS, drop))
+            metrics.update(zip(ACCURACY_CHANGE, change_from_drop(drop)))
         metrics["accuracy"] = value if probed else None
         limit_pp = problem.limits.max_accuracy_drop_pp
         if limit_pp is not None:

@@ -8,7 +8,7 @@ tables, plots, summaries, the study's objective names and the CLI all read this 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from hw_models.errors import ConfigError
 
@@ -67,15 +67,34 @@ COST_COLUMNS: tuple[str, ...] = tuple(m.column for m in METRICS if m.name != "ac
 # (EDEN's reference: what approximate DRAM saves on one mapping).
 NOMINAL_DRAM_ENERGY = "dram_energy_nominal_j"
 
-# The accuracy's statistics, stored beside it (fractions; drops in percentage points, paired
-# with the all-digital nominal-DRAM baseline on the same images and seeds; 95 % intervals).
+# The accuracy's statistics, stored beside it: fractions, and the accuracy change against
+# the all-digital nominal-DRAM baseline in percentage points, paired on the same images and
+# seeds, negative when the candidate is worse (95 % intervals). Every output uses this sign.
+ACCURACY_CHANGE: tuple[str, ...] = (
+    "accuracy_change_pp", "accuracy_change_ci_low_pp", "accuracy_change_ci_high_pp")
 ACCURACY_STATS: tuple[str, ...] = (
-    "accuracy_std", "accuracy_ci_low", "accuracy_ci_high",
-    "accuracy_drop_pp", "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp")
+    "accuracy_std", "accuracy_ci_low", "accuracy_ci_high", *ACCURACY_CHANGE)
 # The same on the test split, from the confirmation (dse confirm).
 TEST_STATS: tuple[str, ...] = (
     "test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high",
-    "test_accuracy_drop_pp", "test_accuracy_drop_ci_low_pp", "test_accuracy_drop_ci_high_pp")
+    "test_accuracy_change_pp", "test_accuracy_change_ci_low_pp",
+    "test_accuracy_change_ci_high_pp")
+# What studies made by earlier versions stored instead: the drop (positive when worse).
+LEGACY_DROP: tuple[str, ...] = (
+    "accuracy_drop_pp", "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp")
+
+
+def with_accuracy_change(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A trial's stored metrics with the accuracy change, converted from the drop that
+    studies made by earlier versions stored (the drop's keys are left out)."""
+    if ACCURACY_CHANGE[0] in metrics or LEGACY_DROP[0] not in metrics:
+        return metrics
+    drop = [metrics.get(key) for key in LEGACY_DROP]
+    kept = {key: value for key, value in metrics.items() if key not in LEGACY_DROP}
+    if not all(isinstance(value, (int, float)) for value in drop):  # unknown: None
+        return {**kept, **dict.fromkeys(ACCURACY_CHANGE)}
+    change = (0.0 - drop[0], 0.0 - drop[2], 0.0 - drop[1])  # type: ignore[operator]
+    return {**kept, **dict(zip(ACCURACY_CHANGE, change))}
 
 
 # Not a search metric either: the test-split accuracy of the confirmed points, which the

@@ -15,6 +15,9 @@ tensor in it). With N > 1 equal partitions, each has its own point (``undervolt_
 ``trcd_reduction_ns:p<k>``) and each tensor that can live in DRAM picks one
 (``partition:weights/<layer>`` for weights that stream, ``partition:activations/<layer>`` for
 a stored tensor, named by its first reader, that goes through DRAM for some mapping).
+
+The tables add each partition's absolute point beside its reductions (``vdd_v``,
+``trcd_ns``: ``absolute_points``).
 """
 from __future__ import annotations
 
@@ -195,6 +198,22 @@ def encode(candidate: Candidate, space: SearchSpace) -> dict[str, Any]:
                   else candidate.activation_partition)[index]
         params[name] = int(chosen)
     return params
+
+
+def absolute_points(params: Mapping[str, Any], device: DramDevice) -> dict[str, float]:
+    """Each partition's VDD (V) and tRCD (ns) from the reductions among recorded trial
+    parameters: ``vdd_v`` and ``trcd_ns`` beside ``undervolt_mv`` and ``trcd_reduction_ns``
+    (``vdd_v:p<k>``, ``trcd_ns:p<k>`` with partitions), as ``suggest_candidate`` computes
+    them."""
+    points = {}
+    for name, value in params.items():
+        knob, _, partition = name.partition(":")
+        suffix = f":{partition}" if partition else ""
+        if knob == "undervolt_mv":
+            points[f"vdd_v{suffix}"] = round(device.vdd_nominal_v - value / 1000, 6)
+        elif knob == "trcd_reduction_ns":
+            points[f"trcd_ns{suffix}"] = round(device.trcd_nominal_ns - value, 6)
+    return points
 
 
 def decode(params: Mapping[str, Any], space: SearchSpace) -> Candidate:

@@ -351,13 +351,15 @@ def test_probe_json_contract(synthetic_results, tmp_path):
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert {"network", "dataset", "mapping", "accuracy", "accuracy_std", "accuracy_ci_low",
-            "accuracy_ci_high", "baseline_accuracy", "accuracy_drop_pp",
-            "accuracy_drop_ci_low_pp", "accuracy_drop_ci_high_pp", "images", "split",
+            "accuracy_ci_high", "baseline_accuracy", "accuracy_change_pp",
+            "accuracy_change_ci_low_pp", "accuracy_change_ci_high_pp", "images", "split",
             "steps", "finetune_seeds", "error_seeds", "seconds"} <= set(report)
     assert 0 <= report["accuracy"] <= 1 and 0 <= report["baseline_accuracy"] <= 1
     assert report["accuracy_ci_low"] <= report["accuracy"] <= report["accuracy_ci_high"]
-    assert (report["accuracy_drop_ci_low_pp"] <= report["accuracy_drop_pp"]
-            <= report["accuracy_drop_ci_high_pp"])
+    assert (report["accuracy_change_ci_low_pp"] <= report["accuracy_change_pp"]
+            <= report["accuracy_change_ci_high_pp"])
+    assert report["accuracy_change_pp"] == pytest.approx(
+        (report["accuracy"] - report["baseline_accuracy"]) * 100)  # negative: worse
     assert (report["steps"], report["finetune_seeds"], report["error_seeds"]) == (2, 2, 2)
     assert (report["images"], report["split"]) == (128, "val")
     assert report["max_weight_ber"] > 0

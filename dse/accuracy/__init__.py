@@ -82,6 +82,13 @@ def accuracy_drop_pp(baseline: ProbeResult, result: ProbeResult
                                   (result.accuracy_mean, *result.interval()))
 
 
+def accuracy_change_pp(baseline: ProbeResult, result: ProbeResult
+                       ) -> tuple[float, float, float]:
+    """(change, low, high) of ``result`` against ``baseline`` in percentage points, negative
+    when ``result`` is worse: ``accuracy_drop_pp`` with the sign every output uses."""
+    return stats.change_from_drop(accuracy_drop_pp(baseline, result))
+
+
 class AccuracyEstimator(Protocol):
     """Accuracy of a candidate (an ``--accuracy-estimator`` or the probe)."""
 
@@ -136,4 +143,4 @@ def error_free(n_layers: int) -> ProbeCandidate:
 
 
 __all__ = ["AccuracyEstimator", "AccuracyModel", "CheckedEstimator", "ProbeCandidate",
-           "ProbeResult", "accuracy_drop_pp", "error_free"]
+           "ProbeResult", "accuracy_change_pp", "accuracy_drop_pp", "error_free"]

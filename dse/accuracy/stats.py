@@ -168,6 +168,12 @@ def unpaired_drop_pp(baseline: tuple[float, float, float], candidate: tuple[floa
     return drop, drop - spread * 100, drop + spread * 100
 
 
+def change_from_drop(drop: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(change, low, high) in percentage points from (drop, low, high): the one sign every
+    output uses, negative when the candidate is worse than the baseline (0.0, never -0.0)."""
+    return 0.0 - drop[0], 0.0 - drop[2], 0.0 - drop[1]
+
+
 def verdict(low: float, high: float) -> str:
     """``significant`` when the interval of a difference excludes 0, else ``within noise``."""
     return "significant" if low > 0 or high < 0 else "within noise"

@@ -201,8 +201,10 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
     its checkpoint is not cached, ``step_progress`` each probe's fine-tune steps;
     ``announce`` hears the ``confirmation_plan`` before the first point."""
     from dse.accuracy.defaults import ConfirmDefaults, check_probe_counts
-    from dse.commands.inspect import locate, problem_of
+    from dse.commands.inspect import locate
     from dse.engines.optuna.storage import shown_url
+    from dse.results.details import problem_of
+    from dse.results.location import study_target
     from dse.results.outputs import write_outputs
     from dse.signals import SignalGuard
 
@@ -244,7 +246,8 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
             guard.hold()
             with contextlib.suppress(KeyboardInterrupt), guard.interruptible():
                 folder.mkdir(parents=True, exist_ok=True)
-                summary = write_outputs(study, folder)
+                summary = write_outputs(study, folder,
+                                        target=study_target(folder, url, name))
         guard.check()
     return {**summary, "confirmation": counts, "results_dir": str(folder),
             "storage": shown_url(url)}

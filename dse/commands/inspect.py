@@ -19,44 +19,37 @@ from dse.engines.optuna.storage import (
     shown_url,
     sqlite_path,
 )
-from dse.evaluate import candidate_cost, placement
-from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, TEST_ACCURACY, plotted_metric
-from dse.problem import Problem, build_problem
-from dse.results.confirmation import confirmed_columns, confirmed_results, current_settings
+from dse.metrics import TEST_ACCURACY, plotted_metric
+from dse.results.confirmation import confirmed_results, current_settings
+from dse.results.details import problem_of, trial_details
 from dse.results.files import check_writable_folder
 from dse.results.ledger import (
-    BASELINE_ATTR,
-    CONFIG_ATTR,
     EDEN_ATTR,
     EDEN_TOLERANCE_ATTR,
     TEST_ACCURACY_ATTR,
     WORKER_ATTR,
-    constraints_of,
-    metrics_of,
     objectives_of,
-    stored_table,
-    trial_candidate,
     worker_label,
 )
-from dse.results.location import resolve
+from dse.results.location import only_study, resolve, study_target
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
 from hw_models import ConfigError
-from hw_models.traffic import LEVEL_NAMES
 
 
 def locate(target: str | None, *, storage: str | None, study_name: str | None,
            results_dir: str) -> tuple[str, str, Path]:
-    """(storage URL, study name, results folder) from a folder, a study name or --storage."""
+    """(storage URL, study name, results folder) from a folder, a study name or --storage;
+    with none of them, the only study in ``results_dir``."""
     check_storage(storage)
     if storage is not None:
         name = study_name or target
         if name is None:  # neither given, or --study "" without TARGET
             raise ConfigError("with --storage, give --study NAME (or the study as TARGET)")
         return storage, name, Path(results_dir) / name
-    if target is None:
-        raise ConfigError("give a study name, its results folder, or --storage and --study")
-    folder = Path(target) if Path(target).is_dir() else Path(results_dir) / target
+    target = target or study_name
+    folder = (only_study(Path(results_dir)) if target is None
+              else Path(target) if Path(target).is_dir() else Path(results_dir) / target)
     config_path = folder / "config.json"
     if config_path.is_dir():
         raise ConfigError(f"{config_path} is a folder, not a study's settings file; pass "
@@ -123,11 +116,12 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot write to {out_dir}: {exc.strerror}") from None
-    summary = write_outputs(study, out_dir, x=axes[0], y=axes[1], color=axes[2])
+    summary = write_outputs(study, out_dir, x=axes[0], y=axes[1], color=axes[2],
+                            target=study_target(folder, url, name))
     return {**summary, "results_dir": str(out_dir), "storage": shown_url(url)}
 
 
-def show_report(target: str, trial_number: int, *, storage: str | None,
+def show_report(target: str | None, trial_number: int, *, storage: str | None,
                 results_dir: str) -> dict[str, Any]:
     url, name, _ = locate(target, storage=storage, study_name=None, results_dir=results_dir)
     study = load(url, name)
@@ -137,71 +131,7 @@ def show_report(target: str, trial_number: int, *, storage: str | None,
     trial = trials[trial_number]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise ConfigError(f"trial {trial_number} is {trial.state.name}, not COMPLETE")
-    config = study.user_attrs[CONFIG_ATTR]
-    problem = problem_of(study)
-    candidate = trial_candidate(trial, problem.space)
-    cost = candidate_cost(candidate, problem)
-    table = problem.table
-    names = [p.name for p in placement(candidate, problem.device).partitions] \
-        if problem.device is not None else []
-    traffic = cost.traffic
-
-    def where_weights(i: int) -> str:
-        if not names:
-            return "no DRAM"
-        if traffic.weights_resident[i]:
-            return "resident in L2"
-        return names[candidate.weight_partition[i]]
-
-    def where_input(i: int) -> str:
-        if i == 0:
-            return "from the host"
-        if not names or not traffic.input_in_dram[i]:
-            return "on chip"
-        return names[candidate.activation_partition[i]]
-
-    layers = [{
-        "name": table.name[i], "kind": table.kind[i], "cout": int(table.cout[i]),
-        "n_digital": int(table.cout[i] - candidate.n_analog[i]),
-        "n_analog": int(candidate.n_analog[i]),
-        "weights_partition": where_weights(i),
-        "activations_partition": where_input(i),
-        "working_set": LEVEL_NAMES[int(traffic.level[i])],
-        "latency_s": float(cost.latency_s[i]),
-        "compute_energy_j": float(cost.compute.energy_j[i]),
-        "dram_energy_j": float(cost.dram_energy_j[i]),
-        "weight_ber": float(cost.weight_ber[i]),
-        "activation_ber": float(cost.activation_ber[i]),
-    } for i in range(table.n_layers)]
-    return {
-        "study": name, "trial": trial_number,
-        "baseline": trial.user_attrs.get(BASELINE_ATTR, ""),
-        "network": config["network"], "dataset": config["dataset"], "dram": config["dram"],
-        "partitions": [] if problem.device is None else [
-            {"name": p.name, "capacity_bytes": p.capacity_bytes, "vdd_v": p.vdd_v,
-             "trcd_ns": p.trcd_ns}
-            for p in placement(candidate, problem.device).partitions],
-        "metrics": {key: metrics_of(trial).get(key) for key in
-                    ("accuracy", *ACCURACY_STATS, "latency_s", "energy_j", "dram_energy_j",
-                     "compute_energy_j", "compute_latency_s", NOMINAL_DRAM_ENERGY, "probed")},
-        "constraints": constraints_of(trial),
-        "test": confirmed_columns(study).get(trial_number),
-        "interval_level": config.get("interval_level", 0.95),
-        "test_accuracy": study.user_attrs.get(TEST_ACCURACY_ATTR, {}).get(str(trial_number)),
-        "layers": layers,
-    }
-
-
-def problem_of(study: optuna.Study) -> Problem:
-    """The study's problem, from its stored settings and layer table (no torch; studies
-    made before the table was stored rebuild the network)."""
-    config = study.user_attrs[CONFIG_ATTR]
-    return build_problem(network=config["network"], dataset=config["dataset"],
-                         hw=config["hw"], dram=config["dram"], vendor=config["vendor"],
-                         # studies made before the choice existed used the mean BER(VDD)
-                         ber_quantile=config.get("ber_quantile", "mean"),
-                         objectives=tuple(objectives_of(study)) or ("latency",),
-                         table=stored_table(study), partitions=config.get("partitions", 1))
+    return trial_details(study, trial, problem_of(study))
 
 
 def tolerance_report(target: str | None, *, storage: str | None, study_name: str | None,

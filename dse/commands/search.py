@@ -44,7 +44,7 @@ from dse.results.ledger import (
     baseline_candidates,
     open_ledger,
 )
-from dse.results.location import check_folder_is_ours, storage_record
+from dse.results.location import check_folder_is_ours, storage_record, study_target
 from dse.results.outputs import write_outputs
 from dse.results.provenance import append_run, resolved_config
 from dse.signals import SignalGuard, Terminated
@@ -368,6 +368,7 @@ def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
                                       prepared.test_estimator.settings(),
                                       interruptible=interruptible, progress=progress,
                                       announce=announce)
-    summary = write_outputs(study, prepared.out_dir)
+    summary = write_outputs(study, prepared.out_dir, target=study_target(
+        prepared.out_dir, prepared.storage_url, prepared.study_name))
     return {**summary, "confirmation": confirmation, "results_dir": str(prepared.out_dir),
             "storage": shown_url(prepared.storage_url)}

@@ -1,6 +1,7 @@
 """Plain-text tables for the terminal (the CLI prints what these return)."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -161,30 +162,21 @@ def _pct_interval(row: dict[str, Any], name: str) -> str:
     return f"{100 * value:.2f}{bounds}"
 
 
-def _baseline_label(row: dict[str, Any]) -> str:
-    if row.get("baseline"):
-        return str(row["baseline"])
-    return f"{row['safe_dram_of']}, safe DRAM" if row.get("safe_dram_of") else ""
+def _dram_point(row: dict[str, Any]) -> str:
+    """'0.85/9.125' (VDD V / tRCD ns), one per partition, '' without DRAM."""
+    points = [f"{row[key]:g}/{row.get('trcd_ns' + key[len('vdd_v'):], float('nan')):g}"
+              for key in row if key.split(":")[0] == "vdd_v" and row[key] is not None]
+    return ", ".join(points)
 
 
 def search_text(summary: dict[str, Any]) -> str:
-    """The front as a table (accuracies with their intervals), then the claims."""
-    level = f"{summary.get('interval_level', 0.95):.0%}"
-    columns: list[Column] = [("trial", "d", lambda r: r["trial"]),
-                             ("baseline", "s", _baseline_label)]
+    """The headline, the front as a table (accuracies with their intervals), the claims
+    and notes, where the files are and the commands to run next."""
     rows = summary["front"]
-    if any(r.get("accuracy") is not None for r in rows):
-        columns.append((f"val acc % [{level} CI]", "s",
-                        lambda r: _pct_interval(r, "accuracy")))
-    if any(r.get("test_accuracy") is not None for r in rows):
-        columns.append((f"test acc % [{level} CI]", "s",
-                        lambda r: _pct_interval(r, "test_accuracy")))
-    columns += [("latency ms", ".4f", lambda r: r["latency_s"] * 1e3),
-                ("energy uJ", ".3f", lambda r: r["energy_j"] * 1e6),
-                ("DRAM uJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
     trials = ", ".join(f"{count} {state.lower()}" for state, count in summary["trials"].items())
-    lines = [f"study {summary['study']}: {trials}; Pareto front ({len(rows)} points):",
-             format_table(rows, columns) if rows
+    lines = [f"study {summary['study']}: {trials}", *headline_lines(summary), "",
+             f"Pareto front ({len(rows)} point{'s' * (len(rows) != 1)}):",
+             format_table(rows, front_columns(summary)) if rows
              else f"(empty: {summary.get('front_note', 'no feasible trial')})"]
     robust = summary.get("robust_front_size", len(rows))
     if rows and robust > len(rows):
@@ -198,18 +190,64 @@ def search_text(summary: dict[str, Any]) -> str:
                      f"to {shift['max_pp']:+.2f} pp)")
     claims = summary.get("claims", summary.get("improvements", []))
     if claims:
-        lines.append("claims (test split; accuracy changes paired, in percentage points):"
+        lines.append(f"claims ({CHANGE_WORDS}):"
                      if "accuracy" in summary.get("objectives", []) else "claims:")
     lines += [f"  {item['text']}" for item in claims]
     lines += [f"  {item['text']}" for item in summary.get("method_metrics", [])]
-    if summary.get("claims_note"):
-        lines.append(f"  ({summary['claims_note']})")
     notes = summary.get("dram_notes") or []
     if notes:
         lines.append("the baselines at their lowest safe DRAM point (validation split):")
         lines += [f"  {note['text']}" for note in notes]
     lines.append(f"results: {summary['results_dir']}  (storage {summary['storage']})")
-    return "\n".join(lines)
+    if summary.get("report"):
+        lines.append(f"report: {summary['report']}  (figures, tables, every front trial)")
+    return "\n".join(lines + next_lines(summary))
+
+
+CHANGE_WORDS = ("test split; accuracy change paired with the baseline, in percentage points, "
+                "negative = worse")
+
+
+def headline_lines(summary: dict[str, Any]) -> list[str]:
+    """Each baseline's sentence, wrapped; why there is none when there is none."""
+    sentences = [line["text"] for line in summary.get("headline", [])]
+    if not sentences:
+        reason = summary.get("claims_note") or summary.get("front_note")
+        return [f"no headline: {reason.removeprefix('no claim: ')}"] if reason else []
+    wrapped = [textwrap.fill(text, width=100, subsequent_indent="  ") for text in sentences]
+    if "accuracy" in summary.get("objectives", []):
+        wrapped.append(f"({CHANGE_WORDS})")
+    return wrapped
+
+
+def front_columns(summary: dict[str, Any]) -> list[Column]:
+    from dse.results.tables import point_label  # the results package is loaded by then
+
+    level = f"{summary.get('interval_level', 0.95):.0%}"
+    rows = summary["front"]
+    columns: list[Column] = [("trial", "d", lambda r: r["trial"]),
+                             ("point", "s", point_label)]
+    if any(_dram_point(r) for r in rows):
+        columns.append(("DRAM V/ns", "s", _dram_point))
+    if any(r.get("accuracy") is not None for r in rows):
+        columns.append((f"val acc % [{level} CI]", "s",
+                        lambda r: _pct_interval(r, "accuracy")))
+    if any(r.get("test_accuracy") is not None for r in rows):
+        columns.append((f"test acc % [{level} CI]", "s",
+                        lambda r: _pct_interval(r, "test_accuracy")))
+    return columns + [("latency ms", ".4f", lambda r: r["latency_s"] * 1e3),
+                      ("energy uJ", ".3f", lambda r: r["energy_j"] * 1e6),
+                      ("DRAM uJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
+
+
+def next_lines(summary: dict[str, Any]) -> list[str]:
+    commands = summary.get("next_commands") or []
+    if not commands:
+        return []
+    lines = ["next:"]
+    for item in commands:
+        lines += [f"  {item['why']}:", f"    {item['command']}"]
+    return lines
 
 
 def show_text(report: dict[str, Any]) -> str:
@@ -226,18 +264,14 @@ def show_text(report: dict[str, Any]) -> str:
                     f"{interval_pct(metrics, 'accuracy')}; std over seeds "
                     f"{metrics.get('accuracy_std') or 0:.2%})"
                     + ("" if metrics.get("probed") else " (not probed: over a budget)"))
-        if metrics.get("accuracy_drop_pp") is not None:
-            head.append(f"paired drop vs all-digital {metrics['accuracy_drop_pp']:+.2f} pp "
-                        f"({level} CI "
-                        f"{metrics.get('accuracy_drop_ci_low_pp', float('nan')):+.2f} "
-                        f"to {metrics.get('accuracy_drop_ci_high_pp', float('nan')):+.2f} pp)")
+        if metrics.get("accuracy_change_pp") is not None:
+            head.append(f"accuracy change vs all-digital (paired, negative: worse) "
+                        f"{change_pp(metrics, 'accuracy', level)}")
         test = report.get("test") or {}
         if test.get("test_accuracy") is not None:
             head.append(f"test split (confirmed): {test['test_accuracy']:.2%} ({level} CI "
-                        f"{interval_pct(test, 'test_accuracy')}); paired drop "
-                        f"{test.get('test_accuracy_drop_pp', float('nan')):+.2f} pp ({level} CI "
-                        f"{test.get('test_accuracy_drop_ci_low_pp', float('nan')):+.2f} to "
-                        f"{test.get('test_accuracy_drop_ci_high_pp', float('nan')):+.2f} pp)")
+                        f"{interval_pct(test, 'test_accuracy')}); accuracy change vs "
+                        f"all-digital {change_pp(test, 'test_accuracy', level)}")
         elif report.get("test_accuracy") is not None:
             head.append(f"test split: {report['test_accuracy']:.2%}")
     head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
@@ -314,13 +348,21 @@ def probe_text(report: dict[str, Any]) -> str:
         f"{report['images']} {report['split']} images x {report['finetune_seeds']} fine-tune "
         f"x {report['error_seeds']} error seeds (std over seeds {report['accuracy_std']:.2%})",
         f"all-digital baseline {report['baseline_accuracy']:.2%} ({level} CI "
-        f"{interval_pct(report, 'baseline_accuracy')}); paired drop "
-        f"{report['accuracy_drop_pp']:+.2f} pp ({level} CI "
-        f"{report['accuracy_drop_ci_low_pp']:+.2f} to {report['accuracy_drop_ci_high_pp']:+.2f}"
-        f" pp)",
+        f"{interval_pct(report, 'baseline_accuracy')}); accuracy change (paired, negative: "
+        f"worse) {change_pp(report, 'accuracy', level)}",
         f"max BER weights {report['max_weight_ber']:.1e}, activations "
         f"{report['max_activation_ber']:.1e}; {report['seconds']:.1f} s"
         f"{', cached' if report['cached'] else ''}"])
+
+
+def change_pp(record: dict[str, Any], name: str, level: str) -> str:
+    """'-0.37 pp (95% CI -1.11 to +0.00 pp)' from ``<name>_change_pp`` and its bounds."""
+    def value(key: str) -> float:
+        found = record.get(key)
+        return float("nan") if found is None else float(found)
+    return (f"{value(f'{name}_change_pp'):+.2f} pp ({level} CI "
+            f"{value(f'{name}_change_ci_low_pp'):+.2f} to "
+            f"{value(f'{name}_change_ci_high_pp'):+.2f} pp)")
 
 
 def interval_pct(record: dict[str, Any], name: str) -> str:

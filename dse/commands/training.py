@@ -6,12 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from dse.accuracy import ProbeResult, accuracy_drop_pp, error_free
+from dse.accuracy import ProbeResult, accuracy_change_pp, error_free
 from dse.accuracy.defaults import check_probe_counts, retired_seeds_message
 from dse.accuracy.probe import DataRequest, ProbeEstimator, obtain_checkpoint, probe_setup
 from dse.accuracy.stats import LEVEL, check_level
 from dse.commands.catalogue import CostRequest, dram_setting
 from dse.evaluate import probe_candidate
+from dse.metrics import ACCURACY_CHANGE
 from dse.space import Candidate
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
@@ -85,12 +86,12 @@ def accuracy_record(result: ProbeResult) -> dict[str, float]:
 
 
 def baseline_record(baseline: ProbeResult, result: ProbeResult) -> dict[str, float]:
-    """The all-digital baseline's accuracy and interval, and the paired drop (pp)."""
+    """The all-digital baseline's accuracy and interval, and the paired accuracy change
+    against it (pp, negative: worse)."""
     low, high = baseline.interval()
-    drop, drop_low, drop_high = accuracy_drop_pp(baseline, result)
+    change = accuracy_change_pp(baseline, result)
     return {"baseline_accuracy": baseline.accuracy_mean, "baseline_accuracy_ci_low": low,
-            "baseline_accuracy_ci_high": high, "accuracy_drop_pp": drop,
-            "accuracy_drop_ci_low_pp": drop_low, "accuracy_drop_ci_high_pp": drop_high}
+            "baseline_accuracy_ci_high": high, **dict(zip(ACCURACY_CHANGE, change))}
 
 
 def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: str | None,

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from dse.accuracy import ProbeResult, accuracy_drop_pp
-from dse.accuracy.stats import LEVEL, verdict
+from dse.accuracy.stats import LEVEL, change_from_drop, verdict
 from dse.metrics import BY_COLUMN, METRICS, NOMINAL_DRAM_ENERGY
 from dse.results.confirmation import REFERENCE
 
@@ -53,7 +53,7 @@ def _bound(drop: tuple[float, float, float], rule: str) -> float:
 
 
 def _accuracy_fields(drop: tuple[float, float, float], level: float) -> dict[str, Any]:
-    change, low, high = (0.0 - value for value in (drop[0], drop[2], drop[1]))  # no -0.0
+    change, low, high = change_from_drop(drop)
     return {"level": level, "test_accuracy_change_pp": change,
             "test_accuracy_change_ci_low_pp": low,
             "test_accuracy_change_ci_high_pp": high,

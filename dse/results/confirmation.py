@@ -12,8 +12,8 @@ other's records):
   correct (bit-packed per-image correctness)};
 * ``dse:confirm-claim:<trial>``: {host, pid, time}: a worker is measuring it.
 
-Only records made with the current settings count. Drops are paired on the test images and
-seeds with the confirmed all-digital baseline.
+Only records made with the current settings count. Accuracy changes (negative: worse) are
+paired on the test images and seeds with the confirmed all-digital baseline.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from dse.accuracy import ProbeResult, accuracy_drop_pp, stats
+from dse.accuracy import ProbeResult, accuracy_change_pp, stats
 from dse.metrics import TEST_STATS
 from dse.results.ledger import BASELINE_ATTR
 from dse.results.ledger import CONFIRM_CLAIM_PREFIX as CLAIM_PREFIX
@@ -31,7 +31,7 @@ from dse.results.ledger import CONFIRM_SETTINGS_ATTR as SETTINGS_ATTR
 from dse.results.ledger import CONFIRMED_PREFIX as RECORD_PREFIX
 
 __all__ = ["CLAIM_PREFIX", "RECORD_PREFIX", "SETTINGS_ATTR"]  # the ledger's keys, re-exported
-REFERENCE = "all-digital"  # the baseline drops are measured against
+REFERENCE = "all-digital"  # the baseline accuracy changes are measured against
 
 
 def record_of(result: ProbeResult, settings: dict[str, Any]) -> dict[str, Any]:
@@ -95,17 +95,17 @@ def reference_trial(study: optuna.Study) -> int | None:
 
 
 def confirmed_columns(study: optuna.Study) -> dict[int, dict[str, float]]:
-    """Trial number -> the TEST_STATS columns of its confirmation (drops NaN until the
-    all-digital baseline is confirmed)."""
+    """Trial number -> the TEST_STATS columns of its confirmation (accuracy changes NaN until
+    the all-digital baseline is confirmed)."""
     results = confirmed_results(study)
     reference = reference_trial(study)
     base = results.get(reference) if reference is not None else None
     columns = {}
     for number, result in results.items():
         low, high = result.interval()
-        drop = (accuracy_drop_pp(base, result) if base is not None
-                else (math.nan, math.nan, math.nan))
-        columns[number] = dict(zip(TEST_STATS, (result.accuracy_mean, low, high, *drop)))
+        change = (accuracy_change_pp(base, result) if base is not None
+                  else (math.nan, math.nan, math.nan))
+        columns[number] = dict(zip(TEST_STATS, (result.accuracy_mean, low, high, *change)))
     return columns
 
 

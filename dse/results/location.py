@@ -9,6 +9,7 @@ machine opens its own study, and never a study of the same name elsewhere.
 """
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,29 @@ def resolve(document: dict[str, Any], folder: Path) -> str:
         own = folder / path.name
         return _with_path(url, own) if own.is_file() else url
     return url
+
+
+def only_study(results_dir: Path) -> Path:
+    """The results folder of the only study in ``results_dir`` (a folder holding a
+    ``config.json``); none or several: a ConfigError naming the choices."""
+    studies = (sorted(path.name for path in results_dir.iterdir()
+                      if (path / "config.json").is_file())
+               if results_dir.is_dir() else [])
+    if len(studies) == 1:
+        return results_dir / studies[0]
+    if not studies:
+        raise ConfigError(f"no study in {results_dir}: give a study name, its results folder, "
+                          "or --storage and --study (or --results-dir where the search wrote)")
+    raise ConfigError(f"{len(studies)} studies in {results_dir} ({', '.join(studies)}): "
+                      "name one")
+
+
+def study_target(folder: Path, storage_url: str, study_name: str) -> str:
+    """How a command names the study: its results folder when that folder's settings open
+    it, else ``--storage URL --study NAME`` (a password shown masked, to fill in)."""
+    if (folder / "config.json").is_file() and shown_url(storage_url) == storage_url:
+        return shlex.quote(str(folder))
+    return f"--storage {shlex.quote(shown_url(storage_url))} --study {shlex.quote(study_name)}"
 
 
 def same_storage(first: str, second: str) -> bool:

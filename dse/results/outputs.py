@@ -1,11 +1,14 @@
-"""Every output file of a study at once: tables, summary and plots (no torch)."""
+"""Every output file of a study at once: tables, plots, report and summary (no torch)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+from dse.results.confirmation import confirmed_columns
+from dse.results.details import problem_of, trial_details
 from dse.results.files import write_json
 from dse.results.ledger import (
     CONFIG_ATTR,
@@ -15,22 +18,60 @@ from dse.results.ledger import (
     stored_table,
 )
 from dse.results.plots import write_plots
-from dse.results.tables import trials_frame, write_tables
+from dse.results.report import write_report
+from dse.results.tables import trials_frame, write_csvs
 from hw_models.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
-                  y: str | None = None, color: str | None = None) -> dict[str, Any]:
-    """trials.csv, pareto.csv, summary.json and the plots; returns the summary."""
+                  y: str | None = None, color: str | None = None,
+                  target: str | None = None) -> dict[str, Any]:
+    """trials.csv, pareto.csv, the plots, report.html and summary.json (last, listing the
+    others); returns the summary. ``target`` names the study in the next commands
+    (``location.study_target``; default: ``out_dir``)."""
     config = study.user_attrs.get(CONFIG_ATTR, {})
     frame = trials_frame(study)  # built once: it is a second of a 10,000-trial study
-    summary = write_tables(study, out_dir, max_drop_pp=config.get("max_accuracy_drop"),
-                           frame=frame)
+    summary = write_csvs(study, out_dir, max_drop_pp=config.get("max_accuracy_drop"),
+                         frame=frame, target=target)
     summary["plots"] = [str(p) for p in write_plots(frame, objectives_of(study),
                                                     layer_channels(study), out_dir,
                                                     x=x, y=y, color=color)]
     summary["eden_files"] = [str(p) for p in write_eden_files(study, out_dir)]
+    summary["report"] = str(write_report(summary, point_details(study, summary), out_dir,
+                                         facts=study_facts(study, summary)))
+    write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def point_details(study: optuna.Study, summary: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """``dse show``'s details of every front point and baseline, by trial number; none
+    for a study without a stored layer table (it would need torch to rebuild the network)
+    or whose presets no longer load here (the report then says so; the tables stand)."""
+    if stored_table(study) is None or CONFIG_ATTR not in study.user_attrs:
+        return {}
+    try:
+        problem = problem_of(study)
+        confirmed = confirmed_columns(study)
+        trials = study.get_trials(deepcopy=False)
+        numbers = dict.fromkeys(row["trial"]
+                                for row in [*summary["front"], *summary["baselines"]])
+        return {number: trial_details(study, trials[number], problem, confirmed=confirmed)
+                for number in numbers}
+    except ConfigError as exc:
+        logger.warning("report.html without the trials in full: %s", exc)
+        return {}
+
+
+def study_facts(study: optuna.Study, summary: dict[str, Any]) -> str:
+    """One line on what was searched and how far the search is."""
+    config = study.user_attrs.get(CONFIG_ATTR, {})
+    trials = ", ".join(f"{count} {state.lower()}" for state, count in summary["trials"].items())
+    searched = (f"{config['network']} on {config['dataset']}, {config.get('hw', '?')} with "
+                f"DRAM {config.get('dram', '?')}; " if "network" in config else "")
+    return (f"{searched}objectives {', '.join(summary['objectives'])}; trials: "
+            f"{trials or 'none'}")
 
 
 def write_eden_files(study: optuna.Study, out_dir: Path) -> list[Path]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,13 @@ import pandas as pd
 
 from dse import pareto
 from dse.accuracy.stats import LEVEL
-from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, TEST_STATS, objective_columns
+from dse.metrics import (
+    ACCURACY_STATS,
+    NOMINAL_DRAM_ENERGY,
+    TEST_STATS,
+    objective_columns,
+    with_accuracy_change,
+)
 from dse.metrics import COLUMNS as METRICS
 from dse.pareto import pareto_mask
 from dse.results.claims import describe, eden_claims, front_claims, odimo_claims
@@ -22,12 +29,14 @@ from dse.results.confirmation import (
     validation_to_test_shift,
 )
 from dse.results.files import write_csv, write_json
+from dse.results.headline import headline, next_commands
 from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
     ENGINE_ATTR,
     METRICS_ATTR,
     ODIMO_LAMBDA_ATTR,
+    PROBE_SETTINGS_ATTR,
     SAFE_DRAM_ATTR,
     SAFE_POINT_ATTR,
     TEST_ACCURACY_ATTR,
@@ -35,19 +44,27 @@ from dse.results.ledger import (
     feasible,
     metrics_of,
     objectives_of,
+    stored_table,
     worker_label,
 )
+from dse.space import absolute_points
+from hw_models.dram import DramDevice, load_dram
+from hw_models.errors import ConfigError
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
     """One row per trial: metrics with units in column names, flags, then parameters."""
     legacy_test = study.user_attrs.get(TEST_ACCURACY_ATTR, {})
     confirmed = confirmed_columns(study)
+    device = dram_device(study)
+    table = stored_table(study)
+    channels = {} if table is None else dict(zip(table.name, (int(c) for c in table.cout)))
     rows = []
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.WAITING:
             continue  # enqueued, not run yet
-        attrs = {**trial.user_attrs, **trial.user_attrs.get(METRICS_ATTR, {})}
+        attrs = {**trial.user_attrs,
+                 **with_accuracy_change(trial.user_attrs.get(METRICS_ATTR, {}))}
         constraints = constraints_of(trial)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})
@@ -67,7 +84,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["worker"] = worker_label(trial)
         row["cost_seconds"] = attrs.get("cost_seconds", np.nan)
         row["probe_seconds"] = attrs.get("probe_seconds", np.nan)
+        if channels:
+            row["analog_channel_fraction"] = analog_channel_fraction(trial.params, channels)
         row.update(trial.params)
+        if device is not None:
+            row.update(absolute_points(trial.params, device))
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:  # unknown values (None: e.g. the accuracy of an unprobed trial): NaN
@@ -78,6 +99,25 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame["is_pareto"] = front_mask(frame, objectives_of(study))
     frame["is_pareto_robust"] = robust_front_mask(frame, objectives_of(study))
     return frame
+
+
+def analog_channel_fraction(params: dict[str, Any], channels: dict[str, int]) -> float:
+    """The share of the network's output channels on the analog array (``n_analog:<layer>``
+    over every layer's Cout; layers without the parameter are digital)."""
+    analog = sum(int(params.get(f"n_analog:{name}", 0)) for name in channels)
+    return analog / max(sum(channels.values()), 1)
+
+
+def dram_device(study: optuna.Study) -> DramDevice | None:
+    """The study's DRAM device preset (None without DRAM, or when its preset file is gone:
+    the tables then give the reductions only)."""
+    name = study.user_attrs.get(CONFIG_ATTR, {}).get("dram")
+    if not isinstance(name, str) or name == "none":
+        return None
+    try:
+        return load_dram(name)
+    except (ConfigError, OSError):
+        return None
 
 
 def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
@@ -123,10 +163,22 @@ def front_trials(trials: list[optuna.trial.FrozenTrial], objectives: list[str]
 
 
 def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
-                 frame: pd.DataFrame | None = None, drop_rule: str | None = None
-                 ) -> dict[str, Any]:
-    """Write trials.csv, pareto.csv and summary.json; return the summary. ``frame`` is the
-    study's ``trials_frame`` when the caller has built it already."""
+                 frame: pd.DataFrame | None = None, drop_rule: str | None = None,
+                 target: str | None = None) -> dict[str, Any]:
+    """Write trials.csv, pareto.csv and summary.json; return the summary (see
+    ``write_csvs``)."""
+    summary = write_csvs(study, out_dir, max_drop_pp=max_drop_pp, frame=frame,
+                         drop_rule=drop_rule, target=target)
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def write_csvs(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
+               frame: pd.DataFrame | None = None, drop_rule: str | None = None,
+               target: str | None = None) -> dict[str, Any]:
+    """Write trials.csv and pareto.csv; return the summary, which the caller writes.
+    ``frame`` is the study's ``trials_frame`` when the caller has built it already;
+    ``target`` names the study in the next commands (default: ``out_dir``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study) if frame is None else frame
     write_csv(out_dir / "trials.csv", frame)
@@ -151,7 +203,11 @@ def write_tables(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | Non
     summary["dram_notes"] = safe_dram_notes(study, frame)
     if front.empty:
         summary["front_note"] = empty_front_reason(frame)
-    write_json(out_dir / "summary.json", summary)
+    summary["headline"] = headline(summary["claims"])
+    probe = study.user_attrs.get(PROBE_SETTINGS_ATTR)
+    summary["next_commands"] = next_commands(
+        summary, target or shlex.quote(str(out_dir)),
+        confirmable=isinstance(probe, dict) and not probe.get("accuracy_estimator"))
     return summary
 
 
@@ -237,10 +293,26 @@ def claims_summary(study: optuna.Study, frame: pd.DataFrame, *, objectives: list
     return out
 
 
+def point_label(row: dict[str, Any]) -> str:
+    """What a summary record is: 'all-digital (baseline)', 'all-digital, safe DRAM' (the
+    baseline at its lowest safe DRAM point), '27% analog' (the share of output channels on
+    the analog array), or the engine's name when the share is unknown."""
+    if row.get("baseline"):
+        return f"{row['baseline']} (baseline)"
+    if row.get("safe_dram_of"):
+        return f"{row['safe_dram_of']}, safe DRAM"
+    fraction = row.get("analog_channel_fraction")
+    if isinstance(fraction, (int, float)) and np.isfinite(fraction):
+        return f"{fraction:.0%} analog"
+    return str(row.get("engine") or "optuna")
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     keep = ["trial", "baseline", "safe_dram_of", "engine", "odimo_lambda", *METRICS,
-            *ACCURACY_STATS, *TEST_STATS, "feasible", "is_pareto_robust"]
-    subset = frame[[c for c in keep if c in frame.columns]]
+            *ACCURACY_STATS, *TEST_STATS, "feasible", "is_pareto_robust",
+            "analog_channel_fraction"]
+    points = [c for c in frame.columns if c.split(":")[0] in ("vdd_v", "trcd_ns")]
+    subset = frame[[c for c in keep if c in frame.columns] + points]
     return json.loads(subset.to_json(orient="records"))
 
 

@@ -8,6 +8,7 @@ from toy import toy_problem
 
 from dse.space import (
     Candidate,
+    absolute_points,
     channel_step,
     decode,
     encode,
@@ -109,6 +110,21 @@ def test_encode_and_decode_are_exact_inverses(toy_table, dram, partitions):
         assert encode(candidate, space) == trial.params  # same names, values and types
         assert decode(trial.params, space) == candidate
         assert decode(encode(candidate, space), space) == candidate
+
+
+@pytest.mark.parametrize("partitions", [1, 4])
+def test_absolute_points_are_the_candidates_vdd_and_trcd(toy_table, partitions):
+    space = toy_problem(toy_table, partitions=partitions).space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
+    for _ in range(20):
+        trial = study.ask()
+        candidate = suggest_candidate(trial, space)
+        points = absolute_points(trial.params, space.device)
+        names = ([("vdd_v", "trcd_ns")] if partitions == 1 else
+                 [(f"vdd_v:p{k}", f"trcd_ns:p{k}") for k in range(partitions)])
+        assert list(points) == [name for pair in names for name in pair]
+        assert [points[vdd] for vdd, _ in names] == list(candidate.vdd_v)
+        assert [points[trcd] for _, trcd in names] == list(candidate.trcd_ns)
 
 
 @pytest.mark.parametrize("partitions", [1, 2])

@@ -200,7 +200,7 @@ def test_dse_confirm_confirms_and_a_rerun_measures_nothing(searched, tmp_path, m
     assert set(baselines) == set(BASELINES)
     for row in [*summary["baselines"], *summary["front"]]:
         assert row["test_accuracy_ci_low"] <= row["test_accuracy"] <= row["test_accuracy_ci_high"]
-    assert baselines["all-digital"]["test_accuracy_drop_pp"] == 0.0
+    assert baselines["all-digital"]["test_accuracy_change_pp"] == 0.0
     assert summary["confirm_settings"]["steps"] == 1
     points = summary["confirmation"]["points"]
     assert f"confirming {points} points on the test split" in first.stderr

@@ -27,8 +27,8 @@ def test_status_and_show_of_a_finished_study(toy_table, tmp_path):
     assert shown["layers"][0]["weights_partition"] == "resident in L2"
     assert shown["partitions"] == [{"name": "whole-device", "capacity_bytes": 805306368,
                                     "vdd_v": 1.1, "trcd_ns": 18.125}]
-    assert shown["test"]["test_accuracy_drop_pp"] == 0.0  # all-digital against itself
-    for key in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_drop_pp"):
+    assert shown["test"]["test_accuracy_change_pp"] == 0.0  # all-digital against itself
+    for key in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_change_pp"):
         assert shown["metrics"][key] is not None, key
 
 
@@ -55,3 +55,33 @@ def test_a_partitioned_study_shows_each_partition_and_where_tensors_live(toy_tab
                                      ).trials[9].params
     chosen = study_params["partition:activations/big"]
     assert shown["layers"][3]["activations_partition"] == f"p{chosen}"
+
+
+def test_without_a_study_name_the_commands_read_the_only_study_of_the_results_folder(
+        toy_table, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, [*args, "--results-dir", str(tmp_path), "--json"])
+
+    run_search(toy_prepared(toy_table, tmp_path, trials=3, sampler="random", confirm=False))
+    (tmp_path / "checkpoints").mkdir()  # a folder of the results that is not a study
+    for args in (["status"], ["show", "--trial", "1"], ["pareto"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["study"] == "toy"
+    run_search(toy_prepared(toy_table, tmp_path, trials=3, sampler="random", confirm=False,
+                            study="other"))
+    for args in (["status"], ["show", "--trial", "1"], ["pareto"], ["confirm"]):
+        result = invoke(*args)
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr == (f"dse: error: 2 studies in {tmp_path} (other, toy): "
+                                 "name one\n")
+    empty = tmp_path / "empty"
+    result = CliRunner().invoke(cli, ["status", "--results-dir", str(empty)])
+    assert result.exit_code == 2 and result.stderr.startswith(f"dse: error: no study in {empty}")
+    assert len(result.stderr.splitlines()) == 1 and not empty.exists()

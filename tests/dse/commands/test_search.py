@@ -98,13 +98,14 @@ def test_constraint_values_stored_per_trial(toy_table, tmp_path):
     baseline = prepared.accuracy.baseline_accuracy
     for trial in load(prepared).get_trials():
         metrics = trial.user_attrs["metrics"]
-        assert metrics["accuracy_drop_pp"] == pytest.approx((baseline - metrics["accuracy"]) * 100)
-        drop = metrics["accuracy_drop_pp"] - 1.0  # the paired drop's estimate (--drop-rule mean)
+        change = metrics["accuracy_change_pp"]  # negative: worse than all-digital
+        assert change == pytest.approx((metrics["accuracy"] - baseline) * 100)
+        drop = -change - 1.0  # the paired drop's estimate (--drop-rule mean) over the limit
         assert constraints_of(trial)["accuracy_drop_over_limit_pp"] == pytest.approx(drop)
         assert metrics["constraints"] == constraints_of(trial)
         assert trial.system_attrs[OPTUNA_CONSTRAINTS] == [pytest.approx(drop)]  # Optuna's
-        assert (metrics["accuracy_drop_ci_low_pp"] <= metrics["accuracy_drop_pp"]
-                <= metrics["accuracy_drop_ci_high_pp"])
+        assert (metrics["accuracy_change_ci_low_pp"] <= metrics["accuracy_change_pp"]
+                <= metrics["accuracy_change_ci_high_pp"])
         assert metrics["accuracy_ci_low"] <= metrics["accuracy"] <= metrics["accuracy_ci_high"]
 
 
@@ -116,8 +117,9 @@ def test_upper_drop_rule_constrains_the_intervals_upper_end(toy_table, tmp_path)
     for trial in load(prepared).get_trials():
         metrics = trial.user_attrs["metrics"]
         limit = constraints_of(trial)["accuracy_drop_over_limit_pp"]
-        assert limit == pytest.approx(metrics["accuracy_drop_ci_high_pp"] - 1.0)
-        uncertain += metrics["accuracy_drop_ci_high_pp"] > metrics["accuracy_drop_pp"]
+        # the upper end of the drop's interval is the lower end of the change's
+        assert limit == pytest.approx(-metrics["accuracy_change_ci_low_pp"] - 1.0)
+        uncertain += metrics["accuracy_change_ci_low_pp"] < metrics["accuracy_change_pp"]
     assert uncertain  # some drop has an interval: the rule is not the mean in disguise
 
 
@@ -196,8 +198,9 @@ def test_without_confirmation_there_is_no_claim_and_the_summary_says_why(toy_tab
     assert summary["claims"] == [] and "dse confirm" in summary["claims_note"]
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
     assert frame["test_accuracy"].isna().all()
-    assert {"accuracy_ci_low", "accuracy_ci_high", "accuracy_drop_pp",
-            "accuracy_drop_ci_high_pp", "is_pareto_robust"} <= set(frame.columns)
+    assert {"accuracy_ci_low", "accuracy_ci_high", "accuracy_change_pp",
+            "accuracy_change_ci_high_pp", "is_pareto_robust"} <= set(frame.columns)
+    assert not {"accuracy_drop_pp", "test_accuracy_drop_pp"} & set(frame.columns)
     probed = frame[frame["probed"]]
     assert (probed["accuracy_ci_low"] <= probed["accuracy"]).all()
     assert (probed["accuracy"] <= probed["accuracy_ci_high"]).all()

@@ -34,3 +34,26 @@ def test_tolerance_text_orders_data_by_tolerance_and_says_when_none_is_in_dram()
     assert lines[2:4] == ["  8.60e-03  weights/stem.conv", "  3.00e-02  weights/fc"]
     assert lines[4:] == ["all-analog: coarse n/a; mapped in trial 9",
                          "  (no data of this split lives in DRAM)"]
+
+
+def test_a_summary_without_claims_says_why_in_place_of_the_headline():
+    from dse.commands.text import search_text
+    summary = {"study": "s", "objectives": ["accuracy", "latency"], "trials": {"COMPLETE": 5},
+               "front": [{"trial": 4, "baseline": "", "safe_dram_of": "", "engine": "optuna",
+                          "analog_channel_fraction": 0.25, "vdd_v:p0": 1.0, "trcd_ns:p0": 15.0,
+                          "vdd_v:p1": 1.1, "trcd_ns:p1": 18.125, "accuracy": 0.9,
+                          "accuracy_ci_low": 0.88, "accuracy_ci_high": 0.92,
+                          "latency_s": 1e-3, "energy_j": 2e-6, "dram_energy_j": 1e-6}],
+               "claims": [], "headline": [],
+               "claims_note": "no claim: the front and the baselines are not confirmed on "
+                              "the test split yet (run `dse confirm`)",
+               "next_commands": [{"command": "dse confirm r/s", "why": "5 points"}],
+               "results_dir": "r/s", "storage": "sqlite:///r/s/study.db"}
+    lines = search_text(summary).splitlines()
+    assert lines[:4] == ["study s: 5 complete",
+                         "no headline: the front and the baselines are not confirmed on the "
+                         "test split yet (run `dse confirm`)", "", "Pareto front (1 point):"]
+    assert lines[6].split()[:4] == ["4", "25%", "analog", "1/15,"]  # both partitions' points
+    assert "1.1/18.125" in lines[6]
+    assert sum("not confirmed" in line for line in lines) == 1
+    assert lines[-3:] == ["next:", "  5 points:", "    dse confirm r/s"]

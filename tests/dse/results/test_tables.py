@@ -41,3 +41,26 @@ def test_dominated_by_agrees_with_brute_force():
     expected = [any(((o * signs) <= (v * signs)).all() and ((o * signs) < (v * signs)).any()
                      for o in others) for v in values]
     assert dominated_by(values, others.astype(float), directions).tolist() == expected
+
+
+def test_the_csvs_give_each_partitions_absolute_dram_point_and_the_analog_share(toy_table,
+                                                                              tmp_path):
+    from toy import toy_prepared
+
+    from dse.commands.search import run_search
+    prepared = toy_prepared(toy_table, tmp_path, trials=6, sampler="random", confirm=False,
+                            partitions=2)
+    run_search(prepared)
+    device = prepared.problem.device
+    for name in ("trials.csv", "pareto.csv"):
+        frame = pd.read_csv(prepared.out_dir / name)
+        for k in (0, 1):
+            assert np.allclose(frame[f"vdd_v:p{k}"],
+                               device.vdd_nominal_v - frame[f"undervolt_mv:p{k}"] / 1000)
+            assert np.allclose(frame[f"trcd_ns:p{k}"],
+                               device.trcd_nominal_ns - frame[f"trcd_reduction_ns:p{k}"])
+        analog = frame[[c for c in frame.columns if c.startswith("n_analog:")]].sum(axis=1)
+        assert np.allclose(frame["analog_channel_fraction"], analog / (16 + 16 + 32 + 64 + 10))
+    trials = pd.read_csv(prepared.out_dir / "trials.csv")
+    baseline = trials[trials["baseline"] == "all-digital"]
+    assert baseline[["vdd_v:p0", "trcd_ns:p1"]].to_numpy().tolist() == [[1.1, 18.125]]
