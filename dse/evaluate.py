@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.accuracy import AccuracyModel, ProbeCandidate
+from dse.accuracy import LIMIT_TOLERANCE_PP, AccuracyModel, ProbeCandidate
 from dse.accuracy.stats import change_from_drop
 from dse.metrics import ACCURACY_CHANGE, BY_COLUMN, BY_NAME, NOMINAL_DRAM_ENERGY
 from dse.problem import Problem
@@ -29,10 +29,6 @@ UNPROBED_ACCURACY = 0.0  # the sampler's value for candidates over a cost budget
 # (a trial's list of constraint values; a study has those its limits set, in this order).
 CONSTRAINT_NAMES = ("latency_over_budget_s", "energy_over_budget_j",
                     "accuracy_drop_over_limit_pp")
-# A drop within this of --max-accuracy-drop is at the limit, and meets it: the drop is a
-# difference of floats (2.0 pp may come out as 2.0000000000000018), and a candidate exactly
-# at the limit must not turn infeasible on rounding (1e-9 pp is far below one image).
-LIMIT_TOLERANCE_PP = 1e-9
 
 
 @dataclass(frozen=True)

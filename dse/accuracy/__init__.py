@@ -70,6 +70,17 @@ class ProbeResult:
         return math.nan, math.nan
 
 
+# A drop within this of a limit is at the limit, and meets it: a drop is a difference of
+# floats ((0.95 - 0.94) x 100 = 1.0000000000000009), and a candidate exactly at the limit must
+# not fail it on rounding (1e-9 pp is far below one image).
+LIMIT_TOLERANCE_PP = 1e-9
+
+
+def within_limit(drop_pp: float, limit_pp: float) -> bool:
+    """Whether an accuracy drop (pp) meets a limit on it (pp), rounding forgiven."""
+    return drop_pp <= limit_pp + LIMIT_TOLERANCE_PP
+
+
 def accuracy_drop_pp(baseline: ProbeResult, result: ProbeResult
                      ) -> tuple[float, float, float]:
     """(drop, low, high) of ``result`` below ``baseline`` in percentage points: paired on

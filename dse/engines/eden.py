@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.accuracy import ProbeCandidate, ProbeResult, accuracy_drop_pp
+from dse.accuracy import ProbeCandidate, ProbeResult, accuracy_drop_pp, within_limit
 from dse.engines import EngineJob, Progress
 from dse.engines.odimo import DEFAULT_LAMBDAS, check_settings, measured_lambdas, probe_searcher
 from dse.engines.queued import budget_left, run_queued
@@ -274,7 +274,7 @@ def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], 
         """The paired drop against the error-free split, bounded under the drop rule."""
         drop, _, high = accuracy_drop_pp(reference, measure(candidate, doing))
         bound = high if rule == "upper" and math.isfinite(high) else drop
-        return bound <= limit_pp
+        return within_limit(bound, limit_pp)
 
     def largest(names: list[str], what: str) -> float:
         def tolerated(ber: float) -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dse.accuracy import ProbeResult, accuracy_drop_pp
+from dse.accuracy import ProbeResult, accuracy_drop_pp, within_limit
 from dse.accuracy.stats import LEVEL, change_from_drop, verdict
 from dse.metrics import BY_COLUMN, METRICS, NOMINAL_DRAM_ENERGY
 from dse.results.confirmation import REFERENCE
@@ -73,7 +73,7 @@ def _best(rows: pd.DataFrame, column: str, base_value: float, pairs: Pairs | Non
         accuracy_key = 0.0
         if pairs is not None and baseline is not None:
             drop = pairs.drop(baseline, int(row["trial"]))
-            if not _bound(drop, rule) <= limit_pp:
+            if not within_limit(_bound(drop, rule), limit_pp):
                 continue
             fields = _accuracy_fields(drop, pairs.results[int(row["trial"])].level)
             accuracy_key = drop[0]

@@ -103,3 +103,9 @@ def test_drops_without_per_image_data_come_from_the_two_intervals():
     assert drop == pytest.approx(5.0) and low < 5.0 < high
     bare = ProbeResult(0.9, 0.0, (0.9,), 0.0, False)
     assert math.isnan(accuracy_drop_pp(base, bare)[1])
+
+
+def test_a_drop_at_its_limit_meets_it_despite_rounding():
+    from dse.accuracy import within_limit
+    assert (0.95 - 0.94) * 100 > 1.0 and within_limit((0.95 - 0.94) * 100, 1.0)
+    assert not within_limit(1.0 + 1e-6, 1.0)
