@@ -85,7 +85,7 @@ def probe_candidate(candidate: Candidate, cost: SystemCost) -> ProbeCandidate:
 def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, dict[str, Any]]:
     """The cost of ``candidate`` and its totals. A total that is not finite in its stored
     unit or in the unit it is shown in (a preset whose numbers overflow: a clock of 1e-300 Hz
-    gives some 1e303 J, infinite in uJ) is an error naming the presets."""
+    gives some 1e303 J, infinite in µJ) is an error naming the presets."""
     cost = candidate_cost(candidate, problem)
     metrics: dict[str, Any] = {
         "latency_s": float(cost.total_latency_s()),

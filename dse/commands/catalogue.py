@@ -25,7 +25,7 @@ from hw_models.traffic import LEVEL_NAMES
 
 LAYER_COLUMNS = ("name", "kind", "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
                  "macs", "weights")
-LARGEST_SHOWN_SCALE = 1e6  # dse cost prints times in us and ms, energies in uJ
+LARGEST_SHOWN_SCALE = 1e6  # dse cost prints times in us and ms, energies in µJ
 NOT_COSTED_NOTE = ("add, pooling and activation layers are not costed "
                    "(as in ODiMO's DIANA model)")
 
@@ -191,7 +191,7 @@ def _channels_of(channels: Channels | None, layer: int) -> list[int] | None:
 
 def costs_are_finite(cost: SystemCost) -> bool:
     """Every per-layer value and total ``dse cost`` prints is finite, also in the unit it is
-    printed in (finite layers may overflow in their sum, a finite 1e303 J in uJ)."""
+    printed in (finite layers may overflow in their sum, a finite 1e303 J in µJ)."""
     per_layer = (cost.latency_s, cost.latency_cycles, cost.energy_j, cost.dram_time_s,
                  cost.dram_energy_j, cost.compute.energy_j)
     totals = (cost.total_latency_s(), cost.total_latency_s() * cost.compute.clock_hz,

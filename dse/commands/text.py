@@ -92,15 +92,15 @@ def cost_text(report: dict[str, Any]) -> str:
         ("energy_uj", ".4f", lambda r: r["energy_j"] * 1e6),
     ]
     total = report["total"]
-    energy = f"energy {total['energy_j'] * 1e6:.4f} uJ"
+    energy = f"energy {total['energy_j'] * 1e6:.4f} µJ"
     if dram is not None:
-        energy += (f" = compute {total['compute_energy_j'] * 1e6:.4f} uJ"
-                   f" + DRAM {total['dram_energy_j'] * 1e6:.4f} uJ")
+        energy += (f" = compute {total['compute_energy_j'] * 1e6:.4f} µJ"
+                   f" + DRAM {total['dram_energy_j'] * 1e6:.4f} µJ")
     breakdown = total.get("dram_energy_breakdown_j") or {}
     parts = ""
     if breakdown and total["dram_energy_j"] > 0:
         parts = "DRAM energy by part: " + ", ".join(
-            f"{DRAM_PART_LABELS.get(name, name)} {value * 1e6:.4f} uJ "
+            f"{DRAM_PART_LABELS.get(name, name)} {value * 1e6:.4f} µJ "
             f"({value / total['dram_energy_j']:.0%})" for name, value in breakdown.items()) + "\n"
     return (f"{header}\n{format_table(report['layers'], columns)}\n"
             f"total: {total['latency_cycles']:,.2f} cycles = {total['latency_s'] * 1e3:.4f} ms "
@@ -236,8 +236,8 @@ def front_columns(summary: dict[str, Any]) -> list[Column]:
         columns.append((f"test acc % [{level} CI]", "s",
                         lambda r: _pct_interval(r, "test_accuracy")))
     return columns + [("latency ms", ".4f", lambda r: r["latency_s"] * 1e3),
-                      ("energy uJ", ".3f", lambda r: r["energy_j"] * 1e6),
-                      ("DRAM uJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
+                      ("energy µJ", ".3f", lambda r: r["energy_j"] * 1e6),
+                      ("DRAM µJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
 
 
 def next_lines(summary: dict[str, Any]) -> list[str]:
@@ -275,7 +275,7 @@ def show_text(report: dict[str, Any]) -> str:
         elif report.get("test_accuracy") is not None:
             head.append(f"test split: {report['test_accuracy']:.2%}")
     head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
-                f"{metrics['energy_j'] * 1e6:.3f} uJ (DRAM {metrics['dram_energy_j'] * 1e6:.3f})")
+                f"{metrics['energy_j'] * 1e6:.3f} µJ (DRAM {metrics['dram_energy_j'] * 1e6:.3f})")
     table = format_table(report["layers"], [
         ("layer", "s", lambda r: r["name"]),
         ("cout", "d", lambda r: r["cout"]),
