@@ -1,7 +1,7 @@
 """DIANA compute cost: ODiMO's analytical cycle and power model, vectorised with numpy.
 
 For a layer with ``n_digital`` output channels on the digital PE array and ``n_analog`` on
-the AIMC array (README, "The DIANA model"; ODiMO models/model_diana.py):
+the AIMC array (docs/model.md, "The DIANA model"; ODiMO models/model_diana.py):
 
 * digital cycles = cdiv(n_d / groups, K_pe) * cin * cdiv(ox, OX_pe) * oy * kx * ky
   + ox * oy * (n_d + cin) / act_per_cycle, and 0 when n_d = 0;

@@ -1,6 +1,6 @@
 """DRAM traffic per layer through the memory hierarchy L1 -> L2 -> DRAM.
 
-Modelling assumptions (README, "Approximate DRAM"):
+Modelling assumptions (docs/model.md, "Approximate DRAM"):
 
 * **Weights** (int8 for digital output channels, 2-bit ternary codes for analog ones) stay in
   L2 when the whole model's stored weights fit it and the SoC preset says
