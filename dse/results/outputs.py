@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 
+from dse.accuracy.stats import LEVEL
 from dse.results.confirmation import confirmed_columns
 from dse.results.details import problem_of, trial_details
 from dse.results.files import write_json
@@ -37,7 +38,9 @@ def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
                          frame=frame, target=target)
     summary["plots"] = [str(p) for p in write_plots(frame, objectives_of(study),
                                                     layer_channels(study), out_dir,
-                                                    x=x, y=y, color=color)]
+                                                    x=x, y=y, color=color,
+                                                    level=config.get("interval_level",
+                                                                     LEVEL))]
     summary["eden_files"] = [str(p) for p in write_eden_files(study, out_dir)]
     summary["report"] = str(write_report(summary, point_details(study, summary), out_dir,
                                          facts=study_facts(study, summary)))

@@ -24,6 +24,7 @@ from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from dse import pareto  # noqa: E402
+from dse.accuracy.stats import LEVEL  # noqa: E402
 from dse.metrics import BY_NAME, PLOTTED, TEST_ACCURACY, objective_columns  # noqa: E402
 from dse.results.files import atomic_path, write_csv  # noqa: E402
 
@@ -306,7 +307,8 @@ def confirmed_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 @styled
-def confirmed_figure(frame: pd.DataFrame, objectives: list[str]) -> plt.Figure:
+def confirmed_figure(frame: pd.DataFrame, objectives: list[str], level: float = LEVEL
+                     ) -> plt.Figure:
     """What the claims rest on: the points confirmed on the test split (the front and the
     baselines), their validation against their test accuracy with both intervals and the
     line where they agree, and their test accuracy against each cost objective."""
@@ -332,7 +334,7 @@ def confirmed_figure(frame: pd.DataFrame, objectives: list[str]) -> plt.Figure:
     agreement_line(panels[0])
     figure.suptitle(f"Confirmed on the test split: {len(front)} front points, "
                     f"{int(confirmed['is_baseline'].sum())} baselines "
-                    "(error bars: confidence intervals)")
+                    f"(error bars: {level:.0%} confidence intervals)")
     legend_below(figure, *panels)
     return figure
 
@@ -431,8 +433,9 @@ def layer_splits_figure(front: pd.DataFrame, objectives: list[str],
 
 def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[str, int]],
                 out_dir: Path, *, x: str | None = None, y: str | None = None,
-                color: str | None = None) -> list[Path]:
-    """Every plot the study supports; ``x``/``y``/``color`` add one chosen view."""
+                color: str | None = None, level: float = LEVEL) -> list[Path]:
+    """Every plot the study supports; ``x``/``y``/``color`` add one chosen view; ``level``
+    is the coverage of the study's accuracy intervals."""
     if frame.empty or not (frame["state"] == "COMPLETE").any():
         return []
     columns = [BY_NAME[name].column for name in objectives]
@@ -446,7 +449,7 @@ def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[s
     if len(columns) >= 3:
         paths += save(front_3d_figure(frame, columns[:3]), out_dir, "front_3d")
     if "accuracy" in objectives and len(confirmed_rows(frame)):
-        paths += save(confirmed_figure(frame, objectives), out_dir, "test_front")
+        paths += save(confirmed_figure(frame, objectives, level), out_dir, "test_front")
     if len(columns) >= 2:
         history = hypervolume_history(frame, objectives)
         write_csv(out_dir / "hypervolume.csv", history)

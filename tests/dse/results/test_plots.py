@@ -156,6 +156,10 @@ def test_the_test_front_shows_validation_against_test_with_both_intervals():
         round(frame["test_accuracy_ci_high"][0] * 100, 6))]
     [line] = [line for line in first.get_lines() if line.get_label() == "test = validation"]
     assert np.allclose(line.get_xdata(), line.get_ydata())
+    assert "95% confidence intervals" in figure.get_suptitle()
+    plt.close(figure)
+    figure = plots.confirmed_figure(frame, OBJECTIVES, level=0.9)
+    assert "90% confidence intervals" in figure.get_suptitle()
     plt.close(figure)
 
 
