@@ -35,8 +35,10 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
 td { white-space: nowrap; }
 th { background: #f0f0f0; } td.text, th.text { text-align: left; }
-figure { display: inline-block; margin: 0.4em; vertical-align: top; }
-figure img { width: 34em; max-width: 100%; border: 1px solid #ddd; }
+figure { display: inline-block; margin: 0.4em; vertical-align: top; width: 34em;
+         max-width: 100%; }
+figure.whole { width: 69em; }
+figure img { width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.85em; color: #555; }
 .note { color: #555; }
 """
@@ -83,19 +85,38 @@ def commands_section(summary: dict[str, Any]) -> str:
     return f"<h2 id=\"next\">Next commands</h2>\n<ul>{items}</ul>"
 
 
+# what each figure shows, by file stem (``front_<x>_<y>`` by prefix); the test front, on which
+# every claim rests, comes first and spans the page
+FIGURE_NOTES = {
+    "test_front": "the points confirmed on the test split, on which every claim rests: "
+                  "validation against test accuracy, then test accuracy against each cost",
+    "front_3d": "the front in three objectives over the feasible trials",
+    "hypervolume": "how the front grew, trial by trial",
+    "layer_splits": "the analog share of each layer's channels, for the front's best point "
+                    "in each objective and its most balanced one",
+}
+FRONT_NOTE = "two objectives: every trial in grey, the front coloured by the third"
+WHOLE_WIDTH = ("test_front",)
+
+
+def figure_order(path: Path) -> int:
+    return 0 if path.stem in WHOLE_WIDTH else 1
+
+
 def figures_section(summary: dict[str, Any], out_dir: Path) -> str:
     figures = []
-    for name in summary.get("plots", []):
-        path = Path(name)
+    for path in sorted((Path(name) for name in summary.get("plots", [])), key=figure_order):
         if path.suffix != ".png" or not path.is_file():
             continue
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         vector = path.with_suffix(".svg")
         link = (f" (<a href=\"{escape(vector.name)}\">SVG</a>)"
                 if vector.is_file() and vector.parent == out_dir else "")
-        figures.append(f"<figure><img src=\"data:image/png;base64,{data}\" "
+        note = FIGURE_NOTES.get(path.stem, FRONT_NOTE if path.stem.startswith("front_") else "")
+        whole = " class=\"whole\"" if path.stem in WHOLE_WIDTH else ""
+        figures.append(f"<figure{whole}><img src=\"data:image/png;base64,{data}\" "
                        f"alt=\"{escape(path.stem)}\"><figcaption>{escape(path.name)}{link}"
-                       "</figcaption></figure>")
+                       f"{': ' + escape(note) if note else ''}</figcaption></figure>")
     if not figures:
         return ""
     return "<h2 id=\"figures\">Figures</h2>\n" + "\n".join(figures)

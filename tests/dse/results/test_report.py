@@ -129,3 +129,18 @@ def test_a_study_whose_presets_are_gone_still_gets_its_report(toy_table, tmp_pat
     text = Path(summary["report"]).read_text()
     assert "Not in this report" in text and 'id="front"' in text
     assert "dse confirm" in text  # nothing is confirmed yet: the next command says so
+
+
+def test_the_test_front_comes_first_across_the_page_and_each_figure_says_what_it_shows(
+        tmp_path):
+    from dse.results.report import figures_section
+    names = ["front_latency_s_energy_j", "hypervolume", "test_front"]
+    for name in names:
+        (tmp_path / f"{name}.png").write_bytes(PNG)
+    text = figures_section({"plots": [str(tmp_path / f"{n}.png") for n in names]}, tmp_path)
+    order = [text.index(f"alt=\"{name}\"") for name in ("test_front", "front_latency_s_energy_j",
+                                                         "hypervolume")]
+    assert order == sorted(order)
+    assert text.count("<figure class=\"whole\">") == 1
+    assert "on which every claim rests" in text and "how the front grew" in text
+    assert "every trial in grey" in text
