@@ -112,6 +112,20 @@ def announce_confirmation(display: ProgressDisplay, *, in_search: bool
     return lambda plan: display.write(confirmation_plan_text(plan, in_search=in_search))
 
 
+# ---- option types ---------------------------------------------------------------------
+
+def retired_option(old: str, new: str, why: str) -> Decorator:
+    """A retired spelling, hidden from --help: given (with or without a value), it stops
+    the command with one line naming the new spelling, exit 2, before anything runs."""
+    def refuse(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+        if value is not None:
+            raise click.UsageError(f"dse {ctx.info_name} {old} is now {new} ({why})")
+    # a name of its own: the new option may hold the old one's (--dram "device")
+    name = "retired_" + old.lstrip("-").replace("-", "_")
+    return click.option(old, name, is_flag=False, flag_value="", default=None, hidden=True,
+                        expose_value=False, callback=refuse, help=f"Retired: use {new}.")
+
+
 # ---- option bundles -------------------------------------------------------------------
 
 json_option = click.option("--json", "as_json", is_flag=True,
@@ -249,8 +263,9 @@ def cost(as_json: bool, **options: Any) -> None:
 
 
 @cli.command()
-@click.option("--device", default=None, metavar="DEVICE",
+@click.option("--dram", "device", default=None, metavar="DEVICE",
               help="DRAM device preset (see --list) or TOML file.")
+@retired_option("--device", "--dram", "--device is the torch device in every command")
 @vendor_option
 @ber_quantile_option
 @click.option("--vdd", "vdd_v", type=float, default=None, metavar="VOLTS",
@@ -271,7 +286,7 @@ def dram(device: str | None, vendor: str, ber_quantile: str, vdd_v: float | None
         echo_json(rows) if as_json else click.echo(dram_devices_text(rows))
         return
     if device is None:
-        raise click.UsageError("give --device DEVICE (or --list)")
+        raise click.UsageError("give --dram DEVICE (or --list)")
     point = dram_report(device, vendor, vdd_v, trcd_ns, ber_quantile)
     echo_json(point) if as_json else click.echo(dram_text(point))
 

@@ -203,7 +203,7 @@ def test_console_entry_point_exit_code_and_stderr():
 
 
 def test_dram_point_json_contract():
-    result = run("dram", "--device", "ddr3l-1600", "--vendor", "B", "--vdd", "1.075",
+    result = run("dram", "--dram", "ddr3l-1600", "--vendor", "B", "--vdd", "1.075",
                  "--trcd", "13.75", "--ber-quantile", "mean", "--json")
     assert result.exit_code == 0, result.output
     point = json.loads(result.output)
@@ -213,21 +213,21 @@ def test_dram_point_json_contract():
     assert point["ber_quantile"] == "mean" and point["ber_vdd_dimms"] == 11
     assert point["ber_vdd"] == pytest.approx(3.68e-7, rel=2e-3)
     assert point["ber_trcd"] == 0 and point["row_miss_ns"] == pytest.approx(32.5)
-    text = run("dram", "--device", "lpddr4-3200").output
+    text = run("dram", "--dram", "lpddr4-3200").output
     assert "BER combined   0.000e+00" in text and "energy scale" in text
 
 
 def test_dram_shows_both_bers_with_the_quantile_and_its_dimms():
-    point = json.loads(run("dram", "--device", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14",
+    point = json.loads(run("dram", "--dram", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14",
                            "--json").output)
     assert point["ber_quantile"] == "max"  # the default: the worst measured DIMM
     assert point["ber_vdd"] > 0 and point["ber_trcd"] == pytest.approx(2.819574e-3)
     assert (point["ber_vdd_dimms"], point["ber_trcd_dimms"]) == (7, 28)
-    median = json.loads(run("dram", "--device", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14",
+    median = json.loads(run("dram", "--dram", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14",
                             "--ber-quantile", "median", "--json").output)
     assert median["ber_quantile"] == "median" and median["ber_trcd"] == 0
     assert median["ber_vdd"] < point["ber_vdd"]
-    text = run("dram", "--device", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14").output
+    text = run("dram", "--dram", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14").output
     assert "max over 7 DIMMs" in text and "max over 28 DIMMs" in text
     assert "BER from tRCD  2.820e-03  (DIVA-DRAM DDR3 at 10.62 ns" in text
 
@@ -281,19 +281,19 @@ def test_cost_no_overlap_is_slower():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["dram", "--device", "hbm2"], "unknown DRAM device 'hbm2'"),
-    (["dram", "--device", "ddr4-2400", "--vendor", "Z"], "unknown vendor 'Z'"),
-    (["dram", "--device", "ddr4-2400", "--vdd", "0.7"], "VDD 0.7 V outside"),
-    (["dram", "--device", "ddr4-2400", "--trcd", "3"],
+    (["dram", "--dram", "hbm2"], "unknown DRAM device 'hbm2'"),
+    (["dram", "--dram", "ddr4-2400", "--vendor", "Z"], "unknown vendor 'Z'"),
+    (["dram", "--dram", "ddr4-2400", "--vdd", "0.7"], "VDD 0.7 V outside"),
+    (["dram", "--dram", "ddr4-2400", "--trcd", "3"],
      "tRCD 3 ns is below the lowest characterised tRCD 4.847 ns"),
-    (["dram", "--device", "ddr4-2400", "--trcd", "5"], "tRCD 5 ns outside"),
-    (["dram", "--device", "lpddr4-3200", "--trcd", "6.5"],
+    (["dram", "--dram", "ddr4-2400", "--trcd", "5"], "tRCD 5 ns outside"),
+    (["dram", "--dram", "lpddr4-3200", "--trcd", "6.5"],
      "lpddr4-3200: tRCD 6.5 ns is below the lowest characterised tRCD 6.591 ns"),
-    (["dram", "--device", "lpddr4-3200", "--ber-quantile", "p95"],
+    (["dram", "--dram", "lpddr4-3200", "--ber-quantile", "p95"],
      "Invalid value for '--ber-quantile': 'p95' is not one of 'mean', 'median', 'p90', 'max'"),
     (["cost", "--network", "resnet8", "--mapping", "all-analog", "--ber-quantile", "worst"],
      "Invalid value for '--ber-quantile'"),
-    (["dram"], "give --device"),
+    (["dram"], "give --dram"),
     (["cost", "--network", "resnet8", "--mapping", "all-analog", "--dram", "none", "--vdd",
       "1.0"], "need a DRAM device"),
     (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partitions", "@over"],
