@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
@@ -18,6 +19,7 @@ from dse.accuracy.defaults import ProbeDefaults
 from dse.config import SearchConfig
 from hw_models.dimm_stats import BER_QUANTILES
 from hw_models.errors import ConfigError
+from hw_models.partitions import LAYOUTS
 
 if TYPE_CHECKING:
     from dse.commands.progress import ProgressDisplay
@@ -126,6 +128,45 @@ def retired_option(old: str, new: str, why: str) -> Decorator:
                         expose_value=False, callback=refuse, help=f"Retired: use {new}.")
 
 
+class PartitionCount(click.ParamType):
+    """``whole-device`` (1) or a positive partition count: ``dse search --partitions``."""
+
+    name = "partitions"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        if str(value) == "whole-device":
+            return 1
+        try:
+            count = int(str(value))
+        except ValueError:
+            count = 0
+        if count >= 1:
+            return count
+        if str(value) in LAYOUTS or Path(str(value)).is_file():
+            self.fail(f"'{value}' is a fixed layout or a partition file, which dse cost and "
+                      "dse probe take as --partition-layout; dse search --partitions is a "
+                      "count (whole-device or N)", param, ctx)
+        self.fail(f"'{value}' is neither whole-device nor a positive partition count",
+                  param, ctx)
+
+
+class PartitionLayout(click.ParamType):
+    """A fixed layout name (``hw_models.partitions.LAYOUTS``) or a partition JSON file:
+    ``dse cost/probe --partition-layout`` (checked further where the device is known)."""
+
+    name = "layout"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        text = str(value)
+        if text.isdigit() and not Path(text).is_file():
+            self.fail(f"'{text}' is a partition count, which dse search takes as "
+                      f"--partitions; --partition-layout is a layout ({', '.join(LAYOUTS)}) "
+                      "or a partition JSON file", param, ctx)
+        return text
+
+
 # ---- option bundles -------------------------------------------------------------------
 
 json_option = click.option("--json", "as_json", is_flag=True,
@@ -160,12 +201,14 @@ operating_point_options = bundle(
     click.option("--trcd", "trcd_ns", type=float, default=None, metavar="NS",
                  help="tRCD of the whole device, or of the approximate half "
                       "[default: nominal]."),
-    click.option("--partitions", default="whole-device", show_default=True,
-                 metavar="LAYOUT|FILE",
-                 help="whole-device (one point for the whole DRAM: what a BIOS sets); "
-                      "all-approximate, weights-approximate, activations-approximate, "
-                      "all-nominal (two halves, nominal and --vdd/--trcd); or a partition "
-                      "JSON file."))
+    click.option("--partition-layout", type=PartitionLayout(), default="whole-device",
+                 show_default=True, metavar="LAYOUT|FILE",
+                 help="Which DRAM partition holds each tensor: whole-device (one point for "
+                      "the whole DRAM: what a BIOS sets); all-approximate, "
+                      "weights-approximate, activations-approximate, all-nominal (two "
+                      "halves, nominal and --vdd/--trcd); or a partition JSON file."),
+    retired_option("--partitions", "--partition-layout",
+                   "--partitions is the partition count of dse search"))
 trainable_network_options = bundle(
     click.option("--network", default=SearchConfig.network, show_default=True,
                  help="Zoo name or package.module:function."),
@@ -348,26 +391,6 @@ def probe(as_json: bool, threads: int | None, **options: Any) -> None:
 
 
 # ---- search ---------------------------------------------------------------------------
-
-class PartitionCount(click.ParamType):
-    """``whole-device`` (1) or a positive partition count."""
-
-    name = "partitions"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        if isinstance(value, int):
-            return value
-        if str(value) == "whole-device":
-            return 1
-        try:
-            count = int(str(value))
-        except ValueError:
-            count = 0
-        if count < 1:
-            self.fail(f"'{value}' is neither whole-device nor a positive partition count",
-                      param, ctx)
-        return count
-
 
 search_options = bundle(
     trainable_network_options,

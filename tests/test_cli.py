@@ -296,12 +296,12 @@ def test_cost_no_overlap_is_slower():
     (["dram"], "give --dram"),
     (["cost", "--network", "resnet8", "--mapping", "all-analog", "--dram", "none", "--vdd",
       "1.0"], "need a DRAM device"),
-    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partitions", "@over"],
-     "whole number of banks"),
-    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partitions", "@unknown"],
-     "unknown tensor 'weights/conv9'"),
-    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partitions", "halves"],
-     "neither a layout"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partition-layout",
+      "@over"], "whole number of banks"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partition-layout",
+      "@unknown"], "unknown tensor 'weights/conv9'"),
+    (["cost", "--network", "resnet8", "--mapping", "all-analog", "--partition-layout",
+      "halves"], "neither a layout"),
 ])
 def test_bad_dram_input_is_one_line_exit_2(tmp_path, args, message):
     documents = {

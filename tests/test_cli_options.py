@@ -1,13 +1,18 @@
 """One meaning per option: the DRAM device is --dram and the torch device --device in every
-command. A retired spelling stops with one line naming the new one, exit 2."""
+command; a partition count (search) and a fixed layout or file (cost, probe) are two
+options. A retired spelling stops with one line naming the new one, exit 2."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from cli import cli
+from dse.config import SearchConfig
+
+COST = ("cost", "--network", "resnet8", "--mapping", "all-analog")
 
 
 def run(*args: str) -> Result:
@@ -24,15 +29,70 @@ def assert_one_error(result: Result, *words: str) -> None:
         assert word in lines[0], lines[0]
 
 
+@pytest.fixture
+def layout_file(tmp_path: Path) -> str:
+    """Two partitions of half of LPDDR4-3200 each, the second undervolted."""
+    path = tmp_path / "layout.json"
+    path.write_text(json.dumps({
+        "partitions": [{"name": "safe", "capacity_bytes": 402653184},
+                       {"name": "fast", "capacity_bytes": 402653184, "vdd_v": 0.95}],
+        "default": "fast"}))
+    return str(path)
+
+
 def test_dram_takes_the_device_as_dram():
     point = json.loads(run("dram", "--dram", "lpddr4-3200", "--vdd", "1.0", "--json").stdout)
     assert point["device"] == "lpddr4-3200" and point["vdd_v"] == 1.0
+
+
+def test_cost_takes_a_fixed_layout_or_a_file(layout_file):
+    report = json.loads(run(*COST, "--partition-layout", "all-approximate", "--vdd", "1.0",
+                            "--json").stdout)
+    assert report["dram"]["layout"] == "all-approximate"
+    assert len(report["dram"]["partitions"]) == 2
+    from_file = json.loads(run(*COST, "--partition-layout", layout_file, "--json").stdout)
+    assert from_file["dram"]["layout"] == layout_file
+    default = json.loads(run(*COST, "--json").stdout)
+    assert default["dram"]["layout"] == "whole-device"
+
+
+def test_search_takes_a_partition_count(tmp_path):
+    result = run("search", "--objectives", "latency,energy", "--trials", "2", "--partitions",
+                 "2", "--engine", "optuna", "--sampler", "random", "--vendor", "A",
+                 "--results-dir", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
+    (stored,) = tmp_path.glob("*/config.json")
+    record = json.loads(stored.read_text())
+    assert record["identity"]["partitions"] == 2 and record["identity"]["vendor"] == "A"
+    assert (record["config"]["engine"], record["config"]["sampler"]) == ("optuna", "random")
+
+
+def test_default_search_options_are_the_default_config():
+    """What the study identity is made of does not depend on the CLI's spellings."""
+    options = dict(cli.commands["search"].make_context("search", []).params)
+    assert options.pop("as_json") is False
+    assert SearchConfig(**options) == SearchConfig()
 
 
 @pytest.mark.parametrize("args, new", [
     (["dram", "--device", "lpddr4-3200"], "dse dram --device is now --dram"),
     (["dram", "--device"], "dse dram --device is now --dram"),
     (["dram", "--list", "--device", "lpddr4-3200"], "dse dram --device is now --dram"),
+    ([*COST, "--partitions", "all-approximate"], "dse cost --partitions is now "
+                                                 "--partition-layout"),
+    ([*COST, "--partitions", "whole-device"], "dse cost --partitions is now "
+                                              "--partition-layout"),
+    (["probe", "--partitions", "weights-approximate"], "dse probe --partitions is now "
+                                                       "--partition-layout"),
+    ([*COST, "--partition-layout", "4"], "which dse search takes as --partitions"),
+    (["probe", "--partition-layout", "2"], "which dse search takes as --partitions"),
+    (["search", "--partitions", "all-approximate"], "dse cost and dse probe take as "
+                                                    "--partition-layout"),
 ])
 def test_retired_spelling_names_the_new_one(args, new):
     assert_one_error(run(*args), new)
+
+
+def test_a_layout_file_given_as_a_count_names_the_layout_option(layout_file):
+    assert_one_error(run("search", "--partitions", layout_file), "--partition-layout")
+    assert_one_error(run(*COST, "--partitions", layout_file), "--partition-layout")

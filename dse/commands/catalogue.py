@@ -45,7 +45,7 @@ class CostRequest:
         ber_quantile: which DIMM of the vendor's population the curves describe (mean,
             median, p90, max).
         vdd_v, trcd_ns: the approximate partition's operating point (None: nominal).
-        partitions: a layout name (``partitions.LAYOUTS``) or a partition JSON file.
+        partition_layout: a layout name (``partitions.LAYOUTS``) or a partition JSON file.
         overlap: double-buffer DRAM transfers with compute (else add them).
     """
 
@@ -58,7 +58,7 @@ class CostRequest:
     ber_quantile: str = DEFAULT_BER_QUANTILE
     vdd_v: float | None = None
     trcd_ns: float | None = None
-    partitions: str = WHOLE_DEVICE
+    partition_layout: str = WHOLE_DEVICE
     overlap: bool = True
 
 
@@ -108,16 +108,17 @@ def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetti
     device = load_dram(name)
     vendor_curve(request.vendor, request.ber_quantile)
     trcd_curve(request.vendor, request.ber_quantile)
-    if request.partitions in LAYOUTS:
-        placement = named_placement(request.partitions, table, device, request.vendor,
+    layout = request.partition_layout
+    if layout in LAYOUTS:
+        placement = named_placement(layout, table, device, request.vendor,
                                     vdd_v=request.vdd_v, trcd_ns=request.trcd_ns)
-    elif Path(request.partitions).is_file():
+    elif Path(layout).is_file():
         if request.vdd_v is not None or request.trcd_ns is not None:
             raise ConfigError("with a partitions file, give vdd_v / trcd_ns in the file, "
                               "not --vdd / --trcd")
-        placement = placement_from_file(Path(request.partitions), table, device, request.vendor)
+        placement = placement_from_file(Path(layout), table, device, request.vendor)
     else:
-        raise ConfigError(f"partitions '{request.partitions}' is neither a layout "
+        raise ConfigError(f"--partition-layout '{layout}' is neither a layout "
                           f"({', '.join(LAYOUTS)}) nor an existing JSON file")
     return DramSetting(device=device, vendor=request.vendor, placement=placement,
                        ber_quantile=request.ber_quantile)

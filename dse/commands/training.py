@@ -96,7 +96,7 @@ def baseline_record(baseline: ProbeResult, result: ProbeResult) -> dict[str, flo
 
 def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: str | None,
                   vendor: str, ber_quantile: str, vdd_v: float | None, trcd_ns: float | None,
-                  partitions: str,
+                  partition_layout: str,
                   error_model: int, steps: int, finetune_seeds: int, error_seeds: int,
                   seeds: int | None = None, interval_level: float = LEVEL,
                   **data: Any) -> ProbeRequest:
@@ -111,7 +111,7 @@ def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: st
         data=DataRequest(network=network, dataset=dataset, **data),
         cost=CostRequest(network=network, dataset=dataset, mapping=mapping, hw=hw, dram=dram,
                          vendor=vendor, ber_quantile=ber_quantile, vdd_v=vdd_v,
-                         trcd_ns=trcd_ns, partitions=partitions),
+                         trcd_ns=trcd_ns, partition_layout=partition_layout),
         config=ProbeConfig(steps=steps, finetune_seeds=finetune_seeds,
                            error_seeds=error_seeds, error_model=error_model,
                            interval_level=interval_level))

@@ -24,7 +24,7 @@ tensors in DRAM; ``hw_models.traffic``):
 
 Each split's result is one trial (``engine = eden``) with its tolerances; the study keeps
 every split's tolerances (``dse tolerance``, ``tolerance.json``) and ``dse pareto`` writes
-each result as a partitions file that ``dse cost/probe --partitions`` accept.
+each result as a partitions file that ``dse cost/probe --partition-layout`` accept.
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def test_odimo_then_eden_then_optuna_fill_one_study(tmp_path):
     eden_trial = int(frame.loc[frame["engine"] == "eden", "trial"].iloc[0])
     partitions = folder / f"eden_partitions_trial{eden_trial}.json"
     cost = json.loads(run("cost", "--network", "resnet8", "--dataset", "digits", "--hw",
-                          str(streaming), "--mapping", "all-digital", "--partitions",
+                          str(streaming), "--mapping", "all-digital", "--partition-layout",
                           str(partitions), "--json").stdout)
     energy = frame.loc[frame["trial"] == eden_trial, "energy_j"].iloc[0]
     assert cost["total"]["energy_j"] == pytest.approx(energy, rel=1e-12)
