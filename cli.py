@@ -9,7 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import click
 from click.core import ParameterSource
@@ -116,6 +116,39 @@ def announce_confirmation(display: ProgressDisplay, *, in_search: bool
 
 # ---- option types ---------------------------------------------------------------------
 
+class RegistryChoice(click.Choice):
+    """A choice among the names one of the project's registries holds, read when first
+    needed: the registries of engines and samplers import Optuna, which ``dse --help`` and
+    the catalogue commands do without."""
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self.names = names
+        super().__init__((), case_sensitive=True)
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return tuple(self.names())
+
+    @choices.setter
+    def choices(self, value: Iterable[str]) -> None:
+        """Ignored (click's constructor sets it): the registry holds the choices."""
+
+
+def engine_choices() -> tuple[str, ...]:
+    from dse.engines import engine_names
+    return engine_names()
+
+
+def sampler_choices() -> tuple[str, ...]:
+    from dse.engines.optuna.samplers import SAMPLERS
+    return tuple(SAMPLERS)
+
+
+def vendor_choices() -> tuple[str, ...]:
+    from hw_models.dram import list_vendors
+    return tuple(list_vendors())
+
+
 def retired_option(old: str, new: str, why: str) -> Decorator:
     """A retired spelling, hidden from --help: given (with or without a value), it stops
     the command with one line naming the new spelling, exit 2, before anything runs."""
@@ -177,7 +210,8 @@ dataset_option = click.option(
          "e.g. cifar10 for resnet8; no data is read. search, train and probe default to the "
          "bundled digits instead, which they read].")
 vendor_option = click.option(
-    "--vendor", default=SearchConfig.vendor, show_default=True, metavar="A|B|C",
+    "--vendor", type=RegistryChoice(vendor_choices), default=SearchConfig.vendor,
+    show_default=True,
     help="Vendor whose measured BER curves apply: BER(VDD) from the Voltron DDR3L data, "
          "BER(tRCD) from the DIVA-DRAM DDR3 data (the papers' anonymised letters).")
 ber_quantile_option = click.option(
@@ -427,7 +461,8 @@ search_options = bundle(
                  help="Energy budget in joules (candidates over it are not probed)."),
     click.option("--trials", type=int, default=SearchConfig.trials, show_default=True,
                  help="Complete trials the study should hold (a rerun resumes up to this)."),
-    click.option("--engine", default=SearchConfig.engine, show_default=True,
+    click.option("--engine", type=RegistryChoice(engine_choices), default=SearchConfig.engine,
+                 show_default=True,
                  help="Search engine: optuna (a sampler over the whole space), odimo "
                       "(ODiMO's differentiable channel-split search, one trial per "
                       "--lambdas value, DRAM at nominal) or eden (EDEN's tolerance "
@@ -449,8 +484,9 @@ search_options = bundle(
     click.option("--odimo-target", type=click.Choice(["latency", "energy"]),
                  default=SearchConfig.odimo_target, show_default=True,
                  help="odimo: the cost its loss weighs."),
-    click.option("--sampler", default=SearchConfig.sampler, show_default=True,
-                 help="Optuna sampler: tpe, nsga2, nsga3, gp, random or qmc."),
+    click.option("--sampler", type=RegistryChoice(sampler_choices),
+                 default=SearchConfig.sampler, show_default=True,
+                 help="optuna: the Optuna sampler (gp needs scipy: pip install 'dse[gp]')."),
     click.option("--seed", type=int, default=SearchConfig.seed, show_default=True,
                  help="Seed of the sampler and the probe (worker k samples from "
                       "seed + 1000003 k)."),

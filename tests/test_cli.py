@@ -282,7 +282,8 @@ def test_cost_no_overlap_is_slower():
 
 @pytest.mark.parametrize("args, message", [
     (["dram", "--dram", "hbm2"], "unknown DRAM device 'hbm2'"),
-    (["dram", "--dram", "ddr4-2400", "--vendor", "Z"], "unknown vendor 'Z'"),
+    (["dram", "--dram", "ddr4-2400", "--vendor", "Z"],
+     "Invalid value for '--vendor': 'Z' is not one of 'A', 'B', 'C'"),
     (["dram", "--dram", "ddr4-2400", "--vdd", "0.7"], "VDD 0.7 V outside"),
     (["dram", "--dram", "ddr4-2400", "--trcd", "3"],
      "tRCD 3 ns is below the lowest characterised tRCD 4.847 ns"),

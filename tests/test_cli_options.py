@@ -1,9 +1,12 @@
 """One meaning per option: the DRAM device is --dram and the torch device --device in every
 command; a partition count (search) and a fixed layout or file (cost, probe) are two
-options. A retired spelling stops with one line naming the new one, exit 2."""
+options; engines, samplers and vendors are choices from their registries. A retired
+spelling stops with one line naming the new one, exit 2."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,11 @@ from click.testing import CliRunner, Result
 
 from cli import cli
 from dse.config import SearchConfig
+from dse.engines import engine_names
+from dse.engines.optuna.samplers import SAMPLERS
+from hw_models.dram import list_vendors
 
+ROOT = Path(__file__).resolve().parents[1]
 COST = ("cost", "--network", "resnet8", "--mapping", "all-analog")
 
 
@@ -96,3 +103,46 @@ def test_retired_spelling_names_the_new_one(args, new):
 def test_a_layout_file_given_as_a_count_names_the_layout_option(layout_file):
     assert_one_error(run("search", "--partitions", layout_file), "--partition-layout")
     assert_one_error(run(*COST, "--partitions", layout_file), "--partition-layout")
+
+
+@pytest.mark.parametrize("command, option, names", [
+    ("search", "--engine", engine_names()),
+    ("search", "--sampler", tuple(SAMPLERS)),
+    *((command, "--vendor", tuple(list_vendors()))
+      for command in ("search", "cost", "probe", "dram")),
+])
+def test_help_lists_the_choices(command, option, names):
+    assert f"{option} [{'|'.join(names)}]" in run(command, "--help").stdout
+
+
+@pytest.mark.parametrize("option, names", [("engine", engine_names()),
+                                           ("sampler", tuple(SAMPLERS))])
+def test_every_registered_name_is_accepted(option, names):
+    """odimo+eden included: the choice holds the registry's names as they are."""
+    (param,) = (p for p in cli.commands["search"].params if p.name == option)
+    assert [param.type.convert(name, param, None) for name in names] == list(names)
+
+
+@pytest.mark.parametrize("args, option", [
+    (["search", "--engine", "annealing"], "--engine"),
+    (["search", "--engine", "Optuna"], "--engine"),
+    (["search", "--sampler", "cmaes"], "--sampler"),
+    (["search", "--vendor", "D"], "--vendor"),
+    ([*COST, "--vendor", "b"], "--vendor"),
+    (["probe", "--vendor", "Z"], "--vendor"),
+    (["dram", "--dram", "lpddr4-3200", "--vendor", "Z"], "--vendor"),
+])
+def test_a_bad_choice_is_one_line_exit_2(args, option):
+    assert_one_error(run(*args), f"Invalid value for '{option}'", "is not one of")
+
+
+def test_catalogue_commands_do_not_import_the_engines():
+    """The registries of engines and samplers are read when a command needs them."""
+    code = ("import json, sys; from click.testing import CliRunner; from cli import cli; "
+            "codes = [CliRunner().invoke(cli, args).exit_code for args in "
+            "(['--help'], ['dram', '--list'], ['cost', '--help'], "
+            "['cost', '--network', 'resnet8', '--mapping', 'all-digital'])]; "
+            "print(json.dumps([codes, 'optuna' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    assert json.loads(done.stdout) == [[0, 0, 0, 0], False], done.stdout
