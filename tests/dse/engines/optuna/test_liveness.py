@@ -31,8 +31,8 @@ def test_a_journal_fails_only_trials_of_dead_local_workers(tmp_path):
 
 
 def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
-    from dse.engines.optuna.liveness import OrphanCheck
-    from dse.engines.optuna.runner import HEARTBEAT_ATTR, TrialRunner
+    from dse.engines.optuna.liveness import HEARTBEAT_ATTR, OrphanCheck
+    from dse.engines.optuna.runner import TrialRunner
     from dse.signals import SignalGuard
     url = f"journal:{tmp_path / 'study.log'}"
     study = optuna.create_study(storage=open_storage(url))
@@ -71,8 +71,7 @@ def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
 
 
 def test_a_queued_trial_that_keeps_killing_its_worker_is_given_up(tmp_path):
-    from dse.engines.optuna.liveness import OrphanCheck
-    from dse.engines.optuna.runner import MAX_REQUEUES
+    from dse.engines.optuna.liveness import MAX_REQUEUES, OrphanCheck
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=open_storage(url))
     study.enqueue_trial({"x": 1}, user_attrs={"baseline": "all-digital"})
