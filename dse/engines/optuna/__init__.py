@@ -1,7 +1,7 @@
 """The Optuna engine: a sampler proposes, one trial at a time, on any Optuna storage.
 
-This package is the only place that touches Optuna's internals (the storage behind a study,
-trial ids, queued parameters, the RDB models).
+With ``dse.storage``, this package is the only place that touches Optuna's internals (the
+storage behind a study, trial ids, queued parameters, the RDB models).
 """
 from dse.engines.optuna.engine import OptunaEngine
 

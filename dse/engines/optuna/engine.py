@@ -10,13 +10,13 @@ import optuna
 
 from dse.config import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
 from dse.engines import EngineJob, Progress
-from dse.engines.optuna.liveness import OrphanCheck
 from dse.engines.optuna.objective import make_objective
 from dse.engines.optuna.runner import TrialRunner, fail_stale
 from dse.engines.optuna.samplers import make_sampler
-from dse.engines.optuna.storage import journal_path
 from dse.results.ledger import metrics_of
 from dse.results.tables import front_trials
+from dse.storage.liveness import OrphanCheck
+from dse.storage.storage import journal_path
 
 POLL_S = 1.0                 # how often a worker waiting for others looks again
 PROGRESS_INTERVAL_S = 0.5    # the progress line is redrawn at most this often

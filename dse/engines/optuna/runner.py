@@ -22,9 +22,9 @@ import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-from dse.engines.optuna.liveness import HEARTBEAT_ATTR, requeue
 from dse.results.ledger import FAIL_REASON_ATTR
 from dse.signals import SignalGuard
+from dse.storage.liveness import HEARTBEAT_ATTR, requeue
 
 Objective = Callable[[optuna.trial.Trial], Sequence[float]]
 Callback = Callable[[optuna.Study, FrozenTrial], None]

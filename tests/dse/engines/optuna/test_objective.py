@@ -7,7 +7,7 @@ import signal
 import optuna
 import pytest
 
-from dse.engines.optuna.storage import open_storage
+from dse.storage.storage import open_storage
 
 
 class _SignallingSampler(optuna.samplers.RandomSampler):

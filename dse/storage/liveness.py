@@ -9,9 +9,9 @@ from typing import Any
 import optuna
 
 from dse.config import GRACE_PERIOD_S
-from dse.engines.optuna.storage import journal_path, sqlite_path
 from dse.host import dead_here
 from dse.results.ledger import REQUEUED_ATTR, labels_to_keep
+from dse.storage.storage import journal_path, sqlite_path
 
 HEARTBEAT_ATTR = "dse:heartbeat"  # trial system attribute: Unix time of the last beat
 
