@@ -21,7 +21,7 @@ from cli import cli
 from dse.accuracy import AccuracyModel
 from dse.commands.search import run_search
 from dse.engines import Budget, EngineJob
-from dse.engines.optuna import OptunaEngine
+from dse.engines.optuna_engine import OptunaEngine
 from dse.engines.testing import StubEstimator, toy_problem
 from dse.host import worker_identity
 from dse.results.ledger import Ledger, open_ledger

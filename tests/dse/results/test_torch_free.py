@@ -27,7 +27,7 @@ print("torch loaded" if "torch" in sys.modules else "no torch")
 
 def test_importing_the_results_package_loads_no_torch():
     code = ("import sys; import dse.results, dse.results.outputs, dse.results.plots, "
-            "dse.engines.optuna, dse.commands.inspect, dse.evaluate, dse.problem; "
+            "dse.engines.optuna_engine, dse.commands.inspect, dse.evaluate, dse.problem; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout

@@ -3,6 +3,6 @@
 With ``dse.storage``, this package is the only place that touches Optuna's internals (the
 storage behind a study, trial ids, queued parameters, the RDB models).
 """
-from dse.engines.optuna.engine import OptunaEngine
+from dse.engines.optuna_engine.engine import OptunaEngine
 
 __all__ = ["OptunaEngine"]
