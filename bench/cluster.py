@@ -78,7 +78,7 @@ def node_rows(trials: int, checkpoint: Path, scratch: Path) -> list[tuple[str, l
 
 def study_times(url: str) -> tuple[float, float, int]:
     """Span from the first trial's start to the last one's end, mean cost time, count."""
-    from dse.engines.optuna.storage import open_storage
+    from dse.storage.storage import open_storage
     study = optuna.load_study(study_name="bench", storage=open_storage(url))
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     span = (max(t.datetime_complete for t in done)

@@ -20,7 +20,6 @@ import numpy as np
 import optuna
 
 from dse.accuracy import AccuracyModel
-from dse.engines.optuna.storage import open_storage
 from dse.engines.testing import StubEstimator, toy_problem
 from dse.evaluate import evaluate, objective_values
 from dse.results.files import write_json
@@ -29,6 +28,7 @@ from dse.results.outputs import layer_channels
 from dse.results.plots import write_plots
 from dse.results.tables import trials_frame, write_tables
 from dse.space import encode, param_distributions, suggest_candidate
+from dse.storage.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 

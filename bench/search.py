@@ -24,7 +24,7 @@ from dse.accuracy.probe import ProbeEstimator
 from dse.commands.search import prepare
 from dse.config import SearchConfig
 from dse.engines import Budget, EngineJob
-from dse.engines.optuna import OptunaEngine
+from dse.engines.optuna_engine import OptunaEngine
 from dse.pareto import hypervolume, pareto_mask, to_losses
 from dse.results.ledger import Ledger, open_ledger
 from dse.results.tables import trials_frame

@@ -202,11 +202,11 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
     ``announce`` hears the ``confirmation_plan`` before the first point."""
     from dse.accuracy.defaults import ConfirmDefaults, check_probe_counts
     from dse.commands.inspect import locate
-    from dse.engines.optuna.storage import shown_url
     from dse.results.details import problem_of
     from dse.results.location import study_target
     from dse.results.outputs import write_outputs
     from dse.signals import SignalGuard
+    from dse.storage.storage import shown_url
 
     if confirm_steps is not None and confirm_steps < 1:
         raise ConfigError(f"--confirm-steps must be >= 1 (got {confirm_steps})")
@@ -254,7 +254,7 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
 
 
 def _open(url: str, name: str) -> optuna.Study:
-    from dse.engines.optuna.storage import open_storage, shown_url
+    from dse.storage.storage import open_storage, shown_url
     try:
         return optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:

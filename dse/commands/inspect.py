@@ -10,15 +10,6 @@ from typing import Any
 import optuna
 
 from dse.config import check_storage
-from dse.engines.optuna.journal import repair_journal
-from dse.engines.optuna.reader import snapshot
-from dse.engines.optuna.storage import (
-    MASK,
-    journal_path,
-    open_storage,
-    shown_url,
-    sqlite_path,
-)
 from dse.metrics import TEST_ACCURACY, plotted_metric
 from dse.results.confirmation import confirmed_results, current_settings
 from dse.results.details import problem_of, trial_details
@@ -34,6 +25,15 @@ from dse.results.ledger import (
 from dse.results.location import only_study, resolve, study_target
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
+from dse.storage.journal import repair_journal
+from dse.storage.reader import snapshot
+from dse.storage.storage import (
+    MASK,
+    journal_path,
+    open_storage,
+    shown_url,
+    sqlite_path,
+)
 from hw_models import ConfigError
 
 

@@ -23,17 +23,6 @@ from dse.config import (
     worker_seed,
 )
 from dse.engines import Budget, Engine, EngineJob, Progress, Stage, make_engine
-from dse.engines.optuna.journal import TornJournal
-from dse.engines.optuna.storage import (
-    StorageConnectionLost,
-    check_storage_file,
-    default_storage_url,
-    journal_path,
-    open_storage,
-    shown_url,
-    single_writer,
-    sqlite_path,
-)
 from dse.evaluate import cost_metrics
 from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
@@ -48,6 +37,17 @@ from dse.results.location import check_folder_is_ours, storage_record, study_tar
 from dse.results.outputs import write_outputs
 from dse.results.provenance import append_run, resolved_config
 from dse.signals import SignalGuard, Terminated
+from dse.storage.journal import TornJournal
+from dse.storage.storage import (
+    StorageConnectionLost,
+    check_storage_file,
+    default_storage_url,
+    journal_path,
+    open_storage,
+    shown_url,
+    single_writer,
+    sqlite_path,
+)
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import ConfigError, load_soc
 from hw_models.dram import dram_preset_path

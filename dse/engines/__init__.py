@@ -85,7 +85,7 @@ def make_engine(name: str, **settings: Any) -> Engine:
 
 
 def _optuna(**settings: Any) -> Engine:
-    from dse.engines.optuna import OptunaEngine
+    from dse.engines.optuna_engine import OptunaEngine
     return OptunaEngine(**settings)
 
 

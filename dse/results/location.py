@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from dse.engines.optuna.storage import journal_path, shown_url, sqlite_path
+from dse.storage.storage import journal_path, shown_url, sqlite_path
 from hw_models.errors import ConfigError
 
 IN_FOLDER_KEY = "storage_in_folder"

@@ -12,11 +12,11 @@ from helpers import tiny_checkpoint
 
 import dse
 from cli import cli
-from dse.engines.optuna.storage import open_storage
 from dse.evaluate import evaluate
 from dse.problem import build_problem
 from dse.results.ledger import CONFIG_ATTR
 from dse.space import nominal_candidate
+from dse.storage.storage import open_storage
 from hw_models import ConfigError
 from hw_models.soc import PRESET_DIR
 

@@ -41,7 +41,7 @@ def finish(process: subprocess.Popen, timeout: float = 300) -> str:
 
 
 def load(storage: str) -> optuna.Study:
-    from dse.engines.optuna.storage import open_storage
+    from dse.storage.storage import open_storage
     return optuna.load_study(study_name="shared", storage=open_storage(storage))
 
 

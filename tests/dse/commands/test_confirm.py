@@ -19,11 +19,11 @@ from cli import cli
 from dse.commands.confirm import confirm_points, confirmation_plan, points_to_confirm
 from dse.commands.search import run_search
 from dse.commands.text import confirmation_plan_text
-from dse.engines.optuna.storage import open_storage
 from dse.engines.testing import StubEstimator
 from dse.results.confirmation import CLAIM_PREFIX, RECORD_PREFIX, confirmed_results
 from dse.results.ledger import BASELINES
 from dse.signals import SignalGuard
+from dse.storage.storage import open_storage
 
 
 def unconfirmed_study(toy_table, tmp_path, trials=10):

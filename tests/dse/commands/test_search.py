@@ -11,12 +11,12 @@ import pytest
 from toy import toy_prepared
 
 from dse.commands.search import run_search
-from dse.engines.optuna.storage import open_storage
 from dse.evaluate import candidate_cost
 from dse.problem import Limits
 from dse.results.ledger import BASELINES, OPTUNA_CONSTRAINTS, constraints_of, objectives_of
 from dse.results.tables import front_trials
 from dse.space import decode
+from dse.storage.storage import open_storage
 from hw_models import ConfigError
 
 CONTRACT = ["trial", "accuracy", "latency_s", "energy_j", "dram_energy_j", "compute_energy_j",

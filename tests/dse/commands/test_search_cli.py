@@ -239,7 +239,7 @@ def test_storage_passwords_are_never_written_or_shown(tmp_path, toy_table):
     assert result.exit_code == 2 and "s3cret" not in result.stderr
     assert "cannot open storage postgresql://dse:***@127.0.0.1:1/none" in result.stderr
     from dse.commands.search import run_provenance
-    from dse.engines.optuna.storage import shown_url
+    from dse.storage.storage import shown_url
     prepared = toy_prepared(toy_table, tmp_path)
     prepared = dataclasses.replace(prepared, storage_url=url, config=dataclasses.replace(
         prepared.config, storage=url))

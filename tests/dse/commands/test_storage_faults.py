@@ -21,12 +21,12 @@ from cli import cli
 from dse.accuracy import AccuracyModel
 from dse.commands.search import run_search
 from dse.engines import Budget, EngineJob
-from dse.engines.optuna import OptunaEngine
-from dse.engines.optuna.storage import StorageConnectionLost, open_storage
+from dse.engines.optuna_engine import OptunaEngine
 from dse.engines.testing import StubEstimator, toy_problem
 from dse.host import worker_identity
 from dse.results.ledger import Ledger, open_ledger
 from dse.signals import SignalGuard
+from dse.storage.storage import StorageConnectionLost, open_storage
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parents[1]  # tests/dse: the estimators
@@ -111,7 +111,7 @@ def test_a_database_gone_for_good_stops_the_worker_with_one_line(postgres_url, t
     """Connections are refused after the third probe: the worker gives up with the masked
     URL; once the database answers again, the results are written from what it holds."""
     import dse.commands.search
-    monkeypatch.setattr("dse.engines.optuna.storage.BACKOFF_S", 0.01)
+    monkeypatch.setattr("dse.storage.storage.BACKOFF_S", 0.01)
     url = postgres_url.replace("postgres@", "postgres:secret@")  # trust: any password
     estimator, calls = StubEstimator(), [0]
 
@@ -280,7 +280,7 @@ def test_a_journal_written_after_its_torn_line_is_repaired_keeping_every_record(
 
 
 def test_a_journal_torn_while_a_worker_runs_is_not_written_after(tmp_path):
-    from dse.engines.optuna.journal import TornJournal
+    from dse.storage.journal import TornJournal
     path = tmp_path / "study.log"
     study = optuna.create_study(storage=open_storage(f"journal:{path}"))
     study.tell(study.ask(), 1.0)
@@ -294,7 +294,7 @@ def test_a_journal_torn_while_a_worker_runs_is_not_written_after(tmp_path):
 
 def test_a_search_whose_journal_is_torn_meanwhile_stops_with_its_results(tmp_path,
                                                                          toy_table):
-    from dse.engines.optuna.journal import TornJournal
+    from dse.storage.journal import TornJournal
     path, estimator, calls = tmp_path / "study.log", StubEstimator(), [0]
 
     def probe(candidate):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dse.engines import engine_names, make_engine
-from dse.engines.optuna import OptunaEngine
+from dse.engines.optuna_engine import OptunaEngine
 from dse.engines.testing import EngineContract
 from hw_models import ConfigError
 

@@ -17,7 +17,7 @@ import pytest
 from toy import toy_accuracy, toy_problem
 
 from dse.engines import Budget, EngineJob
-from dse.engines.optuna import OptunaEngine
+from dse.engines.optuna_engine import OptunaEngine
 from dse.evaluate import CONSTRAINT_NAMES, constraint_names, evaluate
 from dse.problem import Limits
 from dse.results.ledger import (

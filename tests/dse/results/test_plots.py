@@ -63,7 +63,7 @@ def test_outputs_and_plots_of_a_short_study(toy_table, tmp_path):
     run_search(prepared)
     import optuna
 
-    from dse.engines.optuna.storage import open_storage
+    from dse.storage.storage import open_storage
     study = optuna.load_study(study_name="toy", storage=open_storage(prepared.storage_url))
     assert layer_channels(study) == [("first", 16), ("dw", 16), ("mid", 32), ("big", 64),
                                      ("fc", 10)]

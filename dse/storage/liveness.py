@@ -1,4 +1,6 @@
-"""Worker liveness on storages without Optuna's heartbeats (SQLite, journal files)."""
+"""Worker liveness on storages without Optuna's heartbeats (SQLite, journal files): the
+heartbeat attribute a worker writes, the check that fails a gone worker's trials, and the
+requeue of a failed trial that came from the queue."""
 from __future__ import annotations
 
 import time
@@ -7,9 +9,11 @@ from typing import Any
 import optuna
 
 from dse.config import GRACE_PERIOD_S
-from dse.engines.optuna.runner import HEARTBEAT_ATTR, requeue
-from dse.engines.optuna.storage import journal_path, sqlite_path
 from dse.host import dead_here
+from dse.results.ledger import REQUEUED_ATTR, labels_to_keep
+from dse.storage.storage import journal_path, sqlite_path
+
+HEARTBEAT_ATTR = "dse:heartbeat"  # trial system attribute: Unix time of the last beat
 
 
 class OrphanCheck:
@@ -61,3 +65,22 @@ class OrphanCheck:
             self._seen[trial._trial_id] = (beat, now_s)
             return False
         return now_s - seen[1] > self.grace_period_s
+
+
+MAX_REQUEUES = 3  # a queued trial whose worker died is queued again this many times
+
+
+def requeue(study: optuna.Study, trial_id: int, *, worker_died: bool = False) -> None:
+    """Put a queued trial's parameters back in the queue (with its labels, e.g. baseline).
+    A trial whose worker died (it may be what killed it) goes back ``MAX_REQUEUES`` times
+    at most; one stopped by a signal always does."""
+    frozen = study._storage.get_trial(trial_id)
+    fixed = frozen.system_attrs.get("fixed_params")
+    if not fixed:
+        return  # sampled, not queued: the sampler proposes again
+    labels = labels_to_keep(frozen.user_attrs)
+    if worker_died:
+        labels[REQUEUED_ATTR] = labels.get(REQUEUED_ATTR, 0) + 1
+        if labels[REQUEUED_ATTR] > MAX_REQUEUES:
+            return
+    study.enqueue_trial(fixed, user_attrs=labels or None)

@@ -10,13 +10,13 @@ import optuna
 
 from dse.config import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
 from dse.engines import EngineJob, Progress
-from dse.engines.optuna.liveness import OrphanCheck
-from dse.engines.optuna.objective import make_objective
-from dse.engines.optuna.runner import TrialRunner, fail_stale
-from dse.engines.optuna.samplers import make_sampler
-from dse.engines.optuna.storage import journal_path
+from dse.engines.optuna_engine.objective import make_objective
+from dse.engines.optuna_engine.runner import TrialRunner, fail_stale
+from dse.engines.optuna_engine.samplers import make_sampler
 from dse.results.ledger import metrics_of
 from dse.results.tables import front_trials
+from dse.storage.liveness import OrphanCheck
+from dse.storage.storage import journal_path
 
 POLL_S = 1.0                 # how often a worker waiting for others looks again
 PROGRESS_INTERVAL_S = 0.5    # the progress line is redrawn at most this often
@@ -24,7 +24,7 @@ PROGRESS_INTERVAL_S = 0.5    # the progress line is redrawn at most this often
 
 @dataclass
 class OptunaEngine:
-    """Optuna's ask-and-tell with ``sampler`` (``dse.engines.optuna.samplers``).
+    """Optuna's ask-and-tell with ``sampler`` (``dse.engines.optuna_engine.samplers``).
 
     ``storage_url`` tells how dead workers are found (heartbeats on databases, dse's own on
     journal files, the file lock on SQLite); ``heartbeat_interval_s`` and

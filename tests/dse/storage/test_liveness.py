@@ -5,15 +5,15 @@ import time
 
 import optuna
 
-from dse.engines.optuna.storage import open_storage
+from dse.storage.storage import open_storage
 
 
 def test_a_journal_fails_only_trials_of_dead_local_workers(tmp_path):
     import subprocess
     import sys
 
-    from dse.engines.optuna.liveness import OrphanCheck
     from dse.host import worker_identity
+    from dse.storage.liveness import OrphanCheck
     url = f"journal:{tmp_path / 'study.log'}"
     study = optuna.create_study(storage=open_storage(url))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -31,9 +31,9 @@ def test_a_journal_fails_only_trials_of_dead_local_workers(tmp_path):
 
 
 def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
-    from dse.engines.optuna.liveness import OrphanCheck
-    from dse.engines.optuna.runner import HEARTBEAT_ATTR, TrialRunner
+    from dse.engines.optuna_engine.runner import TrialRunner
     from dse.signals import SignalGuard
+    from dse.storage.liveness import HEARTBEAT_ATTR, OrphanCheck
     url = f"journal:{tmp_path / 'study.log'}"
     study = optuna.create_study(storage=open_storage(url))
 
@@ -71,8 +71,7 @@ def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
 
 
 def test_a_queued_trial_that_keeps_killing_its_worker_is_given_up(tmp_path):
-    from dse.engines.optuna.liveness import OrphanCheck
-    from dse.engines.optuna.runner import MAX_REQUEUES
+    from dse.storage.liveness import MAX_REQUEUES, OrphanCheck
     url = f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.create_study(storage=open_storage(url))
     study.enqueue_trial({"x": 1}, user_attrs={"baseline": "all-digital"})

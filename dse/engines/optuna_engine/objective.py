@@ -11,7 +11,6 @@ from typing import Callable
 import optuna
 
 from dse.accuracy import AccuracyModel
-from dse.engines.optuna.storage import batched
 from dse.evaluate import evaluate, objective_values
 from dse.host import worker_identity
 from dse.problem import Problem
@@ -26,6 +25,7 @@ from dse.results.ledger import (
 )
 from dse.signals import SignalGuard
 from dse.space import suggest_candidate
+from dse.storage.storage import batched
 
 
 def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *,

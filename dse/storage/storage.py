@@ -546,7 +546,7 @@ def check_storage_file(path: Path, url: str) -> None:
 
 def _journal_storage(path: Path, url: str) -> optuna.storages.JournalStorage:
     """The journal storage of ``path``; a file that is not an Optuna journal is refused."""
-    from dse.engines.optuna.journal import open_journal
+    from dse.storage.journal import open_journal
     check_storage_file(path, url)
     try:  # the journal is read through here; Optuna raises many kinds for a damaged one
         return open_journal(path)

@@ -22,14 +22,12 @@ import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
-from dse.results.ledger import FAIL_REASON_ATTR, REQUEUED_ATTR, labels_to_keep
+from dse.results.ledger import FAIL_REASON_ATTR
 from dse.signals import SignalGuard
+from dse.storage.liveness import HEARTBEAT_ATTR, requeue
 
 Objective = Callable[[optuna.trial.Trial], Sequence[float]]
 Callback = Callable[[optuna.Study, FrozenTrial], None]
-
-
-HEARTBEAT_ATTR = "dse:heartbeat"  # trial system attribute: Unix time of the last beat
 
 
 class _Heartbeat:
@@ -185,22 +183,3 @@ def _warn(message: str) -> None:
 
 def _as_sequence(values: Any) -> Sequence[Any]:
     return values if isinstance(values, (list, tuple)) else [values]
-
-
-MAX_REQUEUES = 3  # a queued trial whose worker died is queued again this many times
-
-
-def requeue(study: optuna.Study, trial_id: int, *, worker_died: bool = False) -> None:
-    """Put a queued trial's parameters back in the queue (with its labels, e.g. baseline).
-    A trial whose worker died (it may be what killed it) goes back ``MAX_REQUEUES`` times
-    at most; one stopped by a signal always does."""
-    frozen = study._storage.get_trial(trial_id)
-    fixed = frozen.system_attrs.get("fixed_params")
-    if not fixed:
-        return  # sampled, not queued: the sampler proposes again
-    labels = labels_to_keep(frozen.user_attrs)
-    if worker_died:
-        labels[REQUEUED_ATTR] = labels.get(REQUEUED_ATTR, 0) + 1
-        if labels[REQUEUED_ATTR] > MAX_REQUEUES:
-            return
-    study.enqueue_trial(fixed, user_attrs=labels or None)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import optuna
 
-from dse.engines.optuna.reader import StudySnapshot, snapshot
-from dse.engines.optuna.storage import open_storage
+from dse.storage.reader import StudySnapshot, snapshot
+from dse.storage.storage import open_storage
 
 State = optuna.trial.TrialState
 FIELDS = ("number", "state", "values", "params", "distributions", "user_attrs",

@@ -9,9 +9,9 @@ import optuna
 import pytest
 import sqlalchemy
 
-from dse.engines.optuna.objective import set_constraints
-from dse.engines.optuna.storage import BatchedRDBStorage, batched, open_storage
+from dse.engines.optuna_engine.objective import set_constraints
 from dse.results.ledger import OPTUNA_CONSTRAINTS
+from dse.storage.storage import BatchedRDBStorage, batched, open_storage
 from hw_models import ConfigError
 
 State = optuna.trial.TrialState
@@ -144,7 +144,7 @@ def test_a_missing_database_driver_names_the_extra(monkeypatch, url, hint):
 
 
 def test_one_sqlite_worker_whatever_the_url_spelling(tmp_path):
-    from dse.engines.optuna.storage import single_writer as _single_writer
+    from dse.storage.storage import single_writer as _single_writer
     database = tmp_path / "study.db"
     with _single_writer(f"sqlite:///{database}"):
         for other in (f"sqlite:///{database}?timeout=60", f"sqlite+pysqlite:///{database}"):
@@ -154,7 +154,7 @@ def test_one_sqlite_worker_whatever_the_url_spelling(tmp_path):
 
 
 def test_storage_creation_races_are_retried_on_every_database():
-    from dse.engines.optuna.storage import _creation_race
+    from dse.storage.storage import _creation_race
     assert _creation_race(Exception("(1062, \"Duplicate entry 'v3.2.0.a' for key 'PRIMARY'\")"))
     assert _creation_race(Exception('duplicate key value violates unique constraint "x"'))
     assert not _creation_race(Exception("password authentication failed"))
@@ -177,7 +177,7 @@ def _lost_connection(statement: str = "SELECT 1") -> Exception:
 @pytest.fixture()
 def pauses(monkeypatch):
     """The pauses between attempts, recorded instead of slept."""
-    from dse.engines.optuna import storage as module
+    from dse.storage import storage as module
     slept: list[float] = []
     monkeypatch.setattr(module, "_sleep", slept.append)
     return slept
@@ -197,7 +197,7 @@ class FlakyCall:
 
 
 def test_a_call_that_lost_its_connection_is_made_again_after_a_growing_pause(pauses):
-    from dse.engines.optuna.storage import ATTEMPTS, BACKOFF_S, with_retries
+    from dse.storage.storage import ATTEMPTS, BACKOFF_S, with_retries
     call = FlakyCall(failures=ATTEMPTS - 1)
     assert with_retries(call, where="postgresql://db") == 42
     assert call.calls == ATTEMPTS and len(pauses) == ATTEMPTS - 1
@@ -205,7 +205,7 @@ def test_a_call_that_lost_its_connection_is_made_again_after_a_growing_pause(pau
 
 
 def test_a_connection_lost_on_every_attempt_is_one_clear_error(pauses):
-    from dse.engines.optuna.storage import (
+    from dse.storage.storage import (
         ATTEMPTS,
         StorageConnectionLost,
         shown_url,
@@ -229,7 +229,7 @@ def test_a_connection_lost_on_every_attempt_is_one_clear_error(pauses):
     lambda: optuna.exceptions.UpdateFinishedTrialError("finished"),
 ])
 def test_other_errors_are_not_retried(pauses, error):
-    from dse.engines.optuna.storage import with_retries
+    from dse.storage.storage import with_retries
     call = FlakyCall(failures=1, error=error)
     with pytest.raises(Exception) as raised:
         with_retries(call, where="postgresql://db")
@@ -239,7 +239,7 @@ def test_other_errors_are_not_retried(pauses, error):
 def test_the_drivers_connection_errors_are_recognised():
     import psycopg
 
-    from dse.engines.optuna.storage import is_disconnect
+    from dse.storage.storage import is_disconnect
     assert is_disconnect(_lost_connection())
     refused = sqlalchemy.exc.OperationalError(None, None, psycopg.OperationalError(
         "connection refused"))  # at connect time: SQLAlchemy does not mark it invalidated
@@ -250,7 +250,7 @@ def test_the_drivers_connection_errors_are_recognised():
 
 
 def test_a_write_that_committed_before_its_connection_dropped_is_not_made_twice(pauses):
-    from dse.engines.optuna.storage import UNDONE, with_retries
+    from dse.storage.storage import UNDONE, with_retries
     stored: list[str] = []
 
     def write() -> str:
@@ -281,7 +281,7 @@ def _committed_then_lost(monkeypatch, owner, name):
 
 
 def test_a_new_trial_whose_answer_was_lost_is_found_by_its_token(storage, monkeypatch, pauses):
-    from dse.engines.optuna.storage import CREATED_ATTR
+    from dse.storage.storage import CREATED_ATTR
     study = optuna.create_study(storage=storage)
     calls = _committed_then_lost(monkeypatch, BatchedRDBStorage, "_create_trial_once")
     trial = study.ask()
@@ -296,7 +296,7 @@ def test_a_new_trial_whose_answer_was_lost_is_found_by_its_token(storage, monkey
 
 def test_a_trial_made_from_another_gets_a_token_of_its_own(storage):
     """As Optuna's heartbeat retry does with a failed trial."""
-    from dse.engines.optuna.storage import CREATED_ATTR
+    from dse.storage.storage import CREATED_ATTR
     study = optuna.create_study(storage=storage)
     study.tell(study.ask(), state=State.FAIL)
     failed = study.trials[0]
