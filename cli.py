@@ -140,7 +140,7 @@ def engine_choices() -> tuple[str, ...]:
 
 
 def sampler_choices() -> tuple[str, ...]:
-    from dse.engines.optuna.samplers import SAMPLERS
+    from dse.engines.optuna_engine.samplers import SAMPLERS
     return tuple(SAMPLERS)
 
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from cli import cli
 from dse.config import SearchConfig
 from dse.engines import engine_names
-from dse.engines.optuna.samplers import SAMPLERS
+from dse.engines.optuna_engine.samplers import SAMPLERS
 from hw_models.dram import list_vendors
 
 ROOT = Path(__file__).resolve().parents[1]
