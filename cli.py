@@ -377,7 +377,7 @@ def dram(device: str | None, vendor: str, ber_quantile: str, vdd_v: float | None
 @json_option
 def train(retrain: bool, as_json: bool, threads: int | None, **options: Any) -> None:
     """Train (or find cached) the baseline checkpoint of a network on a dataset."""
-    from dse.accuracy.probe import DataRequest
+    from dse.accuracy.probe_estimator import DataRequest
     from dse.commands.text import train_text
     from dse.commands.training import train_report
     from dse.threads import use_threads

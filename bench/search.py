@@ -20,7 +20,7 @@ import optuna
 import torch
 
 from dse.accuracy import AccuracyModel
-from dse.accuracy.probe import ProbeEstimator
+from dse.accuracy.probe_estimator import ProbeEstimator
 from dse.commands.search import prepare
 from dse.config import SearchConfig
 from dse.engines import Budget, EngineJob
@@ -28,7 +28,7 @@ from dse.engines.optuna_engine import OptunaEngine
 from dse.pareto import hypervolume, pareto_mask, to_losses
 from dse.results.ledger import Ledger, open_ledger
 from dse.results.tables import trials_frame
-from networks import probe as probe_module
+from networks import finetune as probe_module
 
 SAMPLERS = ("tpe", "nsga2", "random")
 CHECKPOINTS = (25, 50, 100)

@@ -2,7 +2,7 @@
 
 An accuracy estimator is any callable that takes a ``ProbeCandidate`` (per layer: analog
 channels and the bit error rates of the tensors stored in DRAM) and returns a
-``ProbeResult``. The default one is the fine-tune probe (``dse.accuracy.probe``, torch);
+``ProbeResult``. The default one is the fine-tune probe (``dse.accuracy.probe_estimator``, torch);
 ``--accuracy-estimator package.module:function`` plugs in another. These records are plain
 data so that reading a study (``dse pareto``, ``show``, ``status``) never loads torch.
 """

@@ -1,5 +1,5 @@
 """Default probe and training settings, importable without torch (the CLI's --help and the
-search config read them; ``networks.probe.ProbeConfig`` takes its defaults from here)."""
+search config read them; ``networks.finetune.ProbeConfig`` takes its defaults from here)."""
 from __future__ import annotations
 
 from hw_models.errors import ConfigError

@@ -111,7 +111,7 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None,
                             dram=dram_name, vendor=config.vendor,
                             ber_quantile=config.ber_quantile, objectives=objectives,
                             limits=limits, partitions=config.partitions)
-    from dse.accuracy.probe import resolve_device
+    from dse.accuracy.probe_estimator import resolve_device
     resolve_device(config.device)
     database = sqlite_path(storage_url)
     if database is None or database.is_file():  # a new SQLite file is made only to be used
@@ -166,7 +166,7 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
     """The probe (or the user's estimator) with its all-digital baseline measured; the
     probe's test-split twin and the digest of the checkpoint's tensors (None for the
     user's estimator)."""
-    from dse.accuracy.probe import with_baseline
+    from dse.accuracy.probe_estimator import with_baseline
     if config.accuracy_estimator is not None:
         from networks.zoo import import_callable
         estimator = CheckedEstimator(
@@ -180,8 +180,8 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
                               f"estimator '{config.accuracy_estimator}' gives none (return "
                               "per-image 'correct' or 'ci_low'/'ci_high' in its ProbeResult)")
         return model, None, None
-    from dse.accuracy.probe import DataRequest, ProbeEstimator, probe_setup
-    from networks.probe import ProbeConfig
+    from dse.accuracy.probe_estimator import DataRequest, ProbeEstimator, probe_setup
+    from networks.finetune import ProbeConfig
     data = DataRequest(network=config.network, dataset=config.dataset,
                        data_dir=config.data_dir, download=config.download,
                        results_dir=config.results_dir, checkpoint=config.checkpoint,

@@ -8,7 +8,12 @@ import numpy as np
 
 from dse.accuracy import ProbeResult, accuracy_change_pp, error_free
 from dse.accuracy.defaults import check_probe_counts, retired_seeds_message
-from dse.accuracy.probe import DataRequest, ProbeEstimator, obtain_checkpoint, probe_setup
+from dse.accuracy.probe_estimator import (
+    DataRequest,
+    ProbeEstimator,
+    obtain_checkpoint,
+    probe_setup,
+)
 from dse.accuracy.stats import LEVEL, check_level
 from dse.commands.catalogue import CostRequest, dram_setting
 from dse.evaluate import probe_candidate
@@ -18,7 +23,7 @@ from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.mapping import resolve_split
 from hw_models.system import system_cost
-from networks.probe import ProbeConfig
+from networks.finetune import ProbeConfig
 from networks.train import Progress
 
 

@@ -15,9 +15,9 @@ from torch import nn
 from cli import cli
 from dse.accuracy import ProbeResult
 from hw_models import ConfigError
-from networks import probe as probe_module
+from networks import finetune as probe_module
 from networks.extract import extract_layer_table
-from networks.probe import ProbeConfig, ProbeSetup
+from networks.finetune import ProbeConfig, ProbeSetup
 
 KEY = "0123456789abcdef01234567"
 CORRECT = [[[1, 1, 1, 0]], [[1, 1, 0, 1]]]  # 2 fine-tune seeds x 1 error seed, 4 images

@@ -10,10 +10,10 @@ def test_the_error_free_candidate_is_all_digital():
 
 
 def test_defaults_are_the_probes_and_the_trainings():
-    from networks.probe import ProbeCandidate as Reexported
-    from networks.probe import ProbeConfig
+    from networks.finetune import ProbeCandidate as Reexported
+    from networks.finetune import ProbeConfig
     from networks.train import TrainConfig
-    assert Reexported is ProbeCandidate  # user estimators written for networks.probe work
+    assert Reexported is ProbeCandidate  # user estimators written for networks.finetune work
     assert (ProbeConfig.steps, ProbeConfig.finetune_seeds, ProbeConfig.error_seeds,
             ProbeConfig.error_model) == (ProbeDefaults.steps, ProbeDefaults.finetune_seeds,
                                          ProbeDefaults.error_seeds, ProbeDefaults.error_model)

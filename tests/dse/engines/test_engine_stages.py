@@ -50,7 +50,7 @@ def test_odimo_opens_a_dnas_stage_per_lambda(tmp_path):
     from dse.problem import build_problem
     from hw_models.error_models import ErrorModelParams
     from networks.datasets import load_dataset
-    from networks.probe import ProbeConfig, ProbeSetup
+    from networks.finetune import ProbeConfig, ProbeSetup
     from networks.train import load_checkpoint
 
     checkpoint = load_checkpoint(tiny_checkpoint(tmp_path / "tiny.pt"))

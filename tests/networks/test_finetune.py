@@ -8,10 +8,10 @@ import torch
 
 from hw_models import ConfigError
 from hw_models.error_models import ErrorModelParams
+from networks import finetune as probe_module
 from networks import get_dataset_spec
-from networks import probe as probe_module
 from networks.datasets import load_dataset
-from networks.probe import ProbeCandidate, ProbeConfig, ProbeSetup, cache_key, probe
+from networks.finetune import ProbeCandidate, ProbeConfig, ProbeSetup, cache_key, probe
 from networks.train import TrainConfig, load_checkpoint, save_checkpoint, train_baseline
 
 N_LAYERS = 10  # resnet8
@@ -151,7 +151,7 @@ def test_named_channels_are_part_of_the_key_and_of_the_result(trained):
 def test_fine_tune_steps_are_reported_over_all_seeds(trained, tmp_path):
     """A long probe visibly moves: its steps counted over every fine-tune seed, then its
     evaluation; a cached answer reports nothing."""
-    from dse.accuracy.probe import ProbeEstimator
+    from dse.accuracy.probe_estimator import ProbeEstimator
 
     calls = []
     estimator = ProbeEstimator(setup_for(trained, tmp_path, steps=3, finetune_seeds=2),

@@ -16,7 +16,7 @@ from hw_models import ConfigError
 from hw_models.dram import DramDevice
 from hw_models.error_models import ErrorModelParams
 from networks.datasets import load_dataset
-from networks.probe import ProbeConfig, ProbeSetup, StepProgress, probe
+from networks.finetune import ProbeConfig, ProbeSetup, StepProgress, probe
 from networks.train import (
     Checkpoint,
     Progress,
