@@ -28,9 +28,9 @@ import numpy as np
 
 from hw_models.dram import DramDevice
 from hw_models.errors import ConfigError
+from hw_models.layer_table import LayerTable
 from hw_models.partitions import check_partition_count
 from hw_models.traffic import DramTensors
-from hw_models.workload import LayerTable
 
 VDD_STEP_MV = 25        # Voltron measured every 25 mV
 TRCD_STEP_NS = 0.25

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hw_models.workload import LayerTable
+from hw_models.layer_table import LayerTable
 from networks import (
     DatasetSpec,
     build_network,

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw_models.diana import SPLIT_COLUMNS, split_cost
+from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc
-from hw_models.workload import LayerTable
 
 _CHUNK_CANDIDATES = 8192  # keeps each chunk's index array in cache
 

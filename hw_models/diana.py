@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from hw_models.errors import ConfigError
+from hw_models.layer_table import LayerTable
 from hw_models.soc import AnalogCore, DigitalCore, PowerModes, Soc
-from hw_models.workload import LayerTable
 
 
 def cdiv(a: np.ndarray, b: float) -> np.ndarray:

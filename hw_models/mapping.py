@@ -18,8 +18,8 @@ import numpy as np
 
 from hw_models.diana import SPLIT_COLUMNS, check_mapping, split_cost
 from hw_models.errors import ConfigError
+from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc
-from hw_models.workload import LayerTable
 
 
 def all_digital(table: LayerTable, soc: Soc) -> np.ndarray:

@@ -40,7 +40,7 @@ import numpy as np
 
 from hw_models.dram import DramDevice, check_operating_point
 from hw_models.errors import ConfigError
-from hw_models.workload import LayerTable
+from hw_models.layer_table import LayerTable
 
 WHOLE_DEVICE = "whole-device"
 HALF_LAYOUTS = ("all-approximate", "weights-approximate", "activations-approximate",

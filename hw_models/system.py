@@ -30,10 +30,10 @@ from hw_models.dram import (
     energy_scale,
     row_miss_ns,
 )
+from hw_models.layer_table import LayerTable
 from hw_models.partitions import Placement, check_capacity
 from hw_models.soc import Soc
 from hw_models.traffic import LayerTraffic, layer_traffic, tensor_bytes
-from hw_models.workload import LayerTable
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc
-from hw_models.workload import LayerTable
 
 LEVEL_L1, LEVEL_L2, LEVEL_DRAM = 1, 2, 3
 LEVEL_NAMES = {LEVEL_L1: "L1", LEVEL_L2: "L2", LEVEL_DRAM: "DRAM"}

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc
-from hw_models.workload import LayerTable
 
 
 def straight_through(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from hw_models.errors import ConfigError
-from hw_models.workload import LayerTable, kind_for
+from hw_models.layer_table import LayerTable, kind_for
 
 
 def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int], *,

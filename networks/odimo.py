@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc
-from hw_models.workload import LayerTable
 from networks.datasets import DataBundle
 from networks.diana_cost import LayerColumns, split_cost
 from networks.train import Checkpoint

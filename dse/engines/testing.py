@@ -29,7 +29,7 @@ from dse.results.ledger import (
 )
 from dse.signals import SignalGuard
 from dse.space import decode
-from hw_models.workload import LayerTable
+from hw_models.layer_table import LayerTable
 
 TOY_LAYERS = [
     dict(name="first", kind="conv", cin=3, cout=16, kx=3, ky=3, ox=16, oy=16),

@@ -32,9 +32,9 @@ from dse.space import (
     param_distributions,
 )
 from hw_models.errors import ConfigError
+from hw_models.layer_table import LayerTable
 from hw_models.mapping import HEURISTICS
 from hw_models.traffic import layer_traffic
-from hw_models.workload import LayerTable
 
 # study user attributes
 CONFIG_ATTR = "dse_config"            # the settings the study is bound to (its identity)
