@@ -17,7 +17,7 @@ from click.core import ParameterSource
 from dse import __version__
 from dse.accuracy.defaults import ProbeDefaults
 from dse.config import SearchConfig
-from hw_models.dimm_stats import BER_QUANTILES
+from hw_models.dram import BER_QUANTILES
 from hw_models.errors import ConfigError
 from hw_models.partitions import LAYOUTS
 

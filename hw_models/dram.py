@@ -2,12 +2,13 @@
 
 A device is read from ``presets/dram/<name>.toml`` (every number sourced). Its bit error rate
 comes from two measured tables, per vendor and per statistic over the vendor's DIMMs
-(``--ber-quantile``: ``mean``, ``median``, ``p90`` or ``max``; see ``hw_models.dimm_stats``):
+(``--ber-quantile``: ``mean``, ``median``, ``p90`` or ``max``; see
+``hw_models.derive.dimm_stats``):
 
 * from the supply voltage: the Voltron DDR3L measurements (``presets/voltron_ber.csv``, see
-  ``hw_models.voltron``), read at the same V / V_nominal on other devices;
+  ``hw_models.derive.voltron``), read at the same V / V_nominal on other devices;
 * from a shortened tRCD: the DIVA-DRAM DDR3 measurements (``presets/diva_trcd_ber.csv``, see
-  ``hw_models.diva``: the errors added below the test's 12.5 ns at a 256 ms refresh
+  ``hw_models.derive.diva``: the errors added below the test's 12.5 ns at a 256 ms refresh
   interval), read at the same tRCD / tRCD_nominal, DIVA's nominal being 13.75 ns
   (``ber.reference_nominal_trcd_ns`` in every preset; an assumption, labelled there).
 
@@ -47,7 +48,6 @@ from typing import Callable
 
 import numpy as np
 
-from hw_models.dimm_stats import BER_QUANTILES, column
 from hw_models.error_models import ErrorModelParams
 from hw_models.errors import ConfigError
 from hw_models.presets import (
@@ -61,6 +61,14 @@ from hw_models.presets import (
     plain_string,
     read_toml,
 )
+
+BER_QUANTILES = ("mean", "median", "p90", "max")   # which DIMM of the population
+
+
+def column(quantile: str) -> str:
+    """The table column of a population statistic: ``mean`` -> ``mean_ber``."""
+    return f"{quantile}_ber"
+
 
 DRAM_PRESET_DIR = Path(__file__).parent / "presets" / "dram"
 VOLTRON_TABLE = Path(__file__).parent / "presets" / "voltron_ber.csv"

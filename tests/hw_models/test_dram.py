@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from hw_models import ConfigError
-from hw_models.dimm_stats import BER_QUANTILES
+from hw_models.derive.voltron import derive_ber_table, write_table
 from hw_models.dram import (
+    BER_QUANTILES,
     DEFAULT_BER_QUANTILE,
     DRAM_PRESET_DIR,
     VOLTRON_TABLE,
@@ -26,7 +27,6 @@ from hw_models.dram import (
     trcd_curve,
     vendor_curve,
 )
-from hw_models.voltron import derive_ber_table, write_table
 
 VOLTRON_CSV = (Path(__file__).resolve().parents[3] / "shared" / "data" / "voltron"
                / "dimm_faulty_cachelines.csv")
@@ -296,9 +296,9 @@ def test_malformed_dram_preset(tmp_path):
 
 
 def test_voltron_script_help_and_errors(capsys):
-    from hw_models.voltron import main
+    from hw_models.derive.voltron import main
     main(["--help"])
-    assert capsys.readouterr().out.startswith("usage: python -m hw_models.voltron")
+    assert capsys.readouterr().out.startswith("usage: python -m hw_models.derive.voltron")
     with pytest.raises(SystemExit, match="no file /no/such.csv"):
         main(["/no/such.csv"])
 

@@ -18,13 +18,9 @@ import sys
 from pathlib import Path
 from typing import IO, Callable, Sequence
 
-BER_QUANTILES = ("mean", "median", "p90", "max")   # which DIMM of the population
+from hw_models.dram import BER_QUANTILES, column
+
 QUANTILE_RANK = {"median": 0.5, "p90": 0.9, "max": 1.0}  # the ordered ones (mean apart)
-
-
-def column(quantile: str) -> str:
-    """The table column of a population statistic: ``mean`` -> ``mean_ber``."""
-    return f"{quantile}_ber"
 
 
 def quantile(values: Sequence[float], q: float) -> float:

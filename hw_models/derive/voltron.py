@@ -8,7 +8,7 @@ of 64-byte (512-bit) cache lines with at least one bit flip (DDR3L, nominal 1.35
 Conversion (independent errors within a line; a lower bound when errors cluster): a DIMM with
 a fraction f of faulty lines has BER = -ln(1 - f) / 512. Per vendor and voltage, over the
 DIMMs measured there: ``mean_ber``, ``median_ber``, ``p90_ber``, ``max_ber``
-(``hw_models.dimm_stats``; a DIMM without errors counts as 0), with ``n_dimms`` and
+(``hw_models.derive.dimm_stats``; a DIMM without errors counts as 0), with ``n_dimms`` and
 ``n_stopped``, the vendor's DIMMs whose lowest measured voltage is above this one.
 
 DIMMs that stop working at a voltage have no row there or below (``n_stopped``: A 1.1 V 1, B
@@ -25,7 +25,7 @@ behind every BER it reports.
 
 The derived table ships as ``presets/voltron_ber.csv``; regenerate it with
 
-    python -m hw_models.voltron path/to/dimm_faulty_cachelines.csv \
+    python -m hw_models.derive.voltron path/to/dimm_faulty_cachelines.csv \
         > hw_models/presets/voltron_ber.csv
 """
 from __future__ import annotations
@@ -37,10 +37,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO
 
-from hw_models import dimm_stats
-from hw_models.dimm_stats import population_columns
+from hw_models.derive import dimm_stats
+from hw_models.derive.dimm_stats import population_columns
 
 BITS_PER_CACHE_LINE = 512
+# The header names the script by its former path, hw_models/voltron.py, as the shipped table
+# does: the derived table stays byte-identical to it.
 TABLE_HEADER = """\
 # Per-vendor bit error rate vs supply voltage of DDR3L DIMMs (nominal 1.35 V, 20 C).
 # Derived by hw_models/voltron.py from the Voltron data (Chang et al., SIGMETRICS 2017;
@@ -78,7 +80,7 @@ def write_table(rows: list[dict[str, object]], out: IO[str]) -> None:
 
 def main(argv: list[str]) -> None:
     dimm_stats.derivation_main(
-        argv, usage="usage: python -m hw_models.voltron dimm_faulty_cachelines.csv > "
+        argv, usage="usage: python -m hw_models.derive.voltron dimm_faulty_cachelines.csv > "
         "voltron_ber.csv", prog="voltron",
         derive=lambda source: write_table(derive_ber_table(source), sys.stdout), folder=False)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw_models.diva import (
+from hw_models.derive.diva import (
     MODULE_BITS,
     DivaFormatError,
     derive_trcd_table,
@@ -17,8 +17,8 @@ from hw_models.diva import (
     write_table,
 )
 
-DIVA_TABLE = Path(__file__).resolve().parents[2] / "hw_models" / "presets" / "diva_trcd_ber.csv"
-DIVA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "diva-dram"
+DIVA_TABLE = Path(__file__).resolve().parents[3] / "hw_models" / "presets" / "diva_trcd_ber.csv"
+DIVA_DIR = Path(__file__).resolve().parents[4] / "shared" / "data" / "diva-dram"
 needs_data = pytest.mark.skipif(not DIVA_DIR.is_dir(), reason="the DIVA-DRAM source data "
                                 "(../shared/data/diva-dram) is not on this machine")
 HEADER = "MODE   tREFI tRCD tRAS  tRP  tWR : \n"
@@ -122,7 +122,7 @@ def test_a_dimm_without_the_baseline_row_or_another_format_is_refused(tmp_path):
 
 def test_script_help_and_errors(capsys, tmp_path):
     main(["--help"])
-    assert capsys.readouterr().out.startswith("usage: python -m hw_models.diva")
+    assert capsys.readouterr().out.startswith("usage: python -m hw_models.derive.diva")
     with pytest.raises(SystemExit, match="no folder /no/such"):
         main(["/no/such"])
     with pytest.raises(SystemExit, match="diva: error: .*no vendor"):

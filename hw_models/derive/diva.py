@@ -42,7 +42,7 @@ Conversion and assumptions:
   repository (``rawdata_*.gz``, not used here) would allow a bit-wise set difference instead.
 * **Population**: per vendor and tRCD, over the DIMMs with that row (vendor C summary_30 has
   no 5 ns row: 45 DIMMs there), ``mean_ber``, ``median_ber``, ``p90_ber``, ``max_ber``
-  (``hw_models.dimm_stats``; a DIMM without added errors counts as 0), with ``n_dimms``,
+  (``hw_models.derive.dimm_stats``; a DIMM without added errors counts as 0), with ``n_dimms``,
   ``n_error_free`` and ``n_below_baseline``.
 * Not stated in the summaries: the test temperature and the data pattern; per-DIMM counts need
   not fall with tRCD (21 of vendor C's 45 DIMMs have fewer errors at 5 ns than at 7.5 ns), but
@@ -55,7 +55,7 @@ letters, which need not name the same manufacturers.
 
 Regenerate the shipped table with
 
-    python -m hw_models.diva path/to/diva-dram > hw_models/presets/diva_trcd_ber.csv
+    python -m hw_models.derive.diva path/to/diva-dram > hw_models/presets/diva_trcd_ber.csv
 
 where the folder holds ``vendorA/``, ``vendorB/``, ``vendorC/`` with the ``summary_NN`` files
 (directly or in a ``summary/`` subfolder, as in the repository).
@@ -66,8 +66,8 @@ import sys
 from pathlib import Path
 from typing import IO
 
-from hw_models import dimm_stats
-from hw_models.dimm_stats import population_columns
+from hw_models.derive import dimm_stats
+from hw_models.derive.dimm_stats import population_columns
 
 CLOCK_NS = 2.5                      # one cycle of the DIVA-DRAM test infrastructure
 MODULE_BITS = 2 * 2**30 * 8         # 2 GiB per DIMM (assumed: the files do not say)
@@ -75,6 +75,8 @@ REFRESH = "256ms"                   # every test condition in the files
 NOMINAL_TRAS, NOMINAL_TRP, NOMINAL_TWR = 15, 5, 6   # cycles: the rows that vary tRCD alone
 BASELINE_TRCD = 5                   # cycles: 12.5 ns, the test's nominal tRCD
 HEADER = ("MODE", "tREFI", "tRCD", "tRAS", "tRP", "tWR")
+# The header names the script by its former path, hw_models/diva.py, as the shipped table
+# does: the derived table stays byte-identical to it.
 TABLE_HEADER = """\
 # Per-vendor bit error rate added by a shortened tRCD, DDR3 SO-DIMMs, over each vendor's DIMMs.
 # Derived by hw_models/diva.py from the DIVA-DRAM data (Lee et al., SIGMETRICS 2017;
@@ -164,7 +166,7 @@ def _derive(source: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    dimm_stats.derivation_main(argv, usage="usage: python -m hw_models.diva DIVA_DIR > "
+    dimm_stats.derivation_main(argv, usage="usage: python -m hw_models.derive.diva DIVA_DIR > "
                                "diva_trcd_ber.csv", prog="diva", derive=_derive, folder=True)
 
 

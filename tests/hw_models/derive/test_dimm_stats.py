@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hw_models.dimm_stats import BER_QUANTILES, column, population_columns, quantile
+from hw_models.derive.dimm_stats import BER_QUANTILES, column, population_columns, quantile
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 7, 28, 46])
