@@ -6,6 +6,7 @@ defaults from the dataclasses they fill; checks and text formatting live in ``ds
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ class DseGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         _stop_on_sigterm()
+        show_library_warnings()
         try:
             result = super().main(*args, **kwargs)
         except (ConfigError, click.ClickException) as exc:
@@ -79,6 +81,26 @@ def _stop_on_sigterm() -> None:
 
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, stop)
+
+
+class _StderrLines(logging.Handler):
+    """Each record as one line ``dse: warning: ...`` on the stderr of the moment (a test
+    runner swaps it between commands)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"dse: {record.levelname.lower()}: {self.format(record)}\n")
+            sys.stderr.flush()
+        except Exception:  # logging's own convention: emit never raises
+            self.handleError(record)
+
+
+def show_library_warnings() -> None:
+    """Library code logs (``logging.getLogger(__name__)``) and never prints; the command line
+    shows its warnings as ``dse: warning: ...`` lines, once however often it runs."""
+    logger = logging.getLogger("dse")
+    if not any(isinstance(handler, _StderrLines) for handler in logger.handlers):
+        logger.addHandler(_StderrLines(logging.WARNING))
 
 
 def fail(message: str, status: int) -> None:

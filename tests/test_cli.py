@@ -457,3 +457,29 @@ def test_sigterm_before_a_search_starts_says_so(tmp_path):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 143
     assert result.stderr.strip().splitlines() == ["dse: terminated (SIGTERM)"]
+
+
+def test_library_warnings_reach_the_user_as_one_dse_line(capsys):
+    import logging
+
+    from cli import show_library_warnings
+    show_library_warnings()
+    show_library_warnings()  # once, however often the command line runs
+    logging.getLogger("dse.engines.optuna_engine.runner").warning("trial 3 was failed")
+    logging.getLogger("dse.results.outputs").info("not shown")
+    assert capsys.readouterr().err == "dse: warning: trial 3 was failed\n"
+
+
+def test_library_code_never_prints():
+    """Library code logs or warns; only the command line (and its progress display, which
+    writes to the stream it is given) prints. The BER derivation scripts are commands."""
+    import re
+    root = Path(__file__).resolve().parents[1]
+    printing = re.compile(r"^\s*(print\(|sys\.(stdout|stderr)\.write\(|click\.echo\()", re.M)
+    allowed = {root / "dse" / "commands" / "progress.py"}
+    offenders = [str(path.relative_to(root))
+                 for package in ("dse", "hw_models", "networks")
+                 for path in sorted((root / package).rglob("*.py"))
+                 if path not in allowed and "derive" not in path.parts
+                 and printing.search(path.read_text(encoding="utf-8"))]
+    assert offenders == []

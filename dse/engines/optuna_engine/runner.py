@@ -12,7 +12,7 @@ heartbeat.
 from __future__ import annotations
 
 import contextlib
-import sys
+import logging
 import threading
 import time
 import warnings
@@ -25,6 +25,8 @@ from optuna.trial import FrozenTrial, TrialState
 from dse.results.ledger import FAIL_REASON_ATTR
 from dse.signals import SignalGuard
 from dse.storage.liveness import HEARTBEAT_ATTR, requeue
+
+logger = logging.getLogger(__name__)
 
 Objective = Callable[[optuna.trial.Trial], Sequence[float]]
 Callback = Callable[[optuna.Study, FrozenTrial], None]
@@ -178,7 +180,7 @@ def _warn_taken_over(number: int) -> None:
 
 
 def _warn(message: str) -> None:
-    print("dse: warning: " + " ".join(message.split()), file=sys.stderr, flush=True)
+    logger.warning(" ".join(message.split()))
 
 
 def _as_sequence(values: Any) -> Sequence[Any]:
