@@ -151,7 +151,7 @@ def load_soc(name_or_path: str | Path = "diana") -> Soc:
 def preset_sha256(name_or_path: str | Path) -> str:
     """SHA-256 of a preset file; for one that ``extends`` another, of its own bytes and its
     base's fingerprint (a preset without ``extends`` keeps the plain file digest)."""
-    chain = _chain(_resolve(name_or_path))
+    chain = [path for path, _ in _chain(_resolve(name_or_path))]
     digest = hashlib.sha256(chain[-1].read_bytes()).hexdigest()
     for path in reversed(chain[:-1]):
         digest = hashlib.sha256(path.read_bytes() + b"\0" + digest.encode()).hexdigest()
@@ -161,27 +161,31 @@ def preset_sha256(name_or_path: str | Path) -> str:
 MAX_EXTENDS_DEPTH = 8  # a chain longer than this is a cycle or a mistake
 
 
-def _chain(path: Path) -> list[Path]:
-    """The preset and the presets it extends, nearest first."""
-    chain = [path]
-    while isinstance(base := read_toml(chain[-1]).get("extends"), str):
+def _chain(path: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The preset and the presets it extends, nearest first, each with its document (less
+    its ``extends``)."""
+    chain: list[tuple[Path, dict[str, Any]]] = []
+    while True:
+        document = read_toml(path)
+        chain.append((path, document))
+        base = document.pop("extends", None)
+        if base is None:
+            return chain
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: 'extends' must be a preset name or a file path")
         if len(chain) > MAX_EXTENDS_DEPTH:
-            raise ConfigError(f"{path}: 'extends' chain longer than {MAX_EXTENDS_DEPTH} "
-                              f"presets (a cycle?)")
-        chain.append(_resolve(base, relative_to=chain[-1].parent))
-    return chain
+            raise ConfigError(f"{chain[0][0]}: 'extends' chain longer than "
+                              f"{MAX_EXTENDS_DEPTH} presets (a cycle?)")
+        path = _resolve(base, relative_to=path.parent)
 
 
 def _merged_document(path: Path) -> dict[str, Any]:
     """The preset's document over the documents it extends (entries replaced whole)."""
-    document = read_toml(path)
-    base = document.pop("extends", None)
-    if base is None:
-        return document
-    if not isinstance(base, str) or not base:
-        raise ConfigError(f"{path}: 'extends' must be a preset name or a file path")
-    _chain(path)  # refuses cycles before recursing
-    return _overlay(_merged_document(_resolve(base, relative_to=path.parent)), document)
+    chain = _chain(path)
+    merged = chain[-1][1]
+    for _, document in reversed(chain[:-1]):
+        merged = _overlay(merged, document)
+    return merged
 
 
 def _overlay(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
