@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, Sequence
 
+from dse.accuracy.stats import change_from_drop
 from hw_models.errors import ConfigError
 
 Direction = Literal["minimize", "maximize"]
@@ -89,12 +90,12 @@ def with_accuracy_change(metrics: dict[str, Any]) -> dict[str, Any]:
     studies made by earlier versions stored (the drop's keys are left out)."""
     if ACCURACY_CHANGE[0] in metrics or LEGACY_DROP[0] not in metrics:
         return metrics
-    drop = [metrics.get(key) for key in LEGACY_DROP]
     kept = {key: value for key, value in metrics.items() if key not in LEGACY_DROP}
-    if not all(isinstance(value, (int, float)) for value in drop):  # unknown: None
-        return {**kept, **dict.fromkeys(ACCURACY_CHANGE)}
-    change = (0.0 - drop[0], 0.0 - drop[2], 0.0 - drop[1])  # type: ignore[operator]
-    return {**kept, **dict(zip(ACCURACY_CHANGE, change))}
+    drop, low, high = (metrics.get(key) for key in LEGACY_DROP)
+    if not (isinstance(drop, (int, float)) and isinstance(low, (int, float))
+            and isinstance(high, (int, float))):
+        return {**kept, **dict.fromkeys(ACCURACY_CHANGE)}  # unknown: None
+    return {**kept, **dict(zip(ACCURACY_CHANGE, change_from_drop((drop, low, high))))}
 
 
 # Not a search metric either: the test-split accuracy of the confirmed points, which the
