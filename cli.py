@@ -156,16 +156,6 @@ class RegistryChoice(click.Choice):
         """Ignored (click's constructor sets it): the registry holds the choices."""
 
 
-def engine_choices() -> tuple[str, ...]:
-    from dse.engines import engine_names
-    return engine_names()
-
-
-def sampler_choices() -> tuple[str, ...]:
-    from dse.engines.optuna_engine.samplers import SAMPLERS
-    return tuple(SAMPLERS)
-
-
 def vendor_choices() -> tuple[str, ...]:
     from hw_models.dram import list_vendors
     return tuple(list_vendors())
@@ -483,32 +473,6 @@ search_options = bundle(
                  help="Energy budget in joules (candidates over it are not probed)."),
     click.option("--trials", type=int, default=SearchConfig.trials, show_default=True,
                  help="Complete trials the study should hold (a rerun resumes up to this)."),
-    click.option("--engine", type=RegistryChoice(engine_choices), default=SearchConfig.engine,
-                 show_default=True,
-                 help="Search engine: optuna (a sampler over the whole space), odimo "
-                      "(ODiMO's differentiable channel-split search, one trial per "
-                      "--lambdas value, DRAM at nominal) or eden (EDEN's tolerance "
-                      "characterisation and mapping of data to DRAM partitions, per "
-                      "--mapping split) or odimo+eden (ODiMO's split for each lambda, then "
-                      "EDEN on it)."),
-    click.option("--lambdas", default=None, metavar="L1,L2,...",
-                 help="odimo, odimo+eden: cost weights of ODiMO's loss, dimensionless "
-                      "(the cost is normalised by all-digital) [default: 0.01,0.1,1,10]."),
-    click.option("--dnas-epochs", type=int, default=SearchConfig.dnas_epochs,
-                 show_default=True, help="odimo: supernet search epochs per lambda."),
-    click.option("--mapping", default=None, metavar="SPEC",
-                 help="eden: the split to map (a heuristic name or a mapping JSON file) "
-                      "[default: each of the four baselines]."),
-    click.option("--eden-retrain-steps", type=int, default=None, metavar="N",
-                 help="eden, odimo+eden: fine-tune steps of each characterisation and "
-                      "validation probe (EDEN's curricular retraining, longer) [default: "
-                      "the probe's]; the trials are measured by the study's probe."),
-    click.option("--odimo-target", type=click.Choice(["latency", "energy"]),
-                 default=SearchConfig.odimo_target, show_default=True,
-                 help="odimo: the cost its loss weighs."),
-    click.option("--sampler", type=RegistryChoice(sampler_choices),
-                 default=SearchConfig.sampler, show_default=True,
-                 help="optuna: the Optuna sampler (gp needs scipy: pip install 'dse[gp]')."),
     click.option("--seed", type=int, default=SearchConfig.seed, show_default=True,
                  help="Seed of the sampler and the probe (worker k samples from "
                       "seed + 1000003 k)."),
@@ -568,7 +532,59 @@ search_options = bundle(
                       "worker counts as dead; its trial is failed and retried."))
 
 
-@cli.command()
+ENGINE_OPTION = "engine_option_"  # the parameter names of the engines' own options
+
+
+class SearchCommand(click.Command):
+    """``dse search``: ``--engine`` and every engine's own options come from the engine
+    registry (``dse.engines``), read when the command runs or shows its help."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        at = next(i for i, param in enumerate(params) if param.name == "trials") + 1
+        return params[:at] + engine_params() + params[at:]
+
+
+def engine_params() -> list[click.Parameter]:
+    """--engine, then each engine option once (several engines may share one)."""
+    from dse.engines import EngineOption, engine_specs
+    specs = engine_specs()
+    params: list[click.Parameter] = [click.Option(
+        ["--engine"], type=click.Choice([spec.name for spec in specs]),
+        default=SearchConfig.engine, show_default=True,
+        help="Search engine: " + "; ".join(f"{spec.name} ({spec.summary})" for spec in specs)
+             + ".")]
+    owners: dict[str, list[str]] = {}
+    first: dict[str, EngineOption] = {}
+    for spec in specs:
+        for option in spec.options():
+            owners.setdefault(option.flag, []).append(spec.name)
+            first.setdefault(option.flag, option)
+    for flag, option in first.items():
+        choices = option.choices()
+        params.append(click.Option(
+            [flag, ENGINE_OPTION + flag.lstrip("-").replace("-", "_")],
+            type=click.Choice(choices) if choices else option.kind, default=None,
+            metavar=option.shown.metavar,
+            help=f"{', '.join(owners[flag])}: {option.shown.help}.  [default: "
+                 f"{option.default_text()}]"))
+    return params
+
+
+def search_config(options: dict[str, Any]) -> SearchConfig:
+    """The search's settings from its options: the chosen engine's settings from its own
+    options (an option of another engine is refused, naming whose it is)."""
+    from dse.engines import engine_spec
+    settings = {name: value for name, value in options.items()
+                if not name.startswith(ENGINE_OPTION)}
+    given = {"--" + name[len(ENGINE_OPTION):].replace("_", "-"): value
+             for name, value in options.items()
+             if name.startswith(ENGINE_OPTION) and value is not None}
+    return SearchConfig(**settings,
+                        engine_settings=engine_spec(options["engine"]).make_settings(given))
+
+
+@cli.command(cls=SearchCommand)
 @search_options
 @json_option
 def search(as_json: bool, **options: Any) -> None:
@@ -582,7 +598,7 @@ def search(as_json: bool, **options: Any) -> None:
     given = click.get_current_context().get_parameter_source("probe_steps")
     if options["finetune_epochs"] is not None and given == ParameterSource.COMMANDLINE:
         fail("give --probe-steps or --finetune-epochs, not both", 2)
-    config = SearchConfig(**options)
+    config = search_config(options)
     with worker_threads(config) as threads, progress_display() as display:
         prepared = prepare(config, progress=display.phase("training baseline", "step"),
                            step_progress=display.stage("fine-tune", "step"))

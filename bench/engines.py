@@ -53,19 +53,31 @@ import optuna
 
 from dse.commands.search import prepare, run_search
 from dse.config import SearchConfig
+from dse.engines import engine_spec
+from dse.engines.odimo import DEFAULT_DNAS_EPOCHS
 from dse.pareto import hypervolume, pareto_mask
 from dse.results.ledger import ODIMO_SEARCH_ATTR
 from dse.threads import ThreadPolicy
 
 CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
-ENGINES = {  # name -> SearchConfig settings
-    "optuna-tpe": {"engine": "optuna", "sampler": "tpe"},
-    "optuna-nsga2": {"engine": "optuna", "sampler": "nsga2"},
-    "random": {"engine": "optuna", "sampler": "random"},
-    "odimo": {"engine": "odimo"},
-    "eden": {"engine": "eden"},
-    "odimo+eden": {"engine": "odimo+eden"},
-}
+SAMPLER_VARIANTS = {"optuna-tpe": "tpe", "optuna-nsga2": "nsga2", "random": "random"}
+
+
+def engine_variants() -> dict[str, tuple[str, dict[str, str]]]:
+    """What is compared: each registered engine (``dse.engines``) by name, the Optuna
+    engine once per sampler of ``SAMPLER_VARIANTS``; name -> (engine, its options by flag)."""
+    from dse.engines import engine_specs
+    found: dict[str, tuple[str, dict[str, str]]] = {}
+    for spec in engine_specs():
+        if spec.name == SearchConfig.engine:
+            found.update({name: (spec.name, {"--sampler": sampler})
+                          for name, sampler in SAMPLER_VARIANTS.items()})
+        else:
+            found[spec.name] = (spec.name, {})
+    return found
+
+
+ENGINES = engine_variants()
 QUEUED = 8          # the baselines and their safe DRAM points, every study runs them first
 REFERENCE = np.array([1.0, 1.5, 1.5])  # (1 - accuracy, latency / all-digital, energy / ...)
 PAIRED_AGAINST = "optuna-tpe"  # the default engine: every other is compared seed by seed
@@ -81,11 +93,14 @@ def probe_samples(config: SearchConfig, steps: int | None = None) -> int:
     return steps * ProbeConfig.batch_size * config.finetune_seeds
 
 
-def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int) -> dict:
-    """The engine's knob for a budget of ``budget`` training samples."""
+def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int,
+                 dnas_epochs: int = DEFAULT_DNAS_EPOCHS) -> dict:
+    """The engine's knob for a budget of ``budget`` training samples: the study's trials,
+    and for the ODiMO engines their ``--lambdas`` (every other engine, a registered one
+    included, gets the trials that many probes pay for)."""
     per_probe = probe_samples(base)
     queued = QUEUED * per_probe
-    if ENGINES[engine]["engine"] == "optuna":
+    if engine not in ("eden", "odimo", "odimo+eden"):
         return {"trials": QUEUED + max(0, (budget - queued) // per_probe)}
     per_split = {name: probes * per_probe  # characterise, map, validate
                  for name, probes in eden_probes_per_split(base).items()}
@@ -97,12 +112,12 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
             fitting.append(name)
             spent += cost
         return {"trials": QUEUED + len(fitting)}  # the engine maps them in this order
-    per_lambda = (base.dnas_epochs * train_images + per_probe
+    per_lambda = (dnas_epochs * train_images + per_probe
                   + (max(per_split.values()) if engine == "odimo+eden" else 0))
     count = max(1, min(len(LAMBDA_GRID), (budget - queued) // per_lambda))
     grid = np.geomspace(LAMBDA_GRID[0], LAMBDA_GRID[-1], count) if count > 1 else [0.1]
     return {"trials": QUEUED + int(count),
-            "lambdas": ",".join(f"{value:.3g}" for value in grid)}
+            "--lambdas": ",".join(f"{value:.3g}" for value in grid)}
 
 
 def eden_probes_per_split(config: SearchConfig) -> dict[str, int]:
@@ -214,12 +229,18 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
                             else streamed_preset(Path(args.results_dir))),
                         results_dir=str(folder),
                         checkpoint=checkpoint,
-                        dnas_epochs=args.dnas_epochs, probe_steps=args.probe_steps,
+                        probe_steps=args.probe_steps,
                         confirm_steps=args.confirm_steps, epochs=args.epochs,
                         study=study)
     train_images = _train_images(dataset, data_dir)
-    knobs = settings_for(engine, args.budget_samples, base, train_images)
-    config = dataclasses.replace(base, **ENGINES[engine], **knobs)
+    knobs = settings_for(engine, args.budget_samples, base, train_images, args.dnas_epochs)
+    name, options = ENGINES[engine]
+    spec = engine_spec(name)
+    if any(option.flag == "--dnas-epochs" for option in spec.options()):
+        options = {**options, "--dnas-epochs": args.dnas_epochs}
+    options.update({key: value for key, value in knobs.items() if key.startswith("--")})
+    config = dataclasses.replace(base, trials=knobs["trials"], engine=name,
+                                 engine_settings=spec.make_settings(options))
     from networks import finetune as probe_module
     probe_module._MEMORY_CACHE.clear()  # the process's probe cache: no run may use another's
     start = time.perf_counter()
@@ -308,7 +329,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true",
                         help="print the table from engines.jsonl without running anything")
     parser.add_argument("--budget-samples", type=int, default=200_000)
-    parser.add_argument("--dnas-epochs", type=int, default=10)
+    parser.add_argument("--dnas-epochs", type=int, default=DEFAULT_DNAS_EPOCHS)
     parser.add_argument("--probe-steps", type=int, default=SearchConfig.probe_steps)
     parser.add_argument("--confirm-steps", type=int, default=None,
                         help="test-split confirmation steps [default: the search's, 10x]")
@@ -393,15 +414,14 @@ def overlay(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dse.results.plots import ENGINE_MARKERS
+    markers = ("o", "v", "<", "s", "^", "D", "P", "X")
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
     for index, engine in enumerate(dict.fromkeys(r["engine"] for r in rows)):
         points = np.array([p for r in rows if r["engine"] == engine for p in r["front"]])
         if not len(points):
             continue
-        base = ENGINES[engine]["engine"]
         axes.scatter(100 * (1 - points[:, 0]), points[:, 2], s=28, alpha=0.8,
-                     marker=ENGINE_MARKERS.get(engine, ENGINE_MARKERS.get(base, "o")),
+                     marker=markers[index % len(markers)],
                      color=f"C{index}", label=engine)
     axes.set_xlabel("test accuracy (%)")
     axes.set_ylabel("energy / all-digital at nominal DRAM")

@@ -51,13 +51,8 @@ class SearchConfig:
     latency_budget_s: float | None = None
     energy_budget_j: float | None = None
     trials: int = 50
-    engine: str = "optuna"
-    sampler: str = "tpe"
-    lambdas: str | None = None                # odimo: comma-separated cost weights
-    dnas_epochs: int = 10                     # odimo: supernet search epochs per lambda
-    odimo_target: str = "latency"             # odimo: the cost its loss weighs
-    mapping: str | None = None                # eden: the split to map (None: the baselines)
-    eden_retrain_steps: int | None = None     # eden: characterisation fine-tune (None: probe's)
+    engine: str = "optuna"                    # a name in the registry (dse.engines)
+    engine_settings: Any = None               # that engine's settings (None: its defaults)
     seed: int = 0
     study: str | None = None
     storage: str | None = None
@@ -145,14 +140,6 @@ def validate(config: SearchConfig) -> tuple[str, ...]:
     if config.finetune_epochs is not None and not (math.isfinite(config.finetune_epochs)
                                                    and config.finetune_epochs > 0):
         raise ConfigError(f"--finetune-epochs must be > 0 (got {config.finetune_epochs:g})")
-    if config.eden_retrain_steps is not None:
-        if config.engine not in ("eden", "odimo+eden"):
-            raise ConfigError("--eden-retrain-steps sets EDEN's characterisation; it needs "
-                              "--engine eden or odimo+eden")
-        if config.eden_retrain_steps < 1:
-            raise ConfigError(f"--eden-retrain-steps must be >= 1 (got "
-                              f"{config.eden_retrain_steps})")
-        check_probe_counts(config.eden_retrain_steps, {}, steps_option="--eden-retrain-steps")
     if config.confirm_steps is not None and config.confirm_steps < 1:
         raise ConfigError(f"--confirm-steps must be >= 1 (got {config.confirm_steps})")
     check_probe_counts(resolved_confirm_steps(config),

@@ -465,7 +465,7 @@ def test_library_warnings_reach_the_user_as_one_dse_line(capsys):
     from cli import show_library_warnings
     show_library_warnings()
     show_library_warnings()  # once, however often the command line runs
-    logging.getLogger("dse.engines.optuna_engine.runner").warning("trial 3 was failed")
+    logging.getLogger("dse.engines.runner").warning("trial 3 was failed")
     logging.getLogger("dse.results.outputs").info("not shown")
     assert capsys.readouterr().err == "dse: warning: trial 3 was failed\n"
 

@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
-from cli import cli
+from cli import cli, search_config
+from dse.commands.search import engine_settings as prepared_settings
 from dse.config import SearchConfig
 from dse.engines import engine_names
+from dse.engines.optuna_engine import OptunaSettings
 from dse.engines.optuna_engine.samplers import SAMPLERS
 from hw_models.dram import list_vendors
 
@@ -71,14 +74,17 @@ def test_search_takes_a_partition_count(tmp_path):
     (stored,) = tmp_path.glob("*/config.json")
     record = json.loads(stored.read_text())
     assert record["identity"]["partitions"] == 2 and record["identity"]["vendor"] == "A"
-    assert (record["config"]["engine"], record["config"]["sampler"]) == ("optuna", "random")
+    assert (record["config"]["engine"], record["config"]["engine_settings"]) == (
+        "optuna", {"sampler": "random"})
 
 
 def test_default_search_options_are_the_default_config():
     """What the study identity is made of does not depend on the CLI's spellings."""
     options = dict(cli.commands["search"].make_context("search", []).params)
     assert options.pop("as_json") is False
-    assert SearchConfig(**options) == SearchConfig()
+    config = search_config(options)
+    assert config == SearchConfig(engine_settings=OptunaSettings())
+    assert prepared_settings(SearchConfig()) == config.engine_settings
 
 
 @pytest.mark.parametrize("args, new", [
@@ -119,7 +125,9 @@ def test_help_lists_the_choices(command, option, names):
                                            ("sampler", tuple(SAMPLERS))])
 def test_every_registered_name_is_accepted(option, names):
     """odimo+eden included: the choice holds the registry's names as they are."""
-    (param,) = (p for p in cli.commands["search"].params if p.name == option)
+    context = click.Context(cli.commands["search"])
+    (param,) = (p for p in cli.commands["search"].get_params(context)
+                if p.name in (option, "engine_option_" + option))
     assert [param.type.convert(name, param, None) for name in names] == list(names)
 
 

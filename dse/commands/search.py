@@ -22,7 +22,7 @@ from dse.config import (
     worker_index,
     worker_seed,
 )
-from dse.engines import Budget, Engine, EngineJob, Progress, Stage, make_engine
+from dse.engines import Budget, EngineJob, Progress, Stage, engine_spec, make_engine
 from dse.evaluate import cost_metrics
 from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
@@ -51,7 +51,6 @@ from dse.storage.storage import (
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import ConfigError, load_soc
 from hw_models.dram import dram_preset_path
-from hw_models.mapping import resolve_split
 
 # written into the results folder before the first trial (checked before training)
 STUDY_FILES = ("config.json", "runs.jsonl")
@@ -86,13 +85,12 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None,
     ``progress`` hears its steps). ``step_progress`` hears every probe's fine-tune steps,
     the search's and the confirmation's."""
     objectives = validate(config)
-    engine_for(config, "")  # an unknown engine or sampler fails before any work
-    check_engine_objectives(config, objectives)
+    engine = engine_spec(config.engine)
+    config = dataclasses.replace(config, engine_settings=engine_settings(config))
     soc = load_soc(config.hw)
     dram_name = resolve_dram(config.dram, soc)
-    if "dram" in ENGINE_NEEDS.get(config.engine, ()) and dram_name == "none":
-        raise ConfigError(f"--engine {config.engine} maps data to DRAM partitions: it needs "
-                          "a DRAM device, not --dram none")
+    engine.check_search(config.engine_settings, objectives=objectives,
+                        probe=config.accuracy_estimator is None, dram=dram_name)
     study_name, storage_url = study_location(config)
     out_dir = Path(config.results_dir) / study_name
     check_writable_folder(out_dir, what="results folder", hint="pass another --results-dir")
@@ -119,8 +117,8 @@ def prepare(config: SearchConfig, *, progress: Progress | None = None,
     else:
         check_storage_file(database, storage_url)
     check_costs(problem)  # a preset whose costs overflow fails before training
-    if config.mapping is not None:  # a bad --mapping fails before training
-        resolve_split(config.mapping, problem.table, problem.soc)
+    if engine.check is not None:  # e.g. a split that does not fit: before training
+        engine.check(config.engine_settings, problem)
     accuracy, test_estimator, checkpoint_sha256 = None, None, None
     if problem.needs_accuracy:
         accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(
@@ -197,58 +195,15 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
             probe.setup.checkpoint.tensors_sha256)
 
 
-def engine_for(config: SearchConfig, storage_url: str) -> Engine:
-    if config.engine == "eden":
-        return make_engine("eden", mappings=() if config.mapping is None else (config.mapping,),
-                           retrain_steps=config.eden_retrain_steps)
-    if config.engine in ("odimo", "odimo+eden"):
-        from dse.engines.odimo import DEFAULT_LAMBDAS
-        weights = DEFAULT_LAMBDAS if config.lambdas is None else parse_floats(
-            config.lambdas, "--lambdas")
-        extra = ({"retrain_steps": config.eden_retrain_steps}
-                 if config.engine == "odimo+eden" else {})
-        return make_engine(config.engine, cost_weights=weights,
-                           dnas_epochs=config.dnas_epochs, target=config.odimo_target, **extra)
-    return make_engine(config.engine, sampler=config.sampler, storage_url=storage_url,
-                       heartbeat_interval_s=config.heartbeat_interval_s,
-                       grace_period_s=config.grace_period_s)
-
-
-def parse_floats(text: str, option: str) -> tuple[float, ...]:
-    """'0.01,0.1, 1' -> (0.01, 0.1, 1.0); one line naming ``option`` on anything else."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    try:
-        return tuple(float(part) for part in parts)
-    except ValueError:
-        raise ConfigError(f"{option} takes comma-separated numbers, not '{text}'") from None
-
-
-# what each engine other than optuna needs: accuracy among the objectives (all of them),
-# the built-in probe (the ODiMO search trains on its data), a DRAM device (EDEN maps to it)
-ENGINE_NEEDS = {"odimo": {"probe"}, "eden": {"dram"}, "odimo+eden": {"probe", "dram"}}
-
-
-def check_engine_objectives(config: SearchConfig, objectives: tuple[str, ...]) -> None:
-    """An engine that cannot serve the objectives is refused, saying which it serves."""
-    if config.mapping is not None and config.engine != "eden":
-        raise ConfigError("--mapping names the split --engine eden maps; the other engines "
-                          "search the split")
-    needs = ENGINE_NEEDS.get(config.engine)
-    if needs is None:
-        return
-    serves = ("accuracy with latency and/or energy"
-              + (", on a DRAM device" if "dram" in needs else "")
-              + (", with the built-in probe (its search trains on the probe's data)"
-                 if "probe" in needs else ""))
-    if "accuracy" not in objectives:
-        raise ConfigError(f"--engine {config.engine} serves {serves}; not "
-                          f"'{config.objectives}'")
-    if config.eden_retrain_steps is not None and config.accuracy_estimator is not None:
-        raise ConfigError("--eden-retrain-steps sets the built-in probe's fine-tune; not with "
-                          "--accuracy-estimator")
-    if "probe" in needs and config.accuracy_estimator is not None:
-        raise ConfigError(f"--engine {config.engine} serves {serves}; not with "
-                          "--accuracy-estimator")
+def engine_settings(config: SearchConfig) -> Any:
+    """The engine's settings: as given, else its defaults (checked when made)."""
+    spec = engine_spec(config.engine)
+    if config.engine_settings is None:
+        return spec.settings()
+    if not isinstance(config.engine_settings, spec.settings):
+        raise ConfigError(f"--engine {config.engine} takes {spec.settings.__name__}, not "
+                          f"{type(config.engine_settings).__name__}")
+    return config.engine_settings
 
 
 def run_search(prepared: Prepared, *, progress: Progress | None = None,
@@ -290,7 +245,8 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                                 seed=worker_seed(config), accuracy=prepared.accuracy,
                                 guard=guard, progress=progress, stage=stage,
                                 before_trial=_worker_attrs(threads))
-                engine_for(config, prepared.storage_url).run(job)
+                make_engine(config.engine, engine_settings(config), problem=prepared.problem,
+                            study=study).run(job)
                 guard.check()
                 summary = finish(study, prepared, test_split=config.confirm,
                                  interruptible=guard.interruptible,

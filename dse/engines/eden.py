@@ -36,8 +36,17 @@ from typing import Any
 import numpy as np
 
 from dse.accuracy import ProbeCandidate, ProbeResult, accuracy_drop_pp, within_limit
-from dse.engines import EngineJob, Progress
-from dse.engines.odimo import DEFAULT_LAMBDAS, check_settings, measured_lambdas, probe_searcher
+from dse.accuracy.defaults import check_probe_counts
+from dse.engines import EngineJob, EngineSpec, Progress, register, setting
+from dse.engines.odimo import (
+    DEFAULT_DNAS_EPOCHS,
+    DEFAULT_LAMBDAS,
+    ODIMO_TARGETS,
+    OdimoSettings,
+    check_settings,
+    measured_lambdas,
+    probe_searcher,
+)
 from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import candidate_cost, evaluate, placement, probe_candidate
 from dse.problem import Problem, most_aggressive_point
@@ -113,8 +122,8 @@ class OdimoEdenEngine:
     cost weight (``dse.engines.odimo``), then EDEN on it; one trial per lambda."""
 
     cost_weights: tuple[float, ...] = DEFAULT_LAMBDAS
-    dnas_epochs: int = 10
-    target: str = "latency"
+    dnas_epochs: int = DEFAULT_DNAS_EPOCHS
+    target: str = ODIMO_TARGETS[0]
     searcher: Any = None
     bisection_steps: int = BISECTION_STEPS
     retrain_steps: int | None = None
@@ -348,3 +357,73 @@ def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[Da
     assert problem.device is not None
     placement(candidate, problem.device)  # the device holds these partitions
     return candidate, budgets
+
+
+# ---- the engines' registrations --------------------------------------------------------
+
+def _retrain_steps() -> Any:
+    return setting(
+        None, flag="--eden-retrain-steps", metavar="N", shown_default="the probe's",
+        help="fine-tune steps of each characterisation and validation probe (EDEN's "
+             "curricular retraining, longer); the trials are measured by the study's probe")
+
+
+def check_retrain_steps(steps: int | None) -> None:
+    if steps is not None:
+        if steps < 1:
+            raise ConfigError(f"--eden-retrain-steps must be >= 1 (got {steps})")
+        check_probe_counts(steps, {}, steps_option="--eden-retrain-steps")
+
+
+def _own_probe(settings: Any) -> tuple[str, ...]:
+    """EDEN's own retraining is the built-in probe's fine-tune, made longer."""
+    return ("probe",) if settings.retrain_steps is not None else ()
+
+
+@dataclass(frozen=True)
+class EdenSettings:
+    mapping: str | None = setting(
+        None, metavar="SPEC", shown_default="each of the four baselines",
+        help="the split to map (a heuristic name or a mapping JSON file)")
+    retrain_steps: int | None = _retrain_steps()
+
+    def __post_init__(self) -> None:
+        check_retrain_steps(self.retrain_steps)
+
+
+def _check_mapping(settings: EdenSettings, problem: Problem) -> None:
+    if settings.mapping is not None:  # a bad --mapping fails before training
+        resolve_split(settings.mapping, problem.table, problem.soc)
+
+
+def _eden(settings: EdenSettings, problem: Any, study: Any) -> EdenEngine:
+    return EdenEngine(mappings=() if settings.mapping is None else (settings.mapping,),
+                      retrain_steps=settings.retrain_steps)
+
+
+EDEN = register(EngineSpec(
+    name="eden", settings=EdenSettings, factory=_eden, check=_check_mapping,
+    summary="EDEN's tolerance characterisation and mapping of data to DRAM partitions, per "
+            "--mapping split",
+    needs=frozenset({"accuracy", "dram"}), needs_of=_own_probe))
+
+
+@dataclass(frozen=True)
+class OdimoEdenSettings(OdimoSettings):
+    retrain_steps: int | None = _retrain_steps()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_retrain_steps(self.retrain_steps)
+
+
+def _odimo_eden(settings: OdimoEdenSettings, problem: Any, study: Any) -> OdimoEdenEngine:
+    return OdimoEdenEngine(cost_weights=settings.cost_weights,
+                           dnas_epochs=settings.dnas_epochs, target=settings.target,
+                           retrain_steps=settings.retrain_steps)
+
+
+ODIMO_EDEN = register(EngineSpec(
+    name="odimo+eden", settings=OdimoEdenSettings, factory=_odimo_eden,
+    summary="ODiMO's split for each lambda, then EDEN on it",
+    needs=frozenset({"accuracy", "probe", "dram"})))

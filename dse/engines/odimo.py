@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from dse.engines import EngineJob
+from dse.engines import EngineJob, EngineSpec, register, setting
 from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import evaluate
 from dse.results.ledger import ENGINE_ATTR
@@ -24,6 +24,7 @@ from hw_models.errors import ConfigError
 
 DEFAULT_LAMBDAS = (0.01, 0.1, 1.0, 10.0)  # dimensionless: the cost is normalised
 DEFAULT_DNAS_EPOCHS = 10
+ODIMO_TARGETS = ("latency", "energy")  # the cost ODiMO's loss weighs
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class OdimoEngine:
 
     cost_weights: tuple[float, ...] = DEFAULT_LAMBDAS
     dnas_epochs: int = DEFAULT_DNAS_EPOCHS
-    target: str = "latency"
+    target: str = ODIMO_TARGETS[0]
     searcher: Searcher | None = None
     name: str = "odimo"
 
@@ -106,6 +107,42 @@ def probe_searcher(job: EngineJob, dnas_epochs: int, target: str) -> Searcher:
     return search
 
 
+def parse_floats(text: str, option: str) -> tuple[float, ...]:
+    """'0.01,0.1, 1' -> (0.01, 0.1, 1.0); one line naming ``option`` on anything else."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        return tuple(float(part) for part in parts)
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated numbers, not '{text}'") from None
+
+
+@dataclass(frozen=True)
+class OdimoSettings:
+    cost_weights: tuple[float, ...] = setting(
+        DEFAULT_LAMBDAS, flag="--lambdas", metavar="L1,L2,...", parse=parse_floats,
+        help="cost weights of ODiMO's loss, dimensionless (the cost is normalised by "
+             "all-digital)")
+    dnas_epochs: int = setting(DEFAULT_DNAS_EPOCHS,
+                               help="supernet search epochs per lambda")
+    target: str = setting(ODIMO_TARGETS[0], flag="--odimo-target", choices=ODIMO_TARGETS,
+                          help="the cost its loss weighs")
+
+    def __post_init__(self) -> None:
+        check_settings(self.cost_weights, self.dnas_epochs, self.target)
+
+
+def _factory(settings: OdimoSettings, problem: Any, study: Any) -> OdimoEngine:
+    return OdimoEngine(cost_weights=settings.cost_weights, dnas_epochs=settings.dnas_epochs,
+                       target=settings.target)
+
+
+SPEC = register(EngineSpec(
+    name="odimo", settings=OdimoSettings, factory=_factory,
+    summary="ODiMO's differentiable channel-split search, one trial per --lambdas value, "
+            "DRAM at nominal",
+    needs=frozenset({"accuracy", "probe"})))
+
+
 def measured_lambdas(study: Any, engine: str) -> set[float]:
     """The cost weights ``engine`` has recorded trials for in ``study``."""
     return {t.user_attrs.get(LAMBDA_ATTR) for t in study.get_trials(deepcopy=False)
@@ -119,5 +156,5 @@ def check_settings(cost_weights: tuple[float, ...], dnas_epochs: int, target: st
         raise ConfigError("--lambdas must be numbers >= 0")
     if dnas_epochs < 1:
         raise ConfigError("--dnas-epochs must be >= 1")
-    if target not in ("latency", "energy"):
+    if target not in ODIMO_TARGETS:
         raise ConfigError(f"--odimo-target must be latency or energy, not '{target}'")

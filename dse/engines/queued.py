@@ -5,8 +5,8 @@ from __future__ import annotations
 import optuna
 
 from dse.engines import EngineJob
-from dse.engines.optuna_engine.objective import make_objective
-from dse.engines.optuna_engine.runner import TrialRunner, fail_stale
+from dse.engines.objective import make_objective
+from dse.engines.runner import TrialRunner, fail_stale
 
 
 def waiting_count(study: optuna.Study) -> int:

@@ -1,5 +1,6 @@
 """The contract every engine passes (as Optuna's sampler tests do): subclass
-``EngineContract`` in a test module and implement ``make_engine``.
+``EngineContract`` in a test module and implement ``make_engine(problem, study)``, as an
+engine's registered factory is called (``dse.engines.EngineSpec``).
 
 The checks use a five-layer toy problem, a deterministic stub estimator and a SQLite study,
 so they run in seconds and need no torch.
@@ -82,7 +83,7 @@ def toy_problem() -> Problem:
 class EngineContract:
     """Checks every engine must pass."""
 
-    def make_engine(self, storage_url: str) -> Engine:
+    def make_engine(self, problem: Problem, study: optuna.Study) -> Engine:
         raise NotImplementedError
 
     # -- helpers ------------------------------------------------------------------------
@@ -98,7 +99,7 @@ class EngineContract:
         with SignalGuard() as guard:
             job = EngineJob(problem=problem, ledger=Ledger(study, problem),
                             budget=Budget(trials), seed=seed, accuracy=accuracy, guard=guard)
-            self.make_engine(url).run(job)
+            self.make_engine(problem, study).run(job)
         return study, estimator
 
     @staticmethod
@@ -156,8 +157,9 @@ class EngineContract:
                                 table=LayerTable.from_records(TOY_LAYERS))
         study, _ = open_ledger(name="costs", storage=url, identity={}, problem=problem)
         with SignalGuard() as guard:
-            self.make_engine(url).run(EngineJob(problem=problem, ledger=Ledger(study, problem),
-                                                budget=Budget(5), seed=0, guard=guard))
+            self.make_engine(problem, study).run(EngineJob(
+                problem=problem, ledger=Ledger(study, problem), budget=Budget(5), seed=0,
+                guard=guard))
         complete = self._complete(study)
         assert len(complete) == 5
         assert all(t.user_attrs[METRICS_ATTR].get("accuracy") is None for t in complete)

@@ -45,8 +45,9 @@ TRIAL_COLOUR = "0.78"
 FRONT_COLOUR = "tab:blue"
 COLOUR_MAP = "viridis"
 ERROR_COLOUR = "0.35"
-ENGINE_MARKERS = {"optuna": "o", "odimo": "s", "eden": "^", "odimo+eden": "D"}
-OTHER_ENGINE_MARKER = "P"
+# the engines of a study, in the order they first wrote a trial (most studies: one engine)
+ENGINE_MARKERS = ("o", "s", "^", "D", "P", "d")
+MARKER_COLUMN = "_marker"  # the figures' own column: each row's engine marker
 # Baselines, in the study's order: shapes and colours none of the above uses, each smaller
 # than the one before, so that baselines at one point show as nested markers.
 BASELINE_MARKERS = (("*", 240), ("X", 140), ("p", 110), ("h", 60), ("v", 50), ("<", 45),
@@ -150,12 +151,27 @@ def error_bars(axes: plt.Axes, rows: pd.DataFrame, x: Axis, y: Axis) -> None:
 
 # ---- what every figure draws alike -------------------------------------------------------
 
-def by_engine(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """The rows grouped by the engine that proposed them (all one group in studies that
-    predate the column)."""
+def with_engine_markers(frame: pd.DataFrame) -> pd.DataFrame:
+    """The trials with each one's engine marker: the engines in the order they first wrote
+    a trial take ``ENGINE_MARKERS`` in turn, so that one study's figures agree whatever
+    engines (registered anywhere) filled it."""
+    if "engine" not in frame:
+        return frame.assign(**{MARKER_COLUMN: ENGINE_MARKERS[0]})
+    ordered = frame.sort_values("trial") if "trial" in frame else frame
+    order = list(dict.fromkeys(ordered["engine"].astype(str)))
+    markers = {engine: ENGINE_MARKERS[i % len(ENGINE_MARKERS)]
+               for i, engine in enumerate(order)}
+    return frame.assign(**{MARKER_COLUMN: frame["engine"].astype(str).map(markers)})
+
+
+def by_engine(rows: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """The rows grouped by the engine that proposed them, with its marker (all one group
+    in studies that predate the column)."""
     if "engine" not in rows or not len(rows):
-        return [("optuna", rows)]
-    return [(str(engine), part) for engine, part in rows.groupby("engine", sort=True)]
+        return [("", ENGINE_MARKERS[0], rows)]
+    return [(str(engine), str(part[MARKER_COLUMN].iloc[0]) if MARKER_COLUMN in part
+             else ENGINE_MARKERS[0], part)
+            for engine, part in rows.groupby("engine", sort=True)]
 
 
 def named(what: str, engine: str, engines: int) -> str:
@@ -167,9 +183,9 @@ def draw_trials(axes: Any, rows: pd.DataFrame, shown: Sequence[Axis], label: str
     """``rows`` as small grey points (one image in the SVG: there may be thousands)."""
     if not len(rows):
         return
-    for engine, part in by_engine(rows):
+    for engine, marker, part in by_engine(rows):
         axes.scatter(*(a.of(part) for a in shown), s=8, c=TRIAL_COLOUR, rasterized=True,
-                     marker=ENGINE_MARKERS.get(engine, OTHER_ENGINE_MARKER),
+                     marker=marker,
                      label=named(label, engine, engines))
 
 
@@ -180,8 +196,7 @@ def draw_front(axes: Any, front: pd.DataFrame, shown: Sequence[Axis], tint: Axis
     bar)."""
     points = None
     colours = tint.of(front) if tint is not None and len(front) else None
-    for engine, part in by_engine(front):
-        marker = ENGINE_MARKERS.get(engine, OTHER_ENGINE_MARKER)
+    for engine, marker, part in by_engine(front):
         style: dict[str, Any] = {"c": FRONT_COLOUR, "label": named(label, engine, engines)}
         if tint is not None and colours is not None:
             style = {"c": tint.of(part), "cmap": COLOUR_MAP, "vmin": np.nanmin(colours),
@@ -438,6 +453,7 @@ def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[s
     is the coverage of the study's accuracy intervals."""
     if frame.empty or not (frame["state"] == "COMPLETE").any():
         return []
+    frame = with_engine_markers(frame)
     columns = [BY_NAME[name].column for name in objectives]
     paths: list[Path] = []
     for first, second in itertools.combinations(columns, 2):

@@ -11,7 +11,7 @@ import optuna
 from dse.config import GRACE_PERIOD_S
 from dse.host import dead_here
 from dse.results.ledger import REQUEUED_ATTR, labels_to_keep
-from dse.storage.storage import journal_path, sqlite_path
+from dse.storage.storage import journal_path, liveness_of, sqlite_path
 
 HEARTBEAT_ATTR = "dse:heartbeat"  # trial system attribute: Unix time of the last beat
 
@@ -34,6 +34,14 @@ class OrphanCheck:
         self.journal = journal_path(storage_url) is not None
         self.grace_period_s = grace_period_s
         self._seen: dict[int, tuple[Any, float]] = {}  # trial id: (beat, when it was seen)
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> "OrphanCheck":
+        """The check for the study's storage, timed as it was opened."""
+        liveness = liveness_of(study)
+        check = cls("", liveness.grace_period_s)
+        check.sqlite, check.journal = liveness.kind == "sqlite", liveness.kind == "journal"
+        return check
 
     def __call__(self, study: optuna.Study) -> int:
         if not (self.sqlite or self.journal):

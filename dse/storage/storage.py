@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import fcntl
 import functools
 import importlib.util
@@ -490,8 +491,9 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
     """
     given = url
     path = journal_path(url)
+    timing = dict(heartbeat_interval_s=heartbeat_interval_s, grace_period_s=grace_period_s)
     if path is not None:
-        return _journal_storage(path, url)
+        return _timed(_journal_storage(path, url), Liveness("journal", **timing))
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if scheme not in ("sqlite", "postgresql", "mysql"):
         raise ConfigError(f"unknown storage '{url}' (sqlite:///PATH, postgresql://..., "
@@ -522,7 +524,9 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return BatchedRDBStorage(url, shown_as=given, **options)
+                return _timed(BatchedRDBStorage(url, shown_as=given, **options),
+                              Liveness("sqlite" if scheme == "sqlite" else "database",
+                                       **timing))
         except Exception as exc:  # sqlalchemy raises many kinds for a bad URL or server
             # processes opening a new database together race to create its tables
             if _creation_race(exc) and attempt + 1 < STORAGE_ATTEMPTS:
@@ -532,6 +536,41 @@ def open_storage(url: str, *, heartbeat_interval_s: int = HEARTBEAT_INTERVAL_S,
             raise ConfigError(f"cannot open storage {shown_url(given)}: {type(exc).__name__}: "
                               f"{reason}") from None
     raise AssertionError("unreachable")
+
+
+@dataclasses.dataclass(frozen=True)
+class Liveness:
+    """How a storage tells that a trial's worker is gone: ``kind`` "sqlite" (one worker at
+    a time, under a file lock), "journal" (dse's heartbeat attribute, every
+    ``heartbeat_interval_s``) or "database" (Optuna's heartbeats); a worker silent for
+    ``grace_period_s`` counts as dead."""
+
+    kind: str
+    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
+    grace_period_s: float = GRACE_PERIOD_S
+
+
+_LIVENESS = "_dse_liveness"
+
+
+def _timed(storage: T, liveness: Liveness) -> T:
+    setattr(storage, _LIVENESS, liveness)
+    return storage
+
+
+def liveness_of(study: optuna.Study) -> Liveness:
+    """The liveness of the study's storage: as ``open_storage`` opened it, else told by the
+    storage's kind with the default timings."""
+    storage = study._storage
+    backend = getattr(storage, "_backend", storage)  # Optuna's cache around an RDB storage
+    for each in (storage, backend):
+        if hasattr(each, _LIVENESS):
+            return getattr(each, _LIVENESS)
+    if isinstance(backend, optuna.storages.JournalStorage):
+        return Liveness("journal")
+    if isinstance(backend, RDBStorage) and backend.url.startswith("sqlite"):
+        return Liveness("sqlite")
+    return Liveness("database" if isinstance(backend, RDBStorage) else "memory")
 
 
 def check_storage_file(path: Path, url: str) -> None:

@@ -17,7 +17,7 @@ assert spec is not None and spec.loader is not None
 engines = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(engines)
 
-BASE = SearchConfig(network="resnet8", dataset="digits", dnas_epochs=10)
+BASE = SearchConfig(network="resnet8", dataset="digits")
 TRAIN_IMAGES = 1258
 
 
@@ -46,9 +46,9 @@ def test_eden_and_odimo_eden_are_sized_to_the_budget_when_weights_stream(tmp_pat
     assert engines.settings_for("eden", room, streamed, TRAIN_IMAGES) == {"trials": 12}
     assert engines.settings_for("eden", room - 1, streamed, TRAIN_IMAGES) == {"trials": 11}
     pipeline = engines.settings_for("odimo+eden", 200_000, streamed, TRAIN_IMAGES)
-    assert pipeline == {"trials": 9, "lambdas": "0.1"}
+    assert pipeline == {"trials": 9, "--lambdas": "0.1"}
     odimo = engines.settings_for("odimo", 200_000, streamed, TRAIN_IMAGES)
-    assert odimo["trials"] == 16 and len(odimo["lambdas"].split(",")) == 8
+    assert odimo["trials"] == 16 and len(odimo["--lambdas"].split(",")) == 8
 
 
 def row(seed: int, volume: float, metrics=()) -> dict:

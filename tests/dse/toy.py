@@ -6,6 +6,7 @@ from pathlib import Path
 from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult, error_free
 from dse.commands.search import Prepared
 from dse.config import SearchConfig
+from dse.engines.optuna_engine import OptunaSettings
 from dse.engines.testing import TOY_LAYERS, StubEstimator  # noqa: F401 (TOY_LAYERS: conftest)
 from dse.problem import Limits, Problem, build_problem
 
@@ -40,7 +41,8 @@ def toy_accuracy(problem: Problem, calls=None) -> AccuracyModel | None:
 def toy_prepared(table, tmp_path: Path, *, trials=8, study="toy", sampler="tpe",
                  identity_extra=None, calls=None, confirm=True, **problem_kw) -> Prepared:
     problem = toy_problem(table, **problem_kw)
-    config = SearchConfig(trials=trials, sampler=sampler, study=study,
+    config = SearchConfig(trials=trials, engine_settings=OptunaSettings(sampler=sampler),
+                          study=study,
                           results_dir=str(tmp_path), confirm=confirm)
     identity = {"network": "toy", "dataset": None, "hw": "diana",
                 "dram": problem_kw.get("dram", "lpddr4-3200"), "vendor": "B",

@@ -8,15 +8,14 @@ from typing import Any
 import numpy as np
 import optuna
 
-from dse.config import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
 from dse.engines import EngineJob, Progress
-from dse.engines.optuna_engine.objective import make_objective
-from dse.engines.optuna_engine.runner import TrialRunner, fail_stale
-from dse.engines.optuna_engine.samplers import make_sampler
+from dse.engines.objective import make_objective
+from dse.engines.optuna_engine.samplers import DEFAULT_SAMPLER, make_sampler
+from dse.engines.runner import TrialRunner, fail_stale
 from dse.results.ledger import metrics_of
 from dse.results.tables import front_trials
 from dse.storage.liveness import OrphanCheck
-from dse.storage.storage import journal_path
+from dse.storage.storage import liveness_of
 
 POLL_S = 1.0                 # how often a worker waiting for others looks again
 PROGRESS_INTERVAL_S = 0.5    # the progress line is redrawn at most this often
@@ -26,15 +25,12 @@ PROGRESS_INTERVAL_S = 0.5    # the progress line is redrawn at most this often
 class OptunaEngine:
     """Optuna's ask-and-tell with ``sampler`` (``dse.engines.optuna_engine.samplers``).
 
-    ``storage_url`` tells how dead workers are found (heartbeats on databases, dse's own on
-    journal files, the file lock on SQLite); ``heartbeat_interval_s`` and
-    ``grace_period_s`` time them.
+    Dead workers are found as the study's storage allows (``dse.storage.storage.Liveness``:
+    Optuna's heartbeats on databases, dse's own on journal files, the file lock on SQLite),
+    timed as the storage was opened.
     """
 
-    sampler: str = "tpe"
-    storage_url: str = ""
-    heartbeat_interval_s: float = HEARTBEAT_INTERVAL_S
-    grace_period_s: float = GRACE_PERIOD_S
+    sampler: str = DEFAULT_SAMPLER
     name: str = "optuna"
 
     def __post_init__(self) -> None:
@@ -53,18 +49,19 @@ class OptunaEngine:
         total = job.budget.total_trials
         callback = (_ProgressCallback(job, total, per_worker) if job.progress is not None
                     else None)
-        orphans = OrphanCheck(self.storage_url, self.grace_period_s)
+        liveness = liveness_of(study)
+        orphans = OrphanCheck.of(study)
 
         def look_for_dead_workers(study: optuna.Study) -> None:
             fail_stale(study)
             orphans(study)
 
-        beat = self.heartbeat_interval_s if journal_path(self.storage_url) else None
+        beat = liveness.heartbeat_interval_s if liveness.kind == "journal" else None
         if callback is not None:
             callback.report(study)  # the start: the display's clock and count begin here
         runner = TrialRunner(job.guard, [callback] if callback else [],
                              periodic=look_for_dead_workers,
-                             periodic_interval_s=self.heartbeat_interval_s,
+                             periodic_interval_s=liveness.heartbeat_interval_s,
                              heartbeat_interval_s=beat)
         ran = 0
         while True:

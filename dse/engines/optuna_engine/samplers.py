@@ -30,6 +30,8 @@ def _gp(seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.GPSampler(seed=seed, **_constraints_kw())
 
 
+DEFAULT_SAMPLER = "tpe"
+
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True,
                                                    **_constraints_kw()),

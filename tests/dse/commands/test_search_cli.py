@@ -104,21 +104,23 @@ def test_rerun_resumes_and_pareto_and_show_read_it(searched):
     (["search", "--engine", "annealing"],
      "Invalid value for '--engine': 'annealing' is not one of 'optuna', 'odimo'"),
     (["search", "--engine", "odimo", "--objectives", "latency,energy"],
-     "--engine odimo serves accuracy with latency and/or energy"),
+     "--engine odimo needs accuracy among the objectives and the built-in probe"),
     (["search", "--engine", "eden", "--objectives", "latency,energy"],
-     "--engine eden serves accuracy with latency and/or energy, on a DRAM device"),
+     "--engine eden needs accuracy among the objectives and a DRAM device"),
     (["search", "--engine", "odimo", "--accuracy-estimator", "mine:estimate"],
      "not with --accuracy-estimator"),
     (["search", "--engine", "odimo", "--lambdas", ""], "--lambdas is empty"),
     (["search", "--engine", "odimo", "--lambdas", "0.1,big"], "comma-separated numbers"),
-    (["search", "--engine", "eden", "--dram", "none"], "needs a DRAM device"),
-    (["search", "--mapping", "all-analog"], "--mapping names the split --engine eden maps"),
+    (["search", "--engine", "eden", "--dram", "none"], "not with --dram none"),
+    (["search", "--mapping", "all-analog"],
+     "--mapping is an option of --engine eden, not of --engine optuna"),
     (["search", "--engine", "eden", "--mapping", "fastest"], "neither a heuristic"),
     (["search", "--engine", "eden", "--eden-retrain-steps", "0"],
      "--eden-retrain-steps must be >= 1"),
-    (["search", "--eden-retrain-steps", "40"], "it needs --engine eden or odimo+eden"),
+    (["search", "--eden-retrain-steps", "40"],
+     "--eden-retrain-steps is an option of --engine eden, odimo+eden"),
     (["search", "--engine", "eden", "--eden-retrain-steps", "40", "--accuracy-estimator",
-      "mine:estimate"], "--eden-retrain-steps sets the built-in probe's fine-tune"),
+      "mine:estimate"], "the built-in probe and a DRAM device; not with --accuracy-estimator"),
     (["pareto", "nothing-here"], "no study found"),
     (["show", "nothing-here", "--trial", "0"], "no study found"),
 ])
@@ -263,7 +265,8 @@ def test_config_json_keeps_the_creating_run_and_runs_jsonl_every_run(tmp_path):
     assert (tmp_path / "s" / "config.json").read_bytes() == created
     runs = [json.loads(line) for line in
             (tmp_path / "s" / "runs.jsonl").read_text().splitlines()]
-    assert [(r["config"]["seed"], r["config"]["sampler"], r["config"]["trials"])
+    assert [(r["config"]["seed"], r["config"]["engine_settings"]["sampler"],
+             r["config"]["trials"])
             for r in runs] == [(1, "tpe", 4), (9, "random", 6)]
     assert all(r["worker"]["pid"] > 0 and r["started"] for r in runs)
 

@@ -43,7 +43,7 @@ def run_engine(url: str, trials: int, *, storage=None, before_trial=None) -> opt
         job = EngineJob(problem=problem, ledger=Ledger(study, problem), budget=Budget(trials),
                         seed=0, accuracy=AccuracyModel(StubEstimator(), 0.95), guard=guard,
                         before_trial=before_trial)
-        OptunaEngine(sampler="random", storage_url=url).run(job)
+        OptunaEngine(sampler="random").run(job)
     return study
 
 

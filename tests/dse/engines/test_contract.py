@@ -10,14 +10,14 @@ from hw_models import ConfigError
 
 
 class TestOptunaEngine(EngineContract):
-    def make_engine(self, storage_url: str) -> OptunaEngine:
-        return OptunaEngine(sampler="random", storage_url=storage_url)
+    def make_engine(self, problem, study) -> OptunaEngine:
+        return make_engine("optuna", sampler="random", problem=problem, study=study)
 
 
 @pytest.mark.slow
 class TestOptunaEngineTpe(EngineContract):
-    def make_engine(self, storage_url: str) -> OptunaEngine:
-        return OptunaEngine(sampler="tpe", storage_url=storage_url)
+    def make_engine(self, problem, study) -> OptunaEngine:
+        return make_engine("optuna", sampler="tpe", problem=problem, study=study)
 
 
 def test_engines_by_name():
@@ -44,7 +44,7 @@ def stub_searcher(weight: float):
 
 
 class TestOdimoEngine(EngineContract):
-    def make_engine(self, storage_url: str):
+    def make_engine(self, problem, study):
         from dse.engines.odimo import OdimoEngine
         return OdimoEngine(cost_weights=(0.1, 1.0, 10.0), searcher=stub_searcher)
 
@@ -77,7 +77,7 @@ def test_odimo_bad_settings_are_one_line():
 
 
 class TestEdenEngine(EngineContract):
-    def make_engine(self, storage_url: str):
+    def make_engine(self, problem, study):
         from dse.engines.eden import EdenEngine
         return EdenEngine(bisection_steps=2)
 
@@ -173,7 +173,7 @@ def test_eden_retrain_steps_need_a_probe():
 
 
 class TestOdimoEdenEngine(EngineContract):
-    def make_engine(self, storage_url: str):
+    def make_engine(self, problem, study):
         from dse.engines.eden import OdimoEdenEngine
         return OdimoEdenEngine(cost_weights=(0.1, 1.0), searcher=stub_searcher,
                                bisection_steps=2)

@@ -54,7 +54,7 @@ def _url(tmp_path) -> str:
 def _run_optuna(study: optuna.Study, problem, url: str, trials: int) -> None:
     ledger = Ledger(study, problem)
     with SignalGuard() as guard:
-        OptunaEngine(sampler="tpe", storage_url=url).run(EngineJob(
+        OptunaEngine(sampler="tpe").run(EngineJob(
             problem=problem, ledger=ledger, budget=Budget(trials), seed=0,
             accuracy=toy_accuracy(problem), guard=guard))
 

@@ -31,7 +31,7 @@ def test_a_journal_fails_only_trials_of_dead_local_workers(tmp_path):
 
 
 def test_journal_workers_beat_and_silent_ones_are_failed(tmp_path):
-    from dse.engines.optuna_engine.runner import TrialRunner
+    from dse.engines.runner import TrialRunner
     from dse.signals import SignalGuard
     from dse.storage.liveness import HEARTBEAT_ATTR, OrphanCheck
     url = f"journal:{tmp_path / 'study.log'}"

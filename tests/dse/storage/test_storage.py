@@ -9,7 +9,7 @@ import optuna
 import pytest
 import sqlalchemy
 
-from dse.engines.optuna_engine.objective import set_constraints
+from dse.engines.objective import set_constraints
 from dse.results.ledger import OPTUNA_CONSTRAINTS
 from dse.storage.storage import BatchedRDBStorage, batched, open_storage
 from hw_models import ConfigError

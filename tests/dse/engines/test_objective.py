@@ -26,8 +26,8 @@ class _SignallingSampler(optuna.samplers.RandomSampler):
 def test_a_signal_stops_a_slow_sampler_at_once(toy_table, tmp_path):
     from toy import toy_accuracy, toy_problem
 
-    from dse.engines.optuna_engine.objective import make_objective
-    from dse.engines.optuna_engine.runner import TrialRunner
+    from dse.engines.objective import make_objective
+    from dse.engines.runner import TrialRunner
     from dse.signals import SignalGuard, Terminated
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"),
                                 sampler=_SignallingSampler(seed=0), directions=["minimize"] * 3)

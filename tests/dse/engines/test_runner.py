@@ -9,7 +9,7 @@ import time
 import optuna
 import pytest
 
-from dse.engines.optuna_engine.runner import TrialRunner
+from dse.engines.runner import TrialRunner
 from dse.signals import SignalGuard, Terminated
 
 State = optuna.trial.TrialState
@@ -178,7 +178,7 @@ def test_a_trial_failed_by_another_worker_is_dropped_not_fatal(tmp_path, caplog,
 
 
 def test_a_heartbeat_that_fails_keeps_beating(caplog):
-    from dse.engines.optuna_engine.runner import _Heartbeat
+    from dse.engines.runner import _Heartbeat
 
     class Flaky:
         def __init__(self):
