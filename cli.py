@@ -17,7 +17,7 @@ from click.core import ParameterSource
 
 from dse import __version__
 from dse.accuracy.defaults import ProbeDefaults
-from dse.config import SearchConfig
+from dse.config import SearchConfig, default_settings
 from hw_models.dram import BER_QUANTILES
 from hw_models.errors import ConfigError
 from hw_models.partitions import LAYOUTS
@@ -136,6 +136,9 @@ def announce_confirmation(display: ProgressDisplay, *, in_search: bool
     return lambda plan: display.write(confirmation_plan_text(plan, in_search=in_search))
 
 
+DEFAULTS = default_settings()  # dse search's defaults, by setting
+
+
 # ---- option types ---------------------------------------------------------------------
 
 class RegistryChoice(click.Choice):
@@ -222,18 +225,18 @@ dataset_option = click.option(
          "e.g. cifar10 for resnet8; no data is read. search, train and probe default to the "
          "bundled digits instead, which they read].")
 vendor_option = click.option(
-    "--vendor", type=RegistryChoice(vendor_choices), default=SearchConfig.vendor,
+    "--vendor", type=RegistryChoice(vendor_choices), default=DEFAULTS["vendor"],
     show_default=True,
     help="Vendor whose measured BER curves apply: BER(VDD) from the Voltron DDR3L data, "
          "BER(tRCD) from the DIVA-DRAM DDR3 data (the papers' anonymised letters).")
 ber_quantile_option = click.option(
     "--ber-quantile", type=click.Choice(BER_QUANTILES),
-    default=SearchConfig.ber_quantile, show_default=True,
+    default=DEFAULTS["ber_quantile"], show_default=True,
     help="Which DIMM of the vendor's measured population the BER curves describe: the "
          "mean, median, 90th percentile or worst DIMM at each VDD and tRCD. max: a "
          "deployed design must hold on the module it is given, and no measured DIMM has "
          "more errors (p90 accepts one module in ten above the design's BER).")
-hw_option = click.option("--hw", default=SearchConfig.hw, show_default=True,
+hw_option = click.option("--hw", default=DEFAULTS["hw"], show_default=True,
                          metavar="PRESET|FILE", help="SoC preset name or a TOML preset file.")
 dram_option = click.option(
     "--dram", default=None, metavar="DEVICE|none",
@@ -256,13 +259,13 @@ operating_point_options = bundle(
     retired_option("--partitions", "--partition-layout",
                    "--partitions is the partition count of dse search"))
 trainable_network_options = bundle(
-    click.option("--network", default=SearchConfig.network, show_default=True,
+    click.option("--network", default=DEFAULTS["network"], show_default=True,
                  help="Zoo name or package.module:function."),
-    click.option("--dataset", default=SearchConfig.dataset, show_default=True,
+    click.option("--dataset", default=DEFAULTS["dataset"], show_default=True,
                  help="digits (bundled); cifar10, tiny-imagenet or vww (--data-dir); or "
                       "synthetic."))
 results_dir_option = click.option(
-    "--results-dir", default=SearchConfig.results_dir, show_default=True,
+    "--results-dir", default=DEFAULTS["results_dir"], show_default=True,
     type=click.Path(file_okay=False),
     help="Where studies, checkpoints and the probe cache go.")
 threads_option = click.option(
@@ -280,7 +283,7 @@ data_options = bundle(
     click.option("--epochs", type=int, default=None,
                  help="Baseline training epochs [default: 30 for digits and cifar10]."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-                 default=SearchConfig.device, show_default=True,
+                 default=DEFAULTS["device"], show_default=True,
                  help="Where to train and fine-tune."),
     threads_option)
 error_model_option = click.option(
@@ -417,7 +420,7 @@ def train(retrain: bool, as_json: bool, threads: int | None, **options: Any) -> 
               help="DRAM error masks evaluated per fine-tuned model.")
 @click.option("--seeds", type=int, default=None, hidden=True,
               help="Retired: use --finetune-seeds and --error-seeds.")
-@click.option("--interval-level", type=float, default=SearchConfig.interval_level,
+@click.option("--interval-level", type=float, default=DEFAULTS["interval_level"],
               show_default=True, metavar="P",
               help="Coverage of the accuracy's interval (0.95: 95 %).")
 @data_options
@@ -451,18 +454,18 @@ search_options = bundle(
                       "point for all of it, what a BIOS sets; 1) or N equal partitions of "
                       "the device's banks with every tensor in DRAM placed in one (EDEN's "
                       "fine-grained mode, which needs per-partition voltage regulation)."),
-    click.option("--objectives", default=SearchConfig.objectives, show_default=True,
+    click.option("--objectives", default=DEFAULTS["objectives"], show_default=True,
                  help="Comma-separated: accuracy, latency, energy, dram_energy, "
                       "compute_energy."),
     click.option("--max-accuracy-drop", "max_accuracy_drop_pp", type=float,
-                 default=SearchConfig.max_accuracy_drop_pp, show_default=True, metavar="PP",
+                 default=DEFAULTS["max_accuracy_drop_pp"], show_default=True, metavar="PP",
                  help="Largest accuracy drop vs all-digital at nominal DRAM, in percentage "
                       "points, paired on the same images and seeds (a constraint)."),
-    click.option("--interval-level", type=float, default=SearchConfig.interval_level,
+    click.option("--interval-level", type=float, default=DEFAULTS["interval_level"],
                  show_default=True, metavar="P",
                  help="Coverage of every accuracy interval (0.95: 95 %)."),
     click.option("--drop-rule", type=click.Choice(["mean", "upper"]),
-                 default=SearchConfig.drop_rule, show_default=True,
+                 default=DEFAULTS["drop_rule"], show_default=True,
                  help="What --max-accuracy-drop bounds: the paired drop's estimate (mean) "
                       "or the upper end of its 95 % interval (upper: met with confidence, "
                       "as EDEN's 'strictly meet')."),
@@ -471,9 +474,9 @@ search_options = bundle(
                  help="Latency budget in seconds (candidates over it are not probed)."),
     click.option("--energy-budget", "energy_budget_j", type=float, default=None, metavar="J",
                  help="Energy budget in joules (candidates over it are not probed)."),
-    click.option("--trials", type=int, default=SearchConfig.trials, show_default=True,
+    click.option("--trials", type=int, default=DEFAULTS["trials"], show_default=True,
                  help="Complete trials the study should hold (a rerun resumes up to this)."),
-    click.option("--seed", type=int, default=SearchConfig.seed, show_default=True,
+    click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True,
                  help="Seed of the sampler and the probe (worker k samples from "
                       "seed + 1000003 k)."),
     click.option("--study", default=None,
@@ -483,13 +486,13 @@ search_options = bundle(
                       "[default: sqlite:///RESULTS/STUDY/study.db]."),
     results_dir_option,
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-                 default=SearchConfig.device, show_default=True,
+                 default=DEFAULTS["device"], show_default=True,
                  help="Where to train and fine-tune."),
     threads_option,
     click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
                  help="Use this trained checkpoint."),
     click.option("--epochs", type=int, default=None, help="Baseline training epochs."),
-    click.option("--probe-steps", type=int, default=SearchConfig.probe_steps,
+    click.option("--probe-steps", type=int, default=DEFAULTS["probe_steps"],
                  show_default=True, help="Fine-tune steps of each candidate's probe."),
     click.option("--finetune-epochs", type=float, default=None, metavar="E",
                  help="The probe's fine-tune in epochs of the training split instead of "
@@ -497,20 +500,20 @@ search_options = bundle(
                       "every candidate gets, the baselines' and each engine's alike (for "
                       "odimo, the fine-tune of its discretised split), so comparisons stay "
                       "paired."),
-    click.option("--finetune-seeds", type=int, default=SearchConfig.finetune_seeds,
+    click.option("--finetune-seeds", type=int, default=DEFAULTS["finetune_seeds"],
                  show_default=True,
                  help="Independent fine-tunes per probe (their spread is in the interval)."),
-    click.option("--error-seeds", type=int, default=SearchConfig.error_seeds,
+    click.option("--error-seeds", type=int, default=DEFAULTS["error_seeds"],
                  show_default=True, help="DRAM error masks evaluated per fine-tuned model."),
     click.option("--probe-seeds", type=int, default=None, hidden=True,
                  help="Retired: use --finetune-seeds and --error-seeds."),
-    click.option("--confirm/--no-confirm", default=SearchConfig.confirm, show_default=True,
+    click.option("--confirm/--no-confirm", default=DEFAULTS["confirm"], show_default=True,
                  help="At the end, re-probe the front and the baselines on the test split "
                       "(what the summary's claims rest on); `dse confirm` does it later."),
     click.option("--confirm-steps", type=int, default=None, metavar="N",
                  help="Fine-tune steps of the test-split confirmation [default: 10x "
                       "--probe-steps]."),
-    click.option("--confirm-seeds", type=int, default=SearchConfig.confirm_seeds,
+    click.option("--confirm-seeds", type=int, default=DEFAULTS["confirm_seeds"],
                  show_default=True, help="Independent fine-tunes per confirmed point."),
     error_model_option,
     click.option("--accuracy-estimator", default=None, metavar="PACKAGE.MODULE:FUNCTION",
@@ -523,11 +526,11 @@ search_options = bundle(
                  help="Worker index for its own seed stream [default: "
                       "$SLURM_ARRAY_TASK_ID, else 0]."),
     click.option("--heartbeat-interval", "heartbeat_interval_s", type=int,
-                 default=SearchConfig.heartbeat_interval_s, show_default=True, metavar="S",
+                 default=DEFAULTS["heartbeat_interval_s"], show_default=True, metavar="S",
                  help="Database and journal storages: how often a running trial reports "
                       "it is alive."),
     click.option("--grace-period", "grace_period_s", type=int,
-                 default=SearchConfig.grace_period_s, show_default=True, metavar="S",
+                 default=DEFAULTS["grace_period_s"], show_default=True, metavar="S",
                  help="Database and journal storages: silence after which a trial's "
                       "worker counts as dead; its trial is failed and retried."))
 
@@ -551,7 +554,7 @@ def engine_params() -> list[click.Parameter]:
     specs = engine_specs()
     params: list[click.Parameter] = [click.Option(
         ["--engine"], type=click.Choice([spec.name for spec in specs]),
-        default=SearchConfig.engine, show_default=True,
+        default=DEFAULTS["engine"], show_default=True,
         help="Search engine: " + "; ".join(f"{spec.name} ({spec.summary})" for spec in specs)
              + ".")]
     owners: dict[str, list[str]] = {}
@@ -580,8 +583,8 @@ def search_config(options: dict[str, Any]) -> SearchConfig:
     given = {"--" + name[len(ENGINE_OPTION):].replace("_", "-"): value
              for name, value in options.items()
              if name.startswith(ENGINE_OPTION) and value is not None}
-    return SearchConfig(**settings,
-                        engine_settings=engine_spec(options["engine"]).make_settings(given))
+    return SearchConfig.from_options(
+        **settings, engine_settings=engine_spec(options["engine"]).make_settings(given))
 
 
 @cli.command(cls=SearchCommand)
@@ -591,16 +594,22 @@ def search(as_json: bool, **options: Any) -> None:
     """Explore accelerator splits and approximate-DRAM settings; write Pareto fronts."""
     import optuna
 
-    from dse.commands.search import SearchInterrupted, prepare, run_search, worker_threads
+    from dse.commands.search import (
+        SearchInterrupted,
+        prepare,
+        resolve,
+        run_search,
+        worker_threads,
+    )
     from dse.commands.text import search_text
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
     given = click.get_current_context().get_parameter_source("probe_steps")
     if options["finetune_epochs"] is not None and given == ParameterSource.COMMANDLINE:
         fail("give --probe-steps or --finetune-epochs, not both", 2)
-    config = search_config(options)
-    with worker_threads(config) as threads, progress_display() as display:
-        prepared = prepare(config, progress=display.phase("training baseline", "step"),
+    resolved = resolve(search_config(options))
+    with worker_threads(resolved) as threads, progress_display() as display:
+        prepared = prepare(resolved, progress=display.phase("training baseline", "step"),
                            step_progress=display.stage("fine-tune", "step"))
         try:
             summary = run_search(
@@ -649,12 +658,12 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Folder with the dataset files [default: the search's].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
-              default=SearchConfig.device, show_default=True, help="Where to fine-tune.")
+              default=DEFAULTS["device"], show_default=True, help="Where to fine-tune.")
 @threads_option
 @click.option("--confirm-steps", type=int, default=None, metavar="N",
               help="Fine-tune steps of each confirmation [default: 10x the search's "
                    "--probe-steps].")
-@click.option("--confirm-seeds", type=int, default=SearchConfig.confirm_seeds,
+@click.option("--confirm-seeds", type=int, default=DEFAULTS["confirm_seeds"],
               show_default=True, help="Independent fine-tunes per confirmed point.")
 @json_option
 def confirm(target: str | None, storage: str | None, study_name: str | None, results_dir: str,

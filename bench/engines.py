@@ -42,7 +42,6 @@ Run: python bench/engines.py [--only digits|cifar10] [--seeds 3 | --seed-list 0,
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import time
@@ -52,7 +51,7 @@ import numpy as np
 import optuna
 
 from dse.commands.search import prepare, run_search
-from dse.config import SearchConfig
+from dse.config import SearchConfig, default_settings
 from dse.engines import engine_spec
 from dse.engines.odimo import DEFAULT_DNAS_EPOCHS
 from dse.pareto import hypervolume, pareto_mask
@@ -60,6 +59,7 @@ from dse.results.ledger import ODIMO_SEARCH_ATTR
 from dse.threads import ThreadPolicy
 
 CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
+DEFAULTS = default_settings()
 SAMPLER_VARIANTS = {"optuna-tpe": "tpe", "optuna-nsga2": "nsga2", "random": "random"}
 
 
@@ -69,7 +69,7 @@ def engine_variants() -> dict[str, tuple[str, dict[str, str]]]:
     from dse.engines import engine_specs
     found: dict[str, tuple[str, dict[str, str]]] = {}
     for spec in engine_specs():
-        if spec.name == SearchConfig.engine:
+        if spec.name == DEFAULTS["engine"]:
             found.update({name: (spec.name, {"--sampler": sampler})
                           for name, sampler in SAMPLER_VARIANTS.items()})
         else:
@@ -89,8 +89,8 @@ def probe_samples(config: SearchConfig, steps: int | None = None) -> int:
     """Training samples one probe processes: steps (the study's probe's, or ``steps``) x
     batch x fine-tunes."""
     from networks.finetune import ProbeConfig
-    steps = config.probe_steps if steps is None else steps
-    return steps * ProbeConfig.batch_size * config.finetune_seeds
+    steps = config.accuracy.probe_steps if steps is None else steps
+    return steps * ProbeConfig.batch_size * config.accuracy.finetune_seeds
 
 
 def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int,
@@ -127,8 +127,9 @@ def eden_probes_per_split(config: SearchConfig) -> dict[str, int]:
     from dse.engines.eden import BISECTION_STEPS, data_in_dram
     from dse.problem import build_problem
     from hw_models.mapping import HEURISTICS, resolve_split
-    problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
-                            dram=config.dram, objectives=config.objectives)
+    problem = build_problem(network=config.workload.network, dataset=config.workload.dataset,
+                            hw=config.hardware.hw, dram=config.hardware.dram,
+                            objectives=config.limits.objectives)
     counts = {}
     for name in HEURISTICS:
         n_analog, _ = resolve_split(name, problem.table, problem.soc)
@@ -223,15 +224,13 @@ def streamed_preset(folder: Path) -> str:
 def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
             checkpoint: str) -> dict:
     folder, study = run_location(args.results_dir, dataset, args.weights, engine, seed)
-    base = SearchConfig(network=network_of(dataset), dataset=dataset, data_dir=data_dir,
-                        seed=seed, device=args.device, threads=args.threads,
-                        hw=(SearchConfig.hw if args.weights == "resident"
-                            else streamed_preset(Path(args.results_dir))),
-                        results_dir=str(folder),
-                        checkpoint=checkpoint,
-                        probe_steps=args.probe_steps,
-                        confirm_steps=args.confirm_steps, epochs=args.epochs,
-                        study=study)
+    base = SearchConfig.from_options(
+        network=network_of(dataset), dataset=dataset, data_dir=data_dir, seed=seed,
+        device=args.device, threads=args.threads,
+        hw=(DEFAULTS["hw"] if args.weights == "resident"
+            else streamed_preset(Path(args.results_dir))),
+        results_dir=str(folder), checkpoint=checkpoint, probe_steps=args.probe_steps,
+        confirm_steps=args.confirm_steps, epochs=args.epochs, study=study)
     train_images = _train_images(dataset, data_dir)
     knobs = settings_for(engine, args.budget_samples, base, train_images, args.dnas_epochs)
     name, options = ENGINES[engine]
@@ -239,8 +238,8 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     if any(option.flag == "--dnas-epochs" for option in spec.options()):
         options = {**options, "--dnas-epochs": args.dnas_epochs}
     options.update({key: value for key, value in knobs.items() if key.startswith("--")})
-    config = dataclasses.replace(base, trials=knobs["trials"], engine=name,
-                                 engine_settings=spec.make_settings(options))
+    config = base.replace(trials=knobs["trials"], engine=name,
+                          engine_settings=spec.make_settings(options))
     from networks import finetune as probe_module
     probe_module._MEMORY_CACHE.clear()  # the process's probe cache: no run may use another's
     start = time.perf_counter()
@@ -330,7 +329,7 @@ def main() -> None:
                         help="print the table from engines.jsonl without running anything")
     parser.add_argument("--budget-samples", type=int, default=200_000)
     parser.add_argument("--dnas-epochs", type=int, default=DEFAULT_DNAS_EPOCHS)
-    parser.add_argument("--probe-steps", type=int, default=SearchConfig.probe_steps)
+    parser.add_argument("--probe-steps", type=int, default=DEFAULTS["probe_steps"])
     parser.add_argument("--confirm-steps", type=int, default=None,
                         help="test-split confirmation steps [default: the search's, 10x]")
     parser.add_argument("--epochs", type=int, default=None, help="baseline training epochs")

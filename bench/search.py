@@ -80,8 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    prepared = prepare(SearchConfig(results_dir=args.results_dir, seed=args.seed,
-                                    trials=args.trials, device="cpu"))
+    prepared = prepare(SearchConfig.from_options(results_dir=args.results_dir, seed=args.seed,
+                                                 trials=args.trials, device="cpu"))
     frames, walls = {}, {}
     for name in SAMPLERS:
         frames[name], walls[name] = run_sampler(prepared, name, args.trials, args.seed)

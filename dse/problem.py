@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dse.accuracy.defaults import DEFAULT_MAX_ACCURACY_DROP_PP
 from dse.metrics import BY_NAME, Direction, parse_objectives
 from dse.space import SearchSpace, build_space, trcd_grid_ns, vdd_grid_v
 from hw_models import ConfigError, LayerTable, Soc, load_soc
@@ -29,7 +30,7 @@ from hw_models.traffic import dram_tensors
 class Limits:
     """Constraints: each is met when its value is <= 0 (Optuna's convention)."""
 
-    max_accuracy_drop_pp: float | None = 1.0   # percentage points below all-digital nominal
+    max_accuracy_drop_pp: float | None = DEFAULT_MAX_ACCURACY_DROP_PP  # pp below all-digital
     latency_budget_s: float | None = None
     energy_budget_j: float | None = None
     drop_rule: str = "mean"   # the paired drop's estimate, or its interval's upper end
@@ -82,8 +83,9 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
                   ber_quantile: str = DEFAULT_BER_QUANTILE,
                   objectives: str | tuple[str, ...] = ("accuracy", "latency", "energy"),
                   limits: Limits = Limits(), table: LayerTable | None = None,
-                  overlap: bool = True, partitions: int = 1) -> Problem:
-    """Resolve names into a ``Problem``.
+                  overlap: bool = True, partitions: int = 1,
+                  soc: Soc | None = None) -> Problem:
+    """Resolve names into a ``Problem`` (``soc``: the preset ``hw`` already loaded).
 
     Args:
         network, dataset: the workload (traced with torch unless ``table`` is given).
@@ -101,7 +103,7 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
     names = parse_objectives(objectives) if isinstance(objectives, str) else tuple(objectives)
     if not names:
         raise ConfigError("give at least one objective")
-    soc = load_soc(hw)
+    soc = soc or load_soc(hw)
     device = load_device(resolve_dram(dram, soc), vendor, ber_quantile)
     if table is None:
         from dse.workload import load_workload  # torch: traces the network once

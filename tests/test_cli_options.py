@@ -83,8 +83,8 @@ def test_default_search_options_are_the_default_config():
     options = dict(cli.commands["search"].make_context("search", []).params)
     assert options.pop("as_json") is False
     config = search_config(options)
-    assert config == SearchConfig(engine_settings=OptunaSettings())
-    assert prepared_settings(SearchConfig()) == config.engine_settings
+    assert config == SearchConfig.from_options(engine_settings=OptunaSettings())
+    assert prepared_settings(SearchConfig()) == config.search.engine_settings
 
 
 @pytest.mark.parametrize("args, new", [

@@ -13,6 +13,9 @@ class ProbeDefaults:
     batch_size = 64     # images per fine-tune step
 
 
+DEFAULT_MAX_ACCURACY_DROP_PP = 1.0  # --max-accuracy-drop: pp below all-digital at nominal DRAM
+
+
 class ConfirmDefaults:
     steps_factor = 10   # the test-split confirmation fine-tunes 10x the probe's steps
     finetune_seeds = 3

@@ -18,6 +18,7 @@ from typing import Any, Callable, ContextManager
 import optuna
 
 from dse.accuracy import AccuracyEstimator
+from dse.accuracy.stats import LEVEL
 from dse.evaluate import candidate_cost, probe_candidate
 from dse.problem import Problem
 from dse.results.confirmation import (
@@ -176,15 +177,24 @@ def _seconds_per_point(study: optuna.Study, done: list[int], steps: Any, seeds: 
 
 # ---- dse confirm --------------------------------------------------------------------------
 
-def probe_settings(config: Any) -> dict[str, Any]:
-    """What ``dse confirm`` needs to rebuild a search's probe (stored in the study)."""
-    return {"network": config.network, "dataset": config.dataset,
-            "checkpoint": config.checkpoint, "epochs": config.epochs,
-            "probe_steps": config.probe_steps, "finetune_seeds": config.finetune_seeds,
-            "error_seeds": config.error_seeds, "error_model": config.error_model,
-            "seed": config.seed, "data_dir": config.data_dir,
-            "interval_level": config.interval_level,
-            "accuracy_estimator": config.accuracy_estimator}
+def probe_request(settings: dict[str, Any], *, results_dir: str, data_dir: str | None,
+                  device: str, download: bool = False) -> tuple[Any, Any]:
+    """The probe's data request and its settings from a search's probe settings
+    (``SearchConfig.probe_settings``, as the study stores them): one reading of them for
+    the search and for ``dse confirm``."""
+    from dse.accuracy.probe_estimator import DataRequest
+    from networks.finetune import ProbeConfig
+
+    data = DataRequest(network=settings["network"], dataset=settings["dataset"],
+                       data_dir=data_dir, download=download, results_dir=results_dir,
+                       checkpoint=settings.get("checkpoint"), epochs=settings.get("epochs"),
+                       device=device)
+    config = ProbeConfig(steps=settings["probe_steps"],
+                         finetune_seeds=settings["finetune_seeds"],
+                         error_seeds=settings["error_seeds"],
+                         error_model=settings["error_model"], seed=settings["seed"],
+                         interval_level=settings.get("interval_level", LEVEL))
+    return data, config
 
 
 def confirm_report(target: str | None, *, storage: str | None, study_name: str | None,
@@ -200,16 +210,15 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
     ``progress`` is told the points, ``training_progress`` the baseline's training when
     its checkpoint is not cached, ``step_progress`` each probe's fine-tune steps;
     ``announce`` hears the ``confirmation_plan`` before the first point."""
-    from dse.accuracy.defaults import ConfirmDefaults, check_probe_counts
     from dse.commands.inspect import locate
+    from dse.config import ConfirmationConfig
     from dse.results.details import problem_of
     from dse.results.location import study_target
     from dse.results.outputs import write_outputs
     from dse.signals import SignalGuard
     from dse.storage.storage import shown_url
 
-    if confirm_steps is not None and confirm_steps < 1:
-        raise ConfigError(f"--confirm-steps must be >= 1 (got {confirm_steps})")
+    confirmation = ConfirmationConfig(confirm_steps=confirm_steps, confirm_seeds=confirm_seeds)
     url, name, folder = locate(target, storage=storage, study_name=study_name,
                                results_dir=results_dir)
     study = _open(url, name)
@@ -223,10 +232,8 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
         raise ConfigError(f"study '{name}' uses the accuracy estimator "
                           f"{stored['accuracy_estimator']}, which has no test split: "
                           "nothing to confirm")
-    steps = (ConfirmDefaults.steps_factor * stored["probe_steps"] if confirm_steps is None
-             else confirm_steps)
-    check_probe_counts(steps, {"--confirm-seeds": confirm_seeds},
-                       steps_option="--confirm-steps")
+    confirmation.validate(stored["probe_steps"])
+    steps = confirmation.steps(stored["probe_steps"])
     frame = trials_frame(study)
     if frame.empty or not frame["is_pareto"].any():
         from dse.results.tables import empty_front_reason
@@ -274,17 +281,10 @@ def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
                finetune_seeds: int, progress: Progress | None) -> Any:
     """The search's probe, rebuilt from the study, on the test split; its checkpoint must
     be the one the study is bound to."""
-    from dse.accuracy.probe_estimator import DataRequest, ProbeEstimator, probe_setup
-    from networks.finetune import ProbeConfig
+    from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup
 
-    data = DataRequest(network=stored["network"], dataset=stored["dataset"],
-                       data_dir=data_dir, results_dir=results_dir,
-                       checkpoint=stored.get("checkpoint"), epochs=stored.get("epochs"),
-                       device=device)
-    config = ProbeConfig(steps=stored["probe_steps"], finetune_seeds=stored["finetune_seeds"],
-                         error_seeds=stored["error_seeds"], error_model=stored["error_model"],
-                         seed=stored["seed"],
-                         interval_level=stored.get("interval_level", ProbeConfig.interval_level))
+    data, config = probe_request(stored, results_dir=results_dir, data_dir=data_dir,
+                                 device=device)
     setup = probe_setup(data, config, problem.device, progress=progress)
     bound = study.user_attrs.get(CONFIG_ATTR, {}).get("checkpoint_sha256")
     if bound is not None and setup.checkpoint.tensors_sha256 != bound:

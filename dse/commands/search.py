@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,18 +10,18 @@ from typing import Any, Callable, ContextManager, Iterator
 import optuna
 
 from dse.accuracy import AccuracyModel, CheckedEstimator
-from dse.commands.confirm import confirm_points, probe_settings
+from dse.commands.confirm import confirm_points, probe_request
 from dse.commands.inspect import stored_location
-from dse.config import (
-    SearchConfig,
-    default_study_name,
-    resolved_confirm_steps,
-    steps_for_epochs,
-    validate,
-    worker_index,
-    worker_seed,
+from dse.config import SearchConfig, default_study_name, sha256_of, steps_for_epochs
+from dse.engines import (
+    Budget,
+    EngineJob,
+    EngineSpec,
+    Progress,
+    Stage,
+    engine_spec,
+    make_engine,
 )
-from dse.engines import Budget, EngineJob, Progress, Stage, engine_spec, make_engine
 from dse.evaluate import cost_metrics
 from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
@@ -49,8 +48,9 @@ from dse.storage.storage import (
     sqlite_path,
 )
 from dse.threads import HostWorkers, ThreadPolicy
-from hw_models import ConfigError, load_soc
+from hw_models import ConfigError, Soc, load_soc
 from hw_models.dram import dram_preset_path
+from hw_models.soc import preset_sha256
 
 # written into the results folder before the first trial (checked before training)
 STUDY_FILES = ("config.json", "runs.jsonl")
@@ -66,6 +66,44 @@ class SearchInterrupted(Exception):
 
 
 @dataclass(frozen=True)
+class Resolved:
+    """A search with everything resolved that needs no data, network or storage: checked
+    once, then shared by the thread set-up, the preparation, the run and the confirmation.
+
+    ``config`` holds the engine's settings and, once prepared, the probe's steps (from
+    ``--finetune-epochs``)."""
+
+    config: SearchConfig
+    objectives: tuple[str, ...]
+    engine: EngineSpec
+    soc: Soc
+    dram: str                       # the DRAM device's name ("none": no DRAM)
+    study_name: str
+    storage_url: str
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.config.cluster.results_dir) / self.study_name
+
+
+def resolve(config: SearchConfig) -> Resolved:
+    """Check every setting, fill in the engine's settings, load the SoC preset and name the
+    study and its storage: once per search."""
+    objectives = config.validate()
+    engine = engine_spec(config.search.engine)
+    config = config.replace(engine_settings=engine_settings(config))
+    soc = load_soc(config.hardware.hw)
+    dram = resolve_dram(config.hardware.dram, soc)
+    engine.check_search(config.search.engine_settings, objectives=objectives,
+                        probe=config.accuracy.accuracy_estimator is None, dram=dram)
+    workload, cluster = config.workload, config.cluster
+    study_name = cluster.study or default_study_name(workload.network, workload.dataset,
+                                                     config.hardware.hw, dram)
+    storage_url = cluster.storage or default_storage_url(cluster.results_dir, study_name)
+    return Resolved(config, objectives, engine, soc, dram, study_name, storage_url)
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A validated search, ready to run: the problem, its accuracy model, where it goes."""
 
@@ -77,76 +115,67 @@ class Prepared:
     out_dir: Path
     identity: dict[str, Any]
     test_estimator: Any = None       # the probe on the test split (None: no test accuracy)
+    storage: Any = None              # the storage, once opened (None: opened by the run)
 
 
-def prepare(config: SearchConfig, *, progress: Progress | None = None,
+def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None,
             step_progress: Progress | None = None) -> Prepared:
-    """Validate everything and build the problem (this trains the checkpoint if needed:
-    ``progress`` hears its steps). ``step_progress`` hears every probe's fine-tune steps,
-    the search's and the confirmation's."""
-    objectives = validate(config)
-    engine = engine_spec(config.engine)
-    config = dataclasses.replace(config, engine_settings=engine_settings(config))
-    soc = load_soc(config.hw)
-    dram_name = resolve_dram(config.dram, soc)
-    engine.check_search(config.engine_settings, objectives=objectives,
-                        probe=config.accuracy_estimator is None, dram=dram_name)
-    study_name, storage_url = study_location(config)
-    out_dir = Path(config.results_dir) / study_name
+    """Check everything that needs files, data or the storage and build the problem (this
+    trains the checkpoint if needed: ``progress`` hears its steps). ``step_progress`` hears
+    every probe's fine-tune steps, the search's and the confirmation's."""
+    resolved = search if isinstance(search, Resolved) else resolve(search)
+    config, objectives, engine = resolved.config, resolved.objectives, resolved.engine
+    out_dir, storage_url = resolved.out_dir, resolved.storage_url
     check_writable_folder(out_dir, what="results folder", hint="pass another --results-dir")
     check_not_folders(out_dir, STUDY_FILES, hint="pass another --results-dir")
-    check_folder_is_ours(out_dir, storage_url, study_name, stored_location)
-    limits = Limits(config.max_accuracy_drop_pp, config.latency_budget_s,
-                    config.energy_budget_j, config.drop_rule)
-    if "accuracy" in objectives and config.accuracy_estimator is None:
+    check_folder_is_ours(out_dir, storage_url, resolved.study_name, stored_location)
+    limits = config.limits
+    workload, hardware, accuracy_config = config.workload, config.hardware, config.accuracy
+    if "accuracy" in objectives and accuracy_config.accuracy_estimator is None:
         from networks.datasets import load_dataset
-        bundle = load_dataset(config.dataset, config.data_dir, download=config.download)  # no
-        # data: fail before anything else
-        if config.finetune_epochs is not None:  # from here on the probe's steps stand for it
-            config = dataclasses.replace(config, probe_steps=steps_for_epochs(
-                config.finetune_epochs, len(bundle.split("train").labels)))
-    problem = build_problem(network=config.network, dataset=config.dataset, hw=config.hw,
-                            dram=dram_name, vendor=config.vendor,
-                            ber_quantile=config.ber_quantile, objectives=objectives,
-                            limits=limits, partitions=config.partitions)
-    from dse.accuracy.probe_estimator import resolve_device
-    resolve_device(config.device)
+        bundle = load_dataset(workload.dataset, workload.data_dir,  # no data: fail before
+                              download=workload.download)  # anything else
+        if accuracy_config.finetune_epochs is not None:  # from here on the probe's steps
+            config = config.replace(probe_steps=steps_for_epochs(  # stand for it
+                accuracy_config.finetune_epochs, len(bundle.split("train").labels)))
+    problem = build_problem(network=workload.network, dataset=workload.dataset,
+                            soc=resolved.soc, dram=resolved.dram, vendor=hardware.vendor,
+                            ber_quantile=hardware.ber_quantile, objectives=objectives,
+                            limits=Limits(limits.max_accuracy_drop_pp, limits.latency_budget_s,
+                                          limits.energy_budget_j, limits.drop_rule),
+                            partitions=hardware.partitions)
+    if problem.needs_accuracy and accuracy_config.accuracy_estimator is None:
+        from dse.accuracy.probe_estimator import resolve_device
+        config = config.replace(device=resolve_device(accuracy_config.device))
+    storage = None
     database = sqlite_path(storage_url)
     if database is None or database.is_file():  # a new SQLite file is made only to be used
-        open_storage(storage_url)  # a bad URL or an unreachable database fails before training
+        storage = open_storage(  # a bad URL or an unreachable database fails before training
+            storage_url, heartbeat_interval_s=config.cluster.heartbeat_interval_s,
+            grace_period_s=config.cluster.grace_period_s)
     else:
         check_storage_file(database, storage_url)
     check_costs(problem)  # a preset whose costs overflow fails before training
     if engine.check is not None:  # e.g. a split that does not fit: before training
-        engine.check(config.engine_settings, problem)
+        engine.check(config.search.engine_settings, problem)
     accuracy, test_estimator, checkpoint_sha256 = None, None, None
     if problem.needs_accuracy:
         accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(
             config, problem, progress, step_progress)
-    identity = config.identity(dram_name, hw_path=soc.source_path,
-                               dram_path=dram_preset_path(dram_name),
+    identity = config.identity(resolved.dram, hw_sha256=preset_sha256(resolved.soc.source_path),
+                               dram_sha256=sha256_of(dram_preset_path(resolved.dram)),
                                checkpoint_sha256=checkpoint_sha256)
-    return Prepared(config, problem, accuracy, study_name, storage_url, out_dir, identity,
-                    test_estimator)
-
-
-def study_location(config: SearchConfig) -> tuple[str, str]:
-    """The study's name and storage URL (defaults: from the settings, SQLite under
-    --results-dir)."""
-    dram_name = resolve_dram(config.dram, load_soc(config.hw))
-    study_name = config.study or default_study_name(config.network, config.dataset,
-                                                    config.hw, dram_name)
-    return study_name, config.storage or default_storage_url(config.results_dir, study_name)
+    return Prepared(config, problem, accuracy, resolved.study_name, storage_url, out_dir,
+                    identity, test_estimator, storage)
 
 
 @contextlib.contextmanager
-def worker_threads(config: SearchConfig) -> Iterator[ThreadPolicy]:
+def worker_threads(search: SearchConfig | Resolved) -> Iterator[ThreadPolicy]:
     """This worker's torch threads, shared with the workers of the same study on this host
     from the start (before the baseline is trained); applied on entry."""
-    validate(config)
-    study_name, storage_url = study_location(config)
-    with HostWorkers(_host_key(storage_url, study_name)) as workers:
-        policy = ThreadPolicy(config.threads, workers)
+    resolved = search if isinstance(search, Resolved) else resolve(search)
+    with HostWorkers(_host_key(resolved.storage_url, resolved.study_name)) as workers:
+        policy = ThreadPolicy(resolved.config.cluster.threads, workers)
         policy.refresh()
         yield policy
 
@@ -165,45 +194,44 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
     probe's test-split twin and the digest of the checkpoint's tensors (None for the
     user's estimator)."""
     from dse.accuracy.probe_estimator import with_baseline
-    if config.accuracy_estimator is not None:
+    settings = config.accuracy
+    if settings.accuracy_estimator is not None:
         from networks.zoo import import_callable
         estimator = CheckedEstimator(
-            import_callable(config.accuracy_estimator, what="accuracy estimator"),
-            config.accuracy_estimator)
+            import_callable(settings.accuracy_estimator, what="accuracy estimator"),
+            settings.accuracy_estimator)
         model = with_baseline(estimator, problem.table.n_layers)
         assert model.baseline is not None  # with_baseline keeps the measurement
-        if config.drop_rule == "upper" and not all(map(math.isfinite,
+        if config.limits.drop_rule == "upper" and not all(map(math.isfinite,
                                                        model.baseline.interval())):
             raise ConfigError(f"--drop-rule upper needs accuracy intervals; the accuracy "
-                              f"estimator '{config.accuracy_estimator}' gives none (return "
+                              f"estimator '{settings.accuracy_estimator}' gives none (return "
                               "per-image 'correct' or 'ci_low'/'ci_high' in its ProbeResult)")
         return model, None, None
-    from dse.accuracy.probe_estimator import DataRequest, ProbeEstimator, probe_setup
-    from networks.finetune import ProbeConfig
-    data = DataRequest(network=config.network, dataset=config.dataset,
-                       data_dir=config.data_dir, download=config.download,
-                       results_dir=config.results_dir, checkpoint=config.checkpoint,
-                       epochs=config.epochs, device=config.device)
-    probe_config = ProbeConfig(steps=config.probe_steps, finetune_seeds=config.finetune_seeds,
-                               error_seeds=config.error_seeds, error_model=config.error_model,
-                               seed=config.seed, interval_level=config.interval_level)
+    from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup
+    data, probe_config = probe_request(
+        config.probe_settings(), results_dir=config.cluster.results_dir,
+        data_dir=config.workload.data_dir, download=config.workload.download,
+        device=settings.device)
     probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress),
                            on_step=step_progress)
-    confirming = probe.confirming(steps=resolved_confirm_steps(config),
-                                  finetune_seeds=config.confirm_seeds)
+    confirming = probe.confirming(
+        steps=config.confirmation.steps(settings.probe_steps),
+        finetune_seeds=config.confirmation.confirm_seeds)
     return (with_baseline(probe, problem.table.n_layers), confirming,
             probe.setup.checkpoint.tensors_sha256)
 
 
 def engine_settings(config: SearchConfig) -> Any:
     """The engine's settings: as given, else its defaults (checked when made)."""
-    spec = engine_spec(config.engine)
-    if config.engine_settings is None:
+    spec = engine_spec(config.search.engine)
+    given = config.search.engine_settings
+    if given is None:
         return spec.settings()
-    if not isinstance(config.engine_settings, spec.settings):
-        raise ConfigError(f"--engine {config.engine} takes {spec.settings.__name__}, not "
-                          f"{type(config.engine_settings).__name__}")
-    return config.engine_settings
+    if not isinstance(given, spec.settings):
+        raise ConfigError(f"--engine {spec.name} takes {spec.settings.__name__}, not "
+                          f"{type(given).__name__}")
+    return given
 
 
 def run_search(prepared: Prepared, *, progress: Progress | None = None,
@@ -220,19 +248,19 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
     ``progress`` is told the trials, ``stage`` opens the progress of the long work inside
     one (``EngineJob.stage``), ``confirm_progress`` is told the confirmed points and
     ``announce`` hears the confirmation's plan (``confirmation_plan``) before it starts."""
-    config = prepared.config
-    storage = open_storage(prepared.storage_url,
-                           heartbeat_interval_s=config.heartbeat_interval_s,
-                           grace_period_s=config.grace_period_s)
+    config, cluster = prepared.config, prepared.config.cluster
+    storage = prepared.storage if prepared.storage is not None else open_storage(
+        prepared.storage_url, heartbeat_interval_s=cluster.heartbeat_interval_s,
+        grace_period_s=cluster.grace_period_s)
     with single_writer(prepared.storage_url):
         study, created = open_ledger(
             name=prepared.study_name, storage=storage, identity=prepared.identity,
             problem=prepared.problem,
-            budget=None if config.trials_per_worker is not None else config.trials)
+            budget=None if cluster.trials_per_worker is not None else config.search.trials)
         if notice is not None:
             notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
         if prepared.problem.needs_accuracy and PROBE_SETTINGS_ATTR not in study.user_attrs:
-            study.set_user_attr(PROBE_SETTINGS_ATTR, probe_settings(config))
+            study.set_user_attr(PROBE_SETTINGS_ATTR, config.probe_settings())
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
         run_record = run_provenance(prepared)
         if created or not (prepared.out_dir / "config.json").is_file():
@@ -241,14 +269,15 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
         with SignalGuard() as guard:
             try:
                 job = EngineJob(problem=prepared.problem, ledger=Ledger(study, prepared.problem),
-                                budget=Budget(config.trials, config.trials_per_worker),
-                                seed=worker_seed(config), accuracy=prepared.accuracy,
+                                budget=Budget(config.search.trials,
+                                              cluster.trials_per_worker),
+                                seed=config.worker_seed(), accuracy=prepared.accuracy,
                                 guard=guard, progress=progress, stage=stage,
                                 before_trial=_worker_attrs(threads))
-                make_engine(config.engine, engine_settings(config), problem=prepared.problem,
-                            study=study).run(job)
+                make_engine(config.search.engine, engine_settings(config),
+                            problem=prepared.problem, study=study).run(job)
                 guard.check()
-                summary = finish(study, prepared, test_split=config.confirm,
+                summary = finish(study, prepared, test_split=config.confirmation.confirm,
                                  interruptible=guard.interruptible,
                                  progress=confirm_progress, announce=announce)
                 guard.check()
@@ -307,8 +336,8 @@ def run_provenance(prepared: Prepared) -> dict[str, Any]:
         identity=prepared.identity, objectives=prepared.problem.objectives,
         baseline_accuracy=(None if prepared.accuracy is None
                            else prepared.accuracy.baseline_accuracy),
-        extra={"storage": shown_url(config.storage or prepared.storage_url),
-               "worker_index": worker_index(config), "worker_seed": worker_seed(config)})
+        extra={"storage": shown_url(config.cluster.storage or prepared.storage_url),
+               "worker_index": config.cluster.index(), "worker_seed": config.worker_seed()})
     return {**record, **location}
 
 

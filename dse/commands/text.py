@@ -6,6 +6,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dse.accuracy.stats import LEVEL
+
 Column = tuple[str, str, Callable[[dict[str, Any]], Any]]  # (header, format spec, getter)
 
 
@@ -223,7 +225,7 @@ def headline_lines(summary: dict[str, Any]) -> list[str]:
 def front_columns(summary: dict[str, Any]) -> list[Column]:
     from dse.results.tables import point_label  # the results package is loaded by then
 
-    level = f"{summary.get('interval_level', 0.95):.0%}"
+    level = f"{summary.get('interval_level', LEVEL):.0%}"
     rows = summary["front"]
     columns: list[Column] = [("trial", "d", lambda r: r["trial"]),
                              ("point", "s", point_label)]
@@ -259,7 +261,7 @@ def show_text(report: dict[str, Any]) -> str:
                 f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
                 for p in report["partitions"]))]
     if metrics.get("accuracy") is not None:
-        level = f"{report.get('interval_level', 0.95):.0%}"
+        level = f"{report.get('interval_level', LEVEL):.0%}"
         head.append(f"accuracy {metrics['accuracy']:.2%} ({level} CI "
                     f"{interval_pct(metrics, 'accuracy')}; std over seeds "
                     f"{metrics.get('accuracy_std') or 0:.2%})"

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from dse.accuracy import ProbeResult, accuracy_drop_pp, within_limit
+from dse.accuracy.defaults import DEFAULT_MAX_ACCURACY_DROP_PP
 from dse.accuracy.stats import LEVEL, change_from_drop, verdict
 from dse.metrics import BY_COLUMN, METRICS, NOMINAL_DRAM_ENERGY
 from dse.results.confirmation import REFERENCE
 
 EDEN_DROP_PP = 1.0          # EDEN: "within 1 % of the original DNN's accuracy"
-ODIMO_DEFAULT_DROP_PP = 1.0  # without --max-accuracy-drop
+ODIMO_DEFAULT_DROP_PP = DEFAULT_MAX_ACCURACY_DROP_PP  # without --max-accuracy-drop
 ODIMO_COLUMNS = ("compute_latency_s", "compute_energy_j")
 
 

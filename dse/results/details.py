@@ -7,6 +7,7 @@ from typing import Any
 
 import optuna
 
+from dse.accuracy.stats import LEVEL
 from dse.evaluate import candidate_cost, placement
 from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, with_accuracy_change
 from dse.problem import Problem, build_problem
@@ -61,7 +62,7 @@ def trial_details(study: optuna.Study, trial: optuna.trial.FrozenTrial, problem:
                     for key in SHOWN_METRICS},
         "constraints": constraints_of(trial),
         "test": confirmed.get(trial.number),
-        "interval_level": config.get("interval_level", 0.95),
+        "interval_level": config.get("interval_level", LEVEL),
         "test_accuracy": study.user_attrs.get(TEST_ACCURACY_ATTR, {}).get(str(trial.number)),
         "layers": layer_rows(candidate, cost, problem),
     }

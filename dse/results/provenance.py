@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import dse
+from dse.config import SearchConfig
 from dse.host import worker_identity
 from dse.metrics import BY_NAME
 from dse.results.files import write_failure
@@ -23,11 +24,13 @@ LIBRARIES = ("optuna", "numpy", "pandas", "torch")
 def resolved_config(*, study: str, storage_shown: str, config: Any, identity: dict[str, Any],
                     objectives: tuple[str, ...], baseline_accuracy: float | None,
                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The settings of a run (``config`` a dataclass; passwords already masked by the
-    caller in ``storage_shown`` and ``extra``)."""
+    """The settings of a run (``config``: a ``SearchConfig``, recorded flat, or another
+    dataclass; passwords already masked by the caller in ``storage_shown`` and
+    ``extra``)."""
+    settings = config.flat() if isinstance(config, SearchConfig) else dataclasses.asdict(config)
     return {
         "study": study, "storage": storage_shown,
-        "config": {**dataclasses.asdict(config), **(extra or {})},
+        "config": {**settings, **(extra or {})},
         "identity": identity,
         "objectives": {name: [BY_NAME[name].direction, BY_NAME[name].column]
                        for name in objectives},

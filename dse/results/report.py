@@ -14,6 +14,7 @@ from html import escape
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeGuard
 
+from dse.accuracy.stats import LEVEL
 from dse.metrics import BY_NAME, METRICS
 from dse.results.files import atomic_path
 from dse.results.tables import point_label
@@ -138,7 +139,7 @@ def point_columns(summary: dict[str, Any], details: dict[int, dict[str, Any]]
                   ) -> list[Column]:
     """The columns of the front and baseline tables: what the point is, its DRAM point,
     its accuracies with intervals, its costs."""
-    level = f"{summary.get('interval_level', 0.95):.0%}"
+    level = f"{summary.get('interval_level', LEVEL):.0%}"
     rows = [*summary["front"], *summary.get("baselines", [])]
     columns: list[Column] = [
         ("trial", lambda r: (f"<a href=\"#trial-{r['trial']}\">{r['trial']}</a>"
@@ -286,7 +287,7 @@ def accuracy_lines(report: dict[str, Any]) -> list[str]:
     metrics, test = report["metrics"], report.get("test") or {}
     if metrics.get("accuracy") is None:
         return []
-    level = f"{report.get('interval_level', 0.95):.0%}"
+    level = f"{report.get('interval_level', LEVEL):.0%}"
     lines = [f"validation accuracy {percent_interval(metrics, 'accuracy')} % ({level} CI); "
              f"change vs all-digital {change_interval(metrics, 'accuracy')} pp"]
     if test.get("test_accuracy") is not None:

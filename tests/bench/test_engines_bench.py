@@ -1,7 +1,6 @@
 """bench/engines.py: the budget conversion and the table's columns, on constructed rows."""
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import math
 from pathlib import Path
@@ -17,7 +16,7 @@ assert spec is not None and spec.loader is not None
 engines = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(engines)
 
-BASE = SearchConfig(network="resnet8", dataset="digits")
+BASE = SearchConfig.from_options(network="resnet8", dataset="digits")
 TRAIN_IMAGES = 1258
 
 
@@ -37,7 +36,7 @@ def test_eden_gets_every_split_when_nothing_is_in_dram():
 
 
 def test_eden_and_odimo_eden_are_sized_to_the_budget_when_weights_stream(tmp_path):
-    streamed = dataclasses.replace(BASE, hw=engines.streamed_preset(tmp_path))
+    streamed = BASE.replace(hw=engines.streamed_preset(tmp_path))
     counts = engines.eden_probes_per_split(streamed)
     assert set(counts.values()) == {2 + 11 * 8}  # 10 weight tensors, coarse + fine, 8 each
     assert engines.settings_for("eden", 200_000, streamed, TRAIN_IMAGES) == {"trials": 9}

@@ -41,9 +41,9 @@ def toy_accuracy(problem: Problem, calls=None) -> AccuracyModel | None:
 def toy_prepared(table, tmp_path: Path, *, trials=8, study="toy", sampler="tpe",
                  identity_extra=None, calls=None, confirm=True, **problem_kw) -> Prepared:
     problem = toy_problem(table, **problem_kw)
-    config = SearchConfig(trials=trials, engine_settings=OptunaSettings(sampler=sampler),
-                          study=study,
-                          results_dir=str(tmp_path), confirm=confirm)
+    config = SearchConfig.from_options(
+        trials=trials, engine_settings=OptunaSettings(sampler=sampler), study=study,
+        results_dir=str(tmp_path), confirm=confirm)
     identity = {"network": "toy", "dataset": None, "hw": "diana",
                 "dram": problem_kw.get("dram", "lpddr4-3200"), "vendor": "B",
                 "ber_quantile": problem.ber_quantile, "partitions": problem.space.partitions,

@@ -243,8 +243,8 @@ def test_storage_passwords_are_never_written_or_shown(tmp_path, toy_table):
     from dse.commands.search import run_provenance
     from dse.storage.storage import shown_url
     prepared = toy_prepared(toy_table, tmp_path)
-    prepared = dataclasses.replace(prepared, storage_url=url, config=dataclasses.replace(
-        prepared.config, storage=url))
+    prepared = dataclasses.replace(prepared, storage_url=url,
+                                   config=prepared.config.replace(storage=url))
     written = json.dumps(run_provenance(prepared))
     assert "s3cret" not in written and "dse:***@" in written
     assert shown_url(url) == "postgresql://dse:***@127.0.0.1:1/none"

@@ -252,8 +252,7 @@ def test_repair_journal_cuts_the_torn_tail_and_keeps_a_backup(journal_study):
     assert again.exit_code == 0 and json.loads(again.stdout)["changed"] is False
     status = run("status", "--storage", f"journal:{path}", "--study", "toy", "--json")
     assert status.exit_code == 0 and json.loads(status.stdout)["trials"] == {"COMPLETE": 6}
-    run_search(dataclasses.replace(prepared, config=dataclasses.replace(prepared.config,
-                                                                        trials=8)))
+    run_search(dataclasses.replace(prepared, config=prepared.config.replace(trials=8)))
     assert [state for _, state, _ in states(path)] == ["COMPLETE"] * 8
 
 

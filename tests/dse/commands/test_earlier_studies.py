@@ -1,0 +1,54 @@
+"""Studies written by dse 0.3.0 (``tests/data/studies-0.3.0``, made by ``dse search`` at the
+commit that set the version) resume with today's settings: the study identity and the probe
+settings are derived from the config's parts, and must keep their stored meaning."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from cli import cli
+
+STUDIES = Path(__file__).resolve().parents[2] / "data" / "studies-0.3.0"
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture
+def earlier(tmp_path):
+    shutil.copytree(STUDIES, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+def complete(folder: Path, name: str) -> int:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}")
+    return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
+
+
+def test_a_cost_study_resumes(earlier):
+    assert complete(earlier / "legacy", "legacy") == 4
+    result = run("search", "--objectives", "latency,energy", "--trials", "6", "--study",
+                 "legacy", "--results-dir", str(earlier))
+    assert result.exit_code == 0, result.stderr
+    assert complete(earlier / "legacy", "legacy") == 6
+
+
+def test_an_accuracy_study_resumes_with_its_probe_settings(earlier):
+    common = ("--objectives", "accuracy,latency,energy", "--accuracy-estimator",
+              "dropping_estimator:estimate", "--study", "legacy-accuracy", "--results-dir",
+              str(earlier))
+    assert complete(earlier / "legacy-accuracy", "legacy-accuracy") == 10
+    result = run("search", *common, "--trials", "12")
+    assert result.exit_code == 0, result.stderr
+    assert complete(earlier / "legacy-accuracy", "legacy-accuracy") == 12
+    record = json.loads((earlier / "legacy-accuracy" / "runs.jsonl").read_text()
+                        .splitlines()[-1])
+    assert record["config"]["probe_steps"] == 20  # the flat record of every run
+    other = run("search", *common, "--trials", "12", "--probe-steps", "21")
+    assert other.exit_code == 2 and "other settings (probe_steps)" in other.stderr
