@@ -76,7 +76,7 @@ LAMBDA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 def probe_samples(config: SearchConfig, steps: int | None = None) -> int:
     """Training samples one probe processes: steps (the study's probe's, or ``steps``) x
     batch x fine-tunes."""
-    from networks.finetune import ProbeConfig
+    from dse.accuracy.defaults import ProbeConfig
     steps = config.probe_steps if steps is None else steps
     return steps * ProbeConfig.batch_size * config.finetune_seeds
 
@@ -220,8 +220,8 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     train_images = _train_images(dataset, data_dir)
     knobs = settings_for(engine, args.budget_samples, base, train_images)
     config = dataclasses.replace(base, **ENGINES[engine], **knobs)
-    from networks import finetune as probe_module
-    probe_module._MEMORY_CACHE.clear()  # the process's probe cache: no run may use another's
+    from dse.accuracy import probe_cache
+    probe_cache.clear_memory_cache()  # the process's probe cache: no run may use another's
     start = time.perf_counter()
     prepared = prepare(config)
     summary = run_search(prepared, threads=ThreadPolicy(args.threads, None))

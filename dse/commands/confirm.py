@@ -274,8 +274,8 @@ def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
                finetune_seeds: int, progress: Progress | None) -> Any:
     """The search's probe, rebuilt from the study, on the test split; its checkpoint must
     be the one the study is bound to."""
+    from dse.accuracy.defaults import ProbeConfig
     from dse.accuracy.probe_estimator import DataRequest, ProbeEstimator, probe_setup
-    from networks.finetune import ProbeConfig
 
     data = DataRequest(network=stored["network"], dataset=stored["dataset"],
                        data_dir=data_dir, results_dir=results_dir,

@@ -180,8 +180,8 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
                               f"estimator '{config.accuracy_estimator}' gives none (return "
                               "per-image 'correct' or 'ci_low'/'ci_high' in its ProbeResult)")
         return model, None, None
+    from dse.accuracy.defaults import ProbeConfig
     from dse.accuracy.probe_estimator import DataRequest, ProbeEstimator, probe_setup
-    from networks.finetune import ProbeConfig
     data = DataRequest(network=config.network, dataset=config.dataset,
                        data_dir=config.data_dir, download=config.download,
                        results_dir=config.results_dir, checkpoint=config.checkpoint,
