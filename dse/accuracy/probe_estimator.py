@@ -20,6 +20,7 @@ from dse.accuracy import (
     error_free,
     probe_cache,
 )
+from dse.accuracy.abilities import Confirmable, Confirming, Retrainable
 from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeConfig, check_epochs
 from dse.config import resolved_epochs
 from dse.results.files import check_writable_folder
@@ -232,9 +233,11 @@ def check_probe(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
 
 
 @dataclass(frozen=True)
-class ProbeEstimator:
+class ProbeEstimator(Retrainable, Confirmable, Confirming):
     """The probe as an ``AccuracyEstimator``; ``on_step`` hears its fine-tune steps (done,
-    in all, status), so that a long probe visibly moves (the command line's display)."""
+    in all, status), so that a long probe visibly moves (the command line's display). It
+    can also retrain and confirm, and names its settings (``dse.accuracy.abilities``);
+    ``setup`` gives its checkpoint and data to ``--engine odimo`` (``TrainsOnProbeData``)."""
 
     setup: ProbeSetup
     on_step: StepProgress | None = field(default=None, compare=False)
