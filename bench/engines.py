@@ -88,7 +88,7 @@ LAMBDA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 def probe_samples(config: SearchConfig, steps: int | None = None) -> int:
     """Training samples one probe processes: steps (the study's probe's, or ``steps``) x
     batch x fine-tunes."""
-    from networks.finetune import ProbeConfig
+    from dse.accuracy.defaults import ProbeConfig
     steps = config.accuracy.probe_steps if steps is None else steps
     return steps * ProbeConfig.batch_size * config.accuracy.finetune_seeds
 

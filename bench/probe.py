@@ -36,11 +36,11 @@ import optuna
 import torch
 
 from dse.accuracy import ProbeResult
-from dse.accuracy.probe_estimator import DataRequest, obtain_checkpoint, probe_setup
+from dse.accuracy.defaults import ProbeConfig
+from dse.accuracy.probe_estimator import DataRequest, obtain_checkpoint, probe, probe_setup
 from dse.evaluate import candidate_cost, probe_candidate
 from dse.problem import Limits, build_problem
 from dse.space import suggest_candidate
-from networks.finetune import ProbeConfig, probe
 
 CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 NEAR_PP = 5.0  # "near the baseline": within this many pp of its accuracy (long A)

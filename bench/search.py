@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 import torch
 
-from dse.accuracy import AccuracyModel
+from dse.accuracy import AccuracyModel, probe_cache
 from dse.accuracy.probe_estimator import ProbeEstimator
 from dse.commands.search import prepare
 from dse.config import SearchConfig
@@ -28,7 +28,6 @@ from dse.engines.optuna_engine import OptunaEngine
 from dse.pareto import hypervolume, pareto_mask, to_losses
 from dse.results.ledger import Ledger, open_ledger
 from dse.results.tables import trials_frame
-from networks import finetune as probe_module
 
 SAMPLERS = ("tpe", "nsga2", "random")
 CHECKPOINTS = (25, 50, 100)
@@ -37,7 +36,7 @@ DIRECTIONS = ["maximize", "minimize", "minimize"]
 
 
 def run_sampler(prepared, name: str, trials: int, seed: int):
-    probe_module._MEMORY_CACHE.clear()
+    probe_cache.clear_memory_cache()
     probe = prepared.accuracy.estimator
     estimator = ProbeEstimator(dataclasses.replace(probe.setup, cache_dir=None))
     accuracy = AccuracyModel(estimator, prepared.accuracy.baseline_accuracy,

@@ -417,7 +417,7 @@ def test_cuda_without_cuda_is_refused(tmp_path):
 
 def test_probe_defaults_match_the_probe_config():
     from cli import ProbeDefaults
-    from networks.finetune import ProbeConfig
+    from dse.accuracy.defaults import ProbeConfig
     assert (ProbeDefaults.steps, ProbeDefaults.finetune_seeds, ProbeDefaults.error_seeds) == (
         ProbeConfig.steps, ProbeConfig.finetune_seeds, ProbeConfig.error_seeds)
 

@@ -1,7 +1,10 @@
 """Default probe and training settings, importable without torch (the CLI's --help and the
-search config read them; ``networks.finetune.ProbeConfig`` takes its defaults from here)."""
+search config read them), and the probe's settings with their defaults (``ProbeConfig``)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from dse.accuracy.stats import LEVEL
 from hw_models.errors import ConfigError
 
 
@@ -14,6 +17,24 @@ class ProbeDefaults:
 
 
 DEFAULT_MAX_ACCURACY_DROP_PP = 1.0  # --max-accuracy-drop: pp below all-digital at nominal DRAM
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    """The fine-tune probe's settings: all but ``interval_level`` are part of its cache key
+    (``dse.accuracy.probe_cache``) and are what ``networks.finetune.FineTuneConfig`` holds."""
+
+    steps: int = ProbeDefaults.steps  # fine-tune steps (0: evaluate the checkpoint as it is)
+    batch_size: int = ProbeDefaults.batch_size
+    lr: float = 3e-4              # Adam peak learning rate, cosine decay to 0 (1e-3 disturbs
+                                  # a converged baseline more than 20 steps can repair)
+    ramp_fraction: float = 0.5    # BER reaches its target after this share of the steps
+    finetune_seeds: int = ProbeDefaults.finetune_seeds  # independent fine-tunes
+    error_seeds: int = ProbeDefaults.error_seeds  # error masks per fine-tuned model
+    error_model: int = ProbeDefaults.error_model  # EDEN error model 0..3
+    interval_level: float = LEVEL  # coverage of the accuracy's interval
+    split: str = "val"            # the search only ever sees validation accuracy
+    seed: int = 0
 
 
 class ConfirmDefaults:

@@ -1,22 +1,34 @@
 """The fine-tune probe as an accuracy estimator (torch): checkpoints on demand, the probe's
-fixed setup, and the estimator a search calls."""
+fixed setup, the probe itself (its settings checked, its results cached by
+``dse.accuracy.probe_cache``, measured by ``networks.finetune``), and the estimator a search
+calls."""
 from __future__ import annotations
 
 import dataclasses
 import os
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dse.accuracy import AccuracyEstimator, AccuracyModel, ProbeCandidate, ProbeResult, error_free
-from dse.accuracy.defaults import check_epochs
+import dse
+from dse.accuracy import (
+    AccuracyEstimator,
+    AccuracyModel,
+    ProbeCandidate,
+    ProbeResult,
+    error_free,
+    probe_cache,
+)
+from dse.accuracy.abilities import Confirmable, Confirming, Retrainable
+from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeConfig, check_epochs
 from dse.config import resolved_epochs
 from dse.results.files import check_writable_folder
 from hw_models import ConfigError
 from hw_models.dram import DramDevice
-from hw_models.error_models import ErrorModelParams
-from networks.datasets import load_dataset
-from networks.finetune import ProbeConfig, ProbeSetup, StepProgress, probe
+from hw_models.error_models import ERROR_MODELS, ErrorModelParams
+from networks.datasets import DataBundle, load_dataset
+from networks.finetune import FineTuneConfig, FineTuneSetup, StepProgress, fine_tuned_correctness
 from networks.train import (
     Checkpoint,
     Progress,
@@ -136,9 +148,96 @@ def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | Non
 
 
 @dataclass(frozen=True)
-class ProbeEstimator:
+class ProbeSetup:
+    """What stays fixed across the probes of one study."""
+
+    checkpoint: Checkpoint
+    bundle: DataBundle
+    config: ProbeConfig
+    error_params: ErrorModelParams
+    row_bytes: int
+    device: str = "cpu"
+    cache_dir: Path | None = None
+
+
+def probe(candidate: ProbeCandidate, *, setup: ProbeSetup,
+          on_step: StepProgress | None = None) -> ProbeResult:
+    """Accuracy of ``candidate`` after a quick fine-tune (cached). ``on_step`` is told
+    (steps done, steps in all, status) as the fine-tunes run (not for a cached result)."""
+    check_probe(candidate, setup)
+    key = probe_key(candidate, setup)
+    level = setup.config.interval_level
+    known = probe_cache.remembered(key, level=level)
+    if known is not None:
+        return known
+    on_disk = probe_cache.read_cache(setup.cache_dir, key, shape=result_shape(setup),
+                                     level=level)
+    if on_disk is not None:
+        probe_cache.remember(key, on_disk)
+        return on_disk
+    start = time.perf_counter()
+    correct = fine_tuned_correctness(candidate, fine_tune_setup(setup), on_step)
+    result = ProbeResult.from_correct(correct, seconds=time.perf_counter() - start,
+                                      level=level)
+    probe_cache.write_cache(setup.cache_dir, key, result)
+    probe_cache.remember(key, result)
+    return result
+
+
+def probe_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
+    """The cache key of ``candidate`` probed with ``setup`` by this version of dse."""
+    return probe_cache.cache_key(candidate, setup.config, error_params=setup.error_params,
+                                 row_bytes=setup.row_bytes,
+                                 checkpoint_digest=setup.checkpoint.digest,
+                                 version=dse.__version__)
+
+
+def result_shape(setup: ProbeSetup) -> tuple[int, int, int]:
+    """(finetune_seeds, error_seeds, images of the split) of every result of ``setup``."""
+    config = setup.config
+    return (config.finetune_seeds, config.error_seeds,
+            len(setup.bundle.split(config.split).labels))
+
+
+def fine_tune_setup(setup: ProbeSetup) -> FineTuneSetup:
+    """``setup`` as the fine-tune reads it: every setting of the cache key, no more."""
+    settings = {setting.name: getattr(setup.config, setting.name)
+                for setting in dataclasses.fields(FineTuneConfig)}
+    return FineTuneSetup(checkpoint=setup.checkpoint, bundle=setup.bundle,
+                         config=FineTuneConfig(**settings), error_params=setup.error_params,
+                         row_bytes=setup.row_bytes, device=setup.device)
+
+
+def check_probe(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
+    """A ``ConfigError`` unless ``candidate`` fits the checkpoint's layers and the settings
+    are counts the fine-tune can run (before the cache or any work)."""
+    n_layers = len(setup.checkpoint.layer_names)
+    if not (len(candidate.n_analog) == len(candidate.weight_ber)
+            == len(candidate.activation_ber) == n_layers):
+        raise ConfigError(f"a probe candidate needs one entry per layer ({n_layers})")
+    channels = candidate.analog_channels
+    if channels is not None and (len(channels) != n_layers or any(
+            chosen is not None and len(chosen) != count
+            for chosen, count in zip(channels, candidate.n_analog))):
+        raise ConfigError("a probe candidate's analog channels must name n_analog channels "
+                          "per layer (or None)")
+    config = setup.config
+    seeds = (config.finetune_seeds, config.error_seeds)
+    if config.steps < 0 or min(seeds) < 1 or config.batch_size < 1:
+        raise ConfigError("probe steps must be >= 0, seeds and batch size >= 1")
+    if config.steps > MAX_PROBE_STEPS or max(seeds) > MAX_PROBE_SEEDS:
+        raise ConfigError(f"probe steps must be <= {MAX_PROBE_STEPS:,} and seeds "
+                          f"<= {MAX_PROBE_SEEDS:,}")
+    if config.error_model not in ERROR_MODELS:
+        raise ConfigError(f"error model must be one of {ERROR_MODELS}")
+
+
+@dataclass(frozen=True)
+class ProbeEstimator(Retrainable, Confirmable, Confirming):
     """The probe as an ``AccuracyEstimator``; ``on_step`` hears its fine-tune steps (done,
-    in all, status), so that a long probe visibly moves (the command line's display)."""
+    in all, status), so that a long probe visibly moves (the command line's display). It
+    can also retrain and confirm, and names its settings (``dse.accuracy.abilities``);
+    ``setup`` gives its checkpoint and data to ``--engine odimo`` (``TrainsOnProbeData``)."""
 
     setup: ProbeSetup
     on_step: StepProgress | None = field(default=None, compare=False)

@@ -13,7 +13,7 @@ import socket
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 import optuna
 
@@ -38,6 +38,9 @@ from dse.results.ledger import (
 )
 from dse.results.tables import trials_frame
 from hw_models.errors import ConfigError
+
+if TYPE_CHECKING:  # the probe loads torch: imported where it is built
+    from dse.accuracy.probe_estimator import ProbeEstimator
 
 CLAIM_STALE_S = 6 * 3600  # a claim from another host older than this is taken over
 
@@ -182,8 +185,8 @@ def probe_request(settings: dict[str, Any], *, results_dir: str, data_dir: str |
     """The probe's data request and its settings from a search's probe settings
     (``SearchConfig.probe_settings``, as the study stores them): one reading of them for
     the search and for ``dse confirm``."""
+    from dse.accuracy.defaults import ProbeConfig
     from dse.accuracy.probe_estimator import DataRequest
-    from networks.finetune import ProbeConfig
 
     data = DataRequest(network=settings["network"], dataset=settings["dataset"],
                        data_dir=data_dir, download=download, results_dir=results_dir,
@@ -278,7 +281,7 @@ def _results_root(target: str | None, folder: Path, results_dir: str) -> str:
 
 def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
                results_dir: str, data_dir: str | None, device: str, steps: int,
-               finetune_seeds: int, progress: Progress | None) -> Any:
+               finetune_seeds: int, progress: Progress | None) -> ProbeEstimator:
     """The search's probe, rebuilt from the study, on the test split; its checkpoint must
     be the one the study is bound to."""
     from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from dse.accuracy import ProbeResult, accuracy_change_pp, error_free
-from dse.accuracy.defaults import check_probe_counts, retired_seeds_message
+from dse.accuracy.defaults import ProbeConfig, check_probe_counts, retired_seeds_message
 from dse.accuracy.probe_estimator import (
     DataRequest,
     ProbeEstimator,
@@ -23,7 +23,6 @@ from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
 from hw_models.mapping import resolve_split
 from hw_models.system import system_cost
-from networks.finetune import ProbeConfig
 from networks.train import Progress
 
 

@@ -35,7 +35,14 @@ from typing import Any
 
 import numpy as np
 
-from dse.accuracy import ProbeCandidate, ProbeResult, accuracy_drop_pp, within_limit
+from dse.accuracy import (
+    AccuracyEstimator,
+    ProbeCandidate,
+    ProbeResult,
+    accuracy_drop_pp,
+    within_limit,
+)
+from dse.accuracy.abilities import Retrainable
 from dse.accuracy.defaults import check_probe_counts
 from dse.engines import EngineJob, EngineSpec, Progress, register, setting
 from dse.engines.odimo import (
@@ -220,12 +227,12 @@ def partitions_document(problem: Problem, result: EdenResult) -> dict[str, Any]:
             "default": names[0], "tensors": tensors}
 
 
-def retraining(estimator: Any, steps: int | None) -> Any:
+def retraining(estimator: AccuracyEstimator, steps: int | None) -> AccuracyEstimator:
     """The estimator EDEN characterises and validates with: the probe with a fine-tune of
     ``steps`` steps (None: the estimator as it is)."""
     if steps is None:
         return estimator
-    if not hasattr(estimator, "retraining"):
+    if not isinstance(estimator, Retrainable):
         raise ConfigError("--eden-retrain-steps sets the built-in probe's fine-tune; this "
                           "accuracy estimator has none")
     return estimator.retraining(steps)

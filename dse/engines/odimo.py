@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from dse.accuracy.abilities import TrainsOnProbeData
 from dse.engines import EngineJob, EngineSpec, register, setting
 from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import evaluate
@@ -85,11 +86,11 @@ class OdimoEngine:
 
 def probe_searcher(job: EngineJob, dnas_epochs: int, target: str) -> Searcher:
     """ODiMO's supernet search on the probe's checkpoint and training data."""
-    setup = getattr(getattr(job.accuracy, "estimator", None), "setup", None)
-    if setup is None:
+    if job.accuracy is None or not isinstance(job.accuracy.estimator, TrainsOnProbeData):
         raise ConfigError("--engine odimo trains on the probe's data: it needs accuracy "
                           "among the objectives and the built-in probe (not "
                           "--accuracy-estimator)")
+    setup = job.accuracy.estimator.setup
     from networks.odimo import OdimoConfig, odimo_search
 
     problem = job.problem

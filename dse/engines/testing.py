@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult
+from dse.accuracy.abilities import Confirmable, Confirming
 from dse.engines import Budget, Engine, EngineJob
 from dse.evaluate import evaluate, objective_values
 from dse.problem import Limits, Problem, build_problem
@@ -41,7 +42,7 @@ TOY_LAYERS = [
 ]
 
 
-class StubEstimator:
+class StubEstimator(Confirmable, Confirming):
     """Accuracy falls with the analog share and the weight BER; optionally sends SIGTERM
     to this process during its ``signal_at``-th call (from inside the evaluation).
 
@@ -69,9 +70,11 @@ class StubEstimator:
     def settings(self) -> dict[str, object]:
         return {"split": self.split, "stub": True}
 
-    def confirming(self) -> "StubEstimator":
-        """The same stub on the test images (a search's test-split estimator)."""
-        return StubEstimator(split="test")
+    def confirming(self, *, steps: int = 0, finetune_seeds: int = 1, split: str = "test"
+                   ) -> "StubEstimator":
+        """The same stub on the images of ``split`` (a search's test-split estimator; it
+        has no fine-tune, so ``steps`` and ``finetune_seeds`` change nothing)."""
+        return StubEstimator(split=split)
 
 
 def toy_problem() -> Problem:

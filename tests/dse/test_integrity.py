@@ -141,7 +141,7 @@ SHAPE = (2, 2, 4)
 
 def good_document():
     from dse.accuracy import ProbeResult
-    from networks.finetune import cache_document
+    from dse.accuracy.probe_cache import cache_document
     return cache_document(ProbeResult.from_correct(CORRECT, seconds=1.5))
 
 
@@ -165,7 +165,7 @@ def test_a_cache_document_holds_the_accuracies_its_bits_say():
     {"correct": {"shape": [2, 2, True], "bits": "AAAA"}},
 ])
 def test_an_invalid_cached_result_is_not_a_result(change):
-    from networks.finetune import valid_result
+    from dse.accuracy.probe_cache import valid_result
     good = good_document()
     assert valid_result(good, shape=SHAPE) is not None
     assert valid_result({**good, **change}, shape=SHAPE) is None
@@ -173,7 +173,7 @@ def test_an_invalid_cached_result_is_not_a_result(change):
 
 def test_a_cached_result_with_flipped_bits_is_not_a_result():
     from dse.accuracy import stats
-    from networks.finetune import valid_result
+    from dse.accuracy.probe_cache import valid_result
     good = good_document()
     flipped = np.array(CORRECT, dtype=bool)
     flipped[0, 0, 3] = True  # the stored accuracies no longer match
@@ -181,7 +181,7 @@ def test_a_cached_result_with_flipped_bits_is_not_a_result():
 
 
 def test_a_cached_result_that_is_not_a_document_is_not_a_result():
-    from networks.finetune import valid_result
+    from dse.accuracy.probe_cache import valid_result
     for document in ([0.5], 0.5, None, "x", {}):
         assert valid_result(document, shape=SHAPE) is None
     missing = {k: v for k, v in good_document().items() if k != "seconds"}
@@ -189,7 +189,7 @@ def test_a_cached_result_that_is_not_a_document_is_not_a_result():
 
 
 def test_a_cached_result_gives_back_the_correctness_and_its_interval():
-    from networks.finetune import valid_result
+    from dse.accuracy.probe_cache import valid_result
     result = valid_result(good_document(), shape=SHAPE)
     assert result.cached and result.accuracy_mean == 0.625
     assert np.array_equal(result.correct, np.array(CORRECT, dtype=bool))
@@ -218,8 +218,8 @@ def probe_json(results):
 ])
 def test_an_invalid_cache_file_is_measured_again_and_replaced(probe_results, damage,
                                                               monkeypatch):
-    from networks import finetune as probe_module
-    monkeypatch.setattr(probe_module, "_MEMORY_CACHE", {})
+    from dse.accuracy import probe_cache
+    monkeypatch.setattr(probe_cache, "_MEMORY_CACHE", {})
     first = probe_json(probe_results)
     files = sorted((probe_results / "probe_cache").glob("*.json"))
     assert files and not first["cached"]
@@ -228,31 +228,32 @@ def test_an_invalid_cache_file_is_measured_again_and_replaced(probe_results, dam
             path.write_text(json.dumps({**json.loads(path.read_text()), **damage}))
         else:
             path.write_text(damage)
-    monkeypatch.setattr(probe_module, "_MEMORY_CACHE", {})
+    monkeypatch.setattr(probe_cache, "_MEMORY_CACHE", {})
     again = probe_json(probe_results)
     assert not again["cached"] and again["accuracy"] == first["accuracy"]
     assert 0 <= again["accuracy"] <= 1
     for path in files:  # overwritten with the measured values
         stored = json.loads(path.read_text())
-        assert probe_module.valid_result(stored, shape=(1, 2, 128)) is not None
-    monkeypatch.setattr(probe_module, "_MEMORY_CACHE", {})
+        assert probe_cache.valid_result(stored, shape=(1, 2, 128)) is not None
+    monkeypatch.setattr(probe_cache, "_MEMORY_CACHE", {})
     assert probe_json(probe_results)["cached"]
 
 
 def test_the_cache_key_holds_the_package_version(monkeypatch):
     from dse.accuracy import error_free
-    from networks import finetune as probe_module
-    from networks.finetune import ProbeConfig, ProbeSetup, cache_key
+    from dse.accuracy.defaults import ProbeConfig
+    from dse.accuracy.probe_estimator import ProbeSetup, probe_key
+    from hw_models.error_models import ErrorModelParams
     from networks.train import Checkpoint
 
     checkpoint = Checkpoint("resnet8", "synthetic", (3, 16, 16), 4, ("a",), {}, {}, 0.5, 0.5,
                             digest="d")
     setup = ProbeSetup(checkpoint=checkpoint, bundle=None, config=ProbeConfig(),  # type: ignore
-                       error_params=probe_module.ErrorModelParams(), row_bytes=2048)
-    key = cache_key(error_free(1), setup)
-    assert cache_key(error_free(1), setup) == key
+                       error_params=ErrorModelParams(), row_bytes=2048)
+    key = probe_key(error_free(1), setup)
+    assert probe_key(error_free(1), setup) == key
     monkeypatch.setattr(dse, "__version__", "0.0.1")
-    assert cache_key(error_free(1), setup) != key
+    assert probe_key(error_free(1), setup) != key
 
 
 # ---- totals that are not finite ----------------------------------------------------------

@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
+from dse.accuracy import ProbeCandidate, probe_cache
+from dse.accuracy.defaults import ProbeConfig
+from dse.accuracy.probe_estimator import ProbeSetup, fine_tune_setup, probe, probe_key
 from hw_models import ConfigError
 from hw_models.error_models import ErrorModelParams
 from networks import finetune as probe_module
 from networks import get_dataset_spec
 from networks.datasets import load_dataset
-from networks.finetune import ProbeCandidate, ProbeConfig, ProbeSetup, cache_key, probe
+from networks.finetune import fine_tuned_correctness
 from networks.train import TrainConfig, load_checkpoint, save_checkpoint, train_baseline
 
 N_LAYERS = 10  # resnet8
@@ -41,7 +45,7 @@ def candidate(n_analog=(0,) * N_LAYERS, weight_ber=0.0, activation_ber=0.0) -> P
 
 @pytest.fixture(autouse=True)
 def fresh_memory_cache():
-    probe_module._MEMORY_CACHE.clear()
+    probe_cache.clear_memory_cache()
 
 
 @pytest.mark.slow
@@ -57,10 +61,23 @@ def test_checkpoint_records_config_and_accuracy(trained):
 @pytest.mark.slow
 def test_same_seed_same_accuracy(trained):
     first = probe(candidate(weight_ber=1e-3), setup=setup_for(trained))
-    probe_module._MEMORY_CACHE.clear()
+    probe_cache.clear_memory_cache()
     second = probe(candidate(weight_ber=1e-3), setup=setup_for(trained))
     assert first.accuracy_per_seed == second.accuracy_per_seed
     assert not second.cached and 0 <= first.accuracy_mean <= 1
+
+
+def test_the_fine_tune_alone_gives_the_same_correctness_for_the_same_seed(trained):
+    """networks/ without the cache: (fine-tune seeds, error seeds, images) booleans, the same
+    for the same seed; without steps and errors every seed gives the checkpoint's answer."""
+    setup = fine_tune_setup(setup_for(trained, steps=2, finetune_seeds=2, error_seeds=2))
+    noisy = candidate(weight_ber=3e-3)
+    first = fine_tuned_correctness(noisy, setup)
+    assert first.dtype == bool and first.shape == (2, 2, len(setup.bundle.split("val").labels))
+    assert np.array_equal(first, fine_tuned_correctness(noisy, setup))
+    still = dataclasses.replace(setup, config=dataclasses.replace(setup.config, steps=0))
+    clean = fine_tuned_correctness(candidate(), still)
+    assert clean.shape == first.shape and (clean == clean[0, 0]).all()
 
 
 @pytest.mark.slow
@@ -94,7 +111,7 @@ def test_cache_hit_skips_the_fine_tune(trained, tmp_path, monkeypatch):
 
     monkeypatch.setattr(probe_module, "_fine_tune", no_fine_tune)
     from_memory = probe(candidate(weight_ber=1e-4), setup=setup)
-    probe_module._MEMORY_CACHE.clear()
+    probe_cache.clear_memory_cache()
     from_disk = probe(candidate(weight_ber=1e-4), setup=setup)
     for hit in (from_memory, from_disk):
         assert hit.cached and hit.accuracy_per_seed == first.accuracy_per_seed
@@ -141,7 +158,7 @@ def test_named_channels_are_part_of_the_key_and_of_the_result(trained):
     by_rule = candidate(counts)
     named = dataclasses.replace(by_rule, analog_channels=(None,) * 3 + (tuple(range(8)),)
                                 + (None,) * 6)
-    assert cache_key(by_rule, setup) != cache_key(named, setup)
+    assert probe_key(by_rule, setup) != probe_key(named, setup)
     assert probe(named, setup=setup).correct is not None
     with pytest.raises(ConfigError, match="name n_analog channels"):
         probe(dataclasses.replace(named, analog_channels=(None,) * 3 + ((0, 1),) + (None,) * 6),

@@ -46,11 +46,12 @@ def test_eden_tells_its_probes_before_each_and_when_mapped(tmp_path):
 
 
 def test_odimo_opens_a_dnas_stage_per_lambda(tmp_path):
+    from dse.accuracy.defaults import ProbeConfig
+    from dse.accuracy.probe_estimator import ProbeSetup
     from dse.engines.odimo import probe_searcher
     from dse.problem import build_problem
     from hw_models.error_models import ErrorModelParams
     from networks.datasets import load_dataset
-    from networks.finetune import ProbeConfig, ProbeSetup
     from networks.train import load_checkpoint
 
     checkpoint = load_checkpoint(tiny_checkpoint(tmp_path / "tiny.pt"))

@@ -1,0 +1,69 @@
+"""What an accuracy estimator may do besides estimating (no torch).
+
+Every estimator turns a ``ProbeCandidate`` into a ``ProbeResult`` (``AccuracyEstimator``);
+the built-in probe (``probe_estimator.ProbeEstimator``) can do more, and the parts of the
+search that need more ask for it by these protocols: an engine checks with ``isinstance``
+and refuses an estimator without the ability in one line, before any work. The probe and the
+engines' stub (``engines/testing.py``) name the method protocols they implement, so that
+mypy checks their signatures; ``TrainsOnProbeData`` is an attribute, met structurally.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from dse.accuracy import AccuracyEstimator
+
+if TYPE_CHECKING:  # types only: importing this module loads no torch
+    from networks.datasets import DataBundle
+    from networks.train import Checkpoint
+
+
+@runtime_checkable
+class Retrainable(Protocol):
+    """Fine-tunes each candidate, for a number of steps that can be changed (EDEN
+    characterises with a longer fine-tune: ``--eden-retrain-steps``)."""
+
+    def retraining(self, steps: int) -> AccuracyEstimator:
+        """The same estimator with a fine-tune of ``steps`` steps."""
+        ...
+
+
+class ProbeData(Protocol):
+    """The probe's checkpoint and data, as ODiMO's supernet search trains on them."""
+
+    @property
+    def checkpoint(self) -> Checkpoint: ...
+    @property
+    def bundle(self) -> DataBundle: ...
+    @property
+    def device(self) -> str: ...
+
+
+@runtime_checkable
+class TrainsOnProbeData(Protocol):
+    """Measures with a checkpoint on a dataset that another method may train on
+    (``--engine odimo``)."""
+
+    @property
+    def setup(self) -> ProbeData: ...
+
+
+class Confirmable(AccuracyEstimator, Protocol):
+    """An estimator whose results a confirmation stores: it names the settings they are
+    bound to (a confirmation with other settings measures again)."""
+
+    def settings(self) -> dict[str, object]:
+        """The settings, as stored with each confirmed point."""
+        ...
+
+
+class Confirming(Protocol):
+    """Gives the estimator a confirmation uses: the same one with a longer fine-tune and
+    more fine-tune seeds, on ``split`` (the test split, which the search never sees)."""
+
+    def confirming(self, *, steps: int, finetune_seeds: int, split: str = "test"
+                   ) -> Confirmable:
+        ...
+
+
+__all__ = ["Confirmable", "Confirming", "ProbeData", "Retrainable", "TrainsOnProbeData"]
