@@ -139,7 +139,7 @@ class TrainReport(Report):
     dataset: str
     checkpoint: str
     trained: bool
-    tensors_sha256: str | None
+    tensors_sha256: str
     tensors_verified: bool
     val_accuracy: float             # fractions
     float_val_accuracy: float
