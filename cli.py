@@ -317,7 +317,7 @@ def networks(as_json: bool) -> None:
     from dse.commands.text import networks_text
 
     rows = network_summaries()
-    echo_json(rows) if as_json else click.echo(networks_text(rows))
+    echo_json(rows.to_json()) if as_json else click.echo(networks_text(rows))
 
 
 @cli.command()
@@ -330,7 +330,7 @@ def layers(network: str, dataset: str | None, as_json: bool) -> None:
     from dse.commands.text import layers_text
 
     report = layer_report(network, dataset)
-    echo_json(report) if as_json else click.echo(layers_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(layers_text(report))
 
 
 @cli.command()
@@ -351,7 +351,7 @@ def cost(as_json: bool, **options: Any) -> None:
     from dse.commands.text import cost_text
 
     report = cost_report(CostRequest(**options))
-    echo_json(report) if as_json else click.echo(cost_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(cost_text(report))
 
 
 @cli.command()
@@ -375,12 +375,12 @@ def dram(device: str | None, vendor: str, ber_quantile: str, vdd_v: float | None
 
     if list_devices:
         rows = dram_devices()
-        echo_json(rows) if as_json else click.echo(dram_devices_text(rows))
+        echo_json(rows.to_json()) if as_json else click.echo(dram_devices_text(rows))
         return
     if device is None:
         raise click.UsageError("give --dram DEVICE (or --list)")
     point = dram_report(device, vendor, vdd_v, trcd_ns, ber_quantile)
-    echo_json(point) if as_json else click.echo(dram_text(point))
+    echo_json(point.to_json()) if as_json else click.echo(dram_text(point))
 
 
 # ---- training and probing -------------------------------------------------------------
@@ -401,7 +401,7 @@ def train(retrain: bool, as_json: bool, threads: int | None, **options: Any) -> 
     with progress_display() as display:
         report = train_report(DataRequest(**options), retrain=retrain,
                               progress=display.phase("training", "step"))
-    echo_json(report) if as_json else click.echo(train_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(train_text(report))
 
 
 @cli.command()
@@ -436,7 +436,7 @@ def probe(as_json: bool, threads: int | None, **options: Any) -> None:
     with progress_display() as display:
         report = probe_report(request, progress=display.phase("training baseline", "step"),
                               step_progress=display.stage("fine-tune", "step"))
-    echo_json(report) if as_json else click.echo(probe_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(probe_text(report))
 
 
 # ---- search ---------------------------------------------------------------------------
@@ -620,7 +620,7 @@ def search(as_json: bool, **options: Any) -> None:
         except SearchInterrupted as exc:
             display.close()  # the bars end before the line that says why
             fail(str(exc), exc.exit_code)
-    echo_json(summary) if as_json else click.echo(search_text(summary))
+    echo_json(summary.to_json()) if as_json else click.echo(search_text(summary))
 
 
 # ---- reading a study ------------------------------------------------------------------
@@ -649,7 +649,7 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
 
     summary = pareto_report(target, storage=storage, study_name=study_name, x=x_axis,
                             y=y_axis, color=color, out=out, results_dir=results_dir)
-    echo_json(summary) if as_json else click.echo(search_text(summary))
+    echo_json(summary.to_json()) if as_json else click.echo(search_text(summary))
 
 
 @cli.command()
@@ -690,7 +690,7 @@ def confirm(target: str | None, storage: str | None, study_name: str | None, res
             training_progress=display.phase("training baseline", "step"),
             step_progress=display.stage("fine-tune", "step"),
             announce=announce_confirmation(display, in_search=False))
-    echo_json(summary) if as_json else click.echo(search_text(summary))
+    echo_json(summary.to_json()) if as_json else click.echo(search_text(summary))
 
 
 @cli.command()
@@ -710,7 +710,7 @@ def show(target: str | None, trial_number: int, storage: str | None, results_dir
     from dse.commands.text import show_text
 
     report = show_report(target, trial_number, storage=storage, results_dir=results_dir)
-    echo_json(report) if as_json else click.echo(show_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(show_text(report))
 
 
 @cli.command()
@@ -729,7 +729,7 @@ def status(target: str | None, storage: str | None, study_name: str | None, resu
 
     report = status_report(target, storage=storage, study_name=study_name,
                            results_dir=results_dir)
-    echo_json(report) if as_json else click.echo(status_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(status_text(report))
 
 
 @cli.command()
@@ -748,7 +748,7 @@ def tolerance(target: str | None, storage: str | None, study_name: str | None,
 
     report = tolerance_report(target, storage=storage, study_name=study_name,
                               results_dir=results_dir)
-    echo_json(report) if as_json else click.echo(tolerance_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(tolerance_text(report))
 
 
 @cli.command("repair-journal")
@@ -764,7 +764,7 @@ def repair_journal(path: str, as_json: bool) -> None:
     from dse.commands.text import repair_text
 
     report = repair_journal_report(path)
-    echo_json(report) if as_json else click.echo(repair_text(report))
+    echo_json(report.to_json()) if as_json else click.echo(repair_text(report))
 
 
 def main() -> None:

@@ -244,7 +244,7 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     probe_module._MEMORY_CACHE.clear()  # the process's probe cache: no run may use another's
     start = time.perf_counter()
     prepared = prepare(config)
-    summary = run_search(prepared, threads=ThreadPolicy(args.threads, None))
+    summary = run_search(prepared, threads=ThreadPolicy(args.threads, None)).to_json()
     seconds = time.perf_counter() - start
     study = optuna.load_study(study_name=prepared.study_name, storage=prepared.storage_url)
     volume, front, own = confirmed_front(summary)

@@ -1,4 +1,4 @@
-"""The data behind ``dse networks``, ``layers``, ``cost`` and ``dram`` as JSON-ready dicts."""
+"""The data behind ``dse networks``, ``layers``, ``cost`` and ``dram`` (``reports.py``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +7,15 @@ from typing import Any
 
 import numpy as np
 
+from dse.commands.reports import (
+    CostReport,
+    DramCatalogue,
+    DramDeviceRow,
+    DramPointReport,
+    LayersReport,
+    NetworkCatalogue,
+    NetworkRow,
+)
 from hw_models import ConfigError, LayerTable, Soc, load_soc
 from hw_models.dram import (
     DEFAULT_BER_QUANTILE,
@@ -62,7 +71,7 @@ class CostRequest:
     overlap: bool = True
 
 
-def network_summaries() -> list[dict[str, Any]]:
+def network_summaries() -> NetworkCatalogue:
     """One row per zoo network on its reference dataset: shape, classes, parameters, MACs."""
     from dse.workload import load_workload
     from networks import list_networks
@@ -70,31 +79,31 @@ def network_summaries() -> list[dict[str, Any]]:
     rows = []
     for entry in list_networks():
         workload = load_workload(entry.name)
-        rows.append({
-            "network": entry.name,
-            "dataset": workload.dataset.name,
-            "input_shape": list(workload.dataset.input_shape),
-            "num_classes": workload.dataset.num_classes,
-            "parameters": workload.parameters,
-            "macs": int(workload.table.macs.sum()),
-            "layers": workload.table.n_layers,
-            "description": entry.description,
-        })
-    return rows
+        rows.append(NetworkRow(
+            network=entry.name,
+            dataset=workload.dataset.name,
+            input_shape=list(workload.dataset.input_shape),
+            num_classes=workload.dataset.num_classes,
+            parameters=workload.parameters,
+            macs=int(workload.table.macs.sum()),
+            layers=workload.table.n_layers,
+            description=entry.description,
+        ))
+    return NetworkCatalogue(tuple(rows))
 
 
-def layer_report(network: str, dataset: str | None = None) -> dict[str, Any]:
+def layer_report(network: str, dataset: str | None = None) -> LayersReport:
     from dse.workload import load_workload
 
     workload = load_workload(network, dataset)
     records = workload.table.to_records()
-    return {
-        "network": network,
-        "dataset": workload.dataset.name,
-        "input_shape": list(workload.dataset.input_shape),
-        "num_classes": workload.dataset.num_classes,
-        "layers": [{key: row[key] for key in LAYER_COLUMNS} for row in records],
-    }
+    return LayersReport(
+        network=network,
+        dataset=workload.dataset.name,
+        input_shape=list(workload.dataset.input_shape),
+        num_classes=workload.dataset.num_classes,
+        layers=[{key: row[key] for key in LAYER_COLUMNS} for row in records],
+    )
 
 
 def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetting | None:
@@ -124,7 +133,7 @@ def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetti
                        ber_quantile=request.ber_quantile)
 
 
-def cost_report(request: CostRequest) -> dict[str, Any]:
+def cost_report(request: CostRequest) -> CostReport:
     """Per-layer and total cost of one mapping: DIANA compute plus DRAM."""
     from dse.workload import load_workload
 
@@ -164,15 +173,15 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
         }
         for i in range(table.n_layers)
     ]
-    return {
-        "network": request.network,
-        "dataset": workload.dataset.name,
-        "hw": soc.name,
-        "mapping": request.mapping,
-        "dram": _dram_summary(dram, request.overlap),
-        "clock_hz": soc.clock_hz,
-        "layers": layers,
-        "total": {
+    return CostReport(
+        network=request.network,
+        dataset=workload.dataset.name,
+        hw=soc.name,
+        mapping=request.mapping,
+        dram=_dram_summary(dram, request.overlap),
+        clock_hz=soc.clock_hz,
+        layers=layers,
+        total={
             "latency_cycles": float(cost.total_latency_s() * soc.clock_hz),
             "latency_s": float(cost.total_latency_s()),
             "compute_energy_j": float(cost.total_compute_energy_j()),
@@ -181,8 +190,8 @@ def cost_report(request: CostRequest) -> dict[str, Any]:
             "dram_energy_breakdown_j": {part: float(np.sum(values)) for part, values
                                         in cost.dram_energy_parts_j.items()},
         },
-        "note": NOT_COSTED_NOTE,
-    }
+        note=NOT_COSTED_NOTE,
+    )
 
 
 def _channels_of(channels: Channels | None, layer: int) -> list[int] | None:
@@ -220,33 +229,33 @@ def _dram_summary(dram: DramSetting | None, overlap: bool) -> dict[str, Any] | N
 
 
 def dram_report(device: str, vendor: str, vdd_v: float | None, trcd_ns: float | None,
-                ber_quantile: str = DEFAULT_BER_QUANTILE) -> dict[str, Any]:
+                ber_quantile: str = DEFAULT_BER_QUANTILE) -> DramPointReport:
     """One operating point of a DRAM device (nominal where not given)."""
     preset = load_dram(device)
     vdd_v = preset.vdd_nominal_v if vdd_v is None else vdd_v
     trcd_ns = preset.trcd_nominal_ns if trcd_ns is None else trcd_ns
-    return operating_point(preset, vendor, vdd_v, trcd_ns, ber_quantile)
+    return DramPointReport(**operating_point(preset, vendor, vdd_v, trcd_ns, ber_quantile))
 
 
-def dram_devices() -> list[dict[str, Any]]:
+def dram_devices() -> DramCatalogue:
     """Every DRAM preset with its nominal point and allowed ranges (per vendor for VDD)."""
     rows = []
     for name in list_dram_presets():
         device = load_dram(name)
-        rows.append({
-            "device": name,
-            "description": device.description,
-            "vdd_nominal_v": device.vdd_nominal_v,
-            "trcd_nominal_ns": device.trcd_nominal_ns,
-            "vdd_min_v": {v: device.vdd_range_v(v)[0] for v in list_vendors()},
-            "trcd_min_ns": device.trcd_min_ns,
-            "trcd_lowest_characterised_ns": device.lowest_characterised_trcd_ns(),
-            "bandwidth_bytes_per_s": device.bandwidth_bytes_per_s,
-            "capacity_bytes": device.capacity_bytes,
-            "partition_unit": device.partition_unit,
-            "partition_units": device.partition_units,
-            "ber_transfer": device.ber_transfer,
-            "default_vendor": DEFAULT_VENDOR,
-            "default_ber_quantile": DEFAULT_BER_QUANTILE,
-        })
-    return rows
+        rows.append(DramDeviceRow(
+            device=name,
+            description=device.description,
+            vdd_nominal_v=device.vdd_nominal_v,
+            trcd_nominal_ns=device.trcd_nominal_ns,
+            vdd_min_v={v: device.vdd_range_v(v)[0] for v in list_vendors()},
+            trcd_min_ns=device.trcd_min_ns,
+            trcd_lowest_characterised_ns=device.lowest_characterised_trcd_ns(),
+            bandwidth_bytes_per_s=device.bandwidth_bytes_per_s,
+            capacity_bytes=device.capacity_bytes,
+            partition_unit=device.partition_unit,
+            partition_units=device.partition_units,
+            ber_transfer=device.ber_transfer,
+            default_vendor=DEFAULT_VENDOR,
+            default_ber_quantile=DEFAULT_BER_QUANTILE,
+        ))
+    return DramCatalogue(tuple(rows))

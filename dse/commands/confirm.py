@@ -19,6 +19,7 @@ import optuna
 
 from dse.accuracy import AccuracyEstimator
 from dse.accuracy.stats import LEVEL
+from dse.commands.reports import ConfirmationReport
 from dse.evaluate import candidate_cost, probe_candidate
 from dse.problem import Problem
 from dse.results.confirmation import (
@@ -207,7 +208,7 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
                    training_progress: Progress | None = None,
                    step_progress: Progress | None = None,
                    announce: Callable[[dict[str, Any]], None] | None = None
-                   ) -> dict[str, Any]:
+                   ) -> ConfirmationReport:
     """Confirm a study's front and baselines on the test split, then rewrite its outputs.
 
     ``progress`` is told the points, ``training_progress`` the baseline's training when
@@ -259,8 +260,8 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
                 summary = write_outputs(study, folder,
                                         target=study_target(folder, url, name))
         guard.check()
-    return {**summary, "confirmation": counts, "results_dir": str(folder),
-            "storage": shown_url(url)}
+    return ConfirmationReport(**summary, confirmation=counts, results_dir=str(folder),
+                              storage=shown_url(url))
 
 
 def _open(url: str, name: str) -> optuna.Study:

@@ -9,6 +9,13 @@ from typing import Any
 
 import optuna
 
+from dse.commands.reports import (
+    RepairReport,
+    ShowReport,
+    StatusReport,
+    StudyReport,
+    ToleranceReport,
+)
 from dse.config import check_storage
 from dse.metrics import TEST_ACCURACY, plotted_metric
 from dse.results.confirmation import confirmed_results, current_settings
@@ -96,7 +103,7 @@ def load(storage_url: str, name: str) -> Any:
 
 def pareto_report(target: str | None, *, storage: str | None, study_name: str | None,
                   x: str | None, y: str | None, color: str | None, out: str | None,
-                  results_dir: str) -> dict[str, Any]:
+                  results_dir: str) -> StudyReport:
     if (x is None) != (y is None):
         raise ConfigError("give --x and --y together (and --color optionally)")
     if color is not None and x is None:
@@ -118,11 +125,11 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
         raise ConfigError(f"cannot write to {out_dir}: {exc.strerror}") from None
     summary = write_outputs(study, out_dir, x=axes[0], y=axes[1], color=axes[2],
                             target=study_target(folder, url, name))
-    return {**summary, "results_dir": str(out_dir), "storage": shown_url(url)}
+    return StudyReport(**summary, results_dir=str(out_dir), storage=shown_url(url))
 
 
 def show_report(target: str | None, trial_number: int, *, storage: str | None,
-                results_dir: str) -> dict[str, Any]:
+                results_dir: str) -> ShowReport:
     url, name, _ = locate(target, storage=storage, study_name=None, results_dir=results_dir)
     study = load(url, name)
     trials = study.get_trials(deepcopy=False)
@@ -131,11 +138,11 @@ def show_report(target: str | None, trial_number: int, *, storage: str | None,
     trial = trials[trial_number]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise ConfigError(f"trial {trial_number} is {trial.state.name}, not COMPLETE")
-    return trial_details(study, trial, problem_of(study))
+    return ShowReport(**trial_details(study, trial, problem_of(study)))
 
 
 def tolerance_report(target: str | None, *, storage: str | None, study_name: str | None,
-                     results_dir: str) -> dict[str, Any]:
+                     results_dir: str) -> ToleranceReport:
     """The error tolerance EDEN characterised, per split: the coarse BER (all data at once)
     and the fine BER per data type; and the trial of each split's mapping."""
     url, name, _ = locate(target, storage=storage, study_name=study_name,
@@ -156,11 +163,11 @@ def tolerance_report(target: str | None, *, storage: str | None, study_name: str
                        "partition_ber_budgets": eden.get("partition_ber_budgets"),
                        "target_met": eden.get("target_met"),
                        "tightened": eden.get("tightened"), "probes": eden.get("probes")})
-    return {"study": name, "splits": splits}
+    return ToleranceReport(study=name, splits=splits)
 
 
 def status_report(target: str | None, *, storage: str | None, study_name: str | None,
-                  results_dir: str) -> dict[str, Any]:
+                  results_dir: str) -> StatusReport:
     """Trials by state, per worker (host:pid), the running ones, front size, last
     completion time."""
     url, name, _ = locate(target, storage=storage, study_name=study_name,
@@ -189,15 +196,14 @@ def status_report(target: str | None, *, storage: str | None, study_name: str | 
     completed = [t.datetime_complete for t in trials
                  if t.state == optuna.trial.TrialState.COMPLETE and t.datetime_complete]
     front = front_trials(trials, objectives_of(study))
-    return {"study": name, "storage": shown_url(url), "trials": by_state,
-            "complete_by_worker": by_worker, "threads_by_worker": threads, "running": running,
-            "front_size": len(front),
-            "confirmed": len(confirmed_results(study)),
-            "confirm_settings": current_settings(study),
-            "last_completion": max(completed).isoformat() if completed else None}
+    return StatusReport(study=name, storage=shown_url(url), trials=by_state,
+                        complete_by_worker=by_worker, threads_by_worker=threads,
+                        running=running, front_size=len(front),
+                        confirmed=len(confirmed_results(study)),
+                        confirm_settings=current_settings(study),
+                        last_completion=max(completed).isoformat() if completed else None)
 
 
-
-def repair_journal_report(target: str) -> dict[str, Any]:
+def repair_journal_report(target: str) -> RepairReport:
     """``dse repair-journal PATH`` (or ``journal:PATH``): see ``repair_journal``."""
-    return repair_journal(journal_path(target) or Path(target))
+    return RepairReport(**repair_journal(journal_path(target) or Path(target)))

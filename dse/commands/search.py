@@ -12,6 +12,7 @@ import optuna
 from dse.accuracy import AccuracyModel, CheckedEstimator
 from dse.commands.confirm import confirm_points, probe_request
 from dse.commands.inspect import stored_location
+from dse.commands.reports import ConfirmationReport
 from dse.config import SearchConfig, default_study_name, sha256_of, steps_for_epochs
 from dse.engines import (
     Budget,
@@ -239,7 +240,7 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                threads: ThreadPolicy | None = None,
                confirm_progress: Progress | None = None,
                stage: Stage | None = None,
-               announce: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+               announce: Callable[[dict[str, Any]], None] | None = None) -> ConfirmationReport:
     """Run (or join, or resume) the study until it holds ``trials`` complete trials (or this
     worker ran ``trials_per_worker``); confirm the front and the baselines on the test split
     (unless ``--no-confirm``); write every output. ``notice`` hears which study in which
@@ -344,7 +345,7 @@ def run_provenance(prepared: Prepared) -> dict[str, Any]:
 def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
            interruptible: Callable[[], ContextManager[Any]] = contextlib.nullcontext,
            progress: Progress | None = None,
-           announce: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+           announce: Callable[[dict[str, Any]], None] | None = None) -> ConfirmationReport:
     """Confirm the front and the baselines on the test split (each point once; the probes
     run inside ``interruptible()``), then write the tables and plots."""
     confirmation = None
@@ -355,5 +356,6 @@ def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
                                       announce=announce)
     summary = write_outputs(study, prepared.out_dir, target=study_target(
         prepared.out_dir, prepared.storage_url, prepared.study_name))
-    return {**summary, "confirmation": confirmation, "results_dir": str(prepared.out_dir),
-            "storage": shown_url(prepared.storage_url)}
+    return ConfirmationReport(**summary, confirmation=confirmation,
+                              results_dir=str(prepared.out_dir),
+                              storage=shown_url(prepared.storage_url))

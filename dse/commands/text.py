@@ -1,4 +1,5 @@
-"""Plain-text tables for the terminal (the CLI prints what these return)."""
+"""Plain-text tables for the terminal (the CLI prints what these return), each made from
+the command's report (``reports.py``), as its ``--json`` is."""
 from __future__ import annotations
 
 import textwrap
@@ -6,7 +7,22 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from dse.accuracy.stats import LEVEL
+from dse.commands.reports import (
+    ConfirmationReport,
+    CostReport,
+    DramCatalogue,
+    DramPointReport,
+    LayersReport,
+    NetworkCatalogue,
+    ProbeReport,
+    RepairReport,
+    ShowReport,
+    StatusReport,
+    StudyReport,
+    StudySummary,
+    ToleranceReport,
+    TrainReport,
+)
 
 Column = tuple[str, str, Callable[[dict[str, Any]], Any]]  # (header, format spec, getter)
 
@@ -25,8 +41,8 @@ def format_table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> s
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
 
 
-def networks_text(rows: Sequence[dict[str, Any]]) -> str:
-    return format_table(rows, [
+def networks_text(catalogue: NetworkCatalogue) -> str:
+    return format_table(catalogue.to_json(), [
         ("network", "s", lambda r: r["network"]),
         ("dataset", "s", lambda r: r["dataset"]),
         ("input (C,H,W)", "s", lambda r: "x".join(map(str, r["input_shape"]))),
@@ -38,10 +54,10 @@ def networks_text(rows: Sequence[dict[str, Any]]) -> str:
     ])
 
 
-def layers_text(report: dict[str, Any]) -> str:
-    header = (f"{report['network']} on {report['dataset']}: input "
-              f"{'x'.join(map(str, report['input_shape']))}, {report['num_classes']} classes")
-    table = format_table(report["layers"], [
+def layers_text(report: LayersReport) -> str:
+    header = (f"{report.network} on {report.dataset}: input "
+              f"{'x'.join(map(str, report.input_shape))}, {report.num_classes} classes")
+    table = format_table(report.layers, [
         ("layer", "s", lambda r: r["name"]),
         ("kind", "s", lambda r: r["kind"]),
         ("cin", "d", lambda r: r["cin"]),
@@ -53,22 +69,22 @@ def layers_text(report: dict[str, Any]) -> str:
         ("MACs", ",d", lambda r: r["macs"]),
         ("weights", ",d", lambda r: r["weights"]),
     ])
-    macs = sum(r["macs"] for r in report["layers"])
-    weights = sum(r["weights"] for r in report["layers"])
-    return (f"{header}\n{table}\ntotal: {len(report['layers'])} layers, {macs:,} MACs, "
+    macs = sum(r["macs"] for r in report.layers)
+    weights = sum(r["weights"] for r in report.layers)
+    return (f"{header}\n{table}\ntotal: {len(report.layers)} layers, {macs:,} MACs, "
             f"{weights:,} weights")
 
 
-def cost_text(report: dict[str, Any]) -> str:
-    dram = report["dram"]
+def cost_text(report: CostReport) -> str:
+    dram = report.dram
     dram_text = "none (compute only)" if dram is None else (
         f"{dram['device']} vendor {dram['vendor']} (BER: {dram['ber_quantile']} over its "
         f"DIMMs), partitions {dram['layout']} ("
         + ", ".join(f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
                     for p in dram["partitions"])
         + ")" + ("" if dram["overlap"] else ", no overlap"))
-    header = (f"{report['network']} on {report['dataset']}, hw {report['hw']}, "
-              f"mapping {report['mapping']}\nDRAM: {dram_text}")
+    header = (f"{report.network} on {report.dataset}, hw {report.hw}, "
+              f"mapping {report.mapping}\nDRAM: {dram_text}")
     columns: list[Column] = [
         ("layer", "s", lambda r: r["name"]),
         ("kind", "s", lambda r: r["kind"]),
@@ -93,7 +109,7 @@ def cost_text(report: dict[str, Any]) -> str:
         ("latency_cycles", ",.2f", lambda r: r["latency_cycles"]),
         ("energy_uj", ".4f", lambda r: r["energy_j"] * 1e6),
     ]
-    total = report["total"]
+    total = report.total
     energy = f"energy {total['energy_j'] * 1e6:.4f} µJ"
     if dram is not None:
         energy += (f" = compute {total['compute_energy_j'] * 1e6:.4f} µJ"
@@ -104,10 +120,10 @@ def cost_text(report: dict[str, Any]) -> str:
         parts = "DRAM energy by part: " + ", ".join(
             f"{DRAM_PART_LABELS.get(name, name)} {value * 1e6:.4f} µJ "
             f"({value / total['dram_energy_j']:.0%})" for name, value in breakdown.items()) + "\n"
-    return (f"{header}\n{format_table(report['layers'], columns)}\n"
+    return (f"{header}\n{format_table(report.layers, columns)}\n"
             f"total: {total['latency_cycles']:,.2f} cycles = {total['latency_s'] * 1e3:.4f} ms "
-            f"at {report['clock_hz'] / 1e6:g} MHz, {energy}\n{parts}"
-            f"note: {report['note']}")
+            f"at {report.clock_hz / 1e6:g} MHz, {energy}\n{parts}"
+            f"note: {report.note}")
 
 
 DRAM_PART_LABELS = {"read_write_core": "read/write (array)", "read_write_io": "I/O",
@@ -115,25 +131,26 @@ DRAM_PART_LABELS = {"read_write_core": "read/write (array)", "read_write_io": "I
                     "powerdown": "power-down", "refresh": "refresh"}
 
 
-def dram_text(point: dict[str, Any]) -> str:
-    quantile = point["ber_quantile"]
+def dram_text(point: DramPointReport) -> str:
+    quantile = point.ber_quantile
     return "\n".join([
-        f"{point['device']} (vendor {point['vendor']} error curves, {quantile} over the "
-        f"vendor's DIMMs; BER(VDD) {point['ber_transfer']})",
-        f"  VDD   {point['vdd_v']:g} V   (nominal {point['vdd_nominal_v']:g} V)",
-        f"  tRCD  {point['trcd_ns']:g} ns  (nominal {point['trcd_nominal_ns']:g} ns)",
-        f"  BER from VDD   {point['ber_vdd']:.3e}  (Voltron DDR3L at "
-        f"{point['vdd_reference_v']:.4g} V: {quantile} over {point['ber_vdd_dimms']} DIMMs)",
-        f"  BER from tRCD  {point['ber_trcd']:.3e}  (DIVA-DRAM DDR3 at "
-        f"{point['trcd_reference_ns']:.4g} ns: {quantile} over {point['ber_trcd_dimms']} "
+        f"{point.device} (vendor {point.vendor} error curves, {quantile} over the "
+        f"vendor's DIMMs; BER(VDD) {point.ber_transfer})",
+        f"  VDD   {point.vdd_v:g} V   (nominal {point.vdd_nominal_v:g} V)",
+        f"  tRCD  {point.trcd_ns:g} ns  (nominal {point.trcd_nominal_ns:g} ns)",
+        f"  BER from VDD   {point.ber_vdd:.3e}  (Voltron DDR3L at "
+        f"{point.vdd_reference_v:.4g} V: {quantile} over {point.ber_vdd_dimms} DIMMs)",
+        f"  BER from tRCD  {point.ber_trcd:.3e}  (DIVA-DRAM DDR3 at "
+        f"{point.trcd_reference_ns:.4g} ns: {quantile} over {point.ber_trcd_dimms} "
         "DIMMs)",
-        f"  BER combined   {point['ber']:.3e}  (independent: 1 - (1 - b_V)(1 - b_t))",
-        f"  energy scale (VDD-domain energy and power)  {point['energy_scale']:.4f}",
-        f"  row-miss latency  {point['row_miss_ns']:.3f} ns",
+        f"  BER combined   {point.ber:.3e}  (independent: 1 - (1 - b_V)(1 - b_t))",
+        f"  energy scale (VDD-domain energy and power)  {point.energy_scale:.4f}",
+        f"  row-miss latency  {point.row_miss_ns:.3f} ns",
     ])
 
 
-def dram_devices_text(rows: Sequence[dict[str, Any]]) -> str:
+def dram_devices_text(catalogue: DramCatalogue) -> str:
+    rows = catalogue.to_json()
     footer = ("" if not rows else
               f"\nBER curves by default: vendor {rows[0]['default_vendor']}, "
               f"{rows[0]['default_ber_quantile']} over the vendor's DIMMs (--vendor, "
@@ -171,38 +188,36 @@ def _dram_point(row: dict[str, Any]) -> str:
     return ", ".join(points)
 
 
-def search_text(summary: dict[str, Any]) -> str:
+def search_text(summary: StudyReport | ConfirmationReport) -> str:
     """The headline, the front as a table (accuracies with their intervals), the claims
     and notes, where the files are and the commands to run next."""
-    rows = summary["front"]
-    trials = ", ".join(f"{count} {state.lower()}" for state, count in summary["trials"].items())
-    lines = [f"study {summary['study']}: {trials}", *headline_lines(summary), "",
+    rows = summary.front
+    trials = ", ".join(f"{count} {state.lower()}" for state, count in summary.trials.items())
+    lines = [f"study {summary.study}: {trials}", *headline_lines(summary), "",
              f"Pareto front ({len(rows)} point{'s' * (len(rows) != 1)}):",
              format_table(rows, front_columns(summary)) if rows
-             else f"(empty: {summary.get('front_note', 'no feasible trial')})"]
-    robust = summary.get("robust_front_size", len(rows))
+             else f"(empty: {summary.front_note or 'no feasible trial'})"]
+    robust = summary.robust_front_size
     if rows and robust > len(rows):
         lines.append(f"{robust - len(rows)} more trials are within their accuracy interval of "
                      f"the front (is_pareto_robust in trials.csv): the front's order in "
                      f"accuracy is partly noise")
-    shift = summary.get("validation_to_test_shift")
+    shift = summary.validation_to_test_shift
     if shift:
         lines.append(f"validation to test: {shift['mean_pp']:+.2f} pp on average over "
                      f"{shift['points']} confirmed front points (from {shift['min_pp']:+.2f} "
                      f"to {shift['max_pp']:+.2f} pp)")
-    claims = summary.get("claims", summary.get("improvements", []))
-    if claims:
+    if summary.claims:
         lines.append(f"claims ({CHANGE_WORDS}):"
-                     if "accuracy" in summary.get("objectives", []) else "claims:")
-    lines += [f"  {item['text']}" for item in claims]
-    lines += [f"  {item['text']}" for item in summary.get("method_metrics", [])]
-    notes = summary.get("dram_notes") or []
-    if notes:
+                     if "accuracy" in summary.objectives else "claims:")
+    lines += [f"  {item['text']}" for item in summary.claims]
+    lines += [f"  {item['text']}" for item in summary.method_metrics or []]
+    if summary.dram_notes:
         lines.append("the baselines at their lowest safe DRAM point (validation split):")
-        lines += [f"  {note['text']}" for note in notes]
-    lines.append(f"results: {summary['results_dir']}  (storage {summary['storage']})")
-    if summary.get("report"):
-        lines.append(f"report: {summary['report']}  (figures, tables, every front trial)")
+        lines += [f"  {note['text']}" for note in summary.dram_notes]
+    lines.append(f"results: {summary.results_dir}  (storage {summary.storage})")
+    if summary.report:
+        lines.append(f"report: {summary.report}  (figures, tables, every front trial)")
     return "\n".join(lines + next_lines(summary))
 
 
@@ -210,23 +225,23 @@ CHANGE_WORDS = ("test split; accuracy change paired with the baseline, in percen
                 "negative = worse")
 
 
-def headline_lines(summary: dict[str, Any]) -> list[str]:
+def headline_lines(summary: StudySummary) -> list[str]:
     """Each baseline's sentence, wrapped; why there is none when there is none."""
-    sentences = [line["text"] for line in summary.get("headline", [])]
+    sentences = [line["text"] for line in summary.headline]
     if not sentences:
-        reason = summary.get("claims_note") or summary.get("front_note")
+        reason = summary.claims_note or summary.front_note
         return [f"no headline: {reason.removeprefix('no claim: ')}"] if reason else []
     wrapped = [textwrap.fill(text, width=100, subsequent_indent="  ") for text in sentences]
-    if "accuracy" in summary.get("objectives", []):
+    if "accuracy" in summary.objectives:
         wrapped.append(f"({CHANGE_WORDS})")
     return wrapped
 
 
-def front_columns(summary: dict[str, Any]) -> list[Column]:
+def front_columns(summary: StudySummary) -> list[Column]:
     from dse.results.tables import point_label  # the results package is loaded by then
 
-    level = f"{summary.get('interval_level', LEVEL):.0%}"
-    rows = summary["front"]
+    level = f"{summary.interval_level:.0%}"
+    rows = summary.front
     columns: list[Column] = [("trial", "d", lambda r: r["trial"]),
                              ("point", "s", point_label)]
     if any(_dram_point(r) for r in rows):
@@ -242,26 +257,25 @@ def front_columns(summary: dict[str, Any]) -> list[Column]:
                       ("DRAM µJ", ".3f", lambda r: r["dram_energy_j"] * 1e6)]
 
 
-def next_lines(summary: dict[str, Any]) -> list[str]:
-    commands = summary.get("next_commands") or []
-    if not commands:
+def next_lines(summary: StudySummary) -> list[str]:
+    if not summary.next_commands:
         return []
     lines = ["next:"]
-    for item in commands:
+    for item in summary.next_commands:
         lines += [f"  {item['why']}:", f"    {item['command']}"]
     return lines
 
 
-def show_text(report: dict[str, Any]) -> str:
-    metrics = report["metrics"]
-    head = [f"study {report['study']}, trial {report['trial']}"
-            + (f" (baseline {report['baseline']})" if report["baseline"] else ""),
-            f"{report['network']} on {report['dataset']}, DRAM {report['dram']}"
-            + ("" if not report["partitions"] else ": " + ", ".join(
+def show_text(report: ShowReport) -> str:
+    metrics = report.metrics
+    head = [f"study {report.study}, trial {report.trial}"
+            + (f" (baseline {report.baseline})" if report.baseline else ""),
+            f"{report.network} on {report.dataset}, DRAM {report.dram}"
+            + ("" if not report.partitions else ": " + ", ".join(
                 f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
-                for p in report["partitions"]))]
+                for p in report.partitions))]
     if metrics.get("accuracy") is not None:
-        level = f"{report.get('interval_level', LEVEL):.0%}"
+        level = f"{report.interval_level:.0%}"
         head.append(f"accuracy {metrics['accuracy']:.2%} ({level} CI "
                     f"{interval_pct(metrics, 'accuracy')}; std over seeds "
                     f"{metrics.get('accuracy_std') or 0:.2%})"
@@ -269,16 +283,16 @@ def show_text(report: dict[str, Any]) -> str:
         if metrics.get("accuracy_change_pp") is not None:
             head.append(f"accuracy change vs all-digital (paired, negative: worse) "
                         f"{change_pp(metrics, 'accuracy', level)}")
-        test = report.get("test") or {}
+        test = report.test or {}
         if test.get("test_accuracy") is not None:
             head.append(f"test split (confirmed): {test['test_accuracy']:.2%} ({level} CI "
                         f"{interval_pct(test, 'test_accuracy')}); accuracy change vs "
                         f"all-digital {change_pp(test, 'test_accuracy', level)}")
-        elif report.get("test_accuracy") is not None:
-            head.append(f"test split: {report['test_accuracy']:.2%}")
+        elif report.test_accuracy is not None:
+            head.append(f"test split: {report.test_accuracy:.2%}")
     head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
                 f"{metrics['energy_j'] * 1e6:.3f} µJ (DRAM {metrics['dram_energy_j'] * 1e6:.3f})")
-    table = format_table(report["layers"], [
+    table = format_table(report.layers, [
         ("layer", "s", lambda r: r["name"]),
         ("cout", "d", lambda r: r["cout"]),
         ("n_dig", "d", lambda r: r["n_digital"]),
@@ -295,25 +309,25 @@ def show_text(report: dict[str, Any]) -> str:
     return "\n".join(head + [table])
 
 
-def status_text(report: dict[str, Any]) -> str:
-    states = ", ".join(f"{count} {state.lower()}" for state, count in report["trials"].items())
-    lines = [f"study {report['study']} in {report['storage']}",
+def status_text(report: StatusReport) -> str:
+    states = ", ".join(f"{count} {state.lower()}" for state, count in report.trials.items())
+    lines = [f"study {report.study} in {report.storage}",
              f"trials: {states or 'none'}",
-             f"Pareto front: {report['front_size']} points; last completion: "
-             f"{report['last_completion'] or 'never'}",
-             f"confirmed on the test split: {report.get('confirmed', 0)} points"
-             + _confirm_settings(report.get("confirm_settings")),
+             f"Pareto front: {report.front_size} points; last completion: "
+             f"{report.last_completion or 'never'}",
+             f"confirmed on the test split: {report.confirmed} points"
+             + _confirm_settings(report.confirm_settings),
              "complete trials per worker:"]
-    threads = report.get("threads_by_worker", {})
+    threads = report.threads_by_worker
     lines += [f"  {worker}  {count}" + (f"  ({threads[worker]} threads)" if worker in threads
                                          else "")
-              for worker, count in report["complete_by_worker"].items()]
-    if report["running"]:
+              for worker, count in report.complete_by_worker.items()]
+    if report.running:
         lines.append("running trials:")
         lines += [f"  trial {item['trial']} on {item['worker']} for "
                   f"{_duration(item['running_s'])}"
                   + (f" ({item['threads']} threads)" if item.get("threads") else "")
-                  for item in report["running"]]
+                  for item in report.running]
     return "\n".join(lines)
 
 
@@ -332,29 +346,30 @@ def _duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
-def train_text(report: dict[str, Any]) -> str:
-    state = "trained" if report["trained"] else "cached"
-    return (f"{report['network']} on {report['dataset']}: {state} checkpoint "
-            f"{report['checkpoint']}\nvalidation accuracy {report['val_accuracy']:.2%} "
-            f"(DIANA-quantised, all digital; float {report['float_val_accuracy']:.2%})"
-            + ("" if report.get("tensors_verified", True) else
+def train_text(report: TrainReport) -> str:
+    state = "trained" if report.trained else "cached"
+    return (f"{report.network} on {report.dataset}: {state} checkpoint "
+            f"{report.checkpoint}\nvalidation accuracy {report.val_accuracy:.2%} "
+            f"(DIANA-quantised, all digital; float {report.float_val_accuracy:.2%})"
+            + ("" if report.tensors_verified else
                "\nno digest of its tensors (written before dse stored one): not checked "
                "for damage"))
 
 
-def probe_text(report: dict[str, Any]) -> str:
-    level = f"{report['interval_level']:.0%}"
+def probe_text(report: ProbeReport) -> str:
+    level = f"{report.interval_level:.0%}"
+    record = report.to_json()  # the accuracies' intervals, by name
     return "\n".join([
-        f"{report['network']} on {report['dataset']}, mapping {report['mapping']}: accuracy "
-        f"{report['accuracy']:.2%} ({level} CI {interval_pct(report, 'accuracy')}) on "
-        f"{report['images']} {report['split']} images x {report['finetune_seeds']} fine-tune "
-        f"x {report['error_seeds']} error seeds (std over seeds {report['accuracy_std']:.2%})",
-        f"all-digital baseline {report['baseline_accuracy']:.2%} ({level} CI "
-        f"{interval_pct(report, 'baseline_accuracy')}); accuracy change (paired, negative: "
-        f"worse) {change_pp(report, 'accuracy', level)}",
-        f"max BER weights {report['max_weight_ber']:.1e}, activations "
-        f"{report['max_activation_ber']:.1e}; {report['seconds']:.1f} s"
-        f"{', cached' if report['cached'] else ''}"])
+        f"{report.network} on {report.dataset}, mapping {report.mapping}: accuracy "
+        f"{report.accuracy:.2%} ({level} CI {interval_pct(record, 'accuracy')}) on "
+        f"{report.images} {report.split} images x {report.finetune_seeds} fine-tune "
+        f"x {report.error_seeds} error seeds (std over seeds {report.accuracy_std:.2%})",
+        f"all-digital baseline {report.baseline_accuracy:.2%} ({level} CI "
+        f"{interval_pct(record, 'baseline_accuracy')}); accuracy change (paired, negative: "
+        f"worse) {change_pp(record, 'accuracy', level)}",
+        f"max BER weights {report.max_weight_ber:.1e}, activations "
+        f"{report.max_activation_ber:.1e}; {report.seconds:.1f} s"
+        f"{', cached' if report.cached else ''}"])
 
 
 def change_pp(record: dict[str, Any], name: str, level: str) -> str:
@@ -375,34 +390,34 @@ def interval_pct(record: dict[str, Any], name: str) -> str:
     return f"{low * 100:.1f}-{high * 100:.1f} %"
 
 
-def repair_text(report: dict[str, Any]) -> str:
+def repair_text(report: RepairReport) -> str:
     studies = "; ".join(f"study {s['study']}: {s['trials']} trials"
-                        for s in report["studies"]) or "no study"
-    if not report["changed"]:
-        return (f"journal {report['journal']} is intact ({report['records']} records); "
+                        for s in report.studies) or "no study"
+    if not report.changed:
+        return (f"journal {report.journal} is intact ({report.records} records); "
                 f"nothing changed ({studies})")
-    torn = report["torn_lines"]
+    torn = report.torn_lines
     done = []
     if torn:
         lines = ", ".join(str(entry["line"]) for entry in torn)
-        done.append(f"removed {report['removed_bytes']} torn bytes (line{'s' * (len(torn) > 1)} "
+        done.append(f"removed {report.removed_bytes} torn bytes (line{'s' * (len(torn) > 1)} "
                     f"{lines})")
-    if report["salvaged_records"]:
-        done.append(f"kept {report['salvaged_records']} complete record(s) written after a "
+    if report.salvaged_records:
+        done.append(f"kept {report.salvaged_records} complete record(s) written after a "
                     "torn one")
-    if report["completed_last_line"]:
+    if report.completed_last_line:
         done.append("ended the last record, complete but for its newline, with one")
-    return "\n".join([f"repaired journal {report['journal']}: {'; '.join(done)}",
-                      f"kept {report['records']} complete records; the original is in "
-                      f"{report['backup']}",
+    return "\n".join([f"repaired journal {report.journal}: {'; '.join(done)}",
+                      f"kept {report.records} complete records; the original is in "
+                      f"{report.backup}",
                       f"the journal reads again: {studies}"])
 
 
-def tolerance_text(report: dict[str, Any]) -> str:
+def tolerance_text(report: ToleranceReport) -> str:
     """Per split: the coarse tolerable BER, then each data type's (fine), as EDEN measured."""
-    lines = [f"study {report['study']}: error tolerance (largest BER meeting the accuracy "
+    lines = [f"study {report.study}: error tolerance (largest BER meeting the accuracy "
              "target, paired drop)"]
-    for split in report["splits"]:
+    for split in report.splits:
         state = ("" if split.get("trial") is None else
                  f"; mapped in trial {split['trial']}"
                  + ("" if split.get("target_met") else " (target missed: nominal DRAM)")

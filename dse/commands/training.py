@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.accuracy import ProbeResult, accuracy_change_pp, error_free
+from dse.accuracy import accuracy_change_pp, error_free
 from dse.accuracy.defaults import ProbeConfig, check_probe_counts, retired_seeds_message
 from dse.accuracy.probe_estimator import (
     DataRequest,
@@ -16,8 +16,8 @@ from dse.accuracy.probe_estimator import (
 )
 from dse.accuracy.stats import LEVEL, check_level
 from dse.commands.catalogue import CostRequest, dram_setting
+from dse.commands.reports import ProbeReport, TrainReport
 from dse.evaluate import probe_candidate
-from dse.metrics import ACCURACY_CHANGE
 from dse.space import Candidate
 from dse.workload import load_workload
 from hw_models import ConfigError, load_soc
@@ -27,15 +27,15 @@ from networks.train import Progress
 
 
 def train_report(request: DataRequest, *, progress: Progress | None = None,
-                 retrain: bool = False) -> dict[str, Any]:
+                 retrain: bool = False) -> TrainReport:
     checkpoint, path, trained = obtain_checkpoint(request, progress=progress, retrain=retrain)
-    return {"network": checkpoint.network, "dataset": checkpoint.dataset,
-            "checkpoint": str(path), "trained": trained,
-            "tensors_sha256": checkpoint.tensors_sha256,
-            "tensors_verified": checkpoint.tensors_verified,
-            "val_accuracy": checkpoint.val_accuracy,
-            "float_val_accuracy": checkpoint.float_val_accuracy,
-            "train_config": checkpoint.train_config}
+    return TrainReport(network=checkpoint.network, dataset=checkpoint.dataset,
+                       checkpoint=str(path), trained=trained,
+                       tensors_sha256=checkpoint.tensors_sha256,
+                       tensors_verified=checkpoint.tensors_verified,
+                       val_accuracy=checkpoint.val_accuracy,
+                       float_val_accuracy=checkpoint.float_val_accuracy,
+                       train_config=checkpoint.train_config)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class ProbeRequest:
 
 
 def probe_report(request: ProbeRequest, *, progress: Progress | None = None,
-                 step_progress: Progress | None = None) -> dict[str, Any]:
+                 step_progress: Progress | None = None) -> ProbeReport:
     """Accuracy of one mapping at one DRAM operating point, with the all-digital baseline
     (``progress``: the checkpoint's training if needed; ``step_progress``: the fine-tune
     steps of both probes)."""
@@ -63,39 +63,30 @@ def probe_report(request: ProbeRequest, *, progress: Progress | None = None,
                         analog_channels=channels)
     result = estimator(probe_candidate(mapping, cost))
     baseline = estimator(error_free(table.n_layers))
-    return {
-        "network": cost_request.network, "dataset": request.data.dataset,
-        "mapping": cost_request.mapping,
-        "dram": None if dram is None else {"device": dram.device.name, "vendor": dram.vendor,
-                                           "ber_quantile": dram.ber_quantile,
-                                           "layout": dram.placement.layout},
-        "max_weight_ber": float(np.max(cost.weight_ber)),
-        "max_activation_ber": float(np.max(cost.activation_ber)),
-        "error_model": request.config.error_model,
-        **accuracy_record(result), **baseline_record(baseline, result),
-        "images": int(result.correct.shape[2]) if result.correct is not None else None,
-        "split": request.config.split, "steps": request.config.steps,
-        "finetune_seeds": request.config.finetune_seeds,
-        "error_seeds": request.config.error_seeds,
-        "interval_level": request.config.interval_level,
-        "seconds": result.seconds, "cached": result.cached,
-    }
-
-
-def accuracy_record(result: ProbeResult) -> dict[str, float]:
-    """accuracy, its standard deviation over the seeds and its interval (fractions)."""
     low, high = result.interval()
-    return {"accuracy": result.accuracy_mean, "accuracy_std": result.accuracy_std,
-            "accuracy_ci_low": low, "accuracy_ci_high": high}
-
-
-def baseline_record(baseline: ProbeResult, result: ProbeResult) -> dict[str, float]:
-    """The all-digital baseline's accuracy and interval, and the paired accuracy change
-    against it (pp, negative: worse)."""
-    low, high = baseline.interval()
-    change = accuracy_change_pp(baseline, result)
-    return {"baseline_accuracy": baseline.accuracy_mean, "baseline_accuracy_ci_low": low,
-            "baseline_accuracy_ci_high": high, **dict(zip(ACCURACY_CHANGE, change))}
+    baseline_low, baseline_high = baseline.interval()
+    change, change_low, change_high = accuracy_change_pp(baseline, result)
+    config = request.config
+    return ProbeReport(
+        network=cost_request.network, dataset=request.data.dataset,
+        mapping=cost_request.mapping,
+        dram=None if dram is None else {"device": dram.device.name, "vendor": dram.vendor,
+                                        "ber_quantile": dram.ber_quantile,
+                                        "layout": dram.placement.layout},
+        max_weight_ber=float(np.max(cost.weight_ber)),
+        max_activation_ber=float(np.max(cost.activation_ber)),
+        error_model=config.error_model,
+        accuracy=result.accuracy_mean, accuracy_std=result.accuracy_std,
+        accuracy_ci_low=low, accuracy_ci_high=high,
+        baseline_accuracy=baseline.accuracy_mean, baseline_accuracy_ci_low=baseline_low,
+        baseline_accuracy_ci_high=baseline_high,
+        accuracy_change_pp=change, accuracy_change_ci_low_pp=change_low,
+        accuracy_change_ci_high_pp=change_high,
+        images=int(result.correct.shape[2]) if result.correct is not None else None,
+        split=config.split, steps=config.steps, finetune_seeds=config.finetune_seeds,
+        error_seeds=config.error_seeds, interval_level=config.interval_level,
+        seconds=result.seconds, cached=result.cached,
+    )
 
 
 def probe_request(*, network: str, dataset: str, mapping: str, hw: str, dram: str | None,

@@ -14,22 +14,22 @@ def test_status_and_show_of_a_finished_study(toy_table, tmp_path):
     run_search(prepared, threads=ThreadPolicy(1, None))
     status = status_report(str(prepared.out_dir), storage=None, study_name=None,
                            results_dir=str(tmp_path))
-    assert status["trials"] == {"COMPLETE": 5} and sum(status["complete_by_worker"].values()) == 5
-    assert set(status["threads_by_worker"].values()) == {1}
-    assert status["confirmed"] >= 4 and status["confirm_settings"] == {"split": "test",
+    assert status.trials == {"COMPLETE": 5} and sum(status.complete_by_worker.values()) == 5
+    assert set(status.threads_by_worker.values()) == {1}
+    assert status.confirmed >= 4 and status.confirm_settings == {"split": "test",
                                                                        "stub": True}
     shown = show_report(str(prepared.out_dir), 0, storage=None, results_dir=str(tmp_path))
-    assert shown["baseline"] == "all-digital" and [r["n_analog"] for r in shown["layers"]] == [
+    assert shown.baseline == "all-digital" and [r["n_analog"] for r in shown.layers] == [
         0] * 5
-    assert shown["layers"][3]["activations_partition"] == "whole-device"  # big spills
-    assert shown["layers"][3]["working_set"] == "DRAM"
-    assert shown["layers"][2]["activations_partition"] == "on chip"
-    assert shown["layers"][0]["weights_partition"] == "resident in L2"
-    assert shown["partitions"] == [{"name": "whole-device", "capacity_bytes": 805306368,
+    assert shown.layers[3]["activations_partition"] == "whole-device"  # big spills
+    assert shown.layers[3]["working_set"] == "DRAM"
+    assert shown.layers[2]["activations_partition"] == "on chip"
+    assert shown.layers[0]["weights_partition"] == "resident in L2"
+    assert shown.partitions == [{"name": "whole-device", "capacity_bytes": 805306368,
                                     "vdd_v": 1.1, "trcd_ns": 18.125}]
-    assert shown["test"]["test_accuracy_change_pp"] == 0.0  # all-digital against itself
+    assert shown.test["test_accuracy_change_pp"] == 0.0  # all-digital against itself
     for key in ("accuracy_ci_low", "accuracy_ci_high", "accuracy_change_pp"):
-        assert shown["metrics"][key] is not None, key
+        assert shown.metrics[key] is not None, key
 
 
 def test_an_extra_plot_needs_both_axes(tmp_path):
@@ -49,12 +49,12 @@ def test_a_partitioned_study_shows_each_partition_and_where_tensors_live(toy_tab
                             partitions=2)
     run_search(prepared, threads=ThreadPolicy(1, None))
     shown = show_report(str(prepared.out_dir), 9, storage=None, results_dir=str(tmp_path))
-    assert [p["name"] for p in shown["partitions"]] == ["p0", "p1"]
-    assert {p["capacity_bytes"] for p in shown["partitions"]} == {805306368 // 2}
+    assert [p["name"] for p in shown.partitions] == ["p0", "p1"]
+    assert {p["capacity_bytes"] for p in shown.partitions} == {805306368 // 2}
     study_params = optuna.load_study(study_name="toy", storage=prepared.storage_url
                                      ).trials[9].params
     chosen = study_params["partition:activations/big"]
-    assert shown["layers"][3]["activations_partition"] == f"p{chosen}"
+    assert shown.layers[3]["activations_partition"] == f"p{chosen}"
 
 
 def test_without_a_study_name_the_commands_read_the_only_study_of_the_results_folder(

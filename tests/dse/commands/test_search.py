@@ -1,6 +1,7 @@
 """Short searches with a stub probe: bookkeeping, constraints, resume, outputs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -49,7 +50,7 @@ def test_short_study_bookkeeping_is_exact(toy_table, tmp_path):
     assert "n_analog:first" in frame.columns and "undervolt_mv" in frame.columns
     assert frame["is_baseline"].sum() == 4
     front = pd.read_csv(tmp_path / "toy" / "pareto.csv")
-    assert set(CONTRACT) <= set(front.columns) and len(front) == len(summary["front"]) > 0
+    assert set(CONTRACT) <= set(front.columns) and len(front) == len(summary.front) > 0
     assert set(front["trial"]) == set(frame.loc[frame["is_pareto"], "trial"])
     for name in ("config.json", "summary.json", "runs.jsonl"):  # figures: test_plots
         assert (tmp_path / "toy" / name).is_file(), name
@@ -148,7 +149,7 @@ def test_cost_only_objectives_skip_the_probe(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=8, objectives="latency,dram_energy",
                             calls=calls)
     summary = run_search(prepared)
-    assert calls == [] and summary["objectives"] == ["latency", "dram_energy"]
+    assert calls == [] and summary.objectives == ["latency", "dram_energy"]
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
     assert frame["accuracy"].isna().all() and frame["feasible"].all()
 
@@ -168,9 +169,9 @@ def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
                             limits=Limits(max_accuracy_drop_pp=5.0), ber_quantile="median")
     summary = run_search(prepared)
     document = json.loads((tmp_path / "toy" / "summary.json").read_text())
-    assert document["claims"] == summary["claims"] and summary["claims"]
+    assert document["claims"] == summary.claims and summary.claims
     front = {row["trial"] for row in document["front"]}
-    for item in summary["claims"]:
+    for item in summary.claims:
         assert item["change_percent"] < 0 and item["baseline"] in BASELINES
         assert item["trial"] in front and item["trial"] not in range(len(BASELINES))
         assert item["verdict"] in ("significant", "within noise")
@@ -182,7 +183,7 @@ def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
     assert all(np.isfinite(b["test_accuracy"]) for b in document["baselines"])
     assert all(np.isfinite(row["test_accuracy"]) for row in document["front"])
     assert np.isfinite([row["latency_s"] for row in document["front"]]).all()
-    assert summary["confirmation"]["measured"] == len(BASELINES) + len(front - set(range(4)))
+    assert summary.confirmation["measured"] == len(BASELINES) + len(front - set(range(4)))
     assert document["validation_to_test_shift"]["points"] == len(front)
     assert {item["kind"] for item in document["method_metrics"]} <= {"odimo", "eden"}
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")  # EDEN's reference, per trial
@@ -195,7 +196,7 @@ def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
 def test_without_confirmation_there_is_no_claim_and_the_summary_says_why(toy_table, tmp_path):
     prepared = toy_prepared(toy_table, tmp_path, trials=8, confirm=False)
     summary = run_search(prepared)
-    assert summary["claims"] == [] and "dse confirm" in summary["claims_note"]
+    assert summary.claims == [] and "dse confirm" in summary.claims_note
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
     assert frame["test_accuracy"].isna().all()
     assert {"accuracy_ci_low", "accuracy_ci_high", "accuracy_change_pp",
@@ -213,7 +214,7 @@ def test_every_sampler_runs(toy_table, tmp_path, sampler):
         pytest.importorskip("scipy", reason="the gp sampler needs the [gp] extra")
     prepared = toy_prepared(toy_table, tmp_path, trials=6, sampler=sampler)
     summary = run_search(prepared)
-    assert summary["trials"] == {"COMPLETE": 6} and summary["front"]
+    assert summary.trials == {"COMPLETE": 6} and summary.front
 
 
 def test_a_crashed_sqlite_worker_leaves_nothing_running(toy_table, tmp_path):
@@ -229,8 +230,8 @@ def test_a_crashed_sqlite_worker_leaves_nothing_running(toy_table, tmp_path):
     assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 8
     assert [t.user_attrs.get("baseline") for t in study.trials[orphan.number + 1:]
             ].count("all-digital") == 1  # the queued baseline ran again
-    assert summary["front"]
-    assert orphan.number not in [b["trial"] for b in summary["baselines"]]  # failed: left out
+    assert summary.front
+    assert orphan.number not in [b["trial"] for b in summary.baselines]  # failed: left out
 
 
 def test_workers_of_one_study_on_one_host_share_its_cpus(toy_table, tmp_path):
@@ -253,12 +254,12 @@ def test_the_summary_says_what_the_safe_dram_point_gains(toy_table, tmp_path):
     from dse.commands.text import search_text
     prepared = toy_prepared(toy_table, tmp_path, trials=8, confirm=False)
     summary = run_search(prepared)
-    notes = summary["dram_notes"]
+    notes = summary.dram_notes
     assert [note["baseline"] for note in notes] == ["all-digital", "all-analog",
                                                     "diana-heuristic", "min-latency"]
     for note in notes:
         assert note["energy_change_pct"] < 0 and note["dram_energy_change_pct"] < 0
         assert note["accuracy_change_pp"] == 0  # BER 0 everywhere: the same accuracy
-    text = search_text({**summary, "results_dir": "r", "storage": "s"})
+    text = search_text(dataclasses.replace(summary, results_dir="r", storage="s"))
     assert "all-digital at VDD 0.95 V, tRCD 16.625 ns (the lowest VDD and tRCD at which" in text
     assert "no measurable accuracy cost" in text

@@ -65,15 +65,15 @@ def confirmed(toy_table, tmp_path, monkeypatch):
 def test_the_report_has_the_headline_figures_front_and_every_front_trial(confirmed):
     prepared, summary = confirmed
     path = prepared.out_dir / "report.html"
-    assert summary["report"] == str(path)
+    assert summary.report == str(path)
     assert json.loads((prepared.out_dir / "summary.json").read_text())["report"] == str(path)
     text = path.read_text(encoding="utf-8")
     page = Page(text)
     assert page.open == []  # every tag closed
-    assert summary["headline"] and all(line["text"] in text for line in summary["headline"])
-    for item in summary["next_commands"]:
+    assert summary.headline and all(line["text"] in text for line in summary.headline)
+    for item in summary.next_commands:
         assert item["command"] in text
-    numbers = [row["trial"] for row in [*summary["front"], *summary["baselines"]]]
+    numbers = [row["trial"] for row in [*summary.front, *summary.baselines]]
     assert {f"trial-{n}" for n in numbers} <= page.ids
     assert {f"#trial-{n}" for n in numbers} <= set(page.links)
     assert all(link[1:] in page.ids for link in page.links if link.startswith("#"))
@@ -90,13 +90,13 @@ def test_pareto_prints_the_headline_report_and_next_commands(confirmed):
     result = CliRunner().invoke(cli, ["pareto", str(prepared.out_dir)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[1].startswith(f"Against {summary['headline'][0]['baseline']}: ")
+    assert lines[1].startswith(f"Against {summary.headline[0]['baseline']}: ")
     assert "(test split; accuracy change paired with the baseline" in result.stdout
     assert f"report: {prepared.out_dir / 'report.html'}" in result.stdout
     header = lines[[line.startswith("Pareto front (") for line in lines].index(True) + 1]
     assert header.split()[:4] == ["trial", "point", "DRAM", "V/ns"]  # every row says what
     assert "analog" in result.stdout
-    trial = summary["headline"][0]["trials"][0]
+    trial = summary.headline[0]["trials"][0]
     assert lines[lines.index("next:") + 2] == f"    dse show {prepared.out_dir} --trial {trial}"
     shown = CliRunner().invoke(cli, ["show", str(prepared.out_dir), "--trial", str(trial)])
     assert shown.exit_code == 0, shown.output
@@ -126,7 +126,7 @@ def test_a_study_whose_presets_are_gone_still_gets_its_report(toy_table, tmp_pat
     monkeypatch.setattr("dse.results.outputs.problem_of", gone)
     prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random", confirm=False)
     summary = run_search(prepared)
-    text = Path(summary["report"]).read_text()
+    text = Path(summary.report).read_text()
     assert "Not in this report" in text and 'id="front"' in text
     assert "dse confirm" in text  # nothing is confirmed yet: the next command says so
 
