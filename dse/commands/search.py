@@ -92,7 +92,7 @@ def resolve(config: SearchConfig) -> Resolved:
     study and its storage: once per search."""
     objectives = config.validate()
     engine = engine_spec(config.search.engine)
-    config = config.replace(engine_settings=engine_settings(config))
+    config = config.replace(engine_settings=engine_settings(config, engine))
     soc = load_soc(config.hardware.hw)
     dram = resolve_dram(config.hardware.dram, soc)
     engine.check_search(config.search.engine_settings, objectives=objectives,
@@ -223,9 +223,9 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
             probe.setup.checkpoint.tensors_sha256)
 
 
-def engine_settings(config: SearchConfig) -> Any:
+def engine_settings(config: SearchConfig, spec: EngineSpec | None = None) -> Any:
     """The engine's settings: as given, else its defaults (checked when made)."""
-    spec = engine_spec(config.search.engine)
+    spec = spec or engine_spec(config.search.engine)
     given = config.search.engine_settings
     if given is None:
         return spec.settings()
@@ -275,7 +275,7 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
                                 seed=config.worker_seed(), accuracy=prepared.accuracy,
                                 guard=guard, progress=progress, stage=stage,
                                 before_trial=_worker_attrs(threads))
-                make_engine(config.search.engine, engine_settings(config),
+                make_engine(config.search.engine, config.search.engine_settings,
                             problem=prepared.problem, study=study).run(job)
                 guard.check()
                 summary = finish(study, prepared, test_split=config.confirmation.confirm,
@@ -355,7 +355,7 @@ def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
                                       interruptible=interruptible, progress=progress,
                                       announce=announce)
     summary = write_outputs(study, prepared.out_dir, target=study_target(
-        prepared.out_dir, prepared.storage_url, prepared.study_name))
+        prepared.out_dir, prepared.storage_url, prepared.study_name), problem=prepared.problem)
     return ConfirmationReport(**summary, confirmation=confirmation,
                               results_dir=str(prepared.out_dir),
                               storage=shown_url(prepared.storage_url))

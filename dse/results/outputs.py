@@ -8,6 +8,7 @@ from typing import Any
 import optuna
 
 from dse.accuracy.stats import LEVEL
+from dse.problem import Problem
 from dse.results.confirmation import confirmed_columns
 from dse.results.details import problem_of, trial_details
 from dse.results.files import write_json
@@ -28,9 +29,11 @@ logger = logging.getLogger(__name__)
 
 def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
                   y: str | None = None, color: str | None = None,
-                  target: str | None = None) -> dict[str, Any]:
+                  target: str | None = None, problem: Problem | None = None
+                  ) -> dict[str, Any]:
     """trials.csv, pareto.csv, the plots, report.html and summary.json (last, listing the
-    others); returns the summary. ``target`` names the study in the next commands
+    others); returns the summary. ``problem``: the study's problem when the caller has it
+    (else rebuilt from the study). ``target`` names the study in the next commands
     (``location.study_target``; default: ``out_dir``)."""
     config = study.user_attrs.get(CONFIG_ATTR, {})
     frame = trials_frame(study)  # built once: it is a second of a 10,000-trial study
@@ -42,20 +45,21 @@ def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
                                                     level=config.get("interval_level",
                                                                      LEVEL))]
     summary["eden_files"] = [str(p) for p in write_eden_files(study, out_dir)]
-    summary["report"] = str(write_report(summary, point_details(study, summary), out_dir,
+    summary["report"] = str(write_report(summary, point_details(study, summary, problem), out_dir,
                                          facts=study_facts(study, summary)))
     write_json(out_dir / "summary.json", summary)
     return summary
 
 
-def point_details(study: optuna.Study, summary: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def point_details(study: optuna.Study, summary: dict[str, Any],
+                  problem: Problem | None = None) -> dict[int, dict[str, Any]]:
     """``dse show``'s details of every front point and baseline, by trial number; none
     for a study without a stored layer table (it would need torch to rebuild the network)
     or whose presets no longer load here (the report then says so; the tables stand)."""
     if stored_table(study) is None or CONFIG_ATTR not in study.user_attrs:
         return {}
     try:
-        problem = problem_of(study)
+        problem = problem or problem_of(study)
         confirmed = confirmed_columns(study)
         trials = study.get_trials(deepcopy=False)
         numbers = dict.fromkeys(row["trial"]
