@@ -52,3 +52,23 @@ def test_an_accuracy_study_resumes_with_its_probe_settings(earlier):
     assert record["config"]["probe_steps"] == 20  # the flat record of every run
     other = run("search", *common, "--trials", "12", "--probe-steps", "21")
     assert other.exit_code == 2 and "other settings (probe_steps)" in other.stderr
+
+
+@pytest.mark.slow
+def test_a_probe_study_resumes_and_confirms_with_its_checkpoint_and_probe_cache(earlier):
+    """The 0.3.0 checkpoint loads, its probe cache still answers, and the study resumes and
+    is confirmed on the test split."""
+    quick = ("--epochs", "1", "--finetune-seeds", "1", "--error-seeds", "1",
+             "--results-dir", str(earlier))
+    probed = run("probe", "--network", "resnet8", "--dataset", "digits", "--mapping",
+                 "all-digital", "--steps", "1", *quick, "--json")
+    assert probed.exit_code == 0, probed.stderr
+    assert json.loads(probed.stdout)["cached"] is True
+    resumed = run("search", "--probe-steps", "1", "--trials", "10", "--no-confirm",
+                  "--study", "legacy-probe", *quick)
+    assert resumed.exit_code == 0, resumed.stderr
+    assert complete(earlier / "legacy-probe", "legacy-probe") == 10
+    confirmed = run("confirm", "legacy-probe", "--results-dir", str(earlier),
+                    "--confirm-steps", "1", "--confirm-seeds", "1", "--json")
+    assert confirmed.exit_code == 0, confirmed.stderr
+    assert json.loads(confirmed.stdout)["confirmation"]["measured"] > 0
