@@ -16,7 +16,7 @@ import click
 from click.core import ParameterSource
 
 from dse import __version__
-from dse.accuracy.defaults import ProbeDefaults
+from dse.accuracy.defaults import DEFAULT_EPOCHS, ConfirmDefaults, ProbeDefaults
 from dse.config import SearchConfig, default_settings
 from hw_models.dram import BER_QUANTILES
 from hw_models.errors import ConfigError
@@ -281,7 +281,8 @@ data_options = bundle(
     click.option("--checkpoint", default=None, type=click.Path(dir_okay=False),
                  help="Use this trained checkpoint instead of the cached or a new one."),
     click.option("--epochs", type=int, default=None,
-                 help="Baseline training epochs [default: 30 for digits and cifar10]."),
+                 help=f"Baseline training epochs [default: {DEFAULT_EPOCHS['digits']} for "
+                      f"digits and {DEFAULT_EPOCHS['cifar10']} for cifar10]."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
                  default=DEFAULTS["device"], show_default=True,
                  help="Where to train and fine-tune."),
@@ -467,8 +468,8 @@ search_options = bundle(
     click.option("--drop-rule", type=click.Choice(["mean", "upper"]),
                  default=DEFAULTS["drop_rule"], show_default=True,
                  help="What --max-accuracy-drop bounds: the paired drop's estimate (mean) "
-                      "or the upper end of its 95 % interval (upper: met with confidence, "
-                      "as EDEN's 'strictly meet')."),
+                      "or the upper end of its interval at --interval-level (upper: met with "
+                      "confidence, as EDEN's 'strictly meet')."),
     click.option("--latency-budget", "latency_budget_s", type=float, default=None,
                  metavar="S",
                  help="Latency budget in seconds (candidates over it are not probed)."),
@@ -511,7 +512,8 @@ search_options = bundle(
                  help="At the end, re-probe the front and the baselines on the test split "
                       "(what the summary's claims rest on); `dse confirm` does it later."),
     click.option("--confirm-steps", type=int, default=None, metavar="N",
-                 help="Fine-tune steps of the test-split confirmation [default: 10x "
+                 help=f"Fine-tune steps of the test-split confirmation [default: "
+                      f"{ConfirmDefaults.steps_factor}x "
                       "--probe-steps]."),
     click.option("--confirm-seeds", type=int, default=DEFAULTS["confirm_seeds"],
                  show_default=True, help="Independent fine-tunes per confirmed point."),
@@ -661,7 +663,8 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
               default=DEFAULTS["device"], show_default=True, help="Where to fine-tune.")
 @threads_option
 @click.option("--confirm-steps", type=int, default=None, metavar="N",
-              help="Fine-tune steps of each confirmation [default: 10x the search's "
+              help=f"Fine-tune steps of each confirmation [default: "
+                   f"{ConfirmDefaults.steps_factor}x the search's "
                    "--probe-steps].")
 @click.option("--confirm-seeds", type=int, default=DEFAULTS["confirm_seeds"],
               show_default=True, help="Independent fine-tunes per confirmed point.")

@@ -11,6 +11,7 @@ whole chain, so editing the base is noticed too.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,6 +102,7 @@ class Soc:
     technology_nm: float
     heuristic_min_channels_analog: int
     sources: dict[str, str]
+    sha256: str = ""  # the preset's fingerprint (``preset_sha256``), from the files it read
 
 
 _SCHEMA: dict[str, str] = {
@@ -142,16 +144,23 @@ def list_soc_presets() -> list[str]:
 def load_soc(name_or_path: str | Path = "diana") -> Soc:
     """Load a preset by name (``diana``) or from a TOML file path; raise ConfigError if invalid."""
     path = _resolve(name_or_path)
-    document = _merged_document(path)
+    chain = _chain(path)
+    document = _merged_document(chain)
     values, sources = checked_values(document, _SCHEMA, path,
                                      plain_keys=("name", "description", "default_dram"))
-    return _build(document, values, sources, path)
+    return dataclasses.replace(_build(document, values, sources, path),
+                               sha256=_fingerprint([each for each, _ in chain]))
 
 
 def preset_sha256(name_or_path: str | Path) -> str:
     """SHA-256 of a preset file; for one that ``extends`` another, of its own bytes and its
     base's fingerprint (a preset without ``extends`` keeps the plain file digest)."""
-    chain = [path for path, _ in _chain(_resolve(name_or_path))]
+    return _fingerprint([path for path, _ in _chain(_resolve(name_or_path))])
+
+
+def _fingerprint(chain: list[Path]) -> str:
+    """The digest of an ``extends`` chain (nearest first): the base file's SHA-256, then each
+    file's bytes with the digest beneath it."""
     digest = hashlib.sha256(chain[-1].read_bytes()).hexdigest()
     for path in reversed(chain[:-1]):
         digest = hashlib.sha256(path.read_bytes() + b"\0" + digest.encode()).hexdigest()
@@ -179,9 +188,8 @@ def _chain(path: Path) -> list[tuple[Path, dict[str, Any]]]:
         path = _resolve(base, relative_to=path.parent)
 
 
-def _merged_document(path: Path) -> dict[str, Any]:
+def _merged_document(chain: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any]:
     """The preset's document over the documents it extends (entries replaced whole)."""
-    chain = _chain(path)
     merged = chain[-1][1]
     for _, document in reversed(chain[:-1]):
         merged = _overlay(merged, document)

@@ -51,7 +51,6 @@ from dse.storage.storage import (
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import ConfigError, Soc, load_soc
 from hw_models.dram import dram_preset_path
-from hw_models.soc import preset_sha256
 
 # written into the results folder before the first trial (checked before training)
 STUDY_FILES = ("config.json", "runs.jsonl")
@@ -163,7 +162,7 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
     if problem.needs_accuracy:
         accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(
             config, problem, progress, step_progress)
-    identity = config.identity(resolved.dram, hw_sha256=preset_sha256(resolved.soc.source_path),
+    identity = config.identity(resolved.dram, hw_sha256=resolved.soc.sha256,
                                dram_sha256=sha256_of(dram_preset_path(resolved.dram)),
                                checkpoint_sha256=checkpoint_sha256)
     return Prepared(config, problem, accuracy, resolved.study_name, storage_url, out_dir,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.metadata
+import logging
 import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
@@ -33,6 +35,8 @@ from hw_models.errors import ConfigError
 
 if TYPE_CHECKING:
     import optuna
+
+logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]   # (done, total, status text)
 Stage = Callable[[str, str], Progress]       # (what, unit) -> the progress of that work
@@ -87,10 +91,11 @@ class Engine(Protocol):
 
 # ---- the registry ---------------------------------------------------------------------
 
-DEFAULT_ENGINE = "optuna"
 # the engines that come with dse, registered when their module is imported (each module
 # imports Optuna at most, never torch: the registry is read by `dse search --help`)
 BUILTIN_MODULES = ("dse.engines.optuna_engine", "dse.engines.odimo", "dse.engines.eden")
+# installed packages add engines here: [project.entry-points."dse.engines"] NAME = "MODULE"
+ENTRY_POINT_GROUP = "dse.engines"
 NEEDS = {  # what an engine may need, as the refusal names it
     "accuracy": "accuracy among the objectives",
     "probe": "the built-in probe",          # its data and checkpoint, or its fine-tune
@@ -256,11 +261,20 @@ def unregister(name: str) -> None:
 
 
 def _load_builtins() -> None:
+    """Import the built-in engines' modules, then those that installed packages name under
+    the entry-point group ``dse.engines`` (each registers its engines when imported); a
+    package whose engine fails to load is reported and left out."""
     global _loaded
     if not _loaded:
         _loaded = True
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
+        for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                entry.load()
+            except Exception as exc:  # another package's code: any error, one warning
+                logger.warning("engine plug-in %s (%s) not loaded: %s: %s", entry.name,
+                               entry.value, type(exc).__name__, exc)
 
 
 def engine_specs() -> tuple[EngineSpec, ...]:

@@ -57,6 +57,7 @@ from dse.engines.odimo import (
 from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import candidate_cost, evaluate, placement, probe_candidate
 from dse.problem import Problem, most_aggressive_point
+from dse.results.claims import EDEN_DROP_PP
 from dse.results.ledger import EDEN_ATTR, EDEN_TOLERANCE_ATTR, ODIMO_LAMBDA_ATTR, ODIMO_SEARCH_ATTR
 from dse.space import Candidate
 from hw_models.errors import ConfigError
@@ -270,7 +271,7 @@ def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], 
     the most a bisection takes, so EDEN may finish early."""
     data = data_in_dram(problem, n_analog)
     limit_pp = problem.limits.max_accuracy_drop_pp
-    limit_pp = 1.0 if limit_pp is None else limit_pp
+    limit_pp = EDEN_DROP_PP if limit_pp is None else limit_pp  # no limit: EDEN's own 1 %
     rule = problem.limits.drop_rule
     searches = len(data) + 1 if data else 0  # coarse, then each datum alone
     planned = 1 + searches * (steps + 2) + 1  # reference, bisections, validation

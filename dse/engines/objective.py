@@ -1,4 +1,6 @@
-"""The Optuna objective of a dse study: sample a candidate, evaluate it, store it.
+"""The objective of one trial of a dse study, for any engine: the candidate of the trial's
+parameters (a sampler's draw, or the parameters queued with it), evaluated and stored, with
+the ``engine`` that ran it.
 
 Each trial's writes are batched into as few storage transactions as the storage allows;
 signals act only while nothing is being written.
@@ -28,10 +30,9 @@ from dse.space import suggest_candidate
 from dse.storage.storage import batched
 
 
-def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *,
+def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *, engine: str,
                    budget: int | None = None, guard: SignalGuard | None = None,
-                   worker: dict | None = None, engine: str = "optuna",
-                   named_constraints: bool = False
+                   worker: dict | None = None, named_constraints: bool = False
                    ) -> Callable[[optuna.trial.Trial], list[float]]:
     """The Optuna objective; with a ``budget``, a trial that would exceed the study's total of
     complete trials is pruned before any work (marked ``surplus``). ``worker`` (default: this

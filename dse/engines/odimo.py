@@ -10,10 +10,12 @@ study's queued baselines run first. A rerun skips the lambdas already measured.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from dse.accuracy.abilities import TrainsOnProbeData
+from dse.accuracy.defaults import MAX_EPOCHS
 from dse.engines import EngineJob, EngineSpec, register, setting
 from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import evaluate
@@ -153,9 +155,9 @@ def measured_lambdas(study: Any, engine: str) -> set[float]:
 def check_settings(cost_weights: tuple[float, ...], dnas_epochs: int, target: str) -> None:
     if not cost_weights:
         raise ConfigError("--lambdas is empty: give at least one cost weight")
-    if any(not weight >= 0 for weight in cost_weights):
-        raise ConfigError("--lambdas must be numbers >= 0")
-    if dnas_epochs < 1:
-        raise ConfigError("--dnas-epochs must be >= 1")
+    if any(not (math.isfinite(weight) and weight >= 0) for weight in cost_weights):
+        raise ConfigError("--lambdas must be finite numbers >= 0")
+    if not 1 <= dnas_epochs <= MAX_EPOCHS:
+        raise ConfigError(f"--dnas-epochs must be in [1, {MAX_EPOCHS:,}] (got {dnas_epochs})")
     if target not in ODIMO_TARGETS:
         raise ConfigError(f"--odimo-target must be latency or energy, not '{target}'")

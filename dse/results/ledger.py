@@ -57,8 +57,11 @@ CHANNELS_ATTR = "analog_channels"     # per layer: the analog channel indices an
 ODIMO_LAMBDA_ATTR = "odimo_lambda"    # the cost weight of the ODiMO search behind the trial
 ODIMO_SEARCH_ATTR = "odimo_search"    # that search's epochs, best epoch, samples, seconds
 EDEN_ATTR = "eden"                    # the split EDEN mapped, its partition budgets, probes
+ENGINE_COLUMNS_ATTR = "dse:columns"   # {column: number or text}: an engine's own per-trial
+# values, columns of trials.csv (an engine names them; the results need not know it)
 WORKER_ATTR = "worker"                # host, pid, pid namespace, threads
 ENGINE_ATTR = "engine"                # the engine that proposed the candidate
+LEGACY_ENGINE = "optuna"  # the engine of trials recorded before trials named theirs
 FAIL_REASON_ATTR = "fail_reason"
 SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
 REQUEUED_ATTR = "requeued"            # how often a dead worker's queued trial came back
@@ -67,6 +70,12 @@ OPTUNA_CONSTRAINTS = "constraints"    # the constraint values as a list, in CONS
 # order: what Optuna's samplers and study.best_trials (4.9 and 5.x) and optuna-dashboard read
 NAMED_CONSTRAINT_PREFIX = "constraints:"  # + name: Optuna 5's set_constraint (earlier dse)
 
+# trials.csv's own columns besides the metrics and the trial parameters (engine columns may
+# not take these names)
+RESERVED_COLUMNS = frozenset({
+    "trial", "state", "is_baseline", "baseline", "safe_dram_of", "odimo_lambda", "engine",
+    "probed", "feasible", "worker", "cost_seconds", "probe_seconds", "analog_channel_fraction",
+    "is_pareto", "is_pareto_robust"})
 BASELINES = ("all-digital", "all-analog", "diana-heuristic", "min-latency")
 CHECKPOINT_DIGEST = "checkpoint_sha256"  # identity key: the baseline checkpoint's tensors
 CONFIG_WAIT_S = 60          # how long a joining worker waits for the creator to finish
@@ -213,8 +222,17 @@ class Ledger:
                                          states=(optuna.trial.TrialState.COMPLETE,)))
 
     def record(self, candidate: Candidate, evaluation: Evaluation, *, engine: str,
-               attrs: dict[str, Any] | None = None) -> optuna.trial.FrozenTrial:
-        """Add ``candidate`` with its evaluation as one complete trial (one write)."""
+               attrs: dict[str, Any] | None = None,
+               columns: dict[str, float | int | str] | None = None
+               ) -> optuna.trial.FrozenTrial:
+        """Add ``candidate`` with its evaluation as one complete trial (one write);
+        ``columns``: the engine's own values for trials.csv (a name the table already
+        has is refused)."""
+        if columns:
+            taken = set(columns) & RESERVED_COLUMNS
+            if taken:
+                raise ValueError(f"engine {engine}: columns {sorted(taken)} are dse's own")
+            attrs = {**(attrs or {}), ENGINE_COLUMNS_ATTR: dict(columns)}
         space = self.problem.space
         params = encode(candidate, space)
         every = param_distributions(space)

@@ -34,6 +34,8 @@ from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
     ENGINE_ATTR,
+    ENGINE_COLUMNS_ATTR,
+    LEGACY_ENGINE,
     METRICS_ATTR,
     ODIMO_LAMBDA_ATTR,
     PROBE_SETTINGS_ATTR,
@@ -77,7 +79,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["baseline"] = attrs.get(BASELINE_ATTR, "")
         row["safe_dram_of"] = attrs.get(SAFE_DRAM_ATTR, "")
         row["odimo_lambda"] = attrs.get(ODIMO_LAMBDA_ATTR, np.nan)
-        row["engine"] = attrs.get(ENGINE_ATTR, "optuna")
+        row["engine"] = attrs.get(ENGINE_ATTR, LEGACY_ENGINE)
         row["probed"] = attrs.get("probed", False)
         row["feasible"] = feasible(trial)
         row.update({f"constraint:{key}": value for key, value in constraints.items()})
@@ -89,6 +91,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row.update(trial.params)
         if device is not None:
             row.update(absolute_points(trial.params, device))
+        for column, value in attrs.get(ENGINE_COLUMNS_ATTR, {}).items():
+            row.setdefault(column, value)  # never over dse's own
         rows.append(row)
     frame = pd.DataFrame(rows)
     if not frame.empty:  # unknown values (None: e.g. the accuracy of an unprobed trial): NaN
@@ -304,7 +308,7 @@ def point_label(row: dict[str, Any]) -> str:
     fraction = row.get("analog_channel_fraction")
     if isinstance(fraction, (int, float)) and np.isfinite(fraction):
         return f"{fraction:.0%} analog"
-    return str(row.get("engine") or "optuna")
+    return str(row.get("engine") or LEGACY_ENGINE)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -79,7 +79,7 @@ class OptunaEngine:
                         time.sleep(POLL_S)
                     continue
             worker = job.before_trial() if job.before_trial is not None else None
-            objective = make_objective(job.problem, job.accuracy,
+            objective = make_objective(job.problem, job.accuracy, engine=self.name,
                                        budget=None if per_worker else total,
                                        guard=job.guard, worker=worker,
                                        named_constraints=job.ledger.named_constraints)

@@ -24,7 +24,7 @@ def counting(monkeypatch, module, name, calls):
 
 def test_each_step_of_a_search_runs_once(monkeypatch, tmp_path):
     calls: collections.Counter = collections.Counter()
-    counting(monkeypatch, soc, "_merged_document", calls)  # every load of a preset
+    counting(monkeypatch, soc, "read_toml", calls)  # every file a preset load reads
     counting(monkeypatch, SearchConfig, "validate", calls)
     counting(monkeypatch, search, "open_storage", calls)
     counting(monkeypatch, search, "make_engine", calls)
@@ -33,5 +33,5 @@ def test_each_step_of_a_search_runs_once(monkeypatch, tmp_path):
                                       "3", "--results-dir", str(tmp_path), "--partitions",
                                       "2", "--dram", "lpddr4-3200"])
     assert result.exit_code == 0, result.stderr
-    assert calls == {"_merged_document": 1, "validate": 1, "open_storage": 1,
+    assert calls == {"read_toml": 1, "validate": 1, "open_storage": 1,
                      "make_engine": 1, "engine_spec": 1}

@@ -71,7 +71,8 @@ def test_odimo_bad_settings_are_one_line():
     from dse.engines.odimo import OdimoEngine
     for settings, message in [({"cost_weights": ()}, "--lambdas is empty"),
                               ({"cost_weights": (-1.0,)}, ">= 0"),
-                              ({"dnas_epochs": 0}, "--dnas-epochs must be >= 1")]:
+                              ({"dnas_epochs": 0}, "--dnas-epochs must be in \\[1, 10,000\\]"),
+                              ({"cost_weights": (float("inf"),)}, "finite numbers >= 0")]:
         with pytest.raises(ConfigError, match=message):
             OdimoEngine(**settings)
 

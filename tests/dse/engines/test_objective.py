@@ -33,7 +33,8 @@ def test_a_signal_stops_a_slow_sampler_at_once(toy_table, tmp_path):
                                 sampler=_SignallingSampler(seed=0), directions=["minimize"] * 3)
     problem = toy_problem(toy_table)
     with SignalGuard() as guard:
-        objective = make_objective(problem, toy_accuracy(problem), guard=guard)
+        objective = make_objective(problem, toy_accuracy(problem), engine="optuna",
+                                   guard=guard)
         with pytest.raises(Terminated):
             TrialRunner(guard).run(study, objective)
     trial = study.trials[0]

@@ -51,7 +51,7 @@ class ToyEngine:
                 evaluation = evaluate(candidate, job.problem, job.accuracy)
             job.guard.hold()
             job.ledger.record(candidate, evaluation, engine=self.name,
-                              attrs={"toy_share": share})
+                              columns={"toy_share": share})  # a column of trials.csv
             ran += 1
             job.guard.check()
 
@@ -79,7 +79,7 @@ def run(*args: str):
 
 def test_its_option_shows_in_help_and_belongs_to_it(tmp_path):
     shown = run("search", "--help").stdout
-    assert "--engine [optuna|odimo|eden|odimo+eden|toy]" in shown
+    assert "|toy]" in shown.split("--engine", 1)[1].split()[0]  # among the choices
     assert "toy: candidates after the baselines" in " ".join(shown.split())
     wrong = run("search", "--toy-points", "3", "--results-dir", str(tmp_path))
     assert wrong.exit_code == 2
@@ -100,7 +100,7 @@ def test_a_search_with_it_is_read_by_pareto_show_and_confirm(tmp_path):
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")
     assert len(frame) == 10 and set(frame["engine"]) == {"toy"}
     own = frame[frame["baseline"].isna() & frame["safe_dram_of"].isna()]
-    assert len(own) == 2
+    assert len(own) == 2 and list(own["toy_share"]) == pytest.approx([1 / 3, 2 / 3])
     config = json.loads((tmp_path / "toy" / "config.json").read_text())["config"]
     assert (config["engine"], config["engine_settings"]) == ("toy", {"toy_points": 2})
 
