@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from dse.results.ledger import (
     PROBE_SETTINGS_ATTR,
     Ledger,
     baseline_candidates,
+    bind_engine_settings,
     open_ledger,
 )
 from dse.results.location import check_folder_is_ours, storage_record, study_target
@@ -51,6 +53,8 @@ from dse.storage.storage import (
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import ConfigError, Soc, load_soc
 from hw_models.dram import dram_preset_path
+
+logger = logging.getLogger(__name__)
 
 # written into the results folder before the first trial (checked before training)
 STUDY_FILES = ("config.json", "runs.jsonl")
@@ -94,6 +98,9 @@ def resolve(config: SearchConfig) -> Resolved:
     config = config.replace(engine_settings=engine_settings(config, engine))
     soc = load_soc(config.hardware.hw)
     dram = resolve_dram(config.hardware.dram, soc)
+    if dram == "none" and config.hardware.partitions != 1:
+        raise ConfigError(f"--partitions {config.hardware.partitions} divides a DRAM device; "
+                          "not with --dram none")
     engine.check_search(config.search.engine_settings, objectives=objectives,
                         probe=config.accuracy.accuracy_estimator is None, dram=dram)
     workload, cluster = config.workload, config.cluster
@@ -116,6 +123,7 @@ class Prepared:
     identity: dict[str, Any]
     test_estimator: Any = None       # the probe on the test split (None: no test accuracy)
     storage: Any = None              # the storage, once opened (None: opened by the run)
+    engine: EngineSpec | None = None  # the engine's spec (None: looked up by its name)
 
 
 def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None,
@@ -166,7 +174,7 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
                                dram_sha256=sha256_of(dram_preset_path(resolved.dram)),
                                checkpoint_sha256=checkpoint_sha256)
     return Prepared(config, problem, accuracy, resolved.study_name, storage_url, out_dir,
-                    identity, test_estimator, storage)
+                    identity, test_estimator, storage, engine)
 
 
 @contextlib.contextmanager
@@ -257,8 +265,17 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
             name=prepared.study_name, storage=storage, identity=prepared.identity,
             problem=prepared.problem,
             budget=None if cluster.trials_per_worker is not None else config.search.trials)
+        engine = prepared.engine or engine_spec(config.search.engine)
+        bind_engine_settings(study, prepared.study_name, engine.name,
+                             engine.binding(config.search.engine_settings))
         if notice is not None:
             notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
+        ledger = Ledger(study, prepared.problem)
+        if cluster.trials_per_worker is None and \
+                (held := ledger.complete_count()) >= config.search.trials:
+            logger.warning("study %s already holds %d complete trials (--trials %d): this "
+                           "run searches nothing; raise --trials to search further",
+                           prepared.study_name, held, config.search.trials)
         if prepared.problem.needs_accuracy and PROBE_SETTINGS_ATTR not in study.user_attrs:
             study.set_user_attr(PROBE_SETTINGS_ATTR, config.probe_settings())
         prepared.out_dir.mkdir(parents=True, exist_ok=True)
@@ -268,13 +285,13 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
         append_run(prepared.out_dir / "runs.jsonl", run_record)
         with SignalGuard() as guard:
             try:
-                job = EngineJob(problem=prepared.problem, ledger=Ledger(study, prepared.problem),
+                job = EngineJob(problem=prepared.problem, ledger=ledger,
                                 budget=Budget(config.search.trials,
                                               cluster.trials_per_worker),
                                 seed=config.worker_seed(), accuracy=prepared.accuracy,
                                 guard=guard, progress=progress, stage=stage,
                                 before_trial=_worker_attrs(threads))
-                make_engine(config.search.engine, config.search.engine_settings,
+                make_engine(engine.name, config.search.engine_settings,
                             problem=prepared.problem, study=study).run(job)
                 guard.check()
                 summary = finish(study, prepared, test_split=config.confirmation.confirm,

@@ -102,6 +102,7 @@ NEEDS = {  # what an engine may need, as the refusal names it
     "dram": "a DRAM device",
 }
 _OPTION = "dse.engine_option"
+_BINDING = "dse.binding"
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,17 @@ class OptionHelp:
     shown_default: str | None = None                 # None: the default as it prints
 
 
-def setting(default: Any, *, help: str, **shown: Any) -> Any:
+def setting(default: Any, *, help: str, binding: bool = False, **shown: Any) -> Any:
     """A field of an engine's settings: its default, and how ``dse search`` offers it
     (``OptionHelp``'s fields: ``flag``, ``metavar``, ``choices``, ``parse``,
-    ``shown_default``). Units go in the field name and the help, as everywhere."""
-    return field(default=default, metadata={_OPTION: OptionHelp(help=help, **shown)})
+    ``shown_default``). Units go in the field name and the help, as everywhere.
+
+    ``binding``: the engine's work in a study means something else under another value
+    (ODiMO's target, EDEN's retraining), so a study that engine has run keeps it: a
+    resume with another value is refused. A setting that only adds or steers work (the
+    lambdas, the sampler) is not binding."""
+    return field(default=default, metadata={_OPTION: OptionHelp(help=help, **shown),
+                                            _BINDING: binding})
 
 
 @dataclass(frozen=True)
@@ -213,6 +220,13 @@ class EngineSpec:
             values[option.field] = option.value(text)
         return self.settings(**values)
 
+    def binding(self, settings: Any) -> dict[str, Any]:
+        """The binding settings (``setting(binding=True)``) by option flag, as JSON values."""
+        flags = {option.field: option.flag for option in self.options()}
+        return {flags.get(each.name, each.name): _json_value(getattr(settings, each.name))
+                for each in dataclasses.fields(self.settings)
+                if each.metadata.get(_BINDING)}
+
     def needs_for(self, settings: Any) -> frozenset[str]:
         extra = () if self.needs_of is None else self.needs_of(settings)
         return frozenset(self.needs) | frozenset(extra)
@@ -232,6 +246,10 @@ class EngineSpec:
                       else named[0])
             raise ConfigError(f"--engine {self.name} needs {wanted}; not with "
                               f"{_what_is_missing(missing[0])}")
+
+
+def _json_value(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _what_is_missing(need: str) -> str:

@@ -372,6 +372,7 @@ def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[Da
 def _retrain_steps() -> Any:
     return setting(
         None, flag="--eden-retrain-steps", metavar="N", shown_default="the probe's",
+        binding=True,
         help="fine-tune steps of each characterisation and validation probe (EDEN's "
              "curricular retraining, longer); the trials are measured by the study's probe")
 

@@ -111,10 +111,13 @@ def probe_searcher(job: EngineJob, dnas_epochs: int, target: str) -> Searcher:
 
 
 def parse_floats(text: str, option: str) -> tuple[float, ...]:
-    """'0.01,0.1, 1' -> (0.01, 0.1, 1.0); one line naming ``option`` on anything else."""
-    parts = [part.strip() for part in text.split(",") if part.strip()]
+    """'0.01,0.1, 1' -> (0.01, 0.1, 1.0); one line naming ``option`` on anything else (an
+    empty entry included)."""
+    parts = [part.strip() for part in text.split(",")]
+    if text.strip() and not all(parts):
+        raise ConfigError(f"{option} has an empty entry: '{text}'")
     try:
-        return tuple(float(part) for part in parts)
+        return tuple(float(part) for part in parts if part)
     except ValueError:
         raise ConfigError(f"{option} takes comma-separated numbers, not '{text}'") from None
 
@@ -125,10 +128,10 @@ class OdimoSettings:
         DEFAULT_LAMBDAS, flag="--lambdas", metavar="L1,L2,...", parse=parse_floats,
         help="cost weights of ODiMO's loss, dimensionless (the cost is normalised by "
              "all-digital)")
-    dnas_epochs: int = setting(DEFAULT_DNAS_EPOCHS,
+    dnas_epochs: int = setting(DEFAULT_DNAS_EPOCHS, binding=True,
                                help="supernet search epochs per lambda")
     target: str = setting(ODIMO_TARGETS[0], flag="--odimo-target", choices=ODIMO_TARGETS,
-                          help="the cost its loss weighs")
+                          binding=True, help="the cost its loss weighs")
 
     def __post_init__(self) -> None:
         check_settings(self.cost_weights, self.dnas_epochs, self.target)
@@ -157,6 +160,10 @@ def check_settings(cost_weights: tuple[float, ...], dnas_epochs: int, target: st
         raise ConfigError("--lambdas is empty: give at least one cost weight")
     if any(not (math.isfinite(weight) and weight >= 0) for weight in cost_weights):
         raise ConfigError("--lambdas must be finite numbers >= 0")
+    twice = sorted({weight for weight in cost_weights if cost_weights.count(weight) > 1})
+    if twice:
+        raise ConfigError(f"--lambdas gives {', '.join(f'{w:g}' for w in twice)} more than "
+                          "once: each lambda is one search")
     if not 1 <= dnas_epochs <= MAX_EPOCHS:
         raise ConfigError(f"--dnas-epochs must be in [1, {MAX_EPOCHS:,}] (got {dnas_epochs})")
     if target not in ODIMO_TARGETS:

@@ -47,6 +47,7 @@ CONFIRM_SETTINGS_ATTR = "dse:confirm-settings"   # the settings the confirmation
 CONFIRMED_PREFIX = "dse:confirmed:"              # + trial number: its test-split confirmation
 CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, time} measuring it
 EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # mapping -> {coarse_ber, fine_ber, data}
+ENGINE_SETTINGS_PREFIX = "dse:engine-settings:"  # + engine: its binding settings here
 CONSTRAINT_NAMES_ATTR = "dse:constraint-names"   # what each entry of OPTUNA_CONSTRAINTS is
 # trial user attributes
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
@@ -141,6 +142,26 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
                           "); pass --study NEW_NAME or the original settings")
     if legacy and identity.get(CHECKPOINT_DIGEST) is not None:
         study.set_user_attr(CONFIG_ATTR, identity)  # from now on bound to these contents
+
+
+def bind_engine_settings(study: optuna.Study, name: str, engine: str,
+                         binding: dict[str, Any]) -> None:
+    """The study keeps the binding settings ``engine`` first ran with (by option flag); a
+    run with other values is refused, naming them. A study that predates the record takes
+    the settings of the run that finds it so."""
+    key = ENGINE_SETTINGS_PREFIX + engine
+    stored = study.user_attrs.get(key)
+    if stored is None:
+        if binding:
+            study.set_user_attr(key, binding)
+        return
+    differing = sorted(flag for flag in set(stored) | set(binding)
+                       if stored.get(flag) != binding.get(flag))
+    if differing:
+        was = ", ".join(f"{flag} {stored.get(flag)}" for flag in differing)
+        raise ConfigError(f"study '{name}' was searched by --engine {engine} with {was}: "
+                          "its trials mean something else under other values; pass "
+                          f"--study NEW_NAME or the original {', '.join(differing)}")
 
 
 def _comparable(identity: dict[str, Any]) -> dict[str, Any]:
