@@ -5,11 +5,11 @@
 * storage overhead per trial (cost-only objectives, random sampler, so neither the probe
   nor the sampler's model cost anything): wall time per trial minus the cost model's time,
   with 1 and 2 workers;
-* workers sharing a node (resnet8 on digits, the real probe, one journal file): a lone
-  worker with ``--threads 1`` against two workers side by side with default settings,
-  each running ``--trials-per-worker`` trials; wall time per worker and its ratio to the
-  lone worker's (1.0: the two share the node without slowing each other; the machine has
-  as many cores as workers).
+* workers sharing a node (resnet8 on digits, the real probe, journal files): a lone
+  worker with ``--threads 1`` against two workers side by side with default settings, of
+  one study and of two studies, each running ``--trials-per-worker`` trials; wall time per
+  worker and its ratio to the lone worker's (1.0: the two share the node without slowing
+  each other; the machine has as many cores as workers).
 
 Needs the local PostgreSQL server (postgres@127.0.0.1:5432); each run gets a fresh database.
 Run: python bench/cluster.py [--probe-trials 40] [--cost-trials 300] [--node-trials 30]
@@ -40,17 +40,23 @@ def fresh_database(admin) -> str:
 
 
 def run_workers(count: int, url: str, results: Path, args: list[str], *,
-                one_thread: bool = True) -> list[float]:
-    """Start ``count`` workers together; the wall seconds of each."""
+                one_thread: bool = True, studies: bool = False) -> list[float]:
+    """Start ``count`` workers together (``studies``: each its own study, in a journal of
+    its own, instead of one study in ``url``); the wall seconds of each."""
     code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); import cli; cli.main()"
     env = {key: value for key, value in os.environ.items()
            if key not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
     if one_thread:
         args = [*args, "--threads", "1"]
     start = time.perf_counter()
+    def where(i: int) -> list[str]:
+        if studies:
+            return ["--storage", f"journal:{results / f'journal-{i}.log'}", "--study",
+                    f"bench-{i}"]
+        return ["--storage", url, "--study", "bench", "--worker", str(i)]
     processes = [subprocess.Popen(
-        [sys.executable, "-c", code, "search", "--storage", url, "--study", "bench",
-         "--results-dir", str(results), "--worker", str(i), *args],
+        [sys.executable, "-c", code, "search", *where(i), "--results-dir", str(results),
+         *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         for i in range(count)]
     walls = []
@@ -63,14 +69,18 @@ def run_workers(count: int, url: str, results: Path, args: list[str], *,
 
 
 def node_rows(trials: int, checkpoint: Path, scratch: Path) -> list[tuple[str, list[float]]]:
-    """A lone one-thread worker, then two default workers side by side, on a journal."""
+    """A lone one-thread worker, then two default workers side by side on one journal, then
+    two default workers of two studies side by side."""
     rows = []
-    for label, workers, one_thread in (("1 worker, --threads 1", 1, True),
-                                       ("2 workers, default threads", 2, False)):
-        results = scratch / f"node-{workers}"
+    for label, workers, one_thread, studies in (
+            ("1 worker, --threads 1", 1, True, False),
+            ("2 workers, default threads", 2, False, False),
+            ("2 studies, default threads", 2, False, True)):
+        results = scratch / f"node-{workers}-{'studies' if studies else 'study'}"
         walls = run_workers(workers, f"journal:{results / 'journal.log'}", results,
                             ["--checkpoint", str(checkpoint), "--trials", str(trials),
-                             "--trials-per-worker", str(trials)], one_thread=one_thread)
+                             "--trials-per-worker", str(trials)], one_thread=one_thread,
+                            studies=studies)
         rows.append((label, walls))
         print(f"same node, {label}: " + ", ".join(f"{w:.1f} s" for w in walls), flush=True)
     return rows

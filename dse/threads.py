@@ -1,7 +1,7 @@
 """Torch threads per worker: the CPUs this process may use, shared among the dse workers
-of the same study on the same host.
+on the same host (``dse search`` registers every search under one key, whatever its study).
 
-Each worker of a study claims a slot in ``<tempdir>/dse-workers-<uid>/<sha256(key)[:16]>/``
+Each worker of a key claims a slot in ``<tempdir>/dse-workers-<uid>/<sha256(key)[:16]>/``
 by holding an exclusive ``fcntl.flock`` on its own ``slot-<i>.lock`` for its lifetime;
 counting the workers means trying a non-blocking lock on every slot file and releasing it
 at once, so a slot counts exactly while some process holds its lock. ``flock`` is used

@@ -44,7 +44,6 @@ from dse.storage.storage import (
     StorageConnectionLost,
     check_storage_file,
     default_storage_url,
-    journal_path,
     open_storage,
     shown_url,
     single_writer,
@@ -55,6 +54,10 @@ from hw_models import ConfigError, Soc, load_soc
 from hw_models.dram import dram_preset_path
 
 logger = logging.getLogger(__name__)
+
+# the workers that share a host's CPUs: every dse search on it, whatever its study (two
+# studies side by side each taking every core slow each other down 5x)
+SEARCH_WORKERS = "dse search"
 
 # written into the results folder before the first trial (checked before training)
 STUDY_FILES = ("config.json", "runs.jsonl")
@@ -179,10 +182,11 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
 
 @contextlib.contextmanager
 def worker_threads(search: SearchConfig | Resolved) -> Iterator[ThreadPolicy]:
-    """This worker's torch threads, shared with the workers of the same study on this host
-    from the start (before the baseline is trained); applied on entry."""
+    """This worker's torch threads, shared with every ``dse search`` worker on this host,
+    whatever its study, from the start (before the baseline is trained); applied on
+    entry."""
     resolved = search if isinstance(search, Resolved) else resolve(search)
-    with HostWorkers(_host_key(resolved.storage_url, resolved.study_name)) as workers:
+    with HostWorkers(SEARCH_WORKERS) as workers:
         policy = ThreadPolicy(resolved.config.cluster.threads, workers)
         policy.refresh()
         yield policy
@@ -324,14 +328,6 @@ def _results_after_failure(study: optuna.Study, prepared: Prepared) -> str:
         return (f"{resume}; the results in {prepared.out_dir} could not be written "
                 f"({type(exc).__name__}: {' '.join(str(exc).split())})")
     return f"{resume}; the results in {prepared.out_dir} are written from them"
-
-
-def _host_key(storage_url: str, study_name: str) -> str:
-    """The same study on this host, however its storage is spelled (relative or absolute
-    journal and SQLite paths)."""
-    path = journal_path(storage_url) or sqlite_path(storage_url)
-    where = str(path.resolve()) if path is not None else storage_url
-    return f"{where}\n{study_name}"
 
 
 def _worker_attrs(policy: ThreadPolicy | None) -> Callable[[], dict[str, Any]]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 import optuna
@@ -234,17 +233,21 @@ def test_a_crashed_sqlite_worker_leaves_nothing_running(toy_table, tmp_path):
     assert orphan.number not in [b["trial"] for b in summary.baselines]  # failed: left out
 
 
-def test_workers_of_one_study_on_one_host_share_its_cpus(toy_table, tmp_path):
-    from dse.commands.search import _host_key
+def test_workers_on_one_host_share_its_cpus_whatever_their_study(toy_table, tmp_path,
+                                                                 monkeypatch):
+    import dse.commands.search as search
     from dse.threads import HostWorkers, ThreadPolicy
+    monkeypatch.setattr(search, "ThreadPolicy", lambda requested, workers: ThreadPolicy(
+        requested, workers, cpus=4, apply=lambda threads: None))
     prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random")
-    key = _host_key(prepared.storage_url, prepared.study_name)
-    relative = _host_key(f"sqlite:///{os.path.relpath(tmp_path / 'toy' / 'study.db')}", "toy")
-    assert relative == key  # however the path is spelled
-    applied = []
-    with HostWorkers(key), HostWorkers(key) as mine:  # another worker of this study, and this
-        policy = ThreadPolicy(None, mine, cpus=4, apply=applied.append)
-        run_search(prepared, threads=policy)
+    other = prepared.config.replace(study="another", objectives="latency,energy")
+    with search.worker_threads(other) as elsewhere:  # a worker of another study here
+        assert elsewhere.refresh() == 4
+        with HostWorkers(search.SEARCH_WORKERS) as mine:  # and this one
+            assert elsewhere.refresh() == 2
+            applied: list[int] = []
+            policy = ThreadPolicy(None, mine, cpus=4, apply=applied.append)
+            run_search(prepared, threads=policy)
     study = load(prepared)
     assert {t.user_attrs["worker"]["threads"] for t in study.trials} == {2}
     assert applied == [2]
