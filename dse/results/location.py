@@ -101,3 +101,14 @@ def check_folder_is_ours(folder: Path, storage_url: str, study_name: str,
         raise ConfigError(f"results folder {folder} belongs to study '{name}' in "
                           f"{shown_url(url)}, not to '{study_name}' in "
                           f"{shown_url(storage_url)}: pass another --results-dir or --study")
+    gone = missing_file(url)
+    if gone is not None:  # a new study in its place would overwrite the old one's results
+        raise ConfigError(f"results folder {folder} holds study '{name}', whose database "
+                          f"{gone} is gone: restore it, or pass another --results-dir or "
+                          "--study")
+
+
+def missing_file(storage_url: str) -> Path | None:
+    """The file of a SQLite or journal storage when it does not exist, else None."""
+    path = _file_of(storage_url)
+    return path if path is not None and not path.exists() else None
