@@ -29,7 +29,13 @@ from dse.results.ledger import (
     objectives_of,
     worker_label,
 )
-from dse.results.location import missing_file, only_study, resolve, study_target
+from dse.results.location import (
+    check_own_database,
+    missing_file,
+    only_study,
+    resolve,
+    study_target,
+)
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
 from dse.storage.journal import repair_journal
@@ -86,6 +92,7 @@ def stored_location(config_path: Path) -> tuple[str, str]:
     if not isinstance(name, str):
         raise ConfigError(f"{config_path} is damaged (its storage and study are not text): "
                           "restore it, or pass --storage URL --study NAME")
+    check_own_database(url, config_path.parent)
     return url, name
 
 

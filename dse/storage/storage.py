@@ -430,8 +430,11 @@ def batched(study: optuna.Study) -> Iterator[bool]:
         yield False
 
 
+DEFAULT_DATABASE = "study.db"  # a study's SQLite file in its results folder, by default
+
+
 def default_storage_url(results_dir: str, study_name: str) -> str:
-    return f"sqlite:///{Path(results_dir) / study_name / 'study.db'}"
+    return f"sqlite:///{Path(results_dir) / study_name / DEFAULT_DATABASE}"
 
 
 MAX_RETRY = 3               # a dead worker's trial is retried this many times

@@ -96,3 +96,24 @@ def test_confirm_with_a_storage_that_does_not_exist_creates_nothing(tmp_path):
                  "--results-dir", str(tmp_path))
     assert result.exit_code == 2 and "no study database at" in result.stderr, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("edit", ["storage", "storage_in_folder"])
+def test_a_config_json_naming_another_database_than_the_folders_own_is_refused(finished,
+                                                                              edit):
+    assert run("search", *COST_ONLY, "--trials", "4", "--study", "t").exit_code == 0
+    other = finished.parent / "t" / "study.db"
+    config = json.loads((finished / "config.json").read_text())
+    if edit == "storage":  # the URL, and no folder-relative path to override it
+        config = {**config, "storage": f"sqlite:///{other}", "study": "t"}
+        del config["storage_in_folder"]
+    else:
+        config = {**config, "storage_in_folder": "../t/study.db", "study": "t"}
+    (finished / "config.json").write_text(json.dumps(config))
+    before = folder_files(finished)
+    for command in (("pareto", str(finished)), ("status", str(finished)),
+                    ("search", *COST_ONLY, "--trials", "4", "--study", "s")):
+        result = run(*command)
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+        assert "the folder holds its own study database" in result.stderr, result.stderr
+        assert folder_files(finished) == before
