@@ -42,6 +42,7 @@ from dse.storage.storage import (
     StorageConnectionLost,
     check_storage_file,
     default_storage_url,
+    in_memory,
     journal_path,
     open_storage,
     shown_url,
@@ -100,6 +101,10 @@ def resolve(config: SearchConfig) -> Resolved:
     study_name = cluster.study or default_study_name(workload.network, workload.dataset,
                                                      config.hardware.hw, dram)
     storage_url = cluster.storage or default_storage_url(cluster.results_dir, study_name)
+    if in_memory(storage_url):  # config.json would name a study no later command can open
+        raise ConfigError(f"--storage {storage_url} keeps the study in this process's memory "
+                          "only, and the results folder could never read it again: give a "
+                          "file (sqlite:///PATH, journal:PATH) or a database server")
     return Resolved(config, objectives, engine, soc, dram, study_name, storage_url)
 
 

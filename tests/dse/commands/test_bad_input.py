@@ -185,6 +185,26 @@ def test_storage_file_under_a_file(scheme, a_file, tmp_path):
     assert a_file.read_text() == "kept\n"
 
 
+@pytest.mark.parametrize("command, url", [
+    (("search", *NO_ACCURACY), "journal:/dev/null"),
+    (("search", *NO_ACCURACY), "sqlite:////dev/null"),
+    (("status", "--study", "s"), "journal:/dev/null"),
+])
+def test_storage_that_is_no_regular_file(command, url, tmp_path):
+    result = run(*command, "--storage", url, "--results-dir", str(tmp_path / "results"))
+    assert_one_error(result, url, "/dev/null, which is not a regular file")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://",
+                                 "sqlite:///file:s?mode=memory&uri=true"])
+def test_search_in_a_storage_in_memory_is_refused(url, tmp_path):
+    result = run("search", *NO_ACCURACY, "--storage", url, "--study", "s", "--results-dir",
+                 str(tmp_path))
+    assert_one_error(result, f"--storage {url} keeps the study in this process's memory")
+    assert list(tmp_path.iterdir()) == []  # no config.json naming it
+
+
 @pytest.mark.parametrize("name", ["config.json", "runs.jsonl"])
 def test_study_file_that_is_a_folder(name, tmp_path):
     folder = tmp_path / "s" / name
