@@ -10,6 +10,7 @@ from typing import Any, Callable, ContextManager, Iterator
 import optuna
 
 from dse.accuracy import AccuracyModel, CheckedEstimator
+from dse.accuracy.defaults import check_finetune_steps
 from dse.commands.confirm import confirm_points, probe_request
 from dse.commands.inspect import stored_location
 from dse.commands.reports import ConfirmationReport
@@ -141,8 +142,10 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
         bundle = load_dataset(workload.dataset, workload.data_dir,  # no data: fail before
                               download=workload.download)  # anything else
         if accuracy_config.finetune_epochs is not None:  # from here on the probe's steps
-            config = config.replace(probe_steps=steps_for_epochs(  # stand for it
-                accuracy_config.finetune_epochs, len(bundle.split("train").labels)))
+            epochs, images = accuracy_config.finetune_epochs, len(bundle.split("train").labels)
+            steps = steps_for_epochs(epochs, images)  # stand for it
+            check_finetune_steps(epochs, steps, images)
+            config = config.replace(probe_steps=steps)
     problem = build_problem(network=workload.network, dataset=workload.dataset,
                             soc=resolved.soc, dram=resolved.dram, vendor=hardware.vendor,
                             ber_quantile=hardware.ber_quantile, objectives=objectives,
