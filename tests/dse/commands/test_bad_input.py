@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -308,6 +310,23 @@ def test_repairing_a_journal_that_cannot_be_written_changes_nothing(locked, torn
     assert_one_error(run("repair-journal", str(torn_journal)), f"cannot repair {torn_journal}",
                      f"{denied} is not writable", "left as it is")
     assert files_of(torn_journal.parent) == before
+
+
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_repairing_an_immutable_journal_changes_nothing(locked, torn_journal):
+    """The same with the immutable attribute itself, where this machine allows setting it."""
+    target = torn_journal if locked == "file" else torn_journal.parent
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(target)],
+                                        capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        before = files_of(torn_journal.parent)
+        assert_one_error(run("repair-journal", str(torn_journal)),
+                         f"cannot repair {torn_journal}", "left as it is")
+        assert files_of(torn_journal.parent) == before
+    finally:
+        subprocess.run([chattr, "-i", str(target)], check=True)
 
 
 def test_a_repair_whose_write_fails_keeps_no_backup(torn_journal, monkeypatch):
