@@ -608,7 +608,7 @@ def search(as_json: bool, **options: Any) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports trials
     given = click.get_current_context().get_parameter_source("probe_steps")
     if options["finetune_epochs"] is not None and given == ParameterSource.COMMANDLINE:
-        fail("give --probe-steps or --finetune-epochs, not both", 2)
+        raise ConfigError("give --probe-steps or --finetune-epochs, not both")
     resolved = resolve(search_config(options))
     with worker_threads(resolved) as threads, progress_display() as display:
         prepared = prepare(resolved, progress=display.phase("training baseline", "step"),

@@ -17,6 +17,7 @@ file of each size.
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,24 +35,34 @@ def _images_in(folder: Path) -> list[Path]:
 
 def read_images(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
     """(N, 3, H, W) uint8 from image files that are all ``size`` (height, width)."""
-    from PIL import Image, UnidentifiedImageError
-
     out = np.empty((len(paths), 3, *size), dtype=np.uint8)
     for index, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"))
-        except (OSError, UnidentifiedImageError, ValueError) as exc:
-            raise ConfigError(f"cannot read image {path}: {exc}") from None
-        if pixels.shape[:2] != size:
-            raise ConfigError(f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, the "
+        (height, width), pixels = _decoded(path, size)
+        if pixels is None:
+            raise ConfigError(f"image {path} is {width}x{height}, the "
                               f"dataset's images are {size[1]}x{size[0]} (mixed sizes: "
                               f"resize the tree first, e.g. {paths[0]} is the right size)"
                               if index else
-                              f"image {path} is {pixels.shape[1]}x{pixels.shape[0]}, not the "
+                              f"image {path} is {width}x{height}, not the "
                               f"dataset's {size[1]}x{size[0]}: resize the tree first")
         out[index] = pixels.transpose(2, 0, 1)
     return out
+
+
+def _decoded(path: Path, size: tuple[int, int]) -> tuple[tuple[int, int], np.ndarray | None]:
+    """The image's (height, width) and its (H, W, 3) RGB pixels, None when it is not
+    ``size``: the size is read from the header and a wrong one refused before decoding (a
+    huge image, which Pillow takes for a decompression bomb, included)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():  # the size is checked before any decoding
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                found = (image.height, image.width)
+                return found, np.asarray(image.convert("RGB")) if found == size else None
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
+        raise ConfigError(f"cannot read image {path}: {' '.join(str(exc).split())}") from None
 
 
 def image_folder_splits(root: Path, *, classes: int, size: tuple[int, int]
@@ -114,7 +125,14 @@ def tiny_imagenet_splits(folder: Path, *, classes: int, size: tuple[int, int]
         paths += files
         labels += [index[wnid]] * len(files)
     val_paths, val_labels = [], []
-    for number, line in enumerate(annotations.read_text().splitlines(), start=1):
+    try:
+        text = annotations.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{annotations} is not UTF-8 text (byte {exc.start:,} is not): "
+                          "restore the file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {annotations}: {exc.strerror}") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split("\t")
         if not line.strip():
             continue

@@ -68,6 +68,15 @@ def check_probe_counts(steps: int, seeds: dict[str, int], *, steps_option: str) 
                               "a few seeds give the mean and its spread")
 
 
+def check_finetune_steps(epochs: float, steps: int, train_images: int) -> None:
+    """``--finetune-epochs`` as steps (on ``train_images`` images): at most
+    MAX_PROBE_STEPS, named by the option the user gave."""
+    if steps > MAX_PROBE_STEPS:
+        raise ConfigError(f"--finetune-epochs must give <= {MAX_PROBE_STEPS:,} fine-tune steps "
+                          f"(got {epochs:g}: {steps:,} steps on {train_images:,} training "
+                          "images); a quick fine-tune takes tens of steps")
+
+
 RETIRED_SEEDS = ("{option} is retired: the probe now has two kinds of seeds; use "
                  "{finetune} (independent fine-tunes, default {f}) and {errors} (error masks "
                  "per fine-tune, default {e})")

@@ -265,7 +265,9 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
 
 
 def _open(url: str, name: str) -> optuna.Study:
+    from dse.commands.inspect import check_stored
     from dse.storage.storage import open_storage, shown_url
+    check_stored(url)  # a missing database is not made
     try:
         return optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:

@@ -29,7 +29,13 @@ from dse.results.ledger import (
     objectives_of,
     worker_label,
 )
-from dse.results.location import only_study, resolve, study_target
+from dse.results.location import (
+    check_own_database,
+    missing_file,
+    only_study,
+    resolve,
+    study_target,
+)
 from dse.results.outputs import write_outputs
 from dse.results.tables import front_trials
 from dse.storage.journal import repair_journal
@@ -64,6 +70,10 @@ def locate(target: str | None, *, storage: str | None, study_name: str | None,
     if not config_path.is_file():
         raise ConfigError(f"no study found at '{target}' ({config_path} does not exist)")
     url, name = stored_location(config_path)
+    gone = missing_file(url)
+    if gone is not None:
+        raise ConfigError(f"the database of study '{name}', {gone}, named by {config_path}, "
+                          "is gone: restore it, or pass --storage URL --study NAME")
     if shown_url(url) != url or MASK in url:
         raise ConfigError(f"study '{name}' is in {url}, whose password is not stored: pass "
                           f"--storage URL --study {name}")
@@ -82,18 +92,25 @@ def stored_location(config_path: Path) -> tuple[str, str]:
     if not isinstance(name, str):
         raise ConfigError(f"{config_path} is damaged (its storage and study are not text): "
                           "restore it, or pass --storage URL --study NAME")
+    check_own_database(url, config_path.parent)
     return url, name
+
+
+def check_stored(storage_url: str) -> None:
+    """The file of a SQLite or journal storage exists: opening an existing study must not
+    create it."""
+    database = sqlite_path(storage_url)
+    if database is not None and not database.is_file():
+        raise ConfigError(f"no study database at {database}")
+    journal = journal_path(storage_url)
+    if journal is not None and not journal.exists():
+        raise ConfigError(f"no study journal at {journal}")
 
 
 def load(storage_url: str, name: str) -> Any:
     """The study as read now (a ``StudySnapshot`` on database storages: fast for large
     studies), for reading only."""
-    database = sqlite_path(storage_url)
-    if database is not None and not database.is_file():
-        raise ConfigError(f"no study database at {database}")
-    journal = journal_path(storage_url)
-    if journal is not None and not journal.exists():  # reading must not create the file
-        raise ConfigError(f"no study journal at {journal}")
+    check_stored(storage_url)
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:

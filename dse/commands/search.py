@@ -11,6 +11,7 @@ from typing import Any, Callable, ContextManager, Iterator
 import optuna
 
 from dse.accuracy import AccuracyModel, CheckedEstimator
+from dse.accuracy.defaults import check_finetune_steps
 from dse.commands.confirm import confirm_points, probe_request
 from dse.commands.inspect import stored_location
 from dse.commands.reports import ConfirmationReport
@@ -44,6 +45,7 @@ from dse.storage.storage import (
     StorageConnectionLost,
     check_storage_file,
     default_storage_url,
+    in_memory,
     open_storage,
     shown_url,
     single_writer,
@@ -110,6 +112,10 @@ def resolve(config: SearchConfig) -> Resolved:
     study_name = cluster.study or default_study_name(workload.network, workload.dataset,
                                                      config.hardware.hw, dram)
     storage_url = cluster.storage or default_storage_url(cluster.results_dir, study_name)
+    if in_memory(storage_url):  # config.json would name a study no later command can open
+        raise ConfigError(f"--storage {storage_url} keeps the study in this process's memory "
+                          "only, and the results folder could never read it again: give a "
+                          "file (sqlite:///PATH, journal:PATH) or a database server")
     return Resolved(config, objectives, engine, soc, dram, study_name, storage_url)
 
 
@@ -147,8 +153,10 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
         bundle = load_dataset(workload.dataset, workload.data_dir,  # no data: fail before
                               download=workload.download)  # anything else
         if accuracy_config.finetune_epochs is not None:  # from here on the probe's steps
-            config = config.replace(probe_steps=steps_for_epochs(  # stand for it
-                accuracy_config.finetune_epochs, len(bundle.split("train").labels)))
+            epochs, images = accuracy_config.finetune_epochs, len(bundle.split("train").labels)
+            steps = steps_for_epochs(epochs, images)  # stand for it
+            check_finetune_steps(epochs, steps, images)
+            config = config.replace(probe_steps=steps)
     problem = build_problem(network=workload.network, dataset=workload.dataset,
                             soc=resolved.soc, dram=resolved.dram, vendor=hardware.vendor,
                             ber_quantile=hardware.ber_quantile, objectives=objectives,

@@ -31,6 +31,7 @@ from dse.space import (
     nominal_candidate,
     param_distributions,
 )
+from dse.storage.locks import exclusive
 from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 from hw_models.mapping import HEURISTICS
@@ -91,7 +92,9 @@ def open_ledger(*, name: str, storage: Any, identity: dict[str, Any], problem: P
     Safe when many workers start at once: the storage lets exactly one of them create the
     study; that one describes it, enqueues the baselines and then stores the settings,
     which the others wait for. Returns the study and whether this call created it. With
-    a ``budget`` (the study's trial count), no more trials are queued than it holds.
+    a ``budget`` (the study's trial count), no more trials are queued than it holds; a
+    study joined with a larger budget queues the reference points it lacks
+    (``enqueue_missing``).
     """
     try:
         study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
@@ -99,6 +102,7 @@ def open_ledger(*, name: str, storage: Any, identity: dict[str, Any], problem: P
     except optuna.exceptions.DuplicatedStudyError:
         study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
         check_identity(study, name, identity)
+        enqueue_missing(study, problem, budget)
         return study, False
     describe(study, problem)
     enqueue_baselines(study, problem, budget)
@@ -205,16 +209,54 @@ def safe_dram_candidates(problem: Problem) -> list[tuple[str, Candidate, dict[st
     return found
 
 
-def enqueue_baselines(study: optuna.Study, problem: Problem, budget: int | None = None
-                      ) -> None:
-    """The baselines at nominal DRAM, then each at its lowest safe DRAM point; the first
-    ``budget`` of them when given (a study of fewer trials leaves nothing queued)."""
+def reference_points(problem: Problem) -> list[tuple[Candidate, dict[str, Any]]]:
+    """What every study holds besides its engine's candidates, in the order it is queued:
+    the baselines at nominal DRAM, then each at its lowest safe DRAM point; each with its
+    labels (trial user attributes)."""
     queue: list[tuple[Candidate, dict[str, Any]]] = [
         (candidate, {BASELINE_ATTR: name}) for name, candidate in baseline_candidates(problem)]
     queue += [(candidate, {SAFE_DRAM_ATTR: name, SAFE_POINT_ATTR: point})
               for name, candidate, point in safe_dram_candidates(problem)]
-    for candidate, attrs in queue[:budget]:
+    return queue
+
+
+def enqueue_baselines(study: optuna.Study, problem: Problem, budget: int | None = None
+                      ) -> None:
+    """The reference points; the first ``budget`` of them when given (a study of fewer
+    trials leaves nothing queued)."""
+    for candidate, attrs in reference_points(problem)[:budget]:
         study.enqueue_trial(encode(candidate, problem.space), user_attrs=attrs)
+
+
+_HELD_STATES = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING,
+                optuna.trial.TrialState.WAITING)
+
+
+def _reference_label(user_attrs: dict[str, Any]) -> tuple[str, Any] | None:
+    """Which reference point a trial is (its baseline, or the baseline it is the safe DRAM
+    point of), else None."""
+    for key in (BASELINE_ATTR, SAFE_DRAM_ATTR):
+        if key in user_attrs:
+            return key, user_attrs[key]
+    return None
+
+
+def enqueue_missing(study: optuna.Study, problem: Problem, budget: int | None = None) -> int:
+    """Queue the reference points no trial holds (none complete, running or queued: a study
+    made with fewer trials than points, or one whose point was pruned as surplus or failed),
+    in their order; with a ``budget``, only as many as it leaves beside the trials held.
+    Workers joining at once queue each point once: the check and the queueing are done
+    holding the study's lock. Returns how many were queued."""
+    with exclusive(study, "queue"):
+        held = study.get_trials(deepcopy=False, states=_HELD_STATES)
+        labels = {_reference_label(trial.user_attrs) for trial in held}
+        missing = [(candidate, attrs) for candidate, attrs in reference_points(problem)
+                   if _reference_label(attrs) not in labels]
+        if budget is not None:
+            missing = missing[:max(0, budget - len(held))]
+        for candidate, attrs in missing:
+            study.enqueue_trial(encode(candidate, problem.space), user_attrs=attrs)
+    return len(missing)
 
 
 def metrics_record(evaluation: Evaluation) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from dse.storage.storage import journal_path, shown_url, sqlite_path
+from dse.storage.storage import DEFAULT_DATABASE, journal_path, shown_url, sqlite_path
 from hw_models.errors import ConfigError
 
 IN_FOLDER_KEY = "storage_in_folder"
@@ -54,6 +54,17 @@ def resolve(document: dict[str, Any], folder: Path) -> str:
         own = folder / path.name
         return _with_path(url, own) if own.is_file() else url
     return url
+
+
+def check_own_database(url: str, folder: Path) -> None:
+    """A folder holding its own study database (the default file) whose ``config.json``
+    names another storage is refused: which of the two is the study's cannot be told, and
+    reading the other would replace this folder's results with another study's."""
+    own = folder / DEFAULT_DATABASE
+    if own.is_file() and not same_storage(url, f"sqlite:///{own}"):
+        raise ConfigError(f"{folder / 'config.json'} names the storage {shown_url(url)}, but "
+                          f"the folder holds its own study database {own}: restore "
+                          "config.json, or pass --storage URL --study NAME")
 
 
 def only_study(results_dir: Path) -> Path:
@@ -101,3 +112,14 @@ def check_folder_is_ours(folder: Path, storage_url: str, study_name: str,
         raise ConfigError(f"results folder {folder} belongs to study '{name}' in "
                           f"{shown_url(url)}, not to '{study_name}' in "
                           f"{shown_url(storage_url)}: pass another --results-dir or --study")
+    gone = missing_file(url)
+    if gone is not None:  # a new study in its place would overwrite the old one's results
+        raise ConfigError(f"results folder {folder} holds study '{name}', whose database "
+                          f"{gone} is gone: restore it, or pass another --results-dir or "
+                          "--study")
+
+
+def missing_file(storage_url: str) -> Path | None:
+    """The file of a SQLite or journal storage when it does not exist, else None."""
+    path = _file_of(storage_url)
+    return path if path is not None and not path.exists() else None

@@ -14,6 +14,7 @@ line, keeping the record written after it) and checks that the study reads again
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -22,7 +23,11 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
+from optuna.storages.journal import (
+    BaseJournalBackend,
+    JournalFileBackend,
+    JournalFileSymlinkLock,
+)
 
 from hw_models.errors import ConfigError
 
@@ -133,10 +138,12 @@ def open_journal(path: Path) -> optuna.storages.JournalStorage:
 
 
 def _is_record(line: bytes) -> bool:
+    """Whether ``line`` is an Optuna journal record: a JSON object with its op_code."""
     try:
-        return isinstance(json.loads(line), dict)
+        record = json.loads(line)
     except ValueError:  # JSONDecodeError, UnicodeDecodeError
         return False
+    return isinstance(record, dict) and "op_code" in record
 
 
 def _complete_suffix(line: bytes) -> int | None:
@@ -158,20 +165,23 @@ def _backup_path(path: Path) -> Path:
     return backup
 
 
-def repair_journal(path: Path) -> dict[str, Any]:
-    """Remove the torn parts of a journal file, holding its lock; keep every complete
-    record. A torn last line is cut off (or, when it is a whole record that only lacks its
-    newline, completed); a torn line that more was written after loses its torn part and
-    keeps the records after it. The original is copied to ``PATH.bak-<time>`` first.
-    Returns what was done and the studies the file then holds."""
-    if not path.is_file():
-        raise ConfigError(f"no journal file at {path}")
-    with _locked(JournalFileSymlinkLock(str(path))):
-        data = path.read_bytes()
+@dataclasses.dataclass
+class _Repair:
+    """What a repair keeps of a journal file's lines, and what it removes."""
+
+    lines: int                        # lines ended by a newline
+    kept: list[bytes]                 # their complete records, in order
+    torn: list[dict[str, int]]        # line number and bytes removed
+    salvaged: int                     # records kept from after a torn part of a line
+    tail: bytes                       # what follows the last newline: b"" in an intact file
+    completed: bool                   # the tail is a whole record that only lacks its newline
+
+    @classmethod
+    def of(cls, data: bytes) -> "_Repair":
         lines = data.split(b"\n")
-        tail = lines.pop()  # what follows the last newline: b"" in an intact file
+        tail = lines.pop()
         kept: list[bytes] = []
-        torn: list[dict[str, int]] = []  # line number and bytes removed
+        torn: list[dict[str, int]] = []
         salvaged = 0
         for number, line in enumerate(lines, start=1):
             if _is_record(line):
@@ -185,37 +195,111 @@ def repair_journal(path: Path) -> dict[str, Any]:
                 torn.append({"line": number, "bytes": start})
                 salvaged += 1
         completed = bool(tail) and _is_record(tail)
-        if data.strip() and not kept and not completed:
-            raise ConfigError(f"{path} holds no Optuna journal record in its {len(data):,} "
-                              "bytes: is it a journal file? Left as it is")
         if tail and not completed:
             torn.append({"line": len(lines) + 1, "bytes": len(tail)})
+        return cls(len(lines), kept, torn, salvaged, tail, completed)
+
+    @property
+    def records(self) -> list[bytes]:
+        """The records the repaired file holds."""
+        return self.kept + ([self.tail] if self.completed else [])
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.torn) or self.completed
+
+
+def repair_journal(path: Path) -> dict[str, Any]:
+    """Remove the torn parts of a journal file, holding its lock; keep every complete
+    record. A torn last line is cut off (or, when it is a whole record that only lacks its
+    newline, completed); a torn line that more was written after loses its torn part and
+    keeps the records after it. What would be kept is read as a journal first: a file that
+    is no Optuna journal, or that cannot be written, is refused and left as it is. The
+    original is copied to ``PATH.bak-<time>`` before the file changes (and removed if the
+    change fails). Returns what was done and the studies the file then holds."""
+    if not path.is_file():
+        raise ConfigError(f"no journal file at {path}")
+    _check_writable(path.parent, path, why="its lock and backup are made beside it")
+    with _locked(JournalFileSymlinkLock(str(path))):
+        data = path.read_bytes()
+        repair = _Repair.of(data)
+        if data.strip() and not repair.records:
+            raise ConfigError(f"{path} holds no Optuna journal record in its {len(data):,} "
+                              "bytes: is it a journal file? Left as it is")
+        storage = _replayed(repair.records, path)  # before anything is written
         backup = None
-        if torn or completed:
-            backup = _backup_path(path)
-            shutil.copy2(path, backup)
-            if any(entry["line"] <= len(lines) for entry in torn):  # inside: rewrite
-                temporary = path.with_name(f"{path.name}.repair-{os.getpid()}")
-                kept.extend([tail] if completed else [])
-                with open(temporary, "wb") as handle:
-                    handle.write(b"".join(line + b"\n" for line in kept))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, path)
-            elif completed:
-                with open(path, "ab") as handle:
-                    handle.write(b"\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                kept.append(tail)
-            else:
-                os.truncate(path, len(data) - len(tail))
-    storage = open_journal(path)
+        if repair.changes:
+            _check_writable(path, path, why="it is rewritten")
+            backup = _write_repair(path, data, repair)
     studies = [{"study": study.study_name,
                 "trials": len(storage.get_all_trials(study._study_id, deepcopy=False))}
                for study in storage.get_all_studies()]
     return {"journal": str(path), "changed": backup is not None,
             "backup": None if backup is None else str(backup),
-            "removed_bytes": sum(entry["bytes"] for entry in torn), "torn_lines": torn,
-            "salvaged_records": salvaged, "completed_last_line": completed,
-            "records": len(kept), "studies": studies}
+            "removed_bytes": sum(entry["bytes"] for entry in repair.torn),
+            "torn_lines": repair.torn, "salvaged_records": repair.salvaged,
+            "completed_last_line": repair.completed, "records": len(repair.records),
+            "studies": studies}
+
+
+def _check_writable(target: Path, path: Path, *, why: str) -> None:
+    # os.access also sees a read-only file system and an immutable file or folder
+    if not os.access(target, os.W_OK):
+        raise ConfigError(f"cannot repair {path}: {target} is not writable ({why}); left as "
+                          "it is")
+
+
+class _Records(BaseJournalBackend):
+    """Journal records in memory, read as Optuna reads a journal file (never written)."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self._logs = [json.loads(line) for line in lines]
+
+    def read_logs(self, log_number_from: int) -> list[dict[str, Any]]:
+        return self._logs[log_number_from:]
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        raise AssertionError("a journal being repaired is only read")
+
+
+def _replayed(records: list[bytes], path: Path) -> optuna.storages.JournalStorage:
+    """The storage ``records`` make; records Optuna cannot replay are a ConfigError."""
+    try:  # Optuna raises many kinds for records that are not its own
+        storage = optuna.storages.JournalStorage(_Records(records))
+        storage.get_all_studies()
+    except Exception as exc:
+        raise ConfigError(f"{path} holds JSON records that Optuna cannot read as a journal "
+                          f"({type(exc).__name__}): is it a journal file? Left as it is"
+                          ) from None
+    return storage
+
+
+def _write_repair(path: Path, data: bytes, repair: _Repair) -> Path:
+    """Write the repair (a backup first); a write that fails removes the backup, and leaves
+    the file as it was (replaced whole, cut or appended to in one call)."""
+    backup = _backup_path(path)
+    try:
+        shutil.copy2(path, backup)
+        if any(entry["line"] <= repair.lines for entry in repair.torn):  # inside: rewrite
+            temporary = path.with_name(f"{path.name}.repair-{os.getpid()}")
+            try:
+                with open(temporary, "wb") as handle:
+                    handle.write(b"".join(line + b"\n" for line in repair.records))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
+        elif repair.completed:
+            with open(path, "ab") as handle:
+                handle.write(b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            os.truncate(path, len(data) - len(repair.tail))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            backup.unlink(missing_ok=True)
+        raise ConfigError(f"cannot repair {path}: {exc.strerror or type(exc).__name__}; left "
+                          "as it is") from None
+    return backup

@@ -430,8 +430,11 @@ def batched(study: optuna.Study) -> Iterator[bool]:
         yield False
 
 
+DEFAULT_DATABASE = "study.db"  # a study's SQLite file in its results folder, by default
+
+
 def default_storage_url(results_dir: str, study_name: str) -> str:
-    return f"sqlite:///{Path(results_dir) / study_name / 'study.db'}"
+    return f"sqlite:///{Path(results_dir) / study_name / DEFAULT_DATABASE}"
 
 
 MAX_RETRY = 3               # a dead worker's trial is retried this many times
@@ -470,6 +473,18 @@ def sqlite_path(url: str) -> Path | None:
     except Exception:  # sqlalchemy raises several kinds for a malformed URL
         return None
     return Path(database) if database and database != ":memory:" else None
+
+
+def in_memory(url: str) -> bool:
+    """Whether a SQLite URL names a database in memory (``sqlite://``, ``:memory:``, a
+    ``mode=memory`` URI), which ends with the process."""
+    if not url.startswith("sqlite"):
+        return False
+    try:
+        database = sqlalchemy.engine.make_url(url).database
+    except Exception:  # sqlalchemy raises several kinds for a malformed URL
+        return False
+    return not database or database == ":memory:" or "mode=memory" in url
 
 
 def journal_path(url: str) -> Path | None:
@@ -578,6 +593,9 @@ def check_storage_file(path: Path, url: str) -> None:
     if path.is_dir():
         raise ConfigError(f"storage {shown_url(url)} names the folder {path}; it must name "
                           "the study's file (a new one is created)")
+    if path.exists() and not path.is_file():  # a device (/dev/null), a pipe, a socket
+        raise ConfigError(f"storage {shown_url(url)} names {path}, which is not a regular "
+                          "file; it must name the study's file (a new one is created)")
     if not path.exists():  # an existing file may be read from a read-only folder
         check_writable_folder(path.parent, what="storage folder",
                               hint="pass another --storage")

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -18,6 +20,15 @@ def write_image(path, size, value, suffix=".png"):
     pixels = np.full((size, size, 3), value, dtype=np.uint8)
     pixels[0, 0] = (value * 7) % 256  # not flat: the files differ
     Image.fromarray(pixels).save(path.with_suffix(suffix))
+
+
+def header_only_png(path, size):
+    """A PNG whose header declares ``size`` x ``size`` pixels, and no pixel data."""
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
 
 
 def vww_tree(root, *, per_class=10, size=96, classes=("non-person", "person")):
@@ -79,12 +90,35 @@ def test_tiny_imagenet_in_its_standard_layout(tmp_path):
      "cannot read image"),
     (lambda root: (root / "val" / "person").rename(root / "val" / "people"),
      "differ from those of train/"),
+    (lambda root: header_only_png(root / "train" / "person" / "huge.png", 15000),
+     "cannot read image .*huge.png: .*exceeds limit"),  # Pillow: a decompression bomb
+    (lambda root: header_only_png(root / "val" / "person" / "big.png", 10000),
+     "big.png is 10000x10000, the dataset's images are 96x96"),  # refused undecoded
 ])
 def test_a_damaged_tree_is_one_config_error(tmp_path, damage, words):
     root = vww_tree(tmp_path / "vww")
     damage(root)
     with pytest.raises(ConfigError, match=words):
         load_dataset("vww", root)
+
+
+def test_annotations_that_are_not_utf8_are_one_config_error(tmp_path):
+    tiny_imagenet_tree(tmp_path, per_class=1)
+    annotations = tmp_path / "tiny-imagenet-200" / "val" / "val_annotations.txt"
+    annotations.write_bytes(b"val_0.JPEG\tn\xff\xfe\t0\t0\t63\t63\n")
+    with pytest.raises(ConfigError, match="val_annotations.txt is not UTF-8 text"):
+        load_dataset("tiny-imagenet", tmp_path)
+
+
+def test_a_huge_image_in_the_tree_is_one_line_and_nothing_is_written(tmp_path):
+    root = vww_tree(tmp_path / "vww", per_class=2)
+    header_only_png(root / "train" / "person" / "huge.png", 15000)
+    result = CliRunner().invoke(cli, ["train", "--network", "mobilenetv1", "--dataset", "vww",
+                                      "--data-dir", str(root), "--epochs", "1",
+                                      "--results-dir", str(tmp_path / "results")])
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert result.stderr.startswith("dse: error: cannot read image")
+    assert not (tmp_path / "results").exists()
 
 
 def test_a_tree_with_no_classes_or_the_wrong_count_is_refused(tmp_path):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -185,6 +187,26 @@ def test_storage_file_under_a_file(scheme, a_file, tmp_path):
     assert a_file.read_text() == "kept\n"
 
 
+@pytest.mark.parametrize("command, url", [
+    (("search", *NO_ACCURACY), "journal:/dev/null"),
+    (("search", *NO_ACCURACY), "sqlite:////dev/null"),
+    (("status", "--study", "s"), "journal:/dev/null"),
+])
+def test_storage_that_is_no_regular_file(command, url, tmp_path):
+    result = run(*command, "--storage", url, "--results-dir", str(tmp_path / "results"))
+    assert_one_error(result, url, "/dev/null, which is not a regular file")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("url", ["sqlite:///:memory:", "sqlite://",
+                                 "sqlite:///file:s?mode=memory&uri=true"])
+def test_search_in_a_storage_in_memory_is_refused(url, tmp_path):
+    result = run("search", *NO_ACCURACY, "--storage", url, "--study", "s", "--results-dir",
+                 str(tmp_path))
+    assert_one_error(result, f"--storage {url} keeps the study in this process's memory")
+    assert list(tmp_path.iterdir()) == []  # no config.json naming it
+
+
 @pytest.mark.parametrize("name", ["config.json", "runs.jsonl"])
 def test_study_file_that_is_a_folder(name, tmp_path):
     folder = tmp_path / "s" / name
@@ -237,6 +259,85 @@ def test_repairing_a_file_that_is_no_journal_changes_nothing(tmp_path):
                      "is it a journal file")
     assert journal.read_bytes() == GARBAGE_JOURNALS["binary"]
     assert [p.name for p in tmp_path.iterdir()] == ["study.log"]  # no backup either
+
+
+NOT_JOURNALS = {  # JSON lines: a KeyError; with a torn one among them, rewritten, then that
+    "runs.jsonl": b'{"started": "today", "study": "s"}\n{"study": "s"}\n',
+    "torn runs.jsonl": b'{"started": "today", "study": "s"}\n{"started": "to\n{"study": "s"}\n',
+    "records Optuna cannot read": b'{"op_code": 1}\n{"op_code": 2\n{"op_code": 3}\n',
+}
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_JOURNALS))
+def test_repairing_json_lines_that_are_no_journal_changes_nothing(kind, tmp_path):
+    path = tmp_path / "runs.jsonl"
+    path.write_bytes(NOT_JOURNALS[kind])
+    assert_one_error(run("repair-journal", str(path)), str(path), "is it a journal file",
+                     "Left as it is")
+    assert files_of(tmp_path) == {"runs.jsonl": NOT_JOURNALS[kind]}  # no backup either
+
+
+@pytest.fixture
+def torn_journal(tmp_path: Path) -> Path:
+    """A journal file of one study and one trial, ending in a torn line."""
+    from dse.storage.storage import open_storage
+    path = tmp_path / "journal" / "study.log"
+    study = optuna.create_study(study_name="s", storage=open_storage(f"journal:{path}"))
+    study.tell(study.ask(), 1.0)
+    with open(path, "ab") as handle:
+        handle.write(b'{"op_code": 5, "wor')
+    return path
+
+
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_repairing_a_journal_that_cannot_be_written_changes_nothing(locked, torn_journal,
+                                                                    monkeypatch):
+    """An immutable file or folder (chattr +i: binding as root too), seen by os.access."""
+    denied = torn_journal if locked == "file" else torn_journal.parent
+    real_access = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if Path(path) == denied and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    before = files_of(torn_journal.parent)
+    assert_one_error(run("repair-journal", str(torn_journal)), f"cannot repair {torn_journal}",
+                     f"{denied} is not writable", "left as it is")
+    assert files_of(torn_journal.parent) == before
+
+
+@pytest.mark.parametrize("locked", ["file", "folder"])
+def test_repairing_an_immutable_journal_changes_nothing(locked, torn_journal):
+    """The same with the immutable attribute itself, where this machine allows setting it."""
+    target = torn_journal if locked == "file" else torn_journal.parent
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(target)],
+                                        capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        before = files_of(torn_journal.parent)
+        assert_one_error(run("repair-journal", str(torn_journal)),
+                         f"cannot repair {torn_journal}", "left as it is")
+        assert files_of(torn_journal.parent) == before
+    finally:
+        subprocess.run([chattr, "-i", str(target)], check=True)
+
+
+def test_a_repair_whose_write_fails_keeps_no_backup(torn_journal, monkeypatch):
+    def refused(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "truncate", refused)
+    before = files_of(torn_journal.parent)
+    assert_one_error(run("repair-journal", str(torn_journal)), f"cannot repair {torn_journal}",
+                     "Operation not permitted", "left as it is")
+    assert files_of(torn_journal.parent) == before
 
 
 def test_reading_a_missing_journal_creates_nothing(tmp_path):

@@ -8,15 +8,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import optuna
 import pytest
 from click.testing import CliRunner
+from toy import toy_problem
 
 from cli import cli
-from dse.results.ledger import BASELINES
+from dse.results.ledger import BASELINES, open_ledger
 
 ROOT = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parents[1]  # tests/dse: the slow estimator
@@ -95,6 +97,50 @@ def test_two_workers_on_mysql(tmp_path, mysql_url):
 def test_two_workers_on_a_journal_file(tmp_path):
     storage = f"journal:{tmp_path / 'study.log'}"
     check_exact(run_workers(tmp_path, storage, 60), 60)
+
+
+@pytest.mark.parametrize("kind", ["journal", "postgres", "mysql"])
+def test_workers_joining_at_once_queue_each_missing_point_once(kind, toy_table, tmp_path,
+                                                               request, monkeypatch):
+    """Two workers resume a study made with 2 of its 8 reference points queued, with a
+    larger budget: while the first queues what is missing, the second waits (it is still
+    waiting a second later), then finds nothing missing."""
+    from dse.storage.storage import open_storage
+    url = (f"journal:{tmp_path / 'study.log'}" if kind == "journal"
+           else request.getfixturevalue(f"{kind}_url"))
+    problem = toy_problem(toy_table)
+
+    def join(budget: int) -> None:  # a worker of its own: its own storage and connections
+        open_ledger(name="shared", storage=open_storage(url), identity={"a": 1},
+                    problem=problem, budget=budget)
+
+    join(2)
+    queueing, go = threading.Event(), threading.Event()
+    enqueue = optuna.Study.enqueue_trial
+
+    def first_enqueue_waits(self, *args, **kwargs):
+        if threading.current_thread().name == "first" and not queueing.is_set():
+            queueing.set()
+            go.wait()
+        return enqueue(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "enqueue_trial", first_enqueue_waits)
+    first = threading.Thread(target=join, args=(12,), name="first")
+    second = threading.Thread(target=join, args=(12,), name="second")
+    first.start()
+    try:
+        assert queueing.wait(60)  # the first holds the lock and is about to queue
+        second.start()
+        second.join(timeout=1.0)
+        assert second.is_alive()  # it waits for the lock
+    finally:
+        go.set()
+        first.join(60)
+        if second.ident is not None:
+            second.join(60)
+    labels = [t.user_attrs.get("baseline") or ("safe", t.user_attrs.get("safe_dram_of"))
+              for t in load(url).trials]
+    assert len(labels) == 8 and len(set(labels)) == 8
 
 
 def slow_args(trials: int) -> list[str]:

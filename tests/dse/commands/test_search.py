@@ -133,6 +133,19 @@ def test_resume_continues_the_same_study(toy_table, tmp_path):
         toy_prepared(toy_table, tmp_path).storage_url))) == 1
 
 
+def test_a_resume_with_a_larger_budget_runs_the_reference_points_it_lacked(toy_table,
+                                                                          tmp_path):
+    run_search(toy_prepared(toy_table, tmp_path, trials=2))  # 2 of the 8 queued points
+    run_search(toy_prepared(toy_table, tmp_path, trials=12))
+    trials = load(toy_prepared(toy_table, tmp_path)).get_trials(
+        states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(trials) == 12
+    assert sorted(t.user_attrs["baseline"] for t in trials
+                  if "baseline" in t.user_attrs) == sorted(BASELINES)
+    assert sorted(t.user_attrs["safe_dram_of"] for t in trials
+                  if "safe_dram_of" in t.user_attrs) == sorted(BASELINES)
+
+
 def test_other_settings_under_the_same_name_is_an_error(toy_table, tmp_path):
     run_search(toy_prepared(toy_table, tmp_path, trials=5))
     before = (tmp_path / "toy" / "trials.csv").read_bytes()

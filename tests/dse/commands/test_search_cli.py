@@ -304,9 +304,11 @@ def test_finetune_epochs_set_the_probe_steps_from_the_training_split(tmp_path):
     (("--finetune-epochs", "0"), "--finetune-epochs must be > 0"),
     (("--finetune-epochs", "-1"), "--finetune-epochs must be > 0"),
     (("--finetune-epochs", "nan"), "--finetune-epochs must be > 0"),
+    (("--finetune-epochs", "1e9"),  # refused before the baseline is trained
+     "--finetune-epochs must give <= 10,000,000 fine-tune steps (got 1e+09: "),
 ])
 def test_bad_finetune_epochs_are_one_line(tmp_path, args, words):
     result = run("search", "--dataset", "synthetic", *args, "--results-dir", str(tmp_path))
     assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
-    assert words in result.stderr
+    assert result.stderr.startswith("dse: error: ") and words in result.stderr
     assert not any(tmp_path.iterdir())

@@ -44,6 +44,32 @@ def test_a_new_study_describes_itself_and_queues_the_baselines(toy_table, tmp_pa
     assert not created and len(again.trials) == 2 * len(BASELINES)
 
 
+def test_a_study_joined_with_a_larger_budget_queues_the_reference_points_it_lacks(
+        toy_table, tmp_path):
+    problem = toy_problem(toy_table)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+
+    def join(budget):
+        study, _ = open_ledger(name="s", storage=url, identity={"a": 1}, problem=problem,
+                               budget=budget)
+        return [(t.state.name, t.user_attrs.get("baseline"), t.user_attrs.get("safe_dram_of"))
+                for t in study.get_trials()]
+
+    assert [label for _, label, _ in join(2)] == ["all-digital", "all-analog"]
+    study = optuna.load_study(study_name="s", storage=url)
+    trial = study.ask()  # all-digital runs and fails: the point is missing again
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    assert len(join(2)) == 3 and join(2)[-1] == ("WAITING", "all-digital", None)
+    joined = join(5)  # 2 held: 3 more, in queue order
+    assert [labels for state, *labels in joined[3:]] == [
+        ["diana-heuristic", None], ["min-latency", None], [None, "all-digital"]]
+    every = join(None)  # no budget (trials per worker): every point, each once
+    held = [tuple(labels) for state, *labels in every if state != "FAIL"]
+    assert sorted(held, key=str) == sorted(
+        [(name, None) for name in BASELINES] + [(None, name) for name in BASELINES], key=str)
+    assert join(20) == every
+
+
 def test_other_settings_are_refused_by_name(toy_table, tmp_path):
     problem = toy_problem(toy_table)
     study, _ = _open(tmp_path, problem, {"a": 1, "hw": "diana", "hw_sha256": "x"})

@@ -61,3 +61,59 @@ def test_a_same_named_study_in_another_storage_is_refused(tmp_path, monkeypatch)
     assert result.exit_code == 2 and "belongs to study 's' in sqlite" in result.stderr
     assert (tmp_path / "results" / "s" / "trials.csv").read_bytes() == before
     assert not (tmp_path / "j.log").exists()
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def finished(tmp_path, monkeypatch) -> Path:
+    """A finished cost-only study's results folder, results/s."""
+    monkeypatch.chdir(tmp_path)
+    assert run("search", *COST_ONLY, "--trials", "3", "--study", "s").exit_code == 0
+    return tmp_path / "results" / "s"
+
+
+def test_a_folder_whose_database_is_gone_is_refused_not_replaced(finished):
+    (finished / "study.db").unlink()
+    before = folder_files(finished)
+    result = run("search", *COST_ONLY, "--trials", "3", "--study", "s")
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert "holds study 's', whose database" in result.stderr and "is gone" in result.stderr
+    assert folder_files(finished) == before  # old trials.csv and summary.json kept
+    for command in (("confirm", str(finished)), ("pareto", str(finished)),
+                    ("status", str(finished))):
+        result = run(*command)
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+        assert "is gone: restore it" in result.stderr, result.stderr
+        assert folder_files(finished) == before  # no empty study.db either
+
+
+def test_confirm_with_a_storage_that_does_not_exist_creates_nothing(tmp_path):
+    database = tmp_path / "none.db"
+    result = run("confirm", "--storage", f"sqlite:///{database}", "--study", "s",
+                 "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and "no study database at" in result.stderr, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("edit", ["storage", "storage_in_folder"])
+def test_a_config_json_naming_another_database_than_the_folders_own_is_refused(finished,
+                                                                              edit):
+    assert run("search", *COST_ONLY, "--trials", "4", "--study", "t").exit_code == 0
+    other = finished.parent / "t" / "study.db"
+    config = json.loads((finished / "config.json").read_text())
+    if edit == "storage":  # the URL, and no folder-relative path to override it
+        config = {**config, "storage": f"sqlite:///{other}", "study": "t"}
+        del config["storage_in_folder"]
+    else:
+        config = {**config, "storage_in_folder": "../t/study.db", "study": "t"}
+    (finished / "config.json").write_text(json.dumps(config))
+    before = folder_files(finished)
+    for command in (("pareto", str(finished)), ("status", str(finished)),
+                    ("search", *COST_ONLY, "--trials", "4", "--study", "s")):
+        result = run(*command)
+        assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+        assert "the folder holds its own study database" in result.stderr, result.stderr
+        assert folder_files(finished) == before
