@@ -22,7 +22,7 @@ import tarfile
 import urllib.request
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from hw_models.errors import ConfigError
+from networks.data_identity import DataSource, source_of
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,9 @@ class DataBundle:
         augment: training augmentation, one of ``AUGMENTATIONS``: "none"; "shift" (random
             translation by up to 1 pixel, no flip); "crop-flip" (random crop of the image
             zero-padded by 4 pixels, then random horizontal flip).
+        source: the folder it was read from and that folder's listing before it was read
+            (None for the built-in datasets): what ``networks.data_identity`` caches the
+            data's digest by.
     """
 
     spec: DatasetSpec
@@ -120,6 +124,7 @@ class DataBundle:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: str
+    source: DataSource | None = None
 
     def split(self, name: str) -> Split:
         """The split called ``name`` ("train", "val" or "test")."""
@@ -216,7 +221,10 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *, download: boo
 
 @functools.lru_cache(maxsize=4)  # a full CIFAR-10 bundle is about 180 MB
 def _load_cached(name: str, data_dir: Path | None) -> DataBundle:
-    return _LOADERS[name](data_dir)
+    if data_dir is None:
+        return _LOADERS[name](data_dir)
+    source = source_of(data_dir)  # before reading: a file written meanwhile is noticed
+    return replace(_LOADERS[name](data_dir), source=source)
 
 
 def _cache_dir() -> Path:

@@ -27,11 +27,13 @@ Progress = Callable[[int, int, str], None]  # (steps done, steps in all, status)
 CHECKPOINT_FORMAT = 2          # 2: stores the SHA-256 of its tensors (tensors_sha256)
 LEGACY_FORMATS = (1,)          # written before tensor digests: loaded unverified
 GRADIENT_CLIP_NORM = 5.0
+DATA_KEY_CHARS = 16            # of the data's digest in a checkpoint's file name
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Baseline training settings; the checkpoint cache is keyed by all of them."""
+    """Baseline training settings; the checkpoint cache is keyed by all of them (and by the
+    network and the data: ``checkpoint_path``)."""
 
     epochs: int = 30              # float epochs + quantisation-aware epochs
     qat_fraction: float = 0.3     # the last 30 % of epochs train the DIANA-quantised model
@@ -243,9 +245,15 @@ def tensors_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_path(results_dir: Path, network: str, dataset: str, config: TrainConfig) -> Path:
+def checkpoint_path(results_dir: Path, network: str, dataset: str, config: TrainConfig,
+                    data_key: str | None = None) -> Path:
+    """Where the checkpoint of ``network`` trained on ``dataset`` with ``config`` is cached.
+    ``data_key`` names the data (``networks.data_identity.data_key``: its digest); None for
+    a built-in dataset's fixed data, whose checkpoints keep the names of dse 0.3.0."""
     safe_network = network.replace(":", "_").replace("/", "_")
-    return Path(results_dir) / "checkpoints" / f"{safe_network}-{dataset}-{config.key()}.pt"
+    data = "" if data_key is None else f"-{data_key[:DATA_KEY_CHARS]}"
+    return (Path(results_dir) / "checkpoints"
+            / f"{safe_network}-{dataset}-{config.key()}{data}.pt")
 
 
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> Checkpoint:

@@ -118,3 +118,26 @@ def test_packages_load_only_what_their_layer_allows(rule: Rule) -> None:
         assert Path(path).resolve().is_relative_to(ROOT), f"{module} came from {path}"
         problems += [f"importing {module} loads {name}" for name in breaches(rule, loaded)]
     assert not problems, f"{rule.name} may not load these:\n" + "\n".join(problems)
+
+
+# what needs no torch in networks/ (whose __init__ loads torch): loaded from its file by an
+# interpreter in which importing torch fails
+TORCH_FREE = ("networks/data_identity.py",)
+LOAD_FILE = """
+import importlib.util, json, sys
+sys.modules["torch"] = None
+spec = importlib.util.spec_from_file_location("loaded", sys.argv[1])
+module = sys.modules["loaded"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps(sorted(name for name, found in sys.modules.items() if found is not None
+                        and name.split(".")[0] in ("torch", "networks", "dse", "cli"))))
+"""
+
+
+@pytest.mark.parametrize("path", TORCH_FREE)
+def test_torch_free_modules_of_networks_load_without_torch(path: str) -> None:
+    result = subprocess.run([sys.executable, "-c", LOAD_FILE, str(ROOT / path)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []

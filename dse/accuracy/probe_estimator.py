@@ -27,6 +27,7 @@ from dse.results.files import check_writable_folder
 from hw_models import ConfigError
 from hw_models.dram import DramDevice
 from hw_models.error_models import ERROR_MODELS, ErrorModelParams
+from networks.data_identity import DIGEST_CACHE_FILE, data_key, data_sha256
 from networks.datasets import DataBundle, load_dataset
 from networks.finetune import FineTuneConfig, FineTuneSetup, StepProgress, fine_tuned_correctness
 from networks.train import (
@@ -75,24 +76,53 @@ def train_config(request: DataRequest) -> TrainConfig:
     return TrainConfig(epochs=epochs)
 
 
+def data_identity(bundle: DataBundle, results_dir: str | Path) -> str:
+    """The SHA-256 of ``bundle``'s data (``networks.data_identity``; for data read from a
+    folder, kept under ``results_dir`` until one of its files changes)."""
+    return data_sha256(bundle, cache_file=Path(results_dir) / DIGEST_CACHE_FILE)
+
+
+def request_data_sha256(request: DataRequest) -> str:
+    """The SHA-256 of the request's data, loaded (and kept in memory) if need be."""
+    bundle = load_dataset(request.dataset, request.data_dir, download=request.download)
+    return data_identity(bundle, request.results_dir)
+
+
 def obtain_checkpoint(request: DataRequest, *, progress: Progress | None = None,
                       retrain: bool = False) -> tuple[Checkpoint, Path, bool]:
-    """The user's checkpoint, the cached one, or a freshly trained one; with its file and
-    whether it was trained now."""
+    """The user's checkpoint, the cached one (for this data), or a freshly trained one;
+    with its file and whether it was trained now."""
     config = train_config(request)  # checks the settings before any work
     device = resolve_device(request.device)  # --device cuda without CUDA: an error, always
     bundle = load_dataset(request.dataset, request.data_dir, download=request.download)
     if request.checkpoint is not None:
         path = Path(request.checkpoint)
         return load_checkpoint(path, network=request.network, spec=bundle.spec), path, False
-    path = checkpoint_path(Path(request.results_dir), request.network, request.dataset, config)
+    data_name = data_key(request.dataset, data_identity(bundle, request.results_dir))
+    path = checkpoint_path(Path(request.results_dir), request.network, request.dataset, config,
+                           data_name)
     if path.is_file() and not retrain:
         return load_checkpoint(path, network=request.network, spec=bundle.spec,
                                remedy=retrain_remedy(request, config)), path, False
+    if data_name is not None and not retrain:
+        check_no_unkeyed_checkpoint(request, config)
     check_checkpoint_path(path)  # before training, not when saving its result
     checkpoint = train_baseline(request.network, bundle, config, device=device,
                                 progress=progress)
     return save_checkpoint(checkpoint, path), path, True
+
+
+def check_no_unkeyed_checkpoint(request: DataRequest, config: TrainConfig) -> None:
+    """Refuse to train beside a checkpoint cached by an earlier dse under the name alone of
+    a dataset read from a folder: it may or may not have been trained on this data, which
+    only the user knows."""
+    unkeyed = checkpoint_path(Path(request.results_dir), request.network, request.dataset,
+                              config)
+    if unkeyed.is_file():
+        raise ConfigError(f"checkpoint {unkeyed} was cached by an earlier dse without the "
+                          f"identity of its data, so it may have been trained on other data: "
+                          f"pass it with --checkpoint if it was trained on this data, or move "
+                          f"it away to train one")
 
 
 def check_checkpoint_path(path: Path) -> None:
@@ -139,17 +169,19 @@ def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | Non
     cache_dir = Path(data.results_dir) / "probe_cache"
     check_probe_cache(cache_dir)  # before training
     checkpoint, _, _ = obtain_checkpoint(data, progress=progress)
+    bundle = load_dataset(data.dataset, data.data_dir)
     return ProbeSetup(
-        checkpoint=checkpoint, bundle=load_dataset(data.dataset, data.data_dir),
-        config=config,
+        checkpoint=checkpoint, bundle=bundle, config=config,
         error_params=device.error_params if device else ErrorModelParams(),
         row_bytes=device.row_bytes if device else DEFAULT_ROW_BYTES,
-        device=resolve_device(data.device), cache_dir=cache_dir)
+        device=resolve_device(data.device), cache_dir=cache_dir,
+        data_sha256=data_identity(bundle, data.results_dir))
 
 
 @dataclass(frozen=True)
 class ProbeSetup:
-    """What stays fixed across the probes of one study."""
+    """What stays fixed across the probes of one study; ``data_sha256`` is the identity of
+    the bundle's data (``networks.data_identity``; None: not known, keyed as fixed data)."""
 
     checkpoint: Checkpoint
     bundle: DataBundle
@@ -158,6 +190,7 @@ class ProbeSetup:
     row_bytes: int
     device: str = "cpu"
     cache_dir: Path | None = None
+    data_sha256: str | None = None
 
 
 def probe(candidate: ProbeCandidate, *, setup: ProbeSetup,
@@ -186,10 +219,12 @@ def probe(candidate: ProbeCandidate, *, setup: ProbeSetup,
 
 def probe_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
     """The cache key of ``candidate`` probed with ``setup`` by this version of dse."""
+    data = (None if setup.data_sha256 is None
+            else data_key(setup.bundle.spec.name, setup.data_sha256))
     return probe_cache.cache_key(candidate, setup.config, error_params=setup.error_params,
                                  row_bytes=setup.row_bytes,
                                  checkpoint_digest=setup.checkpoint.digest,
-                                 version=dse.__version__)
+                                 version=dse.__version__, data_key=data)
 
 
 def result_shape(setup: ProbeSetup) -> tuple[int, int, int]:

@@ -286,11 +286,16 @@ def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
                results_dir: str, data_dir: str | None, device: str, steps: int,
                finetune_seeds: int, progress: Progress | None) -> ProbeEstimator:
     """The search's probe, rebuilt from the study, on the test split; its checkpoint must
-    be the one the study is bound to."""
-    from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup
+    be the one the study is bound to, and its data too."""
+    from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup, request_data_sha256
 
     data, config = probe_request(stored, results_dir=results_dir, data_dir=data_dir,
                                  device=device)
+    bound_data = study.user_attrs.get(CONFIG_ATTR, {}).get("data_sha256")
+    if bound_data is not None and request_data_sha256(data) != bound_data:  # before training
+        raise ConfigError(f"the data in {data.data_dir} is not the data study "
+                          f"'{study.study_name}' was searched with (its SHA-256 differs): "
+                          "pass the search's --data-dir")
     setup = probe_setup(data, config, problem.device, progress=progress)
     bound = study.user_attrs.get(CONFIG_ATTR, {}).get("checkpoint_sha256")
     if bound is not None and setup.checkpoint.tensors_sha256 != bound:

@@ -30,10 +30,12 @@ from dse.host import worker_identity
 from dse.problem import Limits, Problem, build_problem, resolve_dram
 from dse.results.files import check_not_folders, check_writable_folder, write_json
 from dse.results.ledger import (
+    DATA_DIGEST,
     PROBE_SETTINGS_ATTR,
     Ledger,
     baseline_candidates,
     bind_engine_settings,
+    check_bound,
     open_ledger,
 )
 from dse.results.location import check_folder_is_ours, storage_record, study_target
@@ -148,10 +150,13 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
     check_folder_is_ours(out_dir, storage_url, resolved.study_name, stored_location)
     limits = config.limits
     workload, hardware, accuracy_config = config.workload, config.hardware, config.accuracy
+    data_sha256 = None
     if "accuracy" in objectives and accuracy_config.accuracy_estimator is None:
+        from dse.accuracy.probe_estimator import data_identity
         from networks.datasets import load_dataset
         bundle = load_dataset(workload.dataset, workload.data_dir,  # no data: fail before
                               download=workload.download)  # anything else
+        data_sha256 = data_identity(bundle, config.cluster.results_dir)
         if accuracy_config.finetune_epochs is not None:  # from here on the probe's steps
             epochs, images = accuracy_config.finetune_epochs, len(bundle.split("train").labels)
             steps = steps_for_epochs(epochs, images)  # stand for it
@@ -177,13 +182,16 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
     check_costs(problem)  # a preset whose costs overflow fails before training
     if engine.check is not None:  # e.g. a split that does not fit: before training
         engine.check(config.search.engine_settings, problem)
-    accuracy, test_estimator, checkpoint_sha256 = None, None, None
+    if storage is not None and data_sha256 is not None:  # other data: refused before training
+        check_bound(storage, resolved.study_name, {DATA_DIGEST: data_sha256})
+    accuracy, test_estimator = None, None
+    contents: dict[str, str | None] = {}  # the checkpoint's and the data's digests
     if problem.needs_accuracy:
-        accuracy, test_estimator, checkpoint_sha256 = _accuracy_model(
+        accuracy, test_estimator, contents = _accuracy_model(
             config, problem, progress, step_progress)
     identity = config.identity(resolved.dram, hw_sha256=resolved.soc.sha256,
                                dram_sha256=sha256_of(dram_preset_path(resolved.dram)),
-                               checkpoint_sha256=checkpoint_sha256)
+                               **contents)
     return Prepared(config, problem, accuracy, resolved.study_name, storage_url, out_dir,
                     identity, test_estimator, storage, engine)
 
@@ -209,10 +217,10 @@ def check_costs(problem: Problem) -> None:
 
 def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress | None,
                     step_progress: Progress | None = None
-                    ) -> tuple[AccuracyModel, Any, str | None]:
+                    ) -> tuple[AccuracyModel, Any, dict[str, str | None]]:
     """The probe (or the user's estimator) with its all-digital baseline measured; the
-    probe's test-split twin and the digest of the checkpoint's tensors (None for the
-    user's estimator)."""
+    probe's test-split twin and the digests of the checkpoint's tensors and of the data
+    (``checkpoint_sha256``, ``data_sha256``; none for the user's estimator)."""
     from dse.accuracy.probe_estimator import with_baseline
     settings = config.accuracy
     if settings.accuracy_estimator is not None:
@@ -227,7 +235,7 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
             raise ConfigError(f"--drop-rule upper needs accuracy intervals; the accuracy "
                               f"estimator '{settings.accuracy_estimator}' gives none (return "
                               "per-image 'correct' or 'ci_low'/'ci_high' in its ProbeResult)")
-        return model, None, None
+        return model, None, {}
     from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup
     data, probe_config = probe_request(
         config.probe_settings(), results_dir=config.cluster.results_dir,
@@ -239,7 +247,8 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
         steps=config.confirmation.steps(settings.probe_steps),
         finetune_seeds=config.confirmation.confirm_seeds)
     return (with_baseline(probe, problem.table.n_layers), confirming,
-            probe.setup.checkpoint.tensors_sha256)
+            {"checkpoint_sha256": probe.setup.checkpoint.tensors_sha256,
+             "data_sha256": probe.setup.data_sha256})
 
 
 def engine_settings(config: SearchConfig, spec: EngineSpec | None = None) -> Any:

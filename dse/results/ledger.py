@@ -80,6 +80,9 @@ RESERVED_COLUMNS = frozenset({
     "is_pareto", "is_pareto_robust"})
 BASELINES = ("all-digital", "all-analog", "diana-heuristic", "min-latency")
 CHECKPOINT_DIGEST = "checkpoint_sha256"  # identity key: the baseline checkpoint's tensors
+DATA_DIGEST = "data_sha256"              # identity key: the data the probe reads
+ADOPTED_KEYS = (CHECKPOINT_DIGEST, DATA_DIGEST)  # a study made before it had one is bound
+# to it when resumed
 CONFIG_WAIT_S = 60          # how long a joining worker waits for the creator to finish
 HAS_SET_CONSTRAINT = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5
 
@@ -135,16 +138,17 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
         raise ConfigError(f"study '{name}' was made by dse 0.1, whose probe had one kind of "
                           "seed and no intervals: its accuracies are not comparable with "
                           "today's; pass --study NEW_NAME (dse pareto still reads it)")
-    legacy = CHECKPOINT_DIGEST not in stored  # made before studies were bound to the
-    # checkpoint's contents: its path is compared, as it was then
-    now = {k: v for k, v in identity.items() if not (legacy and k == CHECKPOINT_DIGEST)}
+    # made before studies were bound to the checkpoint's contents (its path is compared,
+    # as it was then) or to the data's: compared without them, then bound to them
+    legacy = [key for key in ADOPTED_KEYS if key not in stored]
+    now = {k: v for k, v in identity.items() if k not in legacy}
     comparable_stored, comparable_now = _comparable(stored), _comparable(now)
     if comparable_stored != comparable_now:
         differing = sorted(k for k in set(comparable_now) | set(comparable_stored)
                            if comparable_stored.get(k) != comparable_now.get(k))
         raise ConfigError(f"study '{name}' exists with other settings ({', '.join(differing)}"
                           "); pass --study NEW_NAME or the original settings")
-    if legacy and identity.get(CHECKPOINT_DIGEST) is not None:
+    if any(identity.get(key) is not None for key in legacy):
         study.set_user_attr(CONFIG_ATTR, identity)  # from now on bound to these contents
 
 
@@ -166,6 +170,23 @@ def bind_engine_settings(study: optuna.Study, name: str, engine: str,
         raise ConfigError(f"study '{name}' was searched by --engine {engine} with {was}: "
                           "its trials mean something else under other values; pass "
                           f"--study NEW_NAME or the original {', '.join(differing)}")
+
+
+def check_bound(storage: Any, name: str, known: dict[str, Any]) -> None:
+    """Refuse early (before any training) a stored study ``name`` bound to other values of
+    the ``known`` identity keys; the whole identity is checked when the study is joined."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return
+    stored = storage.get_study_user_attrs(study_id).get(CONFIG_ATTR)
+    if isinstance(stored, dict):
+        differing = sorted(key for key, value in known.items()
+                           if key in stored and stored[key] != value)
+        if differing:  # as check_identity says it
+            raise ConfigError(f"study '{name}' exists with other settings "
+                              f"({', '.join(differing)}); pass --study NEW_NAME or the "
+                              "original settings")
 
 
 def _comparable(identity: dict[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,13 @@ from dse.config import (
 from hw_models import ConfigError
 
 # what studies store: a study made by an earlier dse resumes only while these stay the same
+# (or are keys it adopts when resumed: dse.results.ledger.ADOPTED_KEYS, e.g. data_sha256)
 IDENTITY_KEYS = {
     "network", "dataset", "hw", "vendor", "ber_quantile", "partitions", "objectives",
     "max_accuracy_drop", "latency_budget", "energy_budget", "checkpoint", "probe_steps",
     "finetune_seeds", "error_seeds", "drop_rule", "interval_level", "error_model",
-    "accuracy_estimator", "dram", "epochs", "hw_sha256", "dram_sha256", "checkpoint_sha256"}
+    "accuracy_estimator", "dram", "epochs", "hw_sha256", "dram_sha256", "checkpoint_sha256",
+    "data_sha256"}
 PROBE_SETTINGS_KEYS = {
     "network", "dataset", "checkpoint", "epochs", "probe_steps", "finetune_seeds",
     "error_seeds", "error_model", "seed", "data_dir", "interval_level", "accuracy_estimator"}

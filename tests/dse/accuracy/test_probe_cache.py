@@ -63,6 +63,16 @@ def test_the_cache_key_changes_with_the_settings_the_version_and_the_checkpoint(
         assert probe_cache.cache_key(CANDIDATE, ProbeConfig(), **{**given, **other}) != key
 
 
+def test_data_other_than_a_built_in_dataset_s_enters_the_key():
+    given = {"error_params": ErrorModelParams(), "row_bytes": 2048,
+             "checkpoint_digest": "0123456789abcdef", "version": "0.3.0"}
+    key = probe_cache.cache_key(CANDIDATE, ProbeConfig(), **given)
+    assert probe_cache.cache_key(CANDIDATE, ProbeConfig(), **given, data_key=None) == key
+    first = probe_cache.cache_key(CANDIDATE, ProbeConfig(), **given, data_key="a" * 64)
+    second = probe_cache.cache_key(CANDIDATE, ProbeConfig(), **given, data_key="b" * 64)
+    assert len({key, first, second}) == 3
+
+
 def test_a_cache_file_holds_what_earlier_versions_wrote(tmp_path):
     result = ProbeResult.from_correct(CORRECT, seconds=1.25)
     assert json.dumps(probe_cache.cache_document(result)) == PINNED_FILE
