@@ -23,8 +23,9 @@ tensors in DRAM; ``hw_models.traffic``):
    tolerance tenfold and map again (at most ``MAX_TIGHTENING`` times; then nominal DRAM).
 
 Each split's result is one trial (``engine = eden``) with its tolerances; the study keeps
-every split's tolerances (``dse tolerance``, ``tolerance.json``) and ``dse pareto`` writes
-each result as a partitions file that ``dse cost/probe --partition-layout`` accept.
+every split's tolerances, one attribute per split (``dse tolerance``, ``tolerance.json``),
+and ``dse pareto`` writes each result as a partitions file that ``dse cost/probe
+--partition-layout`` accept.
 """
 from __future__ import annotations
 
@@ -58,7 +59,12 @@ from dse.engines.queued import budget_left, run_queued
 from dse.evaluate import candidate_cost, evaluate, placement, probe_candidate
 from dse.problem import Problem, most_aggressive_point
 from dse.results.claims import EDEN_DROP_PP
-from dse.results.ledger import EDEN_ATTR, EDEN_TOLERANCE_ATTR, ODIMO_LAMBDA_ATTR, ODIMO_SEARCH_ATTR
+from dse.results.ledger import (
+    EDEN_ATTR,
+    EDEN_TOLERANCE_PREFIX,
+    ODIMO_LAMBDA_ATTR,
+    ODIMO_SEARCH_ATTR,
+)
 from dse.space import Candidate
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS, resolve_split
@@ -96,7 +102,6 @@ class EdenEngine:
         study = job.ledger.study
         done = {t.user_attrs.get(EDEN_ATTR, {}).get("mapping")
                 for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
-        tolerances = dict(study.user_attrs.get(EDEN_TOLERANCE_ATTR, {}))
         for spec in self.mappings or tuple(HEURISTICS):
             if spec in done:
                 continue
@@ -110,8 +115,7 @@ class EdenEngine:
                                         progress=_stage(job, spec))
                 evaluation = evaluate(result.candidate, job.problem, job.accuracy)
             job.guard.hold()
-            tolerances[spec] = result.tolerance_record()
-            study.set_user_attr(EDEN_TOLERANCE_ATTR, tolerances)
+            study.set_user_attr(EDEN_TOLERANCE_PREFIX + spec, result.tolerance_record())
             job.ledger.record(result.candidate, evaluation, engine=self.name,
                               attrs={EDEN_ATTR: {"mapping": spec, **result.summary(),
                                                  "retrain_steps": self.retrain_steps,
@@ -148,7 +152,6 @@ class OdimoEdenEngine:
         search = self.searcher or probe_searcher(job, self.dnas_epochs, self.target)
         study = job.ledger.study
         measured = measured_lambdas(study, self.name)
-        tolerances = dict(study.user_attrs.get(EDEN_TOLERANCE_ATTR, {}))
         for weight in sorted(self.cost_weights):
             if weight in measured:
                 continue
@@ -162,8 +165,7 @@ class OdimoEdenEngine:
                                         progress=_stage(job, label))
                 evaluation = evaluate(result.candidate, job.problem, job.accuracy)
             job.guard.hold()
-            tolerances[label] = result.tolerance_record()
-            study.set_user_attr(EDEN_TOLERANCE_ATTR, tolerances)
+            study.set_user_attr(EDEN_TOLERANCE_PREFIX + label, result.tolerance_record())
             job.ledger.record(result.candidate, evaluation, engine=self.name, attrs={
                 ODIMO_LAMBDA_ATTR: weight, ODIMO_SEARCH_ATTR: choice.record,
                 EDEN_ATTR: {"mapping": label, **result.summary(),

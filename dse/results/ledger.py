@@ -46,7 +46,8 @@ PROBE_SETTINGS_ATTR = "dse:probe-settings"       # the search's probe (dse confi
 CONFIRM_SETTINGS_ATTR = "dse:confirm-settings"   # the settings the confirmations count under
 CONFIRMED_PREFIX = "dse:confirmed:"              # + trial number: its test-split confirmation
 CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, time} measuring it
-EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # mapping -> {coarse_ber, fine_ber, data}
+EDEN_TOLERANCE_PREFIX = "dse:eden-tolerance:"   # + split: {coarse_ber, fine_ber, data}
+EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # earlier dse: {split: that record}, whole
 CONSTRAINT_NAMES_ATTR = "dse:constraint-names"   # what each entry of OPTUNA_CONSTRAINTS is
 # trial user attributes
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
@@ -261,6 +262,17 @@ class Ledger:
         """Whether this study's trials store their constraints under Optuna 5's named keys
         (see ``stores_named_constraints``)."""
         return stores_named_constraints(self.study)
+
+
+def eden_tolerances(user_attrs: dict[str, Any]) -> dict[str, Any]:
+    """Split -> what EDEN characterised on it, from a study's user attributes: one attribute
+    per split (``EDEN_TOLERANCE_PREFIX``), over the whole record that earlier dse kept in
+    one attribute (``EDEN_TOLERANCE_ATTR``)."""
+    merged = dict(user_attrs.get(EDEN_TOLERANCE_ATTR) or {})
+    merged.update({key[len(EDEN_TOLERANCE_PREFIX):]: record
+                   for key, record in user_attrs.items()
+                   if key.startswith(EDEN_TOLERANCE_PREFIX)})
+    return merged
 
 
 def trial_candidate(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> Candidate:
