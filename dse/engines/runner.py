@@ -118,12 +118,27 @@ class TrialRunner:
         retried trial) and stopped by a signal goes back to the queue. A trial that another
         worker failed meanwhile (its heartbeat was judged lost) is left as it is: its result
         is dropped with a warning and the worker goes on."""
-        self.guard.check()
-        if self._periodic_due():
-            self.periodic(study)
+        self._before(study)
         with warnings.catch_warnings():  # Optuna: "heartbeats are for Study.optimize"; this
             warnings.simplefilter("ignore")  # runner beats as optimize does
             trial = study.ask()
+        return self._run(study, trial, objective)
+
+    def run_waiting(self, study: optuna.Study, objective: Objective) -> FrozenTrial | None:
+        """As ``run``, for a trial taken from the study's queue only: None when none is
+        waiting (another worker may have taken the last one), never a new trial that the
+        sampler would fill."""
+        self._before(study)
+        trial = pop_waiting(study)
+        return None if trial is None else self._run(study, trial, objective)
+
+    def _before(self, study: optuna.Study) -> None:
+        self.guard.check()
+        if self._periodic_due():
+            self.periodic(study)
+
+    def _run(self, study: optuna.Study, trial: optuna.trial.Trial, objective: Objective
+             ) -> FrozenTrial:
         heartbeat = _Heartbeat(study._storage, trial._trial_id, self.heartbeat_interval_s)
         try:
             values = [float(value) for value in _as_sequence(objective(trial))]
@@ -172,6 +187,24 @@ class TrialRunner:
             return False
         self._last_periodic_s = now_s
         return True
+
+
+def pop_waiting(study: optuna.Study) -> optuna.trial.Trial | None:
+    """The first waiting trial that this worker moves to RUNNING (the storage lets exactly
+    one worker do so), as ``study.ask`` takes one; None when none is left."""
+    storage = study._storage
+    for waiting in storage.get_all_trials(study._study_id, deepcopy=False,
+                                          states=(TrialState.WAITING,)):
+        try:
+            if not storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING):
+                continue  # another worker took it
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        cache = getattr(study, "_thread_local", None)
+        if cache is not None:  # as ``study.ask``: the sampler reads the study afresh
+            cache.cached_all_trials = None
+        return optuna.trial.Trial(study, waiting._trial_id)
+    return None
 
 
 def _warn_taken_over(number: int) -> None:
