@@ -35,13 +35,16 @@ Callback = Callable[[optuna.Study, FrozenTrial], None]
 class _Heartbeat:
     """Records the trial's heartbeat every interval: the storage's own (database storages,
     as ``study.optimize`` would), else, given ``fallback_interval_s``, the time of each beat
-    as a trial attribute (journal files, which Optuna gives no heartbeat)."""
+    as a trial attribute (journal files, which Optuna gives no heartbeat). ``attribute``:
+    the attribute on every storage (a trial Optuna must not fail and retry as its own: a
+    unit's claim, ``dse.engines.units``)."""
 
-    def __init__(self, storage: Any, trial_id: int, fallback_interval_s: float | None) -> None:
+    def __init__(self, storage: Any, trial_id: int, fallback_interval_s: float | None, *,
+                 attribute: bool = False) -> None:
         self._storage, self._trial_id = storage, trial_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        interval_s = _own_heartbeat_interval_s(storage)
+        interval_s = None if attribute else _own_heartbeat_interval_s(storage)
         beat = self._record
         if interval_s is None and fallback_interval_s is not None:
             interval_s, beat = fallback_interval_s, self._write_time
@@ -149,7 +152,7 @@ class TrialRunner:
             self.guard.hold()
             heartbeat.stop()
             frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            _warn_taken_over(frozen.number)
+            warn_taken_over(frozen.number)
             return frozen
         except BaseException as exc:
             self.guard.hold()
@@ -175,7 +178,7 @@ class TrialRunner:
         frozen = study.tell(trial, values, state=state, skip_if_finished=True)
         expected = state or TrialState.COMPLETE
         if frozen.state != expected:
-            _warn_taken_over(frozen.number)
+            warn_taken_over(frozen.number)
         elif reason is None:
             for callback in self.callbacks:
                 callback(study, frozen)
@@ -207,7 +210,7 @@ def pop_waiting(study: optuna.Study) -> optuna.trial.Trial | None:
     return None
 
 
-def _warn_taken_over(number: int) -> None:
+def warn_taken_over(number: int) -> None:
     _warn(f"trial {number} was failed by another worker, which judged its heartbeat lost; "
           "its result is dropped (is --grace-period long enough?)")
 

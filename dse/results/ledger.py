@@ -66,10 +66,13 @@ LEGACY_ENGINE = "optuna"  # the engine of trials recorded before trials named th
 FAIL_REASON_ATTR = "fail_reason"
 SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
 REQUEUED_ATTR = "requeued"            # how often a dead worker's queued trial came back
+CLAIM_LOST_ATTR = "claim_lost_to"     # pruned: another worker's trial holds the same unit
 # trial system attributes (Optuna's own keys)
 OPTUNA_CONSTRAINTS = "constraints"    # the constraint values as a list, in CONSTRAINT_NAMES
 # order: what Optuna's samplers and study.best_trials (4.9 and 5.x) and optuna-dashboard read
 NAMED_CONSTRAINT_PREFIX = "constraints:"  # + name: Optuna 5's set_constraint (earlier dse)
+UNIT_ATTR = "dse:unit"                # "<engine>:<key>": the unit of an engine's work the
+# trial claimed (running) and then holds (complete); see dse.engines.units
 
 # trials.csv's own columns besides the metrics and the trial parameters (engine columns may
 # not take these names)
@@ -228,7 +231,18 @@ class Ledger:
                ) -> optuna.trial.FrozenTrial:
         """Add ``candidate`` with its evaluation as one complete trial (one write);
         ``columns``: the engine's own values for trials.csv (a name the table already
-        has is refused)."""
+        has is refused). Several workers share an engine's work through
+        ``dse.engines.units`` instead, which completes the trial each unit claimed."""
+        self.study.add_trial(self.as_trial(candidate, evaluation, engine=engine, attrs=attrs,
+                                           columns=columns))
+        return self.study.get_trials(deepcopy=False)[-1]
+
+    def as_trial(self, candidate: Candidate, evaluation: Evaluation, *, engine: str,
+                 attrs: dict[str, Any] | None = None,
+                 columns: dict[str, float | int | str] | None = None
+                 ) -> optuna.trial.FrozenTrial:
+        """The complete trial ``record`` adds (not stored): parameters, values and
+        attributes."""
         if columns:
             taken = set(columns) & RESERVED_COLUMNS
             if taken:
@@ -250,12 +264,10 @@ class Ledger:
         extra: dict[str, Any] = (  # Optuna's list, or the named keys (see named_constraints)
             {"constraints": evaluation.constraints} if self.named_constraints else
             {"system_attrs": {OPTUNA_CONSTRAINTS: constraint_values(evaluation.constraints)}})
-        trial = optuna.trial.create_trial(
+        return optuna.trial.create_trial(
             values=objective_values(evaluation, self.problem), params=params,
             distributions={key: every[key] for key in params}, user_attrs=user_attrs,
             **extra)
-        self.study.add_trial(trial)
-        return self.study.get_trials(deepcopy=False)[-1]
 
     @functools.cached_property
     def named_constraints(self) -> bool:
