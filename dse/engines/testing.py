@@ -203,6 +203,8 @@ def check_shared_work(study: optuna.Study, trials: int, *, sampled: bool = False
 class EngineContract:
     """Checks every engine must pass."""
 
+    samples_candidates = False  # True: the engine's own trials are a sampler's draws
+
     def make_engine(self, problem: Problem, study: optuna.Study) -> Engine:
         raise NotImplementedError
 
@@ -284,3 +286,14 @@ class EngineContract:
         assert len(complete) == 5
         assert all(t.user_attrs[METRICS_ATTR].get("accuracy") is None for t in complete)
 
+    def test_two_workers_share_the_work(self, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        """Worker B runs while worker A evaluates its first candidate after the queued
+        points: neither repeats the other's work, and the budget holds exactly."""
+        for module in ("dse.engines.units", "dse.engines.optuna_engine.engine"):
+            monkeypatch.setattr(f"{module}.POLL_S", 0.01)
+        workers = TwoWorkers(f"journal:{tmp_path / 'study.log'}", self.make_engine, trials=10)
+        first_own = workers.queued + 1
+        study = workers.run(Worker(estimator=PausingEstimator(first_own, workers.pause)),
+                            Worker())
+        check_shared_work(study, 10, sampled=self.samples_candidates)

@@ -10,12 +10,16 @@ from hw_models import ConfigError
 
 
 class TestOptunaEngine(EngineContract):
+    samples_candidates = True
+
     def make_engine(self, problem, study) -> OptunaEngine:
         return make_engine("optuna", sampler="random", problem=problem, study=study)
 
 
 @pytest.mark.slow
 class TestOptunaEngineTpe(EngineContract):
+    samples_candidates = True
+
     def make_engine(self, problem, study) -> OptunaEngine:
         return make_engine("optuna", sampler="tpe", problem=problem, study=study)
 
