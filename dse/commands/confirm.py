@@ -3,7 +3,8 @@
 Each point is re-probed with the confirmation's longer fine-tune and seeds and stored in the
 study at once (``dse.results.confirmation``), so a stopped confirmation resumes without
 re-probing what it finished, and several workers confirming the same study share the work:
-a point another live worker has claimed is left to it.
+a point another live worker has claimed is left to it (the claim is decided and recorded in
+one step: two workers never both claim a point).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import os
 import socket
 import statistics
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
@@ -38,6 +40,7 @@ from dse.results.ledger import (
     trial_candidate,
 )
 from dse.results.tables import trials_frame
+from dse.storage.atomic import set_study_attr_unless
 from hw_models.errors import ConfigError
 
 if TYPE_CHECKING:  # the probe loads torch: imported where it is built
@@ -104,15 +107,11 @@ def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEst
             baseline = trials[number].user_attrs.get(BASELINE_ATTR)
             progress(len(found) + index, len(points),
                      f"trial {number}" + (f" ({baseline})" if baseline else ""))
-        attrs = study.user_attrs  # re-read: other workers may have confirmed it meanwhile
-        if _confirmed(attrs, number, settings):
-            counts["already"] += 1
+        if not claim_point(study, number, settings):
+            # re-read: other workers may have confirmed it meanwhile
+            done = _confirmed(study.user_attrs, number, settings)
+            counts["already" if done else "left_to_others"] += 1
             continue
-        if _alive(attrs.get(f"{CLAIM_PREFIX}{number}"), time.time()):
-            counts["left_to_others"] += 1
-            continue
-        study.set_user_attr(f"{CLAIM_PREFIX}{number}", {
-            "host": socket.gethostname(), "pid": os.getpid(), "time": time.time()})
         candidate = trial_candidate(trials[number], problem.space)
         cost = candidate_cost(candidate, problem)
         with interruptible():
@@ -122,6 +121,19 @@ def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEst
     if progress is not None and points:
         progress(len(points), len(points), "done")
     return {"points": len(points), **counts}
+
+
+def claim_point(study: optuna.Study, number: int, settings: dict[str, Any]) -> bool:
+    """Claim trial ``number``'s confirmation for this worker, unless it is confirmed with
+    ``settings`` or another live worker has claimed it; of workers claiming it at once,
+    exactly one wins (the study decides and records the claim in one step)."""
+    key = f"{CLAIM_PREFIX}{number}"
+
+    def taken(attrs: dict[str, Any]) -> bool:
+        return _confirmed(attrs, number, settings) or _alive(attrs.get(key), time.time())
+    return set_study_attr_unless(study, key, {
+        "host": socket.gethostname(), "pid": os.getpid(), "time": time.time(),
+        "token": uuid.uuid4().hex}, taken)
 
 
 def _confirmed(attrs: dict[str, Any], number: int, settings: dict[str, Any]) -> bool:

@@ -23,9 +23,9 @@ from dse.results.details import problem_of, trial_details
 from dse.results.files import check_writable_folder
 from dse.results.ledger import (
     EDEN_ATTR,
-    EDEN_TOLERANCE_ATTR,
     TEST_ACCURACY_ATTR,
     WORKER_ATTR,
+    eden_tolerances,
     objectives_of,
     worker_label,
 )
@@ -165,7 +165,7 @@ def tolerance_report(target: str | None, *, storage: str | None, study_name: str
     url, name, _ = locate(target, storage=storage, study_name=study_name,
                           results_dir=results_dir)
     study = load(url, name)
-    tolerance = study.user_attrs.get(EDEN_TOLERANCE_ATTR)
+    tolerance = eden_tolerances(study.user_attrs)
     if not tolerance:
         raise ConfigError(f"study '{name}' has no EDEN characterisation (run dse search "
                           "--engine eden on it)")

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]   # (done, total, status text)
+WAITING_STATUS = "waiting for other workers"  # told when a worker starts to wait for others
 Stage = Callable[[str, str], Progress]       # (what, unit) -> the progress of that work
 
 
@@ -62,7 +63,8 @@ class EngineJob:
         seed: this worker's seed.
         accuracy: the accuracy estimator and its baseline, when accuracy is an objective.
         guard: the active signal guard (entered by the caller).
-        progress: told (trials done, total, status) when the run starts and after trials.
+        progress: told (trials done, total, status) when the run starts, after trials, and
+            (``WAITING_STATUS``) when the worker starts to wait for others' trials.
         stage: opens the progress of long work inside one trial, by its name and unit
             (ODiMO's DNAS: "DNAS", "step"; EDEN's characterisation: "EDEN", "probe");
             each call starts that work's count afresh.

@@ -23,15 +23,17 @@ tensors in DRAM; ``hw_models.traffic``):
    tolerance tenfold and map again (at most ``MAX_TIGHTENING`` times; then nominal DRAM).
 
 Each split's result is one trial (``engine = eden``) with its tolerances; the study keeps
-every split's tolerances (``dse tolerance``, ``tolerance.json``) and ``dse pareto`` writes
-each result as a partitions file that ``dse cost/probe --partition-layout`` accept.
+every split's tolerances, one attribute per split (``dse tolerance``, ``tolerance.json``),
+and ``dse pareto`` writes each result as a partitions file that ``dse cost/probe
+--partition-layout`` accept. Workers sharing the study map each split once
+(``dse.engines.units``).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -51,18 +53,28 @@ from dse.engines.odimo import (
     ODIMO_TARGETS,
     OdimoSettings,
     check_settings,
-    measured_lambdas,
+    lambda_units,
     probe_searcher,
+    recorded_lambda,
 )
-from dse.engines.queued import budget_left, run_queued
+from dse.engines.units import Outcome, RecordedKey, Unit, run_units
 from dse.evaluate import candidate_cost, evaluate, placement, probe_candidate
 from dse.problem import Problem, most_aggressive_point
 from dse.results.claims import EDEN_DROP_PP
-from dse.results.ledger import EDEN_ATTR, EDEN_TOLERANCE_ATTR, ODIMO_LAMBDA_ATTR, ODIMO_SEARCH_ATTR
+from dse.results.ledger import (
+    EDEN_ATTR,
+    EDEN_TOLERANCE_PREFIX,
+    ENGINE_ATTR,
+    ODIMO_LAMBDA_ATTR,
+    ODIMO_SEARCH_ATTR,
+)
 from dse.space import Candidate
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS, resolve_split
 from hw_models.traffic import layer_traffic
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 BER_FLOOR = 1e-9      # below every measured non-zero BER of the Voltron / DIVA tables
 BER_CEILING = 0.5     # a cell that lost its charge reads as random data
@@ -92,36 +104,17 @@ class EdenEngine:
         _check_job(job, "eden")
         assert job.accuracy is not None
         characterise = retraining(job.accuracy.estimator, self.retrain_steps)
-        ran = run_queued(job, self.name)
-        study = job.ledger.study
-        done = {t.user_attrs.get(EDEN_ATTR, {}).get("mapping")
-                for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"}
-        tolerances = dict(study.user_attrs.get(EDEN_TOLERANCE_ATTR, {}))
-        for spec in self.mappings or tuple(HEURISTICS):
-            if spec in done:
-                continue
-            if not budget_left(job, ran):
-                break
-            n_analog, channels = resolve_split(spec, job.problem.table, job.problem.soc)
-            with job.guard.interruptible():
-                result = eden_for_split(job.problem, characterise,
-                                        tuple(int(n) for n in n_analog), channels,
-                                        steps=self.bisection_steps,
-                                        progress=_stage(job, spec))
-                evaluation = evaluate(result.candidate, job.problem, job.accuracy)
-            job.guard.hold()
-            tolerances[spec] = result.tolerance_record()
-            study.set_user_attr(EDEN_TOLERANCE_ATTR, tolerances)
-            job.ledger.record(result.candidate, evaluation, engine=self.name,
-                              attrs={EDEN_ATTR: {"mapping": spec, **result.summary(),
-                                                 "retrain_steps": self.retrain_steps,
-                                                 "partitions_file": partitions_document(
-                                                     job.problem, result)}})
-            ran += 1
-            if job.progress is not None:
-                job.progress(job.ledger.complete_count(), job.budget.total_trials,
-                             f"{spec} mapped")
-            job.guard.check()
+        problem = job.problem
+
+        def measure(unit: Unit) -> Outcome:
+            n_analog, channels = resolve_split(unit.key, problem.table, problem.soc)
+            result = eden_for_split(problem, characterise, tuple(int(n) for n in n_analog),
+                                    channels, steps=self.bisection_steps,
+                                    progress=_stage(job, unit.key))
+            return eden_outcome(job, unit.key, result, self.retrain_steps)
+        run_units(job, self.name, [Unit(spec, f"{spec} mapped")
+                                   for spec in self.mappings or tuple(HEURISTICS)],
+                  measure, recorded_key=recorded_split(self.name))
 
 
 @dataclass
@@ -144,36 +137,44 @@ class OdimoEdenEngine:
         _check_job(job, "odimo+eden")
         assert job.accuracy is not None
         characterise = retraining(job.accuracy.estimator, self.retrain_steps)
-        ran = run_queued(job, self.name)
         search = self.searcher or probe_searcher(job, self.dnas_epochs, self.target)
-        study = job.ledger.study
-        measured = measured_lambdas(study, self.name)
-        tolerances = dict(study.user_attrs.get(EDEN_TOLERANCE_ATTR, {}))
-        for weight in sorted(self.cost_weights):
-            if weight in measured:
-                continue
-            if not budget_left(job, ran):
-                break
+        problem = job.problem
+
+        def measure(unit: Unit) -> Outcome:
+            weight = float(unit.key)
             label = f"odimo lambda {weight:g}"
-            with job.guard.interruptible():
-                choice = search(weight)
-                result = eden_for_split(job.problem, characterise, choice.n_analog,
-                                        choice.analog_channels, steps=self.bisection_steps,
-                                        progress=_stage(job, label))
-                evaluation = evaluate(result.candidate, job.problem, job.accuracy)
-            job.guard.hold()
-            tolerances[label] = result.tolerance_record()
-            study.set_user_attr(EDEN_TOLERANCE_ATTR, tolerances)
-            job.ledger.record(result.candidate, evaluation, engine=self.name, attrs={
-                ODIMO_LAMBDA_ATTR: weight, ODIMO_SEARCH_ATTR: choice.record,
-                EDEN_ATTR: {"mapping": label, **result.summary(),
-                            "retrain_steps": self.retrain_steps,
-                            "partitions_file": partitions_document(job.problem, result)}})
-            ran += 1
-            if job.progress is not None:
-                job.progress(job.ledger.complete_count(), job.budget.total_trials,
-                             f"lambda {weight:g} searched and mapped")
-            job.guard.check()
+            choice = search(weight)
+            result = eden_for_split(problem, characterise, choice.n_analog,
+                                    choice.analog_channels, steps=self.bisection_steps,
+                                    progress=_stage(job, label))
+            return eden_outcome(job, label, result, self.retrain_steps, {
+                ODIMO_LAMBDA_ATTR: weight, ODIMO_SEARCH_ATTR: choice.record})
+        run_units(job, self.name, lambda_units(self.cost_weights,
+                                               "lambda {:g} searched and mapped"),
+                  measure, recorded_key=recorded_lambda(self.name))
+
+
+def eden_outcome(job: EngineJob, split: str, result: EdenResult, retrain_steps: int | None,
+                 attrs: dict[str, Any] | None = None) -> Outcome:
+    """The trial of ``split``'s mapping, measured by the study's probe, and the split's
+    tolerance record (a study attribute of its own: workers never overwrite each other's)."""
+    evaluation = evaluate(result.candidate, job.problem, job.accuracy)
+    return Outcome(result.candidate, evaluation, attrs={
+        **(attrs or {}), EDEN_ATTR: {"mapping": split, **result.summary(),
+                                     "retrain_steps": retrain_steps,
+                                     "partitions_file": partitions_document(job.problem,
+                                                                            result)}},
+        study_attrs={EDEN_TOLERANCE_PREFIX + split: result.tolerance_record()})
+
+
+def recorded_split(engine: str) -> RecordedKey:
+    """The unit of a trial of ``engine`` recorded before units were claimed: its split."""
+    def key(trial: FrozenTrial) -> str | None:
+        mapping = trial.user_attrs.get(EDEN_ATTR, {}).get("mapping")
+        if trial.user_attrs.get(ENGINE_ATTR) != engine or not isinstance(mapping, str):
+            return None
+        return mapping
+    return key
 
 
 def _stage(job: EngineJob, split: str) -> Progress | None:

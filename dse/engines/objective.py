@@ -8,9 +8,10 @@ signals act only while nothing is being written.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from typing import Callable, Sequence
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from dse.accuracy import AccuracyModel
 from dse.evaluate import evaluate, objective_values
@@ -72,11 +73,22 @@ def make_objective(problem: Problem, accuracy: AccuracyModel | None = None, *, e
 
 
 def ahead_of(trial: optuna.trial.Trial) -> int:
-    """Complete trials plus running ones numbered before ``trial`` (those go first)."""
-    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
-    return sum(1 for other in trial.study.get_trials(deepcopy=False, states=states)
-               if other.state == optuna.trial.TrialState.COMPLETE
-               or other.number < trial.number)
+    """The trials that go before ``trial`` in the study's budget (``trials_ahead``)."""
+    return trials_ahead(trial.study.get_trials(deepcopy=False), trial.number)
+
+
+def trials_ahead(trials: Sequence[FrozenTrial], number: int) -> int:
+    """Complete trials, plus those numbered before ``number`` still waiting or running.
+
+    A trial goes ahead only while fewer than the budget are ahead of it, read once it runs;
+    then no more than the budget complete, however workers interleave: of the trials that
+    complete, the highest-numbered one saw each of the others waiting, running or complete
+    (they were made before it, and a trial's state only moves on from waiting to running to
+    complete). A waiting trial made before it counts too: a trial taken from the queue after
+    it started (a baseline another worker had not reached yet) is numbered before it."""
+    states = (TrialState.WAITING, TrialState.RUNNING)
+    return sum(1 for other in trials if other.state == TrialState.COMPLETE
+               or (other.state in states and other.number < number))
 
 
 def set_constraints(trial: optuna.trial.Trial, constraints: dict[str, float], *,

@@ -5,25 +5,29 @@ the supernet from the baseline checkpoint and keeps each channel's argmax; the s
 the DRAM at its nominal point (ODiMO does not model DRAM), is then measured by the study's
 own accuracy estimator and cost model, as every engine's candidates are, and recorded with
 ``engine = odimo``, its lambda, the channels chosen and the search's own numbers. The
-study's queued baselines run first. A rerun skips the lambdas already measured.
+study's queued baselines run first. A rerun skips the lambdas already measured; workers
+sharing the study measure each lambda once (``dse.engines.units``).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from dse.accuracy.abilities import TrainsOnProbeData
 from dse.accuracy.defaults import MAX_EPOCHS
 from dse.engines import EngineJob, EngineSpec, register, setting
-from dse.engines.queued import budget_left, run_queued
+from dse.engines.units import Outcome, RecordedKey, Unit, run_units
 from dse.evaluate import evaluate
 from dse.results.ledger import ENGINE_ATTR
 from dse.results.ledger import ODIMO_LAMBDA_ATTR as LAMBDA_ATTR
 from dse.results.ledger import ODIMO_SEARCH_ATTR as SEARCH_ATTR
 from dse.space import at_point
 from hw_models.errors import ConfigError
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
 
 DEFAULT_LAMBDAS = (0.01, 0.1, 1.0, 10.0)  # dimensionless: the cost is normalised
 DEFAULT_DNAS_EPOCHS = 10
@@ -57,30 +61,18 @@ class OdimoEngine:
         check_settings(self.cost_weights, self.dnas_epochs, self.target)
 
     def run(self, job: EngineJob) -> None:
-        ran = run_queued(job, self.name)
         search = self.searcher or self._probe_searcher(job)
-        study = job.ledger.study
-        measured = measured_lambdas(study, self.name)
-        for weight in sorted(self.cost_weights):
-            if weight in measured:
-                continue
-            if not budget_left(job, ran):
-                break
-            with job.guard.interruptible():
-                choice = search(weight)
-            candidate = dataclasses.replace(
-                at_point(job.problem.space, choice.n_analog, None),
-                analog_channels=choice.analog_channels)
-            with job.guard.interruptible():
-                evaluation = evaluate(candidate, job.problem, job.accuracy)
-            job.guard.hold()
-            job.ledger.record(candidate, evaluation, engine=self.name,
-                              attrs={LAMBDA_ATTR: weight, SEARCH_ATTR: choice.record})
-            ran += 1
-            if job.progress is not None:
-                job.progress(job.ledger.complete_count(), job.budget.total_trials,
-                             f"lambda {weight:g} measured")
-            job.guard.check()
+        problem = job.problem
+
+        def measure(unit: Unit) -> Outcome:
+            weight = float(unit.key)
+            choice = search(weight)
+            candidate = dataclasses.replace(at_point(problem.space, choice.n_analog, None),
+                                            analog_channels=choice.analog_channels)
+            return Outcome(candidate, evaluate(candidate, problem, job.accuracy),
+                           attrs={LAMBDA_ATTR: weight, SEARCH_ATTR: choice.record})
+        run_units(job, self.name, lambda_units(self.cost_weights, "lambda {:g} measured"),
+                  measure, recorded_key=recorded_lambda(self.name))
 
     def _probe_searcher(self, job: EngineJob) -> Searcher:
         return probe_searcher(job, self.dnas_epochs, self.target)
@@ -149,10 +141,21 @@ SPEC = register(EngineSpec(
     needs=frozenset({"accuracy", "probe"})))
 
 
-def measured_lambdas(study: Any, engine: str) -> set[float]:
-    """The cost weights ``engine`` has recorded trials for in ``study``."""
-    return {t.user_attrs.get(LAMBDA_ATTR) for t in study.get_trials(deepcopy=False)
-            if t.state.name == "COMPLETE" and t.user_attrs.get(ENGINE_ATTR) == engine}
+def lambda_units(cost_weights: tuple[float, ...], done_status: str) -> list[Unit]:
+    """One unit of work per cost weight, ascending (``done_status``: its status, formatted
+    with the weight)."""
+    return [Unit(repr(float(weight)), done_status.format(weight))
+            for weight in sorted(set(cost_weights))]
+
+
+def recorded_lambda(engine: str) -> RecordedKey:
+    """The unit of a trial of ``engine`` recorded before units were claimed: its lambda."""
+    def key(trial: FrozenTrial) -> str | None:
+        weight = trial.user_attrs.get(LAMBDA_ATTR)
+        if trial.user_attrs.get(ENGINE_ATTR) != engine or not isinstance(weight, (int, float)):
+            return None
+        return repr(float(weight))
+    return key
 
 
 def check_settings(cost_weights: tuple[float, ...], dnas_epochs: int, target: str) -> None:

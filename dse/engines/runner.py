@@ -35,13 +35,16 @@ Callback = Callable[[optuna.Study, FrozenTrial], None]
 class _Heartbeat:
     """Records the trial's heartbeat every interval: the storage's own (database storages,
     as ``study.optimize`` would), else, given ``fallback_interval_s``, the time of each beat
-    as a trial attribute (journal files, which Optuna gives no heartbeat)."""
+    as a trial attribute (journal files, which Optuna gives no heartbeat). ``attribute``:
+    the attribute on every storage (a trial Optuna must not fail and retry as its own: a
+    unit's claim, ``dse.engines.units``)."""
 
-    def __init__(self, storage: Any, trial_id: int, fallback_interval_s: float | None) -> None:
+    def __init__(self, storage: Any, trial_id: int, fallback_interval_s: float | None, *,
+                 attribute: bool = False) -> None:
         self._storage, self._trial_id = storage, trial_id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        interval_s = _own_heartbeat_interval_s(storage)
+        interval_s = None if attribute else _own_heartbeat_interval_s(storage)
         beat = self._record
         if interval_s is None and fallback_interval_s is not None:
             interval_s, beat = fallback_interval_s, self._write_time
@@ -118,12 +121,27 @@ class TrialRunner:
         retried trial) and stopped by a signal goes back to the queue. A trial that another
         worker failed meanwhile (its heartbeat was judged lost) is left as it is: its result
         is dropped with a warning and the worker goes on."""
-        self.guard.check()
-        if self._periodic_due():
-            self.periodic(study)
+        self._before(study)
         with warnings.catch_warnings():  # Optuna: "heartbeats are for Study.optimize"; this
             warnings.simplefilter("ignore")  # runner beats as optimize does
             trial = study.ask()
+        return self._run(study, trial, objective)
+
+    def run_waiting(self, study: optuna.Study, objective: Objective) -> FrozenTrial | None:
+        """As ``run``, for a trial taken from the study's queue only: None when none is
+        waiting (another worker may have taken the last one), never a new trial that the
+        sampler would fill."""
+        self._before(study)
+        trial = pop_waiting(study)
+        return None if trial is None else self._run(study, trial, objective)
+
+    def _before(self, study: optuna.Study) -> None:
+        self.guard.check()
+        if self._periodic_due():
+            self.periodic(study)
+
+    def _run(self, study: optuna.Study, trial: optuna.trial.Trial, objective: Objective
+             ) -> FrozenTrial:
         heartbeat = _Heartbeat(study._storage, trial._trial_id, self.heartbeat_interval_s)
         try:
             values = [float(value) for value in _as_sequence(objective(trial))]
@@ -134,7 +152,7 @@ class TrialRunner:
             self.guard.hold()
             heartbeat.stop()
             frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            _warn_taken_over(frozen.number)
+            warn_taken_over(frozen.number)
             return frozen
         except BaseException as exc:
             self.guard.hold()
@@ -160,7 +178,7 @@ class TrialRunner:
         frozen = study.tell(trial, values, state=state, skip_if_finished=True)
         expected = state or TrialState.COMPLETE
         if frozen.state != expected:
-            _warn_taken_over(frozen.number)
+            warn_taken_over(frozen.number)
         elif reason is None:
             for callback in self.callbacks:
                 callback(study, frozen)
@@ -174,7 +192,25 @@ class TrialRunner:
         return True
 
 
-def _warn_taken_over(number: int) -> None:
+def pop_waiting(study: optuna.Study) -> optuna.trial.Trial | None:
+    """The first waiting trial that this worker moves to RUNNING (the storage lets exactly
+    one worker do so), as ``study.ask`` takes one; None when none is left."""
+    storage = study._storage
+    for waiting in storage.get_all_trials(study._study_id, deepcopy=False,
+                                          states=(TrialState.WAITING,)):
+        try:
+            if not storage.set_trial_state_values(waiting._trial_id, TrialState.RUNNING):
+                continue  # another worker took it
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        cache = getattr(study, "_thread_local", None)
+        if cache is not None:  # as ``study.ask``: the sampler reads the study afresh
+            cache.cached_all_trials = None
+        return optuna.trial.Trial(study, waiting._trial_id)
+    return None
+
+
+def warn_taken_over(number: int) -> None:
     _warn(f"trial {number} was failed by another worker, which judged its heartbeat lost; "
           "its result is dropped (is --grace-period long enough?)")
 

@@ -2,14 +2,17 @@
 ``EngineContract`` in a test module and implement ``make_engine(problem, study)``, as an
 engine's registered factory is called (``dse.engines.EngineSpec``).
 
-The checks use a five-layer toy problem, a deterministic stub estimator and a SQLite study,
-so they run in seconds and need no torch.
+The checks use a five-layer toy problem, a deterministic stub estimator and a SQLite study
+(a journal file for two workers), so they run in seconds and need no torch.
 """
 from __future__ import annotations
 
 import os
 import signal
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -17,7 +20,7 @@ import pytest
 
 from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult
 from dse.accuracy.abilities import Confirmable, Confirming
-from dse.engines import Budget, Engine, EngineJob
+from dse.engines import WAITING_STATUS, Budget, Engine, EngineJob, Stage
 from dse.evaluate import evaluate, objective_values
 from dse.problem import Limits, Problem, build_problem
 from dse.results.ledger import (
@@ -25,12 +28,15 @@ from dse.results.ledger import (
     BASELINES,
     ENGINE_ATTR,
     METRICS_ATTR,
+    SAFE_DRAM_ATTR,
+    UNIT_ATTR,
     WORKER_ATTR,
     Ledger,
     open_ledger,
 )
 from dse.signals import SignalGuard
 from dse.space import decode
+from dse.storage.storage import open_storage
 from hw_models.layer_table import LayerTable
 
 TOY_LAYERS = [
@@ -83,8 +89,121 @@ def toy_problem() -> Problem:
                          table=LayerTable.from_records(TOY_LAYERS))
 
 
+class PausingEstimator(StubEstimator):
+    """The stub, that calls ``pause()`` from inside its ``at``-th call."""
+
+    def __init__(self, at: int, pause: Callable[[], None]) -> None:
+        super().__init__()
+        self.at, self.pause = at, pause
+
+    def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
+        if self.calls + 1 == self.at:
+            self.pause()
+        return super().__call__(candidate)
+
+
+@dataclass
+class Worker:
+    """One worker of ``TwoWorkers``: its engine (None: the pair's), estimator and hooks."""
+
+    engine: Engine | None = None
+    estimator: Any = field(default_factory=StubEstimator)
+    before_trial: Callable[[], dict[str, Any]] | None = None
+    stage: Stage | None = None
+    statuses: list[str] = field(default_factory=list)  # what it told its progress
+
+
+class TwoWorkers:
+    """Two workers of one study (``url``: a journal file or a database), each with its own
+    storage connection: worker A runs in the calling thread; ``pause()``, called from inside
+    A's run (its estimator, its searcher, a hook of its job), runs worker B in a thread and
+    holds A until B waits for A's work (it tells ``WAITING_STATUS``) or ends. The test, not
+    timing, sets where the workers interleave; both then run on to the end."""
+
+    TIMEOUT_S = 120.0  # a worker B that neither waits nor ends by then is a failure
+
+    def __init__(self, url: str, make_engine: Callable[[Problem, optuna.Study], Engine], *,
+                 trials: int, problem: Problem | None = None) -> None:
+        self.url, self.make_engine, self.trials = url, make_engine, trials
+        self.problem = problem or toy_problem()
+        study, _ = open_ledger(name="workers", storage=open_storage(url), identity={"toy": 1},
+                               problem=self.problem, budget=trials)
+        self.queued = len(study.get_trials(states=(optuna.trial.TrialState.WAITING,)))
+        self._b: Worker | None = None
+        self._b_thread: threading.Thread | None = None
+        self._b_idle = threading.Event()
+        self._b_error: BaseException | None = None
+
+    def run(self, a: Worker, b: Worker) -> optuna.Study:
+        """Run A, pausing where its hooks call ``pause()`` (if none does, B runs after A);
+        the study when both have ended (B's error, if any, raised here)."""
+        self._b = b
+        self._work(a, None)
+        self.pause()
+        assert self._b_thread is not None
+        self._b_thread.join(self.TIMEOUT_S)
+        assert not self._b_thread.is_alive(), "worker B did not end"
+        if self._b_error is not None:
+            raise self._b_error
+        return self.study()
+
+    def pause(self) -> None:
+        """Run B (once) until it waits for A's work or ends."""
+        if self._b_thread is not None:
+            return
+        self._b_thread = threading.Thread(target=self._run_b, name="worker B", daemon=True)
+        self._b_thread.start()
+        assert self._b_idle.wait(self.TIMEOUT_S), "worker B neither waited nor ended"
+
+    def study(self) -> optuna.Study:
+        return optuna.load_study(study_name="workers", storage=open_storage(self.url))
+
+    def _run_b(self) -> None:
+        try:
+            assert self._b is not None
+            self._work(self._b, self._b_idle)
+        except BaseException as exc:  # raised again in the calling thread
+            self._b_error = exc
+        finally:
+            self._b_idle.set()
+
+    def _work(self, worker: Worker, idle: threading.Event | None) -> None:
+        def progress(done: int, total: int, status: str) -> None:
+            worker.statuses.append(status)
+            if idle is not None and status == WAITING_STATUS:
+                idle.set()
+
+        study = self.study()
+        job = EngineJob(problem=self.problem, ledger=Ledger(study, self.problem),
+                        budget=Budget(self.trials), seed=0 if idle is None else 1,
+                        accuracy=AccuracyModel(worker.estimator, 0.95),
+                        guard=SignalGuard(),  # not entered: signals are the main thread's
+                        progress=progress, stage=worker.stage,
+                        before_trial=worker.before_trial)
+        (worker.engine or self.make_engine(self.problem, study)).run(job)
+
+
+def check_shared_work(study: optuna.Study, trials: int, *, sampled: bool = False) -> None:
+    """What two workers of one study must leave: exactly ``trials`` complete trials, each
+    queued point complete once, no unit of work complete twice, and (unless the engine
+    samples candidates: ``sampled``) every complete trial queued or holding its unit."""
+    complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(complete) == trials, [(t.number, t.state.name) for t in study.trials]
+    queued = [(t.user_attrs.get(BASELINE_ATTR), t.user_attrs.get(SAFE_DRAM_ATTR))
+              for t in complete if "fixed_params" in t.system_attrs]
+    assert len(queued) == len(set(queued)), queued
+    units = [t.system_attrs[UNIT_ATTR] for t in complete if UNIT_ATTR in t.system_attrs]
+    assert len(units) == len(set(units)), units
+    if not sampled:
+        own = [t.number for t in complete
+               if "fixed_params" not in t.system_attrs and UNIT_ATTR not in t.system_attrs]
+        assert not own, f"trials {own} hold neither a queued point nor a unit"
+
+
 class EngineContract:
     """Checks every engine must pass."""
+
+    samples_candidates = False  # True: the engine's own trials are a sampler's draws
 
     def make_engine(self, problem: Problem, study: optuna.Study) -> Engine:
         raise NotImplementedError
@@ -167,3 +286,14 @@ class EngineContract:
         assert len(complete) == 5
         assert all(t.user_attrs[METRICS_ATTR].get("accuracy") is None for t in complete)
 
+    def test_two_workers_share_the_work(self, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        """Worker B runs while worker A evaluates its first candidate after the queued
+        points: neither repeats the other's work, and the budget holds exactly."""
+        for module in ("dse.engines.units", "dse.engines.optuna_engine.engine"):
+            monkeypatch.setattr(f"{module}.POLL_S", 0.01)
+        workers = TwoWorkers(f"journal:{tmp_path / 'study.log'}", self.make_engine, trials=10)
+        first_own = workers.queued + 1
+        study = workers.run(Worker(estimator=PausingEstimator(first_own, workers.pause)),
+                            Worker())
+        check_shared_work(study, 10, sampled=self.samples_candidates)

@@ -10,7 +10,8 @@ other's records):
   (``split``, ``steps``, ``finetune_seeds``, ``error_seeds``, ``seed``);
 * ``dse:confirmed:<trial>``: {settings, accuracy, ci_low, ci_high, std, seconds,
   correct (bit-packed per-image correctness)};
-* ``dse:confirm-claim:<trial>``: {host, pid, time}: a worker is measuring it.
+* ``dse:confirm-claim:<trial>``: {host, pid, time, token}: a worker is measuring it (claimed
+  in one step: ``dse.storage.atomic``).
 
 Only records made with the current settings count. Accuracy changes (negative: worse) are
 paired on the test images and seeds with the confirmed all-digital baseline.

@@ -47,7 +47,8 @@ PROBE_SETTINGS_ATTR = "dse:probe-settings"       # the search's probe (dse confi
 CONFIRM_SETTINGS_ATTR = "dse:confirm-settings"   # the settings the confirmations count under
 CONFIRMED_PREFIX = "dse:confirmed:"              # + trial number: its test-split confirmation
 CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, time} measuring it
-EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # mapping -> {coarse_ber, fine_ber, data}
+EDEN_TOLERANCE_PREFIX = "dse:eden-tolerance:"   # + split: {coarse_ber, fine_ber, data}
+EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # earlier dse: {split: that record}, whole
 ENGINE_SETTINGS_PREFIX = "dse:engine-settings:"  # + engine: its binding settings here
 CONSTRAINT_NAMES_ATTR = "dse:constraint-names"   # what each entry of OPTUNA_CONSTRAINTS is
 # trial user attributes
@@ -67,10 +68,13 @@ LEGACY_ENGINE = "optuna"  # the engine of trials recorded before trials named th
 FAIL_REASON_ATTR = "fail_reason"
 SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
 REQUEUED_ATTR = "requeued"            # how often a dead worker's queued trial came back
+CLAIM_LOST_ATTR = "claim_lost_to"     # pruned: another worker's trial holds the same unit
 # trial system attributes (Optuna's own keys)
 OPTUNA_CONSTRAINTS = "constraints"    # the constraint values as a list, in CONSTRAINT_NAMES
 # order: what Optuna's samplers and study.best_trials (4.9 and 5.x) and optuna-dashboard read
 NAMED_CONSTRAINT_PREFIX = "constraints:"  # + name: Optuna 5's set_constraint (earlier dse)
+UNIT_ATTR = "dse:unit"                # "<engine>:<key>": the unit of an engine's work the
+# trial claimed (running) and then holds (complete); see dse.engines.units
 
 # trials.csv's own columns besides the metrics and the trial parameters (engine columns may
 # not take these names)
@@ -311,7 +315,18 @@ class Ledger:
                ) -> optuna.trial.FrozenTrial:
         """Add ``candidate`` with its evaluation as one complete trial (one write);
         ``columns``: the engine's own values for trials.csv (a name the table already
-        has is refused)."""
+        has is refused). Several workers share an engine's work through
+        ``dse.engines.units`` instead, which completes the trial each unit claimed."""
+        self.study.add_trial(self.as_trial(candidate, evaluation, engine=engine, attrs=attrs,
+                                           columns=columns))
+        return self.study.get_trials(deepcopy=False)[-1]
+
+    def as_trial(self, candidate: Candidate, evaluation: Evaluation, *, engine: str,
+                 attrs: dict[str, Any] | None = None,
+                 columns: dict[str, float | int | str] | None = None
+                 ) -> optuna.trial.FrozenTrial:
+        """The complete trial ``record`` adds (not stored): parameters, values and
+        attributes."""
         if columns:
             taken = set(columns) & RESERVED_COLUMNS
             if taken:
@@ -333,18 +348,27 @@ class Ledger:
         extra: dict[str, Any] = (  # Optuna's list, or the named keys (see named_constraints)
             {"constraints": evaluation.constraints} if self.named_constraints else
             {"system_attrs": {OPTUNA_CONSTRAINTS: constraint_values(evaluation.constraints)}})
-        trial = optuna.trial.create_trial(
+        return optuna.trial.create_trial(
             values=objective_values(evaluation, self.problem), params=params,
             distributions={key: every[key] for key in params}, user_attrs=user_attrs,
             **extra)
-        self.study.add_trial(trial)
-        return self.study.get_trials(deepcopy=False)[-1]
 
     @functools.cached_property
     def named_constraints(self) -> bool:
         """Whether this study's trials store their constraints under Optuna 5's named keys
         (see ``stores_named_constraints``)."""
         return stores_named_constraints(self.study)
+
+
+def eden_tolerances(user_attrs: dict[str, Any]) -> dict[str, Any]:
+    """Split -> what EDEN characterised on it, from a study's user attributes: one attribute
+    per split (``EDEN_TOLERANCE_PREFIX``), over the whole record that earlier dse kept in
+    one attribute (``EDEN_TOLERANCE_ATTR``)."""
+    merged = dict(user_attrs.get(EDEN_TOLERANCE_ATTR) or {})
+    merged.update({key[len(EDEN_TOLERANCE_PREFIX):]: record
+                   for key, record in user_attrs.items()
+                   if key.startswith(EDEN_TOLERANCE_PREFIX)})
+    return merged
 
 
 def trial_candidate(trial: optuna.trial.FrozenTrial, space: SearchSpace) -> Candidate:

@@ -15,7 +15,7 @@ from dse.results.files import write_json
 from dse.results.ledger import (
     CONFIG_ATTR,
     EDEN_ATTR,
-    EDEN_TOLERANCE_ATTR,
+    eden_tolerances,
     objectives_of,
     stored_table,
 )
@@ -85,7 +85,7 @@ def write_eden_files(study: optuna.Study, out_dir: Path) -> list[Path]:
     """``tolerance.json`` (every split EDEN characterised) and, per EDEN trial,
     ``eden_partitions_trial<N>.json``, a partitions file for ``dse cost/probe``."""
     written = []
-    tolerance = study.user_attrs.get(EDEN_TOLERANCE_ATTR)
+    tolerance = eden_tolerances(study.user_attrs)
     if tolerance:
         write_json(out_dir / "tolerance.json", tolerance)
         written.append(out_dir / "tolerance.json")

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -105,12 +106,25 @@ class CheckedJournalFileBackend(JournalFileBackend):
     def __init__(self, path: Path) -> None:
         self._checked_path = path
         self._checked_lock = JournalFileSymlinkLock(str(path))
+        self._holder: int | None = None  # the thread holding the lock through ``appending``
         super().__init__(str(path), lock_obj=self._checked_lock)
+
+    @contextlib.contextmanager
+    def appending(self) -> Iterator[None]:
+        """Hold the file's lock for this thread: no other worker appends until the block
+        ends, so what it reads to the end of the file and then appends is one step."""
+        with _locked(self._checked_lock):
+            self._holder = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._holder = None
 
     def append_logs(self, logs: Sequence[dict[str, Any]]) -> None:
         """As Optuna's; refused (``TornJournal``) if the file does not end with a newline."""
         text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
-        with _locked(self._checked_lock):
+        held = self._holder == threading.get_ident()  # inside this thread's ``appending``
+        with contextlib.nullcontext() if held else _locked(self._checked_lock):
             if not _ends_cleanly(self._checked_path):
                 raise TornJournal(f"{damage(self._checked_path)}; nothing more is written to "
                                   f"it; {_repair_hint(self._checked_path)}")

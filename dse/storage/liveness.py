@@ -1,6 +1,7 @@
-"""Worker liveness on storages without Optuna's heartbeats (SQLite, journal files): the
-heartbeat attribute a worker writes, the check that fails a gone worker's trials, and the
-requeue of a failed trial that came from the queue."""
+"""Worker liveness on storages without Optuna's heartbeats (SQLite, journal files), and of
+trials that Optuna's heartbeats leave alone (an engine's claim of a unit of work, on every
+storage): the heartbeat attribute a worker writes, the check that fails a gone worker's
+trials, and the requeue of a failed trial that came from the queue."""
 from __future__ import annotations
 
 import time
@@ -10,7 +11,7 @@ import optuna
 
 from dse.config import GRACE_PERIOD_S
 from dse.host import dead_here
-from dse.results.ledger import REQUEUED_ATTR, labels_to_keep
+from dse.results.ledger import REQUEUED_ATTR, UNIT_ATTR, labels_to_keep
 from dse.storage.storage import journal_path, liveness_of, sqlite_path
 
 HEARTBEAT_ATTR = "dse:heartbeat"  # trial system attribute: Unix time of the last beat
@@ -26,12 +27,16 @@ class OrphanCheck:
     clock (so clock skew between nodes and a stalled file lock do not count; a fresh
     checker waits a grace period before it judges), or whose worker ran in this host's
     process namespace and no longer exists. A failed trial that came from the queue (a
-    baseline, a retry) goes back to it.
+    baseline, a retry) goes back to it. On a database, Optuna's heartbeats judge trials;
+    this check judges only the claims of units (``UNIT_ATTR``), which beat with the
+    attribute as on a journal file.
     """
 
     def __init__(self, storage_url: str, grace_period_s: float = GRACE_PERIOD_S) -> None:
         self.sqlite = sqlite_path(storage_url) is not None
         self.journal = journal_path(storage_url) is not None
+        self.database = storage_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql",
+                                                                          "mysql")
         self.grace_period_s = grace_period_s
         self._seen: dict[int, tuple[Any, float]] = {}  # trial id: (beat, when it was seen)
 
@@ -41,10 +46,11 @@ class OrphanCheck:
         liveness = liveness_of(study)
         check = cls("", liveness.grace_period_s)
         check.sqlite, check.journal = liveness.kind == "sqlite", liveness.kind == "journal"
+        check.database = liveness.kind == "database"
         return check
 
     def __call__(self, study: optuna.Study) -> int:
-        if not (self.sqlite or self.journal):
+        if not (self.sqlite or self.journal or self.database):
             return 0
         now_s = time.monotonic()
         failed = 0
@@ -52,6 +58,8 @@ class OrphanCheck:
         self._seen = {key: value for key, value in self._seen.items()
                       if key in {t._trial_id for t in running}}
         for trial in running:
+            if self.database and UNIT_ATTR not in trial.system_attrs:
+                continue  # Optuna's heartbeat judges it
             if not (self.sqlite or self._silent(trial, now_s)
                     or dead_here(trial.user_attrs.get("worker", {}))):
                 continue

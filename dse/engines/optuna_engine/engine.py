@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from dse.engines import EngineJob, Progress
+from dse.engines import WAITING_STATUS, EngineJob, Progress
 from dse.engines.objective import make_objective
 from dse.engines.optuna_engine.samplers import DEFAULT_SAMPLER, make_sampler
 from dse.engines.runner import TrialRunner, fail_stale
@@ -64,6 +64,7 @@ class OptunaEngine:
                              periodic_interval_s=liveness.heartbeat_interval_s,
                              heartbeat_interval_s=beat)
         ran = 0
+        waiting = False
         while True:
             job.guard.check()
             if per_worker is not None:
@@ -74,6 +75,9 @@ class OptunaEngine:
                 if complete >= total:
                     break
                 if complete + running >= total:
+                    if not waiting and job.progress is not None:
+                        job.progress(min(complete, total), total, WAITING_STATUS)
+                    waiting = True
                     look_for_dead_workers(study)
                     with job.guard.interruptible():
                         time.sleep(POLL_S)
@@ -85,6 +89,7 @@ class OptunaEngine:
                                        named_constraints=job.ledger.named_constraints)
             runner.run(study, objective)
             ran += 1
+            waiting = False
         if callback is not None:
             callback.report(study)
 

@@ -300,3 +300,87 @@ def test_a_search_says_how_long_on_stderr_and_keeps_stdout_for_its_json(tmp_path
     assert f"{points}/{points} [" in lines[confirming[-1]]
     assert any(line.startswith("search:") and "6/6 [" in line and "trial" in line
                for line in lines)
+
+
+@pytest.fixture(params=["journal", "postgresql"])
+def shared_url(request, tmp_path):
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'study.log'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def shared_study(toy_table, tmp_path, url):
+    prepared = dataclasses.replace(toy_prepared(toy_table, tmp_path, trials=10,
+                                                confirm=False), storage_url=url)
+    run_search(prepared)
+    return prepared, optuna.load_study(study_name=prepared.study_name,
+                                       storage=open_storage(url))
+
+
+class ClaimingLate(optuna.Study):
+    """A worker's study that runs ``meanwhile()`` just before it writes its first claim
+    (where a check of the claim and its write are two steps, another worker's whole
+    confirmation fits between them)."""
+
+    def __init__(self, name, storage, meanwhile):
+        super().__init__(study_name=name, storage=storage)
+        self.meanwhile = meanwhile
+
+    def set_user_attr(self, key, value):
+        if key.startswith(CLAIM_PREFIX) and self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+        super().set_user_attr(key, value)
+
+
+def test_two_confirmations_at_once_measure_each_point_once(toy_table, tmp_path, shared_url):
+    prepared, study = shared_study(toy_table, tmp_path, shared_url)
+    points = points_to_confirm(study)
+    first, second = Counting(), Counting()
+    ran = []
+
+    def other_worker():
+        ran.append(confirm_points(optuna.load_study(
+            study_name=study.study_name, storage=open_storage(shared_url)),
+            prepared.problem, second, {"split": "test"}))
+    racing = ClaimingLate(study.study_name, open_storage(shared_url), other_worker)
+    confirm_points(racing, prepared.problem, first, {"split": "test"})
+    if not ran:  # the claim was checked and written in one step: the other runs after
+        other_worker()
+    assert len(first.asked) + len(second.asked) == len(points)
+    assert set(confirmed_results(study)) == set(points)
+
+
+def test_confirmations_running_together_share_the_points(toy_table, tmp_path, shared_url,
+                                                         monkeypatch):
+    """Two workers (told apart by their host names) confirm one study at the same time."""
+    import threading
+
+    class Hosts:  # each thread is a host of its own
+        @staticmethod
+        def gethostname():
+            return threading.current_thread().name
+
+    monkeypatch.setattr("dse.commands.confirm.socket", Hosts)
+    prepared, study = shared_study(toy_table, tmp_path, shared_url)
+    points = points_to_confirm(study)
+    estimators, counts, errors = [Counting(), Counting()], [], []
+
+    def worker(estimator):
+        try:
+            counts.append(confirm_points(optuna.load_study(
+                study_name=study.study_name, storage=open_storage(shared_url)),
+                prepared.problem, estimator, {"split": "test"}))
+        except BaseException as exc:  # raised again below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(estimator,), name=f"host-{i}")
+               for i, estimator in enumerate(estimators)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sum(len(estimator.asked) for estimator in estimators) == len(points)
+    assert sum(count["measured"] for count in counts) == len(points)
+    assert set(confirmed_results(study)) == set(points)

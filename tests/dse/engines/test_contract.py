@@ -10,12 +10,16 @@ from hw_models import ConfigError
 
 
 class TestOptunaEngine(EngineContract):
+    samples_candidates = True
+
     def make_engine(self, problem, study) -> OptunaEngine:
         return make_engine("optuna", sampler="random", problem=problem, study=study)
 
 
 @pytest.mark.slow
 class TestOptunaEngineTpe(EngineContract):
+    samples_candidates = True
+
     def make_engine(self, problem, study) -> OptunaEngine:
         return make_engine("optuna", sampler="tpe", problem=problem, study=study)
 
@@ -185,14 +189,14 @@ class TestOdimoEdenEngine(EngineContract):
 
 
 def test_odimo_eden_maps_each_odimo_split(tmp_path):
-    from dse.results.ledger import EDEN_TOLERANCE_ATTR, ODIMO_LAMBDA_ATTR
+    from dse.results.ledger import ODIMO_LAMBDA_ATTR, eden_tolerances
     contract = TestOdimoEdenEngine()
     study, _ = contract._run(tmp_path, trials=10)  # 8 queued + 2 lambdas
     own = [t for t in contract._complete(study) if ODIMO_LAMBDA_ATTR in t.user_attrs]
     assert [t.user_attrs[ODIMO_LAMBDA_ATTR] for t in own] == [0.1, 1.0]
     assert [t.user_attrs["eden"]["mapping"] for t in own] == ["odimo lambda 0.1",
                                                               "odimo lambda 1"]
-    assert set(study.user_attrs[EDEN_TOLERANCE_ATTR]) == {"odimo lambda 0.1", "odimo lambda 1"}
+    assert set(eden_tolerances(study.user_attrs)) == {"odimo lambda 0.1", "odimo lambda 1"}
     assert own[1].params["n_analog:big"] == 32  # the stub's split at lambda 1
 
 

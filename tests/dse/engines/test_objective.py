@@ -42,3 +42,27 @@ def test_a_signal_stops_a_slow_sampler_at_once(toy_table, tmp_path):
     assert trial.state == optuna.trial.TrialState.FAIL
     assert trial.user_attrs["worker"]["pid"] == os.getpid()  # the batch was committed
     assert trial.params == {name: trial.params[name] for name in trial.distributions}
+
+
+def test_a_trial_counts_the_queued_trials_numbered_before_it(toy_table, tmp_path):
+    """A trial made while a queued one waits, and that queued one taken after it, both
+    within a budget of one: only one goes ahead, whichever order they are evaluated in."""
+    from toy import toy_accuracy, toy_problem
+
+    from dse.engines.objective import make_objective
+    from dse.engines.runner import TrialRunner
+    from dse.results.ledger import SURPLUS_ATTR, enqueue_baselines
+    from dse.signals import SignalGuard
+    problem = toy_problem(toy_table)
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 's.db'}"),
+                                directions=problem.directions)
+    enqueue_baselines(study, problem, budget=1)
+    made = study._storage.create_new_trial(study._study_id)  # another worker's, running
+    objective = make_objective(problem, toy_accuracy(problem), engine="optuna", budget=1)
+    with pytest.raises(optuna.TrialPruned):
+        objective(optuna.trial.Trial(study, made))
+    study._storage.set_trial_state_values(made, optuna.trial.TrialState.PRUNED)
+    with SignalGuard() as guard:
+        queued = TrialRunner(guard).run(study, objective)  # takes the queued trial
+    assert queued.state == optuna.trial.TrialState.COMPLETE and queued.number == 0
+    assert study.trials[1].user_attrs[SURPLUS_ATTR] is True

@@ -198,3 +198,16 @@ def test_a_heartbeat_that_fails_keeps_beating(caplog):
     assert storage.calls >= 5
     err = caplog.text  # the warning, logged once
     assert err.count("heartbeat of trial id 7 failed (OSError: stale NFS file handle)") == 1
+
+
+def test_run_waiting_takes_only_a_queued_trial(tmp_path):
+    """When another worker took the last queued trial, none is made in its place (the
+    sampler would fill it)."""
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study.enqueue_trial({"x": 0.25, "y": 3}, user_attrs={"baseline": "all-digital"})
+    with SignalGuard() as guard:
+        runner = TrialRunner(guard)
+        taken = runner.run_waiting(study, _quadratic)
+        assert runner.run_waiting(study, _quadratic) is None
+    assert taken is not None and taken.params == {"x": 0.25, "y": 3}
+    assert [t.state for t in study.trials] == [State.COMPLETE]

@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from cli import cli
 from dse.engines import EngineJob, EngineSpec, register, setting, unregister
 from dse.engines import make_engine as engine_by_name
-from dse.engines.queued import budget_left, run_queued
 from dse.engines.testing import EngineContract
+from dse.engines.units import Outcome, Unit, run_units
 from dse.evaluate import evaluate
 from dse.space import at_point, channel_step
 from hw_models.errors import ConfigError
@@ -37,23 +37,18 @@ class ToyEngine:
     name: str = "toy"
 
     def run(self, job: EngineJob) -> None:
-        ran = run_queued(job, self.name)  # the baselines and safe points every study holds
         table = job.problem.table
-        for k in range(1, self.points + 1):
-            if not budget_left(job, ran):
-                break
-            share = k / (self.points + 1)
+
+        def measure(unit: Unit) -> Outcome:  # one point, on whichever worker claims it
+            share = int(unit.key) / (self.points + 1)
             n_analog = [int(share * cout) // channel_step(cout) * channel_step(cout)
                         if capable else 0
                         for cout, capable in zip(table.cout, table.analog_capable)]
             candidate = at_point(job.problem.space, n_analog, None)
-            with job.guard.interruptible():
-                evaluation = evaluate(candidate, job.problem, job.accuracy)
-            job.guard.hold()
-            job.ledger.record(candidate, evaluation, engine=self.name,
-                              columns={"toy_share": share})  # a column of trials.csv
-            ran += 1
-            job.guard.check()
+            return Outcome(candidate, evaluate(candidate, job.problem, job.accuracy),
+                           columns={"toy_share": share})  # a column of trials.csv
+        # the baselines and safe points every study holds, then each point once
+        run_units(job, self.name, [Unit(str(k)) for k in range(1, self.points + 1)], measure)
 
 
 TOY = EngineSpec(name="toy", summary="equal analog shares, for the tests",

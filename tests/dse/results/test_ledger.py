@@ -123,3 +123,18 @@ def test_safe_dram_points_are_error_free_or_free():
                 assert ber_from_trcd(device, "B", point["trcd_ns"] - 0.25, "max") > 0
             else:  # nothing to corrupt: the bottom of the grid
                 assert point["vdd_v"] == 0.85 and point["trcd_ns"] == 9.125
+
+
+def test_eden_tolerances_merge_the_earlier_whole_record_with_one_attribute_per_split():
+    """Studies of earlier dse kept every split in one attribute (written whole, so a worker
+    could lose another's); each split now has its own, read back over the old record."""
+    from dse.results.ledger import EDEN_TOLERANCE_ATTR, EDEN_TOLERANCE_PREFIX, eden_tolerances
+    attrs = {EDEN_TOLERANCE_ATTR: {"all-digital": {"coarse_ber": 1e-3},
+                                   "min-latency": {"coarse_ber": 1e-4}},
+             EDEN_TOLERANCE_PREFIX + "min-latency": {"coarse_ber": 2e-4},
+             EDEN_TOLERANCE_PREFIX + "odimo lambda 0.1": {"coarse_ber": 1e-5},
+             "dse:eden-tolerance-note": 1}
+    assert eden_tolerances(attrs) == {"all-digital": {"coarse_ber": 1e-3},
+                                      "min-latency": {"coarse_ber": 2e-4},
+                                      "odimo lambda 0.1": {"coarse_ber": 1e-5}}
+    assert eden_tolerances({}) == {}
