@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from dse.accuracy.abilities import TrainsOnProbeData
 from dse.accuracy.defaults import MAX_EPOCHS
 from dse.engines import EngineJob, EngineSpec, register, setting
-from dse.engines.units import Outcome, RecordedKey, Unit, run_units
+from dse.engines.units import Outcome, RecordedKey, Unit, UnitFailed, run_units
 from dse.evaluate import evaluate
 from dse.results.ledger import ENGINE_ATTR
 from dse.results.ledger import ODIMO_LAMBDA_ATTR as LAMBDA_ATTR
@@ -95,6 +95,9 @@ def probe_searcher(job: EngineJob, dnas_epochs: int, target: str) -> Searcher:
         progress = job.stage("DNAS", "step") if job.stage is not None else None
         result = odimo_search(setup.checkpoint, setup.bundle, problem.table, problem.soc,
                               config, device=setup.device, progress=progress)
+        if result.best_epoch == 0:  # no epoch ended with a finite validation loss
+            raise UnitFailed(f"ODiMO's search at lambda {weight:g} diverged (no epoch "
+                             "ended with a finite loss)")
         return SplitChoice(result.n_analog, result.analog_channels, {
             "target": target, "epochs": dnas_epochs, "best_epoch": result.best_epoch,
             "samples": result.samples, "seconds": result.seconds,

@@ -23,6 +23,7 @@ trials the budget counts, and takes over the units of one that dies.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,12 +45,14 @@ from dse.results.ledger import (
     FAIL_REASON_ATTR,
     SURPLUS_ATTR,
     UNIT_ATTR,
+    UNIT_FAILED_ATTR,
     WORKER_ATTR,
 )
 from dse.space import Candidate
 from dse.storage.storage import batched, liveness_of
 
 POLL_S = 1.0  # how often a worker waiting for others looks again
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,12 @@ class Outcome:
     study_attrs: dict[str, Any] = field(default_factory=dict)
 
 
+class UnitFailed(Exception):
+    """Raised by ``measure`` when a unit's method cannot give a result however often it
+    runs (ODiMO's search diverged): the unit's trial is failed with this reason and the
+    unit counts as done, the worker going on with the others, and later runs too."""
+
+
 Measure = Callable[[Unit], Outcome]
 RecordedKey = Callable[[FrozenTrial], "str | None"]
 
@@ -108,7 +117,8 @@ def holders(trials: Sequence[FrozenTrial], engine: str,
     prefix = unit_name(engine, "")
     found: dict[str, FrozenTrial] = {}
     for trial in sorted(trials, key=lambda t: t.number):
-        if trial.state not in (TrialState.RUNNING, TrialState.COMPLETE):
+        if trial.state not in (TrialState.RUNNING, TrialState.COMPLETE) \
+                and not _settled_failure(trial):
             continue
         name = trial.system_attrs.get(UNIT_ATTR)
         key = name[len(prefix):] if isinstance(name, str) and name.startswith(prefix) \
@@ -119,7 +129,7 @@ def holders(trials: Sequence[FrozenTrial], engine: str,
             continue
         held = found.get(key)
         if held is None or (held.state == TrialState.RUNNING
-                            and trial.state == TrialState.COMPLETE):
+                            and trial.state != TrialState.RUNNING):
             found[key] = trial
     return found
 
@@ -166,9 +176,9 @@ class _UnitRunner:
         return ran
 
     def _left(self, units: Sequence[Unit], trials: Sequence[FrozenTrial]) -> list[Unit]:
-        """The units no complete trial holds (``_held``: the trial holding each unit)."""
+        """The units no finished trial holds (``_held``: the trial holding each unit)."""
         self._held = holders(trials, self.engine, self.recorded_key)
-        return [unit for unit in units if not _complete(self._held.get(unit.key))]
+        return [unit for unit in units if not _done(self._held.get(unit.key))]
 
     def _wait(self) -> None:
         if not self.waiting:  # told once per wait
@@ -190,6 +200,14 @@ class _UnitRunner:
             with self.job.guard.interruptible():
                 outcome = measure(unit)
             self.job.guard.hold()
+        except UnitFailed as exc:  # no result, ever: the unit is done, as a failed trial
+            self.job.guard.hold()
+            heartbeat.stop()
+            self._finish(trial, TrialState.FAIL, {FAIL_REASON_ATTR: str(exc),
+                                                  UNIT_FAILED_ATTR: True})
+            logger.warning("%s: %s failed: %s (trial %d)", self.engine, unit.key, exc,
+                           trial.number)
+            return True
         except BaseException as exc:  # a signal or an error: the unit is free again
             self.job.guard.hold()
             heartbeat.stop()
@@ -265,5 +283,11 @@ class _UnitRunner:
             self.job.progress(self.job.ledger.complete_count(), self.total, status)
 
 
-def _complete(trial: FrozenTrial | None) -> bool:
-    return trial is not None and trial.state == TrialState.COMPLETE
+def _done(trial: FrozenTrial | None) -> bool:
+    """Recorded: complete, or failed for good (``UnitFailed``)."""
+    return trial is not None and (trial.state == TrialState.COMPLETE
+                                  or _settled_failure(trial))
+
+
+def _settled_failure(trial: FrozenTrial) -> bool:
+    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get(UNIT_FAILED_ATTR))

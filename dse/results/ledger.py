@@ -67,6 +67,7 @@ ENGINE_ATTR = "engine"                # the engine that proposed the candidate
 LEGACY_ENGINE = "optuna"  # the engine of trials recorded before trials named theirs
 FAIL_REASON_ATTR = "fail_reason"
 SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
+UNIT_FAILED_ATTR = "unit_failed"      # failed for good: its engine's unit gives no result
 REQUEUED_ATTR = "requeued"            # how often a dead worker's queued trial came back
 CLAIM_LOST_ATTR = "claim_lost_to"     # pruned: another worker's trial holds the same unit
 # trial system attributes (Optuna's own keys)

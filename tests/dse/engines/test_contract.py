@@ -211,3 +211,31 @@ def test_eden_on_a_split_with_nothing_in_dram_has_no_tolerance_to_report():
     result = eden_for_split(on_chip, StubEstimator(), (0, 0, 0, 0), None, steps=2)
     assert result.coarse_ber is None and result.fine_ber == {} and result.met
     assert result.candidate.vdd_v == (0.85,)  # nothing to corrupt: the bottom of the grid
+
+
+def test_a_diverged_odimo_search_is_a_failed_trial_and_is_not_run_again(tmp_path, caplog):
+    from dse.engines.odimo import OdimoEngine
+    from dse.engines.units import UnitFailed
+    from dse.results.ledger import ODIMO_LAMBDA_ATTR, UNIT_FAILED_ATTR
+
+    def diverging(weight: float):
+        if weight == 10.0:
+            raise UnitFailed("ODiMO's search at lambda 10 diverged")
+        return stub_searcher(weight)
+
+    class Diverging(TestOdimoEngine):
+        def make_engine(self, problem, study):
+            return OdimoEngine(cost_weights=(0.1, 1.0, 10.0), searcher=diverging)
+
+    contract = Diverging()
+    with caplog.at_level("WARNING", logger="dse"):
+        study, _ = contract._run(tmp_path, trials=11)
+    assert "lambda 10 diverged" in caplog.text
+    [failed] = [t for t in study.trials if t.state.name == "FAIL"]
+    assert failed.user_attrs[UNIT_FAILED_ATTR] and "diverged" in failed.user_attrs[
+        "fail_reason"]
+    measured = [t.user_attrs[ODIMO_LAMBDA_ATTR] for t in contract._complete(study)
+                if ODIMO_LAMBDA_ATTR in t.user_attrs]
+    assert measured == [0.1, 1.0] and len(contract._complete(study)) == 10
+    study, _ = contract._run(tmp_path, trials=11)  # a rerun does not search it again
+    assert [t.state.name for t in study.trials].count("FAIL") == 1
