@@ -464,27 +464,28 @@ def _masked(text: str, url: str) -> str:
     return text.replace(str(password), MASK) if password else text
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL (any driver, any query options), else None."""
+def _sqlite_database(url: str) -> str | None:
+    """The database part of a SQLite URL ("" when it names none), None for any other or a
+    malformed URL."""
     if not url.startswith("sqlite"):
         return None
     try:
-        database = sqlalchemy.engine.make_url(url).database
+        return sqlalchemy.engine.make_url(url).database or ""
     except Exception:  # sqlalchemy raises several kinds for a malformed URL
         return None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a SQLite URL (any driver, any query options), else None."""
+    database = _sqlite_database(url)
     return Path(database) if database and database != ":memory:" else None
 
 
 def in_memory(url: str) -> bool:
     """Whether a SQLite URL names a database in memory (``sqlite://``, ``:memory:``, a
     ``mode=memory`` URI), which ends with the process."""
-    if not url.startswith("sqlite"):
-        return False
-    try:
-        database = sqlalchemy.engine.make_url(url).database
-    except Exception:  # sqlalchemy raises several kinds for a malformed URL
-        return False
-    return not database or database == ":memory:" or "mode=memory" in url
+    database = _sqlite_database(url)
+    return database is not None and (database in ("", ":memory:") or "mode=memory" in url)
 
 
 def journal_path(url: str) -> Path | None:

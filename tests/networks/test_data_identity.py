@@ -27,14 +27,7 @@ from networks.datasets import (
     load_dataset,
 )
 
-
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    clear_dataset_cache()
-    data_identity.forget_digests()
-    yield
-    clear_dataset_cache()
-    data_identity.forget_digests()
+pytestmark = pytest.mark.usefixtures("fresh_data_caches")
 
 
 @pytest.fixture

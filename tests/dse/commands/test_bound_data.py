@@ -18,8 +18,6 @@ from cli import cli
 from dse.results.ledger import CONFIG_ATTR
 from dse.storage.storage import open_storage
 from hw_models import ConfigError
-from networks import data_identity
-from networks.datasets import clear_dataset_cache
 
 QUICK = ["--network", "resnet8", "--dataset", "vww", "--epochs", "1"]
 PROBE = [*QUICK, "--mapping", "all-digital", "--steps", "0", "--finetune-seeds", "1",
@@ -33,12 +31,7 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    clear_dataset_cache()
-    data_identity.forget_digests()
-    yield
-    clear_dataset_cache()
+pytestmark = pytest.mark.usefixtures("fresh_data_caches")
 
 
 @pytest.fixture
