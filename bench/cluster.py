@@ -7,7 +7,8 @@
   with 1 and 2 workers;
 * workers sharing a node (resnet8 on digits, the real probe, journal files): a lone
   worker with ``--threads 1`` against two workers side by side with default settings, of
-  one study and of two studies, each running ``--trials-per-worker`` trials; wall time per
+  one study and of two studies, each running ``--trials-per-worker`` trials (no
+  confirmation: it is shared among a study's workers, so it would favour them); wall time per
   worker and its ratio to the lone worker's (1.0: the two share the node without slowing
   each other; the machine has as many cores as workers).
 
@@ -79,8 +80,8 @@ def node_rows(trials: int, checkpoint: Path, scratch: Path) -> list[tuple[str, l
         results = scratch / f"node-{workers}-{'studies' if studies else 'study'}"
         walls = run_workers(workers, f"journal:{results / 'journal.log'}", results,
                             ["--checkpoint", str(checkpoint), "--trials", str(trials),
-                             "--trials-per-worker", str(trials)], one_thread=one_thread,
-                            studies=studies)
+                             "--trials-per-worker", str(trials), "--no-confirm"],
+                            one_thread=one_thread, studies=studies)
         rows.append((label, walls))
         print(f"same node, {label}: " + ", ".join(f"{w:.1f} s" for w in walls), flush=True)
     return rows
