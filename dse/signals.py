@@ -30,11 +30,16 @@ class SignalGuard:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> "SignalGuard":
+        global _active
+        _active = self
         for signum in self.SIGNALS:
             self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, exc_type: Any, *exc_info: Any) -> None:
+        global _active
+        if _active is self:
+            _active = None
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
         self._previous.clear()
@@ -43,7 +48,7 @@ class SignalGuard:
             self.check()  # a signal held until the end still stops the program
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self._open:
+        if self._open and not _deferred:
             raise _exception_for(signum)
         self._pending = self._pending or signum
 
@@ -67,6 +72,25 @@ class SignalGuard:
             yield
         finally:
             self._open = max(0, self._open - 1)
+
+
+_active: SignalGuard | None = None  # the guard entered last, while it is active
+_deferred = 0                       # storage calls under way (``deferred``)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A storage call: a signal inside an ``interruptible()`` block waits until the call is
+    done, then raises. A read cut half-way leaves its cursor, referenced by the exception's
+    frames, holding SQLite's lock, so that the trial cannot even be failed."""
+    global _deferred
+    _deferred += 1
+    try:
+        yield
+    finally:
+        _deferred -= 1
+    if not _deferred and _active is not None and _active._open:
+        _active.check()
 
 
 def _exception_for(signum: int) -> KeyboardInterrupt:

@@ -58,6 +58,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dse.config import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
 from dse.results.files import check_writable_folder
+from dse.signals import deferred
 from hw_models.errors import ConfigError
 
 try:  # private to Optuna: checked, with a fallback to plain writes
@@ -70,6 +71,7 @@ except ImportError:  # pragma: no cover - depends on the installed Optuna
     _CAN_BATCH = _CAN_TAG = False
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 ATTEMPTS = 3           # a storage call that loses its database connection is made this often
 CREATE_ATTEMPTS = 5    # creating a trial also retries lock timeouts and deadlocks, as Optuna does
@@ -229,7 +231,8 @@ class BatchedRDBStorage(RDBStorage):
         self._batch_thread: int | None = None
 
     def _retry(self, call: Callable[[], T], **options: Any) -> T:
-        return with_retries(call, where=self._where, **options)
+        with deferred():  # a signal never cuts a storage call half-way
+            return with_retries(call, where=self._where, **options)
 
     @property
     def can_batch(self) -> bool:
@@ -246,10 +249,27 @@ class BatchedRDBStorage(RDBStorage):
         self._pending, self._batch_thread = [], threading.get_ident()
         try:
             yield True
-        finally:
+        except BaseException as stopped:
             pending, self._pending, self._batch_thread = self._pending, None, None
             if pending:
-                self._commit(pending)
+                self._commit_despite(pending, stopped)
+            raise
+        pending, self._pending, self._batch_thread = self._pending, None, None
+        if pending:
+            self._commit(pending)
+
+    def _commit_despite(self, pending: list[tuple[Any, ...]], stopped: BaseException) -> None:
+        """Commit what the block collected before it raised ``stopped``. A signal may have
+        cut a read of this thread's half-way, whose connection then keeps SQLite locked
+        until the exception unwinds: a commit refused then is given up (the trial is failed
+        next), so that the signal, not the storage, says why the run stopped."""
+        try:
+            self._commit(pending)
+        except Exception as failed:
+            if isinstance(stopped, Exception):
+                raise
+            logger.debug("the writes of a trial stopped by %s are dropped: %s",
+                         type(stopped).__name__, failed)
 
     def _collecting(self) -> bool:
         return self._collected() is not None
