@@ -35,6 +35,8 @@ second table gives how often ``--drop-rule mean`` and ``--drop-rule upper`` admi
 whose true drop is just above a 1 pp limit.
 
 Run: python bench/coverage.py [--quick] [--replications N] [--bootstrap 400] [--seed 1]
+     the full grid (104 regimes, 300 replications each) takes about 7.5 minutes on the 2-core
+     development machine, --quick (11 regimes, 100 replications) about a second
 """
 from __future__ import annotations
 
