@@ -36,7 +36,7 @@ whose true drop is just above a 1 pp limit.
 
 Run: python bench/coverage.py [--quick] [--replications N] [--bootstrap 400] [--seed 1]
      the full grid (104 regimes, 300 replications each) takes about 7.5 minutes on the 2-core
-     development machine, --quick (11 regimes, 100 replications) about a second
+     development machine, --quick (8 regimes, 100 replications) about a second
 """
 from __future__ import annotations
 
