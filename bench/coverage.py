@@ -1,0 +1,324 @@
+"""Coverage of dse's accuracy intervals, by simulation with a known truth (numpy only).
+
+dse's intervals (``dse/accuracy/stats.py``) claim 95 % coverage of the accuracy, and of the
+paired accuracy drop, that a model would have on the images the split is drawn from and over
+the randomness of fine-tuning and of the DRAM error masks. This script draws synthetic
+per-image correctness whose expectation is known exactly and counts how often the intervals
+contain it.
+
+The generative process of one replication (``simulate``):
+
+* **images**: each of ``images`` images is, for the pair (baseline, candidate), one of
+  right/right, right/wrong (a discordant image against the candidate, probability
+  ``d_minus``), wrong/right (``d_plus``) or wrong/wrong; the baseline is right with
+  probability ``baseline_accuracy``. The expected number of discordant images is
+  ``images * (d_minus + d_plus)``.
+* **fine-tune seeds**: for each seed, each model re-draws the answer on a share
+  ``finetune_redraw`` of the images (chosen at random) from its own accuracy: answers change
+  from seed to seed, the expected accuracy does not.
+* **error seeds**: for each, the candidate re-draws a share ``error_redraw`` of its answers
+  the same way (the baseline runs at nominal DRAM: the same answers under every error seed).
+
+A re-draw keeps each model's expected accuracy, so the true drop is exactly
+``(d_minus - d_plus) * 100`` pp and the candidate's true accuracy ``baseline_accuracy -
+d_minus + d_plus``: the truth is the expectation over images *and* seeds, which is what the
+intervals are meant to cover (``stats.py``: "the split is a finite sample of images").
+
+For each regime, ``replications`` draws each give dse's paired interval (``paired_drop_pp``)
+and the candidate's accuracy interval (``accuracy_interval``); the table reports their
+coverage with its Monte-Carlo standard error, the share of ``significant`` verdicts, and, for
+comparison, the share of draws in which an exact McNemar test rejects at 5 %: the test on the
+discordant images of one seed pair, their counts each way the mean over the seed pairs (for
+the issue's example, 4 images wrong in every seed: p = 0.125). It ignores the seeds' own
+variation, so it is a reference for the no-noise rows, not a method. A
+second table gives how often ``--drop-rule mean`` and ``--drop-rule upper`` admit a candidate
+whose true drop is just above a 1 pp limit.
+
+Run: python bench/coverage.py [--quick] [--replications N] [--bootstrap 400] [--seed 1]
+     the full grid (104 regimes, 300 replications each) takes about 7.5 minutes on the 2-core
+     development machine, --quick (8 regimes, 100 replications) about a second
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dse.accuracy.stats import (  # noqa: E402
+    accuracy_interval,
+    paired_drop_pp,
+    verdict,
+    wilson,
+)
+
+LIMIT_PP = 1.0                      # the accuracy-drop limit of the admission table
+LIMIT_TOLERANCE_PP = 1e-9           # as dse.accuracy.LIMIT_TOLERANCE_PP
+NEAR_LIMIT_PP = (1.1, 1.25, 1.5)    # true drops just above the limit
+DIGITS_IMAGES, DIGITS_ACCURACY = 269, 0.93   # digits' validation split; 19 images wrong,
+                                             # room for 15 the candidate gets right
+CIFAR_IMAGES, CIFAR_ACCURACY = 1000, 0.90
+SEED_NOISE = (0.075, 0.05)          # re-draw shares: 0.075 gives a fine-tune standard
+                                    # deviation of about 0.4 pp on digits (stats.py)
+
+
+@dataclass(frozen=True)
+class Regime:
+    """One row of the grid: the generative process of ``simulate``."""
+    images: int
+    baseline_accuracy: float
+    d_minus: float           # P(baseline right, candidate wrong) per image
+    d_plus: float            # P(baseline wrong, candidate right) per image
+    finetune_seeds: int
+    error_seeds: int
+    finetune_redraw: float   # share of answers each fine-tune seed re-draws
+    error_redraw: float      # share of the candidate's answers each error seed re-draws
+
+    @property
+    def true_drop_pp(self) -> float:
+        return (self.d_minus - self.d_plus) * 100
+
+    @property
+    def candidate_accuracy(self) -> float:
+        return self.baseline_accuracy - self.d_minus + self.d_plus
+
+    @property
+    def discordant_images(self) -> float:
+        """The expected number of discordant images."""
+        return self.images * (self.d_minus + self.d_plus)
+
+
+def regime(images: int, accuracy: float, *, against: float, towards: float = 0.0,
+           seeds: tuple[int, int] = (1, 1), noise: tuple[float, float] = (0.0, 0.0)
+           ) -> Regime:
+    """A regime by its expected discordant images: ``against`` the candidate and
+    ``towards`` it."""
+    if against > accuracy * images or towards > (1 - accuracy) * images:
+        raise ValueError(f"{against} / {towards} discordant images do not fit {images} "
+                         f"images at accuracy {accuracy}")
+    return Regime(images, accuracy, against / images, towards / images, seeds[0], seeds[1],
+                  noise[0], noise[1])
+
+
+def simulate(spec: Regime, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(baseline, candidate) correctness, each of shape (finetune_seeds, error_seeds,
+    images)."""
+    n, f, e = spec.images, spec.finetune_seeds, spec.error_seeds
+    p_right_right = spec.baseline_accuracy - spec.d_minus
+    cells = rng.choice(4, size=n, p=[p_right_right, spec.d_minus, spec.d_plus,
+                                      1 - p_right_right - spec.d_minus - spec.d_plus])
+    base_latent = (cells == 0) | (cells == 1)
+    cand_latent = (cells == 0) | (cells == 2)
+    base = _redraw(rng, np.broadcast_to(base_latent, (f, 1, n)), spec.finetune_redraw,
+                   spec.baseline_accuracy)
+    cand = _redraw(rng, np.broadcast_to(cand_latent, (f, 1, n)), spec.finetune_redraw,
+                   spec.candidate_accuracy)
+    cand = _redraw(rng, np.broadcast_to(cand, (f, e, n)), spec.error_redraw,
+                   spec.candidate_accuracy)
+    return np.broadcast_to(base, (f, e, n)).copy(), cand
+
+
+def _redraw(rng: np.random.Generator, answers: np.ndarray, share: float, accuracy: float
+            ) -> np.ndarray:
+    """``answers`` with a share of entries re-drawn from Bernoulli(accuracy)."""
+    if share == 0:
+        return answers.copy()
+    chosen = rng.random(answers.shape) < share
+    fresh = rng.random(answers.shape) < accuracy
+    return np.where(chosen, fresh, answers)
+
+
+def mcnemar_p(baseline: np.ndarray, candidate: np.ndarray) -> float:
+    """Exact two-sided McNemar p-value on the discordant images pooled per seed pair: the
+    mean over seed pairs of the images each model gets right and the other wrong, rounded
+    (4 images against the candidate in every seed: p = 0.125)."""
+    against = int(round(float((baseline & ~candidate).sum(axis=2).mean())))
+    towards = int(round(float((~baseline & candidate).sum(axis=2).mean())))
+    total = against + towards
+    if total == 0:
+        return 1.0
+    tail = sum(math.comb(total, i) for i in range(min(against, towards) + 1)) / 2 ** total
+    return min(1.0, 2 * tail)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Shares over the replications of one regime (fractions)."""
+    replications: int
+    drop_covered: float
+    significant: float
+    mcnemar_rejects: float
+    accuracy_covered: float
+    admitted_mean: float
+    admitted_upper: float
+    mean_drop_pp: float       # the mean of the drawn drops (checks the truth)
+    drop_sd_pp: float
+
+    def standard_error(self, share: float) -> float:
+        return math.sqrt(share * (1 - share) / self.replications)
+
+
+def measure(spec: Regime, replications: int, *, bootstrap: int, seed: int) -> Outcome:
+    """Run ``replications`` draws of ``spec`` through dse's intervals."""
+    rng = np.random.default_rng(seed)
+    truth, truth_accuracy = spec.true_drop_pp, spec.candidate_accuracy
+    rows = []
+    for _ in range(replications):
+        base, cand = simulate(spec, rng)
+        drop, low, high = paired_drop_pp(base, cand, replicates=bootstrap)
+        acc_low, acc_high = accuracy_interval(cand, replicates=bootstrap)
+        rows.append((drop, low <= truth <= high, verdict(low, high) == "significant",
+                     mcnemar_p(base, cand) < 0.05, acc_low <= truth_accuracy <= acc_high,
+                     drop - LIMIT_PP <= LIMIT_TOLERANCE_PP,
+                     high - LIMIT_PP <= LIMIT_TOLERANCE_PP))
+    table = np.array(rows, dtype=float)
+    covered, significant, rejects, accuracy_covered, by_mean, by_upper = (
+        float(share) for share in table[:, 1:].mean(axis=0))
+    return Outcome(replications, covered, significant, rejects, accuracy_covered, by_mean,
+                   by_upper, float(table[:, 0].mean()), float(table[:, 0].std(ddof=1)))
+
+
+def wilson_coverage(images: int, accuracy: float, replications: int, seed: int) -> float:
+    """The share of Wilson intervals (images alone, one seed) that contain ``accuracy``."""
+    rng = np.random.default_rng(seed)
+    right = rng.binomial(images, accuracy, size=replications)
+    return float(np.mean([low <= accuracy <= high
+                          for low, high in (wilson(k, images) for k in right)]))
+
+
+# ---- grids --------------------------------------------------------------------------------
+
+def coverage_grid(quick: bool) -> list[Regime]:
+    """Regimes of the coverage table: no effect (discordant images split evenly) and an
+    effect (all of them against the candidate), without and with seed noise."""
+    splits = [(DIGITS_IMAGES, DIGITS_ACCURACY)] if quick else [
+        (DIGITS_IMAGES, DIGITS_ACCURACY), (CIFAR_IMAGES, CIFAR_ACCURACY)]
+    discordant = (4,) if quick else (2, 4, 8, 16, 30)
+    seed_counts = [(2, 3)] if quick else [(1, 1), (2, 3), (5, 5)]
+    grid = []
+    for images, accuracy in splits:
+        # without seed noise every seed gives the same answers: one seed count says it all
+        settings = [((2, 3), (0.0, 0.0))] + [(seeds, SEED_NOISE) for seeds in seed_counts]
+        for seeds, noise in settings:
+            if noise != (0.0, 0.0):
+                grid.append(regime(images, accuracy, against=0, seeds=seeds, noise=noise))
+            for k in discordant:
+                grid.append(regime(images, accuracy, against=k / 2, towards=k / 2,
+                                   seeds=seeds, noise=noise))
+                grid.append(regime(images, accuracy, against=k, seeds=seeds, noise=noise))
+    return grid
+
+
+def admission_grid(quick: bool) -> list[Regime]:
+    """True drops just above ``LIMIT_PP``, all discordance against the candidate."""
+    seed_counts = [(2, 3)] if quick else [(1, 1), (2, 3), (5, 5)]
+    splits = [(DIGITS_IMAGES, DIGITS_ACCURACY)] if quick else [
+        (DIGITS_IMAGES, DIGITS_ACCURACY), (CIFAR_IMAGES, CIFAR_ACCURACY)]
+    return [regime(images, accuracy, against=drop / 100 * images, seeds=seeds,
+                   noise=SEED_NOISE)
+            for images, accuracy in splits for seeds in seed_counts for drop in NEAR_LIMIT_PP]
+
+
+# ---- tables -------------------------------------------------------------------------------
+
+def _share(outcome: Outcome, share: float) -> str:
+    return f"{share * 100:.1f} ± {outcome.standard_error(share) * 100:.1f}"
+
+
+def _describe(spec: Regime) -> list[str]:
+    noise = "yes" if spec.finetune_redraw or spec.error_redraw else "no"
+    return [str(spec.images), f"{spec.d_minus * spec.images:g} / {spec.d_plus * spec.images:g}",
+            f"{spec.true_drop_pp:.2f}", f"{spec.finetune_seeds}x{spec.error_seeds}", noise]
+
+
+def coverage_table(results: list[tuple[Regime, Outcome]]) -> str:
+    lines = ["| images | discordant (against / towards) | true drop pp | seeds | seed noise "
+             "| paired coverage % | `significant` % | McNemar p < 0.05 % "
+             "| accuracy coverage % |", "|" + "---|" * 9]
+    for spec, out in results:
+        cells = _describe(spec) + [_share(out, out.drop_covered),
+                                   f"{out.significant * 100:.1f}",
+                                   f"{out.mcnemar_rejects * 100:.1f}",
+                                   _share(out, out.accuracy_covered)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def admission_table(results: list[tuple[Regime, Outcome]]) -> str:
+    lines = [f"| images | true drop pp | seeds | admitted by `mean` % | admitted by `upper` % "
+             f"(limit {LIMIT_PP:g} pp) |", "|" + "---|" * 5]
+    for spec, out in results:
+        lines.append(f"| {spec.images} | {spec.true_drop_pp:.2f} | {spec.finetune_seeds}x"
+                     f"{spec.error_seeds} | {_share(out, out.admitted_mean)} | "
+                     f"{_share(out, out.admitted_upper)} |")
+    return "\n".join(lines)
+
+
+def bootstrap_table(replications: int, bootstrap: int, seed: int) -> str:
+    """Paired coverage with ``bootstrap`` replicates against dse's 2000, on the same draws."""
+    specs = [regime(DIGITS_IMAGES, DIGITS_ACCURACY, against=4, seeds=(2, 3)),
+             regime(DIGITS_IMAGES, DIGITS_ACCURACY, against=8, seeds=(2, 3), noise=SEED_NOISE),
+             regime(CIFAR_IMAGES, CIFAR_ACCURACY, against=8, towards=8, seeds=(1, 1),
+                    noise=SEED_NOISE)]
+    lines = [f"| images | discordant (against / towards) | true drop pp | seeds | seed noise "
+             f"| coverage %, {bootstrap} replicates | coverage %, 2000 replicates |",
+             "|" + "---|" * 7]
+    for spec in specs:
+        few, many = (measure(spec, replications, bootstrap=count, seed=seed)
+                     for count in (bootstrap, 2000))
+        lines.append("| " + " | ".join(_describe(spec) + [_share(few, few.drop_covered),
+                                                          _share(many, many.drop_covered)])
+                     + " |")
+    return "\n".join(lines)
+
+
+def issue_example(extra_wrong: int) -> str:
+    """The issue's case: 269 images, 2 x 3 seeds, the candidate wrong on ``extra_wrong``
+    images in every seed, nothing else differing."""
+    base = np.ones((2, 3, DIGITS_IMAGES), dtype=bool)
+    base[..., :8] = False
+    cand = base.copy()
+    cand[..., 8:8 + extra_wrong] = False
+    drop, low, high = paired_drop_pp(base, cand)
+    return (f"| {extra_wrong} | {drop:.2f} [{low:.2f}, {high:.2f}] | {verdict(low, high)} | "
+            f"{mcnemar_p(base, cand):.4f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small grid (seconds)")
+    parser.add_argument("--replications", type=int, default=None)
+    parser.add_argument("--bootstrap", type=int, default=400,
+                        help="bootstrap replicates per interval (dse uses 2000)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    replications = args.replications or (100 if args.quick else 300)
+    start = time.perf_counter()
+    print("Exact cases (269 images, 2x3 seeds, candidate wrong on k extra images in every "
+          "seed; dse's 2000 replicates):\n")
+    print("| k | drop pp [95 % interval] | verdict | exact McNemar p |\n|---|---|---|---|")
+    for extra in (3, 4, 5, 6):
+        print(issue_example(extra))
+    print(f"\nCoverage ({replications} replications per row, {args.bootstrap} bootstrap "
+          f"replicates; ± one Monte-Carlo standard error):\n")
+    print(coverage_table([(spec, measure(spec, replications, bootstrap=args.bootstrap,
+                                         seed=args.seed + i))
+                          for i, spec in enumerate(coverage_grid(args.quick))]))
+    print(f"\nAdmission under a {LIMIT_PP:g} pp limit (seed noise on):\n")
+    print(admission_table([(spec, measure(spec, replications, bootstrap=args.bootstrap,
+                                          seed=args.seed + 1000 + i))
+                           for i, spec in enumerate(admission_grid(args.quick))]))
+    if not args.quick:
+        print(f"\nBootstrap replicates (the same {replications} draws per row):\n")
+        print(bootstrap_table(replications, args.bootstrap, args.seed + 2000))
+    print(f"\nRun time {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
