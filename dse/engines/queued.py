@@ -16,16 +16,6 @@ from dse.storage.liveness import OrphanCheck
 from dse.storage.storage import liveness_of
 
 
-def budget_left(job: EngineJob, ran: int) -> bool:
-    """Whether this worker may run another trial (its own count, or the study's total).
-    Only a hint between workers: the study's total is held by each trial's own check
-    (``dse.engines.objective.trials_ahead``)."""
-    per_worker = job.budget.per_worker_trials
-    if per_worker is not None:
-        return ran < per_worker
-    return job.ledger.complete_count() < job.budget.total_trials
-
-
 class QueueRunner:
     """Runs the study's waiting trials one at a time for ``engine``, as the Optuna engine
     runs its trials: signals cut no write, a trial stopped by a signal goes back to the
@@ -57,16 +47,3 @@ class QueueRunner:
                               budget=None if job.budget.per_worker_trials is not None
                               else job.budget.total_trials, engine=self.engine,
                               named_constraints=job.ledger.named_constraints)(trial)
-
-
-def run_queued(job: EngineJob, engine: str) -> int:
-    """Evaluate the queued trials while the budget allows; return how many ran."""
-    queue = QueueRunner(job, engine)
-    ran = 0
-    if job.progress is not None:  # the start: the display's clock and count begin here
-        job.progress(job.ledger.complete_count(), job.budget.total_trials, "starting")
-    while budget_left(job, ran) and queue.run_one():
-        ran += 1
-        if job.progress is not None:
-            job.progress(job.ledger.complete_count(), job.budget.total_trials, "baselines")
-    return ran
