@@ -128,3 +128,23 @@ def most_aggressive_point(problem: Problem, ber_budget: float) -> tuple[float, f
                             ber_from_trcd(device, problem.vendor, trcds, problem.ber_quantile))
     fits = combined <= ber_budget
     return vdd, float(trcds[fits][-1]) if fits.any() else float(trcds[0])
+
+
+def point_ber(problem: Problem, vdd_v: float, trcd_ns: float) -> float:
+    """Combined bit error rate (from VDD and from tRCD) at one operating point, for the
+    problem's vendor and DIMM quantile. The one place the safe points ask "does this point
+    read back exactly": whatever the BER model refuses (a point outside its usable range)
+    raises here as it does there."""
+    device = problem.device
+    assert device is not None
+    return float(combined_ber(ber_from_vdd(device, problem.vendor, vdd_v, problem.ber_quantile),
+                              ber_from_trcd(device, problem.vendor, trcd_ns,
+                                            problem.ber_quantile)))
+
+
+def safe_point(problem: Problem) -> tuple[float, float] | None:
+    """The lowest error-free (VDD, tRCD) of the search grid: the lowest VDD, then the
+    shortest tRCD, at which the combined BER of the chosen DIMM quantile is 0. None when not
+    even nominal is error-free (then no point of the grid is safe)."""
+    point = most_aggressive_point(problem, 0.0)
+    return point if point_ber(problem, *point) == 0 else None

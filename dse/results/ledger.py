@@ -21,7 +21,7 @@ import optuna
 from dse.evaluate import CONSTRAINT_NAMES, Evaluation, constraint_names, objective_values
 from dse.host import worker_identity
 from dse.metrics import BY_NAME, units
-from dse.problem import Problem, most_aggressive_point
+from dse.problem import Problem, safe_point
 from dse.space import (
     Candidate,
     SearchSpace,
@@ -55,7 +55,7 @@ CONSTRAINT_NAMES_ATTR = "dse:constraint-names"   # what each entry of OPTUNA_CON
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
 BASELINE_ATTR = "baseline"            # the baseline mapping's name
 SAFE_DRAM_ATTR = "safe_dram_of"       # the baseline this is at its lowest safe DRAM point
-SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, in_dram}: that point, and why safe
+SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, ber, in_dram}: that point, its BER
 CHANNELS_ATTR = "analog_channels"     # per layer: the analog channel indices an engine chose
 ODIMO_LAMBDA_ATTR = "odimo_lambda"    # the cost weight of the ODiMO search behind the trial
 ODIMO_SEARCH_ATTR = "odimo_search"    # that search's epochs, best epoch, samples, seconds
@@ -212,26 +212,28 @@ def baseline_candidates(problem: Problem) -> list[tuple[str, Candidate]]:
 
 
 def safe_dram_candidates(problem: Problem) -> list[tuple[str, Candidate, dict[str, Any]]]:
-    """Each baseline mapping with every partition at its lowest safe operating point: the
+    """Each baseline mapping with every partition at the lowest safe operating point: the
     lowest VDD and the shortest tRCD of the search grid at which the chosen DIMM quantile's
-    BER is 0 (every tensor in DRAM reads back exactly; where no tensor of the mapping lives
-    in DRAM, the grid's lowest VDD and shortest tRCD: there is nothing to corrupt). The
-    cost falls monotonically with VDD and tRCD, so these points dominate their baselines
-    at the same accuracy; enqueued, they keep the front from missing them. Empty without
-    DRAM."""
+    combined BER (from VDD and from tRCD) is 0 (``problem.safe_point``), for every mapping,
+    also one with no tensor in DRAM: a DRAM that holds none of the inference's tensors still
+    has to work (a point where most modules fail is no saving). The cost falls monotonically
+    with VDD and tRCD, so these points dominate their baselines at the same accuracy;
+    enqueued, they keep the front from missing them. Each point's labels say where it is,
+    its BER (0) and whether the mapping has a tensor in DRAM. Empty without DRAM, or when
+    not even nominal is error-free."""
     if problem.device is None:
         return []
-    safe = most_aggressive_point(problem, 0.0)
-    free = most_aggressive_point(problem, math.inf)
+    point = safe_point(problem)
+    if point is None:
+        return []
     found = []
     for name, baseline in baseline_candidates(problem):
         traffic = layer_traffic(problem.table, problem.soc, np.array(baseline.n_analog))
         in_dram = bool(traffic.total_bytes.sum() > 0)
-        point = safe if in_dram else free
         candidate = at_point(problem.space, baseline.n_analog, point)
         if candidate != baseline:
             found.append((name, candidate, {"vdd_v": point[0], "trcd_ns": point[1],
-                                            "in_dram": in_dram}))
+                                            "ber": 0.0, "in_dram": in_dram}))
     return found
 
 

@@ -100,7 +100,9 @@ def test_a_recorded_candidate_is_a_complete_trial_that_decodes_back(toy_table, t
     assert trial.values[1] == evaluation.metrics["latency_s"]
 
 
-def test_safe_dram_points_are_error_free_or_free():
+def test_safe_dram_points_are_error_free_also_with_nothing_in_dram():
+    """A DRAM holding no tensor still has to work: every mapping's safe point is the lowest
+    error-free one, never the bottom of the grid (BER 0.44 there for vendor B's max)."""
     from dse.engines.testing import TOY_LAYERS
     from dse.results.ledger import safe_dram_candidates
     from hw_models import LayerTable
@@ -113,16 +115,41 @@ def test_safe_dram_points_are_error_free_or_free():
         found = safe_dram_candidates(problem)
         assert [name for name, _, _ in found] == list(BASELINES)
         for _, candidate, point in found:
-            assert point["in_dram"] is in_dram
+            assert point["in_dram"] is in_dram and point["ber"] == 0
             assert candidate.vdd_v == (point["vdd_v"],)
             device = problem.device
-            if in_dram:  # the lowest grid point at BER 0, one step lower has errors
-                assert ber_from_vdd(device, "B", point["vdd_v"], "max") == 0
-                assert ber_from_vdd(device, "B", point["vdd_v"] - 0.025, "max") > 0
-                assert ber_from_trcd(device, "B", point["trcd_ns"], "max") == 0
-                assert ber_from_trcd(device, "B", point["trcd_ns"] - 0.25, "max") > 0
-            else:  # nothing to corrupt: the bottom of the grid
-                assert point["vdd_v"] == 0.85 and point["trcd_ns"] == 9.125
+            # the lowest grid point at BER 0, one step lower has errors
+            assert ber_from_vdd(device, "B", point["vdd_v"], "max") == 0
+            assert ber_from_vdd(device, "B", point["vdd_v"] - 0.025, "max") > 0
+            assert ber_from_trcd(device, "B", point["trcd_ns"], "max") == 0
+            assert ber_from_trcd(device, "B", point["trcd_ns"] - 0.25, "max") > 0
+
+
+def test_a_default_study_queues_every_baseline_at_an_error_free_point():
+    """resnet8 on digits, DIANA, LPDDR4-3200 (its weights stay in L2, its activations on
+    chip): the safe point of every baseline reads back exactly under the chosen quantile."""
+    from dse.problem import build_problem, point_ber
+    from dse.results.ledger import safe_dram_candidates
+
+    problem = build_problem(network="resnet8", dataset="digits")
+    found = safe_dram_candidates(problem)
+    assert [name for name, _, _ in found] == list(BASELINES)
+    assert not any(point["in_dram"] for _, _, point in found)  # nothing in DRAM at all
+    for _, candidate, point in found:
+        assert candidate.vdd_v is not None and candidate.trcd_ns is not None
+        for vdd, trcd in zip(candidate.vdd_v, candidate.trcd_ns):
+            assert point_ber(problem, vdd, trcd) == 0
+
+
+def test_the_safe_point_is_asked_of_one_function(monkeypatch):
+    """Where no grid point is error-free, no baseline is queued at a 'safe' point."""
+    from dse.engines.testing import TOY_LAYERS
+    from dse.results import ledger
+    from hw_models import LayerTable
+
+    problem = toy_problem(LayerTable.from_records(TOY_LAYERS))
+    monkeypatch.setattr(ledger, "safe_point", lambda problem: None)
+    assert ledger.safe_dram_candidates(problem) == []
 
 
 def test_eden_tolerances_merge_the_earlier_whole_record_with_one_attribute_per_split():
