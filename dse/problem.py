@@ -23,6 +23,7 @@ from hw_models.dram import (
     trcd_curve,
     vendor_curve,
 )
+from hw_models.system import check_idle_dram
 from hw_models.traffic import dram_tensors
 
 
@@ -105,6 +106,8 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
         raise ConfigError("give at least one objective")
     soc = soc or load_soc(hw)
     device = load_device(resolve_dram(dram, soc), vendor, ber_quantile)
+    if device is not None:
+        check_idle_dram(soc, device)
     if table is None:
         from dse.workload import load_workload  # torch: traces the network once
         table = load_workload(network, dataset).table

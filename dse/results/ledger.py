@@ -32,9 +32,11 @@ from dse.space import (
     param_distributions,
 )
 from dse.storage.locks import exclusive
+from hw_models.dram import earlier_fingerprints as dram_earlier_fingerprints
 from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 from hw_models.mapping import HEURISTICS
+from hw_models.soc import earlier_fingerprints as soc_earlier_fingerprints
 from hw_models.traffic import layer_traffic
 
 # study user attributes
@@ -143,6 +145,8 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
         raise ConfigError(f"study '{name}' was made by dse 0.1, whose probe had one kind of "
                           "seed and no intervals: its accuracies are not comparable with "
                           "today's; pass --study NEW_NAME (dse pareto still reads it)")
+    # bound to an earlier version of a preset file that, by today's file, costs the same
+    stored, rebound = _adopt_earlier_presets(stored, identity)
     # made before studies were bound to the checkpoint's contents (its path is compared,
     # as it was then) or to the data's: compared without them, then bound to them
     legacy = [key for key in ADOPTED_KEYS if key not in stored]
@@ -153,8 +157,31 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
                            if comparable_stored.get(k) != comparable_now.get(k))
         raise ConfigError(f"study '{name}' exists with other settings ({', '.join(differing)}"
                           "); pass --study NEW_NAME or the original settings")
-    if any(identity.get(key) is not None for key in legacy):
+    if rebound or any(identity.get(key) is not None for key in legacy):
         study.set_user_attr(CONFIG_ATTR, identity)  # from now on bound to these contents
+
+
+def _adopt_earlier_presets(stored: dict[str, Any], identity: dict[str, Any]
+                           ) -> tuple[dict[str, Any], bool]:
+    """``stored`` with each preset digest (``hw_sha256``, ``dram_sha256``) that today's
+    preset file lists among its earlier versions of the same costs
+    (``same_costs_as_sha256``) replaced by today's digest; and whether one was. A study
+    made before a preset gained a setting whose absence meant what it says resumes; one
+    made under any other version of the file is still refused."""
+    adopted, rebound = dict(stored), False
+    for key, earlier in (("hw", soc_earlier_fingerprints), ("dram", dram_earlier_fingerprints)):
+        was, now, name = stored.get(f"{key}_sha256"), identity.get(f"{key}_sha256"), \
+            identity.get(key)
+        if not (isinstance(was, str) and isinstance(now, str) and isinstance(name, str)) \
+                or was == now:
+            continue
+        try:
+            listed = earlier(name)
+        except (ConfigError, OSError):
+            continue
+        if was in listed:
+            adopted[f"{key}_sha256"], rebound = now, True
+    return adopted, rebound
 
 
 def bind_engine_settings(study: optuna.Study, name: str, engine: str,

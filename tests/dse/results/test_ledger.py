@@ -78,6 +78,29 @@ def test_other_settings_are_refused_by_name(toy_table, tmp_path):
         check_identity(study, "s", {"a": 2, "hw": "diana", "hw_sha256": "x"})
 
 
+def test_a_study_bound_to_an_earlier_preset_of_the_same_costs_resumes(toy_table, tmp_path):
+    """diana.toml and lpddr4-3200.toml of dse 0.3.0 (before memory.idle_dram and the
+    self-refresh powers were written out) cost every mapping as today's files do, which
+    list their digests; any other digest is still refused."""
+    from dse.config import sha256_of
+    from hw_models.dram import dram_preset_path
+    from hw_models.soc import load_soc
+
+    problem = toy_problem(toy_table)
+    now = {"a": 1, "hw": "diana", "hw_sha256": load_soc("diana").sha256,
+           "dram": "lpddr4-3200", "dram_sha256": sha256_of(dram_preset_path("lpddr4-3200"))}
+    earlier = {
+        **now, "hw_sha256": "052c9c8e1277c867c99434b9e56a2f60f12af41bbc101b6648695580e7c1b980",
+        "dram_sha256": "52c7a50ac47b51025ab0bb5e7d3fa581b68f68822d5f7c3d2aba3a3f7e3e93c7"}
+    study, _ = _open(tmp_path, problem, earlier)
+    check_identity(study, "s", now)
+    assert study.user_attrs[CONFIG_ATTR] == now  # bound to today's files from now on
+    other, _ = open_ledger(name="t", storage=f"sqlite:///{tmp_path / 's.db'}",
+                           identity={**now, "hw_sha256": "0" * 64}, problem=problem)
+    with pytest.raises(ConfigError, match=r"other settings \(hw\)"):
+        check_identity(other, "t", now)
+
+
 def test_a_study_of_the_one_seed_probe_is_refused_with_the_reason(toy_table, tmp_path):
     problem = toy_problem(toy_table)
     study, _ = _open(tmp_path, problem, {"a": 1, "probe_seeds": 3})
