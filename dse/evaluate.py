@@ -15,7 +15,7 @@ import numpy as np
 
 from dse.accuracy import LIMIT_TOLERANCE_PP, AccuracyModel, ProbeCandidate
 from dse.accuracy.stats import change_from_drop
-from dse.metrics import ACCURACY_CHANGE, BY_COLUMN, BY_NAME, NOMINAL_DRAM_ENERGY
+from dse.metrics import ACCURACY_CHANGE, BY_COLUMN, BY_NAME, DRAM_BYTES, NOMINAL_DRAM_ENERGY
 from dse.problem import Problem
 from dse.space import Candidate, nominal_candidate
 from hw_models.dram import DramDevice
@@ -108,6 +108,7 @@ def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, di
                else candidate_cost(nominal_candidate(problem.space, candidate.n_analog),
                                    problem))
     metrics[NOMINAL_DRAM_ENERGY] = float(nominal.total_dram_energy_j())
+    metrics[DRAM_BYTES] = float(cost.traffic.total_bytes.sum())
     return cost, metrics
 
 

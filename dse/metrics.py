@@ -67,6 +67,9 @@ COST_COLUMNS: tuple[str, ...] = tuple(m.column for m in METRICS if m.name != "ac
 # Not an objective: the DRAM energy of the same mapping with every tensor at nominal DRAM
 # (EDEN's reference: what approximate DRAM saves on one mapping).
 NOMINAL_DRAM_ENERGY = "dram_energy_nominal_j"
+# Not an objective: bytes moved to and from DRAM per inference (0: the mapping holds no
+# tensor in DRAM; EDEN's metric is claimed only where it is above 0).
+DRAM_BYTES = "dram_bytes"
 
 # The accuracy's statistics, stored beside it: fractions, and the accuracy change against
 # the all-digital nominal-DRAM baseline in percentage points, paired on the same images and

@@ -23,6 +23,7 @@ from hw_models.dram import (
     trcd_curve,
     vendor_curve,
 )
+from hw_models.system import check_idle_dram
 from hw_models.traffic import dram_tensors
 
 
@@ -105,6 +106,8 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
         raise ConfigError("give at least one objective")
     soc = soc or load_soc(hw)
     device = load_device(resolve_dram(dram, soc), vendor, ber_quantile)
+    if device is not None:
+        check_idle_dram(soc, device)
     if table is None:
         from dse.workload import load_workload  # torch: traces the network once
         table = load_workload(network, dataset).table
@@ -128,3 +131,23 @@ def most_aggressive_point(problem: Problem, ber_budget: float) -> tuple[float, f
                             ber_from_trcd(device, problem.vendor, trcds, problem.ber_quantile))
     fits = combined <= ber_budget
     return vdd, float(trcds[fits][-1]) if fits.any() else float(trcds[0])
+
+
+def point_ber(problem: Problem, vdd_v: float, trcd_ns: float) -> float:
+    """Combined bit error rate (from VDD and from tRCD) at one operating point, for the
+    problem's vendor and DIMM quantile. The one place the safe points ask "does this point
+    read back exactly": whatever the BER model refuses (a point outside its usable range)
+    raises here as it does there."""
+    device = problem.device
+    assert device is not None
+    return float(combined_ber(ber_from_vdd(device, problem.vendor, vdd_v, problem.ber_quantile),
+                              ber_from_trcd(device, problem.vendor, trcd_ns,
+                                            problem.ber_quantile)))
+
+
+def safe_point(problem: Problem) -> tuple[float, float] | None:
+    """The lowest error-free (VDD, tRCD) of the search grid: the lowest VDD, then the
+    shortest tRCD, at which the combined BER of the chosen DIMM quantile is 0. None when not
+    even nominal is error-free (then no point of the grid is safe)."""
+    point = most_aggressive_point(problem, 0.0)
+    return point if point_ber(problem, *point) == 0 else None

@@ -55,11 +55,13 @@ from hw_models.presets import (
     NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,
+    SAME_COSTS_KEY,
     TEXT,
     checked_values,
     lookup,
     plain_string,
     read_toml,
+    same_costs_as,
 )
 
 BER_QUANTILES = ("mean", "median", "p90", "max")   # which DIMM of the population
@@ -91,11 +93,15 @@ _SCHEMA = {
     "active_standby_vdd_mw": NON_NEGATIVE, "active_standby_fixed_mw": NON_NEGATIVE,
     "powerdown_vdd_mw": NON_NEGATIVE, "powerdown_fixed_mw": NON_NEGATIVE,
     "refresh_vdd_mw": NON_NEGATIVE, "refresh_fixed_mw": NON_NEGATIVE,
+    "self_refresh_vdd_mw": NON_NEGATIVE, "self_refresh_fixed_mw": NON_NEGATIVE,
     "ber.reference_nominal_v": POSITIVE, "ber.reference_nominal_trcd_ns": POSITIVE,
     "errors.weak_bitline_fraction": FRACTION, "errors.weak_wordline_fraction": FRACTION,
     "errors.one_to_zero_share": FRACTION,
     "partition.unit": TEXT, "partition.units": POSITIVE_INT,
 }
+# absent: the device has no self-refresh power, and an SoC whose idle DRAM self-refreshes
+# cannot use it
+_OPTIONAL = ("self_refresh_vdd_mw", "self_refresh_fixed_mw")
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,8 @@ class DramDevice:
     sources: dict[str, str]
     partition_unit: str = "device"   # what a partition is made of (a bank, a rank...)
     partition_units: int = 1         # how many of them the device has
+    self_refresh_vdd_mw: float | None = None    # None: not in the preset
+    self_refresh_fixed_mw: float | None = None
 
     @property
     def unit_bytes(self) -> int:
@@ -227,6 +235,13 @@ def dram_preset_path(name_or_path: str) -> Path | None:
     return path
 
 
+def earlier_fingerprints(name_or_path: str) -> frozenset[str]:
+    """Digests of earlier versions of the DRAM preset file (its ``same_costs_as_sha256``)
+    that cost every mapping as it does: a study bound to one resumes under it."""
+    path = dram_preset_path(name_or_path)
+    return frozenset() if path is None else same_costs_as(path)
+
+
 def load_dram(name_or_path: str) -> DramDevice:
     """Load a DRAM preset by name or TOML path; raise ConfigError if unknown or invalid."""
     path = dram_preset_path(name_or_path)
@@ -240,7 +255,14 @@ def load_dram(name_or_path: str) -> DramDevice:
                               "entries by ber.reference_nominal_trcd_ns as in the shipped "
                               "presets")
     values, sources = checked_values(document, _SCHEMA, path,
-                                     plain_keys=("name", "description", "ber_transfer"))
+                                     plain_keys=("name", "description", "ber_transfer",
+                                                 SAME_COSTS_KEY),
+                                     optional=_OPTIONAL)
+    if (values.get("self_refresh_vdd_mw") is None) != (values.get("self_refresh_fixed_mw")
+                                                       is None):
+        raise ConfigError(f"{path}: give both self_refresh_vdd_mw and self_refresh_fixed_mw, "
+                          "or neither")
+    same_costs_as(path)  # a malformed list fails here, not when a study is resumed
     device = DramDevice(
         name=plain_string(document, "name", path),
         description=str(document.get("description", "")),

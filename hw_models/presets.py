@@ -25,6 +25,13 @@ INT_LIST = "a list of positive integers"
 FRACTION = "a number in [0, 1]"
 BOOLEAN = "true or false"
 RESIDENCY = '"auto" or false'
+IDLE_DRAM = 'one of "active-standby", "power-down", "self-refresh", "off"'
+IDLE_DRAM_MODES = ("active-standby", "power-down", "self-refresh", "off")
+# what a DRAM holding none of the inference's tensors costs when a preset does not say:
+# precharge power-down and refresh, the only model of dse before the setting existed
+DEFAULT_IDLE_DRAM = "power-down"
+# a preset's digests of its earlier versions that cost every mapping the same
+SAME_COSTS_KEY = "same_costs_as_sha256"
 TEXT = "a non-empty string"
 
 
@@ -38,13 +45,18 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def checked_values(document: dict[str, Any], schema: dict[str, str], path: Path,
-                   plain_keys: Iterable[str] = ("name", "description")
+                   plain_keys: Iterable[str] = ("name", "description"),
+                   optional: Iterable[str] = ()
                    ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Values and source notes of every schema key; raise ConfigError on any fault."""
+    """Values and source notes of every schema key; raise ConfigError on any fault. Keys in
+    ``optional`` may be absent (then they are in neither dict)."""
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
+    optional = set(optional)
     for key, expected in schema.items():
         entry = lookup(document, key)
+        if entry is None and key in optional:
+            continue
         if not isinstance(entry, dict) or set(entry) != {"value", "source"}:
             raise ConfigError(f"{path}: '{key}' must be a table with 'value' and 'source'")
         if not isinstance(entry["source"], str) or not entry["source"].strip():
@@ -90,6 +102,8 @@ def has_kind(value: Any, expected: str) -> bool:
         return isinstance(value, bool)
     if expected == TEXT:
         return isinstance(value, str) and bool(value.strip())
+    if expected == IDLE_DRAM:
+        return value in IDLE_DRAM_MODES
     if expected == RESIDENCY:  # true (the older spelling) means "auto"
         return isinstance(value, bool) or value == "auto"
     if expected == INT_LIST:
@@ -104,3 +118,14 @@ def has_kind(value: Any, expected: str) -> bool:
     if expected == FRACTION:
         return 0 <= value <= 1
     return value > 0
+
+
+def same_costs_as(path: Path) -> frozenset[str]:
+    """The digests (SHA-256) of earlier versions of the preset file ``path`` that its own
+    ``same_costs_as_sha256`` lists: versions that give every mapping the same costs, so a
+    study bound to one of them resumes under this one. Only the file's own list counts
+    (not one of a preset it extends)."""
+    listed = read_toml(path).get(SAME_COSTS_KEY, [])
+    if not isinstance(listed, list) or not all(isinstance(each, str) for each in listed):
+        raise ConfigError(f"{path}: '{SAME_COSTS_KEY}' must be a list of SHA-256 digests")
+    return frozenset(listed)

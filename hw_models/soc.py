@@ -19,13 +19,17 @@ from typing import Any
 
 from hw_models.errors import ConfigError
 from hw_models.presets import (
+    DEFAULT_IDLE_DRAM,
+    IDLE_DRAM,
     INT_LIST,
     POSITIVE,
     POSITIVE_INT,
     RESIDENCY,
+    SAME_COSTS_KEY,
     checked_values,
     plain_string,
     read_toml,
+    same_costs_as,
 )
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -75,6 +79,10 @@ class OnChipMemory:
     Attributes:
         weights_resident: "auto" keeps the model's weights in L2 when they fit (loaded once
             at start-up, no per-inference DRAM traffic); False streams them every inference.
+        idle_dram: what the DRAM costs during an inference that has none of its tensors in
+            DRAM (``IDLE_DRAM_MODES``): "active-standby" (active standby and refresh),
+            "power-down" (precharge power-down and refresh), "self-refresh" (the device's
+            self-refresh power) or "off" (nothing: the SoC powers it down, contents lost).
     """
 
     l1_activation_bytes: int
@@ -83,6 +91,7 @@ class OnChipMemory:
     analog_weight_bytes: int
     activation_container_bits: int
     weights_resident: str | bool
+    idle_dram: str = DEFAULT_IDLE_DRAM
 
 
 @dataclass(frozen=True)
@@ -134,7 +143,9 @@ _SCHEMA: dict[str, str] = {
     "heuristic.min_channels_analog": POSITIVE_INT,
     "memory.activation_container_bits": POSITIVE_INT,
     "memory.weights_resident": RESIDENCY,
+    "memory.idle_dram": IDLE_DRAM,
 }
+_OPTIONAL = ("memory.idle_dram",)  # absent: DEFAULT_IDLE_DRAM, the model of earlier dse
 
 
 def list_soc_presets() -> list[str]:
@@ -147,7 +158,10 @@ def load_soc(name_or_path: str | Path = "diana") -> Soc:
     chain = _chain(path)
     document = _merged_document(chain)
     values, sources = checked_values(document, _SCHEMA, path,
-                                     plain_keys=("name", "description", "default_dram"))
+                                     plain_keys=("name", "description", "default_dram",
+                                                 SAME_COSTS_KEY),
+                                     optional=_OPTIONAL)
+    same_costs_as(path)  # a malformed list fails here, not when a study is resumed
     return dataclasses.replace(_build(document, values, sources, path),
                                sha256=_fingerprint([each for each, _ in chain]))
 
@@ -156,6 +170,12 @@ def preset_sha256(name_or_path: str | Path) -> str:
     """SHA-256 of a preset file; for one that ``extends`` another, of its own bytes and its
     base's fingerprint (a preset without ``extends`` keeps the plain file digest)."""
     return _fingerprint([path for path, _ in _chain(_resolve(name_or_path))])
+
+
+def earlier_fingerprints(name_or_path: str | Path) -> frozenset[str]:
+    """Fingerprints of earlier versions of the preset (its file's ``same_costs_as_sha256``)
+    that cost every mapping as it does: a study bound to one resumes under it."""
+    return same_costs_as(_resolve(name_or_path))
 
 
 def _fingerprint(chain: list[Path]) -> str:

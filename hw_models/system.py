@@ -8,7 +8,12 @@ Per layer (all arrays broadcast over a batch of mappings):
 * DRAM energy = bytes x (VDD-domain energy per byte x (V / V_nom)^2 + I/O energy per byte)
   + rows x activation energy (VDD part scaled) + background: active standby while the DRAM
   transfers, precharge power-down for the rest of the layer, refresh throughout; background
-  and refresh VDD parts scale with each partition's share of the capacity at its voltage.
+  and refresh VDD parts scale with each partition's share of the capacity at its voltage;
+* a DRAM that holds none of the inference's tensors (no DRAM traffic: weights resident,
+  activations on chip) is idle throughout and costs what the SoC preset's
+  ``memory.idle_dram`` says: active standby and refresh, precharge power-down and refresh
+  (the default, the same as the rule above), the device's self-refresh power, or nothing
+  ("off").
 
 Compute energy is ODiMO's (active-mode SoC powers); SoC idle power while waiting on DRAM is not
 modelled.
@@ -30,6 +35,7 @@ from hw_models.dram import (
     energy_scale,
     row_miss_ns,
 )
+from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 from hw_models.partitions import Placement, check_capacity
 from hw_models.soc import Soc
@@ -111,7 +117,10 @@ def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSet
     dram_time_s, parts_j = _transfer(dram.device, placement, traffic)
     latency_s = (np.maximum(compute.latency_s, dram_time_s) if overlap
                  else compute.latency_s + dram_time_s)
-    parts_j.update(_background_j(dram.device, placement, dram_time_s, latency_s))
+    idle = np.asarray(traffic.total_bytes.sum(axis=-1) == 0)[..., None]  # holds no tensor
+    parts_j.update(_background_j(dram.device, placement, dram_time_s, latency_s,
+                                 np.broadcast_to(idle, latency_s.shape),
+                                 soc.memory.idle_dram))
     dram_energy_j = functools.reduce(np.add, (parts_j[name] for name in DRAM_ENERGY_PARTS))
     ber = _partition_ber(dram.device, dram.vendor, dram.ber_quantile, placement)
     weight_ber = np.where(traffic.weights_resident, 0.0, ber[placement.weight_partition])
@@ -121,7 +130,7 @@ def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSet
 
 
 DRAM_ENERGY_PARTS = ("read_write_core", "read_write_io", "activation", "active_standby",
-                     "powerdown", "refresh")
+                     "powerdown", "refresh", "self_refresh")
 
 
 def _transfer(device: DramDevice, placement: Placement,
@@ -157,16 +166,55 @@ def _transfer(device: DramDevice, placement: Placement,
 
 
 def _background_j(device: DramDevice, placement: Placement, dram_time_s: np.ndarray,
-                  latency_s: np.ndarray) -> dict[str, np.ndarray]:
-    """Standby, power-down and refresh energy per layer; VDD parts scaled per partition."""
+                  latency_s: np.ndarray, idle: np.ndarray, idle_mode: str
+                  ) -> dict[str, np.ndarray]:
+    """Standby, power-down, refresh and self-refresh energy per layer; VDD parts scaled per
+    partition. Where ``idle`` (the mapping holds no tensor in DRAM), ``idle_mode`` decides
+    (``hw_models.soc.OnChipMemory.idle_dram``)."""
     share = placement.column("capacity_bytes") / device.capacity_bytes  # (n_partitions,)
     scale = float(share @ energy_scale(device, placement.column("vdd_v")) + (1 - share.sum()))
     active_mw = device.active_standby_vdd_mw * scale + device.active_standby_fixed_mw
     powerdown_mw = device.powerdown_vdd_mw * scale + device.powerdown_fixed_mw
     refresh_mw = device.refresh_vdd_mw * scale + device.refresh_fixed_mw
-    return {"active_standby": 1e-3 * active_mw * dram_time_s,
-            "powerdown": 1e-3 * powerdown_mw * (latency_s - dram_time_s),
-            "refresh": 1e-3 * refresh_mw * latency_s}
+    active_s, powerdown_s = dram_time_s, latency_s - dram_time_s
+    refresh_s, self_refresh_s = latency_s, np.zeros_like(latency_s)
+    self_refresh_mw = 0.0
+    if idle.any() and idle_mode != "power-down":  # power-down: the rule for every layer
+        zero = np.zeros_like(latency_s)
+        if idle_mode == "active-standby":
+            active_s = np.where(idle, latency_s, active_s)
+            powerdown_s = np.where(idle, zero, powerdown_s)
+        elif idle_mode == "self-refresh":
+            self_refresh_mw = self_refresh_power_mw(device, scale)
+            powerdown_s = np.where(idle, zero, powerdown_s)
+            refresh_s = np.where(idle, zero, refresh_s)  # the device refreshes itself
+            self_refresh_s = np.where(idle, latency_s, zero)
+        elif idle_mode == "off":
+            powerdown_s = np.where(idle, zero, powerdown_s)
+            refresh_s = np.where(idle, zero, refresh_s)
+        else:
+            raise ValueError(f"unknown idle DRAM mode '{idle_mode}'")
+    return {"active_standby": 1e-3 * active_mw * active_s,
+            "powerdown": 1e-3 * powerdown_mw * powerdown_s,
+            "refresh": 1e-3 * refresh_mw * refresh_s,
+            "self_refresh": 1e-3 * self_refresh_mw * self_refresh_s}
+
+
+def check_idle_dram(soc: Soc, device: DramDevice) -> None:
+    """Refuse an SoC whose idle DRAM self-refreshes with a device preset that gives no
+    self-refresh power (before any cost is computed)."""
+    if soc.memory.idle_dram == "self-refresh":
+        self_refresh_power_mw(device)
+
+
+def self_refresh_power_mw(device: DramDevice, scale: float = 1.0) -> float:
+    """The device's self-refresh power (VDD part times ``scale``); a preset without it
+    cannot serve an SoC whose idle DRAM self-refreshes."""
+    if device.self_refresh_vdd_mw is None or device.self_refresh_fixed_mw is None:
+        raise ConfigError(f"DRAM preset '{device.name}' gives no self-refresh power "
+                          "(self_refresh_vdd_mw, self_refresh_fixed_mw): it cannot serve an "
+                          "SoC preset with memory.idle_dram = \"self-refresh\"")
+    return device.self_refresh_vdd_mw * scale + device.self_refresh_fixed_mw
 
 
 def _partition_ber(device: DramDevice, vendor: str, quantile: str,

@@ -114,10 +114,66 @@ def test_cost_breaks_the_dram_energy_down_by_part():
     total = json.loads(result.output)["total"]
     parts = total["dram_energy_breakdown_j"]
     assert set(parts) == {"read_write_core", "read_write_io", "activation", "active_standby",
-                          "powerdown", "refresh"}
+                          "powerdown", "refresh", "self_refresh"}
     assert sum(parts.values()) == pytest.approx(total["dram_energy_j"], rel=1e-12)
     text = run("cost", "--network", "resnet20", "--mapping", "diana-heuristic").output
     assert "DRAM energy by part: read/write (array) " in text and "refresh" in text
+
+
+def _idle_preset(tmp_path, mode: str) -> Path:
+    preset = tmp_path / f"idle-{mode}.toml"
+    preset.write_text('extends = "diana"\nname = "idle"\n[memory.idle_dram]\n'
+                      f'value = "{mode}"\nsource = "test"\n')
+    return preset
+
+
+def test_the_idle_dram_setting_decides_what_a_dram_holding_no_tensor_costs(tmp_path):
+    """ResNet20 all-digital keeps every tensor on chip: its DRAM energy is the idle DRAM's
+    over the 0.99 ms inference, as docs/model.md ("Idle DRAM") gives it per mode."""
+    def dram(mode: str | None) -> tuple[float, dict[str, float], dict]:
+        hw = ("--hw", str(_idle_preset(tmp_path, mode))) if mode else ()
+        result = run("cost", "--network", "resnet20", "--dataset", "cifar10", "--mapping",
+                     "all-digital", *hw, "--json")
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output)
+        return (report["total"]["dram_energy_j"], report["total"]["dram_energy_breakdown_j"],
+                report["dram"])
+
+    default, parts, summary = dram(None)
+    assert summary["idle_dram"] == "power-down" and summary["holds_tensor"] is False
+    assert default == pytest.approx(11.91e-6, rel=1e-3)  # 6.29 + 5.73 mW
+    assert parts["powerdown"] > 0 and parts["refresh"] > 0 and parts["active_standby"] == 0
+    assert dram("power-down")[0] == pytest.approx(default, rel=1e-12)
+    active, parts, _ = dram("active-standby")
+    assert active == pytest.approx(43.2e-6, rel=1e-2) and parts["powerdown"] == 0
+    self_refresh, parts, _ = dram("self-refresh")
+    assert self_refresh == pytest.approx(1.19e-6, rel=1e-2)
+    assert parts["refresh"] == 0 and parts["powerdown"] == 0
+    off, parts, summary = dram("off")
+    assert off == 0 and not any(parts.values()) and summary["idle_dram"] == "off"
+    text = run("cost", "--network", "resnet20", "--mapping", "all-digital").output
+    assert "idle DRAM: power-down (memory.idle_dram; the DRAM holds no tensor" in text
+
+
+def test_the_idle_dram_setting_leaves_a_mapping_with_tensors_in_dram_alone(tmp_path):
+    def dram(hw: str) -> float:
+        result = run("cost", "--network", "resnet20", "--mapping", "all-digital", "--hw", hw,
+                     "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["total"]["dram_energy_j"]
+
+    streamed = tmp_path / "streamed-off.toml"
+    streamed.write_text(f'extends = "{PRESET_DIR / "diana-streamed.toml"}"\nname = "s"\n'
+                        '[memory.idle_dram]\nvalue = "off"\nsource = "test"\n')
+    assert dram(str(streamed)) == pytest.approx(dram("diana-streamed"), rel=1e-12)
+
+
+def test_a_bad_idle_dram_value_is_one_line(tmp_path):
+    result = run("cost", "--network", "resnet20", "--mapping", "all-digital", "--hw",
+                 str(_idle_preset(tmp_path, "sleep")))
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "memory.idle_dram" in lines[0] and "self-refresh" in lines[0]
 
 
 def test_cost_text_output():

@@ -29,7 +29,7 @@ from hw_models.dram import (
 )
 from hw_models.mapping import Channels, resolve_split
 from hw_models.partitions import LAYOUTS, WHOLE_DEVICE, named_placement, placement_from_file
-from hw_models.system import DramSetting, SystemCost, system_cost
+from hw_models.system import DramSetting, SystemCost, check_idle_dram, system_cost
 from hw_models.traffic import LEVEL_NAMES
 
 LAYER_COLUMNS = ("name", "kind", "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
@@ -115,6 +115,7 @@ def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetti
             raise ConfigError("--vdd and --trcd need a DRAM device (--dram none was given)")
         return None
     device = load_dram(name)
+    check_idle_dram(soc, device)
     vendor_curve(request.vendor, request.ber_quantile)
     trcd_curve(request.vendor, request.ber_quantile)
     layout = request.partition_layout
@@ -178,7 +179,8 @@ def cost_report(request: CostRequest) -> CostReport:
         dataset=workload.dataset.name,
         hw=soc.name,
         mapping=request.mapping,
-        dram=_dram_summary(dram, request.overlap),
+        dram=_dram_summary(dram, request.overlap, soc.memory.idle_dram,
+                           holds_tensor=bool(cost.traffic.total_bytes.sum() > 0)),
         clock_hz=soc.clock_hz,
         layers=layers,
         total={
@@ -211,7 +213,8 @@ def costs_are_finite(cost: SystemCost) -> bool:
                    for values in (*per_layer, totals))
 
 
-def _dram_summary(dram: DramSetting | None, overlap: bool) -> dict[str, Any] | None:
+def _dram_summary(dram: DramSetting | None, overlap: bool, idle_dram: str, *,
+                  holds_tensor: bool) -> dict[str, Any] | None:
     if dram is None:
         return None
     return {
@@ -220,6 +223,8 @@ def _dram_summary(dram: DramSetting | None, overlap: bool) -> dict[str, Any] | N
         "ber_quantile": dram.ber_quantile,
         "layout": dram.placement.layout,
         "overlap": overlap,
+        "idle_dram": idle_dram,
+        "holds_tensor": holds_tensor,
         "partitions": [
             {"name": p.name, "capacity_bytes": p.capacity_bytes, "vdd_v": p.vdd_v,
              "trcd_ns": p.trcd_ns}

@@ -82,7 +82,11 @@ def cost_text(report: CostReport) -> str:
         f"DIMMs), partitions {dram['layout']} ("
         + ", ".join(f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
                     for p in dram["partitions"])
-        + ")" + ("" if dram["overlap"] else ", no overlap"))
+        + ")" + ("" if dram["overlap"] else ", no overlap")
+        + f"\nidle DRAM: {dram['idle_dram']} (memory.idle_dram; "
+        + ("not used: this mapping has tensors in DRAM, which between transfers is in "
+            "precharge power-down)" if dram["holds_tensor"]
+           else "the DRAM holds no tensor of this mapping: idle throughout)"))
     header = (f"{report.network} on {report.dataset}, hw {report.hw}, "
               f"mapping {report.mapping}\nDRAM: {dram_text}")
     columns: list[Column] = [
@@ -128,7 +132,8 @@ def cost_text(report: CostReport) -> str:
 
 DRAM_PART_LABELS = {"read_write_core": "read/write (array)", "read_write_io": "I/O",
                     "activation": "row activation", "active_standby": "active standby",
-                    "powerdown": "power-down", "refresh": "refresh"}
+                    "powerdown": "power-down", "refresh": "refresh",
+                    "self_refresh": "self-refresh"}
 
 
 def dram_text(point: DramPointReport) -> str:

@@ -17,8 +17,9 @@ tensors in DRAM; ``hw_models.traffic``):
 2. **Map** (EDEN's Algorithm 1): sort the data by tolerance; with N partitions, partition k
    takes the k-th N-quantile group of that order and is set to the most aggressive grid point
    (lowest VDD first, then the shortest tRCD) whose BER, for the chosen DIMM quantile, is within
-   the smallest tolerance of its group, so every datum sits where its tolerance holds.
-   ``whole-device`` (one partition) is EDEN's coarse mapping.
+   the smallest tolerance of its group, so every datum sits where its tolerance holds; a
+   partition holding no datum (every partition, for a split with nothing in DRAM) at the
+   lowest error-free point. ``whole-device`` (one partition) is EDEN's coarse mapping.
 3. **Validate**: measure the composed candidate; if it misses the target, tighten every
    tolerance tenfold and map again (at most ``MAX_TIGHTENING`` times; then nominal DRAM).
 
@@ -344,7 +345,8 @@ def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[Da
                       tolerance: dict[str, float]) -> tuple[Candidate, list[float]]:
     """EDEN's Algorithm 1 over the space's equal partitions: data sorted by tolerance, in N
     consecutive groups; each partition at the most aggressive point within its group's
-    smallest tolerance. Partitions holding no datum go to the bottom of the grid."""
+    smallest tolerance. A partition holding no datum goes to the lowest error-free point
+    (budget 0): it still has to work, and below that most modules do not."""
     space = problem.space
     count = space.partitions
     order = sorted(data, key=lambda d: tolerance.get(d.name, 0.0))
@@ -354,7 +356,7 @@ def map_to_partitions(problem: Problem, n_analog: tuple[int, ...], data: list[Da
     budgets, points = [], []
     for k, members in enumerate(groups):
         budget = (min(tolerance.get(order[i].name, 0.0) for i in members) if members
-                  else BER_CEILING)
+                  else 0.0)
         budgets.append(float(budget))
         points.append(most_aggressive_point(problem, budget))
         for i in members:

@@ -9,7 +9,11 @@ Three kinds, each named after what it measures:
   counts) against each heuristic mapping, at a test drop within the limit (1 pp without one).
 * ``eden``: EDEN's metric, the DRAM energy of one mapping at its approximate-DRAM point
   against the same mapping at nominal DRAM, among confirmed points within 1 pp of the
-  all-digital baseline's test accuracy (EDEN's "within 1 % of the original DNN").
+  all-digital baseline's test accuracy (EDEN's "within 1 % of the original DNN"); only
+  for mappings that hold data in DRAM (``dram_bytes`` above 0): where no tensor is in DRAM,
+  approximate DRAM corrupts nothing and saves only the background power of a DRAM the
+  inference does not use (what that costs is the SoC preset's ``memory.idle_dram``), which
+  is not what EDEN measures, so such a point gets no EDEN claim.
 
 Accuracy changes are in percentage points (pp) with their 95 % interval, paired on the test
 images and seeds; the verdict is ``significant`` when that interval excludes 0, else
@@ -27,7 +31,7 @@ import pandas as pd
 from dse.accuracy import ProbeResult, accuracy_drop_pp, within_limit
 from dse.accuracy.defaults import DEFAULT_MAX_ACCURACY_DROP_PP
 from dse.accuracy.stats import LEVEL, change_from_drop, verdict
-from dse.metrics import BY_COLUMN, METRICS, NOMINAL_DRAM_ENERGY
+from dse.metrics import BY_COLUMN, DRAM_BYTES, METRICS, NOMINAL_DRAM_ENERGY
 from dse.results.confirmation import REFERENCE
 
 EDEN_DROP_PP = 1.0          # EDEN: "within 1 % of the original DNN's accuracy"
@@ -139,7 +143,8 @@ def odimo_claims(frame: pd.DataFrame, results: dict[int, ProbeResult], *,
 
 def eden_claims(frame: pd.DataFrame, results: dict[int, ProbeResult], *, drop_rule: str
                 ) -> list[dict[str, Any]]:
-    """EDEN's metric: DRAM energy saved on one mapping by its approximate-DRAM point."""
+    """EDEN's metric: DRAM energy saved on one mapping by its approximate-DRAM point; a
+    point whose mapping has no tensor in DRAM (or whose traffic is unknown) gets none."""
     if NOMINAL_DRAM_ENERGY not in frame:
         return []
     done = frame[(frame["state"] == "COMPLETE") & _confirmed(frame, results)]
@@ -153,6 +158,8 @@ def eden_claims(frame: pd.DataFrame, results: dict[int, ProbeResult], *, drop_ru
         nominal, approximate = float(row[NOMINAL_DRAM_ENERGY]), float(row["dram_energy_j"])
         if not (nominal > 0 and np.isfinite(approximate)):
             continue
+        if not float(row.get(DRAM_BYTES, np.nan)) > 0:
+            continue  # nothing in DRAM: no EDEN claim (the module says why)
         drop = pairs.drop(int(reference["trial"].iloc[0]), int(row["trial"]))
         if not _bound(drop, drop_rule) <= EDEN_DROP_PP:
             continue

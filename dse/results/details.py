@@ -9,7 +9,7 @@ import optuna
 
 from dse.accuracy.stats import LEVEL
 from dse.evaluate import candidate_cost, placement
-from dse.metrics import ACCURACY_STATS, NOMINAL_DRAM_ENERGY, with_accuracy_change
+from dse.metrics import ACCURACY_STATS, DRAM_BYTES, NOMINAL_DRAM_ENERGY, with_accuracy_change
 from dse.problem import Problem, build_problem
 from dse.results.confirmation import confirmed_columns
 from dse.results.ledger import (
@@ -27,7 +27,8 @@ from hw_models.system import SystemCost
 from hw_models.traffic import LEVEL_NAMES
 
 SHOWN_METRICS = ("accuracy", *ACCURACY_STATS, "latency_s", "energy_j", "dram_energy_j",
-                 "compute_energy_j", "compute_latency_s", NOMINAL_DRAM_ENERGY, "probed")
+                 "compute_energy_j", "compute_latency_s", NOMINAL_DRAM_ENERGY, DRAM_BYTES,
+                 "probed")
 
 
 def problem_of(study: optuna.Study) -> Problem:

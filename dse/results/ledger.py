@@ -21,7 +21,7 @@ import optuna
 from dse.evaluate import CONSTRAINT_NAMES, Evaluation, constraint_names, objective_values
 from dse.host import worker_identity
 from dse.metrics import BY_NAME, units
-from dse.problem import Problem, most_aggressive_point
+from dse.problem import Problem, safe_point
 from dse.space import (
     Candidate,
     SearchSpace,
@@ -32,9 +32,11 @@ from dse.space import (
     param_distributions,
 )
 from dse.storage.locks import exclusive
+from hw_models.dram import earlier_fingerprints as dram_earlier_fingerprints
 from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 from hw_models.mapping import HEURISTICS
+from hw_models.soc import earlier_fingerprints as soc_earlier_fingerprints
 from hw_models.traffic import layer_traffic
 
 # study user attributes
@@ -55,7 +57,7 @@ CONSTRAINT_NAMES_ATTR = "dse:constraint-names"   # what each entry of OPTUNA_CON
 METRICS_ATTR = "metrics"              # measured values, timings and constraints
 BASELINE_ATTR = "baseline"            # the baseline mapping's name
 SAFE_DRAM_ATTR = "safe_dram_of"       # the baseline this is at its lowest safe DRAM point
-SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, in_dram}: that point, and why safe
+SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, ber, in_dram}: that point, its BER
 CHANNELS_ATTR = "analog_channels"     # per layer: the analog channel indices an engine chose
 ODIMO_LAMBDA_ATTR = "odimo_lambda"    # the cost weight of the ODiMO search behind the trial
 ODIMO_SEARCH_ATTR = "odimo_search"    # that search's epochs, best epoch, samples, seconds
@@ -143,6 +145,8 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
         raise ConfigError(f"study '{name}' was made by dse 0.1, whose probe had one kind of "
                           "seed and no intervals: its accuracies are not comparable with "
                           "today's; pass --study NEW_NAME (dse pareto still reads it)")
+    # bound to an earlier version of a preset file that, by today's file, costs the same
+    stored, rebound = _adopt_earlier_presets(stored, identity)
     # made before studies were bound to the checkpoint's contents (its path is compared,
     # as it was then) or to the data's: compared without them, then bound to them
     legacy = [key for key in ADOPTED_KEYS if key not in stored]
@@ -153,8 +157,31 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
                            if comparable_stored.get(k) != comparable_now.get(k))
         raise ConfigError(f"study '{name}' exists with other settings ({', '.join(differing)}"
                           "); pass --study NEW_NAME or the original settings")
-    if any(identity.get(key) is not None for key in legacy):
+    if rebound or any(identity.get(key) is not None for key in legacy):
         study.set_user_attr(CONFIG_ATTR, identity)  # from now on bound to these contents
+
+
+def _adopt_earlier_presets(stored: dict[str, Any], identity: dict[str, Any]
+                           ) -> tuple[dict[str, Any], bool]:
+    """``stored`` with each preset digest (``hw_sha256``, ``dram_sha256``) that today's
+    preset file lists among its earlier versions of the same costs
+    (``same_costs_as_sha256``) replaced by today's digest; and whether one was. A study
+    made before a preset gained a setting whose absence meant what it says resumes; one
+    made under any other version of the file is still refused."""
+    adopted, rebound = dict(stored), False
+    for key, earlier in (("hw", soc_earlier_fingerprints), ("dram", dram_earlier_fingerprints)):
+        was, now, name = stored.get(f"{key}_sha256"), identity.get(f"{key}_sha256"), \
+            identity.get(key)
+        if not (isinstance(was, str) and isinstance(now, str) and isinstance(name, str)) \
+                or was == now:
+            continue
+        try:
+            listed = earlier(name)
+        except (ConfigError, OSError):
+            continue
+        if was in listed:
+            adopted[f"{key}_sha256"], rebound = now, True
+    return adopted, rebound
 
 
 def bind_engine_settings(study: optuna.Study, name: str, engine: str,
@@ -212,26 +239,28 @@ def baseline_candidates(problem: Problem) -> list[tuple[str, Candidate]]:
 
 
 def safe_dram_candidates(problem: Problem) -> list[tuple[str, Candidate, dict[str, Any]]]:
-    """Each baseline mapping with every partition at its lowest safe operating point: the
+    """Each baseline mapping with every partition at the lowest safe operating point: the
     lowest VDD and the shortest tRCD of the search grid at which the chosen DIMM quantile's
-    BER is 0 (every tensor in DRAM reads back exactly; where no tensor of the mapping lives
-    in DRAM, the grid's lowest VDD and shortest tRCD: there is nothing to corrupt). The
-    cost falls monotonically with VDD and tRCD, so these points dominate their baselines
-    at the same accuracy; enqueued, they keep the front from missing them. Empty without
-    DRAM."""
+    combined BER (from VDD and from tRCD) is 0 (``problem.safe_point``), for every mapping,
+    also one with no tensor in DRAM: a DRAM that holds none of the inference's tensors still
+    has to work (a point where most modules fail is no saving). The cost falls monotonically
+    with VDD and tRCD, so these points dominate their baselines at the same accuracy;
+    enqueued, they keep the front from missing them. Each point's labels say where it is,
+    its BER (0) and whether the mapping has a tensor in DRAM. Empty without DRAM, or when
+    not even nominal is error-free."""
     if problem.device is None:
         return []
-    safe = most_aggressive_point(problem, 0.0)
-    free = most_aggressive_point(problem, math.inf)
+    point = safe_point(problem)
+    if point is None:
+        return []
     found = []
     for name, baseline in baseline_candidates(problem):
         traffic = layer_traffic(problem.table, problem.soc, np.array(baseline.n_analog))
         in_dram = bool(traffic.total_bytes.sum() > 0)
-        point = safe if in_dram else free
         candidate = at_point(problem.space, baseline.n_analog, point)
         if candidate != baseline:
             found.append((name, candidate, {"vdd_v": point[0], "trcd_ns": point[1],
-                                            "in_dram": in_dram}))
+                                            "ber": 0.0, "in_dram": in_dram}))
     return found
 
 

@@ -1,6 +1,7 @@
 """Turn a study into tables: trials.csv, pareto.csv and summary.json."""
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from pathlib import Path
@@ -14,6 +15,7 @@ from dse import pareto
 from dse.accuracy.stats import LEVEL
 from dse.metrics import (
     ACCURACY_STATS,
+    DRAM_BYTES,
     NOMINAL_DRAM_ENERGY,
     TEST_STATS,
     objective_columns,
@@ -52,6 +54,9 @@ from dse.results.ledger import (
 from dse.space import absolute_points
 from hw_models.dram import DramDevice, load_dram
 from hw_models.errors import ConfigError
+from hw_models.layer_table import LayerTable
+from hw_models.soc import Soc, load_soc
+from hw_models.traffic import layer_traffic
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
@@ -71,6 +76,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         row.update({metric: attrs.get(metric, np.nan) for metric in METRICS})
         row[NOMINAL_DRAM_ENERGY] = attrs.get(NOMINAL_DRAM_ENERGY, np.nan)
+        row[DRAM_BYTES] = attrs.get(DRAM_BYTES, np.nan)
+        if not np.isfinite(row[DRAM_BYTES]) and table is not None:
+            row[DRAM_BYTES] = _dram_bytes(study, table, trial.params)  # earlier dse
         row.update({column: attrs.get(column, np.nan) for column in ACCURACY_STATS})
         row.update(confirmed.get(trial.number, {column: np.nan for column in TEST_STATS}))
         if trial.number not in confirmed and str(trial.number) in legacy_test:
@@ -110,6 +118,23 @@ def analog_channel_fraction(params: dict[str, Any], channels: dict[str, int]) ->
     over every layer's Cout; layers without the parameter are digital)."""
     analog = sum(int(params.get(f"n_analog:{name}", 0)) for name in channels)
     return analog / max(sum(channels.values()), 1)
+
+
+def _dram_bytes(study: optuna.Study, table: LayerTable, params: dict[str, Any]) -> float:
+    """DRAM bytes per inference of a trial recorded before they were stored: its mapping's
+    traffic under the study's SoC preset (NaN when that preset cannot be read)."""
+    hw = study.user_attrs.get(CONFIG_ATTR, {}).get("hw")
+    try:
+        soc = _soc(hw if isinstance(hw, str) else "diana")
+    except (ConfigError, OSError):
+        return float("nan")
+    n_analog = np.array([int(params.get(f"n_analog:{name}", 0)) for name in table.name])
+    return float(layer_traffic(table, soc, n_analog).total_bytes.sum())
+
+
+@functools.lru_cache(maxsize=8)
+def _soc(hw: str) -> Soc:
+    return load_soc(hw)
 
 
 def dram_device(study: optuna.Study) -> DramDevice | None:
@@ -218,7 +243,8 @@ def write_csvs(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
 def safe_dram_notes(study: optuna.Study, frame: pd.DataFrame) -> list[dict[str, Any]]:
     """What each baseline gains at its lowest safe DRAM point (``ledger.safe_dram_candidates``)
     against itself at nominal DRAM: energy changes in %, and the accuracy, which is the
-    baseline's own (no tensor sees an error there), with a line saying so."""
+    baseline's own (no tensor sees an error there), with a line saying so; for a mapping
+    with no tensor in DRAM, that the saving is background power only."""
     if frame.empty or "safe_dram_of" not in frame:
         return []
     done = frame[frame["state"] == "COMPLETE"]
@@ -235,6 +261,9 @@ def safe_dram_notes(study: optuna.Study, frame: pd.DataFrame) -> list[dict[str, 
             "baseline": row["safe_dram_of"], "trial": int(row["trial"]),
             "baseline_trial": int(base["trial"]), "vdd_v": point.get("vdd_v"),
             "trcd_ns": point.get("trcd_ns"), "in_dram": bool(point.get("in_dram")),
+            # recorded since the safe point is error-free for every mapping; earlier studies
+            # queued mappings with nothing in DRAM at the grid's bottom and said no BER
+            "error_free": point.get("ber") == 0 or bool(point.get("in_dram")),
             "energy_change_pct": _change_pct(row["energy_j"], base["energy_j"]),
             "dram_energy_change_pct": _change_pct(row["dram_energy_j"], base["dram_energy_j"]),
         }
@@ -253,9 +282,14 @@ def _change_pct(value: float, reference: float) -> float | None:
 
 
 def _safe_text(note: dict[str, Any]) -> str:
-    why = ("none of its tensors is in DRAM, so the DRAM point scales background power only"
-           if not note["in_dram"] else
-           "the lowest VDD and tRCD at which the chosen DIMM reads back without error")
+    why = "the lowest VDD and tRCD at which the chosen DIMM reads back without error"
+    if not note["in_dram"]:
+        why = ("none of its tensors is in DRAM, so the point only lowers the background power "
+               "of a DRAM the inference does not use, and gets no EDEN claim; " + why)
+        if not note["error_free"]:  # an earlier dse queued it at the bottom of the grid
+            why = ("none of its tensors is in DRAM; an earlier dse queued it at the bottom of "
+                   "the grid, where the chosen DIMM is not error-free: its saving is that of "
+                   "a DRAM that may not work")
     energy = ("" if note["energy_change_pct"] is None
               else f"energy {note['energy_change_pct']:+.1f} %, DRAM energy "
                    f"{note['dram_energy_change_pct']:+.1f} %")

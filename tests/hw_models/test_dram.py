@@ -43,7 +43,7 @@ def test_three_presets_every_number_sourced():
     assert list_dram_presets() == DEVICES
     for name in list_dram_presets():
         device = load_dram(name)
-        assert len(device.sources) == 27
+        assert len(device.sources) == 29  # with the two self-refresh powers
         assert all(len(note) > 10 for note in device.sources.values())
 
 

@@ -310,3 +310,47 @@ def test_two_partitions_need_a_device_with_two_units(table, lpddr4):
     single = dataclasses.replace(lpddr4, partition_units=1)
     with pytest.raises(ConfigError, match="needs two partitions; DRAM 'lpddr4-3200' has one"):
         named_placement("all-approximate", table, single, "B")
+
+
+def test_an_idle_dram_costs_what_the_soc_preset_says(soc, lpddr4):
+    """A mapping with no tensor in DRAM: the whole inference is idle time, charged by
+    memory.idle_dram; a mapping with a tensor in DRAM is not affected."""
+    import dataclasses
+    on_chip = LayerTable.from_records(TWO_LAYERS[:1])
+
+    def cost(mode: str, table: LayerTable = on_chip):
+        idle_soc = dataclasses.replace(soc, memory=dataclasses.replace(soc.memory,
+                                                                       idle_dram=mode))
+        placed = DramSetting(lpddr4, "B", named_placement("whole-device", table, lpddr4, "B"))
+        return system_cost(table, idle_soc, np.zeros(table.n_layers, dtype=int), placed)
+
+    time_s = cost("power-down").total_latency_s()
+    expected_mw = {"active-standby": 37.88 + 5.73, "power-down": 6.29 + 5.73,
+                   "self-refresh": 1.2, "off": 0.0}
+    for mode, mw in expected_mw.items():
+        assert cost(mode).total_dram_energy_j() == pytest.approx(mw * 1e-3 * time_s, rel=1e-9)
+    parts = cost("self-refresh").dram_energy_parts_j
+    assert parts["refresh"].sum() == 0 and parts["self_refresh"].sum() > 0
+    both = LayerTable.from_records(TWO_LAYERS)  # big's activations are in DRAM
+    assert cost("off", both).total_dram_energy_j() == pytest.approx(
+        cost("power-down", both).total_dram_energy_j(), rel=1e-12)
+
+
+def test_self_refresh_needs_the_dram_presets_power(soc, lpddr4, tmp_path):
+    import dataclasses
+
+    from hw_models.system import check_idle_dram
+    bare = dataclasses.replace(lpddr4, self_refresh_vdd_mw=None, self_refresh_fixed_mw=None)
+    sleeping = dataclasses.replace(soc, memory=dataclasses.replace(soc.memory,
+                                                                   idle_dram="self-refresh"))
+    check_idle_dram(soc, bare)  # power-down needs nothing more
+    check_idle_dram(sleeping, lpddr4)
+    with pytest.raises(ConfigError, match="gives no self-refresh power"):
+        check_idle_dram(sleeping, bare)
+    half = tmp_path / "half.toml"
+    from hw_models.dram import DRAM_PRESET_DIR
+    text = (DRAM_PRESET_DIR / "lpddr4-3200.toml").read_text()
+    half.write_text(text[:text.index("[self_refresh_fixed_mw]")]
+                    + text[text.index("[ber.reference_nominal_v]"):])
+    with pytest.raises(ConfigError, match="give both self_refresh_vdd_mw"):
+        load_dram(str(half))

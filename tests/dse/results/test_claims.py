@@ -114,9 +114,22 @@ def test_eden_metric_compares_a_mapping_with_itself_at_nominal_dram():
     frame = frame_of(ROWS)
     frame["dram_energy_j"] = [2.0, 2.0, 1.0, 1.5, 0.5]
     frame["dram_energy_nominal_j"] = [2.0, 2.0, 2.0, 2.0, 2.0]
+    frame["dram_bytes"] = [1e3] * 5
     (claim,) = eden_claims(frame, RESULTS, drop_rule="mean")
     assert claim["trial"] == 2  # -50 % within 1 pp; trial 4 saves more but is 15 pp below
     assert claim["change_percent"] == pytest.approx(-50.0)
     assert describe(claim) == (
         "EDEN metric: -50.0 % dram_energy vs same mapping at nominal DRAM (trial 2), at "
         "-0.25 pp test accuracy vs all-digital (95% CI -0.75 to +0.00 pp: within noise)")
+
+
+def test_no_eden_claim_for_a_mapping_with_no_tensor_in_dram():
+    """Its saving is background power of a DRAM the inference does not use: not EDEN's."""
+    frame = frame_of(ROWS)
+    frame["dram_energy_j"] = [2.0, 2.0, 1.0, 1.5, 0.5]
+    frame["dram_energy_nominal_j"] = [2.0, 2.0, 2.0, 2.0, 2.0]
+    frame["dram_bytes"] = [1e3, 1e3, 0.0, 1e3, 1e3]  # trial 2 holds nothing in DRAM
+    (claim,) = eden_claims(frame, RESULTS, drop_rule="mean")
+    assert claim["trial"] == 3  # the next best within 1 pp, which holds data in DRAM
+    frame["dram_bytes"] = [1e3, 1e3, np.nan, np.nan, 1e3]  # unknown: no claim either
+    assert eden_claims(frame, RESULTS, drop_rule="mean") == []  # trial 4 is 15 pp below

@@ -78,6 +78,29 @@ def test_other_settings_are_refused_by_name(toy_table, tmp_path):
         check_identity(study, "s", {"a": 2, "hw": "diana", "hw_sha256": "x"})
 
 
+def test_a_study_bound_to_an_earlier_preset_of_the_same_costs_resumes(toy_table, tmp_path):
+    """diana.toml and lpddr4-3200.toml of dse 0.3.0 (before memory.idle_dram and the
+    self-refresh powers were written out) cost every mapping as today's files do, which
+    list their digests; any other digest is still refused."""
+    from dse.config import sha256_of
+    from hw_models.dram import dram_preset_path
+    from hw_models.soc import load_soc
+
+    problem = toy_problem(toy_table)
+    now = {"a": 1, "hw": "diana", "hw_sha256": load_soc("diana").sha256,
+           "dram": "lpddr4-3200", "dram_sha256": sha256_of(dram_preset_path("lpddr4-3200"))}
+    earlier = {
+        **now, "hw_sha256": "052c9c8e1277c867c99434b9e56a2f60f12af41bbc101b6648695580e7c1b980",
+        "dram_sha256": "52c7a50ac47b51025ab0bb5e7d3fa581b68f68822d5f7c3d2aba3a3f7e3e93c7"}
+    study, _ = _open(tmp_path, problem, earlier)
+    check_identity(study, "s", now)
+    assert study.user_attrs[CONFIG_ATTR] == now  # bound to today's files from now on
+    other, _ = open_ledger(name="t", storage=f"sqlite:///{tmp_path / 's.db'}",
+                           identity={**now, "hw_sha256": "0" * 64}, problem=problem)
+    with pytest.raises(ConfigError, match=r"other settings \(hw\)"):
+        check_identity(other, "t", now)
+
+
 def test_a_study_of_the_one_seed_probe_is_refused_with_the_reason(toy_table, tmp_path):
     problem = toy_problem(toy_table)
     study, _ = _open(tmp_path, problem, {"a": 1, "probe_seeds": 3})
@@ -100,7 +123,9 @@ def test_a_recorded_candidate_is_a_complete_trial_that_decodes_back(toy_table, t
     assert trial.values[1] == evaluation.metrics["latency_s"]
 
 
-def test_safe_dram_points_are_error_free_or_free():
+def test_safe_dram_points_are_error_free_also_with_nothing_in_dram():
+    """A DRAM holding no tensor still has to work: every mapping's safe point is the lowest
+    error-free one, never the bottom of the grid (BER 0.44 there for vendor B's max)."""
     from dse.engines.testing import TOY_LAYERS
     from dse.results.ledger import safe_dram_candidates
     from hw_models import LayerTable
@@ -113,16 +138,41 @@ def test_safe_dram_points_are_error_free_or_free():
         found = safe_dram_candidates(problem)
         assert [name for name, _, _ in found] == list(BASELINES)
         for _, candidate, point in found:
-            assert point["in_dram"] is in_dram
+            assert point["in_dram"] is in_dram and point["ber"] == 0
             assert candidate.vdd_v == (point["vdd_v"],)
             device = problem.device
-            if in_dram:  # the lowest grid point at BER 0, one step lower has errors
-                assert ber_from_vdd(device, "B", point["vdd_v"], "max") == 0
-                assert ber_from_vdd(device, "B", point["vdd_v"] - 0.025, "max") > 0
-                assert ber_from_trcd(device, "B", point["trcd_ns"], "max") == 0
-                assert ber_from_trcd(device, "B", point["trcd_ns"] - 0.25, "max") > 0
-            else:  # nothing to corrupt: the bottom of the grid
-                assert point["vdd_v"] == 0.85 and point["trcd_ns"] == 9.125
+            # the lowest grid point at BER 0, one step lower has errors
+            assert ber_from_vdd(device, "B", point["vdd_v"], "max") == 0
+            assert ber_from_vdd(device, "B", point["vdd_v"] - 0.025, "max") > 0
+            assert ber_from_trcd(device, "B", point["trcd_ns"], "max") == 0
+            assert ber_from_trcd(device, "B", point["trcd_ns"] - 0.25, "max") > 0
+
+
+def test_a_default_study_queues_every_baseline_at_an_error_free_point():
+    """resnet8 on digits, DIANA, LPDDR4-3200 (its weights stay in L2, its activations on
+    chip): the safe point of every baseline reads back exactly under the chosen quantile."""
+    from dse.problem import build_problem, point_ber
+    from dse.results.ledger import safe_dram_candidates
+
+    problem = build_problem(network="resnet8", dataset="digits")
+    found = safe_dram_candidates(problem)
+    assert [name for name, _, _ in found] == list(BASELINES)
+    assert not any(point["in_dram"] for _, _, point in found)  # nothing in DRAM at all
+    for _, candidate, point in found:
+        assert candidate.vdd_v is not None and candidate.trcd_ns is not None
+        for vdd, trcd in zip(candidate.vdd_v, candidate.trcd_ns):
+            assert point_ber(problem, vdd, trcd) == 0
+
+
+def test_the_safe_point_is_asked_of_one_function(monkeypatch):
+    """Where no grid point is error-free, no baseline is queued at a 'safe' point."""
+    from dse.engines.testing import TOY_LAYERS
+    from dse.results import ledger
+    from hw_models import LayerTable
+
+    problem = toy_problem(LayerTable.from_records(TOY_LAYERS))
+    monkeypatch.setattr(ledger, "safe_point", lambda problem: None)
+    assert ledger.safe_dram_candidates(problem) == []
 
 
 def test_eden_tolerances_merge_the_earlier_whole_record_with_one_attribute_per_split():
