@@ -249,7 +249,11 @@ def test_a_crashed_sqlite_worker_leaves_nothing_running(toy_table, tmp_path):
 def test_workers_on_one_host_share_its_cpus_whatever_their_study(toy_table, tmp_path,
                                                                  monkeypatch):
     import dse.commands.search as search
+    import dse.threads
     from dse.threads import HostWorkers, ThreadPolicy
+    # the host's slots of this test alone: another dse search or test run on the machine
+    # would otherwise hold some and change the counts below
+    monkeypatch.setattr(dse.threads, "_registry_root", lambda: tmp_path / "slots")
     monkeypatch.setattr(search, "ThreadPolicy", lambda requested, workers: ThreadPolicy(
         requested, workers, cpus=4, apply=lambda threads: None))
     prepared = toy_prepared(toy_table, tmp_path, trials=5, sampler="random")
