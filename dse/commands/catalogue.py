@@ -20,8 +20,8 @@ from hw_models import ConfigError, LayerTable, Soc, load_soc
 from hw_models.dram import (
     BER_QUANTILES,
     DEFAULT_BER_QUANTILE,
-    check_quantile,
     DEFAULT_VENDOR,
+    check_quantile,
     list_dram_presets,
     list_vendors,
     load_dram,

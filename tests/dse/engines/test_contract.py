@@ -210,7 +210,7 @@ def test_eden_on_a_split_with_nothing_in_dram_has_no_tolerance_to_report():
         [layer for layer in TOY_LAYERS if layer["name"] != "big"]))
     result = eden_for_split(on_chip, StubEstimator(), (0, 0, 0, 0), None, steps=2)
     assert result.coarse_ber is None and result.fine_ber == {} and result.met
-    assert result.candidate.vdd_v == (0.85,)  # nothing to corrupt: the bottom of the grid
+    assert result.candidate.vdd_v == (0.9,)  # nothing to corrupt: the bottom of the grid
 
 
 def test_a_diverged_odimo_search_is_a_failed_trial_and_is_not_run_again(tmp_path, caplog):

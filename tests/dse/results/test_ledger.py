@@ -122,7 +122,7 @@ def test_safe_dram_points_are_error_free_or_free():
                 assert ber_from_trcd(device, "B", point["trcd_ns"], "max") == 0
                 assert ber_from_trcd(device, "B", point["trcd_ns"] - 0.25, "max") > 0
             else:  # nothing to corrupt: the bottom of the grid
-                assert point["vdd_v"] == 0.85 and point["trcd_ns"] == 9.125
+                assert point["vdd_v"] == 0.9 and point["trcd_ns"] == 9.125
 
 
 def test_eden_tolerances_merge_the_earlier_whole_record_with_one_attribute_per_split():
