@@ -106,7 +106,7 @@ def derive_ber_table(csv_path: Path) -> list[dict[str, object]]:
             per_point[(vendor, vdd_v)].append(float(row["error_cacheline_percent"]) / 100.0)
             key = (vendor, row["dimm_name"])
             lowest_v[key] = min(vdd_v, lowest_v.get(key, math.inf))
-    rows = []
+    rows: list[dict[str, object]] = []
     for (vendor, vdd_v), fractions in sorted(per_point.items()):
         bers = [-math.log1p(-f) / BITS_PER_CACHE_LINE for f in fractions
                 if f <= SATURATED_FRACTION]
