@@ -26,22 +26,24 @@ Both curves follow the same rules along their knob (reference volts or ns):
   point with errors (the data cannot say where it reaches 0; this never underestimates);
 * below the lowest usable point (VDD: the floor above; tRCD: DIVA's 5 ns): an error;
 * a statistic is made non-increasing in the knob (a running maximum toward lower VDD or
-  shorter tRCD): where the DIMMs measured change between points (a DIMM not measured at one
-  voltage, DIMMs that stop working), a quantile can dip (vendor C's median is 1.3385e-3 at
-  1.125 V and 1.3415e-3 at 1.15 V); the dip is filled, never kept;
+  shorter tRCD): where the DIMMs measured change between points (a DIMM not tested at one
+  voltage), a quantile can dip; the dip is filled, never kept (the shipped tables have none
+  in their usable ranges; vendor C's plateau had one, now below its floors);
 * the quantiles are ordered, median <= p90 <= max, at every point: a higher quantile takes
   a lower one's value where the lower one is held above the higher one's interpolation
   (vendor B's tRCD median is 0 at 10 ns and held at its 7.5 ns value, 0.23, below 10 ns,
   while p90 interpolates from 6.3e-5 at 10 ns); this only raises curves.
 
-Where the two curves meet: Voltron measured at one tRCD, ``ber.vdd_test_trcd_ns`` = 10 ns
-(reference ns: its plots are named ``rcd4_rp4``, 4 cycles of the tester's 2.5 ns clock), so
+Where the two curves meet: Voltron measured at one tRCD, 10 ns (the ``trcd_ns`` column of
+``voltron_ber.csv``, in reference ns: its plots are named ``rcd4_rp4``, 4 cycles of the
+tester's 2.5 ns clock; ``vdd_curve_trcd_ns``), so
 the VDD curve b_V(V) is the error rate at (V, 10 ns), errors of the 27 % shorter tRCD
 included. The tRCD curve then adds only what a tRCD below 10 ns adds beyond 10 ns:
 
     b_t_eff(t) = max(0, b_t(t) - b_t(10 ns)) / (1 - b_t(10 ns))   for t < 10 ns, else 0
 
-(``ber_from_trcd``; ``measured_trcd_ber`` is DIVA's b_t itself). For a tRCD between 10 ns
+(``ber_from_trcd``, per quantile from its ordered b_t, then ordered across quantiles as
+above; ``measured_trcd_ber`` is DIVA's b_t itself). For a tRCD between 10 ns
 and nominal the VDD errors are taken as measured at 10 ns (ASSUMPTION: a longer activation
 would likely remove some of them; no data set measures VDD at two timings). The other
 reading, Voltron at nominal tRCD and DIVA's errors added in full, gives 1 - (1 - b_V)(1 -
@@ -109,7 +111,6 @@ _SCHEMA = {
     "powerdown_vdd_mw": NON_NEGATIVE, "powerdown_fixed_mw": NON_NEGATIVE,
     "refresh_vdd_mw": NON_NEGATIVE, "refresh_fixed_mw": NON_NEGATIVE,
     "ber.reference_nominal_v": POSITIVE, "ber.reference_nominal_trcd_ns": POSITIVE,
-    "ber.vdd_test_trcd_ns": POSITIVE,
     "errors.weak_bitline_fraction": FRACTION, "errors.weak_wordline_fraction": FRACTION,
     "errors.one_to_zero_share": FRACTION,
     "partition.unit": TEXT, "partition.units": POSITIVE_INT,
@@ -194,7 +195,6 @@ class DramDevice:
     refresh_fixed_mw: float
     ber_reference_nominal_v: float
     ber_reference_nominal_trcd_ns: float
-    ber_vdd_test_trcd_ns: float
     error_params: ErrorModelParams
     sources: dict[str, str]
     partition_unit: str = "device"   # what a partition is made of (a bank, a rank...)
@@ -214,7 +214,7 @@ class DramDevice:
     def vdd_test_trcd_ns(self) -> float:
         """The tRCD at which the VDD curve was measured, on this device (Voltron's 10 ns at
         the same tRCD / nominal)."""
-        return float(self.to_device_trcd_ns(self.ber_vdd_test_trcd_ns))
+        return float(self.to_device_trcd_ns(vdd_curve_trcd_ns()))
 
     def to_device_v(self, reference_v: float | np.ndarray) -> float | np.ndarray:
         return reference_v * self.vdd_nominal_v / self.ber_reference_nominal_v
@@ -289,12 +289,10 @@ def load_dram(name_or_path: str) -> DramDevice:
         raise ConfigError(f"{path}: trcd_min_ns {device.trcd_min_ns:g} is below the lowest "
                           f"characterised tRCD {lowest_ns:.4g} ns (DIVA-DRAM's shortest, at "
                           "the same tRCD / nominal)")
-    test_ns = device.ber_vdd_test_trcd_ns
-    shortest = max(trcd_curve(v).lowest for v in list_vendors())
-    if not shortest - 1e-9 <= test_ns <= device.ber_reference_nominal_trcd_ns + 1e-9:
-        raise ConfigError(f"{path}: ber.vdd_test_trcd_ns {test_ns:g} must lie within the "
-                          f"DIVA-DRAM data, [{shortest:g}, "
-                          f"{device.ber_reference_nominal_trcd_ns:g}] reference ns")
+    if vdd_curve_trcd_ns() > device.ber_reference_nominal_trcd_ns + 1e-9:
+        raise ConfigError(f"{path}: ber.reference_nominal_trcd_ns "
+                          f"{device.ber_reference_nominal_trcd_ns:g} is below the tRCD the "
+                          f"VDD curve was measured at ({vdd_curve_trcd_ns():g} ns)")
     return device
 
 
@@ -348,6 +346,26 @@ def _curves(table: Path, knob: str) -> dict[tuple[str, str], MeasuredCurve]:
             curves[(vendor, quantile)] = MeasuredCurve(vendor, quantile, knobs, monotone,
                                                        n_dimms)
     return curves
+
+
+@lru_cache(maxsize=None)
+def vdd_curve_trcd_ns(table: Path = VOLTRON_TABLE) -> float:
+    """The tRCD (reference ns) at which the VDD curve was measured: the table's ``trcd_ns``
+    column, one value for every row, within the DIVA-DRAM data."""
+    with open(table, newline="") as handle:
+        values = {float(row["trcd_ns"]) for row in
+                  csv.DictReader(line for line in handle if not line.startswith("#"))}
+    if len(values) != 1:
+        raise ConfigError(f"{table}: the trcd_ns column must hold one value, not "
+                          f"{sorted(values)}")
+    value = values.pop()
+    known = _curves(DIVA_TABLE, "trcd_ns")
+    low = max(curve.lowest for curve in known.values())
+    high = min(float(curve.knob[-1]) for curve in known.values())
+    if not low <= value <= high:
+        raise ConfigError(f"{table}: trcd_ns {value:g} is outside the DIVA-DRAM data "
+                          f"[{low:g}, {high:g}] ns")
+    return value
 
 
 def list_vendors() -> list[str]:
@@ -419,8 +437,8 @@ def ber_from_trcd(device: DramDevice, vendor: str, trcd_ns: float | np.ndarray,
     docstring); ordered across quantiles as the measured curves are."""
     measured = measured_trcd_ber(device, vendor, trcd_ns, quantile)  # checks the range
     reference_ns = np.asarray(device.to_reference_trcd_ns(np.asarray(trcd_ns, dtype=float)))
-    test_ns = np.asarray(device.ber_vdd_test_trcd_ns)
-    below = reference_ns < device.ber_vdd_test_trcd_ns - 1e-9
+    test_ns = np.asarray(vdd_curve_trcd_ns())
+    below = reference_ns < float(test_ns) - 1e-9
     excess = []
     for q in _AT_LEAST[quantile]:
         at_test = float(_ordered_ber(trcd_curve, vendor, q, test_ns))

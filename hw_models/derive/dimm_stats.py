@@ -83,15 +83,16 @@ def population_columns(bers: Sequence[float], n_censored: int = 0
 
 
 def write_table(header: str, rows: list[dict[str, object]], out: IO[str], *,
-                point_column: str) -> None:
+                point_column: str | tuple[str, ...]) -> None:
     """A derived table: its provenance ``header``, then CSV rows; every float but the
-    operating point (``point_column``) as %.6e."""
+    operating point's columns (``point_column``) as %.6e."""
+    points = (point_column,) if isinstance(point_column, str) else point_column
     out.write(header)
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({key: (f"{value:.6e}" if isinstance(value, float)
-                               and key != point_column else value)
+                               and key not in points else value)
                          for key, value in row.items()})
 
 

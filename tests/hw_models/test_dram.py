@@ -26,6 +26,7 @@ from hw_models.dram import (
     operating_point,
     row_miss_ns,
     trcd_curve,
+    vdd_curve_trcd_ns,
     vendor_curve,
 )
 
@@ -44,7 +45,7 @@ def test_three_presets_every_number_sourced():
     assert list_dram_presets() == DEVICES
     for name in list_dram_presets():
         device = load_dram(name)
-        assert len(device.sources) == 28
+        assert len(device.sources) == 27
         assert all(len(note) > 10 for note in device.sources.values())
 
 
@@ -351,18 +352,29 @@ def test_vdd_errors_at_voltrons_test_trcd_are_not_counted_twice(ddr3l):
     assert point["ber"] == pytest.approx((at_8 - at_10) / (1 - at_10), rel=1e-12)
 
 
-def test_the_vdd_test_trcd_is_a_sourced_preset_key(tmp_path):
+def test_the_vdd_test_trcd_is_a_sourced_table_key(tmp_path):
+    """The Voltron table states the tRCD it was measured at, with its source; a table with
+    two test timings or one outside the DIVA-DRAM data is refused."""
+    assert vdd_curve_trcd_ns() == 10.0
+    header = "".join(line for line in VOLTRON_TABLE.read_text().splitlines(keepends=True)
+                     if line.startswith("#"))
+    assert "rcd4_rp4" in header and "2500 ps" in header and "ASSUMPTION" in header
+    assert all(row["trcd_ns"] == 10.0 for row in derive_rows_shipped())
     for name in DEVICES:
         device = load_dram(name)
-        assert device.ber_vdd_test_trcd_ns == 10.0
-        note = device.sources["ber.vdd_test_trcd_ns"]
-        assert "rcd4_rp4" in note and "2500 ps" in note and "ASSUMPTION" in note
-    text = (DRAM_PRESET_DIR / "lpddr4-3200.toml").read_text()
-    path = tmp_path / "slow.toml"
-    path.write_text(text.replace("[ber.vdd_test_trcd_ns]\nvalue = 10.0",
-                                 "[ber.vdd_test_trcd_ns]\nvalue = 14.0"))
-    with pytest.raises(ConfigError, match="ber.vdd_test_trcd_ns 14 must lie within"):
-        load_dram(str(path))
+        assert device.vdd_test_trcd_ns() == pytest.approx(10 * device.trcd_nominal_ns / 13.75)
+    text = VOLTRON_TABLE.read_text()
+    for value, message in (("14.0", "trcd_ns 14 is outside the DIVA-DRAM data"),
+                           (None, "the trcd_ns column must hold one value")):
+        table = tmp_path / f"table{value}.csv"
+        lines = text.splitlines(keepends=True)
+        if value is None:  # one row at another timing
+            lines[-1] = lines[-1].replace(",10.0,", ",12.5,")
+            table.write_text("".join(lines))
+        else:
+            table.write_text(text.replace(",10.0,", f",{value},"))
+        with pytest.raises(ConfigError, match=message):
+            vdd_curve_trcd_ns(table)
 
 
 @pytest.mark.parametrize("vdd_v, trcd_ns, message", [
