@@ -37,7 +37,8 @@ Both curves follow the same rules along their knob (reference volts or ns):
 Where the two curves meet: Voltron measured at one tRCD, 10 ns (the ``trcd_ns`` column of
 ``voltron_ber.csv``, in reference ns: its plots are named ``rcd4_rp4``, 4 cycles of the
 tester's 2.5 ns clock; ``vdd_curve_trcd_ns``), so the VDD curve b_V(V) is the error rate at
-(V, 10 ns), errors of the 27 % shorter tRCD included. The tRCD curve then adds only what a tRCD below 10 ns adds beyond 10 ns:
+(V, 10 ns), errors of the 27 % shorter tRCD included. The tRCD curve then adds only what
+a tRCD below 10 ns adds beyond 10 ns:
 
     b_t_eff(t) = max(0, b_t(t) - b_t(10 ns)) / (1 - b_t(10 ns))   for t < 10 ns, else 0
 
