@@ -375,7 +375,7 @@ def dram(device: str | None, vendor: str, ber_quantile: str, vdd_v: float | None
     from dse.commands.text import dram_devices_text, dram_text
 
     if list_devices:
-        rows = dram_devices()
+        rows = dram_devices(ber_quantile)
         echo_json(rows.to_json()) if as_json else click.echo(dram_devices_text(rows))
         return
     if device is None:

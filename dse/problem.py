@@ -111,7 +111,8 @@ def build_problem(*, network: str, dataset: str | None, hw: str = "diana",
     if table is None:
         from dse.workload import load_workload  # torch: traces the network once
         table = load_workload(network, dataset).table
-    space = build_space(table, dram_tensors(table, soc), device, vendor, partitions)
+    space = build_space(table, dram_tensors(table, soc), device, vendor, partitions,
+                        ber_quantile)
     return Problem(space=space, soc=soc, vendor=vendor, objectives=names,
                    ber_quantile=ber_quantile, limits=limits, overlap=overlap)
 

@@ -6,7 +6,8 @@ Parameters (names carry units; each has a meaning on its own in trials.csv):
   (the largest divisor of Cout up to 16: always includes 0 and Cout); depthwise / grouped
   layers have no parameter (digital only);
 * ``undervolt_mv``: how far below nominal the DRAM's VDD is, in steps of ``VDD_STEP_MV`` (the
-  Voltron measurement step), down to the lowest characterised voltage;
+  Voltron measurement step), down to the usable floor of the study's BER statistic (the
+  vendor's ``--ber-quantile``: ``hw_models.dram``);
 * ``trcd_reduction_ns``: how far below nominal its tRCD is, in ``TRCD_STEP_NS`` steps, down
   to the device's minimum;
 
@@ -26,7 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hw_models.dram import DramDevice
+from hw_models.dram import DEFAULT_BER_QUANTILE, DramDevice
 from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 from hw_models.partitions import check_partition_count
@@ -103,13 +104,14 @@ def channel_step(cout: int, step: int = CHANNEL_STEP) -> int:
 
 
 def build_space(table: LayerTable, dram: DramTensors, device: DramDevice | None,
-                vendor: str, partitions: int = 1) -> SearchSpace:
+                vendor: str, partitions: int = 1,
+                quantile: str = DEFAULT_BER_QUANTILE) -> SearchSpace:
     weights = tuple(bool(flag) for flag in dram.weights)
     activations = tuple(bool(flag) for flag in dram.activations)
     if device is None:
         return SearchSpace(table, weights, activations, None, 0, 0.0, 1)
     check_partition_count(device, partitions)
-    low_v, nominal_v = device.vdd_range_v(vendor)
+    low_v, nominal_v = device.vdd_range_v(vendor, quantile)
     max_undervolt = int(np.floor((nominal_v - low_v) * 1000 / VDD_STEP_MV + 1e-9)) * VDD_STEP_MV
     span_ns = device.trcd_nominal_ns - device.trcd_min_ns
     max_reduction = float(np.floor(span_ns / TRCD_STEP_NS + 1e-9) * TRCD_STEP_NS)

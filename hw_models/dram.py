@@ -6,7 +6,12 @@ comes from two measured tables, per vendor and per statistic over the vendor's D
 ``hw_models.derive.dimm_stats``):
 
 * from the supply voltage: the Voltron DDR3L measurements (``presets/voltron_ber.csv``, see
-  ``hw_models.derive.voltron``), read at the same V / V_nominal on other devices;
+  ``hw_models.derive.voltron``), read at the same V / V_nominal on other devices. Each
+  statistic has a usable floor per vendor: below it, too many of the vendor's DIMMs stopped
+  working or saturate (faulty-line fraction above 0.45) for the statistic to be known (its
+  cells are empty in the table; ``max`` and ``mean`` need every DIMM measured). Reference
+  floors, median / p90 / max / mean: A 1.1 / 1.125 / 1.125 / 1.125 V, B 1.05 / 1.075 /
+  1.075 / 1.075 V, C 1.175 / 1.25 / 1.25 / 1.25 V. A VDD below the floor is an error;
 * from a shortened tRCD: the DIVA-DRAM DDR3 measurements (``presets/diva_trcd_ber.csv``, see
   ``hw_models.derive.diva``: the errors added below the test's 12.5 ns at a 256 ms refresh
   interval), read at the same tRCD / tRCD_nominal, DIVA's nominal being 13.75 ns
@@ -19,23 +24,37 @@ Both curves follow the same rules along their knob (reference volts or ns):
 * between measured points with errors: log-linear interpolation;
 * between the last point with errors and the error-free point: held at the BER of the last
   point with errors (the data cannot say where it reaches 0; this never underestimates);
-* below the lowest measured point: an error (no data; presets may not allow it);
+* below the lowest usable point (VDD: the floor above; tRCD: DIVA's 5 ns): an error;
 * a statistic is made non-increasing in the knob (a running maximum toward lower VDD or
-  shorter tRCD): where the DIMMs measured change between points (a DIMM not measured at one
-  voltage, DIMMs that stop working), a quantile can dip (vendor C's median is 1.3385e-3 at
-  1.125 V and 1.3415e-3 at 1.15 V); the dip is filled, never kept;
+  shorter tRCD): where the DIMMs measured change between points (a DIMM not tested at one
+  voltage), a quantile can dip; the dip is filled, never kept (the shipped tables have none
+  in their usable ranges; vendor C's plateau had one, now below its floors);
 * the quantiles are ordered, median <= p90 <= max, at every point: a higher quantile takes
   a lower one's value where the lower one is held above the higher one's interpolation
   (vendor B's tRCD median is 0 at 10 ns and held at its 7.5 ns value, 0.23, below 10 ns,
   while p90 interpolates from 6.3e-5 at 10 ns); this only raises curves.
 
-VDD and tRCD errors combine as 1 - (1 - b_V)(1 - b_t): a bit reads correctly only if neither
-mechanism flips it, the two taken as independent. No data set measures both knobs together
-(Voltron varies VDD at one test timing, DIVA-DRAM varies timings only), so nothing
-better is known; but Voltron finds that a lower VDD needs a longer activation to stay
-error-free, so both mechanisms eat the same sensing margin and at a point where both are
-reduced the true BER is likely above this product (where only one knob is reduced it is that
-knob's measured curve exactly).
+Where the two curves meet: Voltron measured at one tRCD, 10 ns (the ``trcd_ns`` column of
+``voltron_ber.csv``, in reference ns: its plots are named ``rcd4_rp4``, 4 cycles of the
+tester's 2.5 ns clock; ``vdd_curve_trcd_ns``), so the VDD curve b_V(V) is the error rate at
+(V, 10 ns), errors of the 27 % shorter tRCD included. The tRCD curve then adds only what
+a tRCD below 10 ns adds beyond 10 ns:
+
+    b_t_eff(t) = max(0, b_t(t) - b_t(10 ns)) / (1 - b_t(10 ns))   for t < 10 ns, else 0
+
+(``ber_from_trcd``, per quantile from its ordered b_t, then ordered across quantiles as
+above; ``measured_trcd_ber`` is DIVA's b_t itself). For a tRCD between 10 ns
+and nominal the VDD errors are taken as measured at 10 ns (ASSUMPTION: a longer activation
+would likely remove some of them; no data set measures VDD at two timings). The other
+reading, Voltron at nominal tRCD and DIVA's errors added in full, gives 1 - (1 - b_V)(1 -
+b_t): at DDR3L, vendor B, ``max``, 1.1 V, 10 ns, 2.8e-3 instead of the 2.0e-8 used here
+(DIVA's worst vendor-B DIMM at 10 ns and a 256 ms refresh, on top of Voltron's).
+
+Then VDD and tRCD errors combine as 1 - (1 - b_V)(1 - b_t_eff): a bit reads correctly only
+if neither flips it, the two taken as independent. No data set varies both knobs (Voltron
+varies VDD at one timing, DIVA-DRAM timings at nominal VDD); Voltron finds that a lower VDD
+needs a longer activation to stay error-free, so both mechanisms eat the same sensing margin
+and below 10 ns at a reduced VDD the true BER is likely above this product.
 """
 from __future__ import annotations
 
@@ -106,8 +125,10 @@ _OPTIONAL = ("self_refresh_vdd_mw", "self_refresh_fixed_mw")
 
 @dataclass(frozen=True)
 class MeasuredCurve:
-    """One statistic over one vendor's DIMMs at the measured points of a knob: reference
-    VDD in V (Voltron) or DIVA tRCD in ns, ascending; ``ber`` made non-increasing."""
+    """One statistic over one vendor's DIMMs at the usable measured points of a knob:
+    reference VDD in V (Voltron) or DIVA tRCD in ns, ascending; ``ber`` made non-increasing;
+    ``n_dimms`` the DIMMs the statistic ranks at each point (stopped and saturated ones
+    included)."""
 
     vendor: str
     quantile: str
@@ -117,7 +138,8 @@ class MeasuredCurve:
 
     @property
     def lowest(self) -> float:
-        """The lowest measured point: below it there is no data."""
+        """The lowest usable point (for VDD, the statistic's floor): below it the statistic
+        is not known."""
         return float(self.knob[0])
 
     @property
@@ -191,9 +213,16 @@ class DramDevice:
         """Capacity of one partition unit."""
         return self.capacity_bytes // self.partition_units
 
-    def vdd_range_v(self, vendor: str) -> tuple[float, float]:
-        """Allowed supply voltages: the lowest measured (transferred) voltage to nominal."""
-        return (float(self.to_device_v(vendor_curve(vendor).lowest)), self.vdd_nominal_v)
+    def vdd_range_v(self, vendor: str, quantile: str = DEFAULT_BER_QUANTILE
+                    ) -> tuple[float, float]:
+        """Allowed supply voltages: the statistic's usable floor (transferred) to nominal."""
+        return (float(self.to_device_v(vendor_curve(vendor, quantile).lowest)),
+                self.vdd_nominal_v)
+
+    def vdd_test_trcd_ns(self) -> float:
+        """The tRCD at which the VDD curve was measured, on this device (Voltron's 10 ns at
+        the same tRCD / nominal)."""
+        return float(self.to_device_trcd_ns(vdd_curve_trcd_ns()))
 
     def to_device_v(self, reference_v: float | np.ndarray) -> float | np.ndarray:
         return reference_v * self.vdd_nominal_v / self.ber_reference_nominal_v
@@ -282,6 +311,10 @@ def load_dram(name_or_path: str) -> DramDevice:
         raise ConfigError(f"{path}: trcd_min_ns {device.trcd_min_ns:g} is below the lowest "
                           f"characterised tRCD {lowest_ns:.4g} ns (DIVA-DRAM's shortest, at "
                           "the same tRCD / nominal)")
+    if vdd_curve_trcd_ns() > device.ber_reference_nominal_trcd_ns + 1e-9:
+        raise ConfigError(f"{path}: ber.reference_nominal_trcd_ns "
+                          f"{device.ber_reference_nominal_trcd_ns:g} is below the tRCD the "
+                          f"VDD curve was measured at ({vdd_curve_trcd_ns():g} ns)")
     return device
 
 
@@ -318,14 +351,43 @@ def _curves(table: Path, knob: str) -> dict[tuple[str, str], MeasuredCurve]:
     curves = {}
     for vendor, points in rows.items():
         points.sort(key=lambda row: float(row[knob]))
-        knobs = np.array([float(row[knob]) for row in points])
-        n_dimms = np.array([int(row["n_dimms"]) for row in points])
         for quantile in BER_QUANTILES:
-            ber = np.array([float(row[column(quantile)]) for row in points])
+            cells = [row[column(quantile)].strip() for row in points]
+            # usable: from the lowest point above which every point has the statistic
+            first = len(cells)
+            while first and cells[first - 1]:
+                first -= 1
+            usable = points[first:]
+            if not usable:
+                continue
+            knobs = np.array([float(row[knob]) for row in usable])
+            n_dimms = np.array([int(row["n_dimms"]) + int(row.get("n_stopped") or 0)
+                                for row in usable])
+            ber = np.array([float(cell) for cell in cells[first:]])
             monotone = np.maximum.accumulate(ber[::-1])[::-1]  # fill dips toward low knobs
             curves[(vendor, quantile)] = MeasuredCurve(vendor, quantile, knobs, monotone,
                                                        n_dimms)
     return curves
+
+
+@lru_cache(maxsize=None)
+def vdd_curve_trcd_ns(table: Path = VOLTRON_TABLE) -> float:
+    """The tRCD (reference ns) at which the VDD curve was measured: the table's ``trcd_ns``
+    column, one value for every row, within the DIVA-DRAM data."""
+    with open(table, newline="") as handle:
+        values = {float(row["trcd_ns"]) for row in
+                  csv.DictReader(line for line in handle if not line.startswith("#"))}
+    if len(values) != 1:
+        raise ConfigError(f"{table}: the trcd_ns column must hold one value, not "
+                          f"{sorted(values)}")
+    value = values.pop()
+    known = _curves(DIVA_TABLE, "trcd_ns")
+    low = max(curve.lowest for curve in known.values())
+    high = min(float(curve.knob[-1]) for curve in known.values())
+    if not low <= value <= high:
+        raise ConfigError(f"{table}: trcd_ns {value:g} is outside the DIVA-DRAM data "
+                          f"[{low:g}, {high:g}] ns")
+    return value
 
 
 def list_vendors() -> list[str]:
@@ -344,11 +406,16 @@ def _curve(table: Path, knob: str, vendor: str, quantile: str) -> MeasuredCurve:
     check_quantile(quantile)
     if vendor not in list_vendors():
         raise ConfigError(f"unknown vendor '{vendor}' (known: {', '.join(list_vendors())})")
-    return _curves(table, knob)[(vendor, quantile)]
+    curves = _curves(table, knob)
+    if (vendor, quantile) not in curves:
+        raise ConfigError(f"{table.name}: vendor {vendor} has no usable {quantile} BER "
+                          "at any measured point")
+    return curves[(vendor, quantile)]
 
 
 def vendor_curve(vendor: str, quantile: str = DEFAULT_BER_QUANTILE) -> MeasuredCurve:
-    """The vendor's measured BER vs reference VDD (Voltron DDR3L, V) at one statistic."""
+    """The vendor's measured BER vs reference VDD (Voltron DDR3L at tRCD 10 ns, V) at one
+    statistic, from its usable floor up."""
     return _curve(VOLTRON_TABLE, "vdd_v", vendor, quantile)
 
 
@@ -364,22 +431,48 @@ def _ordered_ber(curve_of: Callable[[str, str], MeasuredCurve], vendor: str, qua
     return np.minimum(np.max(bers, axis=0), MAX_BER)
 
 
+def vdd_floor_message(device: DramDevice, vendor: str, quantile: str) -> str:
+    """Where the usable VDD range of a statistic ends, and why (for error messages)."""
+    low, _ = device.vdd_range_v(vendor, quantile)
+    reference = vendor_curve(vendor, quantile).lowest
+    return (f"the usable floor {low:.4g} V of vendor {vendor}'s {quantile} BER (Voltron "
+            f"DDR3L {reference:g} V; below it too many of the vendor's DIMMs stopped working "
+            f"or saturate for the {quantile} to be known)")
+
+
 def ber_from_vdd(device: DramDevice, vendor: str, vdd_v: float | np.ndarray,
                  quantile: str = DEFAULT_BER_QUANTILE) -> np.ndarray:
-    """Bit error rate at supply voltage ``vdd_v`` (any shape); see the module docstring."""
+    """Bit error rate at supply voltage ``vdd_v`` (any shape), at Voltron's test tRCD; see
+    the module docstring."""
     curve = vendor_curve(vendor, quantile)
     reference_v = np.asarray(device.to_reference_v(np.asarray(vdd_v, dtype=float)))
     if (reference_v < curve.lowest - 1e-12).any():
-        low, _ = device.vdd_range_v(vendor)
-        raise ConfigError(f"{device.name}: VDD {float(np.min(vdd_v)):.4g} V is below the lowest "
-                          f"characterised voltage {low:.4g} V (vendor {vendor})")
+        raise ConfigError(f"{device.name}: VDD {float(np.min(vdd_v)):.4g} V is below "
+                          + vdd_floor_message(device, vendor, quantile))
     return _ordered_ber(vendor_curve, vendor, quantile, reference_v)
 
 
 def ber_from_trcd(device: DramDevice, vendor: str, trcd_ns: float | np.ndarray,
                   quantile: str = DEFAULT_BER_QUANTILE) -> np.ndarray:
-    """Bit error rate from a shortened tRCD (any shape), the DIVA-DRAM curve at the same
-    tRCD / nominal; see the module docstring."""
+    """Bit error rate a shortened tRCD adds to the VDD curve (any shape): DIVA's excess
+    over its value at Voltron's test tRCD, 0 from there up (``b_t_eff`` of the module
+    docstring); ordered across quantiles as the measured curves are."""
+    measured = measured_trcd_ber(device, vendor, trcd_ns, quantile)  # checks the range
+    reference_ns = np.asarray(device.to_reference_trcd_ns(np.asarray(trcd_ns, dtype=float)))
+    test_ns = np.asarray(vdd_curve_trcd_ns())
+    below = reference_ns < float(test_ns) - 1e-9
+    excess = []
+    for q in _AT_LEAST[quantile]:
+        at_test = float(_ordered_ber(trcd_curve, vendor, q, test_ns))
+        raw = measured if q == quantile else _ordered_ber(trcd_curve, vendor, q, reference_ns)
+        excess.append(np.where(below, np.maximum(raw - at_test, 0.0) / (1.0 - at_test), 0.0))
+    return np.max(excess, axis=0)
+
+
+def measured_trcd_ber(device: DramDevice, vendor: str, trcd_ns: float | np.ndarray,
+                      quantile: str = DEFAULT_BER_QUANTILE) -> np.ndarray:
+    """DIVA-DRAM's bit error rate from a shortened tRCD (any shape), the curve at the same
+    tRCD / nominal, at nominal VDD; see the module docstring."""
     curve = trcd_curve(vendor, quantile)
     reference_ns = np.asarray(device.to_reference_trcd_ns(np.asarray(trcd_ns, dtype=float)))
     if (reference_ns < curve.lowest - 1e-12).any():
@@ -391,7 +484,8 @@ def ber_from_trcd(device: DramDevice, vendor: str, trcd_ns: float | np.ndarray,
 
 def combined_ber(ber_vdd: float | np.ndarray, ber_trcd: float | np.ndarray) -> np.ndarray:
     """A bit is correct only if neither mechanism flips it, the two taken as independent
-    (the module docstring says why, and which way this errs)."""
+    (the module docstring says why, and which way this errs); ``ber_trcd`` is what tRCD
+    adds beyond Voltron's test tRCD (``ber_from_trcd``)."""
     return 1.0 - (1.0 - np.asarray(ber_vdd)) * (1.0 - np.asarray(ber_trcd))
 
 
@@ -405,9 +499,14 @@ def row_miss_ns(device: DramDevice, trcd_ns: float | np.ndarray) -> np.ndarray:
     return np.asarray(trcd_ns, dtype=float) + device.tcl_ns + device.burst_ns
 
 
-def check_operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns: float) -> None:
-    """Raise ConfigError when VDD or tRCD is outside the device's allowed range."""
-    low_v, high_v = device.vdd_range_v(vendor)
+def check_operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns: float,
+                          quantile: str = DEFAULT_BER_QUANTILE) -> None:
+    """Raise ConfigError when VDD or tRCD is outside the device's allowed range (VDD: from
+    the usable floor of the ``quantile`` BER)."""
+    low_v, high_v = device.vdd_range_v(vendor, quantile)
+    if vdd_v < low_v - 1e-9:
+        raise ConfigError(f"{device.name}: VDD {vdd_v:g} V is below "
+                          + vdd_floor_message(device, vendor, quantile))
     if not low_v - 1e-9 <= vdd_v <= high_v + 1e-9:
         raise ConfigError(f"{device.name}: VDD {vdd_v:g} V outside the allowed range "
                           f"[{low_v:.4g}, {high_v:g}] V (vendor {vendor})")
@@ -425,7 +524,7 @@ def operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns: floa
                     quantile: str = DEFAULT_BER_QUANTILE) -> dict:
     """Everything ``dse dram`` reports about one (VDD, tRCD) point of a device."""
     check_quantile(quantile)
-    check_operating_point(device, vendor, vdd_v, trcd_ns)
+    check_operating_point(device, vendor, vdd_v, trcd_ns, quantile)
     b_v = float(ber_from_vdd(device, vendor, vdd_v, quantile))
     b_t = float(ber_from_trcd(device, vendor, trcd_ns, quantile))
     reference_v = float(device.to_reference_v(vdd_v))
@@ -435,6 +534,9 @@ def operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns: floa
         "vdd_v": vdd_v, "trcd_ns": trcd_ns,
         "vdd_nominal_v": device.vdd_nominal_v, "trcd_nominal_ns": device.trcd_nominal_ns,
         "ber_vdd": b_v, "ber_trcd": b_t, "ber": float(combined_ber(b_v, b_t)),
+        "ber_trcd_measured": float(measured_trcd_ber(device, vendor, trcd_ns, quantile)),
+        "vdd_test_trcd_ns": device.vdd_test_trcd_ns(),
+        "vdd_floor_v": {q: device.vdd_range_v(vendor, q)[0] for q in BER_QUANTILES},
         "ber_vdd_dimms": vendor_curve(vendor, quantile).dimms_at(reference_v),
         "ber_trcd_dimms": trcd_curve(vendor, quantile).dimms_at(reference_ns),
         "vdd_reference_v": reference_v, "trcd_reference_ns": reference_ns,

@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hw_models.dram import DramDevice, check_operating_point
+from hw_models.dram import DEFAULT_BER_QUANTILE, DramDevice, check_operating_point
 from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 
@@ -79,15 +79,17 @@ class Placement:
 
 
 def named_placement(layout: str, table: LayerTable, device: DramDevice, vendor: str, *,
-                    vdd_v: float | None = None, trcd_ns: float | None = None) -> Placement:
+                    vdd_v: float | None = None, trcd_ns: float | None = None,
+                    quantile: str = DEFAULT_BER_QUANTILE) -> Placement:
     """``whole-device`` at (vdd_v, trcd_ns), or two half-device partitions, the second at
-    (vdd_v, trcd_ns), tensors per ``layout``."""
+    (vdd_v, trcd_ns), tensors per ``layout``; VDD at or above the usable floor of the
+    ``quantile`` BER."""
     if layout not in LAYOUTS:
         raise ConfigError(f"partitions '{layout}' is neither a layout ({', '.join(LAYOUTS)}) "
                           "nor an existing JSON file")
     vdd_v = device.vdd_nominal_v if vdd_v is None else vdd_v
     trcd_ns = device.trcd_nominal_ns if trcd_ns is None else trcd_ns
-    check_operating_point(device, vendor, vdd_v, trcd_ns)
+    check_operating_point(device, vendor, vdd_v, trcd_ns, quantile)
     zeros = np.zeros(table.n_layers, dtype=np.int64)
     if layout == WHOLE_DEVICE:
         whole = Partition("whole-device", device.capacity_bytes, vdd_v, trcd_ns)
@@ -126,7 +128,7 @@ def even_partitions(device: DramDevice, points: Sequence[tuple[float, float]]
 
 
 def placement_from_file(path: Path, table: LayerTable, device: DramDevice,
-                        vendor: str) -> Placement:
+                        vendor: str, quantile: str = DEFAULT_BER_QUANTILE) -> Placement:
     """Read a partition file (see the module docstring); raise ConfigError on any fault."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -139,7 +141,8 @@ def placement_from_file(path: Path, table: LayerTable, device: DramDevice,
     if unknown:
         raise ConfigError(f"{path}: unknown key '{sorted(unknown)[0]}' (partitions, default, "
                           "tensors)")
-    partitions = tuple(_partition(entry, device, vendor, path) for entry in document["partitions"])
+    partitions = tuple(_partition(entry, device, vendor, quantile, path)
+                       for entry in document["partitions"])
     if len(partitions) > device.partition_units:
         raise ConfigError(f"{path}: {len(partitions)} partitions, but DRAM '{device.name}' has "
                           f"{device.partition_units} {device.partition_unit}s")
@@ -179,7 +182,8 @@ def placement_from_file(path: Path, table: LayerTable, device: DramDevice,
     return Placement(partitions, weight, activation[table.input_tensor], str(path))
 
 
-def _partition(entry: Any, device: DramDevice, vendor: str, path: Path) -> Partition:
+def _partition(entry: Any, device: DramDevice, vendor: str, quantile: str,
+               path: Path) -> Partition:
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
         raise ConfigError(f"{path}: every partition needs a 'name'")
     unknown = set(entry) - {"name", "capacity_bytes", "vdd_v", "trcd_ns"}
@@ -195,7 +199,7 @@ def _partition(entry: Any, device: DramDevice, vendor: str, path: Path) -> Parti
     for key, value in (("vdd_v", vdd_v), ("trcd_ns", trcd_ns)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: partition '{entry['name']}': {key} must be a number")
-    check_operating_point(device, vendor, float(vdd_v), float(trcd_ns))
+    check_operating_point(device, vendor, float(vdd_v), float(trcd_ns), quantile)
     return Partition(entry["name"], capacity, float(vdd_v), float(trcd_ns))
 
 

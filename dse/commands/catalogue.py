@@ -18,8 +18,10 @@ from dse.commands.reports import (
 )
 from hw_models import ConfigError, LayerTable, Soc, load_soc
 from hw_models.dram import (
+    BER_QUANTILES,
     DEFAULT_BER_QUANTILE,
     DEFAULT_VENDOR,
+    check_quantile,
     list_dram_presets,
     list_vendors,
     load_dram,
@@ -121,12 +123,14 @@ def dram_setting(request: CostRequest, table: LayerTable, soc: Soc) -> DramSetti
     layout = request.partition_layout
     if layout in LAYOUTS:
         placement = named_placement(layout, table, device, request.vendor,
-                                    vdd_v=request.vdd_v, trcd_ns=request.trcd_ns)
+                                    vdd_v=request.vdd_v, trcd_ns=request.trcd_ns,
+                                    quantile=request.ber_quantile)
     elif Path(layout).is_file():
         if request.vdd_v is not None or request.trcd_ns is not None:
             raise ConfigError("with a partitions file, give vdd_v / trcd_ns in the file, "
                               "not --vdd / --trcd")
-        placement = placement_from_file(Path(layout), table, device, request.vendor)
+        placement = placement_from_file(Path(layout), table, device, request.vendor,
+                                        request.ber_quantile)
     else:
         raise ConfigError(f"--partition-layout '{layout}' is neither a layout "
                           f"({', '.join(LAYOUTS)}) nor an existing JSON file")
@@ -242,8 +246,10 @@ def dram_report(device: str, vendor: str, vdd_v: float | None, trcd_ns: float | 
     return DramPointReport(**operating_point(preset, vendor, vdd_v, trcd_ns, ber_quantile))
 
 
-def dram_devices() -> DramCatalogue:
-    """Every DRAM preset with its nominal point and allowed ranges (per vendor for VDD)."""
+def dram_devices(ber_quantile: str = DEFAULT_BER_QUANTILE) -> DramCatalogue:
+    """Every DRAM preset with its nominal point and allowed ranges (per vendor and BER
+    quantile for VDD: the usable floor)."""
+    check_quantile(ber_quantile)
     rows = []
     for name in list_dram_presets():
         device = load_dram(name)
@@ -252,7 +258,10 @@ def dram_devices() -> DramCatalogue:
             description=device.description,
             vdd_nominal_v=device.vdd_nominal_v,
             trcd_nominal_ns=device.trcd_nominal_ns,
-            vdd_min_v={v: device.vdd_range_v(v)[0] for v in list_vendors()},
+            vdd_min_v={v: device.vdd_range_v(v, ber_quantile)[0] for v in list_vendors()},
+            vdd_floor_v={v: {q: device.vdd_range_v(v, q)[0] for q in BER_QUANTILES}
+                         for v in list_vendors()},
+            ber_quantile=ber_quantile,
             trcd_min_ns=device.trcd_min_ns,
             trcd_lowest_characterised_ns=device.lowest_characterised_trcd_ns(),
             bandwidth_bytes_per_s=device.bandwidth_bytes_per_s,

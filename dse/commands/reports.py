@@ -88,8 +88,11 @@ class DramPointReport(Report):
     vdd_nominal_v: float
     trcd_nominal_ns: float
     ber_vdd: float                  # bit error rates: fractions of the bits read
-    ber_trcd: float
+    ber_trcd: float                 # added beyond the VDD curve's test tRCD
     ber: float
+    ber_trcd_measured: float        # DIVA-DRAM's own BER at this tRCD
+    vdd_test_trcd_ns: float         # the VDD curve's test tRCD on this device
+    vdd_floor_v: dict[str, float]   # quantile -> lowest usable VDD for the vendor
     ber_vdd_dimms: int
     ber_trcd_dimms: int
     vdd_reference_v: float
@@ -107,7 +110,9 @@ class DramDeviceRow(Report):
     description: str
     vdd_nominal_v: float
     trcd_nominal_ns: float
-    vdd_min_v: dict[str, float]     # vendor -> lowest VDD
+    vdd_min_v: dict[str, float]     # vendor -> lowest usable VDD at the shown quantile
+    vdd_floor_v: dict[str, dict[str, float]]  # vendor -> quantile -> lowest usable VDD
+    ber_quantile: str               # the quantile of vdd_min_v
     trcd_min_ns: float
     trcd_lowest_characterised_ns: float
     bandwidth_bytes_per_s: float

@@ -141,13 +141,19 @@ def dram_text(point: DramPointReport) -> str:
     return "\n".join([
         f"{point.device} (vendor {point.vendor} error curves, {quantile} over the "
         f"vendor's DIMMs; BER(VDD) {point.ber_transfer})",
-        f"  VDD   {point.vdd_v:g} V   (nominal {point.vdd_nominal_v:g} V)",
+        f"  VDD   {point.vdd_v:g} V   (nominal {point.vdd_nominal_v:g} V; usable from "
+        f"{point.vdd_floor_v[quantile]:.4g} V for the {quantile})",
         f"  tRCD  {point.trcd_ns:g} ns  (nominal {point.trcd_nominal_ns:g} ns)",
+        f"  usable VDD floor, vendor {point.vendor}: "
+        + ", ".join(f"{q} {v:.4g}" for q, v in point.vdd_floor_v.items()) + " V "
+        "(below: DIMMs stopped working or saturate)",
         f"  BER from VDD   {point.ber_vdd:.3e}  (Voltron DDR3L at "
-        f"{point.vdd_reference_v:.4g} V: {quantile} over {point.ber_vdd_dimms} DIMMs)",
-        f"  BER from tRCD  {point.ber_trcd:.3e}  (DIVA-DRAM DDR3 at "
-        f"{point.trcd_reference_ns:.4g} ns: {quantile} over {point.ber_trcd_dimms} "
-        "DIMMs)",
+        f"{point.vdd_reference_v:.4g} V, tested at tRCD {point.vdd_test_trcd_ns:.4g} ns: "
+        f"{quantile} over {point.ber_vdd_dimms} DIMMs)",
+        f"  BER from tRCD  {point.ber_trcd:.3e}  (added below {point.vdd_test_trcd_ns:.4g} "
+        f"ns: DIVA-DRAM DDR3 at {point.trcd_reference_ns:.4g} ns, "
+        f"{point.ber_trcd_measured:.3e}, {quantile} over {point.ber_trcd_dimms} DIMMs, "
+        "less its value at the VDD test tRCD)",
         f"  BER combined   {point.ber:.3e}  (independent: 1 - (1 - b_V)(1 - b_t))",
         f"  energy scale (VDD-domain energy and power)  {point.energy_scale:.4f}",
         f"  row-miss latency  {point.row_miss_ns:.3f} ns",
@@ -157,9 +163,10 @@ def dram_text(point: DramPointReport) -> str:
 def dram_devices_text(catalogue: DramCatalogue) -> str:
     rows = catalogue.to_json()
     footer = ("" if not rows else
-              f"\nBER curves by default: vendor {rows[0]['default_vendor']}, "
-              f"{rows[0]['default_ber_quantile']} over the vendor's DIMMs (--vendor, "
-              "--ber-quantile mean|median|p90|max)")
+              f"\nVDD min: the usable floor of the {rows[0]['ber_quantile']} BER (below it "
+              "DIMMs stopped working or saturate); BER curves by default: vendor "
+              f"{rows[0]['default_vendor']}, {rows[0]['default_ber_quantile']} over the "
+              "vendor's DIMMs (--vendor, --ber-quantile mean|median|p90|max)")
     return format_table(rows, [
         ("device", "s", lambda r: r["device"]),
         ("VDD nom (V)", ".3g", lambda r: r["vdd_nominal_v"]),

@@ -40,7 +40,7 @@ def test_the_ber_quantile_reaches_the_cost_model(toy_table):
         problem = build_problem(network="toy", dataset=None, table=toy_table,
                                 ber_quantile=quantile)
         assert problem.ber_quantile == quantile
-        candidate = Candidate((0,) * 5, (0.85,), (14.0,), (0,) * 5, (0,) * 5)
+        candidate = Candidate((0,) * 5, (0.88,), (14.0,), (0,) * 5, (0,) * 5)
         bers[quantile] = candidate_cost(candidate, problem).activation_ber[3:]
     assert (0 < bers["median"]).all() and (bers["median"] < bers["max"]).all()
     with pytest.raises(ConfigError, match="unknown BER quantile"):
@@ -63,7 +63,7 @@ def test_the_probe_sees_errors_exactly_where_the_cost_puts_tensors(network, data
     from dse.space import at_point
 
     problem = build_problem(network=network, dataset=dataset, objectives="latency")
-    candidate = at_point(problem.space, [0] * problem.table.n_layers, (0.85, 10.0))
+    candidate = at_point(problem.space, [0] * problem.table.n_layers, (0.9, 10.0))
     cost = candidate_cost(candidate, problem)
     given = probe_candidate(candidate, cost)
     traffic = cost.traffic

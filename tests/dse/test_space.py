@@ -46,7 +46,9 @@ def test_whole_device_space_has_one_point_and_no_placement(toy_table):
     assert "n_analog:dw" not in trial.params
     assert {n for n in trial.params if not n.startswith("n_analog:")} == {
         "undervolt_mv", "trcd_reduction_ns"}
-    assert space.max_undervolt_mv == 250  # lpddr4 B: 1.1 V down to 0.835 V in 25 mV steps
+    # lpddr4 B, max: 1.1 V down to 0.9 V in 25 mV steps, the last one above the max's
+    # usable floor 0.876 V (Voltron's 1.075 V at the same fraction of nominal)
+    assert space.max_undervolt_mv == 200
     assert space.max_trcd_reduction_ns == 9.0
 
 
@@ -74,7 +76,7 @@ def test_ranges_respect_the_device(toy_table):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(50):
         candidate = suggest_candidate(study.ask(), space)
-        assert all(0.835 <= v <= 1.1 for v in candidate.vdd_v)
+        assert all(0.9 <= v <= 1.1 for v in candidate.vdd_v)
         assert all(9.0625 <= t <= 18.125 for t in candidate.trcd_ns)
         assert all(0 <= n <= c for n, c in zip(candidate.n_analog, toy_table.cout))
         assert candidate.n_analog[1] == 0
@@ -140,3 +142,26 @@ def test_decode_names_a_missing_parameter(toy_table):
     space = toy_problem(toy_table).space
     with pytest.raises(ConfigError, match="n_analog:mid"):
         decode({"n_analog:first": 0}, space)
+
+
+@pytest.mark.parametrize("quantile, floors", [
+    ("median", {"A": 1.1, "B": 1.05, "C": 1.175}),
+    ("p90", {"A": 1.125, "B": 1.075, "C": 1.25}),
+    ("max", {"A": 1.125, "B": 1.075, "C": 1.25}),
+    ("mean", {"A": 1.125, "B": 1.075, "C": 1.25}),
+])
+def test_the_vdd_grid_stops_at_the_quantiles_usable_floor(toy_table, quantile, floors):
+    """DDR3L (the measured device, 25 mV grid = Voltron's steps): the grid ends exactly at
+    the floor below which stopped or saturated DIMMs leave the statistic unknown."""
+    from dse.problem import build_problem
+    from dse.space import vdd_grid_v
+
+    for vendor, floor in floors.items():
+        problem = build_problem(network="toy", dataset=None, dram="ddr3l-1600",
+                                vendor=vendor, ber_quantile=quantile, table=toy_table)
+        grid = vdd_grid_v(problem.space)
+        assert grid[0] == 1.35 and grid[-1] == pytest.approx(floor)
+    lpddr4 = toy_problem(toy_table, ber_quantile=quantile).space
+    low = lpddr4.device.vdd_range_v("B", quantile)[0]
+    grid = vdd_grid_v(lpddr4)
+    assert grid[-1] >= low - 1e-9 and grid[-1] - 0.025 < low

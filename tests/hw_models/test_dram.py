@@ -22,9 +22,11 @@ from hw_models.dram import (
     list_dram_presets,
     list_vendors,
     load_dram,
+    measured_trcd_ber,
     operating_point,
     row_miss_ns,
     trcd_curve,
+    vdd_curve_trcd_ns,
     vendor_curve,
 )
 
@@ -70,11 +72,12 @@ def test_default_quantile_is_the_worst_dimm():
 
 @pytest.mark.parametrize("vendor, vdd_v, quantile, expected", [
     ("B", 1.075, "mean", 3.68e-7),
-    ("B", 1.05, "mean", 8.46e-5),
+    ("B", 1.05, "median", 1.262e-6),   # rank 5 of 11: B5 and B12 stopped, ranked worst
     ("B", 1.075, "median", 5.82e-9),
     ("B", 1.075, "p90", 5.87e-7),
     ("B", 1.075, "max", 3.24e-6),
-    ("A", 1.1, "max", 4.43e-3),
+    ("A", 1.1, "median", 2.336e-4),   # 3 saturated + A3 stopped: ranks 4.5 of 0..9
+    ("A", 1.125, "max", 7.18e-5),
     ("A", 1.15, "max", 0.0),
     ("A", 1.35, "mean", 0.0),
     ("C", 1.30, "max", 0.0),
@@ -93,35 +96,102 @@ def test_error_free_voltages_per_quantile(ddr3l):
 
 
 def test_log_linear_between_points_and_held_below_error_free(ddr3l):
-    low, high = (float(ber_from_vdd(ddr3l, "B", v, "mean")) for v in (1.05, 1.075))
-    middle = float(ber_from_vdd(ddr3l, "B", 1.0625, "mean"))
+    low, high = (float(ber_from_vdd(ddr3l, "B", v, "mean")) for v in (1.075, 1.1))
+    middle = float(ber_from_vdd(ddr3l, "B", 1.0875, "mean"))
     assert middle == pytest.approx(np.sqrt(low * high), rel=1e-9)
     last = float(ber_from_vdd(ddr3l, "B", 1.125, "mean"))
     assert float(ber_from_vdd(ddr3l, "B", 1.14, "mean")) == last > 0
 
 
-def test_a_dip_where_the_measured_dimms_change_is_filled(ddr3l):
-    """Vendor C's median over 6 DIMMs at 1.125 V is below its median over 7 at 1.15 V."""
-    rows = {(r["vendor"], r["vdd_v"]): r for r in derive_rows_shipped()}
-    assert rows[("C", 1.125)]["median_ber"] < rows[("C", 1.15)]["median_ber"]
-    assert float(ber_from_vdd(ddr3l, "C", 1.125, "median")) == pytest.approx(
-        rows[("C", 1.15)]["median_ber"])
+def test_a_dip_is_filled_and_the_floor_is_where_every_point_above_is_known(tmp_path):
+    """A table of one vendor: the median dips at 1.15 V (the DIMMs measured change), and
+    the max is unknown at 1.0 and 1.1 V (empty cells): usable from 1.15 V only."""
+    from hw_models.dram import _curves
+    table = tmp_path / "table.csv"
+    table.write_text("# a comment\n"
+                     "vendor,vdd_v,n_dimms,n_stopped,n_saturated,mean_ber,median_ber,p90_ber,"
+                     "max_ber\n"
+                     "X,1.0,2,1,0,,1e-3,,\n"
+                     "X,1.1,3,0,1,,1e-4,,\n"
+                     "X,1.125,2,0,0,,1e-6,,\n"
+                     "X,1.15,3,0,0,2e-6,2e-6,4e-6,5e-6\n"
+                     "X,1.2,3,0,0,0,0,0,0\n")
+    curves = _curves(table, "vdd_v")
+    assert curves[("X", "median")].lowest == 1.0
+    assert list(curves[("X", "median")].ber) == [1e-3, 1e-4, 2e-6, 2e-6, 0]  # dip filled
+    assert list(curves[("X", "median")].n_dimms) == [3, 3, 2, 3, 3]  # stopped ones ranked
+    assert curves[("X", "max")].lowest == curves[("X", "mean")].lowest == 1.15
 
 
 def derive_rows_shipped() -> list[dict]:
     import csv
     with open(VOLTRON_TABLE) as handle:
         rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
-    return [{k: (v if k == "vendor" else float(v)) for k, v in row.items()} for row in rows]
+    return [{k: (v if k == "vendor" else float(v) if v else None) for k, v in row.items()}
+            for row in rows]
+
+
+# usable floors, reference DDR3L volts: a type-7 quantile may not read a stopped or
+# saturated DIMM (max, mean: none of them)
+FLOORS = {"A": {"median": 1.1, "p90": 1.125, "max": 1.125, "mean": 1.125},
+          "B": {"median": 1.05, "p90": 1.075, "max": 1.075, "mean": 1.075},
+          "C": {"median": 1.175, "p90": 1.25, "max": 1.25, "mean": 1.25}}
+
+
+def test_usable_floor_per_vendor_and_quantile(ddr3l):
+    assert {v: {q: vendor_curve(v, q).lowest for q in FLOORS[v]} for v in "ABC"} == FLOORS
+    lpddr4 = load_dram("lpddr4-3200")
+    for vendor, floors in FLOORS.items():
+        for quantile, floor in floors.items():
+            assert ddr3l.vdd_range_v(vendor, quantile) == (floor, 1.35)
+            assert lpddr4.vdd_range_v(vendor, quantile)[0] == pytest.approx(floor * 1.1 / 1.35)
+
+
+@pytest.mark.parametrize("vendor, vdd_v, quantile, floor", [
+    ("B", 1.025, "max", "1.075"),      # 7 of 11 stopped, B7 saturated
+    ("B", 1.05, "max", "1.075"),       # B5, B12 stopped
+    ("B", 1.05, "mean", "1.075"),
+    ("B", 1.025, "median", "1.05"),
+    ("A", 1.1, "max", "1.125"),        # A3 stopped, A4 A7 A10 saturated
+    ("A", 1.1, "p90", "1.125"),
+    ("C", 1.15, "median", "1.175"),    # C1 C5 C8 C9 on the 50 % plateau, C7 stopped
+    ("C", 1.2, "max", "1.25"),         # C6, C9 at 49.2 %
+    ("C", 1.2, "p90", "1.25"),
+])
+def test_below_the_usable_floor_is_refused_naming_it(ddr3l, vendor, vdd_v, quantile, floor):
+    message = f"VDD {vdd_v:g} V is below the usable floor {floor} V of vendor {vendor}'s " \
+              f"{quantile} BER"
+    with pytest.raises(ConfigError, match=message):
+        check_operating_point(ddr3l, vendor, vdd_v, 13.75, quantile)
+    with pytest.raises(ConfigError, match=message):
+        ber_from_vdd(ddr3l, vendor, vdd_v, quantile)
+
+
+def test_survivors_only_statistics_are_gone_from_the_shipped_table():
+    """Where a DIMM stopped or saturated, max and mean are empty; vendor C's 50 % plateau
+    (1.1 to 1.175 V) is no BER of any statistic but the median at 1.175 V, whose rank 4
+    of 0..8 falls on a measured DIMM."""
+    for row in derive_rows_shipped():
+        censored = row["n_stopped"] + row["n_saturated"]
+        if censored:
+            assert row["max_ber"] is None and row["mean_ber"] is None
+        else:
+            assert row["max_ber"] is not None and row["mean_ber"] is not None
+    rows = {(r["vendor"], r["vdd_v"]): r for r in derive_rows_shipped()}
+    assert [rows[("C", v)]["n_saturated"] for v in (1.1, 1.125, 1.15, 1.175, 1.2, 1.25)] == [
+        7, 5, 4, 3, 2, 0]
+    assert all(rows[("C", v)]["median_ber"] is None for v in (1.1, 1.125, 1.15))
+    assert rows[("B", 1.025)]["n_stopped"] == 7 and rows[("B", 1.025)]["median_ber"] is None
 
 
 def test_below_lowest_measured_voltage_is_an_error(ddr3l):
-    with pytest.raises(ConfigError, match="below the lowest characterised voltage 1.025 V"):
-        ber_from_vdd(ddr3l, "B", 1.0)
+    with pytest.raises(ConfigError, match="below the usable floor 1.05 V of vendor B's "
+                                          "median BER"):
+        ber_from_vdd(ddr3l, "B", 1.0, "median")
 
 
-def grid(device, vendor):
-    low, high = device.vdd_range_v(vendor)
+def grid(device, vendor, quantile="max"):
+    low, high = device.vdd_range_v(vendor, quantile)
     return (np.linspace(low, high, 400),
             np.linspace(device.trcd_min_ns, device.trcd_nominal_ns, 400))
 
@@ -131,13 +201,15 @@ def grid(device, vendor):
 @pytest.mark.parametrize("quantile", BER_QUANTILES)
 def test_ber_monotone_in_vdd_and_trcd(device, vendor, quantile):
     preset = load_dram(device)
-    volts, trcd = grid(preset, vendor)
+    volts, trcd = grid(preset, vendor, quantile)
     bers = ber_from_vdd(preset, vendor, volts, quantile)
     assert (np.diff(bers) <= 0).all() and bers[-1] == 0
     assert bers[0] > 0
     trcd_bers = ber_from_trcd(preset, vendor, trcd, quantile)
     assert (np.diff(trcd_bers) <= 0).all() and trcd_bers[-1] == 0 and trcd_bers[0] > 0
     assert (trcd_bers <= 0.5).all() and (bers <= 0.5).all()
+    measured = measured_trcd_ber(preset, vendor, trcd, quantile)
+    assert (np.diff(measured) <= 0).all() and (trcd_bers <= measured).all()
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -159,8 +231,8 @@ def test_trcd_ber_is_0_from_the_longest_error_free_point(vendor, quantile):
     curve = trcd_curve(vendor, quantile)
     error_free_ns = float(lpddr4.to_device_trcd_ns(curve.error_free_from))
     above = np.linspace(error_free_ns, lpddr4.trcd_nominal_ns, 50)
-    assert (ber_from_trcd(lpddr4, vendor, above, quantile) == 0).all()
-    assert float(ber_from_trcd(lpddr4, vendor, error_free_ns - 0.01, quantile)) > 0
+    assert (measured_trcd_ber(lpddr4, vendor, above, quantile) == 0).all()
+    assert float(measured_trcd_ber(lpddr4, vendor, error_free_ns - 0.01, quantile)) > 0
     # errors added by shortening tRCD below the test's 12.5 ns: none at 12.5 ns itself
     assert curve.error_free_from <= 12.5
 
@@ -171,37 +243,38 @@ def test_trcd_error_free_points_and_the_cliff():
     assert {v: trcd_curve(v, "median").error_free_from for v in "ABC"} == {
         "A": 12.5, "B": 10.0, "C": 10.0}
     ddr3l = load_dram("ddr3l-1600")
-    at_10 = [float(ber_from_trcd(ddr3l, v, 10.0, "median")) for v in "ABC"]
-    at_7_5 = [float(ber_from_trcd(ddr3l, v, 7.5, "median")) for v in "ABC"]
+    at_10 = [float(measured_trcd_ber(ddr3l, v, 10.0, "median")) for v in "ABC"]
+    at_7_5 = [float(measured_trcd_ber(ddr3l, v, 7.5, "median")) for v in "ABC"]
     assert max(at_10) <= 3e-5 and all(0.011 <= b <= 0.34 for b in at_7_5)
 
 
 def test_trcd_log_linear_between_points_and_held_above_the_last_erroneous(ddr3l):
-    low, high = (float(ber_from_trcd(ddr3l, "A", t, "mean")) for t in (7.5, 10.0))
-    assert float(ber_from_trcd(ddr3l, "A", 8.75, "mean")) == pytest.approx(np.sqrt(low * high),
-                                                                          rel=1e-9)
-    assert float(ber_from_trcd(ddr3l, "A", 12.0, "max")) == pytest.approx(6.167658e-2)
-    assert float(ber_from_trcd(ddr3l, "A", 12.5, "max")) == 0
+    low, high = (float(measured_trcd_ber(ddr3l, "A", t, "mean")) for t in (7.5, 10.0))
+    assert float(measured_trcd_ber(ddr3l, "A", 8.75, "mean")) == pytest.approx(
+        np.sqrt(low * high), rel=1e-9)
+    assert float(measured_trcd_ber(ddr3l, "A", 12.0, "max")) == pytest.approx(6.167658e-2)
+    assert float(measured_trcd_ber(ddr3l, "A", 12.5, "max")) == 0
 
 
 def test_a_lower_quantiles_hold_raises_the_higher_ones(ddr3l):
     """Vendor B, tRCD just below 10 ns: median held at its 7.5 ns value, p90 and max with
     errors at 10 ns interpolate from there; the ordered curves take the median's."""
-    median = float(ber_from_trcd(ddr3l, "B", 9.9, "median"))
+    median = float(measured_trcd_ber(ddr3l, "B", 9.9, "median"))
     assert median == pytest.approx(2.278692e-1)
-    assert float(ber_from_trcd(ddr3l, "B", 9.9, "p90")) == median
-    assert float(ber_from_trcd(ddr3l, "B", 10.0, "p90")) == pytest.approx(6.271828e-5)
+    assert float(measured_trcd_ber(ddr3l, "B", 9.9, "p90")) == median
+    assert float(measured_trcd_ber(ddr3l, "B", 10.0, "p90")) == pytest.approx(6.271828e-5)
 
 
 def test_transfer_by_relative_undervolt_and_relative_trcd(ddr3l):
     ddr4, lpddr4 = load_dram("ddr4-2400"), load_dram("lpddr4-3200")
-    for ddr3l_v in (1.05, 1.075, 1.1):
+    for ddr3l_v in (1.075, 1.1, 1.125):
         assert float(ber_from_vdd(ddr4, "B", ddr3l_v * 1.2 / 1.35)) == pytest.approx(
             float(ber_from_vdd(ddr3l, "B", ddr3l_v)), rel=1e-9)
     for diva_ns in (6.0, 7.5, 8.2, 10.0, 11.0, 12.5):
         for vendor in "ABC":
-            assert float(ber_from_trcd(lpddr4, vendor, diva_ns * 18.125 / 13.75)) == \
-                pytest.approx(float(ber_from_trcd(ddr3l, vendor, diva_ns)), rel=1e-9)
+            for curve in (ber_from_trcd, measured_trcd_ber):
+                assert float(curve(lpddr4, vendor, diva_ns * 18.125 / 13.75)) == \
+                    pytest.approx(float(curve(ddr3l, vendor, diva_ns)), rel=1e-9)
 
 
 def test_below_lowest_measured_trcd_is_an_error(ddr3l):
@@ -245,7 +318,7 @@ def test_energy_scale_and_row_miss(ddr3l):
 
 
 def test_operating_point_contract():
-    point = operating_point(load_dram("lpddr4-3200"), "B", 0.9, 14.0)
+    point = operating_point(load_dram("lpddr4-3200"), "B", 0.9, 12.0)
     assert {"device", "vendor", "ber_quantile", "vdd_v", "trcd_ns", "vdd_nominal_v",
             "trcd_nominal_ns", "ber_vdd", "ber_trcd", "ber", "ber_vdd_dimms",
             "ber_trcd_dimms", "vdd_reference_v", "trcd_reference_ns", "energy_scale",
@@ -253,13 +326,60 @@ def test_operating_point_contract():
     assert point["ber"] == pytest.approx(1 - (1 - point["ber_vdd"]) * (1 - point["ber_trcd"]))
     assert point["ber_quantile"] == "max" and point["ber_trcd_dimms"] == 28
     assert point["ber_vdd_dimms"] == 7  # interpolated between 1.1 V (11) and 1.125 V (7)
-    median = operating_point(load_dram("lpddr4-3200"), "B", 0.9, 14.0, "median")
-    assert median["ber_quantile"] == "median" and median["ber_trcd"] == 0 < point["ber_trcd"]
+    assert 0 < point["ber_trcd"] <= point["ber_trcd_measured"]  # 12 ns: 9.10 reference ns
+    assert point["vdd_test_trcd_ns"] == pytest.approx(10 * 18.125 / 13.75)
+    assert point["vdd_floor_v"]["max"] == pytest.approx(1.075 * 1.1 / 1.35)
+    median = operating_point(load_dram("lpddr4-3200"), "B", 0.9, 12.0, "median")
+    assert median["ber_quantile"] == "median" and median["ber_trcd"] <= point["ber_trcd"]
+    assert median["vdd_floor_v"]["median"] == pytest.approx(1.05 * 1.1 / 1.35)
+
+
+def test_vdd_errors_at_voltrons_test_trcd_are_not_counted_twice(ddr3l):
+    """Voltron measured at tRCD 10 ns: there, and up to nominal, the BER is the VDD curve's
+    alone; below 10 ns DIVA adds only its excess over its own 10 ns value."""
+    b_v = float(ber_from_vdd(ddr3l, "B", 1.1, "max"))
+    assert b_v == pytest.approx(1.984891e-8)
+    for trcd_ns in (10.0, 12.0, 13.75):
+        point = operating_point(ddr3l, "B", 1.1, trcd_ns, "max")
+        assert point["ber_trcd"] == 0 and point["ber"] == pytest.approx(b_v, rel=1e-9)
+    assert operating_point(ddr3l, "B", 1.1, 10.0, "max")["ber_trcd_measured"] == \
+        pytest.approx(2.819574e-3)  # what the old reading added on top
+    at_10 = float(measured_trcd_ber(ddr3l, "A", 10.0, "mean"))
+    at_8 = float(measured_trcd_ber(ddr3l, "A", 8.0, "mean"))
+    assert float(ber_from_trcd(ddr3l, "A", 8.0, "mean")) == pytest.approx(
+        (at_8 - at_10) / (1 - at_10), rel=1e-12)
+    point = operating_point(ddr3l, "A", 1.15, 8.0, "mean")
+    assert point["ber"] == pytest.approx((at_8 - at_10) / (1 - at_10), rel=1e-12)
+
+
+def test_the_vdd_test_trcd_is_a_sourced_table_key(tmp_path):
+    """The Voltron table states the tRCD it was measured at, with its source; a table with
+    two test timings or one outside the DIVA-DRAM data is refused."""
+    assert vdd_curve_trcd_ns() == 10.0
+    header = "".join(line for line in VOLTRON_TABLE.read_text().splitlines(keepends=True)
+                     if line.startswith("#"))
+    assert "rcd4_rp4" in header and "2500 ps" in header and "ASSUMPTION" in header
+    assert all(row["trcd_ns"] == 10.0 for row in derive_rows_shipped())
+    for name in DEVICES:
+        device = load_dram(name)
+        assert device.vdd_test_trcd_ns() == pytest.approx(10 * device.trcd_nominal_ns / 13.75)
+    text = VOLTRON_TABLE.read_text()
+    for value, message in (("14.0", "trcd_ns 14 is outside the DIVA-DRAM data"),
+                           (None, "the trcd_ns column must hold one value")):
+        table = tmp_path / f"table{value}.csv"
+        lines = text.splitlines(keepends=True)
+        if value is None:  # one row at another timing
+            lines[-1] = lines[-1].replace(",10.0,", ",12.5,")
+            table.write_text("".join(lines))
+        else:
+            table.write_text(text.replace(",10.0,", f",{value},"))
+        with pytest.raises(ConfigError, match=message):
+            vdd_curve_trcd_ns(table)
 
 
 @pytest.mark.parametrize("vdd_v, trcd_ns, message", [
     (1.2, 18.125, "VDD 1.2 V outside"),
-    (0.8, 18.125, "VDD 0.8 V outside"),
+    (0.8, 18.125, "VDD 0.8 V is below the usable floor 0.8759 V of vendor B's max BER"),
     (1.1, 20.0, "tRCD 20 ns outside"),
     (1.1, 8.0, "tRCD 8 ns outside"),
     (1.1, 5.0, "tRCD 5 ns is below the lowest characterised tRCD 6.591 ns"),
@@ -314,9 +434,15 @@ def test_shipped_table_matches_its_source():
 def test_voltron_statistics_over_the_dimms_measured(tmp_path):
     source = tmp_path / "faulty.csv"
     source.write_text("dimm_name,vdd,vendor,error_cacheline_percent\n"
-                      "X1,1.0,X,50\nX2,1.0,X,0\nX3,1.1,X,1\nX1,1.1,X,0\nX2,1.1,X,0\n")
-    low, high = derive_ber_table(source)
-    assert (low["vdd_v"], low["n_dimms"], low["n_stopped"]) == (1.0, 2, 1)  # X3 stopped
-    assert low["max_ber"] == pytest.approx(np.log(2) / 512)
-    assert low["median_ber"] == pytest.approx(np.log(2) / 1024)  # mean of the two
-    assert (high["n_dimms"], high["n_stopped"], high["median_ber"]) == (3, 0, 0.0)
+                      "X1,1.0,X,30\nX2,1.0,X,0\nX3,1.1,X,1\nX1,1.1,X,0\nX2,1.1,X,0\n"
+                      "X4,1.1,X,0\nX4,0.9,X,0\nX2,0.9,X,46\n")
+    lowest, low, high = derive_ber_table(source)
+    # 1.0 V: X3 stopped (no row there or below), X4 not tested (a row below): left out
+    assert (low["vdd_v"], low["n_dimms"], low["n_stopped"], low["n_saturated"]) == (
+        1.0, 2, 1, 0)
+    assert low["max_ber"] is None and low["mean_ber"] is None  # would read X3
+    assert low["median_ber"] == pytest.approx(-np.log(0.7) / 512)  # rank 1 of 0..2: X1
+    assert (high["n_dimms"], high["n_stopped"], high["median_ber"]) == (4, 0, 0.0)
+    # 0.9 V: X2 at 46 % saturated, X1 and X3 stopped: 3 of 4 censored
+    assert (lowest["vdd_v"], lowest["n_saturated"], lowest["n_stopped"]) == (0.9, 1, 2)
+    assert all(lowest[f"{q}_ber"] is None for q in BER_QUANTILES)

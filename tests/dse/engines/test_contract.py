@@ -212,7 +212,7 @@ def test_eden_on_a_split_with_nothing_in_dram_has_no_tolerance_to_report():
     assert result.coarse_ber is None and result.fine_ber == {} and result.met
     # nothing to corrupt, but the DRAM still has to work: the lowest error-free point, not
     # the bottom of the grid (0.85 V, 9.125 ns: BER 0.44)
-    assert result.candidate.vdd_v == (0.95,) and result.candidate.trcd_ns == (16.625,)
+    assert result.candidate.vdd_v == (0.95,) and result.candidate.trcd_ns == (13.375,)
 
 
 def test_a_diverged_odimo_search_is_a_failed_trial_and_is_not_run_again(tmp_path, caplog):
