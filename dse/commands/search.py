@@ -384,7 +384,8 @@ def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
                                       interruptible=interruptible, progress=progress,
                                       announce=announce)
     summary = write_outputs(study, prepared.out_dir, target=study_target(
-        prepared.out_dir, prepared.storage_url, prepared.study_name), problem=prepared.problem)
+        prepared.out_dir, prepared.storage_url, prepared.study_name), problem=prepared.problem,
+        margin_pp=prepared.config.limits.equivalence_margin_pp)
     return ConfirmationReport(**summary, confirmation=confirmation,
                               results_dir=str(prepared.out_dir),
                               storage=shown_url(prepared.storage_url))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from dse.results.files import write_json
 from dse.results.ledger import (
     CONFIG_ATTR,
     EDEN_ATTR,
+    EQUIVALENCE_MARGIN_ATTR,
     eden_tolerances,
     objectives_of,
     stored_table,
@@ -29,16 +31,23 @@ logger = logging.getLogger(__name__)
 
 def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
                   y: str | None = None, color: str | None = None,
-                  target: str | None = None, problem: Problem | None = None
-                  ) -> dict[str, Any]:
+                  target: str | None = None, problem: Problem | None = None,
+                  margin_pp: float | None = None) -> dict[str, Any]:
     """trials.csv, pareto.csv, the plots, report.html and summary.json (last, listing the
     others); returns the summary. ``problem``: the study's problem when the caller has it
     (else rebuilt from the study). ``target`` names the study in the next commands
-    (``location.study_target``; default: ``out_dir``)."""
+    (``location.study_target``; default: ``out_dir``). ``margin_pp``: the equivalence
+    margin, kept in the study for later summaries (None: the one kept, else the default)."""
     config = study.user_attrs.get(CONFIG_ATTR, {})
+    if margin_pp is not None and study.user_attrs.get(EQUIVALENCE_MARGIN_ATTR) != margin_pp:
+        study.set_user_attr(EQUIVALENCE_MARGIN_ATTR, margin_pp)
+    stored = study.user_attrs.get(EQUIVALENCE_MARGIN_ATTR)
+    if margin_pp is None and isinstance(stored, (int, float)) and math.isfinite(stored) \
+            and stored >= 0:
+        margin_pp = float(stored)
     frame = trials_frame(study)  # built once: it is a second of a 10,000-trial study
     summary = write_csvs(study, out_dir, max_drop_pp=config.get("max_accuracy_drop"),
-                         frame=frame, target=target)
+                         frame=frame, target=target, margin_pp=margin_pp)
     summary["plots"] = [str(p) for p in write_plots(frame, objectives_of(study),
                                                     layer_channels(study), out_dir,
                                                     x=x, y=y, color=color,
