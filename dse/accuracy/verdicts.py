@@ -66,16 +66,30 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return adjusted
 
 
+def p_value(drop: Drop, null_drop_pp: float, alternative: str) -> float:
+    """``drop.p_value``, in [0, 1]. A null beyond every bootstrap replicate of a paired
+    drop has a p-value below any level the bisection of ``PairedDrop.p_value`` can reach
+    (it then asks for an interval at level 1, a ValueError): two-sided it is taken as 0,
+    one-sided as 0 toward the null's side and 1 away from it."""
+    try:
+        return _clip(drop.p_value(null_drop_pp, alternative))
+    except ValueError:
+        if alternative == "two-sided":
+            return 0.0
+        above = null_drop_pp > drop.drop_pp
+        return 0.0 if (alternative == "less") == above else 1.0
+
+
 def no_change_p(drop: Drop) -> float:
     """The two-sided p-value of "the accuracy did not change" (drop 0)."""
-    return _clip(drop.p_value(0.0, "two-sided"))
+    return p_value(drop, 0.0, "two-sided")
 
 
 def equivalence_p(drop: Drop, margin_pp: float) -> float:
     """TOST: the p-value of "the drop lies within (-margin, +margin)": the larger of the
     one-sided p-values of drop > -margin and drop < +margin."""
     check_margin(margin_pp)
-    return _clip(max(drop.p_value(-margin_pp, "greater"), drop.p_value(margin_pp, "less")))
+    return max(p_value(drop, -margin_pp, "greater"), p_value(drop, margin_pp, "less"))
 
 
 def verdict(drop_pp: float, p_adjusted: float, p_equivalence_adjusted: float,
