@@ -284,7 +284,7 @@ def adjust(claims: list[dict[str, Any]], *, level: float = LEVEL) -> int:
     return count
 
 
-def _verdict_words(claim: dict[str, Any]) -> str:
+def verdict_words(claim: dict[str, Any]) -> str:
     """e.g. 'inconclusive, Holm-adjusted over 6 tests'; 'equivalent within ±1 pp: no
     measurable accuracy cost, ...'."""
     found = claim.get("verdict", "not tested yet")  # ``adjust`` gives it
@@ -310,7 +310,7 @@ def describe(claim: dict[str, Any]) -> str:
                     f"({claim.get('level', LEVEL):.0%} CI "
                     f"{claim['test_accuracy_change_ci_low_pp']:+.2f} to "
                     f"{claim['test_accuracy_change_ci_high_pp']:+.2f} pp: "
-                    f"{_verdict_words(claim)})")
+                    f"{verdict_words(claim)})")
         if not claim.get("test_within_limit", True):
             accuracy += ", over the accuracy limit on test"
     if "validation_accuracy_change_pp" in claim:

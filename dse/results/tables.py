@@ -273,10 +273,11 @@ def _safe_text(note: dict[str, Any]) -> str:
     change = note["accuracy_change_pp"]
     if change is None:
         accuracy = "accuracy not measured"
-    elif change == 0:
-        accuracy = "no measurable accuracy cost (every tensor at BER 0: the same probe)"
+    elif change == 0:  # by construction, not by a test: no test is counted for it
+        accuracy = ("no measurable accuracy cost by construction (every tensor at BER 0: "
+                    "the baseline's own probe, the same answer on every image)")
     else:
-        accuracy = f"accuracy {change:+.2f} pp"
+        accuracy = f"validation accuracy {change:+.2f} pp (untested)"
     return (f"{note['baseline']} at VDD {note['vdd_v']:g} V, tRCD {note['trcd_ns']:g} ns "
             f"({why}): {energy}, {accuracy}")
 

@@ -91,7 +91,11 @@ def test_pareto_prints_the_headline_report_and_next_commands(confirmed):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[1].startswith(f"Against {summary.headline[0]['baseline']}: ")
-    assert "(test split; accuracy change paired with the baseline" in result.stdout
+    assert "(each point chosen on the validation split, its accuracy change on the test" \
+        in result.stdout
+    assert "verdicts Holm-adjusted over" in result.stdout
+    assert "within noise" not in result.stdout and "within noise" not in (
+        prepared.out_dir / "report.html").read_text()
     assert f"report: {prepared.out_dir / 'report.html'}" in result.stdout
     header = lines[[line.startswith("Pareto front (") for line in lines].index(True) + 1]
     assert header.split()[:4] == ["trial", "point", "DRAM", "V/ns"]  # every row says what
