@@ -139,8 +139,9 @@ def announce_confirmation(display: ProgressDisplay, *, in_search: bool
 DEFAULTS = default_settings()  # dse search's defaults, by setting
 EQUIVALENCE_HELP = ("Margin of the claims' equivalence tests, in percentage points: a test "
                     "accuracy change shown within +-PP with confidence is 'equivalent' "
-                    "[default: --max-accuracy-drop, else 1]. Reporting only: not part of "
-                    "the study's identity; the last one given is kept for later summaries.")
+                    "[default: the one dse search or dse confirm last kept in the study, "
+                    "else --max-accuracy-drop, else 1]. Reporting only: not part of the "
+                    "study's identity.")
 equivalence_option = click.option("--equivalence-margin", "equivalence_margin_pp", type=float,
                                   default=None, metavar="PP", help=EQUIVALENCE_HELP)
 

@@ -233,7 +233,7 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
     from dse.config import ConfirmationConfig
     from dse.results.details import problem_of
     from dse.results.location import study_target
-    from dse.results.outputs import write_outputs
+    from dse.results.outputs import keep_margin, write_outputs
     from dse.signals import SignalGuard
     from dse.storage.storage import shown_url
 
@@ -274,7 +274,8 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
             guard.hold()
             with contextlib.suppress(KeyboardInterrupt), guard.interruptible():
                 folder.mkdir(parents=True, exist_ok=True)
-                summary = write_outputs(study, folder, margin_pp=margin_pp,
+                keep_margin(study, margin_pp)
+                summary = write_outputs(study, folder,
                                         target=study_target(folder, url, name))
         guard.check()
     return ConfirmationReport(**summary, confirmation=counts, results_dir=str(folder),
