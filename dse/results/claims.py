@@ -17,7 +17,7 @@ Choosing: the validation drop of a point below a baseline comes from what the se
 for each trial, its accuracy change against the all-digital baseline paired on the
 validation images (``dse.metrics.ACCURACY_CHANGE``): the difference of the two points'
 changes (exact, both being paired on the same images), with an interval whose ends add the
-two intervals' excursions in quadrature (the point's own interval against all-digital). The
+two intervals' excursions in quadrature (against all-digital: the point's own interval). The
 cheapest point whose validation drop meets the limit is chosen (ties: the smaller drop).
 
 Reporting: the chosen point's test-accuracy change against the baseline (pp, negative:
