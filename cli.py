@@ -137,6 +137,13 @@ def announce_confirmation(display: ProgressDisplay, *, in_search: bool
 
 
 DEFAULTS = default_settings()  # dse search's defaults, by setting
+EQUIVALENCE_HELP = ("Margin of the claims' equivalence tests, in percentage points: a test "
+                    "accuracy change shown within +-PP with confidence is 'equivalent' "
+                    "[default: the one dse search or dse confirm last kept in the study, "
+                    "else --max-accuracy-drop, else 1]. Reporting only: not part of the "
+                    "study's identity.")
+equivalence_option = click.option("--equivalence-margin", "equivalence_margin_pp", type=float,
+                                  default=None, metavar="PP", help=EQUIVALENCE_HELP)
 
 
 # ---- option types ---------------------------------------------------------------------
@@ -470,6 +477,7 @@ search_options = bundle(
                  help="What --max-accuracy-drop bounds: the paired drop's estimate (mean) "
                       "or the upper end of its interval at --interval-level (upper: met with "
                       "confidence, as EDEN's 'strictly meet')."),
+    equivalence_option,
     click.option("--latency-budget", "latency_budget_s", type=float, default=None,
                  metavar="S",
                  help="Latency budget in seconds (candidates over it are not probed)."),
@@ -637,10 +645,11 @@ def search(as_json: bool, **options: Any) -> None:
 @click.option("--color", default=None, help="The same colouring its points.")
 @click.option("--out", default=None, type=click.Path(file_okay=False),
               help="Output folder [default: the study's results folder].")
+@equivalence_option
 @json_option
 def pareto(target: str | None, storage: str | None, study_name: str | None,
            x_axis: str | None, y_axis: str | None, color: str | None, out: str | None,
-           results_dir: str, as_json: bool) -> None:
+           results_dir: str, equivalence_margin_pp: float | None, as_json: bool) -> None:
     """Plots and CSVs of a study, at any time (also while it runs).
 
     TARGET is a study name (under --results-dir) or its results folder [default: the only
@@ -650,7 +659,8 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
     from dse.commands.text import search_text
 
     summary = pareto_report(target, storage=storage, study_name=study_name, x=x_axis,
-                            y=y_axis, color=color, out=out, results_dir=results_dir)
+                            y=y_axis, color=color, out=out, results_dir=results_dir,
+                            margin_pp=equivalence_margin_pp)
     echo_json(summary.to_json()) if as_json else click.echo(search_text(summary))
 
 
@@ -668,10 +678,11 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
                    "--probe-steps].")
 @click.option("--confirm-seeds", type=int, default=DEFAULTS["confirm_seeds"],
               show_default=True, help="Independent fine-tunes per confirmed point.")
+@equivalence_option
 @json_option
 def confirm(target: str | None, storage: str | None, study_name: str | None, results_dir: str,
             data_dir: str | None, device: str, threads: int | None, confirm_steps: int | None,
-            confirm_seeds: int, as_json: bool) -> None:
+            confirm_seeds: int, equivalence_margin_pp: float | None, as_json: bool) -> None:
     """Re-probe a study's front and baselines on the test split; rewrite its summary.
 
     TARGET is a study name (under --results-dir) or its results folder [default: the only
@@ -688,7 +699,7 @@ def confirm(target: str | None, storage: str | None, study_name: str | None, res
         summary = confirm_report(
             target, storage=storage, study_name=study_name, results_dir=results_dir,
             data_dir=data_dir, device=device, confirm_steps=confirm_steps,
-            confirm_seeds=confirm_seeds,
+            confirm_seeds=confirm_seeds, margin_pp=equivalence_margin_pp,
             progress=display.phase("confirming on the test split", "point"),
             training_progress=display.phase("training baseline", "step"),
             step_progress=display.stage("fine-tune", "step"),

@@ -30,6 +30,7 @@ from dse.accuracy.defaults import (
     retired_seeds_message,
 )
 from dse.accuracy.stats import LEVEL, check_level
+from dse.accuracy.verdicts import check_margin
 from dse.metrics import parse_objectives
 from dse.threads import validate_threads
 from hw_models.dram import DEFAULT_BER_QUANTILE, DEFAULT_VENDOR, check_quantile
@@ -93,6 +94,8 @@ class LimitsConfig:
     latency_budget_s: float | None = _field(None, identity="latency_budget")
     energy_budget_j: float | None = _field(None, identity="energy_budget")
     drop_rule: str = _field("mean", identity=True)  # what --max-accuracy-drop bounds
+    # the equivalence tests' margin in pp (None: the limit, else 1 pp); reporting only
+    equivalence_margin_pp: float | None = _field(None)
 
     def validate(self) -> tuple[str, ...]:
         """Check the limits; return the objectives."""
@@ -104,6 +107,8 @@ class LimitsConfig:
                             ("--max-accuracy-drop", self.max_accuracy_drop_pp)):
             if value is not None and not value >= 0:
                 raise ConfigError(f"{name} must be >= 0")
+        if self.equivalence_margin_pp is not None:
+            check_margin(self.equivalence_margin_pp)
         return parse_objectives(self.objectives)
 
 

@@ -154,3 +154,17 @@ def test_catalogue_commands_do_not_import_the_engines():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, check=True)
     assert json.loads(done.stdout) == [[0, 0, 0, 0], False], done.stdout
+
+
+@pytest.mark.parametrize("command", ["search", "pareto", "confirm"])
+@pytest.mark.parametrize("margin", ["-1", "nan", "inf"])
+def test_a_bad_equivalence_margin_is_one_line_exit_2(command, margin, tmp_path):
+    # checked before any study is read or any network trained
+    assert_one_error(run(command, "--equivalence-margin", margin, "--results-dir",
+                         str(tmp_path)), "--equivalence-margin must be a finite number")
+
+
+def test_the_equivalence_margin_is_reporting_only_not_the_studys_identity():
+    config = SearchConfig().replace(equivalence_margin_pp=0.5)
+    assert config.identity("lpddr4-3200") == SearchConfig().identity("lpddr4-3200")
+    assert config.flat()["equivalence_margin_pp"] == 0.5  # recorded in config.json

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -140,23 +141,94 @@ def accuracy_interval(correct: Any, level: float = LEVEL, *, replicates: int = R
     return min(low, floor_low, mean), max(high, floor_high, mean)
 
 
-def paired_drop_pp(baseline: Any, candidate: Any, level: float = LEVEL, *,
-                   replicates: int = REPLICATES, seed: int = BOOTSTRAP_SEED
-                   ) -> tuple[float, float, float]:
-    """Accuracy drop of ``candidate`` below ``baseline`` on the same images, in percentage
-    points, with its ``level`` interval: (drop, low, high). The two are resampled with the
-    same images, and with the same seeds when their seed counts agree."""
+ALTERNATIVES = ("two-sided", "greater", "less")
+_BISECTIONS = 60      # halvings of the level when a p-value inverts the interval
+
+
+@dataclass(frozen=True)
+class PairedDrop:
+    """The accuracy drop of a candidate below a baseline on the same images and seeds, in
+    percentage points (``paired_test``), with intervals at any level and the p-values dual
+    to them.
+
+    ``drop_pp`` is the baseline's accuracy minus the candidate's. ``interval(level)`` is
+    two-sided; ``p_value(null, alternative)`` is its inversion: for ``two-sided``,
+    ``p_value(d) < alpha`` exactly when ``d`` lies outside ``interval(1 - alpha)``; for
+    ``greater`` (H1: drop > null), ``p_value(m, "greater") < alpha`` exactly when
+    ``interval(1 - 2 * alpha)[0] > m``; for ``less`` (H1: drop < null), exactly when
+    ``interval(1 - 2 * alpha)[1] < m`` (up to the bisection's 1e-18 on the level). The
+    bootstrap replicates are drawn once and kept, so any level costs no new resampling.
+    """
+
+    drop_pp: float
+    _replicates_pp: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def interval(self, level: float = LEVEL) -> tuple[float, float]:
+        """(low, high) two-sided ``level`` interval of the drop, in percentage points."""
+        if not 0 < level < 1:
+            raise ValueError(f"an interval level must be in (0, 1) (got {level})")
+        if self._replicates_pp is None:
+            return self.drop_pp, self.drop_pp
+        low, high = _percentiles(self._replicates_pp, level)
+        return min(low, self.drop_pp), max(high, self.drop_pp)
+
+    def p_value(self, null_drop_pp: float = 0.0, alternative: str = "two-sided") -> float:
+        """The p-value of H0: drop = ``null_drop_pp`` against ``alternative`` (see the
+        class): the least alpha at which the interval at 1 - alpha (two-sided) or
+        1 - 2 alpha (one-sided) leaves the null out."""
+        if alternative not in ALTERNATIVES:
+            raise ValueError(f"alternative must be one of {', '.join(ALTERNATIVES)} "
+                             f"(got {alternative!r})")
+        two_sided = self._two_sided_p(null_drop_pp)
+        if alternative == "two-sided":
+            return two_sided
+        above = null_drop_pp > self.drop_pp  # the null above the estimate: "less" is its side
+        if (alternative == "less") == above:
+            return two_sided / 2
+        return 1 - two_sided / 2
+
+    def _two_sided_p(self, null: float) -> float:
+        """The least alpha with ``null`` outside ``interval(1 - alpha)``, by bisection (the
+        intervals are nested: a higher level never gives a narrower one)."""
+        def outside(alpha: float) -> bool:
+            low, high = self.interval(1 - alpha)
+            return null < low or null > high
+        if not outside(1 - 1e-12):  # inside even the narrowest interval
+            return 1.0
+        low, high = 0.0, 1 - 1e-12  # outside at high, inside (or level 1) at low
+        for _ in range(_BISECTIONS):
+            middle = (low + high) / 2
+            if outside(middle):
+                high = middle
+            else:
+                low = middle
+        return high
+
+
+def paired_test(baseline: Any, candidate: Any, *, replicates: int = REPLICATES,
+                seed: int = BOOTSTRAP_SEED) -> PairedDrop:
+    """The paired drop of ``candidate`` below ``baseline`` (correctness arrays on the same
+    images): resampled with the same images, and with the same seeds when their seed counts
+    agree."""
     base, cand = as_correct(baseline), as_correct(candidate)
     if base.shape[2] != cand.shape[2]:
         raise ValueError(f"a paired drop needs the same images ({base.shape[2]} vs "
                          f"{cand.shape[2]})")
     drop = (float(base.mean()) - float(cand.mean())) * 100
     if base.shape == cand.shape and np.array_equal(base, cand):
-        return 0.0, 0.0, 0.0  # the same answers on every image and seed
+        return PairedDrop(0.0)  # the same answers on every image and seed
     base_values, cand_values = _replicates([base, cand], shared_seeds=base.shape == cand.shape,
                                            replicates=replicates, seed=seed)
-    low, high = _percentiles((base_values - cand_values) * 100, level)
-    return drop, min(low, drop), max(high, drop)
+    return PairedDrop(drop, (base_values - cand_values) * 100)
+
+
+def paired_drop_pp(baseline: Any, candidate: Any, level: float = LEVEL, *,
+                   replicates: int = REPLICATES, seed: int = BOOTSTRAP_SEED
+                   ) -> tuple[float, float, float]:
+    """Accuracy drop of ``candidate`` below ``baseline`` on the same images, in percentage
+    points, with its ``level`` interval: (drop, low, high) of ``paired_test``."""
+    test = paired_test(baseline, candidate, replicates=replicates, seed=seed)
+    return (test.drop_pp, *test.interval(level))
 
 
 def unpaired_drop_pp(baseline: tuple[float, float, float], candidate: tuple[float, float, float]

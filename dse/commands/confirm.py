@@ -216,6 +216,7 @@ def probe_request(settings: dict[str, Any], *, results_dir: str, data_dir: str |
 def confirm_report(target: str | None, *, storage: str | None, study_name: str | None,
                    results_dir: str, data_dir: str | None, device: str,
                    confirm_steps: int | None, confirm_seeds: int,
+                   margin_pp: float | None = None,
                    progress: Progress | None = None,
                    training_progress: Progress | None = None,
                    step_progress: Progress | None = None,
@@ -225,15 +226,19 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
 
     ``progress`` is told the points, ``training_progress`` the baseline's training when
     its checkpoint is not cached, ``step_progress`` each probe's fine-tune steps;
-    ``announce`` hears the ``confirmation_plan`` before the first point."""
+    ``announce`` hears the ``confirmation_plan`` before the first point; ``margin_pp``:
+    the claims' equivalence margin (``write_outputs``)."""
+    from dse.accuracy.verdicts import check_margin
     from dse.commands.inspect import locate
     from dse.config import ConfirmationConfig
     from dse.results.details import problem_of
     from dse.results.location import study_target
-    from dse.results.outputs import write_outputs
+    from dse.results.outputs import keep_margin, write_outputs
     from dse.signals import SignalGuard
     from dse.storage.storage import shown_url
 
+    if margin_pp is not None:
+        check_margin(margin_pp)
     confirmation = ConfirmationConfig(confirm_steps=confirm_steps, confirm_seeds=confirm_seeds)
     url, name, folder = locate(target, storage=storage, study_name=study_name,
                                results_dir=results_dir)
@@ -269,6 +274,7 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
             guard.hold()
             with contextlib.suppress(KeyboardInterrupt), guard.interruptible():
                 folder.mkdir(parents=True, exist_ok=True)
+                keep_margin(study, margin_pp)
                 summary = write_outputs(study, folder,
                                         target=study_target(folder, url, name))
         guard.check()

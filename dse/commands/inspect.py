@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 
+from dse.accuracy.verdicts import check_margin
 from dse.commands.reports import (
     RepairReport,
     ShowReport,
@@ -120,7 +121,9 @@ def load(storage_url: str, name: str) -> Any:
 
 def pareto_report(target: str | None, *, storage: str | None, study_name: str | None,
                   x: str | None, y: str | None, color: str | None, out: str | None,
-                  results_dir: str) -> StudyReport:
+                  results_dir: str, margin_pp: float | None = None) -> StudyReport:
+    if margin_pp is not None:
+        check_margin(margin_pp)
     if (x is None) != (y is None):
         raise ConfigError("give --x and --y together (and --color optionally)")
     if color is not None and x is None:
@@ -141,7 +144,7 @@ def pareto_report(target: str | None, *, storage: str | None, study_name: str | 
     except OSError as exc:
         raise ConfigError(f"cannot write to {out_dir}: {exc.strerror}") from None
     summary = write_outputs(study, out_dir, x=axes[0], y=axes[1], color=axes[2],
-                            target=study_target(folder, url, name))
+                            target=study_target(folder, url, name), margin_pp=margin_pp)
     return StudyReport(**summary, results_dir=str(out_dir), storage=shown_url(url))
 
 

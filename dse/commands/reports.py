@@ -246,7 +246,8 @@ class RepairReport(Report):
 # ---- a study's results: dse pareto, search, confirm -------------------------------------
 
 # present only when the study has accuracy among its objectives and a complete trial
-ACCURACY_KEYS = ("method_metrics", "confirmed", "confirm_settings", "validation_to_test_shift")
+ACCURACY_KEYS = ("method_metrics", "selected_on", "reported_on", "equivalence_margin_pp",
+                 "holm_tests", "confirmed", "confirm_settings", "validation_to_test_shift")
 # present only when there is something to say
 NOTE_KEYS = ("claims_note", "front_note")
 
@@ -268,6 +269,10 @@ class StudySummary(Report):
     drop_rule: str
     claims: list[dict[str, Any]]
     method_metrics: list[dict[str, Any]] | None = None
+    selected_on: str | None = None          # the split the claimed points are chosen on
+    reported_on: str | None = None          # the split their accuracy changes come from
+    equivalence_margin_pp: float | None = None
+    holm_tests: int | None = None           # the tests the verdicts are Holm-adjusted over
     confirmed: int | None = None
     confirm_settings: dict[str, Any] | None = None
     validation_to_test_shift: dict[str, Any] | None = None

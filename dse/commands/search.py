@@ -39,7 +39,7 @@ from dse.results.ledger import (
     open_ledger,
 )
 from dse.results.location import check_folder_is_ours, storage_record, study_target
-from dse.results.outputs import write_outputs
+from dse.results.outputs import keep_margin, write_outputs
 from dse.results.provenance import append_run, resolved_config
 from dse.signals import SignalGuard, Terminated
 from dse.storage.journal import TornJournal
@@ -383,6 +383,7 @@ def finish(study: optuna.Study, prepared: Prepared, *, test_split: bool,
                                       prepared.test_estimator.settings(),
                                       interruptible=interruptible, progress=progress,
                                       announce=announce)
+    keep_margin(study, prepared.config.limits.equivalence_margin_pp)
     summary = write_outputs(study, prepared.out_dir, target=study_target(
         prepared.out_dir, prepared.storage_url, prepared.study_name), problem=prepared.problem)
     return ConfirmationReport(**summary, confirmation=confirmation,

@@ -220,7 +220,7 @@ def search_text(summary: StudyReport | ConfirmationReport) -> str:
                      f"{shift['points']} confirmed front points (from {shift['min_pp']:+.2f} "
                      f"to {shift['max_pp']:+.2f} pp)")
     if summary.claims:
-        lines.append(f"claims ({CHANGE_WORDS}):"
+        lines.append(f"claims ({CHANGE_WORDS}; {verdict_words(summary)}):"
                      if "accuracy" in summary.objectives else "claims:")
     lines += [f"  {item['text']}" for item in summary.claims]
     lines += [f"  {item['text']}" for item in summary.method_metrics or []]
@@ -233,8 +233,16 @@ def search_text(summary: StudyReport | ConfirmationReport) -> str:
     return "\n".join(lines + next_lines(summary))
 
 
-CHANGE_WORDS = ("test split; accuracy change paired with the baseline, in percentage points, "
-                "negative = worse")
+CHANGE_WORDS = ("each point chosen on the validation split, its accuracy change on the test "
+                "split, paired with the baseline, in percentage points, negative = worse")
+
+
+def verdict_words(summary: StudySummary) -> str:
+    """How the verdicts were reached: 'verdicts Holm-adjusted over 6 tests, equivalence
+    within +-1 pp'."""
+    margin = summary.equivalence_margin_pp
+    return (f"verdicts Holm-adjusted over {summary.holm_tests or 0} tests, equivalence within "
+            f"±{margin if margin is not None else 1:g} pp")
 
 
 def headline_lines(summary: StudySummary) -> list[str]:
@@ -245,7 +253,8 @@ def headline_lines(summary: StudySummary) -> list[str]:
         return [f"no headline: {reason.removeprefix('no claim: ')}"] if reason else []
     wrapped = [textwrap.fill(text, width=100, subsequent_indent="  ") for text in sentences]
     if "accuracy" in summary.objectives:
-        wrapped.append(f"({CHANGE_WORDS})")
+        wrapped.append(textwrap.fill(f"({CHANGE_WORDS}; {verdict_words(summary)})",
+                                     width=100, subsequent_indent=" "))
     return wrapped
 
 

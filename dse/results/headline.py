@@ -1,8 +1,9 @@
 """The summary's headline and the commands to run next.
 
 The headline is one sentence per baseline: the front's best trade-offs against it, one per
-cost objective, taken from the ``front`` claims (``claims.py``: test-split numbers only,
-each accuracy change paired, with its interval and verdict; negative = worse than the
+cost objective, taken from the ``front`` claims (``claims.py``: each point chosen on the
+validation split, its accuracy change reported on the test split, paired, with its interval
+and its verdict, Holm-adjusted over the summary's tests; negative = worse than the
 baseline). The next commands name the study as a user passes it on the command line
 (``location.study_target``): the headline's trials in full, the trials by a cost the study
 did not search on, and the confirmation when front points or baselines are not confirmed on
@@ -14,6 +15,7 @@ from typing import Any
 
 from dse.accuracy.stats import LEVEL
 from dse.metrics import BY_NAME, METRICS
+from dse.results.claims import verdict_words
 
 
 def headline(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -30,13 +32,15 @@ def headline(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def trade_off(claim: dict[str, Any]) -> str:
     """e.g. '8.7 % less energy at a test-accuracy change of -0.37 pp [95% CI -1.11, +0.00]
-    (within noise), trial 4'."""
+    (inconclusive, Holm-adjusted over 6 tests), trial 4'."""
     text = f"{-claim['change_percent']:.1f} % less {metric_words(claim['metric'])}"
     if "test_accuracy_change_pp" in claim:
         text += (f" at a test-accuracy change of {claim['test_accuracy_change_pp']:+.2f} pp "
                  f"[{claim.get('level', LEVEL):.0%} CI "
                  f"{claim['test_accuracy_change_ci_low_pp']:+.2f}, "
-                 f"{claim['test_accuracy_change_ci_high_pp']:+.2f}] ({claim['verdict']})")
+                 f"{claim['test_accuracy_change_ci_high_pp']:+.2f}] ({verdict_words(claim)})")
+        if not claim.get("test_within_limit", True):
+            text += ", over the accuracy limit on test"
     return f"{text}, trial {claim['trial']}"
 
 

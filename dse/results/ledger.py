@@ -52,6 +52,7 @@ CONFIRM_CLAIM_PREFIX = "dse:confirm-claim:"      # + trial number: {host, pid, t
 EDEN_TOLERANCE_PREFIX = "dse:eden-tolerance:"   # + split: {coarse_ber, fine_ber, data}
 EDEN_TOLERANCE_ATTR = "dse:eden-tolerance"       # earlier dse: {split: that record}, whole
 ENGINE_SETTINGS_PREFIX = "dse:engine-settings:"  # + engine: its binding settings here
+EQUIVALENCE_MARGIN_ATTR = "dse:equivalence-margin"  # pp: the summaries' margin, last given
 CONSTRAINT_NAMES_ATTR = "dse:constraint-names"   # what each entry of OPTUNA_CONSTRAINTS is
 # trial user attributes
 METRICS_ATTR = "metrics"              # measured values, timings and constraints

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from dse.results.files import write_json
 from dse.results.ledger import (
     CONFIG_ATTR,
     EDEN_ATTR,
+    EQUIVALENCE_MARGIN_ATTR,
     eden_tolerances,
     objectives_of,
     stored_table,
@@ -29,16 +31,19 @@ logger = logging.getLogger(__name__)
 
 def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
                   y: str | None = None, color: str | None = None,
-                  target: str | None = None, problem: Problem | None = None
-                  ) -> dict[str, Any]:
+                  target: str | None = None, problem: Problem | None = None,
+                  margin_pp: float | None = None) -> dict[str, Any]:
     """trials.csv, pareto.csv, the plots, report.html and summary.json (last, listing the
     others); returns the summary. ``problem``: the study's problem when the caller has it
     (else rebuilt from the study). ``target`` names the study in the next commands
-    (``location.study_target``; default: ``out_dir``)."""
+    (``location.study_target``; default: ``out_dir``). ``margin_pp``: the claims'
+    equivalence margin (None: the one the study keeps, ``keep_margin``, else the default)."""
     config = study.user_attrs.get(CONFIG_ATTR, {})
+    if margin_pp is None:
+        margin_pp = kept_margin(study)
     frame = trials_frame(study)  # built once: it is a second of a 10,000-trial study
     summary = write_csvs(study, out_dir, max_drop_pp=config.get("max_accuracy_drop"),
-                         frame=frame, target=target)
+                         frame=frame, target=target, margin_pp=margin_pp)
     summary["plots"] = [str(p) for p in write_plots(frame, objectives_of(study),
                                                     layer_channels(study), out_dir,
                                                     x=x, y=y, color=color,
@@ -49,6 +54,22 @@ def write_outputs(study: optuna.Study, out_dir: Path, *, x: str | None = None,
                                          facts=study_facts(study, summary)))
     write_json(out_dir / "summary.json", summary)
     return summary
+
+
+def keep_margin(study: optuna.Study, margin_pp: float | None) -> None:
+    """Keep ``--equivalence-margin`` in the study (``dse search``, ``dse confirm``: they
+    write to it), so that later summaries (``dse pareto``, which only reads) use it too;
+    reporting only, not the study's identity. None keeps what is kept."""
+    if margin_pp is not None and study.user_attrs.get(EQUIVALENCE_MARGIN_ATTR) != margin_pp:
+        study.set_user_attr(EQUIVALENCE_MARGIN_ATTR, float(margin_pp))
+
+
+def kept_margin(study: optuna.Study) -> float | None:
+    """The margin ``keep_margin`` kept (None: none, or not a margin)."""
+    stored = study.user_attrs.get(EQUIVALENCE_MARGIN_ATTR)
+    if isinstance(stored, (int, float)) and math.isfinite(stored) and stored >= 0:
+        return float(stored)
+    return None
 
 
 def point_details(study: optuna.Study, summary: dict[str, Any],

@@ -69,12 +69,23 @@ def headline_section(summary: dict[str, Any]) -> str:
     if not lines:
         reason = summary.get("claims_note") or summary.get("front_note") or "no claim"
         lines = [f"<p>No headline: {escape(reason)}.</p>"]
-    note = ("<p class=\"note\">Test split, each accuracy change paired with the baseline on "
-            "the same images and seeds, in percentage points (pp), negative = worse than the "
-            "baseline; the verdict is <i>significant</i> when the interval excludes 0.</p>"
+    note = (f"<p class=\"note\">{escape(verdict_note(summary))}</p>"
             if "accuracy" in summary["objectives"] else "")
     return ("<h2 id=\"headline\">Headline</h2>\n<div class=\"headline\">"
             + "".join(lines) + "</div>\n" + note)
+
+
+def verdict_note(summary: dict[str, Any]) -> str:
+    """How the headline's points were chosen and its verdicts reached."""
+    margin = summary.get("equivalence_margin_pp")
+    margin_text = f"{margin if margin is not None else 1:g}"
+    return ("Each point chosen on the validation split (the search's), its accuracy change "
+            "reported on the test split, paired with the baseline on the same images and "
+            "seeds, in percentage points (pp), negative = worse than the baseline. Verdicts, "
+            f"Holm-adjusted over the summary's {summary.get('holm_tests') or 0} tests: "
+            "significant decrease or increase (the test of no change rejected), equivalent "
+            f"(within ±{margin_text} pp by two one-sided tests), else inconclusive: an "
+            "interval that includes 0 is no proof of no cost.")
 
 
 def commands_section(summary: dict[str, Any]) -> str:

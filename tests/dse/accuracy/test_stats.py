@@ -109,3 +109,19 @@ def test_a_drop_at_its_limit_meets_it_despite_rounding():
     from dse.accuracy import within_limit
     assert (0.95 - 0.94) * 100 > 1.0 and within_limit((0.95 - 0.94) * 100, 1.0)
     assert not within_limit(1.0 + 1e-6, 1.0)
+
+
+def test_paired_test_is_the_paired_drop_with_intervals_at_any_level():
+    base = np.ones((2, 3, 269), dtype=bool)
+    base[..., :8] = False
+    cand = base.copy()
+    cand[..., 8:12] = False
+    test = stats.paired_test(base, cand)
+    assert test.drop_pp == pytest.approx(100 * 4 / 269)
+    assert stats.paired_drop_pp(base, cand) == (test.drop_pp, *test.interval())
+    narrow, wide = test.interval(0.5), test.interval(0.99)
+    assert wide[0] <= narrow[0] <= test.drop_pp <= narrow[1] <= wide[1]
+    same = stats.paired_test(base, base.copy())
+    assert same.drop_pp == 0.0 and same.p_value(0.0) == 1.0
+    with pytest.raises(ValueError, match="alternative"):
+        test.p_value(0.0, "both")

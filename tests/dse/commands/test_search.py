@@ -186,7 +186,13 @@ def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
     for item in summary.claims:
         assert item["change_percent"] < 0 and item["baseline"] in BASELINES
         assert item["trial"] in front and item["trial"] not in range(len(BASELINES))
-        assert item["verdict"] in ("significant", "within noise")
+        assert item["verdict"] in ("significant decrease", "significant increase",
+                                   "equivalent", "inconclusive")
+        assert item["holm_tests"] == document["holm_tests"] >= 2
+        assert 0 <= item["p_value"] <= item["p_adjusted"] <= 1
+        assert np.isfinite(item["validation_accuracy_change_pp"])  # chosen on validation
+        assert ("no measurable accuracy cost" in item["text"]) == (item["verdict"]
+                                                                  == "equivalent")
         assert (item["test_accuracy_change_ci_low_pp"] <= item["test_accuracy_change_pp"]
                 <= item["test_accuracy_change_ci_high_pp"])
         assert item["text"].startswith(f"{item['change_percent']:+.1f} % {item['metric']} at ")
@@ -198,6 +204,10 @@ def test_summary_claims_rest_on_confirmed_test_numbers(toy_table, tmp_path):
     assert summary.confirmation["measured"] == len(BASELINES) + len(front - set(range(4)))
     assert document["validation_to_test_shift"]["points"] == len(front)
     assert {item["kind"] for item in document["method_metrics"]} <= {"odimo", "eden"}
+    assert document["selected_on"] == "validation" and document["reported_on"] == "test"
+    # the limit the study records, else 1 pp (the toy's identity records none)
+    assert document["equivalence_margin_pp"] == (
+        prepared.identity.get("max_accuracy_drop") or 1.0)
     frame = pd.read_csv(tmp_path / "toy" / "trials.csv")  # EDEN's reference, per trial
     assert (frame["dram_energy_nominal_j"] >= frame["dram_energy_j"] * (1 - 1e-12)).all()
     nominal = frame["is_baseline"]  # at nominal DRAM already: the same energy

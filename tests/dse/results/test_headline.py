@@ -5,31 +5,46 @@ from dse.results.headline import headline, next_commands, trade_off
 from dse.results.location import study_target
 
 
-def claim(baseline, metric, change, trial, accuracy=(-0.4, -1.1, 0.3), verdict="within noise"):
+def claim(baseline, metric, change, trial, accuracy=(-0.4, -1.1, 0.3), verdict="inconclusive"):
     record = {"kind": "front", "baseline": baseline, "metric": metric, "trial": trial,
               "change_percent": change}
     if accuracy is not None:
         record.update(level=0.95, test_accuracy_change_pp=accuracy[0],
                       test_accuracy_change_ci_low_pp=accuracy[1],
-                      test_accuracy_change_ci_high_pp=accuracy[2], verdict=verdict)
+                      test_accuracy_change_ci_high_pp=accuracy[2], verdict=verdict,
+                      equivalence_margin_pp=1.0, holm_tests=6)
     return record
 
 
 def test_one_sentence_per_baseline_with_every_number_its_interval_and_verdict():
     claims = [claim("all-digital", "energy", -38.04, 17),
               claim("all-digital", "latency", -5.0, 9, (0.25, 0.0, 1.11)),
-              claim("all-analog", "dram_energy", -12.0, 17, (-1.5, -2.6, -0.4), "significant"),
+              claim("all-analog", "dram_energy", -12.0, 17, (-1.5, -2.6, -0.4),
+                    "significant decrease"),
               {**claim("all-analog", "compute_energy", -50.0, 3), "kind": "odimo"}]
     lines = headline(claims)
     assert [line["baseline"] for line in lines] == ["all-digital", "all-analog"]
     assert lines[0]["trials"] == [17, 9]
     assert lines[0]["text"] == (
         "Against all-digital: 38.0 % less energy at a test-accuracy change of -0.40 pp "
-        "[95% CI -1.10, +0.30] (within noise), trial 17; 5.0 % less latency at a "
-        "test-accuracy change of +0.25 pp [95% CI +0.00, +1.11] (within noise), trial 9.")
+        "[95% CI -1.10, +0.30] (inconclusive, Holm-adjusted over 6 tests), trial 17; 5.0 % "
+        "less latency at a test-accuracy change of +0.25 pp [95% CI +0.00, +1.11] "
+        "(inconclusive, Holm-adjusted over 6 tests), trial 9.")
     assert lines[1]["text"].startswith("Against all-analog: 12.0 % less DRAM energy at a "
                                        "test-accuracy change of -1.50 pp")
-    assert "(significant), trial 17." in lines[1]["text"]  # the ODiMO metric is no headline
+    assert "(significant decrease, Holm-adjusted over 6 tests), trial 17." in lines[1]["text"]
+    # the ODiMO metric is no headline
+
+
+def test_only_an_equivalent_change_is_worded_as_no_cost_and_a_test_failure_is_named():
+    equivalent = trade_off(claim("all-digital", "energy", -20.0, 4, (0.0, -0.3, 0.3),
+                                 "equivalent"))
+    assert "(equivalent within ±1 pp: no measurable accuracy cost at that margin, " in equivalent
+    for verdict in ("inconclusive", "significant decrease", "significant increase"):
+        assert "no measurable" not in trade_off(claim("all-digital", "energy", -20.0, 4,
+                                                      verdict=verdict))
+    over = {**claim("all-digital", "energy", -20.0, 4), "test_within_limit": False}
+    assert trade_off(over).endswith("over the accuracy limit on test, trial 4")
 
 
 def test_a_study_without_accuracy_states_the_cost_alone():

@@ -91,7 +91,11 @@ def test_pareto_prints_the_headline_report_and_next_commands(confirmed):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[1].startswith(f"Against {summary.headline[0]['baseline']}: ")
-    assert "(test split; accuracy change paired with the baseline" in result.stdout
+    assert "(each point chosen on the validation split, its accuracy change on the test" \
+        in result.stdout
+    assert "verdicts Holm-adjusted over" in result.stdout
+    assert "within noise" not in result.stdout and "within noise" not in (
+        prepared.out_dir / "report.html").read_text()
     assert f"report: {prepared.out_dir / 'report.html'}" in result.stdout
     header = lines[[line.startswith("Pareto front (") for line in lines].index(True) + 1]
     assert header.split()[:4] == ["trial", "point", "DRAM", "V/ns"]  # every row says what
@@ -149,3 +153,25 @@ def test_the_test_front_comes_first_across_the_page_and_each_figure_says_what_it
     assert text.count("<figure class=\"whole\">") == 1
     assert "on which every claim rests" in text and "how the front grew" in text
     assert "every trial in grey" in text
+
+
+def test_the_equivalence_margin_kept_by_a_search_or_confirm_is_used_by_pareto(confirmed):
+    import optuna
+
+    from dse.results.outputs import keep_margin
+    from dse.storage.storage import open_storage
+    prepared, summary = confirmed
+    assert summary.equivalence_margin_pp == 1.0  # the toy's identity records no limit
+    study = optuna.load_study(study_name=prepared.study_name,
+                              storage=open_storage(prepared.storage_url))
+    keep_margin(study, 0.5)
+    assert prepared.identity == study.user_attrs["dse_config"]  # not the identity
+    kept = CliRunner().invoke(cli, ["pareto", str(prepared.out_dir), "--json"])
+    assert kept.exit_code == 0, kept.output
+    document = json.loads(kept.stdout)
+    assert document["equivalence_margin_pp"] == 0.5
+    assert all(item["equivalence_margin_pp"] == 0.5 for item in document["claims"])
+    given = CliRunner().invoke(cli, ["pareto", str(prepared.out_dir), "--json",
+                                     "--equivalence-margin", "2"])
+    assert json.loads(given.stdout)["equivalence_margin_pp"] == 2.0
+    assert study.user_attrs["dse:equivalence-margin"] == 0.5  # pareto only reads
