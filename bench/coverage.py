@@ -24,15 +24,20 @@ A re-draw keeps each model's expected accuracy, so the true drop is exactly
 d_minus + d_plus``: the truth is the expectation over images *and* seeds, which is what the
 intervals are meant to cover (``stats.py``: "the split is a finite sample of images").
 
-For each regime, ``replications`` draws each give dse's paired interval (``paired_drop_pp``)
-and the candidate's accuracy interval (``accuracy_interval``); the table reports their
-coverage with its Monte-Carlo standard error, the share of ``significant`` verdicts, and, for
-comparison, the share of draws in which an exact McNemar test rejects at 5 %: the test on the
-discordant images of one seed pair, their counts each way the mean over the seed pairs (for
-the issue's example, 4 images wrong in every seed: p = 0.125). It ignores the seeds' own
-variation, so it is a reference for the no-noise rows, not a method. A
-second table gives how often ``--drop-rule mean`` and ``--drop-rule upper`` admit a candidate
-whose true drop is just above a 1 pp limit.
+For each regime, ``replications`` draws each give dse's paired test (``paired_test``: the
+union of the seed+image bootstrap and the corrected score interval on the discordant images)
+and the candidate's accuracy interval (``accuracy_interval``); the table reports the union's
+coverage with its Monte-Carlo standard error, the share of draws whose truth lies above its
+upper end (a one-sided 97.5 % bound allows 2.5 %), the coverage of each of its two parts
+alone, the share of ``significant`` verdicts, the share with ``p_value(0) < 0.05`` (the
+type-I error where the true drop is 0; by duality the same draws as ``significant``), and,
+for comparison, the share of draws in which an exact McNemar test rejects at 5 %: the test on
+the discordant images of one seed pair, their counts each way the mean over the seed pairs
+(for the issue's example, 4 images wrong in every seed: p = 0.125). It ignores the seeds' own
+variation, so it is a reference for the no-noise rows, not a method. A summary line names the
+worst rows. A second table gives how often ``--drop-rule mean`` and ``--drop-rule upper`` (a
+one-sided 97.5 % bound) admit a candidate whose true drop is at, below or just above a 1 pp
+limit.
 
 Run: python bench/coverage.py [--quick] [--replications N] [--bootstrap 400] [--seed 1]
      the full grid (104 regimes, 300 replications each) takes about 7.5 minutes on the 2-core
@@ -197,6 +202,64 @@ def measure(spec: Regime, replications: int, *, bootstrap: int, seed: int) -> Ou
                    float(table[:, 0].mean()), float(table[:, 0].std(ddof=1)))
 
 
+def exact_score_coverage(images: int, against: float, towards: float,
+                         intervals: np.ndarray) -> tuple[float, float, float]:
+    """(coverage, truth above the upper end, truth below the lower end) of the score interval
+    on one seed's discordant counts, summed exactly over the trinomial (no simulation
+    error): P(against) = ``against`` / images, P(towards) likewise; ``intervals[b, c]`` is
+    the interval of b images against and c towards (counts beyond its size are dropped:
+    below 1e-12 for at most 30 expected)."""
+    size = intervals.shape[0]
+    b, c = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    pa, pt = against / images, towards / images
+    log = (math.lgamma(images + 1) - _lgamma(b + 1) - _lgamma(c + 1)
+           - _lgamma(np.maximum(images - b - c, 0) + 1)
+           + (images - b - c) * math.log(1 - pa - pt))
+    log = log + (b * math.log(pa) if pa > 0 else np.where(b > 0, -np.inf, 0.0))
+    log = log + (c * math.log(pt) if pt > 0 else np.where(c > 0, -np.inf, 0.0))
+    weight = np.where(b + c <= images, np.exp(log), 0.0)
+    truth = pa - pt
+    above = float((weight * (truth > intervals[..., 1] + 1e-12)).sum())
+    below = float((weight * (truth < intervals[..., 0] - 1e-12)).sum())
+    return 1 - above - below, above, below
+
+
+def _lgamma(values: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.lgamma)(values.astype(float))
+
+
+def score_intervals(images: int, size: int = 90) -> np.ndarray:
+    """(size, size, 2): the 95 % score interval (fractions) of b against and c towards."""
+    return np.array([[score_interval(b, c, images) for c in range(size)]
+                     for b in range(size)])
+
+
+def exact_table() -> str:
+    """The score interval's exact coverage on one seed, over a fine grid of expected
+    discordant images (0.5-30 against, 0-15 towards, steps of 0.5), and a few rows."""
+    lines = ["| images | expected discordant (against / towards) | coverage % "
+             "| truth above upper end % | truth below lower end % |", "|" + "---|" * 5]
+    notes = []
+    for images in (DIGITS_IMAGES, CIFAR_IMAGES):
+        intervals = score_intervals(images)
+        grid = [(a / 2, t / 2) for a in range(0, 61) for t in range(0, 31)
+                if 0 < a + t and a / 2 + t / 2 <= 45]
+        rows = {key: exact_score_coverage(images, *key, intervals) for key in grid}
+        for key in [(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (30, 0), (1, 1), (4, 4), (15, 15)]:
+            cover, above, below = rows[key]
+            lines.append(f"| {images} | {key[0]:g} / {key[1]:g} | {cover * 100:.2f} | "
+                         f"{above * 100:.2f} | {below * 100:.2f} |")
+        least = min(rows, key=lambda key: rows[key][0])
+        high = max(rows, key=lambda key: rows[key][1])
+        low = max(rows, key=lambda key: rows[key][2])
+        notes.append(f"{images} images, {len(grid)} truths: least coverage "
+                     f"{rows[least][0] * 100:.2f} % at {least[0]:g} / {least[1]:g}; most above "
+                     f"the upper end {rows[high][1] * 100:.2f} % at {high[0]:g} / {high[1]:g};"
+                     f" most below the lower end {rows[low][2] * 100:.2f} % at "
+                     f"{low[0]:g} / {low[1]:g}")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)
+
+
 def wilson_coverage(images: int, accuracy: float, replications: int, seed: int) -> float:
     """The share of Wilson intervals (images alone, one seed) that contain ``accuracy``."""
     rng = np.random.default_rng(seed)
@@ -338,7 +401,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", type=int, default=400,
                         help="bootstrap replicates per interval (dse uses 2000)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--exact", action="store_true",
+                        help="only the score interval's exact coverage on one seed (seconds)")
     args = parser.parse_args(argv)
+    if args.exact:
+        print("Exact coverage of the score interval on one seed's discordant counts "
+              "(95 %):\n")
+        print(exact_table())
+        return
     replications = args.replications or (100 if args.quick else 300)
     start = time.perf_counter()
     print("Exact cases (269 images, 2x3 seeds, candidate wrong on k extra images in every "

@@ -81,3 +81,11 @@ def test_paired_interval_covers_at_95_percent_with_few_discordant_images(index):
     if spec.true_drop_pp == 0:  # the p-value's type-I error at 5 %
         assert outcome.p_rejects <= 0.05 + 3 * outcome.standard_error(0.05)
     assert outcome.p_rejects == outcome.significant  # dual: p(0) < 0.05 iff 0 is outside
+
+
+def test_the_exact_one_seed_coverage_of_the_score_interval():
+    intervals = coverage.score_intervals(269, size=40)
+    cover, above, below = coverage.exact_score_coverage(269, 4, 0, intervals)
+    assert cover == pytest.approx(0.9924, abs=1e-4) and above == 0.0  # docs/benchmarks.md
+    cover, above, below = coverage.exact_score_coverage(269, 4, 4, intervals)
+    assert cover >= 0.95 and above == pytest.approx(below)
