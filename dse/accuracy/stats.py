@@ -22,8 +22,9 @@ is the union of two intervals:
   draws when both have the same seeds (images that both get right or both get wrong
   cancel). It sees the seeds' variation, but alone it undercovers when a few images differ,
   all one way: the drop is then a count of a few rare events, and the bootstrap of 0, 2 or 4
-  discordant images is far too narrow (84-86 % coverage with 2 expected discordant images,
-  91 % with 4; 13.5 % of draws with 2 expected see none and got [0, 0]);
+  discordant images is far too narrow (coverage 59-63 % with 1 expected discordant image,
+  82-90 % with 2, 90-91 % with 4, in docs/benchmarks.md; 13.5 % of the draws with 2
+  expected see none and got [0, 0]);
 * a score interval for the difference of two paired proportions on the *seed-averaged
   discordant images*: b = the sum over images of the share of seed pairs in which the
   baseline is right and the candidate wrong, c the reverse, n the images (drop = (b - c) / n).
@@ -39,17 +40,22 @@ is the union of two intervals:
 Why this score interval: on the discordant counts of one seed (the trinomial summed
 exactly, no simulation error), with 0.5-30 expected discordant images against the
 candidate and 0-15 towards it (steps of 0.5) on 269 and on 1000 images, it covers at least
-96.1 % two-sided, and the truth lies above its upper end in at most 2.41 % of draws (below
-its lower end 2.34 %): its upper end is a one-sided 97.5 % bound. Without the correction it
-covers 93.2 % with 4 images against the candidate (and says `significant` for 4 of 4); with
-half an image 95.1 % two-sided but up to 3.4 % in one tail. The simulation of
-``bench/coverage.py`` (seeds, seed noise, the union) is in docs/benchmarks.md.
+96.1 % two-sided, and the truth lies above its upper end in at most 2.28 % of draws (below
+its lower end 2.41 %): its upper end is a one-sided 97.5 % bound (``python bench/coverage.py
+--exact``). Without the correction it covers 93.2 % with 4 images against the candidate (and
+says `significant` for 4 of 4); with half an image 95.1 % two-sided but up to 3.4 % in one
+tail. In the simulation of ``bench/coverage.py`` (seeds, seed noise, the union; 154 regimes
+of 0-30 expected discordant images and 1x1 to 5x5 seeds, 300 draws each, a Monte-Carlo
+standard error of 1.3 pp) the union covers at least 94.3 +- 1.3 %, the truth lies above its
+upper end in at most 2.7 +- 0.9 % of draws, and p_value(0) < 0.05 at a true drop of 0 in at
+most 5.7 +- 1.3 % (docs/benchmarks.md). It overcovers (98-100 %) with several noisy fine-tune
+seeds: the price is power.
 
 A candidate identical to the baseline (no image differs in any seed) drops by exactly 0 and
 its p-value at 0 is 1, but its interval is not [0, 0]: the images that agree are a sample,
 and 269 of them cannot rule out a candidate that would differ on 2 % of the population
 (the interval is +-2.08 pp on 269 images, +-0.56 pp on 1000). [0, 0] is what left a
-regime with 2 expected discordant images at 84-86 % coverage. A caller comparing a trial
+regime with 2 expected discordant images at 82-90 % coverage. A caller comparing a trial
 with itself knows the drop is 0 without a test.
 
 ``PairedDrop.p_value`` inverts the union: the two-sided p-value is the larger of the score
