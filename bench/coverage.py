@@ -24,19 +24,26 @@ A re-draw keeps each model's expected accuracy, so the true drop is exactly
 d_minus + d_plus``: the truth is the expectation over images *and* seeds, which is what the
 intervals are meant to cover (``stats.py``: "the split is a finite sample of images").
 
-For each regime, ``replications`` draws each give dse's paired interval (``paired_drop_pp``)
-and the candidate's accuracy interval (``accuracy_interval``); the table reports their
-coverage with its Monte-Carlo standard error, the share of ``significant`` verdicts, and, for
-comparison, the share of draws in which an exact McNemar test rejects at 5 %: the test on the
-discordant images of one seed pair, their counts each way the mean over the seed pairs (for
-the issue's example, 4 images wrong in every seed: p = 0.125). It ignores the seeds' own
-variation, so it is a reference for the no-noise rows, not a method. A
-second table gives how often ``--drop-rule mean`` and ``--drop-rule upper`` admit a candidate
-whose true drop is just above a 1 pp limit.
+For each regime, ``replications`` draws each give dse's paired test (``paired_test``: the
+union of the seed+image bootstrap and the corrected score interval on the discordant images)
+and the candidate's accuracy interval (``accuracy_interval``); the table reports the union's
+coverage with its Monte-Carlo standard error, the share of draws whose truth lies above its
+upper end (a one-sided 97.5 % bound allows 2.5 %), the coverage of each of its two parts
+alone, the share of ``significant`` verdicts, the share with ``p_value(0) < 0.05`` (the
+type-I error where the true drop is 0; by duality the same draws as ``significant``), and,
+for comparison, the share of draws in which an exact McNemar test rejects at 5 %: the test on
+the discordant images of one seed pair, their counts each way the mean over the seed pairs
+(for the issue's example, 4 images wrong in every seed: p = 0.125). It ignores the seeds' own
+variation, so it is a reference for the no-noise rows, not a method. A summary line names the
+worst rows. A second table gives how often ``--drop-rule mean`` and ``--drop-rule upper`` (a
+one-sided 97.5 % bound) admit a candidate whose true drop is at, below or just above a 1 pp
+limit.
 
 Run: python bench/coverage.py [--quick] [--replications N] [--bootstrap 400] [--seed 1]
-     the full grid (104 regimes, 300 replications each) takes about 7.5 minutes on the 2-core
-     development machine, --quick (8 regimes, 100 replications) about a second
+     [--exact]: the full grid (154 coverage and 30 admission regimes, 300 replications each)
+     took 35 minutes (2086 s) on the 2-core development machine shared with other jobs (load
+     6-7), --quick (8 regimes, 100 replications) 3 s, --exact (the score interval's exact
+     one-seed coverage) 38 s
 """
 from __future__ import annotations
 
@@ -53,7 +60,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dse.accuracy.stats import (  # noqa: E402
     accuracy_interval,
-    paired_drop_pp,
+    paired_test,
+    score_interval,
     verdict,
     wilson,
 )
@@ -61,6 +69,7 @@ from dse.accuracy.stats import (  # noqa: E402
 LIMIT_PP = 1.0                      # the accuracy-drop limit of the admission table
 LIMIT_TOLERANCE_PP = 1e-9           # as dse.accuracy.LIMIT_TOLERANCE_PP
 NEAR_LIMIT_PP = (1.1, 1.25, 1.5)    # true drops just above the limit
+BELOW_LIMIT_PP = (0.5, 1.0)         # and, for the price of each rule, at and below it
 DIGITS_IMAGES, DIGITS_ACCURACY = 269, 0.93   # digits' validation split; 19 images wrong,
                                              # room for 15 the candidate gets right
 CIFAR_IMAGES, CIFAR_ACCURACY = 1000, 0.90
@@ -153,6 +162,10 @@ class Outcome:
     replications: int
     drop_covered: float
     significant: float
+    above_upper: float        # the truth above the interval's upper end (one tail)
+    p_rejects: float          # paired_test's p_value(0) < 0.05
+    bootstrap_covered: float  # the union's two parts alone
+    score_covered: float
     mcnemar_rejects: float
     accuracy_covered: float
     admitted_mean: float
@@ -171,17 +184,82 @@ def measure(spec: Regime, replications: int, *, bootstrap: int, seed: int) -> Ou
     rows = []
     for _ in range(replications):
         base, cand = simulate(spec, rng)
-        drop, low, high = paired_drop_pp(base, cand, replicates=bootstrap)
+        test = paired_test(base, cand, replicates=bootstrap)
+        drop, (low, high) = test.drop_pp, test.interval()
+        boot_low, boot_high = test.bootstrap_interval()
+        score_low, score_high = (end * 100 for end in score_interval(
+            test.against, test.towards, test.images))
         acc_low, acc_high = accuracy_interval(cand, replicates=bootstrap)
         rows.append((drop, low <= truth <= high, verdict(low, high) == "significant",
+                     truth > high, test.p_value(0.0) < 0.05,
+                     boot_low <= truth <= boot_high, score_low <= truth <= score_high,
                      mcnemar_p(base, cand) < 0.05, acc_low <= truth_accuracy <= acc_high,
                      drop - LIMIT_PP <= LIMIT_TOLERANCE_PP,
                      high - LIMIT_PP <= LIMIT_TOLERANCE_PP))
     table = np.array(rows, dtype=float)
-    covered, significant, rejects, accuracy_covered, by_mean, by_upper = (
-        float(share) for share in table[:, 1:].mean(axis=0))
-    return Outcome(replications, covered, significant, rejects, accuracy_covered, by_mean,
-                   by_upper, float(table[:, 0].mean()), float(table[:, 0].std(ddof=1)))
+    (covered, significant, above, p_rejects, boot_covered, score_covered, rejects,
+     accuracy_covered, by_mean, by_upper) = (float(share) for share in table[:, 1:].mean(axis=0))
+    return Outcome(replications, covered, significant, above, p_rejects, boot_covered,
+                   score_covered, rejects, accuracy_covered, by_mean, by_upper,
+                   float(table[:, 0].mean()), float(table[:, 0].std(ddof=1)))
+
+
+def exact_score_coverage(images: int, against: float, towards: float,
+                         intervals: np.ndarray) -> tuple[float, float, float]:
+    """(coverage, truth above the upper end, truth below the lower end) of the score interval
+    on one seed's discordant counts, summed exactly over the trinomial (no simulation
+    error): P(against) = ``against`` / images, P(towards) likewise; ``intervals[b, c]`` is
+    the interval of b images against and c towards (counts beyond its size are dropped:
+    below 1e-12 for at most 30 expected)."""
+    size = intervals.shape[0]
+    b, c = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    pa, pt = against / images, towards / images
+    log = (math.lgamma(images + 1) - _lgamma(b + 1) - _lgamma(c + 1)
+           - _lgamma(np.maximum(images - b - c, 0) + 1)
+           + (images - b - c) * math.log(1 - pa - pt))
+    log = log + (b * math.log(pa) if pa > 0 else np.where(b > 0, -np.inf, 0.0))
+    log = log + (c * math.log(pt) if pt > 0 else np.where(c > 0, -np.inf, 0.0))
+    weight = np.where(b + c <= images, np.exp(log), 0.0)
+    truth = pa - pt
+    above = float((weight * (truth > intervals[..., 1] + 1e-12)).sum())
+    below = float((weight * (truth < intervals[..., 0] - 1e-12)).sum())
+    return 1 - above - below, above, below
+
+
+def _lgamma(values: np.ndarray) -> np.ndarray:
+    return np.vectorize(math.lgamma)(values.astype(float))
+
+
+def score_intervals(images: int, size: int = 90) -> np.ndarray:
+    """(size, size, 2): the 95 % score interval (fractions) of b against and c towards."""
+    return np.array([[score_interval(b, c, images) for c in range(size)]
+                     for b in range(size)])
+
+
+def exact_table() -> str:
+    """The score interval's exact coverage on one seed, over a fine grid of expected
+    discordant images (0.5-30 against, 0-15 towards, steps of 0.5), and a few rows."""
+    lines = ["| images | expected discordant (against / towards) | coverage % "
+             "| truth above upper end % | truth below lower end % |", "|" + "---|" * 5]
+    notes = []
+    for images in (DIGITS_IMAGES, CIFAR_IMAGES):
+        intervals = score_intervals(images)
+        grid = [(a / 2, t / 2) for a in range(0, 61) for t in range(0, 31)
+                if 0 < a + t and a / 2 + t / 2 <= 45]
+        rows = {key: exact_score_coverage(images, *key, intervals) for key in grid}
+        for key in [(1, 0), (2, 0), (4, 0), (8, 0), (16, 0), (30, 0), (1, 1), (4, 4), (15, 15)]:
+            cover, above, below = rows[key]
+            lines.append(f"| {images} | {key[0]:g} / {key[1]:g} | {cover * 100:.2f} | "
+                         f"{above * 100:.2f} | {below * 100:.2f} |")
+        least = min(rows, key=lambda key: rows[key][0])
+        high = max(rows, key=lambda key: rows[key][1])
+        low = max(rows, key=lambda key: rows[key][2])
+        notes.append(f"{images} images, {len(grid)} truths: least coverage "
+                     f"{rows[least][0] * 100:.2f} % at {least[0]:g} / {least[1]:g}; most above "
+                     f"the upper end {rows[high][1] * 100:.2f} % at {high[0]:g} / {high[1]:g};"
+                     f" most below the lower end {rows[low][2] * 100:.2f} % at "
+                     f"{low[0]:g} / {low[1]:g}")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 
 def wilson_coverage(images: int, accuracy: float, replications: int, seed: int) -> float:
@@ -199,8 +277,8 @@ def coverage_grid(quick: bool) -> list[Regime]:
     effect (all of them against the candidate), without and with seed noise."""
     splits = [(DIGITS_IMAGES, DIGITS_ACCURACY)] if quick else [
         (DIGITS_IMAGES, DIGITS_ACCURACY), (CIFAR_IMAGES, CIFAR_ACCURACY)]
-    discordant = (4,) if quick else (2, 4, 8, 16, 30)
-    seed_counts = [(2, 3)] if quick else [(1, 1), (2, 3), (5, 5)]
+    discordant = (4,) if quick else (1, 2, 4, 8, 16, 30)
+    seed_counts = [(2, 3)] if quick else [(1, 1), (2, 3), (1, 5), (5, 1), (5, 5)]
     grid = []
     for images, accuracy in splits:
         # without seed noise every seed gives the same answers: one seed count says it all
@@ -216,13 +294,15 @@ def coverage_grid(quick: bool) -> list[Regime]:
 
 
 def admission_grid(quick: bool) -> list[Regime]:
-    """True drops just above ``LIMIT_PP``, all discordance against the candidate."""
+    """True drops at, below and just above ``LIMIT_PP``, all discordance against the
+    candidate."""
     seed_counts = [(2, 3)] if quick else [(1, 1), (2, 3), (5, 5)]
     splits = [(DIGITS_IMAGES, DIGITS_ACCURACY)] if quick else [
         (DIGITS_IMAGES, DIGITS_ACCURACY), (CIFAR_IMAGES, CIFAR_ACCURACY)]
+    drops = NEAR_LIMIT_PP if quick else BELOW_LIMIT_PP + NEAR_LIMIT_PP
     return [regime(images, accuracy, against=drop / 100 * images, seeds=seeds,
                    noise=SEED_NOISE)
-            for images, accuracy in splits for seeds in seed_counts for drop in NEAR_LIMIT_PP]
+            for images, accuracy in splits for seeds in seed_counts for drop in drops]
 
 
 # ---- tables -------------------------------------------------------------------------------
@@ -239,20 +319,43 @@ def _describe(spec: Regime) -> list[str]:
 
 def coverage_table(results: list[tuple[Regime, Outcome]]) -> str:
     lines = ["| images | discordant (against / towards) | true drop pp | seeds | seed noise "
-             "| paired coverage % | `significant` % | McNemar p < 0.05 % "
-             "| accuracy coverage % |", "|" + "---|" * 9]
+             "| coverage % | truth above upper end % | bootstrap alone % | score alone % "
+             "| `significant` % | p(0) < 0.05 % | McNemar p < 0.05 % "
+             "| accuracy coverage % |", "|" + "---|" * 13]
     for spec, out in results:
         cells = _describe(spec) + [_share(out, out.drop_covered),
+                                   f"{out.above_upper * 100:.1f}",
+                                   f"{out.bootstrap_covered * 100:.1f}",
+                                   f"{out.score_covered * 100:.1f}",
                                    f"{out.significant * 100:.1f}",
+                                   f"{out.p_rejects * 100:.1f}",
                                    f"{out.mcnemar_rejects * 100:.1f}",
                                    _share(out, out.accuracy_covered)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def summary(results: list[tuple[Regime, Outcome]]) -> str:
+    """The worst rows: least coverage, most misses above the upper end, and the type-I
+    error of p_value(0) where the true drop is 0."""
+    worst = min(results, key=lambda row: row[1].drop_covered)
+    above = max(results, key=lambda row: row[1].above_upper)
+    nulls = [row for row in results if row[0].true_drop_pp == 0]
+    lines = [f"least coverage {_share(worst[1], worst[1].drop_covered)} % "
+             f"({', '.join(_describe(worst[0]))}); most above the upper end "
+             f"{above[1].above_upper * 100:.1f} % ({', '.join(_describe(above[0]))})"]
+    if nulls:
+        size = max(nulls, key=lambda row: row[1].p_rejects)
+        lines.append(f"type-I error of p_value(0) < 0.05 at a true drop of 0: at most "
+                     f"{_share(size[1], size[1].p_rejects)} % ({', '.join(_describe(size[0]))})"
+                     f", {sum(row[1].p_rejects for row in nulls) / len(nulls) * 100:.1f} % "
+                     f"on average over {len(nulls)} rows")
+    return "\n".join(lines)
+
+
 def admission_table(results: list[tuple[Regime, Outcome]]) -> str:
-    lines = [f"| images | true drop pp | seeds | admitted by `mean` % | admitted by `upper` % "
-             f"(limit {LIMIT_PP:g} pp) |", "|" + "---|" * 5]
+    lines = [f"| images | true drop pp (limit {LIMIT_PP:g} pp) | seeds | admitted by `mean` % "
+             f"| admitted by `upper` (one-sided 97.5 % bound) % |", "|" + "---|" * 5]
     for spec, out in results:
         lines.append(f"| {spec.images} | {spec.true_drop_pp:.2f} | {spec.finetune_seeds}x"
                      f"{spec.error_seeds} | {_share(out, out.admitted_mean)} | "
@@ -285,9 +388,12 @@ def issue_example(extra_wrong: int) -> str:
     base[..., :8] = False
     cand = base.copy()
     cand[..., 8:8 + extra_wrong] = False
-    drop, low, high = paired_drop_pp(base, cand)
-    return (f"| {extra_wrong} | {drop:.2f} [{low:.2f}, {high:.2f}] | {verdict(low, high)} | "
-            f"{mcnemar_p(base, cand):.4f} |")
+    test = paired_test(base, cand)
+    low, high = test.interval()
+    boot_low, boot_high = test.bootstrap_interval()
+    return (f"| {extra_wrong} | {test.drop_pp:.2f} [{low:.2f}, {high:.2f}] | "
+            f"[{boot_low:.2f}, {boot_high:.2f}] | {verdict(low, high)} | "
+            f"{test.p_value():.4f} | {mcnemar_p(base, cand):.4f} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -297,19 +403,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bootstrap", type=int, default=400,
                         help="bootstrap replicates per interval (dse uses 2000)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--exact", action="store_true",
+                        help="only the score interval's exact coverage on one seed (seconds)")
     args = parser.parse_args(argv)
+    if args.exact:
+        print("Exact coverage of the score interval on one seed's discordant counts "
+              "(95 %):\n")
+        print(exact_table())
+        return
     replications = args.replications or (100 if args.quick else 300)
     start = time.perf_counter()
     print("Exact cases (269 images, 2x3 seeds, candidate wrong on k extra images in every "
           "seed; dse's 2000 replicates):\n")
-    print("| k | drop pp [95 % interval] | verdict | exact McNemar p |\n|---|---|---|---|")
-    for extra in (3, 4, 5, 6):
+    print("| k | drop pp [95 % interval] | bootstrap alone | verdict | p_value(0) "
+          "| exact McNemar p |\n|---|---|---|---|---|---|")
+    for extra in (0, 3, 4, 5, 6):
         print(issue_example(extra))
     print(f"\nCoverage ({replications} replications per row, {args.bootstrap} bootstrap "
           f"replicates; ± one Monte-Carlo standard error):\n")
-    print(coverage_table([(spec, measure(spec, replications, bootstrap=args.bootstrap,
-                                         seed=args.seed + i))
-                          for i, spec in enumerate(coverage_grid(args.quick))]))
+    results = [(spec, measure(spec, replications, bootstrap=args.bootstrap,
+                              seed=args.seed + i))
+               for i, spec in enumerate(coverage_grid(args.quick))]
+    print(coverage_table(results))
+    print("\n" + summary(results))
     print(f"\nAdmission under a {LIMIT_PP:g} pp limit (seed noise on):\n")
     print(admission_table([(spec, measure(spec, replications, bootstrap=args.bootstrap,
                                           seed=args.seed + 1000 + i))

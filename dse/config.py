@@ -39,7 +39,9 @@ from hw_models.errors import ConfigError
 HEARTBEAT_INTERVAL_S = 30   # a live worker refreshes its running trial this often
 GRACE_PERIOD_S = 120        # a trial silent for this long belonged to a dead worker
 MAX_SEED = 2**32
-DROP_RULES = ("mean", "upper")  # the paired drop's point estimate, or its interval's upper end
+# what --max-accuracy-drop bounds: the paired drop's estimate, or a one-sided 97.5 % upper
+# bound on it (the upper end of its two-sided 95 % interval, at the default level)
+DROP_RULES = ("mean", "upper")
 
 _IDENTITY, _PROBE = "dse.identity", "dse.probe"
 

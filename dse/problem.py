@@ -34,7 +34,8 @@ class Limits:
     max_accuracy_drop_pp: float | None = DEFAULT_MAX_ACCURACY_DROP_PP  # pp below all-digital
     latency_budget_s: float | None = None
     energy_budget_j: float | None = None
-    drop_rule: str = "mean"   # the paired drop's estimate, or its interval's upper end
+    drop_rule: str = "mean"   # the paired drop's estimate, or its one-sided (1 + level) / 2
+                              # upper bound (the two-sided interval's upper end)
 
 
 @dataclass(frozen=True)

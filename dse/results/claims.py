@@ -134,11 +134,26 @@ def _validation_fields(drop: Drop) -> dict[str, Any]:
             "validation_accuracy_change_ci_high_pp": high if math.isfinite(high) else None}
 
 
+def same_model(row: pd.Series, base: pd.Series) -> bool:
+    """Whether ``row`` is the safe DRAM point of the baseline ``base``: its split with every
+    tensor at BER 0 (or none in DRAM), so the same model, whose answers are the baseline's by
+    construction on every image of any split."""
+    label = row.get("safe_dram_of", "")
+    return isinstance(label, str) and label != "" and label == base.get("baseline", "")
+
+
 def _test_fields(pairs: Pairs, baseline: int, trial: int, limit_pp: float, rule: str,
-                 margin_pp: float) -> dict[str, Any]:
+                 margin_pp: float, *, same: bool = False) -> dict[str, Any]:
     """The chosen point's test-split numbers: its change and interval, whether it meets the
     limit on test, and the unadjusted p-values of its two tests (``adjust`` adds the
-    adjusted ones and the verdict)."""
+    adjusted ones and the verdict). The baseline's own model (``same``) has no change to
+    test: its change is 0 and its verdict ``equivalent`` by construction, outside the family."""
+    if same:
+        return {"level": pairs.results[trial].level, "test_accuracy_change_pp": 0.0,
+                "test_accuracy_change_ci_low_pp": 0.0, "test_accuracy_change_ci_high_pp": 0.0,
+                "test_within_limit": True, "equivalence_margin_pp": margin_pp,
+                "same_model": True, "verdict": tests.EQUIVALENT, "p_value": None,
+                "p_equivalence": None}
     drop = pairs.drop(baseline, trial)
     change, low, high = change_from_drop(drop)
     fields: dict[str, Any] = {
@@ -182,8 +197,9 @@ def _best(rows: pd.DataFrame, column: str, base: pd.Series, pairs: Pairs | None,
     found: dict[str, Any] = {"trial": best[2], "change_percent": change}
     if pairs is not None and best[3] is not None:
         found.update(_validation_fields(best[3]))
+        row = rows[rows["trial"].astype(int) == best[2]].iloc[0]
         found.update(_test_fields(pairs, int(base["trial"]), best[2], limit_pp, rule,
-                                  margin_pp))
+                                  margin_pp, same=same_model(row, base)))
     return found
 
 
@@ -296,6 +312,9 @@ def verdict_words(claim: dict[str, Any]) -> str:
     """e.g. 'inconclusive, Holm-adjusted over 6 tests'; 'equivalent within ±1 pp: no
     measurable accuracy cost, ...'."""
     found = claim.get("verdict", "not tested yet")  # ``adjust`` gives it
+    if claim.get("same_model"):
+        return (f"{tests.EQUIVALENT}: the baseline's own model, every tensor at BER 0, "
+                f"{tests.NO_COST} by construction (not tested)")
     if "holm_tests" not in claim:
         return found
     if found == tests.EQUIVALENT:

@@ -35,10 +35,20 @@ def test_seed_spread_widens_the_interval():
     assert wide[1] - wide[0] > narrow[1] - narrow[0]
 
 
-def test_an_identical_candidate_drops_exactly_zero():
+def test_an_identical_candidate_drops_exactly_zero_with_the_width_its_images_allow():
     rng = np.random.default_rng(1)
     correct = rng.random((2, 3, 269)) < 0.97
-    assert stats.paired_drop_pp(correct, correct.copy()) == (0.0, 0.0, 0.0)
+    test = stats.paired_test(correct, correct.copy())
+    assert test.drop_pp == 0.0 and test.p_value(0.0) == 1.0
+    assert test.bootstrap_interval() == (0.0, 0.0)
+    # no image differs, yet 269 images cannot rule out ~2 images in 269 that would: the
+    # corrected score interval solves (n d - 1)^2 = z^2 n d (1 - d)
+    low, high = test.interval()
+    n, z = 269, 1.959964
+    assert low == -high and (n * high / 100 - 1) ** 2 == pytest.approx(
+        z * z * n * high / 100 * (1 - high / 100), rel=1e-5)
+    assert 2.0 < high < 2.1
+    assert stats.paired_drop_pp(correct, correct.copy()) == (0.0, low, high)
 
 
 def test_the_paired_interval_shrinks_when_candidates_agree_on_most_images():
@@ -121,7 +131,93 @@ def test_paired_test_is_the_paired_drop_with_intervals_at_any_level():
     assert stats.paired_drop_pp(base, cand) == (test.drop_pp, *test.interval())
     narrow, wide = test.interval(0.5), test.interval(0.99)
     assert wide[0] <= narrow[0] <= test.drop_pp <= narrow[1] <= wide[1]
-    same = stats.paired_test(base, base.copy())
-    assert same.drop_pp == 0.0 and same.p_value(0.0) == 1.0
     with pytest.raises(ValueError, match="alternative"):
         test.p_value(0.0, "both")
+
+
+def _extra_wrong(extra: int, shape: tuple[int, int] = (2, 3), images: int = 269
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The issue's case: the candidate wrong on ``extra`` more images in every seed."""
+    base = np.ones((*shape, images), dtype=bool)
+    base[..., :8] = False
+    cand = base.copy()
+    cand[..., 8:8 + extra] = False
+    return base, cand
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (2, 3)])
+def test_four_images_wrong_in_every_seed_are_within_noise(shape):
+    # exact McNemar: p = 0.125 for 4 of 4 discordant images one way; the bootstrap alone
+    # said [0.37, 2.97] and `significant`
+    test = stats.paired_test(*_extra_wrong(4, shape))
+    low, high = test.interval()
+    assert low < 0 < high and stats.verdict(low, high) == "within noise"
+    assert test.p_value(0.0) == pytest.approx(0.1336, abs=1e-4)  # corrected McNemar
+    six = stats.paired_test(*_extra_wrong(6, shape))
+    assert six.interval()[0] > 0 and six.p_value(0.0) < 0.05  # exact McNemar: 0.031
+
+
+def test_one_seed_is_the_corrected_score_interval_of_the_discordant_images():
+    rng = np.random.default_rng(7)
+    base = rng.random(400) < 0.9
+    cand = base.copy()
+    cand[np.flatnonzero(base)[:9]] = False   # 9 against the candidate
+    cand[np.flatnonzero(~base)[:3]] = True   # 3 towards it
+    test = stats.paired_test(base, cand)
+    assert (test.against, test.towards, test.images) == (9.0, 3.0, 400)
+    for level in (0.8, 0.95, 0.99):
+        score = stats.score_interval(9, 3, 400, level)
+        low, high = test.interval(level)
+        boot_low, boot_high = test.bootstrap_interval(level)
+        assert (low, high) == pytest.approx((min(score[0] * 100, boot_low),
+                                             max(score[1] * 100, boot_high)))
+    # at a drop of 0 the statistic is McNemar's corrected one: (|b - c| - 1)^2 / (b + c)
+    chi_square = (abs(9 - 3) - 1) ** 2 / 12
+    assert stats.score_p_value(9, 3, 400, 0.0) == pytest.approx(
+        math.erfc(math.sqrt(chi_square / 2)))
+
+
+def test_the_score_interval_covers_exactly_on_the_discordant_counts():
+    # one seed, n images, P(against) = k / n, P(towards) = 0: the exact probability that the
+    # interval holds the truth, summed over the binomial count of discordant images
+    n = 269
+    for k in (1, 2, 4, 8):
+        truth, coverage, upper_miss = k / n, 0.0, 0.0
+        for against in range(60):
+            weight = math.comb(n, against) * truth ** against * (1 - truth) ** (n - against)
+            low, high = stats.score_interval(against, 0, n)
+            coverage += weight * (low <= truth <= high)
+            upper_miss += weight * (truth > high)
+        assert coverage >= 0.95 and upper_miss <= 0.025, (k, coverage, upper_miss)
+
+
+def _near(value: float, ends: tuple[float, float]) -> bool:
+    return min(abs(value - ends[0]), abs(value - ends[1])) < 1e-6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_p_values_are_dual_to_the_intervals(seed):
+    rng = np.random.default_rng(seed)
+    base = rng.random((2, 3, 300)) < 0.9
+    cand = base ^ (rng.random((2, 3, 300)) < 0.04)
+    test = stats.paired_test(base, cand, replicates=500)
+    for alpha in (0.01, 0.05, 0.1, 0.2, 0.4):
+        two = test.interval(1 - alpha)
+        one = test.interval(1 - 2 * alpha)
+        for null in np.linspace(test.drop_pp - 6, test.drop_pp + 6, 49):
+            if not _near(null, two):
+                assert (test.p_value(null) < alpha) == (null < two[0] or null > two[1])
+            if not _near(null, one):
+                assert (test.p_value(null, "less") < alpha) == (one[1] < null)
+                assert (test.p_value(null, "greater") < alpha) == (one[0] > null)
+    assert test.p_value(test.drop_pp) == 1.0
+
+
+def test_seed_counts_that_differ_pair_every_seed_with_every_seed():
+    rng = np.random.default_rng(3)
+    base = rng.random((2, 3, 200)) < 0.9
+    cand = rng.random((1, 2, 200)) < 0.85
+    test = stats.paired_test(base, cand)
+    assert (test.against - test.towards) / 200 * 100 == pytest.approx(test.drop_pp)
+    low, high = test.interval()
+    assert low < test.drop_pp < high
