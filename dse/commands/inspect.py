@@ -158,7 +158,12 @@ def show_report(target: str | None, trial_number: int, *, storage: str | None,
     trial = trials[trial_number]
     if trial.state != optuna.trial.TrialState.COMPLETE:
         raise ConfigError(f"trial {trial_number} is {trial.state.name}, not COMPLETE")
-    return ShowReport(**trial_details(study, trial, problem_of(study)))
+    try:
+        details = trial_details(study, trial, problem_of(study))
+    except ConfigError as error:  # e.g. an earlier dse's point below today's VDD floor
+        raise ConfigError(f"trial {trial_number} cannot be costed under today's model: "
+                          f"{error}; its stored metrics are in trials.csv") from error
+    return ShowReport(**details)
 
 
 def tolerance_report(target: str | None, *, storage: str | None, study_name: str | None,

@@ -209,6 +209,8 @@ def search_text(summary: StudyReport | ConfirmationReport) -> str:
              f"Pareto front ({len(rows)} point{'s' * (len(rows) != 1)}):",
              format_table(rows, front_columns(summary)) if rows
              else f"(empty: {summary.front_note or 'no feasible trial'})"]
+    if summary.unusable_note:
+        lines.append(f"note: {summary.unusable_note}")
     robust = summary.robust_front_size
     if rows and robust > len(rows):
         lines.append(f"{robust - len(rows)} more trials are within their accuracy interval of "

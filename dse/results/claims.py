@@ -313,8 +313,8 @@ def verdict_words(claim: dict[str, Any]) -> str:
     measurable accuracy cost, ...'."""
     found = claim.get("verdict", "not tested yet")  # ``adjust`` gives it
     if claim.get("same_model"):
-        return (f"{tests.EQUIVALENT}: the baseline's own model, every tensor at BER 0, "
-                f"{tests.NO_COST} by construction (not tested)")
+        return (f"{tests.EQUIVALENT}: the same model as the baseline, every tensor at BER 0: "
+                f"{tests.NO_COST} by construction, not tested")
     if "holm_tests" not in claim:
         return found
     if found == tests.EQUIVALENT:

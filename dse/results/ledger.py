@@ -85,7 +85,7 @@ UNIT_ATTR = "dse:unit"                # "<engine>:<key>": the unit of an engine'
 RESERVED_COLUMNS = frozenset({
     "trial", "state", "is_baseline", "baseline", "safe_dram_of", "odimo_lambda", "engine",
     "probed", "feasible", "worker", "cost_seconds", "probe_seconds", "analog_channel_fraction",
-    "is_pareto", "is_pareto_robust"})
+    "is_pareto", "is_pareto_robust", "dram_usable"})
 BASELINES = ("all-digital", "all-analog", "diana-heuristic", "min-latency")
 CHECKPOINT_DIGEST = "checkpoint_sha256"  # identity key: the baseline checkpoint's tensors
 DATA_DIGEST = "data_sha256"              # identity key: the data the probe reads

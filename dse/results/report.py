@@ -140,6 +140,8 @@ def table_section(summary: dict[str, Any], details: dict[int, dict[str, Any]]) -
     text = (f"<h2 id=\"front\">Pareto front ({len(front)} points)</h2>\n"
             + (html_table(front, columns) if front else
                f"<p>Empty: {escape(summary.get('front_note', 'no feasible trial'))}.</p>"))
+    if summary.get("unusable_note"):
+        text += f"\n<p>Note: {escape(summary['unusable_note'])}.</p>"
     if summary.get("baselines"):
         text += "\n<h2 id=\"baselines\">Baselines</h2>\n" + html_table(summary["baselines"],
                                                                        columns)

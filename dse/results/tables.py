@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import shlex
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,7 @@ from dse.results.ledger import (
     worker_label,
 )
 from dse.space import absolute_points
-from hw_models.dram import DramDevice, load_dram
+from hw_models.dram import DEFAULT_BER_QUANTILE, DEFAULT_VENDOR, DramDevice, load_dram
 from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc, load_soc
@@ -73,6 +74,7 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     legacy_test = study.user_attrs.get(TEST_ACCURACY_ATTR, {})
     confirmed = confirmed_columns(study)
     device = dram_device(study)
+    floor_v = vdd_floor_v(study, device)
     table = stored_table(study)
     channels = {} if table is None else dict(zip(table.name, (int(c) for c in table.cout)))
     rows = []
@@ -107,7 +109,10 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
             row["analog_channel_fraction"] = analog_channel_fraction(trial.params, channels)
         row.update(trial.params)
         if device is not None:
-            row.update(absolute_points(trial.params, device))
+            points = absolute_points(trial.params, device)
+            row.update(points)
+            row["dram_usable"] = all(value >= floor_v - 1e-9 for key, value in points.items()
+                                     if key.partition(":")[0] == "vdd_v")
         for column, value in attrs.get(ENGINE_COLUMNS_ATTR, {}).items():
             row.setdefault(column, value)  # never over dse's own
         rows.append(row)
@@ -120,6 +125,46 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame["is_pareto"] = front_mask(frame, objectives_of(study))
     frame["is_pareto_robust"] = robust_front_mask(frame, objectives_of(study))
     return frame
+
+
+def vdd_floor_v(study: optuna.Study, device: DramDevice | None) -> float:
+    """The lowest usable VDD (V) of the study's DRAM device for its vendor and DIMM
+    quantile (``DramDevice.vdd_range_v``); -inf without DRAM or a readable setting."""
+    config = study.user_attrs.get(CONFIG_ATTR, {})
+    if device is None:
+        return -math.inf
+    try:
+        return device.vdd_range_v(config.get("vendor", DEFAULT_VENDOR),
+                                  config.get("ber_quantile", DEFAULT_BER_QUANTILE))[0]
+    except (ConfigError, KeyError, ValueError):
+        return -math.inf
+
+
+def unusable_note(study: optuna.Study, frame: pd.DataFrame) -> str | None:
+    """Why some complete trials are left out of the front: their DRAM point is below the
+    usable VDD floor (trials an earlier dse made, before the floor); None when none is."""
+    if frame.empty or "dram_usable" not in frame:
+        return None
+    done = frame[frame["state"] == "COMPLETE"]
+    unusable = done[~done["dram_usable"].fillna(True).astype(bool)]
+    if unusable.empty:
+        return None
+    config = study.user_attrs.get(CONFIG_ATTR, {})
+    floor = vdd_floor_v(study, dram_device(study))
+    count = len(unusable)
+    return (f"{count} complete trial{'s' * (count != 1)} ({_trial_list(unusable['trial'])}) "
+            f"{'are' if count != 1 else 'is'} at a VDD below {floor:.4g} V, the usable floor of "
+            f"vendor {config.get('vendor', DEFAULT_VENDOR)}'s "
+            f"{config.get('ber_quantile', DEFAULT_BER_QUANTILE)} BER (below it too many of "
+            f"the vendor's DIMMs stop working for the statistic to be known); an earlier dse "
+            f"ran them: they are left out of the front and the claims (dram_usable in "
+            f"trials.csv)")
+
+
+def _trial_list(trials: pd.Series) -> str:
+    numbers = [str(int(n)) for n in trials]
+    shown = ", ".join(numbers[:8])
+    return f"trial{'s' * (len(numbers) != 1)} {shown}{', ...' if len(numbers) > 8 else ''}"
 
 
 def analog_channel_fraction(params: dict[str, Any], channels: dict[str, int]) -> float:
@@ -162,9 +207,17 @@ def front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     """Pareto mask over complete, feasible trials (others are never on the front)."""
     columns, directions = objective_columns(objectives)
     values = frame[columns].to_numpy(dtype=float, copy=True)
-    eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
+    eligible = _eligible(frame)
     values[~eligible] = np.nan
     return pareto_mask(values, directions)
+
+
+def _eligible(frame: pd.DataFrame) -> np.ndarray:
+    """Complete, feasible trials at a usable DRAM point: what may be on a front."""
+    eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
+    if "dram_usable" in frame:
+        eligible &= frame["dram_usable"].fillna(True).to_numpy(bool)
+    return eligible
 
 
 def robust_front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
@@ -181,7 +234,7 @@ def robust_front_mask(frame: pd.DataFrame, objectives: list[str]) -> np.ndarray:
     where = columns.index("accuracy")
     values[:, where] = np.where(np.isfinite(upper), np.maximum(upper, values[:, where]),
                                 values[:, where])
-    eligible = (frame["state"] == "COMPLETE").to_numpy() & frame["feasible"].to_numpy(bool)
+    eligible = _eligible(frame)
     means = frame.loc[front, columns].to_numpy(dtype=float)
     return front | (eligible & ~pareto.dominated_by(values, means, directions))
 
@@ -243,6 +296,9 @@ def write_csvs(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
     summary["dram_notes"] = safe_dram_notes(study, frame)
     if front.empty:
         summary["front_note"] = empty_front_reason(frame)
+    note = unusable_note(study, frame)
+    if note is not None:
+        summary["unusable_note"] = note
     summary["headline"] = headline(summary["claims"])
     probe = study.user_attrs.get(PROBE_SETTINGS_ATTR)
     summary["next_commands"] = next_commands(

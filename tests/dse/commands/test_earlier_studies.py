@@ -72,3 +72,30 @@ def test_a_probe_study_resumes_and_confirms_with_its_checkpoint_and_probe_cache(
                     "--confirm-steps", "1", "--confirm-seeds", "1", "--json")
     assert confirmed.exit_code == 0, confirmed.stderr
     assert json.loads(confirmed.stdout)["confirmation"]["measured"] > 0
+
+
+def test_trials_below_the_usable_floor_are_left_out_and_said_so(earlier):
+    """dse 0.3.0 searched down to 0.85 V on LPDDR4-3200; vendor B's worst DIMM is usable
+    down to 0.8759 V only (below it most of the vendor's DIMMs stopped working): those
+    trials are off the front and out of the claims, the summary names them, and `dse show`
+    refuses one in a line instead of costing it."""
+    from dse.results.tables import trials_frame
+    study = optuna.load_study(study_name="legacy-accuracy",
+                              storage=f"sqlite:///{earlier / 'legacy-accuracy' / 'study.db'}")
+    frame = trials_frame(study)
+    below = frame[frame["vdd_v"] < 0.8759]
+    assert sorted(below["trial"]) == [4, 5, 6, 7]
+    assert not below["dram_usable"].any() and not below["is_pareto"].any()
+    assert frame[frame["vdd_v"] >= 0.8759]["dram_usable"].all()
+    result = run("pareto", "legacy-accuracy", "--results-dir", str(earlier))
+    assert result.exit_code == 0, result.stderr
+    assert "note: 4 complete trials (trials 4, 5, 6, 7) are at a VDD below 0.8759 V" in (
+        result.stdout)
+    summary = json.loads((earlier / "legacy-accuracy" / "summary.json").read_text())
+    assert "left out of the front and the claims" in summary["unusable_note"]
+    assert all(point["trial"] not in (4, 5, 6, 7) for point in summary["front"])
+    shown = run("show", "legacy-accuracy", "--results-dir", str(earlier), "--trial", "4")
+    assert shown.exit_code == 2 and len(shown.stderr.strip().splitlines()) == 1
+    assert "below the usable floor 0.8759 V" in shown.stderr
+    assert run("show", "legacy-accuracy", "--results-dir", str(earlier),
+               "--trial", "0").exit_code == 0

@@ -99,8 +99,8 @@ def test_the_baselines_own_model_is_equivalent_by_construction_and_not_tested():
     assert "holm_tests" not in latency
     assert describe(latency) == (
         "-50.0 % latency at +0.00 pp test accuracy (95% CI +0.00 to +0.00 pp: equivalent: the "
-        "baseline's own model, every tensor at BER 0, no measurable accuracy cost by "
-        "construction (not tested)) vs all-digital (trial 3), chosen at +0.00 pp validation "
+        "same model as the baseline, every tensor at BER 0: no measurable accuracy cost by "
+        "construction, not tested) vs all-digital (trial 3), chosen at +0.00 pp validation "
         "accuracy")
     frame["safe_dram_of"] = ["", "", "", "all-analog", ""]  # another baseline's model
     (latency,) = by(front(frame, max_drop_pp=0.1), "all-digital", "latency")
