@@ -62,7 +62,7 @@ from dse.accuracy.stats import (  # noqa: E402
     accuracy_interval,
     paired_test,
     score_interval,
-    verdict,
+    significance,
     wilson,
 )
 
@@ -190,7 +190,7 @@ def measure(spec: Regime, replications: int, *, bootstrap: int, seed: int) -> Ou
         score_low, score_high = (end * 100 for end in score_interval(
             test.against, test.towards, test.images))
         acc_low, acc_high = accuracy_interval(cand, replicates=bootstrap)
-        rows.append((drop, low <= truth <= high, verdict(low, high) == "significant",
+        rows.append((drop, low <= truth <= high, significance(low, high) == "significant",
                      truth > high, test.p_value(0.0) < 0.05,
                      boot_low <= truth <= boot_high, score_low <= truth <= score_high,
                      mcnemar_p(base, cand) < 0.05, acc_low <= truth_accuracy <= acc_high,
@@ -392,7 +392,7 @@ def issue_example(extra_wrong: int) -> str:
     low, high = test.interval()
     boot_low, boot_high = test.bootstrap_interval()
     return (f"| {extra_wrong} | {test.drop_pp:.2f} [{low:.2f}, {high:.2f}] | "
-            f"[{boot_low:.2f}, {boot_high:.2f}] | {verdict(low, high)} | "
+            f"[{boot_low:.2f}, {boot_high:.2f}] | {significance(low, high)} | "
             f"{test.p_value():.4f} | {mcnemar_p(base, cand):.4f} |")
 
 
@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     print("Exact cases (269 images, 2x3 seeds, candidate wrong on k extra images in every "
           "seed; dse's 2000 replicates):\n")
-    print("| k | drop pp [95 % interval] | bootstrap alone | verdict | p_value(0) "
+    print("| k | drop pp [95 % interval] | bootstrap alone | interval alone | p_value(0) "
           "| exact McNemar p |\n|---|---|---|---|---|---|")
     for extra in (0, 3, 4, 5, 6):
         print(issue_example(extra))

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 
+from dse.accuracy.probe_cache import clear_memory_cache
 from dse.commands.search import prepare, run_search
 from dse.config import SearchConfig, default_settings
 from dse.engines import engine_spec
@@ -240,8 +241,7 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     options.update({key: value for key, value in knobs.items() if key.startswith("--")})
     config = base.replace(trials=knobs["trials"], engine=name,
                           engine_settings=spec.make_settings(options))
-    from networks import finetune as probe_module
-    probe_module._MEMORY_CACHE.clear()  # the process's probe cache: no run may use another's
+    clear_memory_cache()  # the process's probe cache: no run may use another's
     start = time.perf_counter()
     prepared = prepare(config)
     summary = run_search(prepared, threads=ThreadPolicy(args.threads, None)).to_json()

@@ -404,9 +404,10 @@ def change_from_drop(drop: tuple[float, float, float]) -> tuple[float, float, fl
     return 0.0 - drop[0], 0.0 - drop[2], 0.0 - drop[1]
 
 
-def verdict(low: float, high: float) -> str:
-    """``significant`` when the interval of a difference excludes 0, else ``within noise``."""
-    return "significant" if low > 0 or high < 0 else "within noise"
+def significance(low: float, high: float) -> str:
+    """``significant`` when the interval of a difference excludes 0, else ``not significant``
+    (one interval alone; the summaries' verdicts are ``dse.accuracy.verdicts``'s)."""
+    return "significant" if low > 0 or high < 0 else "not significant"
 
 
 # ---- storage: bit-packed correctness ------------------------------------------------------

@@ -60,7 +60,7 @@ def test_wilson_covers_at_its_level_on_a_binomial():
 def test_the_quick_grid_prints_its_tables(capsys):
     coverage.main(["--quick", "--replications", "20", "--bootstrap", "200"])
     out = capsys.readouterr().out
-    assert "| 4 | 1.49 [-0.61, 4.28] | [0.37, 2.97] | within noise | 0.1336 | 0.1250 |" in out
+    assert "| 4 | 1.49 [-0.61, 4.28] | [0.37, 2.97] | not significant | 0.1336 | 0.1250 |" in out
     assert "coverage %" in out and "admitted by `upper` (one-sided 97.5 % bound) %" in out
 
 

@@ -105,3 +105,19 @@ def test_run_location_keeps_the_scenarios_apart():
     assert resident == (Path("r/digits/odimo-eden-s2"), "engines-digits-odimo-eden-s2")
     assert streamed == (Path("r/digits-streamed/odimo-eden-s2"),
                         "engines-digits-streamed-odimo-eden-s2")
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_end_to_end(tmp_path):
+    """One tiny run of the whole script (search, confirmation, table): a renamed module the
+    script reaches into fails here, not in the middle of an hour-long benchmark."""
+    import subprocess
+    import sys
+    result = subprocess.run(
+        [sys.executable, str(PATH), "--only", "digits", "--seeds", "1", "--engines", "random",
+         "--budget-samples", "4000", "--probe-steps", "1", "--confirm-steps", "1",
+         "--epochs", "1", "--results-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "| digits | random |" in result.stdout

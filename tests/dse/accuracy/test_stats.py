@@ -64,13 +64,13 @@ def test_the_paired_interval_shrinks_when_candidates_agree_on_most_images():
     unpaired = stats.unpaired_drop_pp((base.mean(), *stats.accuracy_interval(base)),
                                       (close.mean(), *stats.accuracy_interval(close)))
     assert high - low < (unpaired[2] - unpaired[1]) / 2
-    assert stats.verdict(low, high) == "significant"
+    assert stats.significance(low, high) == "significant"
 
 
 def test_verdicts():
-    assert stats.verdict(-0.5, 0.4) == "within noise"
-    assert stats.verdict(0.1, 0.4) == "significant"
-    assert stats.verdict(-0.9, -0.1) == "significant"
+    assert stats.significance(-0.5, 0.4) == "not significant"
+    assert stats.significance(0.1, 0.4) == "significant"
+    assert stats.significance(-0.9, -0.1) == "significant"
 
 
 def test_intervals_are_reproducible():
@@ -151,7 +151,7 @@ def test_four_images_wrong_in_every_seed_are_within_noise(shape):
     # said [0.37, 2.97] and `significant`
     test = stats.paired_test(*_extra_wrong(4, shape))
     low, high = test.interval()
-    assert low < 0 < high and stats.verdict(low, high) == "within noise"
+    assert low < 0 < high and stats.significance(low, high) == "not significant"
     assert test.p_value(0.0) == pytest.approx(0.1336, abs=1e-4)  # corrected McNemar
     six = stats.paired_test(*_extra_wrong(6, shape))
     assert six.interval()[0] > 0 and six.p_value(0.0) < 0.05  # exact McNemar: 0.031
