@@ -415,7 +415,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     print("Exact cases (269 images, 2x3 seeds, candidate wrong on k extra images in every "
           "seed; dse's 2000 replicates):\n")
-    print("| k | drop pp [95 % interval] | bootstrap alone | interval alone | p_value(0) "
+    print("| k | drop pp [95 % interval] | bootstrap alone | significance | p_value(0) "
           "| exact McNemar p |\n|---|---|---|---|---|---|")
     for extra in (0, 3, 4, 5, 6):
         print(issue_example(extra))
