@@ -33,7 +33,7 @@ alone, the share of ``significant`` verdicts, the share with ``p_value(0) < 0.05
 type-I error where the true drop is 0; by duality the same draws as ``significant``), and,
 for comparison, the share of draws in which an exact McNemar test rejects at 5 %: the test on
 the discordant images of one seed pair, their counts each way the mean over the seed pairs
-(for the issue's example, 4 images wrong in every seed: p = 0.125). It ignores the seeds' own
+(for 4 images wrong in every seed: p = 0.125). It ignores the seeds' own
 variation, so it is a reference for the no-noise rows, not a method. A summary line names the
 worst rows. A second table gives how often ``--drop-rule mean`` and ``--drop-rule upper`` (a
 one-sided 97.5 % bound) admit a candidate whose true drop is at, below or just above a 1 pp
