@@ -137,7 +137,7 @@ def test_paired_test_is_the_paired_drop_with_intervals_at_any_level():
 
 def _extra_wrong(extra: int, shape: tuple[int, int] = (2, 3), images: int = 269
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The issue's case: the candidate wrong on ``extra`` more images in every seed."""
+    """A candidate wrong on ``extra`` more images in every seed."""
     base = np.ones((*shape, images), dtype=bool)
     base[..., :8] = False
     cand = base.copy()
