@@ -382,7 +382,7 @@ def bootstrap_table(replications: int, bootstrap: int, seed: int) -> str:
 
 
 def issue_example(extra_wrong: int) -> str:
-    """The 'few images differ' case: 269 images, 2 x 3 seeds, the candidate wrong on ``extra_wrong``
+    """Few images differ: 269 images, 2 x 3 seeds, the candidate wrong on ``extra_wrong``
     images in every seed, nothing else differing."""
     base = np.ones((2, 3, DIGITS_IMAGES), dtype=bool)
     base[..., :8] = False

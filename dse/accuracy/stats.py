@@ -106,14 +106,14 @@ def as_correct(correct: Any) -> np.ndarray:
 
 def wilson(successes: float, n: int, level: float = LEVEL) -> tuple[float, float]:
     """The Wilson score interval of a binomial proportion (fractions)."""
-    z = _z(level)
+    z = normal_quantile(level)
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _z(level: float) -> float:
+def normal_quantile(level: float) -> float:
     """The standard normal quantile of (1 + level) / 2 (by bisection on erf: no scipy)."""
     target = (1 + level) / 2
     low, high = 0.0, 10.0
@@ -262,19 +262,12 @@ class PairedDrop:
     def _bootstrap_p(self, null: float) -> float:
         """The least alpha with ``null`` outside the bootstrap interval at 1 - alpha, by
         bisection (the intervals are nested: a higher level never gives a narrower one)."""
-        def outside(alpha: float) -> bool:
+        def inside(alpha: float) -> bool:
             low, high = self._bootstrap_interval(alpha)
-            return null < low or null > high
-        if not outside(1.0):  # inside even the narrowest interval (the estimate's side)
+            return low <= null <= high
+        if inside(1.0):  # inside even the narrowest interval (the estimate's side)
             return 1.0
-        low, high = 0.0, 1.0  # outside at high, inside (or level 1) at low
-        for _ in range(_BISECTIONS):
-            middle = (low + high) / 2
-            if outside(middle):
-                high = middle
-            else:
-                low = middle
-        return high
+        return _boundary(0.0, 1.0, inside, inside_end=False)  # inside (or level 1) at 0
 
 
 def _quantile(ordered: np.ndarray, share: float) -> float:
@@ -331,25 +324,30 @@ def score_interval(against: float, towards: float, images: int, level: float = L
     discordant images: the drops whose score statistic is within the normal quantile. With
     no discordant image it is not [0, 0]: 269 images that agree still allow a drop of
     about 2 pp."""
-    z = _z(level)
+    z = normal_quantile(level)
     estimate = (against - towards) / images
 
     def end(inside_at: float, outside_at: float, inside: Any) -> float:
-        if inside(outside_at):
-            return outside_at
-        for _ in range(_BISECTIONS):
-            middle = (inside_at + outside_at) / 2
-            if inside(middle):
-                inside_at = middle
-            else:
-                outside_at = middle
-        return inside_at
+        return outside_at if inside(outside_at) else _boundary(inside_at, outside_at, inside)
 
     high = end(estimate, 1.0,
                lambda d: _score_statistic(against, towards, images, d) >= -z)
     low = end(estimate, -1.0,
               lambda d: _score_statistic(against, towards, images, d) <= z)
     return low, high
+
+
+def _boundary(inside_at: float, outside_at: float, inside: Any, *,
+              inside_end: bool = True) -> float:
+    """Where ``inside`` turns false between ``inside_at`` (true) and ``outside_at`` (false),
+    by bisection: the last inside point found, or (``inside_end`` false) the first outside."""
+    for _ in range(_BISECTIONS):
+        middle = (inside_at + outside_at) / 2
+        if inside(middle):
+            inside_at = middle
+        else:
+            outside_at = middle
+    return inside_at if inside_end else outside_at
 
 
 def score_p_value(against: float, towards: float, images: int, drop: float) -> float:

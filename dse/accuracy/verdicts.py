@@ -21,7 +21,7 @@ method (``holm``): the chance that any of its verdicts is wrong is at most ``1 -
 A drop is anything with ``p_value(null_drop_pp, alternative)`` (``dse.accuracy.stats``'s
 paired drop, or ``IntervalDrop`` for results without per-image data). Drops are in
 percentage points, positive when the candidate is worse; changes (what outputs show) are
-their negatives. Pure functions, numpy-free.
+their negatives. Pure functions.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+from dse.accuracy.stats import normal_quantile
 from hw_models.errors import ConfigError
 
 DECREASE, INCREASE = "significant decrease", "significant increase"
@@ -123,7 +124,7 @@ class IntervalDrop:
     level: float
 
     def p_value(self, null_drop_pp: float = 0.0, alternative: str = "two-sided") -> float:
-        error = (self.high_pp - self.low_pp) / 2 / _z(self.level)
+        error = (self.high_pp - self.low_pp) / 2 / normal_quantile(self.level)
         if error > 0:
             z = (self.drop_pp - null_drop_pp) / error
             upper = 0.5 * math.erfc(z / math.sqrt(2))   # P(Z >= z)
@@ -138,18 +139,6 @@ class IntervalDrop:
         if alternative == "two-sided":
             return min(1.0, 2 * min(upper, lower))
         raise ValueError(f"unknown alternative '{alternative}'")
-
-
-def _z(level: float) -> float:
-    """The standard normal quantile of (1 + level) / 2 (bisection on erf)."""
-    target, low, high = (1 + level) / 2, 0.0, 10.0
-    for _ in range(80):
-        middle = (low + high) / 2
-        if 0.5 * (1 + math.erf(middle / math.sqrt(2))) < target:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
 
 
 def _clip(p: float) -> float:
