@@ -12,8 +12,11 @@ with the cost (latency or energy) of ``networks.diana_cost`` at the effective ch
 counts ``sum_c softmax(alpha / tau)[analog, c]``, so ``lambda`` is dimensionless. Each batch
 takes one step of SGD on the weights (lr 1e-3, momentum 0.9, weight decay 1e-4), Adam on the
 logits (lr 1e-3) and SGD on the activation clips (lr 1e-5); ``tau`` starts at 1 and is
-multiplied by exp(-0.045) after every epoch. The epoch with the lowest validation loss is
-kept, and each channel goes to the core with the larger logit (a tie: digital).
+multiplied by exp(-0.045) after every epoch, once that epoch is validated. The epoch whose
+relaxed network (at the tau it was validated at) has the best validation top-1 accuracy is
+kept, a later epoch only when strictly better (ODiMO's ``search_r20.py``: ``acc1 >
+best_acc1``; an epoch whose validation cross-entropy is not finite never counts), and each
+channel goes to the core with the larger logit (a tie: digital).
 
 The search starts from the baseline checkpoint and never sees DRAM errors (ODiMO does not
 model DRAM). Its split is then fine-tuned and measured by the probe like every other
@@ -65,7 +68,8 @@ class OdimoResult:
         n_analog: analog output channels per layer (table order).
         analog_channels: per layer, which channels (None for digital-only layers).
         best_epoch: the kept epoch (1-based).
-        history: per epoch, tau, validation cross-entropy, normalised cost, analog share.
+        history: per epoch, the tau it was validated at, validation cross-entropy and top-1
+            accuracy (fraction) of the relaxed network, normalised cost, analog share.
         samples: training samples processed (the compute budget measure).
         seconds: wall time of the search.
     """
@@ -105,7 +109,7 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
         torch.optim.SGD(clips, lr=config.clip_lr),
     ]
     tau = 1.0
-    best = (math.inf, 0, {i: a.detach().clone() for i, a in alphas.items()})
+    best = (-math.inf, 0, {i: a.detach().clone() for i, a in alphas.items()})
     history = []
     samples = 0
     steps_per_epoch = bundle.num_batches("train", config.batch_size)
@@ -143,16 +147,17 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
                              f"lambda {config.cost_weight:g}, epoch {epoch + 1}/"
                              f"{config.epochs}, tau {tau:.3f}, cost "
                              f"{float(cost.detach()):.3f} of all-digital")
-            tau *= math.exp(-config.tau_decay_per_epoch)
-            val_ce, cost_now = _validate(model, bundle, relaxed_cost, device)
+            val_ce, val_accuracy, cost_now = _validate(model, bundle, relaxed_cost, device)
             share = float(sum(torch.softmax(a.detach() / tau, dim=0)[1].sum()
                               for a in alphas.values())
                           / max(1, sum(a.shape[1] for a in alphas.values())))
             history.append({"epoch": epoch + 1, "tau": tau, "val_cross_entropy": val_ce,
-                            "cost_of_all_digital": cost_now, "analog_share": share})
-            val_loss = val_ce + config.cost_weight * cost_now
-            if val_loss < best[0]:
-                best = (val_loss, epoch + 1, {i: a.detach().clone() for i, a in alphas.items()})
+                            "val_accuracy": val_accuracy, "cost_of_all_digital": cost_now,
+                            "analog_share": share})
+            if math.isfinite(val_ce) and val_accuracy > best[0]:
+                best = (val_accuracy, epoch + 1,
+                        {i: a.detach().clone() for i, a in alphas.items()})
+            tau *= math.exp(-config.tau_decay_per_epoch)  # after validating, as ODiMO
     finally:
         for layer in layers:
             layer.analog_probability = None
@@ -179,15 +184,18 @@ def _cost(counts: torch.Tensor, columns: LayerColumns, soc: Soc, target: str) ->
 
 @torch.no_grad()
 def _validate(model, bundle: DataBundle, relaxed_cost: Callable[[], torch.Tensor],
-              device: str) -> tuple[float, float]:
-    """Validation cross-entropy of the relaxed network and its normalised cost."""
+              device: str) -> tuple[float, float, float]:
+    """Validation cross-entropy and top-1 accuracy (fraction) of the relaxed network, and
+    its normalised cost."""
     model.eval()
     cost = float(relaxed_cost())
-    total, count = 0.0, 0
+    total, right, count = 0.0, 0, 0
     for images, labels in bundle.batches("val", 256, shuffle=False, device=device):
-        total += float(F.cross_entropy(model(images), labels, reduction="sum"))
+        logits = model(images)
+        total += float(F.cross_entropy(logits, labels, reduction="sum"))
+        right += int((logits.argmax(dim=1) == labels).sum())
         count += len(labels)
-    return total / max(count, 1), cost
+    return total / max(count, 1), right / max(count, 1), cost
 
 
 def default_cost_weights() -> tuple[float, ...]:

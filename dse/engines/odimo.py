@@ -95,7 +95,7 @@ def probe_searcher(job: EngineJob, dnas_epochs: int, target: str) -> Searcher:
         progress = job.stage("DNAS", "step") if job.stage is not None else None
         result = odimo_search(setup.checkpoint, setup.bundle, problem.table, problem.soc,
                               config, device=setup.device, progress=progress)
-        if result.best_epoch == 0:  # no epoch ended with a finite validation loss
+        if result.best_epoch == 0:  # no epoch ended with a finite validation cross-entropy
             raise UnitFailed(f"ODiMO's search at lambda {weight:g} diverged (no epoch "
                              "ended with a finite loss)")
         return SplitChoice(result.n_analog, result.analog_channels, {
