@@ -59,6 +59,7 @@ and below 10 ns at a reduced VDD the true BER is likely above this product.
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,6 +95,19 @@ def column(quantile: str) -> str:
 DRAM_PRESET_DIR = Path(__file__).parent / "presets" / "dram"
 VOLTRON_TABLE = Path(__file__).parent / "presets" / "voltron_ber.csv"
 DIVA_TABLE = Path(__file__).parent / "presets" / "diva_trcd_ber.csv"
+# How the two tables become a BER (bump when that changes: studies are bound to it through
+# ``ber_model_sha256``). 2: usable VDD floors, and tRCD errors only beyond Voltron's test tRCD.
+BER_MODEL_VERSION = 2
+
+
+def ber_model_sha256() -> str:
+    """The digest of the DRAM error model: its version and the two shipped BER tables. A
+    study with DRAM is bound to it, so trials measured under another model never share a
+    front with today's."""
+    digest = hashlib.sha256(f"ber-model {BER_MODEL_VERSION}\n".encode())
+    for table in (VOLTRON_TABLE, DIVA_TABLE):
+        digest.update(table.read_bytes())
+    return digest.hexdigest()
 MAX_BER = 0.5  # a cell that has lost its charge reads as random data
 # The statistic over a vendor's DIMMs that the curves describe. max: a deployed design must
 # hold on the module it is given, and max is the only choice under which no characterised

@@ -8,8 +8,12 @@ Every claim of a summary is tested twice (``tests``):
   "drop < +margin", each tested one-sided.
 
 All of a summary's tests form one family, whose error is controlled by Holm's step-down
-method (``holm``): the chance that any of its verdicts is wrong is at most ``1 - level``
-(5 % at the default 95 %). The verdict (``verdict``) is then
+method (``holm``): the chance that any true null hypothesis of the family is rejected (a
+change called significant where there is none, or equivalence claimed where the drop is
+beyond the margin) is at most ``1 - level`` (5 % at the default 95 %). That bounds the
+point nulls, not the sign of a significant change, and it counts two hypotheses per claim
+although at most one of them can be true when the margin is positive (a restricted,
+Shaffer-type adjustment would be less conservative). The verdict (``verdict``) is then
 
 * ``significant decrease`` / ``significant increase``: the test of no change is rejected,
   and the sign of the change says which (a significant change may also lie within the
@@ -68,17 +72,8 @@ def holm(p_values: Sequence[float]) -> list[float]:
 
 
 def p_value(drop: Drop, null_drop_pp: float, alternative: str) -> float:
-    """``drop.p_value``, in [0, 1]. A null beyond every bootstrap replicate of a paired
-    drop has a p-value below any level the bisection of ``PairedDrop.p_value`` can reach
-    (it then asks for an interval at level 1, a ValueError): two-sided it is taken as 0,
-    one-sided as 0 toward the null's side and 1 away from it."""
-    try:
-        return _clip(drop.p_value(null_drop_pp, alternative))
-    except ValueError:
-        if alternative == "two-sided":
-            return 0.0
-        above = null_drop_pp > drop.drop_pp
-        return 0.0 if (alternative == "less") == above else 1.0
+    """``drop.p_value``, clipped to [0, 1]."""
+    return _clip(drop.p_value(null_drop_pp, alternative))
 
 
 def no_change_p(drop: Drop) -> float:

@@ -55,7 +55,7 @@ from dse.storage.storage import (
 )
 from dse.threads import HostWorkers, ThreadPolicy
 from hw_models import ConfigError, Soc, load_soc
-from hw_models.dram import dram_preset_path
+from hw_models.dram import ber_model_sha256, dram_preset_path
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +191,8 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
             config, problem, progress, step_progress)
     identity = config.identity(resolved.dram, hw_sha256=resolved.soc.sha256,
                                dram_sha256=sha256_of(dram_preset_path(resolved.dram)),
+                               ber_model_sha256=(None if resolved.dram == "none"
+                                                 else ber_model_sha256()),
                                **contents)
     return Prepared(config, problem, accuracy, resolved.study_name, storage_url, out_dir,
                     identity, test_estimator, storage, engine)

@@ -146,6 +146,11 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
         raise ConfigError(f"study '{name}' was made by dse 0.1, whose probe had one kind of "
                           "seed and no intervals: its accuracies are not comparable with "
                           "today's; pass --study NEW_NAME (dse pareto still reads it)")
+    if "ber_model_sha256" not in stored and identity.get("ber_model_sha256") is not None:
+        raise ConfigError(f"study '{name}' was made with an earlier DRAM error model (before "
+                          "the usable VDD floors and Voltron's 10 ns test tRCD): its trials' "
+                          "BERs are not today's; pass --study NEW_NAME (dse pareto and dse "
+                          "show still read it)")
     # bound to an earlier version of a preset file that, by today's file, costs the same
     stored, rebound = _adopt_earlier_presets(stored, identity)
     # made before studies were bound to the checkpoint's contents (its path is compared,

@@ -21,7 +21,7 @@ IDENTITY_KEYS = {
     "max_accuracy_drop", "latency_budget", "energy_budget", "checkpoint", "probe_steps",
     "finetune_seeds", "error_seeds", "drop_rule", "interval_level", "error_model",
     "accuracy_estimator", "dram", "epochs", "hw_sha256", "dram_sha256", "checkpoint_sha256",
-    "data_sha256"}
+    "data_sha256", "ber_model_sha256"}
 PROBE_SETTINGS_KEYS = {
     "network", "dataset", "checkpoint", "epochs", "probe_steps", "finetune_seeds",
     "error_seeds", "error_model", "seed", "data_dir", "interval_level", "accuracy_estimator"}

@@ -31,8 +31,31 @@ def complete(folder: Path, name: str) -> int:
     return len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)))
 
 
+def on_todays_error_model(folder: Path, name: str) -> None:
+    """Bind the study to today's DRAM error model, as if its trials had been costed under
+    it: what the tests below check is that the settings a 0.3.0 study stored still derive
+    the same identity."""
+    from dse.results.ledger import CONFIG_ATTR
+    from hw_models.dram import ber_model_sha256
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder / 'study.db'}")
+    study.set_user_attr(CONFIG_ATTR, {**study.user_attrs[CONFIG_ATTR],
+                                      "ber_model_sha256": ber_model_sha256()})
+
+
+def test_a_study_costed_under_the_earlier_error_model_is_refused_but_still_read(earlier):
+    """dse 0.3.0 counted BERs over surviving DIMMs and tRCD errors twice: resuming would
+    put trials of two error models on one front."""
+    result = run("search", "--objectives", "latency,energy", "--trials", "6", "--study",
+                 "legacy", "--results-dir", str(earlier))
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "earlier DRAM error model" in result.stderr
+    assert complete(earlier / "legacy", "legacy") == 4
+    assert run("pareto", "legacy", "--results-dir", str(earlier)).exit_code == 0
+
+
 def test_a_cost_study_resumes(earlier):
     assert complete(earlier / "legacy", "legacy") == 4
+    on_todays_error_model(earlier / "legacy", "legacy")
     result = run("search", "--objectives", "latency,energy", "--trials", "6", "--study",
                  "legacy", "--results-dir", str(earlier))
     assert result.exit_code == 0, result.stderr
@@ -44,6 +67,7 @@ def test_an_accuracy_study_resumes_with_its_probe_settings(earlier):
               "dropping_estimator:estimate", "--study", "legacy-accuracy", "--results-dir",
               str(earlier))
     assert complete(earlier / "legacy-accuracy", "legacy-accuracy") == 10
+    on_todays_error_model(earlier / "legacy-accuracy", "legacy-accuracy")
     result = run("search", *common, "--trials", "12")
     assert result.exit_code == 0, result.stderr
     assert complete(earlier / "legacy-accuracy", "legacy-accuracy") == 12
@@ -64,6 +88,7 @@ def test_a_probe_study_resumes_and_confirms_with_its_checkpoint_and_probe_cache(
                  "all-digital", "--steps", "1", *quick, "--json")
     assert probed.exit_code == 0, probed.stderr
     assert json.loads(probed.stdout)["cached"] is True
+    on_todays_error_model(earlier / "legacy-probe", "legacy-probe")
     resumed = run("search", "--probe-steps", "1", "--trials", "10", "--no-confirm",
                   "--study", "legacy-probe", *quick)
     assert resumed.exit_code == 0, resumed.stderr
