@@ -473,14 +473,19 @@ def ber_from_trcd(device: DramDevice, vendor: str, trcd_ns: float | np.ndarray,
     docstring); ordered across quantiles as the measured curves are."""
     measured = measured_trcd_ber(device, vendor, trcd_ns, quantile)  # checks the range
     reference_ns = np.asarray(device.to_reference_trcd_ns(np.asarray(trcd_ns, dtype=float)))
-    test_ns = np.asarray(vdd_curve_trcd_ns())
-    below = reference_ns < float(test_ns) - 1e-9
+    below = reference_ns < vdd_curve_trcd_ns() - 1e-9
     excess = []
     for q in _AT_LEAST[quantile]:
-        at_test = float(_ordered_ber(trcd_curve, vendor, q, test_ns))
+        at_test = _trcd_ber_at_test(vendor, q)
         raw = measured if q == quantile else _ordered_ber(trcd_curve, vendor, q, reference_ns)
         excess.append(np.where(below, np.maximum(raw - at_test, 0.0) / (1.0 - at_test), 0.0))
     return np.max(excess, axis=0)
+
+
+@lru_cache(maxsize=None)
+def _trcd_ber_at_test(vendor: str, quantile: str) -> float:
+    """DIVA-DRAM's BER at Voltron's test tRCD (a constant per vendor and statistic)."""
+    return float(_ordered_ber(trcd_curve, vendor, quantile, np.asarray(vdd_curve_trcd_ns())))
 
 
 def measured_trcd_ber(device: DramDevice, vendor: str, trcd_ns: float | np.ndarray,
