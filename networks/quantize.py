@@ -134,8 +134,12 @@ class ActivationQuantizer(nn.Module):
         return straight_through(clipped * ACTIVATION_LEVELS / self.clip,
                                 torch.round(clipped * ACTIVATION_LEVELS / self.clip))
 
+    def step(self) -> torch.Tensor:
+        """The value of one code (differentiable in the clip)."""
+        return self.clip / ACTIVATION_LEVELS
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.codes(x) * self.clip / ACTIVATION_LEVELS
+        return self.codes(x) * self.step()
 
 
 class DianaLayer(nn.Module):
@@ -207,7 +211,7 @@ class DianaLayer(nn.Module):
         ber = errors.activation_ber if errors is not None else 0.0
         known = self.stored_copy.get(x, ber) if ber > 0 else None
         if known is not None:  # another reader of this tensor drew its errors already
-            return known * quantizer.clip / ACTIVATION_LEVELS
+            return known * quantizer.step()
         codes = quantizer.codes(x)
         if errors is not None and ber > 0:
             stored = codes.detach().to(torch.uint8).cpu()
@@ -216,7 +220,7 @@ class DianaLayer(nn.Module):
             corrected = fi.correct_implausible(hit.float(), 0, ACTIVATION_LEVELS)
             codes = straight_through(codes, corrected.to(codes.device))
             self.stored_copy.keep(x, ber, codes)
-        return codes * quantizer.clip / ACTIVATION_LEVELS
+        return codes * quantizer.step()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantized_input(x)
