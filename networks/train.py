@@ -74,6 +74,25 @@ class Checkpoint:
         model.load_state_dict(self.state_dict)
         return model
 
+    def derived(self, state_dict: dict[str, torch.Tensor], *, trained_by: dict[str, Any],
+                val_accuracy: float = math.nan) -> "Checkpoint":
+        """The same network with weights another method trained from these (ODiMO's
+        fine-tuned split, EDEN's retrained network): its identity is the SHA-256 of the new
+        tensors, and ``train_config`` records this checkpoint's and what trained it.
+        ``val_accuracy``: of the new weights where the method measured it (fraction)."""
+        tensors = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
+        if set(tensors) != set(self.state_dict):
+            raise ValueError("derived weights must have the checkpoint's tensors")
+        sha256 = tensors_sha256(tensors)
+        return Checkpoint(
+            network=self.network, dataset=self.dataset, input_shape=self.input_shape,
+            num_classes=self.num_classes, layer_names=self.layer_names,
+            train_config={**self.train_config, "derived_from": self.tensors_sha256,
+                          "trained_by": trained_by},
+            state_dict=tensors, val_accuracy=val_accuracy,
+            float_val_accuracy=self.float_val_accuracy, digest=f"derived-{sha256[:16]}",
+            tensors_sha256=sha256, tensors_verified=True)
+
 
 def lr_at(step: int, total_steps: int, peak_lr: float) -> float:
     """Cosine decay from ``peak_lr`` to 0 over ``total_steps``."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from dse.accuracy import AccuracyEstimator
+from hw_models.errors import ConfigError
 
 if TYPE_CHECKING:  # types only: importing this module loads no torch
     from networks.datasets import DataBundle
@@ -48,6 +49,36 @@ class TrainsOnProbeData(Protocol):
     def setup(self) -> ProbeData: ...
 
 
+@runtime_checkable
+class StartsFrom(Protocol):
+    """Measures candidates from weights a method trained from the study's checkpoint and
+    delivered with its mapping (ODiMO's fine-tuned split, EDEN's retrained network), keeps
+    such weights where every worker and ``dse confirm`` find them, and reads them back."""
+
+    def starting_from(self, weights: Checkpoint) -> AccuracyEstimator:
+        """The same estimator, fine-tuning and measuring from ``weights``."""
+        ...
+
+    def keep_weights(self, weights: Checkpoint) -> dict[str, object]:
+        """Store ``weights``; the record a trial carries to name them."""
+        ...
+
+    def weights_of(self, record: dict[str, object]) -> Checkpoint:
+        """The weights ``record`` names (a ``ConfigError`` when they are gone)."""
+        ...
+
+
+def delivered(estimator: AccuracyEstimator, record: object | None) -> AccuracyEstimator:
+    """``estimator`` starting from the weights a trial's ``record`` names (None: the
+    estimator itself)."""
+    if record is None:
+        return estimator
+    if not isinstance(estimator, StartsFrom) or not isinstance(record, dict):
+        raise ConfigError("this trial was measured from weights its engine delivered; this "
+                          "accuracy estimator cannot start from other weights")
+    return estimator.starting_from(estimator.weights_of(record))
+
+
 class Confirmable(AccuracyEstimator, Protocol):
     """An estimator whose results a confirmation stores: it names the settings they are
     bound to (a confirmation with other settings measures again)."""
@@ -66,4 +97,5 @@ class Confirming(Protocol):
         ...
 
 
-__all__ = ["Confirmable", "Confirming", "ProbeData", "Retrainable", "TrainsOnProbeData"]
+__all__ = ["Confirmable", "Confirming", "ProbeData", "Retrainable", "StartsFrom",
+           "TrainsOnProbeData", "delivered"]

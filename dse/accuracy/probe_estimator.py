@@ -20,7 +20,7 @@ from dse.accuracy import (
     error_free,
     probe_cache,
 )
-from dse.accuracy.abilities import Confirmable, Confirming, Retrainable
+from dse.accuracy.abilities import Confirmable, Confirming, Retrainable, StartsFrom
 from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeConfig, check_epochs
 from dse.config import resolved_epochs
 from dse.results.files import check_writable_folder
@@ -41,6 +41,8 @@ from networks.train import (
 )
 
 DEFAULT_ROW_BYTES = 2048  # without a DRAM device (errors are all zero then anyway)
+WEIGHTS_FOLDER = "weights"  # delivered weights, beside the probe cache, by their SHA-256
+_IN_MEMORY_WEIGHTS: dict[str, Checkpoint] = {}  # delivered without a results folder
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def check_probe(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
 
 
 @dataclass(frozen=True)
-class ProbeEstimator(Retrainable, Confirmable, Confirming):
+class ProbeEstimator(Retrainable, Confirmable, Confirming, StartsFrom):
     """The probe as an ``AccuracyEstimator``; ``on_step`` hears its fine-tune steps (done,
     in all, status), so that a long probe visibly moves (the command line's display). It
     can also retrain and confirm, and names its settings (``dse.accuracy.abilities``);
@@ -293,6 +295,54 @@ class ProbeEstimator(Retrainable, Confirmable, Confirming):
         config = self.setup.config
         return self.confirming(steps=steps, finetune_seeds=config.finetune_seeds,
                                split=config.split)
+
+    def starting_from(self, weights: Checkpoint) -> "ProbeEstimator":
+        """The same probe, fine-tuning ``weights`` (trained from the study's checkpoint) in
+        place of the checkpoint; results are cached under the weights' own digest."""
+        base = self.setup.checkpoint
+        if weights.train_config.get("derived_from") != base.tensors_sha256:
+            raise ConfigError("delivered weights were not trained from this study's "
+                              "checkpoint")
+        return dataclasses.replace(self, setup=dataclasses.replace(self.setup,
+                                                                   checkpoint=weights))
+
+    def keep_weights(self, weights: Checkpoint) -> dict[str, object]:
+        """Write ``weights`` to ``<results dir>/weights/<SHA-256>.pt`` (once: the name is
+        the content) or, without a results folder, keep them in this process only."""
+        record: dict[str, object] = {"tensors_sha256": weights.tensors_sha256,
+                                     "trained_by": weights.train_config.get("trained_by")}
+        folder = self.weights_dir()
+        if folder is None:
+            _IN_MEMORY_WEIGHTS[weights.tensors_sha256] = weights
+            return record
+        path = folder / f"{weights.tensors_sha256}.pt"
+        if not path.is_file():
+            save_checkpoint(weights, path)
+        return {**record, "file": f"{WEIGHTS_FOLDER}/{path.name}"}
+
+    def weights_of(self, record: dict[str, object]) -> Checkpoint:
+        sha256 = record.get("tensors_sha256")
+        if not isinstance(sha256, str):
+            raise ConfigError("a trial's delivered-weights record names no weights")
+        folder = self.weights_dir()
+        if folder is None or "file" not in record:
+            known = _IN_MEMORY_WEIGHTS.get(sha256)
+            if known is None:
+                raise ConfigError(f"delivered weights {sha256[:16]} were kept in memory by "
+                                  "a run without a results folder and are gone")
+            return known
+        path = folder / f"{sha256}.pt"
+        weights = load_checkpoint(path, network=self.setup.checkpoint.network,
+                                  remedy="its trial cannot be measured again without it")
+        if weights.tensors_sha256 != sha256:
+            raise ConfigError(f"delivered weights {path} are not the ones their trial names "
+                              "(their tensors differ)")
+        return weights
+
+    def weights_dir(self) -> Path | None:
+        """Where delivered weights are kept: beside the probe cache (None: no folder)."""
+        cache = self.setup.cache_dir
+        return None if cache is None else cache.parent / WEIGHTS_FOLDER
 
     def reporting(self, on_step: StepProgress | None) -> "ProbeEstimator":
         """The same probe, telling ``on_step`` its fine-tune steps."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 import optuna
 
 from dse.accuracy import AccuracyEstimator
+from dse.accuracy.abilities import delivered
 from dse.accuracy.stats import LEVEL
 from dse.commands.reports import ConfirmationReport
 from dse.evaluate import candidate_cost, probe_candidate
@@ -34,6 +35,7 @@ from dse.results.confirmation import (
 from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
+    DELIVERED_WEIGHTS_ATTR,
     METRICS_ATTR,
     PROBE_SETTINGS_ATTR,
     objectives_of,
@@ -114,8 +116,9 @@ def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEst
             continue
         candidate = trial_candidate(trials[number], problem.space)
         cost = candidate_cost(candidate, problem)
+        measure = delivered(estimator, trials[number].user_attrs.get(DELIVERED_WEIGHTS_ATTR))
         with interruptible():
-            result = estimator(probe_candidate(candidate, cost))
+            result = measure(probe_candidate(candidate, cost))
         study.set_user_attr(f"{RECORD_PREFIX}{number}", record_of(result, settings))
         counts["measured"] += 1
     if progress is not None and points:

@@ -62,6 +62,7 @@ SAFE_POINT_ATTR = "safe_dram_point"   # {vdd_v, trcd_ns, ber, in_dram}: that poi
 CHANNELS_ATTR = "analog_channels"     # per layer: the analog channel indices an engine chose
 ODIMO_LAMBDA_ATTR = "odimo_lambda"    # the cost weight of the ODiMO search behind the trial
 ODIMO_SEARCH_ATTR = "odimo_search"    # that search's epochs, best epoch, samples, seconds
+DELIVERED_WEIGHTS_ATTR = "delivered_weights"  # the weights an engine trained for the trial
 EDEN_ATTR = "eden"                    # the split EDEN mapped, its partition budgets, probes
 ENGINE_COLUMNS_ATTR = "dse:columns"   # {column: number or text}: an engine's own per-trial
 # values, columns of trials.csv (an engine names them; the results need not know it)

@@ -183,3 +183,36 @@ def test_fine_tune_steps_are_reported_over_all_seeds(trained, tmp_path):
     confirming = estimator.confirming(steps=2, finetune_seeds=1, split="val")
     assert confirming.on_step is estimator.on_step  # the confirmation's steps are told too
     assert estimator.reporting(None).on_step is None
+
+
+def test_delivered_weights_are_kept_read_back_and_probed_from(trained, tmp_path):
+    """An engine's trained weights: stored by their SHA-256 beside the probe cache, read
+    back by any worker, and probed from in place of the checkpoint (own cache entries)."""
+    from dse.accuracy.abilities import StartsFrom, delivered
+    from dse.accuracy.probe_estimator import ProbeEstimator
+
+    checkpoint, _, _ = trained
+    estimator = ProbeEstimator(setup_for(trained, tmp_path / "probe_cache", steps=0))
+    assert isinstance(estimator, StartsFrom)
+    broken = {name: (torch.zeros_like(t) if name.endswith("fc.layer.weight") else t)
+              for name, t in checkpoint.state_dict.items()}
+    weights = checkpoint.derived(broken, trained_by={"engine": "test", "samples": 0})
+    assert weights.tensors_sha256 != checkpoint.tensors_sha256
+    record = estimator.keep_weights(weights)
+    assert record["file"] == f"weights/{weights.tensors_sha256}.pt"
+    assert (tmp_path / record["file"]).is_file()
+    again = ProbeEstimator(setup_for(trained, tmp_path / "probe_cache", steps=0))
+    assert again.weights_of(record).tensors_sha256 == weights.tensors_sha256
+    from_weights = delivered(again, record)
+    assert probe_key(candidate(), from_weights.setup) != probe_key(candidate(), again.setup)
+    assert from_weights(candidate()).accuracy_mean < 0.5 < again(candidate()).accuracy_mean
+    assert delivered(again, None) is again
+
+    (tmp_path / record["file"]).unlink()
+    with pytest.raises(ConfigError, match="does not exist"):
+        again.weights_of(record)
+    with pytest.raises(ConfigError, match="cannot start from other weights"):
+        delivered(lambda c: None, record)  # type: ignore[arg-type, return-value]
+    stranger = weights.derived(broken, trained_by={"engine": "test"})
+    with pytest.raises(ConfigError, match="not trained from this study's checkpoint"):
+        estimator.starting_from(stranger)
