@@ -68,6 +68,8 @@ ENGINE_COLUMNS_ATTR = "dse:columns"   # {column: number or text}: an engine's ow
 # values, columns of trials.csv (an engine names them; the results need not know it)
 WORKER_ATTR = "worker"                # host, pid, pid namespace, threads
 ENGINE_ATTR = "engine"                # the engine that proposed the candidate
+ENGINE_LABEL_ATTR = "engine_label"    # the engine as shown, its lighter settings named
+#                                       ("odimo[10 ep]"); absent: the engine's name
 LEGACY_ENGINE = "optuna"  # the engine of trials recorded before trials named theirs
 FAIL_REASON_ATTR = "fail_reason"
 SURPLUS_ATTR = "surplus"              # pruned: the study's budget was reached
