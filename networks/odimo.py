@@ -18,9 +18,21 @@ kept, a later epoch only when strictly better (ODiMO's ``search_r20.py``: ``acc1
 best_acc1``; an epoch whose validation cross-entropy is not finite never counts), and each
 channel goes to the core with the larger logit (a tie: digital).
 
+The weights learn under SGD with ODiMO's schedule (``MultiStepLR`` at epochs 100 and 150,
+factor 0.1) and the activation clips with their own SGD (``StepLR`` every 50 epochs, factor
+0.1); the search stops early once ``patience_epochs`` epochs pass without a better kept epoch
+(ODiMO's early stopping, patience 50) and runs at most 200 epochs (its ``run_ic_fulltest.sh``);
+batches of 128 images.
+
+**Fine-tune** (``odimo_finetune``, ODiMO's second stage): the kept epoch's whole state (weights
+and clips, not only the logits) with the argmax split frozen, trained for ``finetune_epochs``
+(ODiMO: 200) by SGD at lr 1e-4 (momentum 0.9, weight decay 1e-4, ``MultiStepLR`` at 100 and
+150), the clips at lr 1e-5; the epoch whose discrete network is most accurate on validation is
+kept (ODiMO's patience of 500 epochs never stops a 200-epoch run, so there is no early stop).
+These weights are what ODiMO delivers: ``dse.engines.odimo`` measures its split from them.
+
 The search starts from the baseline checkpoint and never sees DRAM errors (ODiMO does not
-model DRAM). Its split is then fine-tuned and measured by the probe like every other
-candidate: the search's own weights are not kept.
+model DRAM).
 """
 from __future__ import annotations
 
@@ -43,21 +55,39 @@ COST_TARGETS = ("latency", "energy")
 Progress = Callable[[int, int, str], None]
 
 
+# ODiMO's schedule (eml-eda/odimo @ 2d9f139: run_ic_fulltest.sh, search_r20.py, main_r20.py)
+SEARCH_EPOCHS = 200
+SEARCH_PATIENCE_EPOCHS = 50
+FINETUNE_EPOCHS = 200
+LR_MILESTONES_EPOCHS = (100, 150)   # MultiStepLR of the weights, search and fine-tune
+LR_DECAY = 0.1
+CLIP_LR_STEP_EPOCHS = 50            # StepLR of the clips in the search
+
+
 @dataclass(frozen=True)
 class OdimoConfig:
-    """One search (ODiMO's settings for DIANA; epochs and batch chosen for CPU budgets)."""
+    """One search and its fine-tune, with ODiMO's settings for DIANA (module docstring);
+    fewer epochs make a truncated run (``truncated``)."""
 
     cost_weight: float              # lambda, dimensionless (the cost is normalised)
-    epochs: int = 10
+    epochs: int = SEARCH_EPOCHS
+    patience_epochs: int = SEARCH_PATIENCE_EPOCHS
+    finetune_epochs: int = FINETUNE_EPOCHS
     target: str = "latency"         # latency | energy
-    batch_size: int = 64
+    batch_size: int = 128
     weight_lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 1e-4
     alpha_lr: float = 1e-3
     clip_lr: float = 1e-5
+    finetune_lr: float = 1e-4
     tau_decay_per_epoch: float = 0.045
     seed: int = 0
+
+    @property
+    def truncated(self) -> bool:
+        """Fewer epochs than ODiMO runs (a lighter variant, labelled as such)."""
+        return self.epochs < SEARCH_EPOCHS or self.finetune_epochs < FINETUNE_EPOCHS
 
 
 @dataclass
@@ -67,16 +97,32 @@ class OdimoResult:
     Attributes:
         n_analog: analog output channels per layer (table order).
         analog_channels: per layer, which channels (None for digital-only layers).
-        best_epoch: the kept epoch (1-based).
+        best_epoch: the kept epoch (1-based; 0: none ended with a finite loss).
         history: per epoch, the tau it was validated at, validation cross-entropy and top-1
             accuracy (fraction) of the relaxed network, normalised cost, analog share.
         samples: training samples processed (the compute budget measure).
         seconds: wall time of the search.
+        state_dict: the model's state at the kept epoch (weights and clips).
     """
 
     n_analog: tuple[int, ...]
     analog_channels: tuple[tuple[int, ...] | None, ...]
     best_epoch: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    samples: int = 0
+    seconds: float = 0.0
+    state_dict: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class FinetuneResult:
+    """ODiMO's fine-tune of the discrete split: the kept state (best validation top-1 of the
+    discrete network), its epoch (0: the search's state, no epoch beat it or none ran), the
+    per-epoch validation accuracy (fraction), samples and wall time."""
+
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+    best_epoch: int
+    val_accuracy: float
     history: list[dict[str, float]] = field(default_factory=list)
     samples: int = 0
     seconds: float = 0.0
@@ -99,17 +145,20 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
     columns = LayerColumns.of(table, device)
     reference = _cost(torch.zeros(table.n_layers, dtype=torch.float64, device=device),
                       columns, soc, config.target).detach()
-    clips = [p for name, p in model.named_parameters() if name.endswith("input_quantizer.clip")]
-    clip_ids = {id(p) for p in clips}
-    weights = [p for p in model.parameters() if id(p) not in clip_ids]
-    optimizers = [
-        torch.optim.SGD(weights, lr=config.weight_lr, momentum=config.momentum,
-                        weight_decay=config.weight_decay),
-        torch.optim.Adam(list(alphas.values()), lr=config.alpha_lr),
-        torch.optim.SGD(clips, lr=config.clip_lr),
-    ]
+    weights, clips = _weights_and_clips(model)
+    weight_optimizer = torch.optim.SGD(weights, lr=config.weight_lr, momentum=config.momentum,
+                                       weight_decay=config.weight_decay)
+    clip_optimizer = torch.optim.SGD(clips, lr=config.clip_lr)
+    optimizers = [weight_optimizer, torch.optim.Adam(list(alphas.values()), lr=config.alpha_lr),
+                  clip_optimizer]
+    schedulers = [
+        torch.optim.lr_scheduler.MultiStepLR(weight_optimizer, list(LR_MILESTONES_EPOCHS),
+                                             gamma=LR_DECAY),
+        torch.optim.lr_scheduler.StepLR(clip_optimizer, CLIP_LR_STEP_EPOCHS, gamma=LR_DECAY)]
     tau = 1.0
-    best = (-math.inf, 0, {i: a.detach().clone() for i, a in alphas.items()})
+    best_accuracy, best_epoch = -math.inf, 0
+    best_alphas = {i: a.detach().clone() for i, a in alphas.items()}
+    best_state = _state_copy(model)
     history = []
     samples = 0
     steps_per_epoch = bundle.num_batches("train", config.batch_size)
@@ -147,6 +196,8 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
                              f"lambda {config.cost_weight:g}, epoch {epoch + 1}/"
                              f"{config.epochs}, tau {tau:.3f}, cost "
                              f"{float(cost.detach()):.3f} of all-digital")
+            for scheduler in schedulers:
+                scheduler.step()
             val_ce, val_accuracy, cost_now = _validate(model, bundle, relaxed_cost, device)
             share = float(sum(torch.softmax(a.detach() / tau, dim=0)[1].sum()
                               for a in alphas.values())
@@ -154,16 +205,90 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
             history.append({"epoch": epoch + 1, "tau": tau, "val_cross_entropy": val_ce,
                             "val_accuracy": val_accuracy, "cost_of_all_digital": cost_now,
                             "analog_share": share})
-            if math.isfinite(val_ce) and val_accuracy > best[0]:
-                best = (val_accuracy, epoch + 1,
-                        {i: a.detach().clone() for i, a in alphas.items()})
+            if math.isfinite(val_ce) and val_accuracy > best_accuracy:
+                best_accuracy, best_epoch = val_accuracy, epoch + 1
+                best_alphas = {i: a.detach().clone() for i, a in alphas.items()}
+                best_state = _state_copy(model)
             tau *= math.exp(-config.tau_decay_per_epoch)  # after validating, as ODiMO
+            if best_epoch and epoch + 1 - best_epoch >= config.patience_epochs:
+                break  # ODiMO's early stopping: no better epoch for `patience` epochs
     finally:
         for layer in layers:
             layer.analog_probability = None
-    n_analog, channels = discretise(best[2], table.n_layers)
-    return OdimoResult(n_analog, channels, best[1], history, samples,
-                       time.perf_counter() - start)
+    n_analog, channels = discretise(best_alphas, table.n_layers)
+    return OdimoResult(n_analog, channels, best_epoch, history, samples,
+                       time.perf_counter() - start, best_state)
+
+
+def odimo_finetune(checkpoint: Checkpoint, bundle: DataBundle, searched: OdimoResult,
+                   config: OdimoConfig, *, device: str = "cpu",
+                   progress: Progress | None = None) -> FinetuneResult:
+    """ODiMO's fine-tune of ``searched``'s discrete split from its kept state (the module
+    docstring); ``config.finetune_epochs`` of 0 keeps the search's state as it is."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    model = checkpoint.build().to(device)
+    model.load_state_dict(searched.state_dict)
+    model.set_split(searched.n_analog, searched.analog_channels)
+    best_accuracy = _accuracy(model, bundle, device)
+    best_epoch, best_state = 0, _state_copy(model)
+    history: list[dict[str, float]] = []
+    samples = 0
+    weights, clips = _weights_and_clips(model)
+    weight_optimizer = torch.optim.SGD(weights, lr=config.finetune_lr,
+                                       momentum=config.momentum,
+                                       weight_decay=config.weight_decay)
+    optimizers = [weight_optimizer, torch.optim.SGD(clips, lr=config.clip_lr)]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(
+        weight_optimizer, list(LR_MILESTONES_EPOCHS), gamma=LR_DECAY)
+    steps_per_epoch = bundle.num_batches("train", config.batch_size)
+    total = config.finetune_epochs * steps_per_epoch
+    for epoch in range(config.finetune_epochs):
+        model.train()
+        for step, (images, labels) in enumerate(bundle.batches(
+                "train", config.batch_size, shuffle=True, augment=True, device=device,
+                seed=config.seed * 100_003 + 50_000 + epoch)):
+            loss = F.cross_entropy(model(images), labels)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for optimizer in optimizers:
+                optimizer.step()
+            samples += len(labels)
+            if progress is not None:
+                progress(epoch * steps_per_epoch + step + 1, total,
+                         f"lambda {config.cost_weight:g}, fine-tune epoch {epoch + 1}/"
+                         f"{config.finetune_epochs}")
+        scheduler.step()
+        accuracy = _accuracy(model, bundle, device)
+        history.append({"epoch": epoch + 1, "val_accuracy": accuracy})
+        if accuracy > best_accuracy:  # strictly better, as ODiMO keeps its best epoch
+            best_accuracy, best_epoch, best_state = accuracy, epoch + 1, _state_copy(model)
+    return FinetuneResult(best_state, best_epoch, best_accuracy, history, samples,
+                          time.perf_counter() - start)
+
+
+def _weights_and_clips(model: torch.nn.Module
+                       ) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
+    """The network's weights and its quantisers' parameters (their own learning rate)."""
+    clips = [p for name, p in model.named_parameters() if name.endswith("input_quantizer.clip")]
+    clip_ids = {id(p) for p in clips}
+    return [p for p in model.parameters() if id(p) not in clip_ids], clips
+
+
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+
+
+@torch.no_grad()
+def _accuracy(model, bundle: DataBundle, device: str) -> float:
+    """Validation top-1 accuracy (fraction) of the discrete network, error-free."""
+    model.eval()
+    right, count = 0, 0
+    for images, labels in bundle.batches("val", 256, shuffle=False, device=device):
+        right += int((model(images).argmax(dim=1) == labels).sum())
+        count += len(labels)
+    return right / max(count, 1)
 
 
 def discretise(alphas: dict[int, torch.Tensor], n_layers: int

@@ -116,10 +116,14 @@ def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEst
             continue
         candidate = trial_candidate(trials[number], problem.space)
         cost = candidate_cost(candidate, problem)
-        measure = delivered(estimator, trials[number].user_attrs.get(DELIVERED_WEIGHTS_ATTR))
+        weights = trials[number].user_attrs.get(DELIVERED_WEIGHTS_ATTR)
+        measure = delivered(estimator, weights)
         with interruptible():
             result = measure(probe_candidate(candidate, cost))
-        study.set_user_attr(f"{RECORD_PREFIX}{number}", record_of(result, settings))
+        record = record_of(result, settings)
+        if isinstance(weights, dict):  # measured from the weights its engine delivered
+            record["from_weights_sha256"] = weights.get("tensors_sha256")
+        study.set_user_attr(f"{RECORD_PREFIX}{number}", record)
         counts["measured"] += 1
     if progress is not None and points:
         progress(len(points), len(points), "done")

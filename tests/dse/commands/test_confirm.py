@@ -54,6 +54,48 @@ def test_confirmation_covers_the_baselines_first_then_the_front(toy_table, tmp_p
     assert counts["measured"] == len(points) and set(confirmed_results(study)) == set(points)
 
 
+class StartingFrom(Counting):
+    """Counts which weights each point was measured from (``StartsFrom``)."""
+
+    def __init__(self, started=None, weights=None):
+        super().__init__()
+        self.started = started if started is not None else []
+        self.weights = weights
+
+    def starting_from(self, weights):
+        self.started.append(weights)
+        return StartingFrom(self.started, weights)
+
+    def keep_weights(self, weights):
+        return {"tensors_sha256": weights}
+
+    def weights_of(self, record):
+        return record["tensors_sha256"]
+
+
+def test_a_trial_with_delivered_weights_is_confirmed_from_them(toy_table, tmp_path,
+                                                                monkeypatch):
+    """(The trial's record is added to the trials the confirmation reads: a finished
+    trial's attributes cannot be written.)"""
+    from dse.accuracy.abilities import StartsFrom
+    prepared, study = unconfirmed_study(toy_table, tmp_path)
+    points = points_to_confirm(study)
+    chosen = points[-1]
+    trials = study.get_trials()
+    trials[chosen].set_user_attr("delivered_weights", {"tensors_sha256": "ab" * 32})
+    monkeypatch.setattr(study, "get_trials", lambda *args, **kwargs: trials)
+    estimator = StartingFrom()
+    assert isinstance(estimator, StartsFrom)
+    confirm_points(study, prepared.problem, estimator, {"split": "test"})
+    assert estimator.started == ["ab" * 32]  # that point only
+    records = {n: study.user_attrs[f"{RECORD_PREFIX}{n}"] for n in points}
+    assert records[chosen]["from_weights_sha256"] == "ab" * 32
+    assert all("from_weights_sha256" not in r for n, r in records.items() if n != chosen)
+    with pytest.raises(Exception, match="cannot start from other weights"):
+        study.set_user_attr("dse:confirm-settings", None)
+        confirm_points(study, prepared.problem, Counting(), {"split": "test", "x": 1})
+
+
 def test_confirmation_resumes_after_sigterm_without_probing_finished_points(toy_table,
                                                                            tmp_path):
     prepared, study = unconfirmed_study(toy_table, tmp_path)

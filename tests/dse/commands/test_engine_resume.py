@@ -22,7 +22,8 @@ from hw_models import ConfigError
 def test_the_built_in_engines_bind_what_changes_the_meaning_of_their_trials():
     assert engine_spec("optuna").binding(OptunaSettings(sampler="random")) == {}
     assert engine_spec("odimo").binding(OdimoSettings(target="energy")) == {
-        "--dnas-epochs": 10, "--odimo-target": "energy"}  # not --lambdas: more work
+        "--dnas-epochs": 200, "--odimo-target": "energy", "--odimo-patience-epochs": 50,
+        "--odimo-finetune-epochs": 200}  # not --lambdas: more work
     assert engine_spec("eden").binding(EdenSettings(retrain_steps=40)) == {
         "--eden-retrain-steps": 40}  # not --mapping: another split is more work
 

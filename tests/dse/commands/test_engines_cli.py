@@ -26,7 +26,7 @@ def test_odimo_then_eden_then_optuna_fill_one_study(tmp_path):
         '[memory.weights_resident]\nvalue = "auto"', "[memory.weights_resident]\nvalue = false"))
     common = ("--hw", str(streaming), "--study", "s", "--results-dir", str(tmp_path), *QUICK)
     odimo = run("search", "--engine", "odimo", "--lambdas", "0.1,10", "--dnas-epochs", "1",
-                "--trials", "10", *common, "--json")
+                "--odimo-finetune-epochs", "1", "--trials", "10", *common, "--json")
     assert odimo.exit_code == 0, odimo.stderr
     eden = run("search", "--engine", "eden", "--mapping", "all-digital", "--trials", "11",
                *common)
@@ -51,3 +51,23 @@ def test_odimo_then_eden_then_optuna_fill_one_study(tmp_path):
     assert cost["total"]["energy_j"] == pytest.approx(energy, rel=1e-12)
     assert (folder / "front_accuracy_latency_s.png").is_file()
     assert (folder / "tolerance.json").is_file()
+
+    # ODiMO's trials are measured, and confirmed, from the weights it fine-tuned
+    import optuna
+
+    from dse.storage.storage import default_storage_url
+    url = default_storage_url(str(tmp_path), "s")
+    study = optuna.load_study(study_name="s", storage=url)
+    odimo_trials = [t for t in study.trials if t.user_attrs.get("engine") == "odimo"]
+    labels = {t.user_attrs.get("engine_label") for t in odimo_trials}
+    assert labels == {"odimo[1 ep, ft 1 ep]"}
+    records = [t.user_attrs["delivered_weights"] for t in odimo_trials]
+    assert all((tmp_path / r["file"]).is_file() and r["samples"] > 0 for r in records)
+    confirmed = run("confirm", "s", "--results-dir", str(tmp_path), "--confirm-steps", "1",
+                    "--confirm-seeds", "1")
+    assert confirmed.exit_code == 0, confirmed.stderr
+    study = optuna.load_study(study_name="s", storage=url)
+    for trial, record in zip(odimo_trials, records):
+        confirmed = study.user_attrs.get(f"dse:confirmed:{trial.number}")
+        if confirmed is not None:  # on the front: measured from its own weights
+            assert confirmed["from_weights_sha256"] == record["tensors_sha256"]

@@ -69,6 +69,23 @@ def test_odimo_records_one_trial_per_lambda_with_its_channels(tmp_path):
     assert first.vdd_v == (1.1,)  # ODiMO does not model DRAM: nominal
     study, _ = contract._run(tmp_path, trials=11)  # a rerun measures nothing again
     assert len(contract._complete(study)) == 11
+    assert all("engine_label" not in t.user_attrs for t in own)  # ODiMO's own schedule
+    assert all("delivered_weights" not in t.user_attrs for t in own)  # the stub trains none
+
+
+def test_a_truncated_odimo_is_labelled_with_its_epochs(tmp_path):
+    from dse.engines.odimo import OdimoEngine, odimo_label
+    assert odimo_label(200, 200) == "odimo" and odimo_label(10, 200) == "odimo[10 ep]"
+    assert odimo_label(10, 0) == "odimo[10 ep, ft 0 ep]"
+    assert odimo_label(10, 5, "odimo+eden") == "odimo+eden[10 ep, ft 5 ep]"
+
+    class Truncated(TestOdimoEngine):
+        def make_engine(self, problem, study):
+            return OdimoEngine(cost_weights=(0.1,), searcher=stub_searcher, dnas_epochs=10)
+    contract = Truncated()
+    study, _ = contract._run(tmp_path, trials=9)
+    own = [t for t in contract._complete(study) if "odimo_lambda" in t.user_attrs]
+    assert [t.user_attrs["engine_label"] for t in own] == ["odimo[10 ep]"]
 
 
 def test_odimo_bad_settings_are_one_line():
@@ -76,6 +93,9 @@ def test_odimo_bad_settings_are_one_line():
     for settings, message in [({"cost_weights": ()}, "--lambdas is empty"),
                               ({"cost_weights": (-1.0,)}, ">= 0"),
                               ({"dnas_epochs": 0}, "--dnas-epochs must be in \\[1, 10,000\\]"),
+                              ({"patience_epochs": 0}, "--odimo-patience-epochs must be in"),
+                              ({"finetune_epochs": -1}, "--odimo-finetune-epochs must be in "
+                                                        "\\[0, 10,000\\]"),
                               ({"cost_weights": (float("inf"),)}, "finite numbers >= 0")]:
         with pytest.raises(ConfigError, match=message):
             OdimoEngine(**settings)

@@ -19,10 +19,15 @@ class Stages:
     def __init__(self) -> None:
         self.opened: list[tuple[str, str]] = []
         self.told: list[tuple[int, int, str]] = []
+        self.labelled: list[tuple[str, int, int, str]] = []
 
     def __call__(self, label: str, unit: str):
         self.opened.append((label, unit))
-        return lambda done, total, status: self.told.append((done, total, status))
+
+        def tell(done: int, total: int, status: str) -> None:
+            self.told.append((done, total, status))
+            self.labelled.append((label, done, total, status))
+        return tell
 
 
 def test_eden_tells_its_probes_before_each_and_when_mapped(tmp_path):
@@ -45,7 +50,7 @@ def test_eden_tells_its_probes_before_each_and_when_mapped(tmp_path):
     assert statuses[-2] == "validating the mapping"
 
 
-def test_odimo_opens_a_dnas_stage_per_lambda(tmp_path):
+def test_odimo_opens_a_dnas_and_a_finetune_stage_per_lambda(tmp_path):
     from dse.accuracy.defaults import ProbeConfig
     from dse.accuracy.probe_estimator import ProbeSetup
     from dse.engines.odimo import probe_searcher
@@ -62,12 +67,16 @@ def test_odimo_opens_a_dnas_stage_per_lambda(tmp_path):
     stages = Stages()
     job = SimpleNamespace(accuracy=SimpleNamespace(estimator=SimpleNamespace(setup=setup)),
                           problem=problem, seed=0, stage=stages)
-    search = probe_searcher(job, dnas_epochs=1, target="latency")
+    search = probe_searcher(job, dnas_epochs=1, target="latency", finetune_epochs=1)
     search(0.1)
     search(10.0)
-    assert stages.opened == [("DNAS", "step"), ("DNAS", "step")]
-    steps = stages.told[:len(stages.told) // 2]
+    assert stages.opened == [("DNAS", "step"), ("ODiMO fine-tune", "step")] * 2
+    dnas = [told[1:] for told in stages.labelled if told[0] == "DNAS"]
+    steps = dnas[:len(dnas) // 2]
     assert steps[0][0] == 0 and steps[-1][0] == steps[-1][1] > 0
     assert steps[0][2] == "lambda 0.1, epoch 1/1"
     assert steps[-1][2].startswith("lambda 0.1, epoch 1/1, tau ")
-    assert stages.told[len(steps)][:1] == (0,)  # the next lambda starts afresh
+    assert dnas[len(steps)][:1] == (0,)  # the next lambda starts afresh
+    tuned = [told[1:] for told in stages.labelled if told[0] == "ODiMO fine-tune"]
+    assert tuned[-1][0] == tuned[-1][1] > 0
+    assert tuned[-1][2] == "lambda 10, fine-tune epoch 1/1"
