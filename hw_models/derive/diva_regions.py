@@ -10,8 +10,9 @@ are observed at different DRAM test conditions"); the data README calls them ban
 They are not the module's 8 banks, nor 16 contiguous row ranges: in the repository's bit-level
 files (``rawdata_NN_tRCD_tRAS_tRP.gz``, not shipped with dse), vendor A DIMMs 01, 03, 04 at
 10 ns have errors in all 8 banks and in every 1/16 of the rows, where their summaries mark
-9-11 of 16. So "region" below means one of 16 equal parts of the module (an assumption:
-equal sizes) whose layout in the address space is not known.
+9 of 16 (the bit-level files list fewer erroneous words than the summaries count bits, so
+they may come from another run of the test). So "region" below means one of 16 equal parts of
+the module (an assumption: equal sizes) whose layout in the address space is not known.
 
 The fit, per vendor and tRCD (rows varying tRCD alone: tRAS 37.5, tRP 12.5, tWR 15 ns), over
 the DIMMs with at least one error bit (a DIMM without errors says nothing about where they
@@ -40,10 +41,12 @@ retention errors of the 256 ms refresh and the errors a shorter tRCD adds) in k 
 What the summaries cannot fit: EDEN's models 1 (bitline) and 2 (wordline) need each error's
 row and column (bank, row, column, bit: what ``rawdata_*.gz`` records), to compare how many
 rows and bitlines hold errors with what the count spreads uniformly; model 3 (data-dependent)
-needs the stored data pattern, which the summaries do not state. At region resolution a
-weak-line model with any weak fraction above about 1e-3 fills every region at these counts,
-as the uniform model does: "uniform" here means "not confined to part of the regions", not
-"model 0 rather than 1, 2 or 3".
+needs the stored data pattern, which the summaries do not state. At region resolution they
+look like model 0 where the BER is high: a weak cell flips at most with probability 1, so a
+weak-line fraction is at least the BER (0.011-0.34 for the median DIMM at 7.5 ns): 1 % of a
+2 GiB module's 2^18 rows of 8 KiB is about 160 weak rows per region, so every region holds
+some unless weak lines and regions are aligned. "Uniform" here means "not confined to part of
+the regions", not "model 0 rather than 1, 2 or 3".
 
 Regenerate the shipped table with
 
