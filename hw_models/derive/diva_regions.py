@@ -58,10 +58,9 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Callable, Sequence
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from hw_models.derive import dimm_stats
 from hw_models.derive.diva import (
@@ -174,23 +173,38 @@ def log_likelihood(dimms: Sequence[tuple[int, int]], fraction: float,
 def fit_fraction(dimms: Sequence[tuple[int, int]], regions: int = REGIONS
                  ) -> tuple[float, float]:
     """(f_hat, LR): the maximum-likelihood affected fraction over DIMMs with errors, and
-    2 (l(f_hat) - l(1)). A grid over (0, 1] finds the peak's neighbourhood, a bounded
-    scalar search refines it."""
+    2 (l(f_hat) - l(1)). A grid over (0, 1] finds the peak's neighbourhood, a golden-section
+    search between the grid points around it refines it (to 1e-7)."""
     if not dimms:
         raise ValueError("no DIMM with errors to fit")
     grid = np.linspace(1.0 / (8 * regions), 1.0, 8 * regions)
     values = [log_likelihood(dimms, float(f), regions) for f in grid]
     best = int(np.argmax(values))
-    if best == len(grid) - 1:
-        f_hat, l_hat = 1.0, values[-1]
-    else:
-        low, high = float(grid[max(best - 1, 0)]) if best else 1e-9, float(grid[best + 1])
-        result = minimize_scalar(lambda f: -log_likelihood(dimms, f, regions),
-                                 bounds=(low, high), method="bounded",
-                                 options={"xatol": 1e-7})
-        f_hat, l_hat = (float(result.x), -float(result.fun)) \
-            if -result.fun >= values[best] else (float(grid[best]), values[best])
+    f_hat, l_hat = float(grid[best]), values[best]
+    if best < len(grid) - 1:
+        low, high = float(grid[best - 1]) if best else 1e-9, float(grid[best + 1])
+        inside = _golden_max(lambda f: log_likelihood(dimms, f, regions), low, high)
+        if inside[1] > l_hat:
+            f_hat, l_hat = inside
     return f_hat, max(0.0, 2.0 * (l_hat - values[-1]))
+
+
+def _golden_max(function: Callable[[float], float], low: float, high: float,
+                tolerance: float = 1e-7) -> tuple[float, float]:
+    """(x, f(x)) at the maximum of a unimodal ``function`` on [low, high], golden section."""
+    ratio = (math.sqrt(5.0) - 1.0) / 2.0
+    a, b = low + (1 - ratio) * (high - low), low + ratio * (high - low)
+    fa, fb = function(a), function(b)
+    while high - low > tolerance:
+        if fa >= fb:
+            high, b, fb = b, a, fa
+            a = low + (1 - ratio) * (high - low)
+            fa = function(a)
+        else:
+            low, a, fa = a, b, fb
+            b = low + ratio * (high - low)
+            fb = function(b)
+    return (a, fa) if fa >= fb else (b, fb)
 
 
 def fit_point(dimms: Sequence[tuple[int, int, int]], regions: int = REGIONS
