@@ -50,6 +50,12 @@ reading, Voltron at nominal tRCD and DIVA's errors added in full, gives 1 - (1 -
 b_t): at DDR3L, vendor B, ``max``, 1.1 V, 10 ns, 2.8e-3 instead of the 2.0e-8 used here
 (DIVA's worst vendor-B DIMM at 10 ns and a 256 ms refresh, on top of Voltron's).
 
+Where the errors fall (``presets/diva_trcd_regions.csv``, ``hw_models.derive.diva_regions``,
+named by a preset's ``ber.trcd_region_fit``; ``trcd_error_model``): below 10 ns, where this
+tool adds tRCD errors, every DIVA DIMM has errors in all 16 regions its summary marks, so of
+the models the summaries can test the uniform one (EDEN model 0) fits; at 10 and 12.5 ns they
+are confined to part of the regions. It changes no BER and no injected flip.
+
 Then VDD and tRCD errors combine as 1 - (1 - b_V)(1 - b_t_eff): a bit reads correctly only
 if neither flips it, the two taken as independent. No data set varies both knobs (Voltron
 varies VDD at one timing, DIVA-DRAM timings at nominal VDD); Voltron finds that a lower VDD
@@ -61,7 +67,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -108,6 +114,14 @@ def ber_model_sha256() -> str:
     for table in (VOLTRON_TABLE, DIVA_TABLE):
         digest.update(table.read_bytes())
     return digest.hexdigest()
+# Where on a module the DIVA-DRAM errors fall, fitted per vendor and tRCD
+# (``hw_models.derive.diva_regions``); a preset names it in ``ber.trcd_region_fit``. Not in
+# ``ber_model_sha256``: no BER and no injected flip depends on it (it says which EDEN model
+# the data support; the probe's ``--error-model`` picks the model injected).
+REGION_FIT_TABLES = ("diva_trcd_regions.csv",)
+# the EDEN error model a fit's verdict names (``confined`` has no faithful EDEN model: the
+# regions' layout in the address space is not known, see hw_models.derive.diva_regions)
+EDEN_MODEL_OF_FIT = {"uniform": 0}
 MAX_BER = 0.5  # a cell that has lost its charge reads as random data
 # The statistic over a vendor's DIMMs that the curves describe. max: a deployed design must
 # hold on the module it is given, and max is the only choice under which no characterised
@@ -131,10 +145,11 @@ _SCHEMA = {
     "errors.weak_bitline_fraction": FRACTION, "errors.weak_wordline_fraction": FRACTION,
     "errors.one_to_zero_share": FRACTION,
     "partition.unit": TEXT, "partition.units": POSITIVE_INT,
+    "ber.trcd_region_fit": TEXT,
 }
 # absent: the device has no self-refresh power, and an SoC whose idle DRAM self-refreshes
-# cannot use it
-_OPTIONAL = ("self_refresh_vdd_mw", "self_refresh_fixed_mw")
+# cannot use it; no region fit (``dse dram`` says none)
+_OPTIONAL = ("self_refresh_vdd_mw", "self_refresh_fixed_mw", "ber.trcd_region_fit")
 
 
 @dataclass(frozen=True)
@@ -221,6 +236,7 @@ class DramDevice:
     partition_units: int = 1         # how many of them the device has
     self_refresh_vdd_mw: float | None = None    # None: not in the preset
     self_refresh_fixed_mw: float | None = None
+    ber_trcd_region_fit: str | None = None      # a REGION_FIT_TABLES name; None: not named
 
     @property
     def unit_bytes(self) -> int:
@@ -318,6 +334,10 @@ def load_dram(name_or_path: str) -> DramDevice:
     if device.capacity_bytes % device.partition_units:
         raise ConfigError(f"{path}: capacity_bytes must be a whole number of partition units "
                           f"({device.partition_units} {device.partition_unit}s)")
+    if device.ber_trcd_region_fit not in (None, *REGION_FIT_TABLES):
+        raise ConfigError(f"{path}: ber.trcd_region_fit must name a shipped fit "
+                          f"({', '.join(REGION_FIT_TABLES)}), not "
+                          f"'{device.ber_trcd_region_fit}'")
     if not device.trcd_min_ns <= device.trcd_nominal_ns:
         raise ConfigError(f"{path}: trcd_min_ns must not exceed trcd_nominal_ns")
     lowest_ns = device.lowest_characterised_trcd_ns()
@@ -501,6 +521,68 @@ def measured_trcd_ber(device: DramDevice, vendor: str, trcd_ns: float | np.ndarr
     return _ordered_ber(trcd_curve, vendor, quantile, reference_ns)
 
 
+@dataclass(frozen=True)
+class RegionFit:
+    """One row of a region-fit table (``hw_models.derive.diva_regions``): at one DIVA tRCD
+    (reference ns), whether the vendor's errors fill the 16 regions (``uniform``), are
+    confined to a fraction of them (``confined``), or there are none (``none``)."""
+
+    vendor: str
+    trcd_reference_ns: float
+    n_dimms: int
+    n_with_errors: int
+    n_uniform_rejected: int
+    model: str
+    fraction_mle: float | None
+    lr_statistic: float | None
+    median_ber_in_region: float | None
+    max_ber_in_region: float | None
+
+
+@lru_cache(maxsize=None)
+def region_fits(name: str) -> dict[str, tuple[RegionFit, ...]]:
+    """A shipped region-fit table by vendor, rows by ascending tRCD."""
+    if name not in REGION_FIT_TABLES:
+        raise ConfigError(f"unknown region fit '{name}' (known: {', '.join(REGION_FIT_TABLES)})")
+    with open(Path(__file__).parent / "presets" / name, newline="") as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+
+    def number(text: str) -> float | None:
+        return float(text) if text.strip() else None
+
+    fits: dict[str, list[RegionFit]] = {}
+    for row in rows:
+        fits.setdefault(row["vendor"], []).append(RegionFit(
+            vendor=row["vendor"], trcd_reference_ns=float(row["trcd_ns"]),
+            n_dimms=int(row["n_dimms"]), n_with_errors=int(row["n_with_errors"]),
+            n_uniform_rejected=int(row["n_uniform_rejected"]), model=row["model"],
+            fraction_mle=number(row["fraction_mle"]),
+            lr_statistic=number(row["lr_statistic"]),
+            median_ber_in_region=number(row["median_ber_in_region"]),
+            max_ber_in_region=number(row["max_ber_in_region"])))
+    return {vendor: tuple(sorted(each, key=lambda fit: fit.trcd_reference_ns))
+            for vendor, each in fits.items()}
+
+
+def trcd_error_model(device: DramDevice, vendor: str) -> dict | None:
+    """The fitted spatial model of the vendor's tRCD errors, for ``dse dram``: the fit at
+    every DIVA tRCD (also in device ns), and ``eden_model``, the EDEN model the fit supports
+    for the errors this tool adds from tRCD (those below the VDD curve's test tRCD): 0 where
+    every such point is ``uniform``, None otherwise. None when the preset names no fit."""
+    if device.ber_trcd_region_fit is None:
+        return None
+    fits = region_fits(device.ber_trcd_region_fit)
+    if vendor not in fits:
+        raise ConfigError(f"{device.ber_trcd_region_fit}: no region fit for vendor {vendor}")
+    below = {fit.model for fit in fits[vendor]
+             if fit.trcd_reference_ns < vdd_curve_trcd_ns() - 1e-9 and fit.model != "none"}
+    eden = EDEN_MODEL_OF_FIT.get(below.pop()) if len(below) == 1 else None
+    return {"table": device.ber_trcd_region_fit, "vendor": vendor, "eden_model": eden,
+            "applies_below_trcd_ns": device.vdd_test_trcd_ns(),
+            "points": [{**asdict(fit), "trcd_ns": float(device.to_device_trcd_ns(
+                fit.trcd_reference_ns))} for fit in fits[vendor]]}
+
+
 def combined_ber(ber_vdd: float | np.ndarray, ber_trcd: float | np.ndarray) -> np.ndarray:
     """A bit is correct only if neither mechanism flips it, the two taken as independent
     (the module docstring says why, and which way this errs); ``ber_trcd`` is what tRCD
@@ -562,4 +644,5 @@ def operating_point(device: DramDevice, vendor: str, vdd_v: float, trcd_ns: floa
         "energy_scale": float(energy_scale(device, vdd_v)),
         "row_miss_ns": float(row_miss_ns(device, trcd_ns)),
         "ber_transfer": device.ber_transfer,
+        "trcd_error_model": trcd_error_model(device, vendor),
     }

@@ -273,6 +273,19 @@ def test_dram_point_json_contract():
     assert "BER combined   0.000e+00" in text and "energy scale" in text
 
 
+def test_dram_shows_the_fitted_error_model():
+    point = json.loads(run("dram", "--dram", "ddr4-2400", "--vendor", "A", "--json").output)
+    fit = point["trcd_error_model"]
+    assert fit["eden_model"] == 0 and fit["table"] == "diva_trcd_regions.csv"
+    assert [p["model"] for p in fit["points"]] == ["uniform", "uniform", "confined",
+                                                   "confined"]
+    text = run("dram", "--dram", "ddr4-2400", "--vendor", "A").output
+    assert ("error model of the tRCD errors (below 9.695 ns): EDEN model 0 (uniform over the "
+            "16 regions)") in text
+    assert "10 ns (here 9.695 ns): confined, affected fraction 0.76" in text
+    assert "not added from tRCD here" in text
+
+
 def test_dram_shows_both_bers_with_the_quantile_and_its_dimms():
     point = json.loads(run("dram", "--dram", "lpddr4-3200", "--vdd", "0.9", "--trcd", "14",
                            "--json").output)

@@ -100,6 +100,7 @@ class DramPointReport(Report):
     energy_scale: float             # dimensionless, 1 at nominal VDD
     row_miss_ns: float
     ber_transfer: str
+    trcd_error_model: dict[str, Any] | None  # region fit (hw_models.dram.trcd_error_model)
 
 
 @dataclass(frozen=True, kw_only=True)

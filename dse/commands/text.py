@@ -157,7 +157,29 @@ def dram_text(point: DramPointReport) -> str:
         f"  BER combined   {point.ber:.3e}  (independent: 1 - (1 - b_V)(1 - b_t))",
         f"  energy scale (VDD-domain energy and power)  {point.energy_scale:.4f}",
         f"  row-miss latency  {point.row_miss_ns:.3f} ns",
+        *_error_model_lines(point.trcd_error_model),
     ])
+
+
+def _error_model_lines(fit: dict[str, Any] | None) -> list[str]:
+    """The fitted spatial error model of ``dse dram`` (``hw_models.dram.trcd_error_model``)."""
+    if fit is None:
+        return ["  error model  no region fit named by the preset (ber.trcd_region_fit)"]
+    eden = ("none of EDEN's: confined to part of the regions" if fit["eden_model"] is None
+            else f"EDEN model {fit['eden_model']} (uniform over the 16 regions)")
+    lines = [f"  error model of the tRCD errors (below {fit['applies_below_trcd_ns']:.4g} ns): "
+             f"{eden}; fit by DIVA tRCD, vendor {fit['vendor']} ({fit['table']}):"]
+    for point in fit["points"]:
+        fraction = ("" if point["fraction_mle"] is None else
+                    f", affected fraction {point['fraction_mle']:.2f}, "
+                    f"LR {point['lr_statistic']:.3g}")
+        lines.append(f"    {point['trcd_reference_ns']:g} ns (here {point['trcd_ns']:.4g} ns): "
+                     f"{point['model']}{fraction} ({point['n_with_errors']} of "
+                     f"{point['n_dimms']} DIMMs with errors, {point['n_uniform_rejected']} "
+                     "reject uniform)"
+                     + ("" if point["trcd_ns"] < fit["applies_below_trcd_ns"] - 1e-9
+                        else "; not added from tRCD here"))
+    return lines
 
 
 def dram_devices_text(catalogue: DramCatalogue) -> str:

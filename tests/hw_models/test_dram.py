@@ -26,6 +26,7 @@ from hw_models.dram import (
     operating_point,
     row_miss_ns,
     trcd_curve,
+    trcd_error_model,
     vdd_curve_trcd_ns,
     vendor_curve,
 )
@@ -45,7 +46,7 @@ def test_three_presets_every_number_sourced():
     assert list_dram_presets() == DEVICES
     for name in list_dram_presets():
         device = load_dram(name)
-        assert len(device.sources) == 29  # with the two self-refresh powers
+        assert len(device.sources) == 30  # with the two self-refresh powers and the region fit
         assert all(len(note) > 10 for note in device.sources.values())
 
 
@@ -305,6 +306,41 @@ def test_a_preset_below_the_data_or_with_the_retired_trcd_keys_is_refused(tmp_pa
                                           "assumed BER\\(tRCD\\) curve") as caught:
         load_dram(str(old))
     assert "\n" not in str(caught.value)
+
+
+def test_every_preset_names_the_region_fit_and_it_supports_model_0_below_10_ns():
+    """The tRCD errors this tool adds (DIVA below 10 ns) fill all 16 regions on every DIMM of
+    every vendor: uniform, EDEN model 0; at 10 ns they are confined to part of them."""
+    for name in DEVICES:
+        device = load_dram(name)
+        assert device.ber_trcd_region_fit == "diva_trcd_regions.csv"
+        assert "diva_regions.py" in device.sources["ber.trcd_region_fit"]
+        for vendor in list_vendors():
+            fit = trcd_error_model(device, vendor)
+            assert fit is not None and fit["eden_model"] == 0
+            assert fit["applies_below_trcd_ns"] == pytest.approx(device.vdd_test_trcd_ns())
+            models = {p["trcd_reference_ns"]: p["model"] for p in fit["points"]}
+            assert models == {5.0: "uniform", 7.5: "uniform", 10.0: "confined",
+                              12.5: "confined"}
+    fit = trcd_error_model(load_dram("ddr3l-1600"), "A")
+    assert fit is not None
+    ten = next(p for p in fit["points"] if p["trcd_reference_ns"] == 10.0)
+    assert ten["trcd_ns"] == 10.0 and ten["fraction_mle"] == pytest.approx(0.76, abs=0.01)
+    assert ten["max_ber_in_region"] > ten["median_ber_in_region"] > 0
+
+
+def test_a_preset_without_a_region_fit_loads_and_a_stray_name_is_refused(tmp_path):
+    text = (DRAM_PRESET_DIR / "lpddr4-3200.toml").read_text()
+    start = text.index("[ber.trcd_region_fit]")
+    end = text.index("\n\n", start)
+    bare = tmp_path / "bare.toml"
+    bare.write_text(text[:start] + text[end + 2:])
+    device = load_dram(str(bare))
+    assert device.ber_trcd_region_fit is None and trcd_error_model(device, "B") is None
+    stray = tmp_path / "stray.toml"
+    stray.write_text(text.replace('value = "diva_trcd_regions.csv"', 'value = "mine.csv"'))
+    with pytest.raises(ConfigError, match="ber.trcd_region_fit must name a shipped fit"):
+        load_dram(str(stray))
 
 
 def test_energy_scale_and_row_miss(ddr3l):
