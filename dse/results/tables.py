@@ -46,6 +46,7 @@ from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
     ENGINE_ATTR,
+    ENGINE_LABEL_ATTR,
     ENGINE_COLUMNS_ATTR,
     LEGACY_ENGINE,
     METRICS_ATTR,
@@ -98,7 +99,8 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
         row["baseline"] = attrs.get(BASELINE_ATTR, "")
         row["safe_dram_of"] = attrs.get(SAFE_DRAM_ATTR, "")
         row["odimo_lambda"] = attrs.get(ODIMO_LAMBDA_ATTR, np.nan)
-        row["engine"] = attrs.get(ENGINE_ATTR, LEGACY_ENGINE)
+        # the engine as shown: a lighter run named with its settings ("odimo[10 ep]")
+        row["engine"] = attrs.get(ENGINE_LABEL_ATTR) or attrs.get(ENGINE_ATTR, LEGACY_ENGINE)
         row["probed"] = attrs.get("probed", False)
         row["feasible"] = feasible(trial)
         row.update({f"constraint:{key}": value for key, value in constraints.items()})
