@@ -86,6 +86,9 @@ def test_a_truncated_odimo_is_labelled_with_its_epochs(tmp_path):
     study, _ = contract._run(tmp_path, trials=9)
     own = [t for t in contract._complete(study) if "odimo_lambda" in t.user_attrs]
     assert [t.user_attrs["engine_label"] for t in own] == ["odimo[10 ep]"]
+    from dse.results.tables import trials_frame
+    frame = trials_frame(study)  # what trials.csv, the summary and the plots show
+    assert list(frame.loc[frame["trial"] == own[0].number, "engine"]) == ["odimo[10 ep]"]
 
 
 def test_odimo_bad_settings_are_one_line():
