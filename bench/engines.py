@@ -54,7 +54,7 @@ from dse.accuracy.probe_cache import clear_memory_cache
 from dse.commands.search import prepare, run_search
 from dse.config import SearchConfig, default_settings
 from dse.engines import engine_spec
-from dse.engines.odimo import DEFAULT_DNAS_EPOCHS
+from dse.engines.odimo import DEFAULT_DNAS_EPOCHS, DEFAULT_FINETUNE_EPOCHS
 from dse.pareto import hypervolume, pareto_mask
 from dse.results.ledger import ODIMO_SEARCH_ATTR
 from dse.threads import ThreadPolicy
@@ -95,10 +95,12 @@ def probe_samples(config: SearchConfig, steps: int | None = None) -> int:
 
 
 def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int,
-                 dnas_epochs: int = DEFAULT_DNAS_EPOCHS) -> dict:
+                 dnas_epochs: int = DEFAULT_DNAS_EPOCHS,
+                 finetune_epochs: int = DEFAULT_FINETUNE_EPOCHS) -> dict:
     """The engine's knob for a budget of ``budget`` training samples: the study's trials,
-    and for the ODiMO engines their ``--lambdas`` (every other engine, a registered one
-    included, gets the trials that many probes pay for)."""
+    and for the ODiMO engines their ``--lambdas``, each costing its search and fine-tune
+    epochs at most (the search may stop early) and one probe (every other engine, a
+    registered one included, gets the trials that many probes pay for)."""
     per_probe = probe_samples(base)
     queued = QUEUED * per_probe
     if engine not in ("eden", "odimo", "odimo+eden"):
@@ -113,7 +115,7 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
             fitting.append(name)
             spent += cost
         return {"trials": QUEUED + len(fitting)}  # the engine maps them in this order
-    per_lambda = (dnas_epochs * train_images + per_probe
+    per_lambda = ((dnas_epochs + finetune_epochs) * train_images + per_probe
                   + (max(per_split.values()) if engine == "odimo+eden" else 0))
     count = max(1, min(len(LAMBDA_GRID), (budget - queued) // per_lambda))
     grid = np.geomspace(LAMBDA_GRID[0], LAMBDA_GRID[-1], count) if count > 1 else [0.1]
@@ -184,10 +186,12 @@ def confirmed_front(summary: dict) -> tuple[float, list[tuple[float, float, floa
     return volume, [tuple(p) for p in front], int(own[mask].sum())
 
 
-def run_location(results_dir: str, dataset: str, scenario: str, engine: str, seed: int
-                 ) -> tuple[Path, str]:
+def run_location(results_dir: str, dataset: str, scenario: str, engine: str, seed: int,
+                 checkpoint_seed: int = 0) -> tuple[Path, str]:
     """A run's results folder and study name (its summary is ``folder / study``)."""
     scenario_folder = dataset if scenario == "resident" else f"{dataset}-{scenario}"
+    if checkpoint_seed:
+        scenario_folder += f"-ckpt{checkpoint_seed}"
     name = f"{engine.replace('+', '-')}-s{seed}"
     return Path(results_dir) / scenario_folder / name, f"engines-{scenario_folder}-{name}"
 
@@ -197,10 +201,27 @@ def network_of(dataset: str) -> str:
 
 
 def shared_checkpoint(dataset: str, data_dir: str | None, args) -> str:
-    from dse.accuracy.probe_estimator import DataRequest, obtain_checkpoint
-    _, path, _ = obtain_checkpoint(DataRequest(network=network_of(dataset), dataset=dataset,
-                                               data_dir=data_dir, results_dir=args.results_dir,
-                                               epochs=args.epochs, device=args.device))
+    """The baseline checkpoint every run shares: dse's own cached one for
+    ``--checkpoint-seed 0``, else one trained with that seed (same recipe), kept under
+    ``--results-dir``."""
+    from dse.accuracy.probe_estimator import DataRequest, obtain_checkpoint, train_config
+    request = DataRequest(network=network_of(dataset), dataset=dataset, data_dir=data_dir,
+                          results_dir=args.results_dir, epochs=args.epochs, device=args.device)
+    if args.checkpoint_seed == 0:
+        _, path, _ = obtain_checkpoint(request)
+        return str(path)
+    import dataclasses
+
+    from networks.datasets import load_dataset
+    from networks.train import save_checkpoint, train_baseline
+    config = dataclasses.replace(train_config(request), seed=args.checkpoint_seed)
+    path = (Path(args.results_dir) / "checkpoints"
+            / f"{network_of(dataset)}-{dataset}-{config.key()}-seed{args.checkpoint_seed}.pt")
+    if not path.is_file():
+        checkpoint = train_baseline(network_of(dataset), load_dataset(dataset, data_dir),
+                                    config, device=args.device if args.device != "auto"
+                                    else "cpu")
+        save_checkpoint(checkpoint, path)
     return str(path)
 
 
@@ -224,7 +245,8 @@ def streamed_preset(folder: Path) -> str:
 
 def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
             checkpoint: str) -> dict:
-    folder, study = run_location(args.results_dir, dataset, args.weights, engine, seed)
+    folder, study = run_location(args.results_dir, dataset, args.weights, engine, seed,
+                                 args.checkpoint_seed)
     base = SearchConfig.from_options(
         network=network_of(dataset), dataset=dataset, data_dir=data_dir, seed=seed,
         device=args.device, threads=args.threads,
@@ -233,11 +255,14 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
         results_dir=str(folder), checkpoint=checkpoint, probe_steps=args.probe_steps,
         confirm_steps=args.confirm_steps, epochs=args.epochs, study=study)
     train_images = _train_images(dataset, data_dir)
-    knobs = settings_for(engine, args.budget_samples, base, train_images, args.dnas_epochs)
+    knobs = settings_for(engine, args.budget_samples, base, train_images, args.dnas_epochs,
+                         args.odimo_finetune_epochs)
     name, options = ENGINES[engine]
     spec = engine_spec(name)
-    if any(option.flag == "--dnas-epochs" for option in spec.options()):
-        options = {**options, "--dnas-epochs": args.dnas_epochs}
+    flags = {option.flag for option in spec.options()}
+    if "--dnas-epochs" in flags:
+        options = {**options, "--dnas-epochs": args.dnas_epochs,
+                   "--odimo-finetune-epochs": args.odimo_finetune_epochs}
     options.update({key: value for key, value in knobs.items() if key.startswith("--")})
     config = base.replace(trials=knobs["trials"], engine=name,
                           engine_settings=spec.make_settings(options))
@@ -265,7 +290,7 @@ def _read_rows(path: Path) -> list[dict]:
 def _all_rows(folder: Path) -> list[dict]:
     """Every finished run under ``folder``; rows from before scenarios are "resident"."""
     rows = [row for path in sorted(folder.glob("engines*.jsonl")) for row in _read_rows(path)]
-    return [{"scenario": "resident", **row} for row in rows]
+    return [{"scenario": "resident", "checkpoint_seed": 0, **row} for row in rows]
 
 
 def _own_points(rows: list[dict]) -> str:
@@ -286,6 +311,69 @@ def _paired_differences(rows: list[dict], reference: list[dict]) -> str:
     if not differences:
         return "n/a"
     return (f"{np.mean(differences):+.4f} [{min(differences):+.4f}, {max(differences):+.4f}]"
+            f" ({sum(d > 0 for d in differences)}/{len(differences)} above 0)")
+
+
+def sign_flip_p(differences: list[float], shift: float = 0.0) -> float:
+    """Two-sided exact p-value of the sign-flip (paired permutation) test that the paired
+    differences are symmetric about ``shift``: the share of the 2^n sign patterns whose mean
+    is at least as far from 0 as the observed one (n <= 20)."""
+    centred = np.asarray(differences, dtype=float) - shift
+    n = len(centred)
+    if n == 0 or n > 20:
+        raise ValueError("sign_flip_p takes 1 to 20 differences")
+    signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)  # (2^n, n) of +-1
+    means = np.abs(signs @ centred) / n
+    observed = abs(centred.mean())
+    return float(np.mean(means >= observed - 1e-12 * max(1.0, observed)))
+
+
+def sign_flip_interval(differences: list[float], level: float = 0.95
+                       ) -> tuple[float, float]:
+    """The shifts the sign-flip test does not reject at ``1 - level``: an exact interval
+    for the centre of symmetric paired differences, dual to ``sign_flip_p``. With n seeds
+    it can be no narrower than 2^(1-n) allows: n = 5 cannot reject at 5 % (smallest p
+    0.0625), so its interval is the widest the data can give."""
+    values = np.asarray(differences, dtype=float)
+    spread = float(values.max() - values.min()) or 1e-9
+    alpha = 1 - level
+
+    def accepted(shift: float) -> bool:
+        return sign_flip_p(list(values), shift) > alpha
+
+    centre = float(values.mean())
+    ends = []
+    for direction in (-1.0, 1.0):
+        inside, step = centre, spread
+        outside = centre + direction * step
+        for _ in range(60):  # grow until rejected (never, when 2^(1-n) > alpha)
+            if not accepted(outside):
+                break
+            inside, outside = outside, outside + direction * step
+            step *= 2
+        else:
+            ends.append(direction * math.inf)
+            continue
+        for _ in range(50):
+            middle = (inside + outside) / 2
+            inside, outside = (middle, outside) if accepted(middle) else (inside, middle)
+        ends.append(inside)
+    return ends[0], ends[1]
+
+
+def paired_against_best(rows: list[dict], best: list[dict]) -> str:
+    """Each seed's hypervolume minus the best engine's at the same seed: mean, the exact
+    sign-flip 95 % interval and p-value, and how many are above 0."""
+    by_seed = {r["seed"]: r["hypervolume"] for r in best}
+    differences = [r["hypervolume"] - by_seed[r["seed"]] for r in rows if r["seed"] in by_seed
+                   and math.isfinite(r["hypervolume"]) and math.isfinite(by_seed[r["seed"]])]
+    if not differences:
+        return "n/a"
+    if not any(differences):
+        return "the best itself"
+    low, high = sign_flip_interval(differences)
+    p_value = sign_flip_p(differences)
+    return (f"{np.mean(differences):+.4f} [{low:+.4f}, {high:+.4f}] p {p_value:.3f}"
             f" ({sum(d > 0 for d in differences)}/{len(differences)} above 0)")
 
 
@@ -328,7 +416,13 @@ def main() -> None:
     parser.add_argument("--report", action="store_true",
                         help="print the table from engines.jsonl without running anything")
     parser.add_argument("--budget-samples", type=int, default=200_000)
-    parser.add_argument("--dnas-epochs", type=int, default=DEFAULT_DNAS_EPOCHS)
+    parser.add_argument("--dnas-epochs", type=int, default=DEFAULT_DNAS_EPOCHS,
+                        help="ODiMO's search epochs [default: ODiMO's]; fewer is labelled")
+    parser.add_argument("--odimo-finetune-epochs", type=int, default=DEFAULT_FINETUNE_EPOCHS,
+                        help="ODiMO's fine-tune epochs [default: ODiMO's]; fewer is labelled")
+    parser.add_argument("--checkpoint-seed", type=int, default=0,
+                        help="the baseline checkpoint's training seed: another seed is "
+                             "another checkpoint, whose runs are kept apart")
     parser.add_argument("--probe-steps", type=int, default=DEFAULTS["probe_steps"])
     parser.add_argument("--confirm-steps", type=int, default=None,
                         help="test-split confirmation steps [default: the search's, 10x]")
@@ -353,7 +447,8 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"engines-{args.weights}-s{'-'.join(map(str, seeds))}.jsonl"  # a file
     # per process
-    done = [row for row in _all_rows(folder) if row["scenario"] == args.weights]
+    done = [row for row in _all_rows(folder) if row["scenario"] == args.weights
+            and row["checkpoint_seed"] == args.checkpoint_seed]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for dataset, data_dir in runs if not args.report else []:
         checkpoint = shared_checkpoint(dataset, data_dir, args)
@@ -363,17 +458,19 @@ def main() -> None:
                        for r in done):
                     continue
                 row = {**run_one(engine, seed, dataset, data_dir, args, checkpoint),
-                       "dataset": dataset, "scenario": args.weights}
+                       "dataset": dataset, "scenario": args.weights,
+                       "checkpoint_seed": args.checkpoint_seed}
                 with log.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
                 done.append(row)
                 print(json.dumps({k: v for k, v in row.items() if k != "front"}), flush=True)
     datasets = [dataset for dataset, _ in runs]
     rows = [r for r in _all_rows(folder) if r["dataset"] in datasets
-            and r["engine"] in engines and r["scenario"] == args.weights]
+            and r["engine"] in engines and r["scenario"] == args.weights
+            and r["checkpoint_seed"] == args.checkpoint_seed]
     for r in rows:  # rows written before the count was kept: from their summaries
         folder, study = run_location(args.results_dir, r["dataset"], r["scenario"],
-                                     r["engine"], r["seed"])
+                                     r["engine"], r["seed"], r["checkpoint_seed"])
         path = folder / study / "summary.json"
         if "own_front_points" not in r and path.is_file():
             r["own_front_points"] = confirmed_front(json.loads(path.read_text()))[2]
@@ -387,14 +484,22 @@ def main() -> None:
     print(f"| data | engine | confirmed test hypervolume | minus {PAIRED_AGAINST}'s, same "
           "seed | ODiMO metric: compute latency / "
           f"energy vs {ODIMO_AGAINST} | EDEN metric: DRAM energy vs same mapping at nominal | "
-          "own points / front | samples used | wall s | trials |")
+          "own points / front | samples used | wall s | trials | minus the best engine's, "
+          "same seed: mean [exact 95 % interval] p |")
     for dataset, _ in runs:
+        means = {engine: np.nanmean([r["hypervolume"] for r in rows
+                                     if r["dataset"] == dataset and r["engine"] == engine])
+                 for engine in engines if any(r["dataset"] == dataset
+                                              and r["engine"] == engine for r in rows)}
+        best = max(means, key=lambda engine: means[engine]) if means else None
         for engine in engines:
             mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
             if not mine:
                 continue
             paired = _paired_differences(mine, [r for r in rows if r["dataset"] == dataset
                                                 and r["engine"] == PAIRED_AGAINST])
+            against_best = paired_against_best(mine, [r for r in rows if r["dataset"] == dataset
+                                                      and r["engine"] == best])
             print(f"| {dataset} | {engine} | {_interval([r['hypervolume'] for r in mine])} | "
                   f"{paired} | {_paper_metric(mine, 'odimo', 'compute_latency', ODIMO_AGAINST)} / "
                   f"{_paper_metric(mine, 'odimo', 'compute_energy', ODIMO_AGAINST)} | "
@@ -402,7 +507,8 @@ def main() -> None:
                   f"{_own_points(mine)} | "
                   f"{np.mean([r['samples'] for r in mine]):,.0f} | "
                   f"{np.mean([r['seconds'] for r in mine]):.0f} | "
-                  f"{np.mean([r['trials'] for r in mine]):.0f} |")
+                  f"{np.mean([r['trials'] for r in mine]):.0f} | "
+                  f"{against_best if engine != best else f'best ({best})'} |")
     if args.plot:
         overlay(rows, Path(args.plot))
 

@@ -47,7 +47,13 @@ def test_eden_and_odimo_eden_are_sized_to_the_budget_when_weights_stream(tmp_pat
     pipeline = engines.settings_for("odimo+eden", 200_000, streamed, TRAIN_IMAGES)
     assert pipeline == {"trials": 9, "--lambdas": "0.1"}
     odimo = engines.settings_for("odimo", 200_000, streamed, TRAIN_IMAGES)
-    assert odimo["trials"] == 16 and len(odimo["--lambdas"].split(",")) == 8
+    assert odimo == {"trials": 9, "--lambdas": "0.1"}  # ODiMO's 200 + 200 epochs: one lambda
+    per_lambda = (200 + 200) * TRAIN_IMAGES + per_probe
+    odimo = engines.settings_for("odimo", 8 * per_probe + 3 * per_lambda, streamed,
+                                 TRAIN_IMAGES)
+    assert odimo["trials"] == 11 and len(odimo["--lambdas"].split(",")) == 3
+    truncated = engines.settings_for("odimo", 200_000, streamed, TRAIN_IMAGES, 10, 0)
+    assert truncated["trials"] == 16 and len(truncated["--lambdas"].split(",")) == 8
 
 
 def row(seed: int, volume: float, metrics=()) -> dict:
@@ -121,3 +127,29 @@ def test_the_benchmark_runs_end_to_end(tmp_path):
         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| digits | random |" in result.stdout
+
+
+def test_the_sign_flip_test_is_exact_and_its_interval_is_its_dual():
+    """All of n differences on one side: p = 2 / 2^n, so 5 seeds can never reach 5 % (their
+    interval is unbounded) and 6 can; the interval's ends are where p crosses 5 %."""
+    assert engines.sign_flip_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(2 / 32)
+    assert engines.sign_flip_p([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]) == pytest.approx(2 / 64)
+    assert engines.sign_flip_interval([0.1, 0.2, 0.3, 0.4, 0.5]) == (-math.inf, math.inf)
+    values = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    low, high = engines.sign_flip_interval(values)
+    assert 0 < low < 0.35 < high
+    assert engines.sign_flip_p(values, low * 1.001) > 0.05 >= engines.sign_flip_p(values,
+                                                                                  low * 0.99)
+
+
+def test_the_sign_flip_interval_covers_a_known_centre():
+    """By simulation with a known truth: 8 seeds, symmetric differences about 0.3."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    draws = 200
+    covered = 0
+    for _ in range(draws):
+        values = list(0.3 + rng.standard_t(3, size=8) * 0.05)
+        low, high = engines.sign_flip_interval(values)
+        covered += low <= 0.3 <= high
+    assert covered / draws >= 0.92  # nominal 95 %; 200 draws: +-1.5 % standard error
