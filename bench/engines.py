@@ -54,7 +54,7 @@ from dse.accuracy.probe_cache import clear_memory_cache
 from dse.commands.search import prepare, run_search
 from dse.config import SearchConfig, default_settings
 from dse.engines import engine_spec
-from dse.engines.odimo import DEFAULT_DNAS_EPOCHS, DEFAULT_FINETUNE_EPOCHS
+from dse.engines.odimo import DEFAULT_DNAS_EPOCHS, DEFAULT_FINETUNE_EPOCHS, DEFAULT_LAMBDAS
 from dse.pareto import hypervolume, pareto_mask
 from dse.results.ledger import ODIMO_SEARCH_ATTR
 from dse.threads import ThreadPolicy
@@ -83,7 +83,7 @@ QUEUED = 8          # the baselines and their safe DRAM points, every study runs
 REFERENCE = np.array([1.0, 1.5, 1.5])  # (1 - accuracy, latency / all-digital, energy / ...)
 PAIRED_AGAINST = "optuna-tpe"  # the default engine: every other is compared seed by seed
 ODIMO_AGAINST = "diana-heuristic"  # ODiMO's metric: against the SoC's own mapping rule
-LAMBDA_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+LAMBDA_GRID = DEFAULT_LAMBDAS  # ODiMO's own grid (dse.engines.odimo)
 
 
 def probe_samples(config: SearchConfig, steps: int | None = None) -> int:
@@ -118,9 +118,12 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
     per_lambda = ((dnas_epochs + finetune_epochs) * train_images + per_probe
                   + (max(per_split.values()) if engine == "odimo+eden" else 0))
     count = max(1, min(len(LAMBDA_GRID), (budget - queued) // per_lambda))
-    grid = np.geomspace(LAMBDA_GRID[0], LAMBDA_GRID[-1], count) if count > 1 else [0.1]
+    # as many of ODiMO's lambdas as the budget pays for, spread over its grid (one: the
+    # middle)
+    chosen = (np.linspace(0, len(LAMBDA_GRID) - 1, count).round().astype(int) if count > 1
+              else [len(LAMBDA_GRID) // 2])
     return {"trials": QUEUED + int(count),
-            "--lambdas": ",".join(f"{value:.3g}" for value in grid)}
+            "--lambdas": ",".join(f"{LAMBDA_GRID[i]:.3g}" for i in chosen)}
 
 
 def eden_probes_per_split(config: SearchConfig) -> dict[str, int]:

@@ -41,7 +41,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -321,8 +320,3 @@ def _validate(model, bundle: DataBundle, relaxed_cost: Callable[[], torch.Tensor
         right += int((logits.argmax(dim=1) == labels).sum())
         count += len(labels)
     return total / max(count, 1), right / max(count, 1), cost
-
-
-def default_cost_weights() -> tuple[float, ...]:
-    """The default lambda grid: log-spaced over three decades (dimensionless)."""
-    return tuple(float(v) for v in np.logspace(-2, 1, 4))

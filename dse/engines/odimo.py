@@ -33,7 +33,15 @@ from hw_models.errors import ConfigError
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
-DEFAULT_LAMBDAS = (0.01, 0.1, 1.0, 10.0)  # dimensionless: the cost is normalised
+# ODiMO's lambda grid for ResNet20 on CIFAR-10 (per cycle: 0, 1e-9, 5e-9, 1e-8, 2.5e-8, 5e-8,
+# 1e-7; its run scripts, research note odimo_diana.md section 2.3) times ResNet20's
+# all-digital latency in the same DIANA model (257,673 cycles, `dse cost --network resnet20
+# --dataset cifar10 --mapping all-digital`): dimensionless, as dse's cost is normalised by
+# the all-digital cost, so the same penalty per cycle of ResNet20 as ODiMO's
+ODIMO_LAMBDAS_PER_CYCLE = (0.0, 1e-9, 5e-9, 1e-8, 2.5e-8, 5e-8, 1e-7)
+RESNET20_ALL_DIGITAL_CYCLES = 257_673
+DEFAULT_LAMBDAS = tuple(float(f"{value * RESNET20_ALL_DIGITAL_CYCLES:.3g}")
+                        for value in ODIMO_LAMBDAS_PER_CYCLE)
 # ODiMO's own schedule (eml-eda/odimo run_ic_fulltest.sh; networks.odimo)
 DEFAULT_DNAS_EPOCHS = 200
 DEFAULT_PATIENCE_EPOCHS = 50
@@ -185,7 +193,8 @@ class OdimoSettings:
     cost_weights: tuple[float, ...] = setting(
         DEFAULT_LAMBDAS, flag="--lambdas", metavar="L1,L2,...", parse=parse_floats,
         help="cost weights of ODiMO's loss, dimensionless (the cost is normalised by "
-             "all-digital)")
+             "all-digital); the default is ODiMO's ResNet20 grid per cycle times ResNet20's "
+             "all-digital cycles")
     dnas_epochs: int = setting(DEFAULT_DNAS_EPOCHS, binding=True,
                                help="supernet search epochs per lambda, at most (ODiMO: "
                                     "200; fewer is a truncated run, labelled so)")

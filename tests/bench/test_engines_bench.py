@@ -45,15 +45,16 @@ def test_eden_and_odimo_eden_are_sized_to_the_budget_when_weights_stream(tmp_pat
     assert engines.settings_for("eden", room, streamed, TRAIN_IMAGES) == {"trials": 12}
     assert engines.settings_for("eden", room - 1, streamed, TRAIN_IMAGES) == {"trials": 11}
     pipeline = engines.settings_for("odimo+eden", 200_000, streamed, TRAIN_IMAGES)
-    assert pipeline == {"trials": 9, "--lambdas": "0.1"}
+    assert pipeline == {"trials": 9, "--lambdas": "0.00258"}
     odimo = engines.settings_for("odimo", 200_000, streamed, TRAIN_IMAGES)
-    assert odimo == {"trials": 9, "--lambdas": "0.1"}  # ODiMO's 200 + 200 epochs: one lambda
+    assert odimo == {"trials": 9, "--lambdas": "0.00258"}  # ODiMO's 200 + 200 epochs: one
     per_lambda = (200 + 200) * TRAIN_IMAGES + per_probe
     odimo = engines.settings_for("odimo", 8 * per_probe + 3 * per_lambda, streamed,
                                  TRAIN_IMAGES)
     assert odimo["trials"] == 11 and len(odimo["--lambdas"].split(",")) == 3
     truncated = engines.settings_for("odimo", 200_000, streamed, TRAIN_IMAGES, 10, 0)
-    assert truncated["trials"] == 16 and len(truncated["--lambdas"].split(",")) == 8
+    assert truncated == {"trials": 15,
+                         "--lambdas": "0,0.000258,0.00129,0.00258,0.00644,0.0129,0.0258"}
 
 
 def row(seed: int, volume: float, metrics=()) -> dict:

@@ -73,6 +73,26 @@ def test_odimo_records_one_trial_per_lambda_with_its_channels(tmp_path):
     assert all("delivered_weights" not in t.user_attrs for t in own)  # the stub trains none
 
 
+def test_the_default_lambdas_are_odimos_per_cycle_grid_on_resnet20():
+    """ODiMO's ResNet20 grid per cycle times ResNet20's all-digital cycles in this cost
+    model: if the model's ResNet20 changes, the grid must be derived again."""
+    from click.testing import CliRunner
+
+    from cli import cli
+    from dse.engines.odimo import (
+        DEFAULT_LAMBDAS,
+        ODIMO_LAMBDAS_PER_CYCLE,
+        RESNET20_ALL_DIGITAL_CYCLES,
+    )
+    result = CliRunner().invoke(cli, ["cost", "--network", "resnet20", "--dataset", "cifar10",
+                                      "--mapping", "all-digital", "--dram", "none", "--json"])
+    import json
+    cycles = json.loads(result.stdout)["total"]["latency_cycles"]
+    assert round(cycles) == RESNET20_ALL_DIGITAL_CYCLES
+    assert DEFAULT_LAMBDAS == pytest.approx([v * cycles for v in ODIMO_LAMBDAS_PER_CYCLE],
+                                            rel=2e-3)
+
+
 def test_a_truncated_odimo_is_labelled_with_its_epochs(tmp_path):
     from dse.engines.odimo import OdimoEngine, odimo_label
     assert odimo_label(200, 200) == "odimo" and odimo_label(10, 200) == "odimo[10 ep]"
