@@ -58,7 +58,7 @@ def test_odimo_then_eden_then_optuna_fill_one_study(tmp_path):
     from dse.storage.storage import default_storage_url
     url = default_storage_url(str(tmp_path), "s")
     study = optuna.load_study(study_name="s", storage=url)
-    odimo_trials = [t for t in study.trials if t.user_attrs.get("engine") == "odimo"]
+    odimo_trials = [t for t in study.trials if "odimo_lambda" in t.user_attrs]
     labels = {t.user_attrs.get("engine_label") for t in odimo_trials}
     assert labels == {"odimo[1 ep, ft 1 ep]"}
     records = [t.user_attrs["delivered_weights"] for t in odimo_trials]
