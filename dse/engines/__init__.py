@@ -176,6 +176,8 @@ class EngineSpec:
         needs_of: what given settings add to ``needs`` (EDEN's own retraining: the probe).
         check: settings against the problem, before any training (a split that does not
             fit the network).
+        removed: binding options the engine had and no longer has, by flag, with why: a
+            study that bound one is refused on resume in one line saying so.
     """
 
     name: str
@@ -185,6 +187,7 @@ class EngineSpec:
     needs: frozenset[str] = frozenset()
     needs_of: Callable[[Any], Iterable[str]] | None = None
     check: Callable[[Any, Problem], None] | None = None
+    removed: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(NEEDS)
