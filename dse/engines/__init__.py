@@ -66,7 +66,8 @@ class EngineJob:
         progress: told (trials done, total, status) when the run starts, after trials, and
             (``WAITING_STATUS``) when the worker starts to wait for others' trials.
         stage: opens the progress of long work inside one trial, by its name and unit
-            (ODiMO's DNAS: "DNAS", "step"; EDEN's characterisation: "EDEN", "probe");
+            (ODiMO's DNAS: "DNAS", "step"; EDEN's retraining: "EDEN retraining", "step",
+            and its characterisation: "EDEN", "probe");
             each call starts that work's count afresh.
         before_trial: called before each trial; returns attributes of this worker to record
             with the trial (host, pid, threads: see ``dse.threads``).

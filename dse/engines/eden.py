@@ -235,7 +235,7 @@ def eden_unit(job: EngineJob, retrainer: Retrainer, split: str, n_analog: tuple[
         request = with_errors(problem, n_analog, channels, {d.name: target for d in data},
                               data)
         weights, record = RetrainCache(estimator).retrained(
-            retrainer, request, epochs, progress=_stage(job, split, "retraining", "step"))
+            retrainer, request, epochs, progress=_stage(job, split, "EDEN retraining", "step"))
         start = estimator.starting_from(weights)
         trial_estimator = start
     result = eden_for_split(problem, start.characterising(CHARACTERISE_SPLIT), n_analog,
@@ -684,9 +684,10 @@ def _candidate(problem: Problem, n_analog: tuple[int, ...], data: list[DataType]
 def _retrain_epochs() -> Any:
     return setting(
         DEFAULT_RETRAIN_EPOCHS, flag="--eden-retrain-epochs", metavar="N", binding=True,
-        help="epochs of EDEN's retraining for the device, once per split (the BER rises "
-             "over them to the device's; default chosen, the paper's not published); the "
-             "tolerances are then characterised on the retrained network")
+        help="epochs of EDEN's retraining for the device, once per split and kept in the "
+             "results folder (the BER rises over them to the BER of the grid's most "
+             "aggressive point, at most 1e-2; the default is chosen, the paper's was not "
+             "retrieved); the tolerances are then characterised on the retrained network")
 
 
 def check_retrain_epochs(epochs: int) -> None:
