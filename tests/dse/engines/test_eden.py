@@ -141,8 +141,11 @@ def test_characterises_and_validates_on_disjoint_images_and_measures_the_trial_a
     characterised = [entry for entry in own if entry[0] == "val-a"]
     validated = [entry for entry in own if entry[0] == "val-b"]
     assert len(characterised) >= 1 + 6 and validated  # reference, coarse and 5 fine at least
-    assert set(characterised) == {("val-a", False, 10.0)}  # as it is, from the retrained
-    assert set(validated) == {("val-b", False, 10.0)}
+    # the reference is the original network (gain 1), first; every other measurement is
+    # of the retrained one (gain 10), as it is (no fine-tune)
+    assert (characterised[0], validated[0]) == (("val-a", False, 1.0), ("val-b", False, 1.0))
+    assert set(characterised[1:]) == {("val-a", False, 10.0)}
+    assert set(validated[1:]) == {("val-b", False, 10.0)}
     assert own[-1] == ("val", True, 10.0)  # the trial: the study's probe, retrained weights
     assert len(own) == len(characterised) + len(validated) + 1
     eden = trial.user_attrs[EDEN_ATTR]

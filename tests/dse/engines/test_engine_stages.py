@@ -41,7 +41,7 @@ def test_eden_tells_its_probes_before_each_and_when_mapped(tmp_path):
     planned = 2 + (5 + 1) * (2 + 2) + 1 + 3
     assert all(total == planned for _, total, _ in told[:-1]) and result.probes <= planned
     statuses = [status for _, _, status in told]
-    assert statuses[0] == "the split without errors"
+    assert statuses[0] == "the original split without errors"
     assert "characterising all 5 data" in statuses
     assert "characterising weights/big" in statuses
     assert statuses[-2] == "validating the mapping on held-out images"
