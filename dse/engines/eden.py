@@ -198,9 +198,9 @@ class OdimoEdenEngine:
 
         def measure(unit: Unit) -> Outcome:
             weight = float(unit.key)
-            label = f"odimo lambda {weight:g}"
+            split = f"odimo lambda {weight:g}"
             choice = search(weight)
-            return eden_unit(job, retrainer, label, choice.n_analog, choice.analog_channels,
+            return eden_unit(job, retrainer, split, choice.n_analog, choice.analog_channels,
                              self.retrain_epochs, self.bisection_steps,
                              label=lighter_label(self.name, self.retrain_epochs),
                              attrs={ODIMO_LAMBDA_ATTR: weight,
