@@ -105,10 +105,11 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
     queued = QUEUED * per_probe
     if engine not in ("eden", "odimo", "odimo+eden"):
         return {"trials": QUEUED + max(0, (budget - queued) // per_probe)}
-    per_split = {name: probes * per_probe  # characterise, map, validate
-                 for name, probes in eden_probes_per_split(base).items()}
+    per_split = {name: samples + per_probe  # retrain once, then the trial's probe
+                 for name, samples in eden_samples_per_split(base, train_images).items()}
     if engine == "eden":  # the baseline splits, in order, while the budget holds (one at least)
-        fitting, spent = [], queued
+        fitting: list[str] = []
+        spent = queued
         for name, cost in per_split.items():
             if fitting and spent + cost > budget:
                 break
@@ -126,11 +127,11 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
             "--lambdas": ",".join(f"{LAMBDA_GRID[i]:.3g}" for i in chosen)}
 
 
-def eden_probes_per_split(config: SearchConfig) -> dict[str, int]:
-    """EDEN's probes for each baseline split at most: per datum in DRAM, and once for all of
-    them (coarse), the two ends and the bisection; plus the error-free reference and one
-    validation (``dse.engines.eden``)."""
-    from dse.engines.eden import BISECTION_STEPS, data_in_dram
+def eden_samples_per_split(config: SearchConfig, train_images: int) -> dict[str, int]:
+    """EDEN's retraining samples for each baseline split: its default epochs over the
+    training split where data live in DRAM, none where nothing does (``dse.engines.eden``:
+    it retrains once per split, then characterises without a fine-tune)."""
+    from dse.engines.eden import DEFAULT_RETRAIN_EPOCHS, data_in_dram
     from dse.problem import build_problem
     from hw_models.mapping import HEURISTICS, resolve_split
     problem = build_problem(network=config.workload.network, dataset=config.workload.dataset,
@@ -139,14 +140,14 @@ def eden_probes_per_split(config: SearchConfig) -> dict[str, int]:
     counts = {}
     for name in HEURISTICS:
         n_analog, _ = resolve_split(name, problem.table, problem.soc)
-        data = len(data_in_dram(problem, tuple(int(n) for n in n_analog)))
-        counts[name] = 2 + (1 + data) * (2 + BISECTION_STEPS) if data else 1
+        data = data_in_dram(problem, tuple(int(n) for n in n_analog))
+        counts[name] = DEFAULT_RETRAIN_EPOCHS * train_images if data else 0
     return counts
 
 
 def samples_used(study, config: SearchConfig) -> int:
-    """Training samples a finished study's trials processed (probes plus ODiMO's search;
-    EDEN's characterisation probes from its record)."""
+    """Training samples a finished study's trials processed (probes plus ODiMO's search
+    and EDEN's retraining, from their records)."""
     per_probe, total = probe_samples(config), 0
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -154,10 +155,8 @@ def samples_used(study, config: SearchConfig) -> int:
         if metrics.get("probed") and not metrics.get("probe_cached"):
             total += per_probe
         total += attrs.get(ODIMO_SEARCH_ATTR, {}).get("samples", 0)
-        eden = attrs.get("eden", {})
-        retrain_steps = eden.get("retrain_steps")  # None: EDEN probed at the probe's length
-        total += eden.get("probes", 0) * (per_probe if retrain_steps is None else
-                                          probe_samples(config, steps=retrain_steps))
+        # EDEN's retraining (its characterisation probes do not fine-tune: no samples)
+        total += attrs.get("eden", {}).get("samples", 0)
     return total
 
 

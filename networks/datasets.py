@@ -80,6 +80,11 @@ CIFAR10_ROW_PIXELS = 3 * 32 * 32
 
 AUGMENTATIONS = ("none", "shift", "crop-flip")
 SPLITS = ("train", "val", "test")
+# The two halves of the validation split, images of even and of odd index: EDEN
+# characterises tolerances on one and validates the composed mapping on the other
+# (``dse.engines.eden``), so that the point it keeps is not chosen and judged on the same
+# images. Deterministic (by index), disjoint, together the whole validation split.
+VALIDATION_HALVES = {"val-a": 0, "val-b": 1}
 Progress = Callable[[int, int], None]
 
 
@@ -127,9 +132,14 @@ class DataBundle:
     source: DataSource | None = None
 
     def split(self, name: str) -> Split:
-        """The split called ``name`` ("train", "val" or "test")."""
+        """The split called ``name`` ("train", "val", "test", or a half of the validation
+        split: ``VALIDATION_HALVES``)."""
+        if name in VALIDATION_HALVES:
+            start = VALIDATION_HALVES[name]
+            return Split(self.val.images[start::2], self.val.labels[start::2])
         if name not in SPLITS:
-            raise ConfigError(f"unknown split '{name}' (known: {', '.join(SPLITS)})")
+            raise ConfigError(f"unknown split '{name}' (known: "
+                              f"{', '.join((*SPLITS, *VALIDATION_HALVES))})")
         return getattr(self, name)
 
     def num_batches(self, split: str, batch_size: int) -> int:

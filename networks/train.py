@@ -78,7 +78,8 @@ class Checkpoint:
                 val_accuracy: float = math.nan) -> "Checkpoint":
         """The same network with weights another method trained from these (ODiMO's
         fine-tuned split, EDEN's retrained network): its identity is the SHA-256 of the new
-        tensors, and ``train_config`` records this checkpoint's and what trained it.
+        tensors, and ``train_config`` records this checkpoint's (``derived_from``), every
+        ancestor's (``lineage``: EDEN may retrain what ODiMO delivered) and what trained it.
         ``val_accuracy``: of the new weights where the method measured it (fraction)."""
         tensors = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
         if set(tensors) != set(self.state_dict):
@@ -88,6 +89,8 @@ class Checkpoint:
             network=self.network, dataset=self.dataset, input_shape=self.input_shape,
             num_classes=self.num_classes, layer_names=self.layer_names,
             train_config={**self.train_config, "derived_from": self.tensors_sha256,
+                          "lineage": [*self.train_config.get("lineage", []),
+                                      self.tensors_sha256],
                           "trained_by": trained_by},
             state_dict=tensors, val_accuracy=val_accuracy,
             float_val_accuracy=self.float_val_accuracy, digest=f"derived-{sha256[:16]}",

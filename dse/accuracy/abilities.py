@@ -15,17 +15,21 @@ from dse.accuracy import AccuracyEstimator
 from hw_models.errors import ConfigError
 
 if TYPE_CHECKING:  # types only: importing this module loads no torch
+    from pathlib import Path
+
     from networks.datasets import DataBundle
     from networks.train import Checkpoint
 
 
 @runtime_checkable
-class Retrainable(Protocol):
-    """Fine-tunes each candidate, for a number of steps that can be changed (EDEN
-    characterises with a longer fine-tune: ``--eden-retrain-steps``)."""
+class Characterising(Protocol):
+    """Measures its weights as they are, without a fine-tune of each candidate, on a named
+    split: EDEN characterises the network it retrained once for the device, on one half of
+    the validation images, and validates its mapping on the other (``dse.engines.eden``)."""
 
-    def retraining(self, steps: int) -> AccuracyEstimator:
-        """The same estimator with a fine-tune of ``steps`` steps."""
+    def characterising(self, split: str) -> AccuracyEstimator:
+        """The same estimator with no fine-tune (0 steps, one fine-tune seed) on
+        ``split``; its results are cached under those settings."""
         ...
 
 
@@ -67,6 +71,11 @@ class StartsFrom(Protocol):
         """The weights ``record`` names (a ``ConfigError`` when they are gone)."""
         ...
 
+    def weights_dir(self) -> Path | None:
+        """The folder kept weights live in (None: this process only), where a method may
+        keep its own index of them (EDEN's retrained networks)."""
+        ...
+
 
 def delivered(estimator: AccuracyEstimator, record: object | None) -> AccuracyEstimator:
     """``estimator`` starting from the weights a trial's ``record`` names (None: the
@@ -97,5 +106,5 @@ class Confirming(Protocol):
         ...
 
 
-__all__ = ["Confirmable", "Confirming", "ProbeData", "Retrainable", "StartsFrom",
+__all__ = ["Characterising", "Confirmable", "Confirming", "ProbeData", "StartsFrom",
            "TrainsOnProbeData", "delivered"]

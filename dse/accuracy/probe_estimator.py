@@ -20,7 +20,7 @@ from dse.accuracy import (
     error_free,
     probe_cache,
 )
-from dse.accuracy.abilities import Confirmable, Confirming, Retrainable, StartsFrom
+from dse.accuracy.abilities import Characterising, Confirmable, Confirming, StartsFrom
 from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeConfig, check_epochs
 from dse.config import resolved_epochs
 from dse.results.files import check_writable_folder
@@ -270,7 +270,7 @@ def check_probe(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
 
 
 @dataclass(frozen=True)
-class ProbeEstimator(Retrainable, Confirmable, Confirming, StartsFrom):
+class ProbeEstimator(Characterising, Confirmable, Confirming, StartsFrom):
     """The probe as an ``AccuracyEstimator``; ``on_step`` hears its fine-tune steps (done,
     in all, status), so that a long probe visibly moves (the command line's display). It
     can also retrain and confirm, and names its settings (``dse.accuracy.abilities``);
@@ -290,17 +290,19 @@ class ProbeEstimator(Retrainable, Confirmable, Confirming, StartsFrom):
                                      finetune_seeds=finetune_seeds)
         return dataclasses.replace(self, setup=dataclasses.replace(self.setup, config=config))
 
-    def retraining(self, steps: int) -> "ProbeEstimator":
-        """The same probe (split, seeds) with a fine-tune of ``steps`` steps."""
-        config = self.setup.config
-        return self.confirming(steps=steps, finetune_seeds=config.finetune_seeds,
-                               split=config.split)
+    def characterising(self, split: str) -> "ProbeEstimator":
+        """The same probe measuring its checkpoint as it is (no fine-tune: 0 steps, one
+        fine-tune seed, the same error seeds) on ``split``; the cache key holds both."""
+        return self.confirming(steps=0, finetune_seeds=1, split=split)
 
     def starting_from(self, weights: Checkpoint) -> "ProbeEstimator":
-        """The same probe, fine-tuning ``weights`` (trained from the study's checkpoint) in
-        place of the checkpoint; results are cached under the weights' own digest."""
+        """The same probe, fine-tuning ``weights`` (trained from the study's checkpoint, or
+        from weights trained from it) in place of the checkpoint; results are cached under
+        the weights' own digest."""
         base = self.setup.checkpoint
-        if weights.train_config.get("derived_from") != base.tensors_sha256:
+        lineage = weights.train_config.get("lineage") or [
+            weights.train_config.get("derived_from")]
+        if base.tensors_sha256 not in lineage:
             raise ConfigError("delivered weights were not trained from this study's "
                               "checkpoint")
         return dataclasses.replace(self, setup=dataclasses.replace(self.setup,

@@ -185,7 +185,8 @@ def tolerance_report(target: str | None, *, storage: str | None, study_name: str
         eden = trial.user_attrs[EDEN_ATTR] if trial is not None else {}
         splits.append({"mapping": mapping, **record,
                        "trial": None if trial is None else trial.number,
-                       "partition_ber_budgets": eden.get("partition_ber_budgets"),
+                       "partition_ber": eden.get("partition_ber"),
+                       "retrain_epochs": eden.get("retrain_epochs"),
                        "target_met": eden.get("target_met"),
                        "tightened": eden.get("tightened"), "probes": eden.get("probes")})
     return ToleranceReport(study=name, splits=splits)

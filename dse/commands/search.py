@@ -290,7 +290,7 @@ def run_search(prepared: Prepared, *, progress: Progress | None = None,
             budget=None if cluster.trials_per_worker is not None else config.search.trials)
         engine = prepared.engine or engine_spec(config.search.engine)
         bind_engine_settings(study, prepared.study_name, engine.name,
-                             engine.binding(config.search.engine_settings))
+                             engine.binding(config.search.engine_settings), engine.removed)
         if notice is not None:
             notice(f"study {prepared.study_name} in {shown_url(prepared.storage_url)}")
         ledger = Ledger(study, prepared.problem)

@@ -469,7 +469,13 @@ def tolerance_text(report: ToleranceReport) -> str:
                  + (f", tightened {split['tightened']}x" if split.get("tightened") else ""))
         coarse = ("n/a" if split.get("coarse_ber") is None
                   else f"{split['coarse_ber']:.2e}")
-        lines.append(f"{split['mapping']}: coarse {coarse}{state}")
+        used = split.get("mapped_with")
+        retrained = split.get("retrain_epochs")
+        how = "".join([f"; mapped with the {used} tolerance" if used in ("coarse", "fine")
+                       else "",
+                       f"; retrained {retrained} epoch{'s' if retrained != 1 else ''}"
+                       if retrained and used in ("coarse", "fine") else ""])
+        lines.append(f"{split['mapping']}: coarse {coarse}{state}{how}")
         if not split["fine_ber"]:
             lines.append("  (no data of this split lives in DRAM)")
         for name, ber in sorted(split["fine_ber"].items(), key=lambda item: item[1]):

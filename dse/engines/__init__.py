@@ -66,7 +66,8 @@ class EngineJob:
         progress: told (trials done, total, status) when the run starts, after trials, and
             (``WAITING_STATUS``) when the worker starts to wait for others' trials.
         stage: opens the progress of long work inside one trial, by its name and unit
-            (ODiMO's DNAS: "DNAS", "step"; EDEN's characterisation: "EDEN", "probe");
+            (ODiMO's DNAS: "DNAS", "step"; EDEN's retraining: "EDEN retraining", "step",
+            and its characterisation: "EDEN", "probe");
             each call starts that work's count afresh.
         before_trial: called before each trial; returns attributes of this worker to record
             with the trial (host, pid, threads: see ``dse.threads``).
@@ -176,6 +177,8 @@ class EngineSpec:
         needs_of: what given settings add to ``needs`` (EDEN's own retraining: the probe).
         check: settings against the problem, before any training (a split that does not
             fit the network).
+        removed: binding options the engine had and no longer has, by flag, with why: a
+            study that bound one is refused on resume in one line saying so.
     """
 
     name: str
@@ -185,6 +188,7 @@ class EngineSpec:
     needs: frozenset[str] = frozenset()
     needs_of: Callable[[Any], Iterable[str]] | None = None
     check: Callable[[Any, Problem], None] | None = None
+    removed: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         unknown = set(self.needs) - set(NEEDS)

@@ -7,6 +7,7 @@ The checks use a five-layer toy problem, a deterministic stub estimator and a SQ
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import threading
@@ -19,7 +20,7 @@ import optuna
 import pytest
 
 from dse.accuracy import AccuracyModel, ProbeCandidate, ProbeResult
-from dse.accuracy.abilities import Confirmable, Confirming
+from dse.accuracy.abilities import Characterising, Confirmable, Confirming, StartsFrom
 from dse.engines import WAITING_STATUS, Budget, Engine, EngineJob, Stage
 from dse.evaluate import evaluate, objective_values
 from dse.problem import Limits, Problem, build_problem
@@ -37,6 +38,7 @@ from dse.results.ledger import (
 from dse.signals import SignalGuard
 from dse.space import decode
 from dse.storage.storage import open_storage
+from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 
 TOY_LAYERS = [
@@ -48,30 +50,62 @@ TOY_LAYERS = [
 ]
 
 
-class StubEstimator(Confirmable, Confirming):
+@dataclass(frozen=True)
+class StubWeights:
+    """Weights a stub method delivered: the stub's accuracy loss per unit of weight BER is
+    divided by ``tolerance_gain`` when measured from them."""
+
+    tensors_sha256: str
+    tolerance_gain: float = 1.0
+    train_config: dict[str, Any] = field(default_factory=dict)
+
+
+class StubEstimator(Confirmable, Confirming, StartsFrom, Characterising):
     """Accuracy falls with the analog share and the weight BER; optionally sends SIGTERM
-    to this process during its ``signal_at``-th call (from inside the evaluation).
+    to this process during the ``signal_at``-th call of it and the estimators derived from
+    it (from inside the evaluation).
 
     Its per-image correctness is that of ``IMAGES`` fixed images of ``split``: image ``i``
     is right when a fixed uniform draw ``u_i`` is below the accuracy, so a more accurate
     candidate gets a superset of a less accurate one's images right (as real candidates
-    mostly agree), and the validation and test images differ."""
+    mostly agree), and the images of different splits differ.
+
+    It can start from delivered weights (``StubWeights``: their gain divides the loss per
+    BER) and measure without a fine-tune on another split; the estimators so derived share
+    ``measured``, a log of (split, fine-tuned, gain, candidate) per call, and the kept
+    weights (``kept``; ``folder`` stands for the results folder)."""
 
     IMAGES = 400
+    SPLIT_SEEDS = {"val": 0, "test": 1, "val-a": 2, "val-b": 3}
 
-    def __init__(self, signal_at: int | None = None, *, split: str = "val") -> None:
+    def __init__(self, signal_at: int | None = None, *, split: str = "val",
+                 gain: float = 1.0, fine_tuned: bool = True, folder: Path | None = None,
+                 shared: dict[str, Any] | None = None) -> None:
         self.calls = 0
         self.signal_at = signal_at
         self.split = split
-        self._draws = np.random.default_rng(0 if split == "val" else 1).random(self.IMAGES)
+        self.gain, self.fine_tuned, self.folder = gain, fine_tuned, folder
+        self.shared = shared if shared is not None else {"measured": [], "kept": {},
+                                                         "signal_at": signal_at}
+        self._draws = np.random.default_rng(self.SPLIT_SEEDS.get(split, 9)).random(
+            self.IMAGES)
+
+    @property
+    def measured(self) -> list[tuple[str, bool, float, ProbeCandidate]]:
+        return self.shared["measured"]
 
     def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
         self.calls += 1
-        if self.calls == self.signal_at:
+        self.measured.append((self.split, self.fine_tuned, self.gain, candidate))
+        if len(self.measured) == self.shared.get("signal_at"):
             os.kill(os.getpid(), signal.SIGTERM)
         accuracy = 0.95 - 0.04 * sum(candidate.n_analog) / 138 - 50 * max(
-            candidate.weight_ber)
+            candidate.weight_ber) / self.gain
         return ProbeResult.from_correct((self._draws < accuracy)[None, None], seconds=0.0)
+
+    def _derived(self, *, split: str, gain: float, fine_tuned: bool) -> "StubEstimator":
+        return StubEstimator(split=split, gain=gain, fine_tuned=fine_tuned,
+                             folder=self.folder, shared=self.shared)
 
     def settings(self) -> dict[str, object]:
         return {"split": self.split, "stub": True}
@@ -80,7 +114,45 @@ class StubEstimator(Confirmable, Confirming):
                    ) -> "StubEstimator":
         """The same stub on the images of ``split`` (a search's test-split estimator; it
         has no fine-tune, so ``steps`` and ``finetune_seeds`` change nothing)."""
-        return StubEstimator(split=split)
+        return self._derived(split=split, gain=self.gain, fine_tuned=True)
+
+    def characterising(self, split: str) -> "StubEstimator":
+        return self._derived(split=split, gain=self.gain, fine_tuned=False)
+
+    def starting_from(self, weights: Any) -> "StubEstimator":
+        return self._derived(split=self.split, gain=weights.tolerance_gain,
+                             fine_tuned=self.fine_tuned)
+
+    def keep_weights(self, weights: Any) -> dict[str, object]:
+        self.shared["kept"][weights.tensors_sha256] = weights
+        return {"tensors_sha256": weights.tensors_sha256, "trained_by": "stub"}
+
+    def weights_of(self, record: dict[str, object]) -> Any:
+        found = self.shared["kept"].get(record.get("tensors_sha256"))
+        if found is None:
+            raise ConfigError("the stub's delivered weights are gone")
+        return found
+
+    def weights_dir(self) -> Path | None:
+        return self.folder
+
+
+class StubRetrainer:
+    """EDEN's retraining for the stub: weights whose weight-BER loss is ``gain`` times
+    smaller, named by the request; ``calls`` holds each request it trained for."""
+
+    def __init__(self, gain: float = 10.0, samples_per_epoch: int = 100) -> None:
+        self.gain, self.samples_per_epoch = gain, samples_per_epoch
+        self.calls: list[tuple[ProbeCandidate, int]] = []
+        self.identity = {"stub": True, "gain": gain}
+
+    def train(self, candidate: ProbeCandidate, epochs: int,
+              progress: Any) -> tuple[StubWeights, int]:
+        self.calls.append((candidate, epochs))
+        if progress is not None:
+            progress(epochs, epochs, "retrained")
+        digest = hashlib.sha256(repr((candidate, epochs, self.gain)).encode()).hexdigest()
+        return StubWeights(digest, self.gain), self.samples_per_epoch * epochs
 
 
 def toy_problem() -> Problem:

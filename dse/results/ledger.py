@@ -13,7 +13,7 @@ import functools
 import math
 import time
 import warnings
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import optuna
@@ -194,9 +194,11 @@ def _adopt_earlier_presets(stored: dict[str, Any], identity: dict[str, Any]
 
 
 def bind_engine_settings(study: optuna.Study, name: str, engine: str,
-                         binding: dict[str, Any]) -> None:
+                         binding: dict[str, Any],
+                         removed: Mapping[str, str] | None = None) -> None:
     """The study keeps the binding settings ``engine`` first ran with (by option flag); a
-    run with other values is refused, naming them. A study that predates the record takes
+    run with other values is refused, naming them, and so is a study bound to an option the
+    engine no longer has (``removed``: flag -> why). A study that predates the record takes
     the settings of the run that finds it so."""
     key = ENGINE_SETTINGS_PREFIX + engine
     stored = study.user_attrs.get(key)
@@ -204,6 +206,13 @@ def bind_engine_settings(study: optuna.Study, name: str, engine: str,
         if binding:
             study.set_user_attr(key, binding)
         return
+    gone = sorted(flag for flag in stored if flag in (removed or {}) and flag not in binding)
+    if gone:
+        flag = gone[0]
+        raise ConfigError(f"study '{name}' was searched by --engine {engine} with {flag} "
+                          f"{stored[flag]}, an option dse no longer has ("
+                          f"{(removed or {})[flag]}): its trials mean something else now; "
+                          "pass --study NEW_NAME")
     differing = sorted(flag for flag in set(stored) | set(binding)
                        if stored.get(flag) != binding.get(flag))
     if differing:

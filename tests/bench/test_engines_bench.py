@@ -30,22 +30,27 @@ def test_streamed_preset_streams_the_weights_and_is_written_once(tmp_path):
 
 
 def test_eden_gets_every_split_when_nothing_is_in_dram():
-    counts = engines.eden_probes_per_split(BASE)
-    assert set(counts.values()) == {1}  # resnet8 keeps its weights and activations on chip
+    counts = engines.eden_samples_per_split(BASE, TRAIN_IMAGES)
+    assert set(counts.values()) == {0}  # resnet8 keeps its weights and activations on chip
     assert engines.settings_for("eden", 200_000, BASE, TRAIN_IMAGES) == {"trials": 12}
 
 
 def test_eden_and_odimo_eden_are_sized_to_the_budget_when_weights_stream(tmp_path):
+    from dse.engines.eden import DEFAULT_RETRAIN_EPOCHS
     streamed = BASE.replace(hw=engines.streamed_preset(tmp_path))
-    counts = engines.eden_probes_per_split(streamed)
-    assert set(counts.values()) == {2 + 11 * 8}  # 10 weight tensors, coarse + fine, 8 each
-    assert engines.settings_for("eden", 200_000, streamed, TRAIN_IMAGES) == {"trials": 9}
+    counts = engines.eden_samples_per_split(streamed, TRAIN_IMAGES)
+    retrain = DEFAULT_RETRAIN_EPOCHS * TRAIN_IMAGES  # once per split; characterising is free
+    assert set(counts.values()) == {retrain}
     per_probe = engines.probe_samples(streamed)
-    room = 8 * per_probe + 4 * counts["all-digital"] * per_probe
+    room = 8 * per_probe + 4 * (retrain + per_probe)  # the queued trials, four splits
     assert engines.settings_for("eden", room, streamed, TRAIN_IMAGES) == {"trials": 12}
     assert engines.settings_for("eden", room - 1, streamed, TRAIN_IMAGES) == {"trials": 11}
+    assert engines.settings_for("eden", 1, streamed, TRAIN_IMAGES) == {"trials": 9}  # one
     pipeline = engines.settings_for("odimo+eden", 200_000, streamed, TRAIN_IMAGES)
     assert pipeline == {"trials": 9, "--lambdas": "0.00258"}
+    wide = engines.settings_for("odimo+eden", 200_000, streamed, TRAIN_IMAGES, 10, 0)
+    per_lambda = 10 * TRAIN_IMAGES + per_probe + retrain + per_probe
+    assert wide["trials"] == 8 + (200_000 - 8 * per_probe) // per_lambda
     odimo = engines.settings_for("odimo", 200_000, streamed, TRAIN_IMAGES)
     assert odimo == {"trials": 9, "--lambdas": "0.00258"}  # ODiMO's 200 + 200 epochs: one
     per_lambda = (200 + 200) * TRAIN_IMAGES + per_probe

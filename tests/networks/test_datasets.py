@@ -399,3 +399,17 @@ def test_no_augmentation_for_synthetic() -> None:
     bundle = load_dataset("synthetic")
     assert torch.equal(epoch(bundle, shuffle=False, augment=True, seed=1)[0],
                        epoch(bundle, shuffle=False)[0])
+
+
+def test_the_validation_halves_are_disjoint_and_make_the_validation_split() -> None:
+    """EDEN characterises on val-a and validates on val-b: never the same image."""
+    bundle = load_dataset("digits")
+    a, b = bundle.split("val-a"), bundle.split("val-b")
+    assert (len(a), len(b)) == (135, 134)  # 269 validation images, even and odd index
+    assert torch.equal(a.images, bundle.val.images[0::2])  # images 0, 2, 4, ...
+    assert torch.equal(b.images, bundle.val.images[1::2])  # images 1, 3, 5, ...
+    assert torch.equal(b.labels, bundle.val.labels[1::2])
+    batches = list(bundle.batches("val-b", 100, shuffle=False))
+    assert sum(len(labels) for _, labels in batches) == 134
+    with pytest.raises(ConfigError, match="unknown split 'val-c' .*val-a, val-b"):
+        bundle.split("val-c")

@@ -213,6 +213,10 @@ def test_delivered_weights_are_kept_read_back_and_probed_from(trained, tmp_path)
         again.weights_of(record)
     with pytest.raises(ConfigError, match="cannot start from other weights"):
         delivered(lambda c: None, record)  # type: ignore[arg-type, return-value]
-    stranger = weights.derived(broken, trained_by={"engine": "test"})
+    grandchild = weights.derived(broken, trained_by={"engine": "test"})  # EDEN after ODiMO
+    assert grandchild.train_config["lineage"] == [checkpoint.tensors_sha256,
+                                                  weights.tensors_sha256]
+    assert estimator.starting_from(grandchild).setup.checkpoint is grandchild
+    stranger = dataclasses.replace(grandchild, train_config={"derived_from": "0" * 64})
     with pytest.raises(ConfigError, match="not trained from this study's checkpoint"):
         estimator.starting_from(stranger)

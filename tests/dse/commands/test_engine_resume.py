@@ -15,7 +15,7 @@ from dse.engines import EngineSpec, engine_spec, register, setting, unregister
 from dse.engines.eden import EdenSettings
 from dse.engines.odimo import OdimoSettings
 from dse.engines.optuna_engine import OptunaEngine, OptunaSettings
-from dse.results.ledger import bind_engine_settings
+from dse.results.ledger import ENGINE_SETTINGS_PREFIX, bind_engine_settings
 from hw_models import ConfigError
 
 
@@ -24,19 +24,40 @@ def test_the_built_in_engines_bind_what_changes_the_meaning_of_their_trials():
     assert engine_spec("odimo").binding(OdimoSettings(target="energy")) == {
         "--dnas-epochs": 200, "--odimo-target": "energy", "--odimo-patience-epochs": 50,
         "--odimo-finetune-epochs": 200}  # not --lambdas: more work
-    assert engine_spec("eden").binding(EdenSettings(retrain_steps=40)) == {
-        "--eden-retrain-steps": 40}  # not --mapping: another split is more work
+    assert engine_spec("eden").binding(EdenSettings(retrain_epochs=2)) == {
+        "--eden-retrain-epochs": 2}  # not --mapping: another split is more work
 
 
 def test_a_study_keeps_the_first_binding_settings():
     study = optuna.create_study()
     bind_engine_settings(study, "s", "odimo", {"--odimo-target": "latency"})
     bind_engine_settings(study, "s", "odimo", {"--odimo-target": "latency"})
-    bind_engine_settings(study, "s", "eden", {"--eden-retrain-steps": None})  # its own
+    bind_engine_settings(study, "s", "eden", {"--eden-retrain-epochs": 5})  # its own
     with pytest.raises(ConfigError, match="study 's' was searched by --engine odimo with "
                                           "--odimo-target latency: .* pass --study NEW_NAME "
                                           "or the original --odimo-target"):
         bind_engine_settings(study, "s", "odimo", {"--odimo-target": "energy"})
+
+
+def test_a_study_bound_to_a_removed_option_is_refused_saying_why(toy_table, tmp_path):
+    """An EDEN study of earlier dse (a fine-tune at every BER, --eden-retrain-steps) means
+    something else than today's retrained-once EDEN: refused in one line, naming the
+    option that is gone."""
+    study = optuna.create_study()
+    bind_engine_settings(study, "s", "eden", {"--eden-retrain-steps": None})  # dse 0.4
+    spec = engine_spec("eden")
+    with pytest.raises(ConfigError, match="study 's' was searched by --engine eden with "
+                                          "--eden-retrain-steps None, an option dse no "
+                                          "longer has \\(EDEN now retrains once per split"):
+        bind_engine_settings(study, "s", "eden", spec.binding(EdenSettings()), spec.removed)
+    prepared = toy_prepared(toy_table, tmp_path, trials=5, confirm=False)
+    run_search(prepared)  # then marked as a study EDEN of earlier dse ran in
+    old = optuna.load_study(study_name="toy", storage=prepared.storage_url)
+    old.set_user_attr(ENGINE_SETTINGS_PREFIX + "eden", {"--eden-retrain-steps": 40})
+    eden = prepared.config.replace(engine="eden", engine_settings=EdenSettings(), trials=6)
+    with pytest.raises(ConfigError, match="--eden-retrain-steps 40, an option dse no longer "
+                                          "has"):
+        run_search(dataclasses.replace(prepared, config=eden))
 
 
 @dataclass(frozen=True)

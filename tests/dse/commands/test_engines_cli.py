@@ -29,6 +29,7 @@ def test_odimo_then_eden_then_optuna_fill_one_study(tmp_path):
                 "--odimo-finetune-epochs", "1", "--trials", "10", *common, "--json")
     assert odimo.exit_code == 0, odimo.stderr
     eden = run("search", "--engine", "eden", "--mapping", "all-digital", "--trials", "11",
+               "--eden-retrain-epochs", "1",
                *common)
     assert eden.exit_code == 0, eden.stderr
     optuna_run = run("search", "--trials", "13", *common)

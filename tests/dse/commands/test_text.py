@@ -36,6 +36,10 @@ def test_tolerance_text_orders_data_by_tolerance_and_says_when_none_is_in_dram()
     assert lines[2:4] == ["  8.60e-03  weights/stem.conv", "  3.00e-02  weights/fc"]
     assert lines[4:] == ["all-analog: coarse n/a; mapped in trial 9",
                          "  (no data of this split lives in DRAM)"]
+    report.splits[0].update(mapped_with="fine", retrain_epochs=5)
+    assert tolerance_text(report).splitlines()[1] == (
+        "all-digital: coarse 1.30e-03; mapped in trial 8, tightened 1x; mapped with the fine "
+        "tolerance; retrained 5 epochs")
 
 
 def test_a_summary_without_claims_says_why_in_place_of_the_headline():

@@ -127,7 +127,8 @@ def test_odimo_bad_settings_are_one_line():
 class TestEdenEngine(EngineContract):
     def make_engine(self, problem, study):
         from dse.engines.eden import EdenEngine
-        return EdenEngine(bisection_steps=2)
+        from dse.engines.testing import StubRetrainer
+        return EdenEngine(bisection_steps=2, retrainer=StubRetrainer())
 
     def test_runs_without_accuracy(self, tmp_path):
         """EDEN characterises by accuracy: without it, one line, before any trial."""
@@ -167,64 +168,12 @@ def test_eden_characterises_maps_and_meets_the_target(tmp_path):
         assert min(result.candidate.vdd_v) < nominal.vdd_v[0]  # something was undervolted
 
 
-class RetrainingStub:
-    """The stub, with a twin of another fine-tune length as the probe has."""
-
-    def __init__(self) -> None:
-        from dse.engines.testing import StubEstimator
-        self.main, self.twins = StubEstimator(), []
-
-    def __call__(self, candidate):
-        return self.main(candidate)
-
-    def retraining(self, steps: int):
-        from dse.engines.testing import StubEstimator
-        self.twins.append((steps, StubEstimator()))
-        return self.twins[-1][1]
-
-
-@pytest.mark.parametrize("engine", ["eden", "odimo+eden"])
-def test_eden_characterises_with_the_longer_retraining_and_records_the_trial_with_the_probe(
-        tmp_path, engine):
-    from dse.accuracy import AccuracyModel
-    from dse.engines import Budget, EngineJob
-    from dse.engines.eden import EdenEngine, OdimoEdenEngine
-    from dse.engines.testing import toy_problem
-    from dse.results.ledger import Ledger, open_ledger
-    from dse.signals import SignalGuard
-    problem = toy_problem()
-    study, _ = open_ledger(name="s", storage=f"sqlite:///{tmp_path / 'study.db'}",
-                           identity={"toy": 1}, problem=problem)
-    estimator = RetrainingStub()
-    made = (EdenEngine(bisection_steps=2, retrain_steps=7, mappings=("all-digital",))
-            if engine == "eden" else
-            OdimoEdenEngine(cost_weights=(0.1,), searcher=stub_searcher, bisection_steps=2,
-                            retrain_steps=7))
-    with SignalGuard() as guard:
-        made.run(EngineJob(problem=problem, ledger=Ledger(study, problem), budget=Budget(9),
-                           seed=0, accuracy=AccuracyModel(estimator, 0.95), guard=guard))
-    [(steps, twin)] = estimator.twins
-    assert steps == 7 and twin.calls >= 3  # reference, bisection, validation
-    queued_and_trial = 9
-    assert estimator.main.calls == queued_and_trial  # every trial: the study's own probe
-    [own] = [t for t in study.get_trials() if "eden" in t.user_attrs]
-    assert own.user_attrs["eden"]["retrain_steps"] == 7
-
-
-def test_eden_retrain_steps_need_a_probe():
-    from dse.engines.eden import retraining
-    from dse.engines.testing import StubEstimator
-    stub = StubEstimator()
-    assert retraining(stub, None) is stub
-    with pytest.raises(ConfigError, match="this accuracy estimator has none"):
-        retraining(stub, 5)
-
-
 class TestOdimoEdenEngine(EngineContract):
     def make_engine(self, problem, study):
         from dse.engines.eden import OdimoEdenEngine
+        from dse.engines.testing import StubRetrainer
         return OdimoEdenEngine(cost_weights=(0.1, 1.0), searcher=stub_searcher,
-                               bisection_steps=2)
+                               bisection_steps=2, retrainer=StubRetrainer())
 
     def test_runs_without_accuracy(self, tmp_path):
         with pytest.raises(ConfigError, match="needs accuracy among the objectives"):

@@ -41,13 +41,15 @@ def test_eden_tells_its_probes_before_each_and_when_mapped(tmp_path):
     told = stages.told
     assert [done for done, _, _ in told] == list(range(result.probes + 1))
     assert told[-1] == (result.probes, result.probes, "mapped")
-    planned = 1 + (5 + 1) * (2 + 2) + 1  # reference, six bisections at most, validation
+    # two references (characterisation and held-out images), six bisections at most, and
+    # the validation with each tightening it may take
+    planned = 2 + (5 + 1) * (2 + 2) + 1 + 3
     assert all(total == planned for _, total, _ in told[:-1]) and result.probes <= planned
     statuses = [status for _, _, status in told]
-    assert statuses[0] == "the split without errors"
+    assert statuses[0] == "the original split without errors"
     assert "characterising all 5 data" in statuses
     assert "characterising weights/big" in statuses
-    assert statuses[-2] == "validating the mapping"
+    assert statuses[-2] == "validating the mapping on held-out images"
 
 
 def test_odimo_opens_a_dnas_and_a_finetune_stage_per_lambda(tmp_path):

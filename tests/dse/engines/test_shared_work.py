@@ -12,7 +12,7 @@ from test_contract import stub_searcher
 
 from dse.engines.eden import EdenEngine
 from dse.engines.odimo import OdimoEngine
-from dse.engines.testing import TwoWorkers, Worker, check_shared_work
+from dse.engines.testing import StubRetrainer, TwoWorkers, Worker, check_shared_work
 from dse.host import worker_identity
 from dse.results.ledger import (
     EDEN_ATTR,
@@ -25,6 +25,11 @@ from dse.results.ledger import (
 from hw_models.mapping import HEURISTICS
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
+
+
+def eden(**settings) -> EdenEngine:
+    """EDEN with a short bisection, retraining by the stub's rule."""
+    return EdenEngine(bisection_steps=2, retrainer=StubRetrainer(), **settings)
 
 
 @pytest.fixture(params=["journal", "postgresql", "mysql"])
@@ -57,7 +62,7 @@ def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 @pytest.mark.parametrize("splits", [4, 2])  # every baseline's split; a budget for two
 def test_eden_maps_each_split_once_and_the_budget_holds(url, splits):
     trials = 8 + splits
-    workers = TwoWorkers(url, lambda problem, study: EdenEngine(bisection_steps=2),
+    workers = TwoWorkers(url, lambda problem, study: eden(),
                          trials=trials)
     study = workers.run(Worker(stage=pausing_stage(workers)), Worker())
     mapped = [t.user_attrs[EDEN_ATTR]["mapping"] for t in complete(study)
@@ -90,7 +95,7 @@ def test_a_queued_point_another_worker_took_is_not_replaced_by_a_sampled_one(url
     (a new trial would be a sampler's draw labelled with the engine's name). The budget
     leaves room for one: the eight queued points and the engine's one unit are all."""
     def make(problem, study):
-        return (EdenEngine(mappings=("all-digital",), bisection_steps=2) if engine == "eden"
+        return (eden(mappings=("all-digital",)) if engine == "eden"
                 else OdimoEngine(cost_weights=(0.1,), searcher=stub_searcher))
     workers = TwoWorkers(url, make, trials=10)
     watched = workers.study()
@@ -111,12 +116,12 @@ def test_a_queued_point_another_worker_took_is_not_replaced_by_a_sampled_one(url
 def test_workers_mapping_other_splits_keep_both_tolerance_records(url, tmp_path):
     """``dse tolerance`` reads every worker's record (each split has its own attribute)."""
     from dse.commands.inspect import tolerance_report
-    workers = TwoWorkers(url, lambda problem, study: EdenEngine(bisection_steps=2),
+    workers = TwoWorkers(url, lambda problem, study: eden(),
                          trials=10)
     study = workers.run(
-        Worker(engine=EdenEngine(mappings=("all-digital",), bisection_steps=2),
+        Worker(engine=eden(mappings=("all-digital",)),
                stage=pausing_stage(workers)),
-        Worker(engine=EdenEngine(mappings=("min-latency",), bisection_steps=2)))
+        Worker(engine=eden(mappings=("min-latency",))))
     report = tolerance_report(None, storage=url, study_name="workers",
                               results_dir=str(tmp_path))
     assert sorted(split["mapping"] for split in report.splits) == ["all-digital",
@@ -130,8 +135,8 @@ def test_a_dead_workers_claim_is_taken_over(url):
     import sys
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
-    workers = TwoWorkers(url, lambda problem, study: EdenEngine(
-        mappings=("all-digital",), bisection_steps=2), trials=9)
+    workers = TwoWorkers(url, lambda problem, study: eden(
+        mappings=("all-digital",)), trials=9)
     study = workers.study()
     dead = {**worker_identity(), "pid": int(gone.stdout)}
     study._storage.create_new_trial(study._study_id, template_trial=optuna.trial.FrozenTrial(
