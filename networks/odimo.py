@@ -11,7 +11,8 @@ weight (plain softmax, no Gumbel noise); depthwise layers stay digital. The loss
 with the cost (latency or energy) of ``networks.diana_cost`` at the effective channel
 counts ``sum_c softmax(alpha / tau)[analog, c]``, so ``lambda`` is dimensionless. Each batch
 takes one step of SGD on the weights (lr 1e-3, momentum 0.9, weight decay 1e-4), Adam on the
-logits (lr 1e-3) and SGD on the activation clips (lr 1e-5); ``tau`` starts at 1 and is
+logits (lr 1e-3) and plain SGD on the quantisers' activation clips and weight scales
+(lr 1e-5: ODiMO's ``q_params``, ``search_r20.py``:91,339-357); ``tau`` starts at 1 and is
 multiplied by exp(-0.045) after every epoch, once that epoch is validated. The epoch whose
 relaxed network (at the tau it was validated at) has the best validation top-1 accuracy is
 kept, a later epoch only when strictly better (ODiMO's ``search_r20.py``: ``acc1 >
@@ -37,6 +38,7 @@ from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc
 from networks.datasets import DataBundle
 from networks.diana_cost import LayerColumns, split_cost
+from networks.quantize import QUANTIZER_LR, split_parameters
 from networks.train import Checkpoint
 
 COST_TARGETS = ("latency", "energy")
@@ -55,7 +57,7 @@ class OdimoConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     alpha_lr: float = 1e-3
-    clip_lr: float = 1e-5
+    quantizer_lr: float = QUANTIZER_LR  # clips and weight scales (search_r20.py:357)
     tau_decay_per_epoch: float = 0.045
     seed: int = 0
 
@@ -99,14 +101,12 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
     columns = LayerColumns.of(table, device)
     reference = _cost(torch.zeros(table.n_layers, dtype=torch.float64, device=device),
                       columns, soc, config.target).detach()
-    clips = [p for name, p in model.named_parameters() if name.endswith("input_quantizer.clip")]
-    clip_ids = {id(p) for p in clips}
-    weights = [p for p in model.parameters() if id(p) not in clip_ids]
+    weights, quantizers = split_parameters(model)
     optimizers = [
         torch.optim.SGD(weights, lr=config.weight_lr, momentum=config.momentum,
                         weight_decay=config.weight_decay),
         torch.optim.Adam(list(alphas.values()), lr=config.alpha_lr),
-        torch.optim.SGD(clips, lr=config.clip_lr),
+        torch.optim.SGD(quantizers, lr=config.quantizer_lr),
     ]
     tau = 1.0
     best = (-math.inf, 0, {i: a.detach().clone() for i, a in alphas.items()})

