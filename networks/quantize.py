@@ -32,7 +32,9 @@ ones its DIANA networks (``models/mixresnet.py``) search and fine-tune with:
   (the same forward for the same parameter). ODiMO starts every clip at 6 (qm2:531);
   dse calibrates it instead on training images (``diana_model.calibrate``): the baseline
   checkpoint then learns it in quantisation-aware training, and the probe starts from the
-  clips that checkpoint learned. The network input stays as it is;
+  clips that checkpoint learned. The network input stays as it is (ODiMO's ResNet20
+  quantises it too, with a clip of 1.0, so 127 / 64 = 1.984375 in effect,
+  mixresnet.py:298-301; dse's normalised images are not confined to [0, 2));
 * **gradients** as ODiMO's autograd: every rounding (and the weights' clamp) passes the
   gradient straight through (``FQQuantizationSTE.backward``, qm2:263-274; ``FloorSTE``,
   qm2:348-355): the weight gets ``grad``, a ternary log-scale ``sum(grad * (W_q - W))``
@@ -96,7 +98,8 @@ QUANTIZER_LR = 1e-5      # SGD on clips and scales (ODiMO --lrq, cifar10/main_r2
 def initial_ternary_log_scale(cout: int, kernel_area: int) -> float:
     """ODiMO's initial log-scale of a ternary layer (qm2:371-378): weights of a kaiming
     fan-out normal N(0, sqrt(2 / (cout * k^2))) below -e^s / 2 have odds 1/3. From the
-    shape only (a linear layer is a 1x1 conv: ``kernel_area`` 1)."""
+    shape only (a linear layer is a 1x1 conv, as ODiMO maps it, mixresnet.py:81-88:
+    ``kernel_area`` 1)."""
     sigma = math.sqrt(2 / (cout * kernel_area))
     return math.log(-2 * NormalDist(0.0, sigma).inv_cdf(TERNARY_CODE_SHARE))
 
