@@ -184,3 +184,37 @@ def test_fine_tune_steps_are_reported_over_all_seeds(trained, tmp_path):
     confirming = estimator.confirming(steps=2, finetune_seeds=1, split="val")
     assert confirming.on_step is estimator.on_step  # the confirmation's steps are told too
     assert estimator.reporting(None).on_step is None
+
+
+def test_the_quantisers_fine_tune_with_their_own_sgd(trained, monkeypatch):
+    """ODiMO's q_params (clips and weight scales) take plain SGD at lr 1e-5 of their own
+    (image_classification/cifar10/main_r20.py:308-325); the weights Adam."""
+    from networks.quantize import QUANTIZER_LR, quantizer_parameters
+
+    built = []
+    original_build = probe_module.Checkpoint.build
+
+    def build(self):
+        built.append(original_build(self))
+        return built[-1]
+    monkeypatch.setattr(probe_module.Checkpoint, "build", build)
+    optimizers: list[tuple[str, list, dict]] = []
+    for name in ("SGD", "Adam"):
+        original = getattr(torch.optim, name)
+
+        def spy(params, original=original, name=name, **kwargs):
+            params = list(params)
+            optimizers.append((name, params, kwargs))
+            return original(params, **kwargs)
+        monkeypatch.setattr(torch.optim, name, spy)
+    fine_tuned_correctness(candidate(), fine_tune_setup(setup_for(trained, steps=1,
+                                                                  error_seeds=1)))
+    (model,) = built
+    quantizers = {id(p) for p in quantizer_parameters(model)}
+    assert len(quantizers) == 3 * N_LAYERS - 2  # 8 clips (2 shared), 2 weight scales a layer
+    by_name = {name: (params, kwargs) for name, params, kwargs in optimizers}
+    sgd_params, sgd_kwargs = by_name["SGD"]
+    assert {id(p) for p in sgd_params} == quantizers and sgd_kwargs == {"lr": QUANTIZER_LR}
+    adam_params, _ = by_name["Adam"]
+    assert not quantizers & {id(p) for p in adam_params}
+    assert len(adam_params) + len(sgd_params) == len(list(model.parameters()))
