@@ -14,7 +14,7 @@ from torch import nn
 from torch.fx.experimental.optimization import fuse
 
 from hw_models.error_models import ErrorModelParams
-from networks.quantize import DianaLayer, TensorErrors, analog_channels
+from networks.quantize import DianaLayer, TensorErrors
 
 CALIBRATION_QUANTILE = 0.999  # initial activation clip: ignore the rarest outliers
 
@@ -48,11 +48,11 @@ class DianaModel(nn.Module):
                   channels: Sequence[Sequence[int] | None] | None = None) -> None:
         """Put ``n_analog[i]`` output channels of layer i on the analog array (table order):
         those named in ``channels[i]`` when given, else the least-ternarisation-error
-        ones."""
+        ones under the layer's ternary scales (``DianaLayer.analog_channels``)."""
         named = channels if channels is not None else [None] * len(self.layer_names)
         for layer, count, chosen in zip(self.layers(), n_analog, named, strict=True):
             if chosen is None:
-                mask = analog_channels(layer.layer.weight, int(count))
+                mask = layer.analog_channels(int(count))
             else:
                 mask = torch.zeros(layer.layer.weight.shape[0], dtype=torch.bool)
                 mask[list(chosen)] = True
@@ -126,7 +126,9 @@ def _fold_batchnorm(float_model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def calibrate(model: DianaModel, images: torch.Tensor) -> None:
-    """Set every activation clip to a high quantile of the layer's input on ``images``."""
+    """Set every activation clip to a high quantile of the layer's input on ``images`` (ODiMO
+    starts every clip at 6 instead, quant_module_pow2.py:531; the forward pass rounds the
+    clip up to 127 / 2^k either way: ``ActivationQuantizer``)."""
     observed: dict[str, torch.Tensor] = {}
 
     def observe(name: str):

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 from hw_models.error_models import ErrorModelParams
 from networks.datasets import DataBundle
 from networks.diana_model import DianaModel
+from networks.quantize import QUANTIZER_LR, split_parameters
 from networks.train import Checkpoint, correctness, lr_at
 
 RAMP_START = 0.01  # curricular BER starts at 1 % of the target
@@ -121,15 +122,19 @@ def _step_reporter(on_step: StepProgress | None, finetune: int, finetunes: int, 
 
 def _fine_tune(model: DianaModel, candidate: FineTuneCandidate, setup: FineTuneSetup, *,
                seed: int, on_step: Callable[[int], None] | None = None) -> None:
-    """``config.steps`` steps of Adam under ramping errors; ``on_step`` hears each step
-    done (0 before the first)."""
+    """``config.steps`` steps of Adam on the weights and plain SGD at ``QUANTIZER_LR`` on the
+    activation clips and weight scales (ODiMO fine-tunes its quantisers with their own SGD,
+    image_classification/cifar10/main_r20.py:308-325), under ramping errors; ``on_step``
+    hears each step done (0 before the first)."""
     config = setup.config
     if config.steps == 0:
         return
     if on_step is not None:
         on_step(0)
     torch.manual_seed(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    weights, quantizers = split_parameters(model)
+    optimizer = torch.optim.Adam(weights, lr=config.lr)
+    quantizer_optimizer = torch.optim.SGD(quantizers, lr=QUANTIZER_LR)
     ramp_steps = max(1, round(config.steps * config.ramp_fraction))
     batches = _endless_batches(setup, seed)
     model.train()
@@ -141,8 +146,10 @@ def _fine_tune(model: DianaModel, candidate: FineTuneCandidate, setup: FineTuneS
         images, labels = next(batches)
         loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
+        quantizer_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        quantizer_optimizer.step()
         if on_step is not None:
             on_step(step + 1)
     model.clear_errors()

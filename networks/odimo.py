@@ -11,7 +11,8 @@ weight (plain softmax, no Gumbel noise); depthwise layers stay digital. The loss
 with the cost (latency or energy) of ``networks.diana_cost`` at the effective channel
 counts ``sum_c softmax(alpha / tau)[analog, c]``, so ``lambda`` is dimensionless. Each batch
 takes one step of SGD on the weights (lr 1e-3, momentum 0.9, weight decay 1e-4), Adam on the
-logits (lr 1e-3) and SGD on the activation clips (lr 1e-5); ``tau`` starts at 1 and is
+logits (lr 1e-3) and plain SGD on the quantisers' activation clips and weight scales
+(lr 1e-5: ODiMO's ``q_params``, ``search_r20.py``:91,339-357); ``tau`` starts at 1 and is
 multiplied by exp(-0.045) after every epoch, once that epoch is validated. The epoch whose
 relaxed network (at the tau it was validated at) has the best validation top-1 accuracy is
 kept, a later epoch only when strictly better (ODiMO's ``search_r20.py``: ``acc1 >
@@ -19,17 +20,18 @@ best_acc1``; an epoch whose validation cross-entropy is not finite never counts)
 channel goes to the core with the larger logit (a tie: digital).
 
 The weights learn under SGD with ODiMO's schedule (``MultiStepLR`` at epochs 100 and 150,
-factor 0.1) and the activation clips with their own SGD (``StepLR`` every 50 epochs, factor
-0.1); the search stops early once ``patience_epochs`` epochs pass without a better kept epoch
-(ODiMO's early stopping, patience 50) and runs at most 200 epochs (its ``run_ic_fulltest.sh``);
-batches of 128 images.
+factor 0.1) and the quantisers (clips and weight scales) with their own SGD (``StepLR``
+every 50 epochs, factor 0.1); the search stops early once ``patience_epochs`` epochs pass
+without a better kept epoch (ODiMO's early stopping, patience 50) and runs at most 200 epochs
+(its ``run_ic_fulltest.sh``); batches of 128 images.
 
 **Fine-tune** (``odimo_finetune``, ODiMO's second stage): the kept epoch's whole state (weights
 and clips, not only the logits) with the argmax split frozen, trained for ``finetune_epochs``
 (ODiMO: 200) by SGD at lr 1e-4 (momentum 0.9, weight decay 1e-4, ``MultiStepLR`` at 100 and
-150), the clips at lr 1e-5; the epoch whose discrete network is most accurate on validation is
-kept (ODiMO's patience of 500 epochs never stops a 200-epoch run, so there is no early stop).
-These weights are what ODiMO delivers: ``dse.engines.odimo`` measures its split from them.
+150), the quantisers at lr 1e-5; the epoch whose discrete network is most accurate on
+validation is kept (ODiMO's patience of 500 epochs never stops a 200-epoch run, so there is
+no early stop). These weights are what ODiMO delivers: ``dse.engines.odimo`` measures its
+split from them.
 
 The search starts from the baseline checkpoint and never sees DRAM errors (ODiMO does not
 model DRAM).
@@ -48,6 +50,7 @@ from hw_models.layer_table import LayerTable
 from hw_models.soc import Soc
 from networks.datasets import DataBundle
 from networks.diana_cost import LayerColumns, split_cost
+from networks.quantize import QUANTIZER_LR, split_parameters
 from networks.train import Checkpoint
 
 COST_TARGETS = ("latency", "energy")
@@ -60,7 +63,7 @@ SEARCH_PATIENCE_EPOCHS = 50
 FINETUNE_EPOCHS = 200
 LR_MILESTONES_EPOCHS = (100, 150)   # MultiStepLR of the weights, search and fine-tune
 LR_DECAY = 0.1
-CLIP_LR_STEP_EPOCHS = 50            # StepLR of the clips in the search
+CLIP_LR_STEP_EPOCHS = 50            # StepLR of the quantisers (clips, scales) in the search
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class OdimoConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     alpha_lr: float = 1e-3
-    clip_lr: float = 1e-5
+    quantizer_lr: float = QUANTIZER_LR  # clips and weight scales (search_r20.py:357)
     finetune_lr: float = 1e-4
     tau_decay_per_epoch: float = 0.045
     seed: int = 0
@@ -144,16 +147,17 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
     columns = LayerColumns.of(table, device)
     reference = _cost(torch.zeros(table.n_layers, dtype=torch.float64, device=device),
                       columns, soc, config.target).detach()
-    weights, clips = _weights_and_clips(model)
+    weights, quantizers = split_parameters(model)
     weight_optimizer = torch.optim.SGD(weights, lr=config.weight_lr, momentum=config.momentum,
                                        weight_decay=config.weight_decay)
-    clip_optimizer = torch.optim.SGD(clips, lr=config.clip_lr)
+    quantizer_optimizer = torch.optim.SGD(quantizers, lr=config.quantizer_lr)
     optimizers = [weight_optimizer, torch.optim.Adam(list(alphas.values()), lr=config.alpha_lr),
-                  clip_optimizer]
+                  quantizer_optimizer]
     schedulers = [
         torch.optim.lr_scheduler.MultiStepLR(weight_optimizer, list(LR_MILESTONES_EPOCHS),
                                              gamma=LR_DECAY),
-        torch.optim.lr_scheduler.StepLR(clip_optimizer, CLIP_LR_STEP_EPOCHS, gamma=LR_DECAY)]
+        torch.optim.lr_scheduler.StepLR(quantizer_optimizer, CLIP_LR_STEP_EPOCHS,
+                                        gamma=LR_DECAY)]
     tau = 1.0
     best_accuracy, best_epoch = -math.inf, 0
     best_alphas = {i: a.detach().clone() for i, a in alphas.items()}
@@ -233,11 +237,11 @@ def odimo_finetune(checkpoint: Checkpoint, bundle: DataBundle, searched: OdimoRe
     best_epoch, best_state = 0, _state_copy(model)
     history: list[dict[str, float]] = []
     samples = 0
-    weights, clips = _weights_and_clips(model)
+    weights, quantizers = split_parameters(model)
     weight_optimizer = torch.optim.SGD(weights, lr=config.finetune_lr,
                                        momentum=config.momentum,
                                        weight_decay=config.weight_decay)
-    optimizers = [weight_optimizer, torch.optim.SGD(clips, lr=config.clip_lr)]
+    optimizers = [weight_optimizer, torch.optim.SGD(quantizers, lr=config.quantizer_lr)]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(
         weight_optimizer, list(LR_MILESTONES_EPOCHS), gamma=LR_DECAY)
     steps_per_epoch = bundle.num_batches("train", config.batch_size)
@@ -265,14 +269,6 @@ def odimo_finetune(checkpoint: Checkpoint, bundle: DataBundle, searched: OdimoRe
             best_accuracy, best_epoch, best_state = accuracy, epoch + 1, _state_copy(model)
     return FinetuneResult(best_state, best_epoch, best_accuracy, history, samples,
                           time.perf_counter() - start)
-
-
-def _weights_and_clips(model: torch.nn.Module
-                       ) -> tuple[list[torch.nn.Parameter], list[torch.nn.Parameter]]:
-    """The network's weights and its quantisers' parameters (their own learning rate)."""
-    clips = [p for name, p in model.named_parameters() if name.endswith("input_quantizer.clip")]
-    clip_ids = {id(p) for p in clips}
-    return [p for p in model.parameters() if id(p) not in clip_ids], clips
 
 
 def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:

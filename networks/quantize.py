@@ -1,20 +1,60 @@
 """DIANA quantisation of a torch model, with DRAM bit errors on the stored tensors.
 
-As in ODiMO (Risso et al., ISLPED 2023) for DIANA:
+The quantisers are ODiMO's (Risso et al., ISLPED 2023; public code eml-eda/odimo @ 2d9f139,
+``models/quant_module_pow2.py``, abbreviated ``qm2`` below, and ``models/utils.py``), the
+ones its DIANA networks (``models/mixresnet.py``) search and fine-tune with:
 
-* BatchNorm is folded into the preceding conv / linear layer (torch.fx ``fuse``);
-* digital output channels use 8-bit symmetric weights with one power-of-two scale per layer
-  (shift-based requantisation on DIANA's digital core): codes in [-127, 127];
-* analog output channels use ternary weights {-1, 0, +1} with one scale per output channel
-  (threshold 0.7 x mean |w| and scale = mean |w| above it, as in ternary weight networks,
-  Li & Liu 2016);
-* the inputs of every layer but the first are 7-bit unsigned activations with a learned clip
-  (PACT, Choi et al. 2018), initialised by calibration; the network input stays as it is;
-* straight-through estimators pass gradients through every rounding.
+* BatchNorm is folded into the preceding conv / linear layer (torch.fx ``fuse``), as ODiMO
+  starts from a BN-folded network (mixresnet.py:594-603);
+* **analog (ternary) weights**, one learned log-scale ``s_c`` per output channel
+  (``FQConvWeightQuantization`` with 2 bits, qm2:359-399; per channel, qm2:369):
+  ``W_q = e^s_c * round(clamp(W / e^s_c, -1, 1))``. ``s_c`` starts from the layer's shape
+  only, at ``ln(-2 Phi^-1(1/3) sigma)`` with ``sigma = sqrt(2 / (cout * k^2))``, so that a
+  weight drawn from N(0, sigma) is -1, 0 or +1 with equal odds (qm2:371-379; ``init_scale_param``
+  skips the 2-bit branch, utils.py:254-255): e^s = 0.1015 for a 16-channel 3x3 conv;
+* **digital (8-bit) weights**, one learned scale ``p`` per layer rounded down to a power of two
+  (``round_pow2``, qm2:386-388, set for every branch but the 2-bit one, qm2:766):
+  ``S = 2^floor(log2 p)``, ``W_q = S * round(127 * clamp(W / S, -1, 1)) / 127`` (qm2:245-261),
+  so codes in [-127, 127] and one code worth S / 127; ``p`` starts at
+  ``2^floor(log2(2 max|W|))`` of the layer's weights (utils.py:267-272);
+* **biases** (BN-folded layers have them): 16-bit codes whose step is the weight step times
+  the input's activation step (``FQConvBiasQuantization``, qm2:307-342): per channel
+  ``e^s_c * (clip / 127)`` analog, ``(S / 127) * (clip / 127)`` digital; codes in
+  [-32767, 32767]. The first layer reads the raw network input, which has no activation
+  step, so its bias stays float;
+* **activations**: the input of every layer but the first is 7-bit unsigned PACT with a
+  learned clip and a power-of-two scale (``LearnedClippedLinearQuantizeSTE`` with
+  ``round_pow2``, qm2:189-218; on by default for DIANA's layers, qm2:532):
+  ``sf = 2^floor(log2(127 / clip))``, ``code = floor(clamp(x, 0, 127 / sf) * sf)`` in 0..127,
+  ``x_q = code / sf``, so the clip in effect, 127 / sf, lies in [clip, 2 clip). ODiMO writes
+  that value back into the clip parameter on every forward pass (qm2:198); here the
+  parameter keeps what the optimiser made of it and the forward pass uses the rounded value
+  (the same forward for the same parameter). ODiMO starts every clip at 6 (qm2:531);
+  dse calibrates it instead on training images (``diana_model.calibrate``): the baseline
+  checkpoint then learns it in quantisation-aware training, and the probe starts from the
+  clips that checkpoint learned. The network input stays as it is (ODiMO's ResNet20
+  quantises it too, with a clip of 1.0, so 127 / 64 = 1.984375 in effect,
+  mixresnet.py:298-301; dse's normalised images are not confined to [0, 2));
+* **gradients** as ODiMO's autograd: every rounding (and the weights' clamp) passes the
+  gradient straight through (``FQQuantizationSTE.backward``, qm2:263-274; ``FloorSTE``,
+  qm2:348-355): the weight gets ``grad``, a ternary log-scale ``sum(grad * (W_q - W))``
+  over its channel and the digital scale ``sum(grad * (W_q - W)) / p`` over its layer; the
+  activation passes ``grad`` for 0 < x < clip and the clip gets the sum of ``grad`` over
+  x >= clip (PACT, qm2:205-218);
+* the quantiser parameters (clips and weight scales) learn with their own optimiser, plain SGD
+  at 1e-5 (``QUANTIZER_LR``; ODiMO's ``q_params``, ``--lrq`` default 1e-5, in search and
+  fine-tune: image_classification/cifar10/search_r20.py:91,339-357 and main_r20.py:89,
+  308-325): ``quantizer_parameters`` lists them.
 
 **Which channels go analog** (``analog_channels``): the ``n_analog`` output channels whose
-weights lose least when ternarised, i.e. with the smallest relative ternarisation error
-||w_c - t_c||^2 / ||w_c||^2 (ties broken by channel index). The rule is deterministic.
+weights lose least when ternarised under their own scale ``e^s_c``, i.e. with the smallest
+relative error ||w_c - e^s_c t_c||^2 / ||w_c||^2 (ties broken by channel index). The rule is
+deterministic.
+
+**Checkpoints without the weight scales** (written before these quantisers): a state dict that
+lacks a layer's scales gets them by ODiMO's initial rules from the weights it holds
+(``DianaLayer._load_from_state_dict``); every other missing or unexpected key is still an
+error.
 
 DRAM errors act on the stored codes: int8 two's complement for digital weights, packed 2-bit
 (w+, w-) codes for analog weights, one byte per 7-bit activation; each tensor starts a DRAM
@@ -28,7 +68,10 @@ other reader gets the same corrupted codes.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,48 +81,120 @@ from torch.nn import functional as F
 from hw_models.error_models import ErrorModelParams
 from networks import fault_injection as fi
 
-DIGITAL_LEVELS = 127  # 8-bit symmetric codes
-ACTIVATION_LEVELS = 127  # 7-bit unsigned codes
-TERNARY_THRESHOLD = 0.7  # x mean |w|, ternary weight networks (Li & Liu 2016)
+# Which quantisers the probe measures with: part of the probe cache key, so that results
+# measured with other quantisers (dse <= 0.3: ternary at 0.7 mean|w|, unlearned scales) are
+# measured again rather than read back.
+QUANTIZER_VERSION = "odimo-2d9f139"
+
+DIGITAL_LEVELS = 127     # 2^(8-1) - 1 positive codes of the 8-bit weights (qm2:251)
+TERNARY_LEVELS = 1       # 2^(2-1) - 1 (qm2:251): codes -1, 0, +1
+ACTIVATION_LEVELS = 127  # 2^7 - 1 codes of the 7-bit activations (qm2:149)
+BIAS_LEVELS = 32767      # 2^(16-1) - 1 positive codes of the 16-bit biases (qm2:314,324)
+# qm2:377: p = 1 / (2^bits - 1), the share of weights each of the three ternary codes gets
+TERNARY_CODE_SHARE = 1 / 3
+QUANTIZER_LR = 1e-5      # SGD on clips and scales (ODiMO --lrq, cifar10/main_r20.py:89)
 
 
-def pow2_int8(weight: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Codes (float tensor of integers in [-127, 127]) and the layer's power-of-two scale."""
+def initial_ternary_log_scale(cout: int, kernel_area: int) -> float:
+    """ODiMO's initial log-scale of a ternary layer (qm2:371-378): weights of a kaiming
+    fan-out normal N(0, sqrt(2 / (cout * k^2))) below -e^s / 2 have odds 1/3. From the
+    shape only (a linear layer is a 1x1 conv, as ODiMO maps it, mixresnet.py:81-88:
+    ``kernel_area`` 1)."""
+    sigma = math.sqrt(2 / (cout * kernel_area))
+    return math.log(-2 * NormalDist(0.0, sigma).inv_cdf(TERNARY_CODE_SHARE))
+
+
+def initial_digital_scale(weight: torch.Tensor) -> float:
+    """ODiMO's initial 8-bit scale of a layer, 2^floor(log2(2 max|W|)) (utils.py:270): the
+    power of two in (max|W|, 2 max|W|], so no weight clips (1 for an all-zero layer)."""
     peak = float(weight.detach().abs().max())
-    scale = 2.0 ** np.ceil(np.log2(peak / DIGITAL_LEVELS)) if peak > 0 else 1.0
-    return torch.clamp(torch.round(weight / scale), -DIGITAL_LEVELS, DIGITAL_LEVELS), scale
+    return float(2.0 ** math.floor(math.log2(2 * peak))) if peak > 0 else 1.0
 
 
-def ternary(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-output-channel ternary codes in {-1, 0, 1} and scales, shape (cout,)."""
-    flat = weight.detach().reshape(weight.shape[0], -1)  # (cout, fan_in)
-    magnitude = flat.abs()
-    threshold = TERNARY_THRESHOLD * magnitude.mean(dim=1, keepdim=True)
-    kept = magnitude > threshold
-    scale = (magnitude * kept).sum(dim=1) / kept.sum(dim=1).clamp(min=1)
-    codes = torch.sign(flat) * kept
-    return codes.reshape(weight.shape), scale
-
-
-def ternarisation_error(weight: torch.Tensor) -> torch.Tensor:
-    """Relative squared error of ternarising each output channel, shape (cout,)."""
-    codes, scale = ternary(weight)
-    flat = weight.detach().reshape(weight.shape[0], -1)
-    approx = codes.reshape(flat.shape) * scale[:, None]
-    return ((flat - approx) ** 2).sum(dim=1) / (flat ** 2).sum(dim=1).clamp(min=1e-30)
-
-
-def analog_channels(weight: torch.Tensor, n_analog: int) -> torch.Tensor:
-    """Boolean mask (cout,): the ``n_analog`` channels with the smallest ternarisation error."""
-    order = torch.argsort(ternarisation_error(weight), stable=True)
-    mask = torch.zeros(weight.shape[0], dtype=torch.bool)
-    mask[order[:n_analog]] = True
-    return mask
+def _kernel_area(weight: torch.Tensor) -> int:
+    return int(np.prod(weight.shape[2:])) if weight.dim() > 2 else 1
 
 
 def straight_through(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``target`` in the forward pass, gradient of ``value`` in the backward pass."""
     return value + (target - value).detach()
+
+
+def floor_ste(value: torch.Tensor) -> torch.Tensor:
+    """floor with the gradient of the identity (ODiMO's ``FloorSTE``, qm2:348-355)."""
+    return straight_through(value, torch.floor(value))
+
+
+def power_of_two_scale(scale_param: torch.Tensor) -> torch.Tensor:
+    """S = 2^floor(log2 p), differentiable in p through ``floor_ste`` (qm2:386-388)."""
+    return torch.exp2(floor_ste(torch.log2(scale_param)))
+
+
+def _codes(scaled: torch.Tensor, levels: int) -> torch.Tensor:
+    """round(levels * clamp(x, -1, 1)): the integer codes of ODiMO's ``FQQuantizationSTE``
+    (qm2:253-257) without the gradient."""
+    return torch.round(torch.clamp(scaled.detach(), -1, 1) * levels)
+
+
+def _fake_quantized(weight: torch.Tensor, scale: torch.Tensor, codes: torch.Tensor,
+                    levels: int) -> torch.Tensor:
+    """``scale * codes / levels`` in the forward pass; in the backward pass, the gradient of
+    ``scale * (weight / scale)`` with the rounding and clamp passed straight through
+    (qm2:391-396 with qm2:263-274)."""
+    scaled = weight / scale
+    return straight_through(scaled, codes / levels) * scale
+
+
+def ternary(weight: torch.Tensor, log_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ternary codes in {-1, 0, 1} (weight's shape) and the per-channel scales e^s, (cout,)."""
+    scale = torch.exp(log_scale.detach())
+    per_channel = (-1,) + (1,) * (weight.dim() - 1)
+    return _codes(weight / scale.reshape(per_channel), TERNARY_LEVELS), scale
+
+
+def pow2_int8(weight: torch.Tensor, scale_param: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """8-bit codes in [-127, 127] (float tensor of integers) and the layer's power-of-two
+    scale S (one code is worth S / 127)."""
+    scale = float(power_of_two_scale(scale_param.detach()))
+    return _codes(weight / scale, DIGITAL_LEVELS), scale
+
+
+def ternarisation_error(weight: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Relative squared error of ternarising each output channel under its scale, (cout,)."""
+    codes, scale = ternary(weight.detach(), log_scale)
+    flat = weight.detach().reshape(weight.shape[0], -1)
+    approx = codes.reshape(flat.shape) * scale[:, None]
+    return ((flat - approx) ** 2).sum(dim=1) / (flat ** 2).sum(dim=1).clamp(min=1e-30)
+
+
+def analog_channels(weight: torch.Tensor, n_analog: int,
+                    log_scale: torch.Tensor) -> torch.Tensor:
+    """Boolean mask (cout,): the ``n_analog`` channels with the smallest ternarisation error
+    under their scales e^log_scale."""
+    order = torch.argsort(ternarisation_error(weight, log_scale).cpu(), stable=True)
+    mask = torch.zeros(weight.shape[0], dtype=torch.bool)
+    mask[order[:n_analog]] = True
+    return mask
+
+
+def quantizer_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every activation clip and weight scale of ``model``, each once (a shared quantiser is
+    one): ODiMO's ``q_params``, trained by their own optimiser (search_r20.py:339-357)."""
+    found: dict[int, nn.Parameter] = {}
+    for module in model.modules():
+        if isinstance(module, ActivationQuantizer):
+            found.setdefault(id(module.clip), module.clip)
+        elif isinstance(module, DianaLayer):
+            for param in (module.ternary_log_scale, module.digital_scale):
+                found.setdefault(id(param), param)
+    return list(found.values())
+
+
+def split_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """(the other parameters, ``quantizer_parameters``) of ``model``."""
+    quantizer = quantizer_parameters(model)
+    ids = {id(p) for p in quantizer}
+    return [p for p in model.parameters() if id(p) not in ids], quantizer
 
 
 @dataclass(frozen=True)
@@ -122,21 +237,42 @@ class StoredCopy:
 
 
 class ActivationQuantizer(nn.Module):
-    """7-bit unsigned fake quantisation with a learned clip (PACT)."""
+    """7-bit unsigned PACT with a learned clip and a power-of-two scale (ODiMO's
+    ``LearnedClippedLinearQuantization`` with ``round_pow2``, qm2:189-241)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.clip = nn.Parameter(torch.tensor(1.0))
 
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer codes 0..127 as float, differentiable in x and clip through the STE."""
-        clipped = torch.minimum(F.relu(x), self.clip)
-        return straight_through(clipped * ACTIVATION_LEVELS / self.clip,
-                                torch.round(clipped * ACTIVATION_LEVELS / self.clip))
+    def scale_factor(self) -> torch.Tensor:
+        """sf = 2^floor(log2(127 / clip)), codes per unit of activation (qm2:195-197);
+        no gradient."""
+        clip = self.clip.detach().clamp(min=torch.finfo(self.clip.dtype).tiny)
+        return torch.exp2(torch.floor(torch.log2(ACTIVATION_LEVELS / clip)))
+
+    def _clip_in_effect(self) -> torch.Tensor:
+        """127 / sf (qm2:198) in the forward pass, with the gradient of the clip."""
+        return straight_through(self.clip, ACTIVATION_LEVELS / self.scale_factor())
 
     def step(self) -> torch.Tensor:
-        """The value of one code (differentiable in the clip)."""
-        return self.clip / ACTIVATION_LEVELS
+        """The value of one code, 1 / sf (differentiable in the clip: clip / 127)."""
+        return self._clip_in_effect() / ACTIVATION_LEVELS
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer codes 0..127 as float, floor(clamp(x, 0, 127 / sf) * sf) (qm2:199-200).
+
+        Gradients as ODiMO's ``LearnedClippedLinearQuantizeSTE.backward`` (qm2:205-218)
+        for ``codes(x) * step()``: ``grad`` to x where 0 < x < clip, and to the clip where
+        x >= clip; ``codes`` alone passes ``grad / step`` to x there."""
+        clip = self._clip_in_effect()
+        step = clip / ACTIVATION_LEVELS
+        step_value = step.detach()
+        clipped = torch.where(x >= clip, clip, F.relu(x))
+        target = torch.floor(clipped.detach() * self.scale_factor())
+        # value (clipped - target * step) / step_value + target: its product with ``step``
+        # has the gradient of ``clipped`` alone (the code's share in the step cancels)
+        value = (clipped - target * (step - step_value)) / step_value
+        return straight_through(value, target)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.codes(x) * self.step()
@@ -152,13 +288,35 @@ class DianaLayer(nn.Module):
         self.layer = layer
         self.quantize_input = quantize_input
         self.input_quantizer = ActivationQuantizer()
-        self.register_buffer("analog", torch.zeros(layer.weight.shape[0], dtype=torch.bool))
+        weight = layer.weight.detach()
+        cout = weight.shape[0]
+        self.register_buffer("analog", torch.zeros(cout, dtype=torch.bool))
+        # learned weight scales, ODiMO's initial values (module docstring)
+        self.ternary_log_scale = nn.Parameter(torch.full(
+            (cout,), initial_ternary_log_scale(cout, _kernel_area(weight)),
+            dtype=weight.dtype, device=weight.device))
+        self.digital_scale = nn.Parameter(torch.tensor(
+            initial_digital_scale(weight), dtype=weight.dtype, device=weight.device))
         self.errors: TensorErrors | None = None
         self._frozen_weight: torch.Tensor | None = None
         self.stored_copy = StoredCopy()  # shared with the other readers of the same input
         # ODiMO's search: per output channel, the probability of the analog array; the
         # weight is then the mix of the two quantised weights (None: the ``analog`` split)
         self.analog_probability: torch.Tensor | None = None
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any) -> None:
+        """A state dict written before the weight scales existed gets them by ODiMO's initial
+        rules from the weights it holds (the module docstring)."""
+        weight = state_dict.get(prefix + "layer.weight")
+        if isinstance(weight, torch.Tensor):
+            cout = weight.shape[0]
+            state_dict.setdefault(prefix + "ternary_log_scale", torch.full(
+                (cout,), initial_ternary_log_scale(cout, _kernel_area(weight)),
+                dtype=weight.dtype))
+            state_dict.setdefault(prefix + "digital_scale", torch.tensor(
+                initial_digital_scale(weight), dtype=weight.dtype))
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def set_errors(self, errors: TensorErrors | None) -> None:
         self.errors = errors
@@ -168,23 +326,55 @@ class DianaLayer(nn.Module):
         """Draw the weight errors once and reuse them (one mask per evaluation seed)."""
         self._frozen_weight = self.quantized_weight().detach()
 
+    def analog_channels(self, n_analog: int) -> torch.Tensor:
+        """The ``n_analog`` least-ternarisation-error channels under this layer's scales."""
+        return analog_channels(self.layer.weight, n_analog, self.ternary_log_scale)
+
+    def _per_channel(self) -> tuple[int, ...]:
+        return (-1,) + (1,) * (self.layer.weight.dim() - 1)
+
+    def _weight_steps(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The value of one code of the ternary (per channel, (cout,)) and 8-bit (per layer)
+        weights, differentiable in the scales."""
+        return (torch.exp(self.ternary_log_scale) / TERNARY_LEVELS,
+                power_of_two_scale(self.digital_scale) / DIGITAL_LEVELS)
+
     def quantized_weight(self) -> torch.Tensor:
-        """Weights as the accelerators see them (errors included), with STE gradients."""
+        """Weights as the accelerators see them (errors included), with ODiMO's gradients."""
         weight = self.layer.weight
-        digital_codes, digital_scale = pow2_int8(weight.detach())
-        ternary_codes, ternary_scale = ternary(weight.detach())
+        per_channel = self._per_channel()
+        ternary_scale = torch.exp(self.ternary_log_scale).reshape(per_channel)
+        digital_scale = power_of_two_scale(self.digital_scale)
+        ternary_codes = _codes(weight / ternary_scale, TERNARY_LEVELS)
+        digital_codes = _codes(weight / digital_scale, DIGITAL_LEVELS)
         errors = self.errors
         if errors is not None and errors.weight_ber > 0:
             digital_codes, ternary_codes = self._inject_weights(errors, digital_codes,
                                                                 ternary_codes)
-        per_channel = (-1,) + (1,) * (weight.dim() - 1)
-        analog_weight = straight_through(weight,
-                                         ternary_codes * ternary_scale.reshape(per_channel))
-        digital_weight = straight_through(weight, digital_codes * digital_scale)
+        analog_weight = _fake_quantized(weight, ternary_scale, ternary_codes, TERNARY_LEVELS)
+        digital_weight = _fake_quantized(weight, digital_scale, digital_codes, DIGITAL_LEVELS)
         if self.analog_probability is not None:  # ODiMO: sum_i softmax(alpha / tau)_i Q_i(W)
             share = self.analog_probability.reshape(per_channel)
             return share * analog_weight + (1 - share) * digital_weight
         return torch.where(self.analog.reshape(per_channel), analog_weight, digital_weight)
+
+    def quantized_bias(self, activation_step: torch.Tensor | None) -> torch.Tensor | None:
+        """16-bit bias, one code worth (weight step) x (activation step) per channel
+        (qm2:321-342); float where the layer has no input quantiser."""
+        bias = self.layer.bias
+        if bias is None or activation_step is None:
+            return bias
+        ternary_step, digital_step = self._weight_steps()
+
+        def quantized(step: torch.Tensor) -> torch.Tensor:
+            full_scale = step * activation_step * BIAS_LEVELS
+            return _fake_quantized(bias, full_scale, _codes(bias / full_scale, BIAS_LEVELS),
+                                   BIAS_LEVELS)
+        analog_bias, digital_bias = quantized(ternary_step), quantized(digital_step)
+        if self.analog_probability is not None:
+            share = self.analog_probability
+            return share * analog_bias + (1 - share) * digital_bias
+        return torch.where(self.analog, analog_bias, digital_bias)
 
     def _inject_weights(self, errors: TensorErrors, digital: torch.Tensor,
                         analog_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,9 +383,10 @@ class DianaLayer(nn.Module):
         low, high = float(digital.min()), float(digital.max())  # profiled, error-free
         digital_rows = digital[~self.analog]
         if digital_rows.numel():
-            hit = fi.inject_int8(digital_rows.to(torch.int8), errors.weight_ber, **kw)
+            hit = fi.inject_int8(digital_rows.to(torch.int8).cpu(), errors.weight_ber, **kw)
             digital = digital.clone()
-            digital[~self.analog] = fi.correct_implausible(hit.float(), low, high)
+            digital[~self.analog] = fi.correct_implausible(hit.float(), low, high).to(
+                digital.device)
         analog_rows = analog_codes[self.analog]
         if analog_rows.numel():
             analog_codes = analog_codes.clone()
@@ -227,8 +418,10 @@ class DianaLayer(nn.Module):
         weight = self._frozen_weight
         if weight is None:
             weight = self.quantized_weight()
+        bias = self.quantized_bias(self.input_quantizer.step() if self.quantize_input
+                                   else None)
         layer = self.layer
         if isinstance(layer, nn.Linear):
-            return F.linear(x, weight, layer.bias)
-        return F.conv2d(x, weight, layer.bias, layer.stride, layer.padding, layer.dilation,
+            return F.linear(x, weight, bias)
+        return F.conv2d(x, weight, bias, layer.stride, layer.padding, layer.dilation,
                         layer.groups)

@@ -21,6 +21,7 @@ from hw_models.errors import ConfigError
 from networks.datasets import DataBundle, DatasetSpec
 from networks.diana_model import DianaModel, calibrate, to_diana
 from networks.extract import extract_layer_table
+from networks.quantize import QUANTIZER_LR, split_parameters
 from networks.zoo import build_network
 
 Progress = Callable[[int, int, str], None]  # (steps done, steps in all, status)
@@ -198,8 +199,13 @@ _M = TypeVar("_M", bound=nn.Module)
 def _fit(model: _M, bundle: DataBundle, config: TrainConfig, *, epochs: int,
          peak_lr: float, device: str, on_step: Callable[[nn.Module, int, float], None],
          before_step: Callable[[_M, int], None] | None = None) -> None:
-    optimizer = torch.optim.SGD(model.parameters(), lr=peak_lr, momentum=config.momentum,
+    weights, quantizers = split_parameters(model)
+    optimizer = torch.optim.SGD(weights, lr=peak_lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay, nesterov=True)
+    # the clips and weight scales: their own plain SGD, as ODiMO trains its quantised
+    # networks (image_classification/cifar10/main_r20.py:308-325)
+    quantizer_optimizer = (torch.optim.SGD(quantizers, lr=QUANTIZER_LR) if quantizers
+                           else None)
     steps = epochs * bundle.num_batches("train", config.batch_size)
     model.train()
     step = 0
@@ -213,10 +219,14 @@ def _fit(model: _M, bundle: DataBundle, config: TrainConfig, *, epochs: int,
                 group["lr"] = lr_at(step, steps, peak_lr)
             loss = F.cross_entropy(model(images), labels)
             optimizer.zero_grad(set_to_none=True)
+            if quantizer_optimizer is not None:
+                quantizer_optimizer.zero_grad(set_to_none=True)
             if torch.isfinite(loss):  # a rare error-injected batch must not wreck the weights
                 loss.backward()
                 nn.utils.clip_grad_norm_(model.parameters(), GRADIENT_CLIP_NORM)
                 optimizer.step()
+                if quantizer_optimizer is not None:
+                    quantizer_optimizer.step()
             step += 1
             on_step(model, step, float(loss.detach()))
 

@@ -30,12 +30,15 @@ _MEMORY_CACHE: dict[str, ProbeResult] = {}
 
 def cache_key(candidate: ProbeCandidate, config: ProbeConfig, *,
               error_params: ErrorModelParams, row_bytes: int, checkpoint_digest: str,
-              version: str, data_key: str | None = None) -> str:
+              version: str, data_key: str | None = None,
+              quantizer: str | None = None) -> str:
     """Hash of the split counts, per-tensor BERs, error model, settings, checkpoint (the
-    digest of its file), data and the dse ``version`` (a cache written by another version
-    is recomputed, not misread). ``data_key`` is the data's digest
+    digest of its file), data, quantisers and the dse ``version`` (a cache written by another
+    version is recomputed, not misread). ``data_key`` is the data's digest
     (``networks.data_identity.data_key``); None for a built-in dataset's fixed data, whose
-    keys stay those of dse 0.3.0."""
+    keys stay those of dse 0.3.0. ``quantizer`` names the probe's quantisers
+    (``networks.quantize.QUANTIZER_VERSION``); None: the quantisers of dse 0.3.0, whose keys
+    stay as they were."""
     document = {
         "version": version,
         "n_analog": list(candidate.n_analog),
@@ -50,6 +53,7 @@ def cache_key(candidate: ProbeCandidate, config: ProbeConfig, *,
         "row_bytes": row_bytes,
         "checkpoint": checkpoint_digest,
         **({} if data_key is None else {"data": data_key}),
+        **({} if quantizer is None else {"quantizer": quantizer}),
     }
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -30,6 +30,7 @@ from hw_models.error_models import ERROR_MODELS, ErrorModelParams
 from networks.data_identity import DIGEST_CACHE_FILE, data_key, data_sha256
 from networks.datasets import DataBundle, load_dataset
 from networks.finetune import FineTuneConfig, FineTuneSetup, StepProgress, fine_tuned_correctness
+from networks.quantize import QUANTIZER_VERSION
 from networks.train import (
     Checkpoint,
     Progress,
@@ -226,7 +227,8 @@ def probe_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
     return probe_cache.cache_key(candidate, setup.config, error_params=setup.error_params,
                                  row_bytes=setup.row_bytes,
                                  checkpoint_digest=setup.checkpoint.digest,
-                                 version=dse.__version__, data_key=data)
+                                 version=dse.__version__, data_key=data,
+                                 quantizer=QUANTIZER_VERSION)
 
 
 def result_shape(setup: ProbeSetup) -> tuple[int, int, int]:

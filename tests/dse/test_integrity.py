@@ -256,6 +256,28 @@ def test_the_cache_key_holds_the_package_version(monkeypatch):
     assert probe_key(error_free(1), setup) != key
 
 
+def test_the_cache_key_holds_the_quantizer_version(monkeypatch):
+    """Results measured with other quantisers (dse 0.3's fixed-threshold ternary) are not
+    read back: the probe's key names its quantisers, and differs from the key without."""
+    from dse.accuracy import error_free, probe_cache, probe_estimator
+    from dse.accuracy.defaults import ProbeConfig
+    from hw_models.error_models import ErrorModelParams
+    from networks.train import Checkpoint
+
+    checkpoint = Checkpoint("resnet8", "synthetic", (3, 16, 16), 4, ("a",), {}, {}, 0.5, 0.5,
+                            digest="d")
+    setup = probe_estimator.ProbeSetup(checkpoint=checkpoint, bundle=None,  # type: ignore
+                                       config=ProbeConfig(), error_params=ErrorModelParams(),
+                                       row_bytes=2048)
+    key = probe_estimator.probe_key(error_free(1), setup)
+    old_quantizers = probe_cache.cache_key(error_free(1), setup.config,
+                                           error_params=setup.error_params, row_bytes=2048,
+                                           checkpoint_digest="d", version=dse.__version__)
+    assert key != old_quantizers
+    monkeypatch.setattr(probe_estimator, "QUANTIZER_VERSION", "another")
+    assert probe_estimator.probe_key(error_free(1), setup) not in (key, old_quantizers)
+
+
 # ---- totals that are not finite ----------------------------------------------------------
 
 @pytest.fixture()

@@ -1,8 +1,6 @@
 """DIANA quantisers, the analog-channel rule and the quantised model."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
@@ -20,36 +18,40 @@ from networks.quantize import (
 
 def test_ternary_values_per_channel():
     torch.manual_seed(0)
-    weight = torch.randn(6, 4, 3, 3)
-    codes, scale = ternary(weight)
+    weight = torch.randn(6, 4, 3, 3) * 0.2
+    log_scale = torch.log(torch.linspace(0.05, 0.3, 6))
+    codes, scale = ternary(weight, log_scale)
     assert set(codes.unique().tolist()) <= {-1.0, 0.0, 1.0}
     dequantised = codes * scale[:, None, None, None]
     for channel in range(6):
         values = set(dequantised[channel].unique().tolist())
         s = float(scale[channel])
         assert values <= {-s, 0.0, s} and s > 0
+        kept = weight[channel].abs() > s / 2  # round(clamp(w / s, -1, 1)): threshold s / 2
+        assert torch.equal(codes[channel] != 0, kept)
 
 
 def test_int8_grid_with_power_of_two_scale():
     torch.manual_seed(1)
     weight = torch.randn(8, 3, 3, 3) * 0.3
-    codes, scale = pow2_int8(weight)
-    assert math.log2(scale) == int(math.log2(scale))
-    assert codes.abs().max() <= 127 and codes.abs().max() > 63  # the scale is the tightest
-    assert torch.equal(codes, codes.round())
-    assert (codes * scale - weight).abs().max() <= scale / 2 + 1e-7
+    codes, scale = pow2_int8(weight, torch.tensor(0.9))
+    assert scale == 0.5  # 2^floor(log2 0.9)
+    assert codes.abs().max() <= 127 and torch.equal(codes, codes.round())
+    inside = weight.abs() <= scale
+    assert ((codes * scale / 127 - weight).abs()[inside]).max() <= scale / 127 / 2 + 1e-7
+    assert torch.equal(codes[~inside].abs(), torch.full_like(codes[~inside], 127.0))
 
 
 def test_activations_are_7_bit():
     quantizer = ActivationQuantizer()
-    quantizer.clip.data.fill_(2.0)
-    x = torch.linspace(-1, 3, 1001)
+    quantizer.clip.data.fill_(2.0)  # rounded up to 127 / 32 = 3.96875 (sf = 32)
+    x = torch.linspace(-1, 5, 1001)
     with torch.no_grad():
         codes = quantizer.codes(x)
         out = quantizer(x)
     assert codes.min() == 0 and codes.max() == 127
     assert torch.equal(codes, codes.round())
-    assert out.min() == 0 and float(out.max()) == pytest.approx(2.0)
+    assert out.min() == 0 and float(out.max()) == 127 / 32
     assert len(out.unique()) == 128
 
 
@@ -58,15 +60,17 @@ def test_analog_channel_rule_picks_smallest_ternarisation_error():
     weight = torch.randn(4, 8)
     weight[2] = torch.tensor([0.5, -0.5, 0.5, 0.0, 0.5, -0.5, 0.0, 0.5])  # exactly ternary
     weight[3] = weight[2].clone()  # a tie with channel 2: the lower index wins
-    errors = ternarisation_error(weight)
+    log_scale = torch.log(torch.tensor([0.8, 0.8, 0.5, 0.5]))
+    errors = ternarisation_error(weight, log_scale)
     assert errors[2] == pytest.approx(0, abs=1e-12)
-    assert analog_channels(weight, 1).tolist() == [False, False, True, False]
-    two = analog_channels(weight, 2)
+    assert analog_channels(weight, 1, log_scale).tolist() == [False, False, True, False]
+    two = analog_channels(weight, 2, log_scale)
     assert two.tolist() == [False, False, True, True]
     order = torch.argsort(errors[:2])
-    three = analog_channels(weight, 3)
+    three = analog_channels(weight, 3, log_scale)
     assert three[order[0]] and not three[order[1]]
-    assert analog_channels(weight, 0).sum() == 0 and analog_channels(weight, 4).all()
+    assert analog_channels(weight, 0, log_scale).sum() == 0
+    assert analog_channels(weight, 4, log_scale).all()
 
 
 def calibrated(network: str, dataset: str, shape: tuple[int, int, int], images: int,
@@ -169,6 +173,7 @@ def test_a_split_can_name_its_analog_channels(small_model):
     model.set_split(counts, channels)
     assert torch.nonzero(model.layers()[1].analog).flatten().tolist() == [0, 2, 5]
     model.set_split(counts)  # by the rule: the 3 least-ternarisation-error channels
-    rule = analog_channels(model.layers()[1].layer.weight, 3)
+    rule = analog_channels(model.layers()[1].layer.weight, 3,
+                           model.layers()[1].ternary_log_scale)
     assert torch.equal(model.layers()[1].analog, rule)
     model.set_split([0] * table.n_layers)

@@ -80,14 +80,20 @@ def test_an_accuracy_study_resumes_with_its_probe_settings(earlier):
 
 @pytest.mark.slow
 def test_a_probe_study_resumes_and_confirms_with_its_checkpoint_and_probe_cache(earlier):
-    """The 0.3.0 checkpoint loads, its probe cache still answers, and the study resumes and
-    is confirmed on the test split."""
+    """The 0.3.0 checkpoint loads (its layers get ODiMO's initial weight scales), its probe
+    cache, measured with 0.3.0's quantisers, is not read back but measured again, and the
+    study resumes and is confirmed on the test split."""
     quick = ("--epochs", "1", "--finetune-seeds", "1", "--error-seeds", "1",
              "--results-dir", str(earlier))
-    probed = run("probe", "--network", "resnet8", "--dataset", "digits", "--mapping",
-                 "all-digital", "--steps", "1", *quick, "--json")
+    probe_args = ("probe", "--network", "resnet8", "--dataset", "digits", "--mapping",
+                  "all-digital", "--steps", "1", *quick, "--json")
+    cached_before = len(list((earlier / "probe_cache").glob("*.json")))
+    probed = run(*probe_args)
     assert probed.exit_code == 0, probed.stderr
-    assert json.loads(probed.stdout)["cached"] is True
+    assert json.loads(probed.stdout)["cached"] is False
+    assert len(list((earlier / "probe_cache").glob("*.json"))) == cached_before + 1
+    again = run(*probe_args)
+    assert again.exit_code == 0 and json.loads(again.stdout)["cached"] is True
     on_todays_error_model(earlier / "legacy-probe", "legacy-probe")
     resumed = run("search", "--probe-steps", "1", "--trials", "10", "--no-confirm",
                   "--study", "legacy-probe", *quick)
