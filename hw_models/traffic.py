@@ -15,8 +15,20 @@ Modelling assumptions (docs/model.md, "Approximate DRAM"):
   lives in DRAM when its writer or any reader spills to DRAM: then the writer's bytes go to
   DRAM once and every reader reads that same copy. The network input arrives from the host
   and is never in DRAM; the last layer's output (the class scores) goes back to it.
+* **Residual shortcuts** (``LayerTable.shortcut_tensor``): a block's add runs in the output
+  stage of its conv2 and reads the stored shortcut. An identity block's shortcut is the block
+  input: it stays where it is from its first reader (conv1) to the add, so it counts in the
+  working set of every layer after conv1 up to the add, and the add is one more reader. A
+  downsample block's shortcut conv runs first (its place in the table is the float model's
+  call order; only the attribution of its bytes to rows depends on it): its output is written
+  and held through the block's main path (from conv1 to the add, counted in their working
+  sets), then read by the add. A shortcut lives in DRAM when its writer, a layer it is held
+  through or the add spills; then it is written (downsample: by the shortcut conv) and read
+  by the add from DRAM. A downsample shortcut is placed in the partition of the tensor it is
+  computed from (the block input: one placement for both).
 
-Tensors are numbered by their first reader in table order (``LayerTable.input_tensor``).
+Tensors are numbered by their first reader in table order (``LayerTable.input_tensor``); a
+downsample shortcut by its writer (``LayerTable.shortcut_writers``).
 """
 from __future__ import annotations
 
@@ -46,6 +58,12 @@ class LayerTraffic:
         tensor_in_dram: per tensor (indexed by its first reader): whether it is in DRAM;
             False at indices that are not a tensor's first reader.
         input_in_dram: whether the layer reads its input from DRAM.
+        shortcut_read_bytes: the stored shortcut the layer's residual add reads from DRAM.
+        shortcut_write_bytes: a shortcut conv's output written to DRAM (downsample block).
+        shortcut_in_dram: whether the shortcut the layer's add reads is in DRAM (False for
+            layers without an add).
+        shortcut_slot_in_dram: per downsample shortcut (indexed by its writer): whether it
+            is in DRAM; False elsewhere.
     """
 
     weight_read_bytes: np.ndarray
@@ -55,10 +73,15 @@ class LayerTraffic:
     level: np.ndarray
     tensor_in_dram: np.ndarray
     input_in_dram: np.ndarray
+    shortcut_read_bytes: np.ndarray
+    shortcut_write_bytes: np.ndarray
+    shortcut_in_dram: np.ndarray
+    shortcut_slot_in_dram: np.ndarray
 
     @property
     def total_bytes(self) -> np.ndarray:
-        return self.weight_read_bytes + self.activation_read_bytes + self.activation_write_bytes
+        return (self.weight_read_bytes + self.activation_read_bytes + self.activation_write_bytes
+                + self.shortcut_read_bytes + self.shortcut_write_bytes)
 
 
 def weight_bytes(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> np.ndarray:
@@ -78,6 +101,45 @@ def tensor_bytes(table: LayerTable, soc: Soc) -> np.ndarray:
     return table.input_elements * activation_bytes_per_element(soc)
 
 
+def shortcut_bytes(table: LayerTable, soc: Soc) -> np.ndarray:
+    """Bytes of the stored shortcut each layer's residual add reads (0 without an add),
+    shape (n_layers,): the layer's output size."""
+    return np.where(table.shortcut_tensor >= 0, table.output_elements, 0) \
+        * activation_bytes_per_element(soc)
+
+
+def shortcut_partition_slot(table: LayerTable) -> np.ndarray:
+    """Per layer: the layer whose ``activation_partition`` is the partition of the shortcut
+    its add reads (the tensor's first reader, or the shortcut conv, which reads the block
+    input: a downsample shortcut is placed with the tensor it is computed from); 0 without
+    an add."""
+    return np.maximum(table.shortcut_tensor, 0)
+
+
+@dataclass(frozen=True)
+class _Shortcut:
+    """One residual add: the layer it is fused into, its slot, whether the slot is written by
+    a shortcut conv, the layers it is held through and its size in elements."""
+
+    add: int
+    slot: int
+    written: bool
+    held: range
+    elements: int
+
+
+def _shortcuts(table: LayerTable) -> list[_Shortcut]:
+    found = []
+    for add, slot in enumerate(int(t) for t in table.shortcut_tensor):
+        if slot < 0:
+            continue
+        written = bool(table.input_tensor[slot] != slot)
+        start = int(table.input_tensor[slot]) if written else slot + 1
+        found.append(_Shortcut(add, slot, written, range(start, add + 1),
+                               int(table.output_elements[add])))
+    return found
+
+
 def layer_traffic(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> LayerTraffic:
     """DRAM bytes per layer and inference for the mapping ``n_analog`` (n_layers,) or
     (n_candidates, n_layers)."""
@@ -87,11 +149,22 @@ def layer_traffic(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> LayerTra
     resident = (soc.memory.weights_resident == "auto") & (total <= soc.memory.l2_bytes)
     l2_free = soc.memory.l2_bytes - np.where(resident, total, 0.0)
     level = _levels(table, soc, l2_free)
-    tensor_in_dram = _tensors_in_dram(table, level == LEVEL_DRAM)
+    spills = level == LEVEL_DRAM
+    tensor_in_dram = _tensors_in_dram(table, spills)
+    slot_in_dram = _shortcut_slots_in_dram(table, spills)
     input_in_dram = np.take(tensor_in_dram, table.input_tensor, axis=-1)
     size = tensor_bytes(table, soc)
     written = np.concatenate([tensor_in_dram[..., 1:] * size[1:],
                               np.zeros(tensor_in_dram.shape[:-1] + (1,))], axis=-1)
+    # the add reads its shortcut from DRAM when it lives there (identity: the block input)
+    slot = shortcut_partition_slot(table)
+    has_add = table.shortcut_tensor >= 0
+    shortcut_in_dram = has_add & (np.take(tensor_in_dram, slot, axis=-1)
+                                  | np.take(slot_in_dram, slot, axis=-1))
+    add_bytes = shortcut_bytes(table, soc)
+    written_add = has_add & (table.input_tensor[slot] != slot)  # downsample blocks
+    writer_bytes = np.zeros(table.n_layers)
+    writer_bytes[slot[written_add]] = add_bytes[written_add]
     return LayerTraffic(
         weight_read_bytes=np.where(resident, 0.0, stored),
         activation_read_bytes=np.where(input_in_dram, table.input_elements
@@ -101,27 +174,68 @@ def layer_traffic(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> LayerTra
         level=level,
         tensor_in_dram=tensor_in_dram,
         input_in_dram=input_in_dram,
+        shortcut_read_bytes=np.where(shortcut_in_dram, add_bytes, 0.0),
+        shortcut_write_bytes=np.where(slot_in_dram, writer_bytes, 0.0),
+        shortcut_in_dram=shortcut_in_dram,
+        shortcut_slot_in_dram=slot_in_dram,
     )
 
 
+def placed_activations(table: LayerTable, traffic: LayerTraffic) -> np.ndarray:
+    """Per tensor (its first reader): whether it, or a downsample shortcut computed from it
+    (placed with it), is in DRAM; the placement unit of ``activations/<layer>``."""
+    placed = np.array(traffic.tensor_in_dram, dtype=bool, copy=True)
+    writers = np.flatnonzero(traffic.shortcut_slot_in_dram)
+    placed[table.input_tensor[writers]] = True
+    return placed
+
+
+def working_set_elements(table: LayerTable) -> np.ndarray:
+    """Activation elements a layer needs on chip while it runs, shape (n_layers,): its input
+    and output, and every stored shortcut held through it or read by its add."""
+    elements = (table.input_elements + table.output_elements).astype(np.int64)
+    for shortcut in _shortcuts(table):
+        for layer in shortcut.held:
+            if table.input_tensor[layer] != shortcut.slot or shortcut.written:
+                elements[layer] += shortcut.elements
+    return elements
+
+
 def _levels(table: LayerTable, soc: Soc, l2_free_bytes: np.ndarray | float) -> np.ndarray:
-    working_set = ((table.input_elements + table.output_elements)
-                   * activation_bytes_per_element(soc))
+    working_set = working_set_elements(table) * activation_bytes_per_element(soc)
     return np.where(working_set <= soc.memory.l1_activation_bytes, LEVEL_L1,
                     np.where(working_set <= l2_free_bytes, LEVEL_L2, LEVEL_DRAM))
 
 
 def _tensors_in_dram(table: LayerTable, spills: np.ndarray) -> np.ndarray:
     """Per tensor: some reader spills to DRAM, or its writer (the layer before its first
-    reader) does. ``spills``: (..., n_layers) bool."""
+    reader) does, or (an identity block's input) a layer it is held through up to the add.
+    ``spills``: (..., n_layers) bool."""
     n = table.n_layers
     readers = (table.input_tensor[:, None] == np.arange(n)[None, :]).astype(float)  # (r, t)
     read_from_dram = (spills.astype(float) @ readers) > 0
     writer_spills = np.concatenate([np.zeros(spills.shape[:-1] + (1,), dtype=bool),
                                     spills[..., :-1]], axis=-1)
+    held = np.zeros((n, n))  # (layer, tensor): the layer holds the tensor for an add
+    for shortcut in _shortcuts(table):
+        if not shortcut.written:
+            held[list(shortcut.held), shortcut.slot] = 1.0
+    held_in_dram = (spills.astype(float) @ held) > 0
     first_reader = table.input_tensor == np.arange(n)
     not_network_input = np.arange(n) > 0
-    return (read_from_dram | writer_spills) & first_reader & not_network_input
+    return ((read_from_dram | writer_spills | held_in_dram)
+            & first_reader & not_network_input)
+
+
+def _shortcut_slots_in_dram(table: LayerTable, spills: np.ndarray) -> np.ndarray:
+    """Per downsample shortcut (indexed by its writer): its writer, a layer it is held
+    through or its add spills to DRAM. ``spills``: (..., n_layers) bool."""
+    n = table.n_layers
+    lives = np.zeros((n, n))  # (layer, slot)
+    for shortcut in _shortcuts(table):
+        if shortcut.written:
+            lives[[shortcut.slot, *shortcut.held], shortcut.slot] = 1.0
+    return (spills.astype(float) @ lives) > 0
 
 
 @dataclass(frozen=True)
@@ -130,7 +244,8 @@ class DramTensors:
 
     Attributes:
         weights: (n_layers,) whether the layer's weights may stream from DRAM.
-        activations: (n_layers,) per tensor (its first reader): whether it may be in DRAM.
+        activations: (n_layers,) per tensor (its first reader): whether it, or a downsample
+            shortcut computed from it (placed with it), may be in DRAM.
     """
 
     weights: np.ndarray
@@ -153,4 +268,8 @@ def dram_tensors(table: LayerTable, soc: Soc) -> DramTensors:
     else:
         l2_free = 0.0                     # resident for some mappings only
     spills = _levels(table, soc, l2_free) == LEVEL_DRAM
-    return DramTensors(np.full(table.n_layers, may_stream), _tensors_in_dram(table, spills))
+    activations = _tensors_in_dram(table, spills)
+    # a downsample shortcut is placed with the tensor it is computed from (its writer's input)
+    writers = np.flatnonzero(_shortcut_slots_in_dram(table, spills))
+    activations[table.input_tensor[writers]] = True
+    return DramTensors(np.full(table.n_layers, may_stream), activations)

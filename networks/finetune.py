@@ -171,7 +171,7 @@ def _correct_under_errors(model: DianaModel, candidate: FineTuneCandidate,
 
 def _set_errors(model: DianaModel, candidate: FineTuneCandidate, setup: FineTuneSetup, *,
                 scale: float, seed: int) -> None:
-    shortcut = getattr(candidate, "shortcut_ber", None)  # absent: no stored shortcut errors
+    shortcut = getattr(candidate, "shortcut_ber", None) or None  # absent / empty: none
     model.set_errors([b * scale for b in candidate.weight_ber],
                      [b * scale for b in candidate.activation_ber],
                      model=setup.config.error_model, params=setup.error_params,
