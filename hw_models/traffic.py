@@ -32,6 +32,7 @@ downsample shortcut by its writer (``LayerTable.shortcut_writers``).
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,27 +118,59 @@ def shortcut_partition_slot(table: LayerTable) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Shortcut:
-    """One residual add: the layer it is fused into, its slot, whether the slot is written by
-    a shortcut conv, the layers it is held through and its size in elements."""
+class _Lifetimes:
+    """Where each stored tensor lives, from the table alone (cached per table).
 
-    add: int
-    slot: int
-    written: bool
-    held: range
-    elements: int
+    Attributes:
+        working_set: (n_layers,) activation elements each layer needs on chip.
+        tensor_users: (layer, tensor) 1.0 where the layer reads the tensor (indexed by its
+            first reader) or holds it for an identity block's add.
+        tensor_mask: (n_layers,) the indices that name a tensor (first readers, not the
+            network input).
+        shortcut_users: (layer, slot) 1.0 where the layer writes a downsample shortcut,
+            holds it or is its add.
+        written_add: (n_layers,) layers whose add reads a downsample shortcut.
+    """
+
+    working_set: np.ndarray
+    tensor_users: np.ndarray
+    tensor_mask: np.ndarray
+    shortcut_users: np.ndarray
+    written_add: np.ndarray
 
 
-def _shortcuts(table: LayerTable) -> list[_Shortcut]:
-    found = []
+_LIFETIMES: dict[int, tuple[weakref.ref, _Lifetimes]] = {}
+
+
+def _lifetimes(table: LayerTable) -> _Lifetimes:
+    known = _LIFETIMES.get(id(table))
+    if known is not None and known[0]() is table:
+        return known[1]
+    n = table.n_layers
+    working_set = (table.input_elements + table.output_elements).astype(np.int64)
+    tensor_users = (table.input_tensor[:, None] == np.arange(n)[None, :]).astype(float)
+    shortcut_users = np.zeros((n, n))
+    written_add = np.zeros(n, dtype=bool)
     for add, slot in enumerate(int(t) for t in table.shortcut_tensor):
         if slot < 0:
             continue
-        written = bool(table.input_tensor[slot] != slot)
-        start = int(table.input_tensor[slot]) if written else slot + 1
-        found.append(_Shortcut(add, slot, written, range(start, add + 1),
-                               int(table.output_elements[add])))
-    return found
+        if table.input_tensor[slot] != slot:  # a downsample shortcut: written, held, read
+            written_add[add] = True
+            held = range(int(table.input_tensor[slot]), add + 1)  # conv1 .. the add
+            shortcut_users[[slot, *held], slot] = 1.0
+            working_set[list(held)] += table.output_elements[add]
+            continue
+        for layer in range(slot + 1, add + 1):  # the block input, after conv1 .. the add
+            if table.input_tensor[layer] != slot:
+                working_set[layer] += table.output_elements[add]
+            tensor_users[layer, slot] = 1.0
+    first_reader = table.input_tensor == np.arange(n)
+    lifetimes = _Lifetimes(working_set, tensor_users, first_reader & (np.arange(n) > 0),
+                           shortcut_users, written_add)
+    _LIFETIMES[id(table)] = (weakref.ref(table), lifetimes)
+    for key in [k for k, (ref, _) in _LIFETIMES.items() if ref() is None]:
+        del _LIFETIMES[key]
+    return lifetimes
 
 
 def layer_traffic(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> LayerTraffic:
@@ -162,7 +195,7 @@ def layer_traffic(table: LayerTable, soc: Soc, n_analog: np.ndarray) -> LayerTra
     shortcut_in_dram = has_add & (np.take(tensor_in_dram, slot, axis=-1)
                                   | np.take(slot_in_dram, slot, axis=-1))
     add_bytes = shortcut_bytes(table, soc)
-    written_add = has_add & (table.input_tensor[slot] != slot)  # downsample blocks
+    written_add = _lifetimes(table).written_add  # downsample blocks
     writer_bytes = np.zeros(table.n_layers)
     writer_bytes[slot[written_add]] = add_bytes[written_add]
     return LayerTraffic(
@@ -193,16 +226,11 @@ def placed_activations(table: LayerTable, traffic: LayerTraffic) -> np.ndarray:
 def working_set_elements(table: LayerTable) -> np.ndarray:
     """Activation elements a layer needs on chip while it runs, shape (n_layers,): its input
     and output, and every stored shortcut held through it or read by its add."""
-    elements = (table.input_elements + table.output_elements).astype(np.int64)
-    for shortcut in _shortcuts(table):
-        for layer in shortcut.held:
-            if table.input_tensor[layer] != shortcut.slot or shortcut.written:
-                elements[layer] += shortcut.elements
-    return elements
+    return _lifetimes(table).working_set.copy()
 
 
 def _levels(table: LayerTable, soc: Soc, l2_free_bytes: np.ndarray | float) -> np.ndarray:
-    working_set = working_set_elements(table) * activation_bytes_per_element(soc)
+    working_set = _lifetimes(table).working_set * activation_bytes_per_element(soc)
     return np.where(working_set <= soc.memory.l1_activation_bytes, LEVEL_L1,
                     np.where(working_set <= l2_free_bytes, LEVEL_L2, LEVEL_DRAM))
 
@@ -211,31 +239,17 @@ def _tensors_in_dram(table: LayerTable, spills: np.ndarray) -> np.ndarray:
     """Per tensor: some reader spills to DRAM, or its writer (the layer before its first
     reader) does, or (an identity block's input) a layer it is held through up to the add.
     ``spills``: (..., n_layers) bool."""
-    n = table.n_layers
-    readers = (table.input_tensor[:, None] == np.arange(n)[None, :]).astype(float)  # (r, t)
-    read_from_dram = (spills.astype(float) @ readers) > 0
+    lifetimes = _lifetimes(table)
+    used_in_dram = (spills.astype(float) @ lifetimes.tensor_users) > 0
     writer_spills = np.concatenate([np.zeros(spills.shape[:-1] + (1,), dtype=bool),
                                     spills[..., :-1]], axis=-1)
-    held = np.zeros((n, n))  # (layer, tensor): the layer holds the tensor for an add
-    for shortcut in _shortcuts(table):
-        if not shortcut.written:
-            held[list(shortcut.held), shortcut.slot] = 1.0
-    held_in_dram = (spills.astype(float) @ held) > 0
-    first_reader = table.input_tensor == np.arange(n)
-    not_network_input = np.arange(n) > 0
-    return ((read_from_dram | writer_spills | held_in_dram)
-            & first_reader & not_network_input)
+    return (used_in_dram | writer_spills) & lifetimes.tensor_mask
 
 
 def _shortcut_slots_in_dram(table: LayerTable, spills: np.ndarray) -> np.ndarray:
     """Per downsample shortcut (indexed by its writer): its writer, a layer it is held
     through or its add spills to DRAM. ``spills``: (..., n_layers) bool."""
-    n = table.n_layers
-    lives = np.zeros((n, n))  # (layer, slot)
-    for shortcut in _shortcuts(table):
-        if shortcut.written:
-            lives[[shortcut.slot, *shortcut.held], shortcut.slot] = 1.0
-    return (spills.astype(float) @ lives) > 0
+    return (spills.astype(float) @ _lifetimes(table).shortcut_users) > 0
 
 
 @dataclass(frozen=True)

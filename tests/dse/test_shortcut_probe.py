@@ -72,3 +72,20 @@ def test_the_fine_tune_hands_the_shortcut_ber_to_the_network():
     _set_errors(Model(), dataclasses.replace(candidate, shortcut_ber=()), setup,  # type: ignore[arg-type]
                 scale=1.0, seed=1)
     assert seen["shortcut_ber"] is None
+
+
+def test_cost_json_names_each_add_s_shortcut():
+    import json
+
+    from click.testing import CliRunner
+
+    from cli import cli
+
+    result = CliRunner().invoke(cli, ["cost", "--network", "resnet8", "--dataset", "digits",
+                                      "--mapping", "all-digital", "--json"])
+    assert result.exit_code == 0, result.output
+    layers = {row["name"]: row for row in json.loads(result.stdout)["layers"]}
+    assert layers["blocks.0.conv2.conv"]["shortcut_tensor"] == "blocks.0.conv1.conv"
+    assert layers["blocks.1.conv2.conv"]["shortcut_tensor"] == "blocks.1.shortcut.conv"
+    assert layers["blocks.1.conv1.conv"]["shortcut_tensor"] is None
+    assert not any(row["shortcut_in_dram"] or row["shortcut_ber"] for row in layers.values())
