@@ -79,7 +79,17 @@ def probe_candidate(candidate: Candidate, cost: SystemCost) -> ProbeCandidate:
     return ProbeCandidate(n_analog=tuple(int(n) for n in candidate.n_analog),
                           weight_ber=tuple(float(b) for b in cost.weight_ber),
                           activation_ber=tuple(float(b) for b in cost.activation_ber),
-                          analog_channels=candidate.analog_channels)
+                          analog_channels=candidate.analog_channels,
+                          shortcut_ber=_shortcut_ber(cost))
+
+
+def _shortcut_ber(cost: SystemCost) -> tuple[float, ...]:
+    """Each layer's stored-shortcut BER; empty when none has errors (the probe cache keys
+    of candidates without shortcut errors stay as they were)."""
+    bers = cost.shortcut_ber
+    if bers is None or not np.any(bers):
+        return ()
+    return tuple(float(b) for b in bers)
 
 
 def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 The table is owned by the cost models that consume it; ``networks.extract`` produces it
 from a torch model. Non-MAC operations (add, pooling, activations) have no row: the DIANA
-model does not cost them, as in ODiMO.
+model does not cost their compute, as in ODiMO. A residual add runs in the output stage of
+the layer that produces its main operand (``shortcut_tensor``): the memory model counts the
+stored shortcut it reads.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ LAYER_KINDS = ("conv", "depthwise", "grouped", "linear")
 
 _INT_COLUMNS = (
     "cin", "cout", "kx", "ky", "stride", "groups", "ox", "oy",
-    "macs", "weights", "input_elements", "output_elements", "input_tensor",
+    "macs", "weights", "input_elements", "output_elements", "input_tensor", "shortcut_tensor",
 )
 
 
@@ -40,6 +42,13 @@ class LayerTable:
             table order) that reads it: ``input_tensor[i] == i`` for a layer with an input of
             its own; a block's shortcut conv reads the tensor of the block's first conv. One
             tensor is stored once, so all its readers see the same copy (and the same errors).
+        shortcut_tensor: -1, or the stored shortcut tensor that a residual add in the layer's
+            output stage reads (the layer is the block's conv2; its output is the add's main
+            operand). Either a tensor some layer reads (``input_tensor[t] == t``, t not
+            after the layer): an identity block's input, held from its first reader to the
+            add; or the output of layer t, a shortcut conv that reads another layer's tensor
+            (``input_tensor[t] != t``): a downsample block's shortcut, stored from that conv
+            to the add. It has the layer's output size.
     """
 
     name: tuple[str, ...]
@@ -57,6 +66,7 @@ class LayerTable:
     input_elements: np.ndarray
     output_elements: np.ndarray
     input_tensor: np.ndarray
+    shortcut_tensor: np.ndarray
 
     @property
     def n_layers(self) -> int:
@@ -88,11 +98,13 @@ class LayerTable:
 
         ``macs``, ``weights``, ``input_elements`` and ``output_elements`` are derived when
         absent (input elements assume 'same' padding: ``cin * ox * stride * oy * stride``);
-        ``input_tensor`` defaults to the layer's own index (every input its own tensor).
+        ``input_tensor`` defaults to the layer's own index (every input its own tensor),
+        ``shortcut_tensor`` to -1 (no residual add: tables written before it existed).
         """
         rows = [dict(r) for r in records]
         for index, row in enumerate(rows):
             row.setdefault("input_tensor", index)
+            row.setdefault("shortcut_tensor", -1)
             for key in ("name", "kind", "cin", "cout", "kx", "ky", "ox", "oy"):
                 if key not in row:
                     raise ConfigError(f"layer record {row.get('name', '?')!r} lacks '{key}'")
@@ -133,12 +145,41 @@ class LayerTable:
                 or (self.input_elements[first] != self.input_elements).any():
             raise ConfigError("layer column 'input_tensor' must name, for every layer, the "
                               "first layer reading the same input (same size, not later)")
+        self._validate_shortcuts()
         for i, kind in enumerate(self.kind):
             if kind != kind_for(int(self.cin[i]), int(self.cout[i]), int(self.groups[i]),
                                 linear=kind == "linear"):
                 raise ConfigError(
                     f"layer '{self.name[i]}': kind '{kind}' contradicts groups={self.groups[i]}"
                 )
+
+
+    def _validate_shortcuts(self) -> None:
+        n = self.n_layers
+        used: set[int] = set()
+        for i, t in enumerate(int(v) for v in self.shortcut_tensor):
+            if t == -1:
+                continue
+            held = 0 <= t <= i and self.input_tensor[t] == t
+            written = 0 <= t < n and t != i and self.input_tensor[t] != t and t not in used
+            size = (self.input_elements[t] if held else self.output_elements[t]) \
+                if 0 <= t < n else -1
+            if not (held or written) or size != self.output_elements[i]:
+                raise ConfigError(
+                    f"layer '{self.name[i]}': 'shortcut_tensor' must be -1 or name the tensor "
+                    "its residual add reads, of its output size: a stored input (its first "
+                    "reader, not later) or the output of a shortcut layer that reads another "
+                    "layer's tensor (one add each)")
+            if written:
+                used.add(t)
+
+    def shortcut_writers(self) -> np.ndarray:
+        """Boolean mask (n_layers,): layers whose output is a stored shortcut tensor (a
+        downsample block's shortcut conv)."""
+        writers = np.zeros(self.n_layers, dtype=bool)
+        named = self.shortcut_tensor[self.shortcut_tensor >= 0]
+        writers[named[self.input_tensor[named] != named]] = True
+        return writers
 
 
 def kind_for(cin: int, cout: int, groups: int, *, linear: bool = False) -> str:

@@ -39,7 +39,13 @@ from hw_models.errors import ConfigError
 from hw_models.layer_table import LayerTable
 from hw_models.partitions import Placement, check_capacity
 from hw_models.soc import Soc
-from hw_models.traffic import LayerTraffic, layer_traffic, tensor_bytes
+from hw_models.traffic import (
+    LayerTraffic,
+    layer_traffic,
+    shortcut_bytes,
+    shortcut_partition_slot,
+    tensor_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class SystemCost:
         dram_time_s, dram_energy_j: DRAM busy time and energy per layer.
         weight_ber, activation_ber: bit error rate seen by the layer's weights and by the
             tensor it reads (0 for weights resident in L2 and for tensors kept on chip).
+        shortcut_ber: bit error rate of the stored shortcut the layer's residual add reads
+            (0 without an add and for a shortcut kept on chip).
         latency_s: layer latency with DRAM.
         dram_energy_parts_j: ``dram_energy_j`` by part (``DRAM_ENERGY_PARTS``), per layer;
             empty without DRAM.
@@ -76,6 +84,7 @@ class SystemCost:
     activation_ber: np.ndarray
     latency_s: np.ndarray
     dram_energy_parts_j: dict[str, np.ndarray] = field(default_factory=dict)
+    shortcut_ber: np.ndarray | None = None  # None: no DRAM (every shortcut error-free)
 
     @property
     def energy_j(self) -> np.ndarray:
@@ -108,13 +117,21 @@ def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSet
     traffic = layer_traffic(table, soc, compute.n_analog)
     if dram is None:
         zero = np.zeros_like(compute.energy_j)
-        return SystemCost(compute, traffic, zero, zero, zero, zero, compute.latency_s)
+        return SystemCost(compute, traffic, zero, zero, zero, zero, compute.latency_s,
+                          shortcut_ber=zero)
     placement = dram.placement
     # over a batch, each tensor's largest footprint: one check bounds every candidate
     in_dram = np.max(np.atleast_2d(traffic.tensor_in_dram), axis=0)
+    # a downsample shortcut (indexed by its writer) counts in its writer's input partition
+    shortcut_in_dram = np.max(np.atleast_2d(traffic.shortcut_slot_in_dram), axis=0)
+    shortcut_size = np.zeros(table.n_layers)
+    has_add = table.shortcut_tensor >= 0
+    shortcut_size[table.shortcut_tensor[has_add]] = shortcut_bytes(table, soc)[has_add]
     check_capacity(placement, np.max(np.atleast_2d(traffic.weight_read_bytes), axis=0),
-                   np.where(in_dram, tensor_bytes(table, soc), 0.0))
-    dram_time_s, parts_j = _transfer(dram.device, placement, traffic)
+                   np.where(in_dram, tensor_bytes(table, soc), 0.0)
+                   + np.where(shortcut_in_dram, shortcut_size, 0.0))
+    dram_time_s, parts_j = _transfer(dram.device, placement, traffic,
+                                     shortcut_partition_slot(table))
     latency_s = (np.maximum(compute.latency_s, dram_time_s) if overlap
                  else compute.latency_s + dram_time_s)
     idle = np.asarray(traffic.total_bytes.sum(axis=-1) == 0)[..., None]  # holds no tensor
@@ -125,42 +142,54 @@ def system_cost(table: LayerTable, soc: Soc, n_analog: np.ndarray, dram: DramSet
     ber = _partition_ber(dram.device, dram.vendor, dram.ber_quantile, placement)
     weight_ber = np.where(traffic.weights_resident, 0.0, ber[placement.weight_partition])
     activation_ber = np.where(traffic.input_in_dram, ber[placement.activation_partition], 0.0)
+    shortcut_partition = placement.activation_partition[shortcut_partition_slot(table)]
+    shortcut_ber = np.where(traffic.shortcut_in_dram, ber[shortcut_partition], 0.0)
     return SystemCost(compute, traffic, dram_time_s, dram_energy_j, weight_ber,
-                      np.broadcast_to(activation_ber, latency_s.shape), latency_s, parts_j)
+                      np.broadcast_to(activation_ber, latency_s.shape), latency_s, parts_j,
+                      np.broadcast_to(shortcut_ber, latency_s.shape))
 
 
 DRAM_ENERGY_PARTS = ("read_write_core", "read_write_io", "activation", "active_standby",
                      "powerdown", "refresh", "self_refresh")
 
 
-def _transfer(device: DramDevice, placement: Placement,
-              traffic: LayerTraffic) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _transfer(device: DramDevice, placement: Placement, traffic: LayerTraffic,
+              shortcut_slot: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """DRAM busy time (s) and access energy (J) per layer, by part: the array's read and
     write energy (VDD rail, scaled by the partition's voltage), the I/O (not scaled), and
-    row activations."""
+    row activations. ``shortcut_slot``: ``traffic.shortcut_partition_slot``."""
     scale = energy_scale(device, placement.column("vdd_v"))  # (n_partitions,)
     miss_ns = row_miss_ns(device, placement.column("trcd_ns"))  # (n_partitions,)
-    # a layer reads its input from that tensor's partition and writes the next tensor
+    # a layer reads its input from that tensor's partition and writes the next tensor; its
+    # add reads the shortcut's partition; a shortcut conv writes into its input's partition
     w, a = placement.weight_partition, placement.activation_partition
     out = np.append(a[1:], a[-1])
+    sc = a[shortcut_slot]
     weight_rows = np.ceil(traffic.weight_read_bytes / device.row_bytes)
     read_rows = np.ceil(traffic.activation_read_bytes / device.row_bytes)
     write_rows = np.ceil(traffic.activation_write_bytes / device.row_bytes)
+    shortcut_read_rows = np.ceil(traffic.shortcut_read_bytes / device.row_bytes)
+    shortcut_write_rows = np.ceil(traffic.shortcut_write_bytes / device.row_bytes)
     time_s = (traffic.total_bytes / device.bandwidth_bytes_per_s
               + (weight_rows * miss_ns[w] + read_rows * miss_ns[a]
-                 + write_rows * miss_ns[out]) * 1e-9)
+                 + write_rows * miss_ns[out] + shortcut_read_rows * miss_ns[sc]
+                 + shortcut_write_rows * miss_ns[a]) * 1e-9)
     read_vdd, write_vdd = device.read_energy_vdd_pj_per_byte, device.write_energy_vdd_pj_per_byte
     core_pj = (traffic.weight_read_bytes * read_vdd * scale[w]
                + traffic.activation_read_bytes * read_vdd * scale[a]
-               + traffic.activation_write_bytes * write_vdd * scale[out])
-    io_pj = ((traffic.weight_read_bytes + traffic.activation_read_bytes)
-             * device.read_io_pj_per_byte
-             + traffic.activation_write_bytes * device.write_io_pj_per_byte)
+               + traffic.activation_write_bytes * write_vdd * scale[out]
+               + traffic.shortcut_read_bytes * read_vdd * scale[sc]
+               + traffic.shortcut_write_bytes * write_vdd * scale[a])
+    io_pj = ((traffic.weight_read_bytes + traffic.activation_read_bytes
+              + traffic.shortcut_read_bytes) * device.read_io_pj_per_byte
+             + (traffic.activation_write_bytes + traffic.shortcut_write_bytes)
+             * device.write_io_pj_per_byte)
     def row_pj(rows: np.ndarray, partition: np.ndarray) -> np.ndarray:
         return rows * (device.activation_energy_vdd_pj * scale[partition]
                        + device.activation_energy_fixed_pj)
 
-    activation_pj = row_pj(weight_rows, w) + row_pj(read_rows, a) + row_pj(write_rows, out)
+    activation_pj = (row_pj(weight_rows, w) + row_pj(read_rows, a) + row_pj(write_rows, out)
+                     + row_pj(shortcut_read_rows, sc) + row_pj(shortcut_write_rows, a))
     return time_s, {"read_write_core": core_pj * 1e-12, "read_write_io": io_pj * 1e-12,
                     "activation": activation_pj * 1e-12}
 

@@ -1,6 +1,7 @@
 """Layer-table extraction: run a torch model once and record every conv / linear layer."""
 from __future__ import annotations
 
+import operator
 from typing import Any, cast
 
 import torch
@@ -17,6 +18,8 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int], *,
     Each call of an ``nn.Conv2d`` or ``nn.Linear`` becomes one row, in execution order; a
     module called more than once gets ``#2``, ``#3``... after its name. Layers called on the
     same input tensor (a block's first conv and its shortcut conv) share ``input_tensor``.
+    A block's residual add names the stored shortcut it reads in its conv2's
+    ``shortcut_tensor`` (the block input, or the shortcut conv's output).
     The model is left unchanged (eval mode is restored to what it was). With
     ``num_classes``, the output must be one score per class (training and the probe compare
     it with the labels).
@@ -55,7 +58,56 @@ def extract_layer_table(model: nn.Module, input_shape: tuple[int, int, int], *,
         model.train(was_training)
     if num_classes is not None:
         check_class_scores(output, num_classes)
+    for row, shortcut in zip(records, _shortcut_tensors(model, records)):
+        row["shortcut_tensor"] = shortcut
     return LayerTable.from_records(records)
+
+
+_ADDS = (operator.add, operator.iadd, torch.add)
+_LOOKED_THROUGH = (nn.Identity, nn.modules.batchnorm._BatchNorm)  # BN folds into its conv
+
+
+def _shortcut_tensors(model: nn.Module, records: list[dict[str, Any]]) -> list[int]:
+    """``shortcut_tensor`` per row, from the torch.fx graph of ``model``: an add of two
+    tensors whose first is a layer's output (BN and ``nn.Identity`` looked through) is that
+    layer's residual add; its second is a tensor some layer reads (identity block) or
+    another layer's output (a shortcut conv). -1 everywhere for a network fx cannot trace."""
+    shortcut = [-1] * len(records)
+    try:
+        graph = torch.fx.symbolic_trace(model).graph
+    except Exception:  # not traceable: its adds stay uncounted, as before
+        return shortcut
+    row = {str(r["name"]): i for i, r in enumerate(records)}
+
+    def through(node: Any) -> Any:
+        while (getattr(node, "op", None) == "call_module"
+               and isinstance(model.get_submodule(str(node.target)), _LOOKED_THROUGH)):
+            node = node.args[0]
+        return node
+
+    def layer_row(node: Any) -> int | None:
+        if getattr(node, "op", None) == "call_module":
+            return row.get(str(node.target))
+        return None
+
+    first_reader: dict[Any, int] = {}
+    for node in graph.nodes:
+        index = layer_row(node)
+        if index is not None and node.args:
+            first_reader.setdefault(node.args[0], int(records[index]["input_tensor"]))
+    for node in graph.nodes:
+        if node.op != "call_function" or node.target not in _ADDS or len(node.args) != 2:
+            continue
+        main = layer_row(through(node.args[0]))
+        source = through(node.args[1])
+        if main is None:
+            continue
+        written = layer_row(source)
+        if written is not None and records[written]["input_tensor"] != written:
+            shortcut[main] = written
+        elif written is None and source in first_reader:
+            shortcut[main] = first_reader[source]
+    return shortcut
 
 
 def check_class_scores(output: object, num_classes: int) -> None:

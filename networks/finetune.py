@@ -81,7 +81,8 @@ def fine_tuned_correctness(candidate: FineTuneCandidate, setup: FineTuneSetup,
     error seed agrees, and without fine-tune steps every fine-tune seed does: those are
     measured once and repeated."""
     config = setup.config
-    error_free = not any(candidate.weight_ber) and not any(candidate.activation_ber)
+    error_free = (not any(candidate.weight_ber) and not any(candidate.activation_ber)
+                  and not any(getattr(candidate, "shortcut_ber", None) or ()))
     finetunes = 1 if config.steps == 0 else config.finetune_seeds
     masks = 1 if error_free else config.error_seeds
     rows = []
@@ -177,10 +178,12 @@ def _correct_under_errors(model: DianaModel, candidate: FineTuneCandidate,
 
 def _set_errors(model: DianaModel, candidate: FineTuneCandidate, setup: FineTuneSetup, *,
                 scale: float, seed: int) -> None:
+    shortcut = getattr(candidate, "shortcut_ber", None) or None  # absent / empty: none
     model.set_errors([b * scale for b in candidate.weight_ber],
                      [b * scale for b in candidate.activation_ber],
                      model=setup.config.error_model, params=setup.error_params,
-                     row_bytes=setup.row_bytes, seed=seed)
+                     row_bytes=setup.row_bytes, seed=seed,
+                     shortcut_ber=None if shortcut is None else [b * scale for b in shortcut])
 
 
 def _freeze_weight_errors(model: DianaModel) -> None:

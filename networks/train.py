@@ -68,11 +68,27 @@ class Checkpoint:
     tensors_verified: bool = False  # the file stored that digest and the tensors matched it
 
     def build(self) -> DianaModel:
-        """The DIANA model with the trained weights (CPU)."""
+        """The DIANA model with the trained weights (CPU). A checkpoint trained before the
+        residual adds were quantised (dse 0.3.0) has no clip for a downsample block's add:
+        that clip is calibrated on the first batch the model runs, as ``calibrate`` sets
+        every clip of a new checkpoint."""
         float_model = build_network(self.network, DatasetSpec(
             self.dataset, self.input_shape, self.num_classes, ""))
         model = to_diana(float_model, self.layer_names)
-        model.load_state_dict(self.state_dict)
+        missing, unexpected = model.load_state_dict(self.state_dict, strict=False)
+        adds = dict(zip((name for name, _ in model.add_names), model.adds()))
+        for key in list(missing):  # trained before the residual adds were quantised
+            add = adds.get(key.removeprefix("net.").removesuffix(".quantizer.clip"))
+            if add is not None and key.endswith(".quantizer.clip"):
+                # an identity block's add shares (and so loaded) its reader's clip
+                add.calibrate_on_first_pass = add.reader is None
+                missing.remove(key)
+        if missing or unexpected:
+            raise ConfigError(
+                f"checkpoint of {self.network} / {self.dataset} does not fit the DIANA model "
+                f"of this dse ({len(missing)} tensors missing, e.g. "
+                f"{(missing or unexpected)[0]!r}, {len(unexpected)} unexpected): "
+                "train it again (dse train)")
         return model
 
     def derived(self, state_dict: dict[str, torch.Tensor], *, trained_by: dict[str, Any],
@@ -182,14 +198,18 @@ class _Watch:
     def _accuracy(self, model: nn.Module) -> float:
         if not isinstance(model, DianaModel):
             return evaluate(model, self.bundle, "val", device=self.device)
-        errors = [layer.errors for layer in model.layers()]
+        layers, adds = model.layers(), model.adds()
+        layer_errors = [layer.errors for layer in layers]
+        add_errors = [add.errors for add in adds]
         split = [int(layer.analog.sum()) for layer in model.layers()]
         model.clear_errors()
         model.set_split([0] * len(split))
         accuracy = evaluate(model, self.bundle, "val", device=self.device)
         model.set_split(split)
-        for layer, layer_errors in zip(model.layers(), errors):
-            layer.set_errors(layer_errors)
+        for layer, errors in zip(layers, layer_errors):
+            layer.set_errors(errors)
+        for add, errors in zip(adds, add_errors):
+            add.set_errors(errors)
         return accuracy
 
 
@@ -256,7 +276,7 @@ class _RandomSplits:
             ber = float(10 ** self.rng.uniform(-6, math.log10(self.config.max_train_ber)))
             bers = [ber] * len(self.cout)
             model.set_errors(bers, bers, model=0, params=ErrorModelParams(), row_bytes=2048,
-                             seed=int(self.rng.integers(2**31)))
+                             seed=int(self.rng.integers(2**31)), shortcut_ber=bers)
 
 
 class DamagedCheckpoint(ConfigError):

@@ -22,12 +22,15 @@ from hw_models.errors import ConfigError
 class ProbeCandidate:
     """Per layer (layer-table order): analog channels and bit error rates of the stored
     tensors (dimensionless probabilities per bit). ``analog_channels``, when given, names
-    each layer's analog channels (None for a layer: the least-ternarisation-error rule)."""
+    each layer's analog channels (None for a layer: the least-ternarisation-error rule).
+    ``shortcut_ber``: per layer, the BER of the stored shortcut its residual add reads
+    (``SystemCost.shortcut_ber``); empty: every shortcut error-free."""
 
     n_analog: tuple[int, ...]
     weight_ber: tuple[float, ...]
     activation_ber: tuple[float, ...]
     analog_channels: tuple[tuple[int, ...] | None, ...] | None = None
+    shortcut_ber: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)

@@ -44,6 +44,8 @@ def cache_key(candidate: ProbeCandidate, config: ProbeConfig, *,
         "n_analog": list(candidate.n_analog),
         "weight_ber": [float(f"{b:.6g}") for b in candidate.weight_ber],
         "activation_ber": [float(f"{b:.6g}") for b in candidate.activation_ber],
+        **({} if not any(candidate.shortcut_ber) else
+           {"shortcut_ber": [float(f"{b:.6g}") for b in candidate.shortcut_ber]}),
         **({} if candidate.analog_channels is None else
            {"analog_channels": [None if c is None else list(c)
                                 for c in candidate.analog_channels]}),

@@ -252,7 +252,8 @@ def check_probe(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
     are counts the fine-tune can run (before the cache or any work)."""
     n_layers = len(setup.checkpoint.layer_names)
     if not (len(candidate.n_analog) == len(candidate.weight_ber)
-            == len(candidate.activation_ber) == n_layers):
+            == len(candidate.activation_ber) == n_layers) \
+            or len(candidate.shortcut_ber) not in (0, n_layers):
         raise ConfigError(f"a probe candidate needs one entry per layer ({n_layers})")
     channels = candidate.analog_channels
     if channels is not None and (len(channels) != n_layers or any(

@@ -175,6 +175,10 @@ def cost_report(request: CostRequest) -> CostReport:
             "working_set": LEVEL_NAMES[int(cost.traffic.level[i])],
             "input_in_dram": bool(cost.traffic.input_in_dram[i]),
             "input_tensor": table.name[int(table.input_tensor[i])],
+            "shortcut_tensor": (None if table.shortcut_tensor[i] < 0
+                                else table.name[int(table.shortcut_tensor[i])]),
+            "shortcut_in_dram": bool(cost.traffic.shortcut_in_dram[i]),
+            "shortcut_ber": float(0.0 if cost.shortcut_ber is None else cost.shortcut_ber[i]),
         }
         for i in range(table.n_layers)
     ]

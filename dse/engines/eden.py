@@ -98,7 +98,12 @@ from dse.results.ledger import (
 from dse.space import Candidate
 from hw_models.errors import ConfigError
 from hw_models.mapping import HEURISTICS, resolve_split
-from hw_models.traffic import layer_traffic, tensor_bytes
+from hw_models.traffic import (
+    layer_traffic,
+    placed_activations,
+    shortcut_partition_slot,
+    tensor_bytes,
+)
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -488,8 +493,9 @@ def data_in_dram(problem: Problem, n_analog: tuple[int, ...]) -> list[DataType]:
     found = [DataType(f"weights/{table.name[i]}", "weights", i,
                       float(traffic.weight_read_bytes[i]))
              for i in range(table.n_layers) if traffic.weight_read_bytes[i] > 0]
+    placed = placed_activations(table, traffic)  # downsample shortcuts with their source
     found += [DataType(f"activations/{table.name[i]}", "activations", i, float(sizes[i]))
-              for i in range(table.n_layers) if traffic.tensor_in_dram[i]]
+              for i in range(table.n_layers) if placed[i]]
     return found
 
 
@@ -503,8 +509,14 @@ def with_errors(problem: Problem, n_analog: tuple[int, ...], channels: Any,
         ber = bers.get(datum.name, 0.0)
         (weight if datum.kind == "weights" else tensor)[datum.layer] = ber
     activation = tuple(tensor[int(first)] for first in table.input_tensor)
+    # a shortcut in DRAM has the BER of its placement (its source tensor's)
+    in_dram = layer_traffic(table, problem.soc, np.array(n_analog)).shortcut_in_dram
+    source = table.input_tensor[shortcut_partition_slot(table)]
+    shortcut = tuple(float(tensor[int(t)]) if flag else 0.0
+                     for t, flag in zip(source, in_dram))
     return ProbeCandidate(tuple(int(n) for n in n_analog), tuple(weight), activation,
-                          analog_channels=channels)
+                          analog_channels=channels,
+                          shortcut_ber=shortcut if any(shortcut) else ())
 
 
 def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], channels: Any,

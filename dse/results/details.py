@@ -90,6 +90,14 @@ def layer_rows(candidate: Candidate, cost: SystemCost, problem: Problem
             return "on chip"
         return names[candidate.activation_partition[i]]
 
+    def where_shortcut(i: int) -> str | None:
+        slot = int(table.shortcut_tensor[i])
+        if slot < 0:
+            return None
+        if not names or not traffic.shortcut_in_dram[i]:
+            return "on chip"
+        return names[candidate.activation_partition[slot]]  # placed with its source
+
     return [{
         "name": table.name[i], "kind": table.kind[i], "cout": int(table.cout[i]),
         "n_digital": int(table.cout[i] - candidate.n_analog[i]),
@@ -102,4 +110,6 @@ def layer_rows(candidate: Candidate, cost: SystemCost, problem: Problem
         "dram_energy_j": float(cost.dram_energy_j[i]),
         "weight_ber": float(cost.weight_ber[i]),
         "activation_ber": float(cost.activation_ber[i]),
+        "shortcut_partition": where_shortcut(i),
+        "shortcut_ber": float(0.0 if cost.shortcut_ber is None else cost.shortcut_ber[i]),
     } for i in range(table.n_layers)]

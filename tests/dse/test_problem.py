@@ -58,7 +58,9 @@ def test_the_probe_sees_errors_exactly_where_the_cost_puts_tensors(network, data
                                                                    weights_in_dram):
     """What the probe is given is the cost model's placement: ResNet20 keeps everything on
     chip (no error at any DRAM point), ResNet18 streams its weights (errors on every layer's
-    weights) and keeps its activations in L2."""
+    weights); its first stage's identity blocks hold their 256 kB input through conv2 beside
+    conv2's 256 kB input and output (768 kB > the 512 kB L2), so those tensors and their
+    shortcuts are in DRAM and only they get activation and shortcut errors."""
     from dse.evaluate import candidate_cost, probe_candidate
     from dse.space import at_point
 
@@ -69,4 +71,12 @@ def test_the_probe_sees_errors_exactly_where_the_cost_puts_tensors(network, data
     traffic = cost.traffic
     assert all((ber > 0) == bool(weights_in_dram) for ber in given.weight_ber)
     assert (traffic.weight_read_bytes > 0).all() == weights_in_dram
-    assert not any(given.activation_ber) and not traffic.input_in_dram.any()
+    n_layers = problem.table.n_layers
+    assert [ber > 0 for ber in given.activation_ber] == list(traffic.input_in_dram)
+    shortcut = given.shortcut_ber or (0.0,) * n_layers
+    assert [ber > 0 for ber in shortcut] == list(traffic.shortcut_in_dram)
+    names = problem.table.name
+    spilled = [names[i] for i in range(n_layers) if traffic.shortcut_in_dram[i]]
+    assert spilled == ([] if network == "resnet20"
+                       else ["blocks.0.conv2.conv", "blocks.1.conv2.conv"])
+    assert traffic.input_in_dram.any() == (network == "resnet18")

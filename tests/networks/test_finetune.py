@@ -248,7 +248,8 @@ def test_the_quantisers_fine_tune_with_their_own_sgd(trained, monkeypatch):
                                                                   error_seeds=1)))
     (model,) = built
     quantizers = {id(p) for p in quantizer_parameters(model)}
-    assert len(quantizers) == 3 * N_LAYERS - 2  # 8 clips (2 shared), 2 weight scales a layer
+    # 8 input clips (2 shared), 2 weight scales a layer, the 2 downsample adds' own clips
+    assert len(quantizers) == 3 * N_LAYERS - 2 + 2
     by_name = {name: (params, kwargs) for name, params, kwargs in optimizers}
     sgd_params, sgd_kwargs = by_name["SGD"]
     assert {id(p) for p in sgd_params} == quantizers and sgd_kwargs == {"lr": QUANTIZER_LR}

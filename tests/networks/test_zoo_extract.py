@@ -75,9 +75,25 @@ def test_resnet20_table_equals_hand_written_shapes():
     assert sum(kx == 1 for k, kx in zip(table.kind, table.kx) if k == "conv") == 2
 
 
+def test_every_resnet20_block_names_the_shortcut_its_add_reads():
+    """Identity blocks: the block input, named by conv1; downsample blocks: the shortcut
+    conv's output. The add is counted with conv2, whose output is its main operand."""
+    spec = get_dataset_spec("cifar10")
+    table = extract_layer_table(build_network("resnet20", spec), spec.input_shape)
+    names = table.name
+    reads = {names[i]: names[int(t)] for i, t in enumerate(table.shortcut_tensor) if t >= 0}
+    assert len(reads) == 9 and all(name.endswith("conv2.conv") for name in reads)
+    assert reads["blocks.0.conv2.conv"] == "blocks.0.conv1.conv"
+    assert reads["blocks.3.conv2.conv"] == "blocks.3.shortcut.conv"
+    assert reads["blocks.6.conv2.conv"] == "blocks.6.shortcut.conv"
+    assert list(names[i] for i in np.flatnonzero(table.shortcut_writers())) == [
+        "blocks.3.shortcut.conv", "blocks.6.shortcut.conv"]
+
+
 def test_mobilenet_depthwise_layers():
     spec = get_dataset_spec("vww")
     table = extract_layer_table(build_network("mobilenetv1", spec), spec.input_shape)
+    assert (table.shortcut_tensor == -1).all()  # no residual adds
     depthwise = [i for i, kind in enumerate(table.kind) if kind == "depthwise"]
     assert len(depthwise) == 13
     assert not table.analog_capable[depthwise].any()
