@@ -93,7 +93,9 @@ def test_a_trial_with_delivered_weights_is_confirmed_from_them(toy_table, tmp_pa
     assert all("from_weights_sha256" not in r for n, r in records.items() if n != chosen)
     with pytest.raises(Exception, match="cannot start from other weights"):
         study.set_user_attr("dse:confirm-settings", None)
-        confirm_points(study, prepared.problem, Counting(), {"split": "test", "x": 1})
+        stub = StubEstimator(split="test")
+        confirm_points(study, prepared.problem, lambda candidate: stub(candidate),
+                       {"split": "test", "x": 1})
 
 
 def test_confirmation_resumes_after_sigterm_without_probing_finished_points(toy_table,
