@@ -19,6 +19,7 @@ def test_the_ramp_rises_geometrically_from_one_percent_to_the_target():
     assert ramp_scale(100, 100) == ramp_scale(150, 100) == 1.0
 
 
+@pytest.mark.slow
 def test_retraining_ramps_the_ber_over_the_epochs_and_derives_the_weights(tmp_path,
                                                                          monkeypatch):
     import torch

@@ -77,9 +77,12 @@ def test_connections_dropped_between_trials_are_replaced(postgres_url, capfd):
 
 @pytest.mark.parametrize("statement", [
     "SELECT trials.trial_id",         # reading the trials (Optuna logs a warning, held back)
-    "INSERT INTO trials ",            # creating a trial (Optuna retries, dse checks the token)
-    "INSERT INTO trial_params",       # a batch of sampled parameters
-    "UPDATE trials SET state",        # taking a queued trial, telling a result
+    pytest.param("INSERT INTO trials ",  # creating a trial (Optuna retries, dse checks the
+                 marks=pytest.mark.slow),  # token)
+    pytest.param("INSERT INTO trial_params",  # a batch of sampled parameters
+                 marks=pytest.mark.slow),
+    pytest.param("UPDATE trials SET state",  # taking a queued trial, telling a result
+                 marks=pytest.mark.slow),
 ])
 def test_a_connection_dropped_in_the_middle_of_a_call_is_retried(postgres_url, capfd,
                                                                   statement):

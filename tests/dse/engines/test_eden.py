@@ -89,6 +89,7 @@ class Sensitive:
         return ProbeResult.from_correct((self.draws < 0.95 - loss)[None, None], seconds=0.0)
 
 
+@pytest.mark.slow
 def test_one_partition_maps_the_coarse_tolerance_several_the_fine_ones(streaming):
     one = problem_with(streaming, 1)
     result = eden_for_split(one, Sensitive(), (0,) * 5, None, validate=Sensitive("val-b"),
@@ -188,6 +189,7 @@ def test_a_split_with_nothing_in_dram_is_not_retrained(tmp_path):
     assert trial.user_attrs[EDEN_ATTR]["samples"] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", [True, False], ids=["results folder", "in memory"])
 def test_retraining_is_done_once_per_split_and_read_back(tmp_path, streaming, folder):
     problem = problem_with(streaming)

@@ -223,6 +223,7 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args))
 
 
+@pytest.mark.slow
 @pytest.mark.plots
 def test_pareto_plots_the_test_accuracy_of_confirmed_points_only(toy_table, tmp_path):
     unconfirmed = toy_prepared(toy_table, tmp_path, trials=5, sampler="random",
