@@ -38,12 +38,13 @@ def test_odimo_then_eden_then_optuna_fill_one_study(tmp_path):
     frame = pd.read_csv(folder / "trials.csv")
     assert len(frame) == 13
     assert sorted(frame["odimo_lambda"].dropna()) == [0.1, 10.0]
-    assert (frame["engine"] == "eden").sum() == 1 and (frame["engine"] == "optuna").sum() == 2
+    assert (frame["engine"] == "eden[1 ep]").sum() == 1  # a lighter EDEN, named so
+    assert (frame["engine"] == "optuna").sum() == 2
     tolerance = run("tolerance", "s", "--results-dir", str(tmp_path), "--json")
     assert tolerance.exit_code == 0, tolerance.stderr
     [split] = json.loads(tolerance.stdout)["splits"]
     assert split["mapping"] == "all-digital" and len(split["fine_ber"]) == 10  # resnet8
-    eden_trial = int(frame.loc[frame["engine"] == "eden", "trial"].iloc[0])
+    eden_trial = int(frame.loc[frame["engine"] == "eden[1 ep]", "trial"].iloc[0])
     partitions = folder / f"eden_partitions_trial{eden_trial}.json"
     cost = json.loads(run("cost", "--network", "resnet8", "--dataset", "digits", "--hw",
                           str(streaming), "--mapping", "all-digital", "--partition-layout",
