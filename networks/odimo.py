@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch.nn import functional as F
@@ -182,23 +182,21 @@ def odimo_search(checkpoint: Checkpoint, bundle: DataBundle, table: LayerTable, 
 
     try:
         for epoch in range(config.epochs):
-            model.train()
-            for step, (images, labels) in enumerate(bundle.batches(
-                    "train", config.batch_size, shuffle=True, augment=True, device=device,
-                    seed=config.seed * 100_003 + epoch)):
-                cost = relaxed_cost()
-                loss = F.cross_entropy(model(images), labels) + config.cost_weight * cost
-                for optimizer in optimizers:
-                    optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                for optimizer in optimizers:
-                    optimizer.step()
-                samples += len(labels)
+            costs: list[torch.Tensor] = []
+
+            def search_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+                return F.cross_entropy(logits, labels) + config.cost_weight * costs[-1]
+
+            def told(step: int) -> None:
                 if progress is not None:
-                    progress(epoch * steps_per_epoch + step + 1, total,
+                    progress(epoch * steps_per_epoch + step, total,
                              f"lambda {config.cost_weight:g}, epoch {epoch + 1}/"
                              f"{config.epochs}, tau {tau:.3f}, cost "
-                             f"{float(cost.detach()):.3f} of all-digital")
+                             f"{float(costs[-1].detach()):.3f} of all-digital")
+            samples += _train_epoch(model, bundle, config.batch_size, optimizers,
+                                    seed=config.seed * 100_003 + epoch, loss_of=search_loss,
+                                    device=device, on_step=told,
+                                    before=lambda: costs.append(relaxed_cost()))
             for scheduler in schedulers:
                 scheduler.step()
             val_ce, val_accuracy, cost_now = _validate(model, bundle, relaxed_cost, device)
@@ -247,21 +245,14 @@ def odimo_finetune(checkpoint: Checkpoint, bundle: DataBundle, searched: OdimoRe
     steps_per_epoch = bundle.num_batches("train", config.batch_size)
     total = config.finetune_epochs * steps_per_epoch
     for epoch in range(config.finetune_epochs):
-        model.train()
-        for step, (images, labels) in enumerate(bundle.batches(
-                "train", config.batch_size, shuffle=True, augment=True, device=device,
-                seed=config.seed * 100_003 + 50_000 + epoch)):
-            loss = F.cross_entropy(model(images), labels)
-            for optimizer in optimizers:
-                optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for optimizer in optimizers:
-                optimizer.step()
-            samples += len(labels)
+        def told(step: int) -> None:
             if progress is not None:
-                progress(epoch * steps_per_epoch + step + 1, total,
+                progress(epoch * steps_per_epoch + step, total,
                          f"lambda {config.cost_weight:g}, fine-tune epoch {epoch + 1}/"
                          f"{config.finetune_epochs}")
+        samples += _train_epoch(model, bundle, config.batch_size, optimizers,
+                                seed=config.seed * 100_003 + 50_000 + epoch,
+                                loss_of=F.cross_entropy, device=device, on_step=told)
         scheduler.step()
         accuracy = _accuracy(model, bundle, device)
         history.append({"epoch": epoch + 1, "val_accuracy": accuracy})
@@ -269,6 +260,32 @@ def odimo_finetune(checkpoint: Checkpoint, bundle: DataBundle, searched: OdimoRe
             best_accuracy, best_epoch, best_state = accuracy, epoch + 1, _state_copy(model)
     return FinetuneResult(best_state, best_epoch, best_accuracy, history, samples,
                           time.perf_counter() - start)
+
+
+def _train_epoch(model: torch.nn.Module, bundle: DataBundle, batch_size: int,
+                 optimizers: Sequence[torch.optim.Optimizer], *, seed: int,
+                 loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], device: str,
+                 on_step: Callable[[int], None],
+                 before: Callable[[], object] | None = None) -> int:
+    """One epoch over the augmented, shuffled training split (``seed``), a step of every
+    optimizer per batch on ``loss_of(logits, labels)``; ``before`` runs ahead of each
+    forward pass (the search sets the channels' analog shares there) and ``on_step`` hears
+    each step done (1-based). Returns the training samples processed."""
+    model.train()
+    samples = 0
+    for step, (images, labels) in enumerate(bundle.batches(
+            "train", batch_size, shuffle=True, augment=True, device=device, seed=seed)):
+        if before is not None:
+            before()
+        loss = loss_of(model(images), labels)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for optimizer in optimizers:
+            optimizer.step()
+        samples += len(labels)
+        on_step(step + 1)
+    return samples
 
 
 def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
