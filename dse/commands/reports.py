@@ -193,6 +193,8 @@ class ShowReport(Report):
     study: str
     trial: int
     baseline: str                   # the baseline's name, "" for a searched trial
+    engine: str                     # what proposed it, a lighter run named: "odimo[10 ep]"
+    delivered_weights: dict[str, Any] | None  # weights its engine trained (None: checkpoint)
     network: str
     dataset: str
     dram: str

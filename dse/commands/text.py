@@ -314,7 +314,8 @@ def next_lines(summary: StudySummary) -> list[str]:
 def show_text(report: ShowReport) -> str:
     metrics = report.metrics
     head = [f"study {report.study}, trial {report.trial}"
-            + (f" (baseline {report.baseline})" if report.baseline else ""),
+            + (f" (baseline {report.baseline})" if report.baseline
+               else f", proposed by {report.engine}"),
             f"{report.network} on {report.dataset}, DRAM {report.dram}"
             + ("" if not report.partitions else ": " + ", ".join(
                 f"{p['name']} {p['vdd_v']:g} V / {p['trcd_ns']:g} ns"
@@ -335,6 +336,11 @@ def show_text(report: ShowReport) -> str:
                         f"all-digital {change_pp(test, 'test_accuracy', level)}")
         elif report.test_accuracy is not None:
             head.append(f"test split: {report.test_accuracy:.2%}")
+    weights = report.delivered_weights
+    if weights:
+        head.append(f"measured from the weights its engine trained: "
+                    f"{str(weights.get('tensors_sha256'))[:16]} ({weights.get('samples') or 0:,} "
+                    f"training samples; {weights.get('file') or 'not kept on disk'})")
     head.append(f"latency {metrics['latency_s'] * 1e3:.4f} ms, energy "
                 f"{metrics['energy_j'] * 1e6:.3f} µJ (DRAM {metrics['dram_energy_j'] * 1e6:.3f})")
     table = format_table(report.layers, [

@@ -15,6 +15,10 @@ from dse.results.confirmation import confirmed_columns
 from dse.results.ledger import (
     BASELINE_ATTR,
     CONFIG_ATTR,
+    DELIVERED_WEIGHTS_ATTR,
+    ENGINE_ATTR,
+    ENGINE_LABEL_ATTR,
+    LEGACY_ENGINE,
     TEST_ACCURACY_ATTR,
     constraints_of,
     metrics_of,
@@ -54,6 +58,9 @@ def trial_details(study: optuna.Study, trial: optuna.trial.FrozenTrial, problem:
     return {
         "study": study.study_name, "trial": trial.number,
         "baseline": trial.user_attrs.get(BASELINE_ATTR, ""),
+        "engine": (trial.user_attrs.get(ENGINE_LABEL_ATTR)
+                   or trial.user_attrs.get(ENGINE_ATTR, LEGACY_ENGINE)),
+        "delivered_weights": delivered_record(trial.user_attrs.get(DELIVERED_WEIGHTS_ATTR)),
         "network": config["network"], "dataset": config["dataset"], "dram": config["dram"],
         "partitions": [] if problem.device is None else [
             {"name": p.name, "capacity_bytes": p.capacity_bytes, "vdd_v": p.vdd_v,
@@ -67,6 +74,14 @@ def trial_details(study: optuna.Study, trial: optuna.trial.FrozenTrial, problem:
         "test_accuracy": study.user_attrs.get(TEST_ACCURACY_ATTR, {}).get(str(trial.number)),
         "layers": layer_rows(candidate, cost, problem),
     }
+
+
+def delivered_record(record: Any) -> dict[str, Any] | None:
+    """What ``dse show`` says of the weights an engine delivered with the trial: their
+    SHA-256, file and the training samples that made them (None: the study's checkpoint)."""
+    if not isinstance(record, dict):
+        return None
+    return {key: record.get(key) for key in ("tensors_sha256", "file", "samples")}
 
 
 def layer_rows(candidate: Candidate, cost: SystemCost, problem: Problem

@@ -65,6 +65,16 @@ def test_odimo_then_eden_then_optuna_fill_one_study(tmp_path):
     assert labels == {"odimo[1 ep, ft 1 ep]"}
     records = [t.user_attrs["delivered_weights"] for t in odimo_trials]
     assert all((tmp_path / r["file"]).is_file() and r["samples"] > 0 for r in records)
+    shown = run("show", "s", "--results-dir", str(tmp_path), "--trial",
+                str(odimo_trials[0].number), "--json")
+    assert shown.exit_code == 0, shown.stderr
+    document = json.loads(shown.stdout)
+    assert document["engine"] == "odimo[1 ep, ft 1 ep]"
+    assert document["delivered_weights"]["tensors_sha256"] == records[0]["tensors_sha256"]
+    text = run("show", "s", "--results-dir", str(tmp_path), "--trial",
+               str(odimo_trials[0].number)).stdout
+    assert "proposed by odimo[1 ep, ft 1 ep]" in text
+    assert "measured from the weights its engine trained" in text
     confirmed = run("confirm", "s", "--results-dir", str(tmp_path), "--confirm-steps", "1",
                     "--confirm-seeds", "1")
     assert confirmed.exit_code == 0, confirmed.stderr
