@@ -81,8 +81,9 @@ from torch.nn import functional as F
 from hw_models.error_models import ErrorModelParams
 from networks import fault_injection as fi
 
-# Which quantisers the probe measures with: part of the probe cache key, so that results
-# measured with other quantisers (dse <= 0.3: ternary at 0.7 mean|w|, unlearned scales) are
+# Which quantisers the probe measures with, its residual adds (networks.quant_add) included:
+# part of the probe cache key and of EDEN's retraining key, so that results measured with
+# other quantisers (dse <= 0.3: ternary at 0.7 mean|w|, unlearned scales, float adds) are
 # measured again rather than read back.
 QUANTIZER_VERSION = "odimo-2d9f139"
 

@@ -386,11 +386,13 @@ class _ProbeRetrainer:
 
     @property
     def identity(self) -> dict[str, Any]:
+        from networks.quantize import QUANTIZER_VERSION  # the network it retrains
+
         setup = self.setup
         return {"checkpoint": setup.checkpoint.tensors_sha256, "data": setup.data_sha256,
                 "dataset": setup.bundle.spec.name, "error_model": setup.config.error_model,
                 "error_params": dataclasses.asdict(setup.error_params),
-                "row_bytes": setup.row_bytes}
+                "row_bytes": setup.row_bytes, "quantizer": QUANTIZER_VERSION}
 
     def train(self, candidate: ProbeCandidate, epochs: int,
               progress: Progress | None) -> tuple[Any, int]:

@@ -254,3 +254,19 @@ def test_odimo_eden_names_each_methods_lighter_settings():
     assert pipeline_label("odimo+eden", 10, 200, 5) == "odimo+eden[10 ep]"
     assert pipeline_label("odimo+eden", 10, 0, 2) == "odimo+eden[10 ep, ft 0 ep, retrain 2 ep]"
     assert pipeline_label("odimo+eden", 200, 200, 2) == "odimo+eden[retrain 2 ep]"
+
+
+def test_the_retraining_key_names_the_quantisers_and_the_data():
+    """Weights retrained under other quantisers, or on other data, are other weights."""
+    from types import SimpleNamespace
+
+    from dse.engines.eden import _ProbeRetrainer
+    from hw_models.error_models import ErrorModelParams
+    from networks.quantize import QUANTIZER_VERSION
+    setup = SimpleNamespace(checkpoint=SimpleNamespace(tensors_sha256="c" * 64),
+                            data_sha256="d" * 64, bundle=SimpleNamespace(
+                                spec=SimpleNamespace(name="digits")),
+                            config=SimpleNamespace(error_model=0),
+                            error_params=ErrorModelParams(), row_bytes=2048)
+    identity = _ProbeRetrainer(setup).identity
+    assert identity["quantizer"] == QUANTIZER_VERSION and identity["data"] == "d" * 64
