@@ -79,28 +79,47 @@ class DianaModel(nn.Module):
         one seeded by (seed, n_layers + its layer's index): every forward pass gets fresh
         masks, and the same seed replays the same masks.
         """
-        n_layers = len(self.layer_names)
-        shortcut = [0.0] * n_layers if shortcut_ber is None else list(shortcut_ber)
-        if len(shortcut) != n_layers:
-            raise ValueError(f"shortcut_ber has {len(shortcut)} entries for {n_layers} layers")
-        for index, (layer, w_ber, a_ber) in enumerate(
-                zip(self.layers(), weight_ber, activation_ber, strict=True)):
-            layer.set_errors(TensorErrors(
-                weight_ber=float(w_ber), activation_ber=float(a_ber), model=model,
-                params=params, row_bytes=row_bytes,
-                rng=np.random.default_rng([seed, index])))
-        for add, (_, layer_name) in zip(self.adds(), self.add_names):
-            index = self.layer_names.index(layer_name)
-            add.set_errors(TensorErrors(
-                weight_ber=0.0, activation_ber=float(shortcut[index]), model=model,
-                params=params, row_bytes=row_bytes,
-                rng=np.random.default_rng([seed, n_layers + index])))
+        layers, adds = tensor_errors(self.layer_names, self.add_names, weight_ber,
+                                     activation_ber, error_model=model, params=params,
+                                     row_bytes=row_bytes, seed=seed, shortcut_ber=shortcut_ber)
+        for layer, errors in zip(self.layers(), layers):
+            layer.set_errors(errors)
+        for add, errors in zip(self.adds(), adds):
+            add.set_errors(errors)
 
     def clear_errors(self) -> None:
         for layer in self.layers():
             layer.set_errors(None)
         for add in self.adds():
             add.set_errors(None)
+
+
+def tensor_errors(layer_names: Sequence[str], add_names: Sequence[tuple[str, str]],
+                  weight_ber: Sequence[float], activation_ber: Sequence[float], *,
+                  error_model: int, params: ErrorModelParams, row_bytes: int, seed: int,
+                  shortcut_ber: Sequence[float] | None = None
+                  ) -> tuple[list[TensorErrors], list[TensorErrors]]:
+    """The errors ``DianaModel.set_errors`` gives its layers and its adds (in their order):
+    layer i draws from a generator seeded by (seed, i), the add fused into layer i's output
+    stage from one seeded by (seed, n_layers + i)."""
+    n_layers = len(layer_names)
+    shortcut = [0.0] * n_layers if shortcut_ber is None else list(shortcut_ber)
+    if len(shortcut) != n_layers:
+        raise ValueError(f"shortcut_ber has {len(shortcut)} entries for {n_layers} layers")
+    layers = [TensorErrors(weight_ber=float(w_ber), activation_ber=float(a_ber),
+                           model=error_model, params=params, row_bytes=row_bytes,
+                           rng=np.random.default_rng([seed, index]))
+              for index, (w_ber, a_ber) in enumerate(zip(weight_ber, activation_ber,
+                                                         strict=True))]
+    if len(layers) != n_layers:
+        raise ValueError(f"{len(layers)} bit error rates for {n_layers} layers")
+    adds = []
+    for _, layer_name in add_names:
+        index = list(layer_names).index(layer_name)
+        adds.append(TensorErrors(weight_ber=0.0, activation_ber=float(shortcut[index]),
+                                 model=error_model, params=params, row_bytes=row_bytes,
+                                 rng=np.random.default_rng([seed, n_layers + index])))
+    return layers, adds
 
 
 def to_diana(float_model: nn.Module, layer_names: Sequence[str]) -> DianaModel:

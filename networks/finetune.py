@@ -14,8 +14,9 @@ intervals are the caller's (the search's probe estimator).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence, cast
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ from hw_models.error_models import ErrorModelParams
 from networks.datasets import DataBundle
 from networks.diana_model import DianaModel
 from networks.quantize import QUANTIZER_LR, split_parameters
+from networks.stacked import ReplicaErrors, StackedModel, stackable
 from networks.train import Checkpoint, correctness, lr_at
 
 RAMP_START = 0.01  # curricular BER starts at 1 % of the target
@@ -98,6 +100,157 @@ def fine_tuned_correctness(candidate: FineTuneCandidate, setup: FineTuneSetup,
     correct = np.array(rows, dtype=bool)
     return np.broadcast_to(correct, (config.finetune_seeds, config.error_seeds,
                                      correct.shape[2])).copy()
+
+
+def fine_tuned_correctness_many(candidates: Sequence[FineTuneCandidate], setup: FineTuneSetup,
+                                on_step: StepProgress | None = None, *, batch: int
+                                ) -> list[np.ndarray]:
+    """``fine_tuned_correctness`` of every candidate, ``batch`` fine-tunes at a time as one
+    ``StackedModel`` (each fine-tune seed of each candidate is a replica): what the
+    candidates give one at a time, up to the rounding of a few reductions
+    (``networks.stacked``). ``on_step`` is told (replica steps done, in all, status). A
+    network that cannot be stacked, or ``batch`` 1, is probed one candidate at a time."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    config = setup.config
+    template = setup.checkpoint.build()
+    if batch == 1 or not stackable(template) or len(candidates) == 0:
+        return _one_at_a_time(candidates, setup, on_step)
+    finetunes = 1 if config.steps == 0 else config.finetune_seeds
+    replicas = [(index, finetune) for index in range(len(candidates))
+                for finetune in range(finetunes)]
+    masks = [1 if _error_free(c) else config.error_seeds for c in candidates]
+    rows: dict[tuple[int, int], list[np.ndarray]] = {}
+    total = len(replicas) * config.steps
+    for start in range(0, len(replicas), batch):
+        chunk = replicas[start:start + batch]
+        models = []
+        for index, _ in chunk:
+            model = copy.deepcopy(template)
+            model.set_split(candidates[index].n_analog, candidates[index].analog_channels)
+            models.append(model)
+        stacked = StackedModel(models).to(setup.device)
+        reporter = None
+        if on_step is not None and config.steps:
+            report, done_before = on_step, start * config.steps
+
+            def reporter(step: int, chunk_start: int = start, size: int = len(chunk)) -> None:
+                report(done_before + step * size, total,
+                       f"fine-tunes {chunk_start + 1}-{chunk_start + size} of "
+                       f"{len(replicas)}, step {step}/{config.steps}")
+        _fine_tune_stacked(stacked, [candidates[i] for i, _ in chunk], setup,
+                           seeds=[derived_seed(config.seed, f) for _, f in chunk],
+                           on_step=reporter)
+        for mask in range(max(masks[i] for i, _ in chunk)):
+            errors = [None if masks[i] == 1 and _error_free(candidates[i]) else
+                      ReplicaErrors(candidates[i].weight_ber, candidates[i].activation_ber,
+                                    _shortcut(candidates[i]), derived_seed(config.seed, f, mask))
+                      for i, f in chunk]
+            correct = _stacked_correct_under_errors(stacked, errors, setup)
+            for (index, finetune), row in zip(chunk, correct):
+                if mask < masks[index]:
+                    rows.setdefault((index, finetune), []).append(row)
+    results = []
+    for index in range(len(candidates)):
+        correct = np.array([rows[(index, f)] for f in range(finetunes)], dtype=bool)
+        results.append(np.broadcast_to(correct, (config.finetune_seeds, config.error_seeds,
+                                                 correct.shape[2])).copy())
+    return results
+
+
+def _one_at_a_time(candidates: Sequence[FineTuneCandidate], setup: FineTuneSetup,
+                   on_step: StepProgress | None) -> list[np.ndarray]:
+    config = setup.config
+    finetunes = 1 if config.steps == 0 else config.finetune_seeds
+    total = len(candidates) * finetunes * config.steps
+    results = []
+    for index, candidate in enumerate(candidates):
+        reporter = None
+        if on_step is not None:
+            report, before = on_step, index * finetunes * config.steps
+
+            def reporter(done: int, _: int, status: str, number: int = index) -> None:
+                report(before + done, total, f"candidate {number + 1}/{len(candidates)}, "
+                                             f"{status}")
+        results.append(fine_tuned_correctness(candidate, setup, reporter))
+    return results
+
+
+def _error_free(candidate: FineTuneCandidate) -> bool:
+    return (not any(candidate.weight_ber) and not any(candidate.activation_ber)
+            and not any(_shortcut(candidate) or ()))
+
+
+def _shortcut(candidate: FineTuneCandidate) -> tuple[float, ...] | None:
+    shortcut = getattr(candidate, "shortcut_ber", None)
+    return tuple(shortcut) if shortcut else None
+
+
+def _fine_tune_stacked(model: StackedModel, candidates: Sequence[FineTuneCandidate],
+                       setup: FineTuneSetup, *, seeds: Sequence[int],
+                       on_step: Callable[[int], None] | None) -> None:
+    """``_fine_tune`` of every replica at once: replica k fine-tunes ``candidates[k]`` from
+    seed ``seeds[k]`` (its own batches and error masks), one optimiser over all."""
+    config = setup.config
+    if config.steps == 0:
+        return
+    if on_step is not None:
+        on_step(0)
+    weights, quantizers = model.split_parameters()
+    optimizer = torch.optim.Adam(weights, lr=config.lr)
+    quantizer_optimizer = torch.optim.SGD(quantizers, lr=QUANTIZER_LR)
+    ramp_steps = max(1, round(config.steps * config.ramp_fraction))
+    streams = [_endless_batches(setup, seed) for seed in seeds]
+    model.train()
+    for step in range(config.steps):
+        ramp = RAMP_START ** max(0.0, 1 - step / ramp_steps)
+        model.set_errors([ReplicaErrors([b * ramp for b in c.weight_ber],
+                                        [b * ramp for b in c.activation_ber],
+                                        None if _shortcut(c) is None else
+                                        [b * ramp for b in cast(tuple, _shortcut(c))],
+                                        derived_seed(seed, step))
+                          for c, seed in zip(candidates, seeds)],
+                         error_model=config.error_model, params=setup.error_params,
+                         row_bytes=setup.row_bytes)
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config.steps, config.lr)
+        batches = [next(stream) for stream in streams]
+        logits = _replica_rows(model(torch.cat([images for images, _ in batches])),
+                               len(batches))
+        loss = sum(F.cross_entropy(replica, labels)
+                   for replica, (_, labels) in zip(logits, batches))
+        optimizer.zero_grad(set_to_none=True)
+        quantizer_optimizer.zero_grad(set_to_none=True)
+        cast(torch.Tensor, loss).backward()
+        optimizer.step()
+        quantizer_optimizer.step()
+        if on_step is not None:
+            on_step(step + 1)
+    model.clear_errors()
+
+
+def _replica_rows(output: torch.Tensor, replicas: int) -> torch.Tensor:
+    return output.reshape(replicas, output.shape[0] // replicas, *output.shape[1:])
+
+
+@torch.no_grad()
+def _stacked_correct_under_errors(model: StackedModel, errors: Sequence[ReplicaErrors | None],
+                                  setup: FineTuneSetup, batch_size: int = 256) -> np.ndarray:
+    """(K, images): each replica's per-image correctness on the split under its errors,
+    weight masks drawn once (as ``_correct_under_errors``), the images in ``correctness``'s
+    batches."""
+    model.eval()
+    model.set_errors(errors, error_model=setup.config.error_model,
+                     params=setup.error_params, row_bytes=setup.row_bytes)
+    model.freeze_weight_errors()
+    parts = []
+    for images, labels in setup.bundle.batches(setup.config.split, batch_size, shuffle=False,
+                                               device=setup.device):
+        logits = _replica_rows(model(images.repeat(model.replicas, *(1,) * (images.dim() - 1))),
+                               model.replicas)
+        parts.append((logits.argmax(dim=2) == labels).cpu().numpy())
+    model.clear_errors()
+    return np.concatenate(parts, axis=1) if parts else np.zeros((model.replicas, 0), bool)
 
 
 def derived_seed(*parts: int) -> int:

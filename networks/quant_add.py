@@ -34,12 +34,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from networks import fault_injection as fi
 from networks.quantize import (
-    ACTIVATION_LEVELS,
     ActivationQuantizer,
     DianaLayer,
     TensorErrors,
+    corrupted_activation_codes,
     straight_through,
 )
 
@@ -101,12 +100,8 @@ class QuantAdd(nn.Module):
         codes = quantizer.codes(shortcut)
         errors = self.errors
         if errors is not None and errors.activation_ber > 0:
-            stored = codes.detach().to(torch.uint8).cpu()
-            hit = fi.inject_activations(stored, errors.activation_ber, model=errors.model,
-                                        seed=errors.rng, row_bytes=errors.row_bytes,
-                                        params=errors.params)
-            corrected = fi.correct_implausible(hit.float(), 0, ACTIVATION_LEVELS)
-            codes = straight_through(codes, corrected.to(codes.device))
+            codes = straight_through(codes, corrupted_activation_codes(
+                codes, errors.activation_ber, errors))
         return codes * quantizer.step()
 
     def forward(self, main: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:

@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -116,6 +116,14 @@ def _kernel_area(weight: torch.Tensor) -> int:
     return int(np.prod(weight.shape[2:])) if weight.dim() > 2 else 1
 
 
+Spread = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def as_is(small: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The ``Spread`` of one model: ``small`` as it is (the operation broadcasts it)."""
+    return small
+
+
 def straight_through(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``target`` in the forward pass, gradient of ``value`` in the backward pass."""
     return value + (target - value).detach()
@@ -138,12 +146,14 @@ def _codes(scaled: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 def _fake_quantized(weight: torch.Tensor, scale: torch.Tensor, codes: torch.Tensor,
-                    levels: int) -> torch.Tensor:
+                    levels: int, spread: Spread | None = None) -> torch.Tensor:
     """``scale * codes / levels`` in the forward pass; in the backward pass, the gradient of
     ``scale * (weight / scale)`` with the rounding and clamp passed straight through
-    (qm2:391-396 with qm2:263-274)."""
-    scaled = weight / scale
-    return straight_through(scaled, codes / levels) * scale
+    (qm2:391-396 with qm2:263-274). ``spread`` (``Spread``) broadcasts ``scale`` where it
+    meets ``weight``."""
+    spread = spread or as_is
+    scaled = weight / spread(scale, weight)
+    return straight_through(scaled, codes / levels) * spread(scale, weight)
 
 
 def ternary(weight: torch.Tensor, log_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,6 +247,43 @@ class StoredCopy:
         self.source, self.ber, self.codes = x, ber, codes
 
 
+def activation_scale_factor(clip: torch.Tensor) -> torch.Tensor:
+    """sf = 2^floor(log2(127 / clip)), codes per unit of activation (qm2:195-197), of a clip
+    of any shape (one per stacked replica: ``networks.stacked``); no gradient."""
+    clip = clip.detach().clamp(min=torch.finfo(clip.dtype).tiny)
+    return torch.exp2(torch.floor(torch.log2(ACTIVATION_LEVELS / clip)))
+
+
+def clip_in_effect(clip: torch.Tensor) -> torch.Tensor:
+    """127 / sf (qm2:198) in the forward pass, with the gradient of the clip."""
+    return straight_through(clip, ACTIVATION_LEVELS / activation_scale_factor(clip))
+
+
+def activation_step(clip: torch.Tensor) -> torch.Tensor:
+    """The value of one code, 1 / sf (differentiable in the clip: clip / 127)."""
+    return clip_in_effect(clip) / ACTIVATION_LEVELS
+
+
+def activation_codes(x: torch.Tensor, clip: torch.Tensor, spread: Spread = as_is
+                     ) -> torch.Tensor:
+    """Integer codes 0..127 as float, floor(clamp(x, 0, 127 / sf) * sf) (qm2:199-200), for a
+    ``clip`` that broadcasts against ``x``; ``spread`` broadcasts a clip-derived value where
+    it meets ``x`` (``Spread``: where a stacked model sums each replica's gradient).
+
+    Gradients as ODiMO's ``LearnedClippedLinearQuantizeSTE.backward`` (qm2:205-218) for
+    ``codes * step``: ``grad`` to x where 0 < x < clip, and to the clip where x >= clip;
+    the codes alone pass ``grad / step`` to x there."""
+    effective = clip_in_effect(clip)
+    step = effective / ACTIVATION_LEVELS
+    step_value = step.detach()
+    clipped = torch.where(x >= effective, spread(effective, x), F.relu(x))
+    target = torch.floor(clipped.detach() * activation_scale_factor(clip))
+    # value (clipped - target * step) / step_value + target: its product with ``step``
+    # has the gradient of ``clipped`` alone (the code's share in the step cancels)
+    value = (clipped - target * spread(step - step_value, x)) / step_value
+    return straight_through(value, target)
+
+
 class ActivationQuantizer(nn.Module):
     """7-bit unsigned PACT with a learned clip and a power-of-two scale (ODiMO's
     ``LearnedClippedLinearQuantization`` with ``round_pow2``, qm2:189-241)."""
@@ -246,37 +293,82 @@ class ActivationQuantizer(nn.Module):
         self.clip = nn.Parameter(torch.tensor(1.0))
 
     def scale_factor(self) -> torch.Tensor:
-        """sf = 2^floor(log2(127 / clip)), codes per unit of activation (qm2:195-197);
-        no gradient."""
-        clip = self.clip.detach().clamp(min=torch.finfo(self.clip.dtype).tiny)
-        return torch.exp2(torch.floor(torch.log2(ACTIVATION_LEVELS / clip)))
-
-    def _clip_in_effect(self) -> torch.Tensor:
-        """127 / sf (qm2:198) in the forward pass, with the gradient of the clip."""
-        return straight_through(self.clip, ACTIVATION_LEVELS / self.scale_factor())
+        return activation_scale_factor(self.clip)
 
     def step(self) -> torch.Tensor:
-        """The value of one code, 1 / sf (differentiable in the clip: clip / 127)."""
-        return self._clip_in_effect() / ACTIVATION_LEVELS
+        return activation_step(self.clip)
 
     def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Integer codes 0..127 as float, floor(clamp(x, 0, 127 / sf) * sf) (qm2:199-200).
-
-        Gradients as ODiMO's ``LearnedClippedLinearQuantizeSTE.backward`` (qm2:205-218)
-        for ``codes(x) * step()``: ``grad`` to x where 0 < x < clip, and to the clip where
-        x >= clip; ``codes`` alone passes ``grad / step`` to x there."""
-        clip = self._clip_in_effect()
-        step = clip / ACTIVATION_LEVELS
-        step_value = step.detach()
-        clipped = torch.where(x >= clip, clip, F.relu(x))
-        target = torch.floor(clipped.detach() * self.scale_factor())
-        # value (clipped - target * step) / step_value + target: its product with ``step``
-        # has the gradient of ``clipped`` alone (the code's share in the step cancels)
-        value = (clipped - target * (step - step_value)) / step_value
-        return straight_through(value, target)
+        return activation_codes(x, self.clip)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.codes(x) * self.step()
+
+
+def inject_weight_codes(errors: TensorErrors, digital: torch.Tensor, ternary_codes: torch.Tensor,
+                        analog: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One layer's 8-bit and ternary weight codes (same shape, (cout, ...)) as read back
+    from DRAM under ``errors.weight_ber``: the digital channels' int8 bytes and the analog
+    channels' packed 2-bit codes, each channel group one stored tensor, drawn from
+    ``errors.rng`` (digital first); weight codes outside the layer's error-free range are
+    zeroed (EDEN's correction)."""
+    kw = dict(model=errors.model, seed=errors.rng, row_bytes=errors.row_bytes,
+              params=errors.params)
+    low, high = float(digital.min()), float(digital.max())  # profiled, error-free
+    digital_rows = digital[~analog]
+    if digital_rows.numel():
+        hit = fi.inject_int8(digital_rows.to(torch.int8).cpu(), errors.weight_ber, **kw)
+        digital = digital.clone()
+        digital[~analog] = fi.correct_implausible(hit.float(), low, high).to(digital.device)
+    analog_rows = ternary_codes[analog]
+    if analog_rows.numel():
+        ternary_codes = ternary_codes.clone()
+        ternary_codes[analog] = fi.inject_ternary(analog_rows.to(torch.int8),
+                                                  errors.weight_ber, **kw).float()
+    return digital, ternary_codes
+
+
+def corrupted_activation_codes(codes: torch.Tensor, ber: float,
+                               errors: TensorErrors) -> torch.Tensor:
+    """7-bit activation codes (float, any shape: one stored tensor) as read back from DRAM
+    at ``ber``, drawn from ``errors.rng``; codes above 127 are zeroed (EDEN's correction).
+    No gradient."""
+    stored = codes.detach().to(torch.uint8).cpu()
+    hit = fi.inject_activations(stored, ber, model=errors.model, seed=errors.rng,
+                                row_bytes=errors.row_bytes, params=errors.params)
+    return fi.correct_implausible(hit.float(), 0, ACTIVATION_LEVELS).to(codes.device)
+
+
+WeightInjection = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def quantized_weights(weight: torch.Tensor, ternary_scale: torch.Tensor,
+                      digital_scale: torch.Tensor, inject: WeightInjection | None = None,
+                      spread: Spread | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ternary, 8-bit) fake-quantised ``weight`` with ODiMO's gradients, under scales that
+    broadcast against it (e^s per output channel, S per layer); ``inject`` turns the
+    (8-bit, ternary) codes into the codes read back from DRAM, ``spread`` broadcasts the
+    scales where they meet the weights (``Spread``)."""
+    ternary_codes = _codes(weight / ternary_scale, TERNARY_LEVELS)
+    digital_codes = _codes(weight / digital_scale, DIGITAL_LEVELS)
+    if inject is not None:
+        digital_codes, ternary_codes = inject(digital_codes, ternary_codes)
+    return (_fake_quantized(weight, ternary_scale, ternary_codes, TERNARY_LEVELS, spread),
+            _fake_quantized(weight, digital_scale, digital_codes, DIGITAL_LEVELS, spread))
+
+
+def quantized_biases(bias: torch.Tensor, ternary_step: torch.Tensor, digital_step: torch.Tensor,
+                     activation_step: torch.Tensor, spread: Spread | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(analog, digital) 16-bit biases, one code worth (weight step) x (activation step)
+    (qm2:321-342); the steps broadcast against ``bias`` (by ``spread`` where given)."""
+    spreading = spread or as_is
+
+    def quantized(step: torch.Tensor) -> torch.Tensor:
+        full_scale = step * spreading(activation_step, step) * BIAS_LEVELS
+        return _fake_quantized(bias, full_scale, _codes(bias / full_scale, BIAS_LEVELS),
+                               BIAS_LEVELS, spread)
+    return quantized(ternary_step), quantized(digital_step)
 
 
 class DianaLayer(nn.Module):
@@ -342,18 +434,16 @@ class DianaLayer(nn.Module):
 
     def quantized_weight(self) -> torch.Tensor:
         """Weights as the accelerators see them (errors included), with ODiMO's gradients."""
-        weight = self.layer.weight
         per_channel = self._per_channel()
-        ternary_scale = torch.exp(self.ternary_log_scale).reshape(per_channel)
-        digital_scale = power_of_two_scale(self.digital_scale)
-        ternary_codes = _codes(weight / ternary_scale, TERNARY_LEVELS)
-        digital_codes = _codes(weight / digital_scale, DIGITAL_LEVELS)
         errors = self.errors
+        inject = None
         if errors is not None and errors.weight_ber > 0:
-            digital_codes, ternary_codes = self._inject_weights(errors, digital_codes,
-                                                                ternary_codes)
-        analog_weight = _fake_quantized(weight, ternary_scale, ternary_codes, TERNARY_LEVELS)
-        digital_weight = _fake_quantized(weight, digital_scale, digital_codes, DIGITAL_LEVELS)
+            def inject(digital: torch.Tensor, ternary_codes: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+                return inject_weight_codes(errors, digital, ternary_codes, self.analog)
+        analog_weight, digital_weight = quantized_weights(
+            self.layer.weight, torch.exp(self.ternary_log_scale).reshape(per_channel),
+            power_of_two_scale(self.digital_scale), inject)
         if self.analog_probability is not None:  # ODiMO: sum_i softmax(alpha / tau)_i Q_i(W)
             share = self.analog_probability.reshape(per_channel)
             return share * analog_weight + (1 - share) * digital_weight
@@ -365,35 +455,12 @@ class DianaLayer(nn.Module):
         bias = self.layer.bias
         if bias is None or activation_step is None:
             return bias
-        ternary_step, digital_step = self._weight_steps()
-
-        def quantized(step: torch.Tensor) -> torch.Tensor:
-            full_scale = step * activation_step * BIAS_LEVELS
-            return _fake_quantized(bias, full_scale, _codes(bias / full_scale, BIAS_LEVELS),
-                                   BIAS_LEVELS)
-        analog_bias, digital_bias = quantized(ternary_step), quantized(digital_step)
+        analog_bias, digital_bias = quantized_biases(bias, *self._weight_steps(),
+                                                     activation_step)
         if self.analog_probability is not None:
             share = self.analog_probability
             return share * analog_bias + (1 - share) * digital_bias
         return torch.where(self.analog, analog_bias, digital_bias)
-
-    def _inject_weights(self, errors: TensorErrors, digital: torch.Tensor,
-                        analog_codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        kw = dict(model=errors.model, seed=errors.rng, row_bytes=errors.row_bytes,
-                  params=errors.params)
-        low, high = float(digital.min()), float(digital.max())  # profiled, error-free
-        digital_rows = digital[~self.analog]
-        if digital_rows.numel():
-            hit = fi.inject_int8(digital_rows.to(torch.int8).cpu(), errors.weight_ber, **kw)
-            digital = digital.clone()
-            digital[~self.analog] = fi.correct_implausible(hit.float(), low, high).to(
-                digital.device)
-        analog_rows = analog_codes[self.analog]
-        if analog_rows.numel():
-            analog_codes = analog_codes.clone()
-            analog_codes[self.analog] = fi.inject_ternary(analog_rows.to(torch.int8),
-                                                          errors.weight_ber, **kw).float()
-        return digital, analog_codes
 
     def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quantize_input:
@@ -406,11 +473,7 @@ class DianaLayer(nn.Module):
             return known * quantizer.step()
         codes = quantizer.codes(x)
         if errors is not None and ber > 0:
-            stored = codes.detach().to(torch.uint8).cpu()
-            hit = fi.inject_activations(stored, ber, model=errors.model, seed=errors.rng,
-                                        row_bytes=errors.row_bytes, params=errors.params)
-            corrected = fi.correct_implausible(hit.float(), 0, ACTIVATION_LEVELS)
-            codes = straight_through(codes, corrected.to(codes.device))
+            codes = straight_through(codes, corrupted_activation_codes(codes, ber, errors))
             self.stored_copy.keep(x, ber, codes)
         return codes * quantizer.step()
 

@@ -1,0 +1,426 @@
+"""K copies of one DIANA model run as one: the batched probe's network (torch).
+
+``StackedModel(models)`` takes K ``DianaModel``s of one network (the same layers and adds,
+each with its own weights, quantiser parameters, analog split and bit errors: a *replica*)
+and runs them together. Their inputs are stacked along the batch axis, replica k's batch in
+rows ``[k N, (k + 1) N)``; the output has the same layout. Every parameter gets a leading
+replica axis, so one optimiser step updates every replica, and Adam and SGD, being
+elementwise, update each exactly as they would update it alone.
+
+What is shared is the work, not the numbers: every quantiser's and every elementwise
+operation runs once over all replicas (broadcasting each replica's scales and clips), which
+is where a single small candidate spends most of its time; each replica's convolution runs
+on its own rows with its own weights (on this CPU a loop of K convolutions is as fast as one
+grouped convolution, ``bench/probe_throughput.py``), and each replica draws its bit errors
+from its own generators, in the order a single model draws them. A replica therefore
+computes what its model computes alone, operation by operation; the only differences are in
+reductions that now run over a replica axis (the gradient of a clip or of a layer's 8-bit
+scale sums the same terms in another order), a rounding difference that the batched probe's
+test bounds (``tests/networks/test_stacked.py``).
+
+Only networks whose every parameter belongs to a ``DianaLayer`` or a quantised add can be
+stacked (``stackable``): a network torch.fx could not trace keeps unfolded BatchNorm layers,
+whose affine parameters would be shared; such a network is probed one replica at a time.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Sequence, cast
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hw_models.error_models import ErrorModelParams
+from networks.diana_model import DianaModel, tensor_errors
+from networks.quant_add import QuantAdd
+from networks.quantize import (
+    DIGITAL_LEVELS,
+    TERNARY_LEVELS,
+    DianaLayer,
+    TensorErrors,
+    activation_codes,
+    activation_step,
+    corrupted_activation_codes,
+    inject_weight_codes,
+    power_of_two_scale,
+    quantized_biases,
+    quantized_weights,
+    straight_through,
+)
+
+
+def stackable(model: DianaModel) -> bool:
+    """Whether ``model`` can be a replica of a ``StackedModel``: every parameter belongs to
+    a ``DianaLayer`` or a ``QuantAdd``, no add still waits for its calibration and no layer
+    is in ODiMO's relaxed (search) mode."""
+    owned: set[int] = set()
+    for module in model.modules():
+        if isinstance(module, (DianaLayer, QuantAdd)):
+            owned.update(id(p) for p in module.parameters())
+            if isinstance(module, QuantAdd) and module.calibrate_on_first_pass:
+                return False
+            if isinstance(module, DianaLayer) and module.analog_probability is not None:
+                return False
+    return all(id(p) in owned for p in model.parameters())
+
+
+def _stacked_parameter(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
+    """The replicas' tensors stacked along a new first axis, a parameter that learns where
+    theirs do (a BN-folded bias, for one, does not: torch.fx's ``fuse`` makes it frozen)."""
+    return nn.Parameter(torch.stack([t.detach() for t in tensors]).clone(),
+                        requires_grad=tensors[0].requires_grad)
+
+
+def _replica_view(x: torch.Tensor, replicas: int) -> torch.Tensor:
+    """``x`` (K N, ...) as (K, N, ...), a view."""
+    return x.reshape(replicas, x.shape[0] // replicas, *x.shape[1:])
+
+
+def _per_replica(values: torch.Tensor, dims: int) -> torch.Tensor:
+    """(K,) or (K, C) ``values`` shaped to broadcast against a (K, ...) tensor of ``dims``
+    dimensions (one value per replica, or per replica and channel)."""
+    return values.reshape(*values.shape, *(1,) * (dims - values.dim()))
+
+
+class _Spread(torch.autograd.Function):
+    """``small`` (K, ...) expanded to ``shape``; its gradient is each replica's gradient
+    summed to the replica's own shape, one replica at a time, so that the sum runs over the
+    same terms in the same order as in the replica's model alone (where autograd sums a
+    broadcast operand's gradient to its shape)."""
+
+    @staticmethod
+    def forward(ctx, small: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        ctx.small_shape = small.shape
+        return small.expand(shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        own = ctx.small_shape[1:]
+        return torch.stack([grad[k].sum_to_size(own) for k in range(grad.shape[0])]), None
+
+
+def spread(small: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The stacked models' ``quantize.Spread``: ``small`` (K, ...) broadcast to ``like``'s
+    shape (K, ...), with each replica's gradient summed as its own model sums it."""
+    if small.shape == like.shape:
+        return small
+    shaped = _per_replica(small, like.dim())
+    if not torch.is_grad_enabled() or not shaped.requires_grad:
+        return shaped
+    return cast(torch.Tensor, _Spread.apply(shaped, like.shape))
+
+
+class StackedActivationQuantizer(nn.Module):
+    """K ``ActivationQuantizer``s: one learned clip per replica."""
+
+    def __init__(self, clips: Sequence[torch.Tensor]) -> None:
+        super().__init__()
+        self.clip = _stacked_parameter(clips)
+
+    @property
+    def replicas(self) -> int:
+        return self.clip.shape[0]
+
+    def codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes of ``x`` (K N, ...), each replica's rows under its own clip; same shape."""
+        view = _replica_view(x, self.replicas)
+        return activation_codes(view, _per_replica(self.clip, view.dim()), spread).reshape(
+            x.shape)
+
+    def scaled(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes`` (K N, ...) times each replica's step."""
+        view = _replica_view(codes, self.replicas)
+        return (view * spread(activation_step(self.clip), view)).reshape(codes.shape)
+
+    def step(self) -> torch.Tensor:
+        """Each replica's code value, (K,)."""
+        return activation_step(self.clip)
+
+
+class StackedStoredCopy:
+    """The corrupted codes of one stored tensor of every replica in the current pass."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.source: torch.Tensor | None = None
+        self.bers: tuple[float, ...] = ()
+        self.codes: torch.Tensor | None = None
+
+    def get(self, x: torch.Tensor, bers: tuple[float, ...]) -> torch.Tensor | None:
+        return self.codes if self.source is x and self.bers == bers else None
+
+    def keep(self, x: torch.Tensor, bers: tuple[float, ...], codes: torch.Tensor) -> None:
+        self.source, self.bers, self.codes = x, bers, codes
+
+
+def _corrupted(codes: torch.Tensor, bers: Sequence[float],
+               errors: Sequence[TensorErrors | None]) -> torch.Tensor:
+    """Activation codes (K N, ...) as each replica reads them back from DRAM: replica k's rows
+    are one stored tensor drawn from its own generator; a replica at BER 0 keeps its codes."""
+    view = _replica_view(codes, len(bers))
+    target = view.detach().clone()
+    for k, (ber, replica_errors) in enumerate(zip(bers, errors)):
+        if ber > 0 and replica_errors is not None:
+            target[k] = corrupted_activation_codes(view[k], ber, replica_errors)
+    return straight_through(codes, target.reshape(codes.shape))
+
+
+class StackedDianaLayer(nn.Module):
+    """K ``DianaLayer``s of the same shape; input and output (K N, ...)."""
+
+    analog: torch.Tensor  # (K, cout) bool
+
+    def __init__(self, layers: Sequence[DianaLayer], input_quantizer: StackedActivationQuantizer,
+                 stored_copy: StackedStoredCopy) -> None:
+        super().__init__()
+        first = layers[0]
+        self.kind = "linear" if isinstance(first.layer, nn.Linear) else "conv"
+        conv = first.layer
+        self.conv_args = ((conv.stride, conv.padding, conv.dilation, conv.groups)
+                          if isinstance(conv, nn.Conv2d) else ())
+        self.quantize_input = first.quantize_input
+        self.weight = _stacked_parameter([m.layer.weight for m in layers])
+        self.bias = (None if first.layer.bias is None else _stacked_parameter(
+            [cast(torch.Tensor, m.layer.bias) for m in layers]))
+        self.ternary_log_scale = _stacked_parameter([m.ternary_log_scale for m in layers])
+        self.digital_scale = _stacked_parameter([m.digital_scale for m in layers])
+        self.register_buffer("analog", torch.stack([m.analog for m in layers]).clone())
+        self.input_quantizer = input_quantizer
+        self.stored_copy = stored_copy
+        self.errors: tuple[TensorErrors | None, ...] = (None,) * len(layers)
+        self._frozen_weight: torch.Tensor | None = None
+
+    @property
+    def replicas(self) -> int:
+        return self.weight.shape[0]
+
+    def set_errors(self, errors: Sequence[TensorErrors | None]) -> None:
+        self.errors = tuple(errors)
+        self._frozen_weight = None
+
+    def freeze_weight_errors(self) -> None:
+        self._frozen_weight = self.quantized_weight().detach()
+
+    def quantized_weight(self) -> torch.Tensor:
+        """(K, cout, ...) weights as each replica's accelerators see them."""
+        weight = self.weight
+        dims = weight.dim()
+        per_channel = _per_replica(torch.exp(self.ternary_log_scale), dims)
+        per_layer = _per_replica(power_of_two_scale(self.digital_scale), dims)
+        hit = [k for k, e in enumerate(self.errors) if e is not None and e.weight_ber > 0]
+
+        def inject(digital: torch.Tensor, ternary_codes: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+            digital, ternary_codes = digital.clone(), ternary_codes.clone()
+            for k in hit:
+                digital[k], ternary_codes[k] = inject_weight_codes(
+                    cast(TensorErrors, self.errors[k]), digital[k], ternary_codes[k],
+                    self.analog[k])
+            return digital, ternary_codes
+        analog_weight, digital_weight = quantized_weights(weight, per_channel, per_layer,
+                                                          inject if hit else None, spread)
+        return torch.where(_per_replica(self.analog, dims), analog_weight, digital_weight)
+
+    def quantized_bias(self) -> torch.Tensor | None:
+        """(K, cout) biases; float where the layer has no input quantiser."""
+        if self.bias is None or not self.quantize_input:
+            return self.bias
+        ternary_step = torch.exp(self.ternary_log_scale) / TERNARY_LEVELS
+        digital_step = (power_of_two_scale(self.digital_scale) / DIGITAL_LEVELS)[:, None]
+        analog_bias, digital_bias = quantized_biases(
+            self.bias, ternary_step, digital_step, self.input_quantizer.step(), spread)
+        return torch.where(self.analog, analog_bias, digital_bias)
+
+    def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.quantize_input:
+            return x
+        quantizer = self.input_quantizer
+        bers = tuple(e.activation_ber if e is not None else 0.0 for e in self.errors)
+        stored = any(b > 0 for b in bers)
+        known = self.stored_copy.get(x, bers) if stored else None
+        if known is not None:
+            return quantizer.scaled(known)
+        codes = quantizer.codes(x)
+        if stored:
+            codes = _corrupted(codes, bers, self.errors)
+            self.stored_copy.keep(x, bers, codes)
+        return quantizer.scaled(codes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.quantized_input(x)
+        weight = self._frozen_weight
+        if weight is None:
+            weight = self.quantized_weight()
+        bias = self.quantized_bias()
+        rows = _replica_view(x, self.replicas)
+        outputs = []
+        for k in range(self.replicas):
+            replica_bias = None if bias is None else bias[k]
+            if self.kind == "linear":
+                outputs.append(F.linear(rows[k], weight[k], replica_bias))
+            else:
+                outputs.append(F.conv2d(rows[k], weight[k], replica_bias, *self.conv_args))
+        return torch.cat(outputs)
+
+
+class StackedQuantAdd(nn.Module):
+    """K ``QuantAdd``s: ``main + shortcut``, both quantised, per replica."""
+
+    def __init__(self, quantizer: StackedActivationQuantizer,
+                 reader: StackedDianaLayer | None) -> None:
+        super().__init__()
+        self.quantizer = quantizer
+        self._reader = () if reader is None else (reader,)  # not a submodule
+        self.errors: tuple[TensorErrors | None, ...] = (None,) * quantizer.replicas
+
+    def set_errors(self, errors: Sequence[TensorErrors | None]) -> None:
+        self.errors = tuple(errors)
+
+    def shortcut_value(self, shortcut: torch.Tensor) -> torch.Tensor:
+        if self._reader:
+            return self._reader[0].quantized_input(shortcut)
+        codes = self.quantizer.codes(shortcut)
+        bers = tuple(e.activation_ber if e is not None else 0.0 for e in self.errors)
+        if any(b > 0 for b in bers):
+            codes = _corrupted(codes, bers, self.errors)
+        return self.quantizer.scaled(codes)
+
+    def forward(self, main: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.scaled(self.quantizer.codes(main)) + self.shortcut_value(shortcut)
+
+
+class StackedModel(nn.Module):
+    """K replicas of one ``DianaModel`` (module docstring)."""
+
+    def __init__(self, models: Sequence[DianaModel]) -> None:
+        super().__init__()
+        if not models:
+            raise ValueError("a stacked model needs at least one replica")
+        first = models[0]
+        if not all(stackable(m) for m in models):
+            raise ValueError("these models cannot be stacked (see stackable)")
+        if any(m.layer_names != first.layer_names or m.add_names != first.add_names
+               for m in models):
+            raise ValueError("stacked replicas must be the same network")
+        self.replicas = len(models)
+        self.layer_names = first.layer_names
+        self.add_names = first.add_names
+        net = copy.deepcopy(first.net)
+        quantizers: dict[int, StackedActivationQuantizer] = {}
+        copies: dict[int, StackedStoredCopy] = {}
+
+        def stacked_quantizer(quantizer: nn.Module, of: list[nn.Module]) -> \
+                StackedActivationQuantizer:
+            if id(quantizer) not in quantizers:
+                quantizers[id(quantizer)] = StackedActivationQuantizer(
+                    [cast(torch.Tensor, q.clip) for q in of])
+            return quantizers[id(quantizer)]
+
+        layers: dict[str, StackedDianaLayer] = {}
+        for name in self.layer_names:
+            replicas = [cast(DianaLayer, m.net.get_submodule(name)) for m in models]
+            own = replicas[0]
+            quantizer = stacked_quantizer(own.input_quantizer,
+                                          [r.input_quantizer for r in replicas])
+            stored = copies.setdefault(id(own.stored_copy), StackedStoredCopy())
+            layers[name] = StackedDianaLayer(replicas, quantizer, stored)
+            _replace(net, name, layers[name])
+        for add_name, _ in self.add_names:
+            adds = [cast(QuantAdd, m.net.get_submodule(add_name)) for m in models]
+            own_add = adds[0]
+            reader = None
+            if own_add.reader is not None:
+                reader_name = next(n for n in self.layer_names
+                                   if first.net.get_submodule(n) is own_add.reader)
+                reader = layers[reader_name]
+                quantizer = reader.input_quantizer
+            else:
+                quantizer = stacked_quantizer(own_add.quantizer, [a.quantizer for a in adds])
+            _replace(net, add_name, StackedQuantAdd(quantizer, reader))
+        self.net = net
+
+    def layers(self) -> list[StackedDianaLayer]:
+        return [cast(StackedDianaLayer, self.net.get_submodule(n)) for n in self.layer_names]
+
+    def adds(self) -> list[StackedQuantAdd]:
+        return [cast(StackedQuantAdd, self.net.get_submodule(n)) for n, _ in self.add_names]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self.net(x)
+        finally:
+            for layer in self.layers():
+                layer.stored_copy.clear()
+
+    def quantizer_parameters(self) -> list[nn.Parameter]:
+        """Every clip and weight scale, each once (ODiMO's ``q_params``)."""
+        found: dict[int, nn.Parameter] = {}
+        for module in self.modules():
+            if isinstance(module, StackedActivationQuantizer):
+                found.setdefault(id(module.clip), module.clip)
+            elif isinstance(module, StackedDianaLayer):
+                for param in (module.ternary_log_scale, module.digital_scale):
+                    found.setdefault(id(param), param)
+        return list(found.values())
+
+    def split_parameters(self) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+        """(weights and biases, ``quantizer_parameters``)."""
+        quantizer = self.quantizer_parameters()
+        ids = {id(p) for p in quantizer}
+        return [p for p in self.parameters() if id(p) not in ids], quantizer
+
+    def set_errors(self, replicas: Sequence[ReplicaErrors | None], *, error_model: int,
+                   params: ErrorModelParams, row_bytes: int) -> None:
+        """Each replica's bit errors, as ``DianaModel.set_errors`` sets one model's (None:
+        that replica error-free)."""
+        layer_errors: list[list[TensorErrors | None]] = [[] for _ in self.layer_names]
+        add_errors: list[list[TensorErrors | None]] = [[] for _ in self.add_names]
+        for replica in replicas:
+            if replica is None:
+                found: tuple[list, list] = ([None] * len(self.layer_names),
+                                            [None] * len(self.add_names))
+            else:
+                found = tensor_errors(self.layer_names, self.add_names, replica.weight_ber,
+                                      replica.activation_ber, error_model=error_model,
+                                      params=params, row_bytes=row_bytes, seed=replica.seed,
+                                      shortcut_ber=replica.shortcut_ber)
+            for column, errors in zip(layer_errors, found[0]):
+                column.append(errors)
+            for column, errors in zip(add_errors, found[1]):
+                column.append(errors)
+        for layer, errors in zip(self.layers(), layer_errors):
+            layer.set_errors(errors)
+        for add, errors in zip(self.adds(), add_errors):
+            add.set_errors(errors)
+
+    def clear_errors(self) -> None:
+        none = (None,) * self.replicas
+        for layer in self.layers():
+            layer.set_errors(none)
+        for add in self.adds():
+            add.set_errors(none)
+
+    def freeze_weight_errors(self) -> None:
+        for layer in self.layers():
+            layer.freeze_weight_errors()
+
+
+class ReplicaErrors:
+    """One replica's bit error rates (per layer, table order) and the seed of its masks."""
+
+    __slots__ = ("weight_ber", "activation_ber", "shortcut_ber", "seed")
+
+    def __init__(self, weight_ber: Sequence[float], activation_ber: Sequence[float],
+                 shortcut_ber: Sequence[float] | None, seed: int) -> None:
+        self.weight_ber = weight_ber
+        self.activation_ber = activation_ber
+        self.shortcut_ber = shortcut_ber
+        self.seed = seed
+
+
+def _replace(net: nn.Module, name: str, module: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(net.get_submodule(parent_name) if parent_name else net, child, module)

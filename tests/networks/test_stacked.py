@@ -1,0 +1,109 @@
+"""The batched probe: K fine-tunes stacked into one model give what each gives alone."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dse.accuracy import ProbeCandidate
+from hw_models.error_models import ErrorModelParams
+from networks.datasets import load_dataset
+from networks.diana_model import to_diana
+from networks.finetune import (
+    FineTuneConfig,
+    FineTuneSetup,
+    fine_tuned_correctness,
+    fine_tuned_correctness_many,
+)
+from networks.stacked import StackedModel, stackable
+from networks.train import TrainConfig, train_baseline
+
+N_LAYERS = 10  # resnet8
+COUT = (16, 16, 16, 32, 32, 32, 64, 64, 64, 10)
+
+
+@pytest.fixture(scope="module")
+def checkpoint():
+    return train_baseline("resnet8", load_dataset("digits"), TrainConfig(epochs=1),
+                          device="cpu")
+
+
+def setup(checkpoint, **config) -> FineTuneSetup:
+    settings = dict(steps=4, batch_size=32, lr=3e-4, ramp_fraction=0.5, finetune_seeds=2,
+                    error_seeds=2, error_model=0, split="val", seed=3)
+    return FineTuneSetup(checkpoint, load_dataset("digits"),
+                         FineTuneConfig(**{**settings, **config}), ErrorModelParams(), 2048)
+
+
+def candidates() -> list[ProbeCandidate]:
+    """The all-digital baseline, a mixed split under errors on every stored tensor
+    (shortcuts included), named analog channels, and a heavy BER on the weights."""
+    rng = np.random.default_rng(0)
+    mixed = tuple(int(rng.integers(0, c + 1)) for c in COUT)
+    named = tuple(tuple(range(0, c, 2)) for c in COUT)
+    return [
+        ProbeCandidate((0,) * N_LAYERS, (0.0,) * N_LAYERS, (0.0,) * N_LAYERS),
+        ProbeCandidate(mixed, (1e-3,) * N_LAYERS, (2e-3,) * N_LAYERS,
+                       shortcut_ber=(1e-3,) * N_LAYERS),
+        ProbeCandidate(tuple(len(c) for c in named), (1e-4,) * N_LAYERS, (0.0,) * N_LAYERS,
+                       analog_channels=named),
+        ProbeCandidate(COUT, (1e-2,) * N_LAYERS, (1e-4,) * N_LAYERS),
+    ]
+
+
+@pytest.mark.parametrize("steps", [0, 4])
+@pytest.mark.parametrize("batch", [3, 8])
+def test_batched_equals_one_at_a_time(checkpoint, steps, batch):
+    """Bit for bit: the same correctness arrays, whether the 8 fine-tunes (4 candidates x 2
+    seeds) run 3 at a time (chunks split candidates' seeds) or all together."""
+    fixed = setup(checkpoint, steps=steps)
+    alone = [fine_tuned_correctness(c, fixed) for c in candidates()]
+    together = fine_tuned_correctness_many(candidates(), fixed, batch=batch)
+    assert len(together) == len(alone)
+    for single, batched in zip(alone, together):
+        assert batched.shape == single.shape == (2, 2, len(fixed.bundle.split("val").labels))
+        assert np.array_equal(batched, single)
+
+
+def test_batched_reports_progress_and_checks_batch(checkpoint):
+    told = []
+    fixed = setup(checkpoint, steps=2, finetune_seeds=1, error_seeds=1)
+    fine_tuned_correctness_many(candidates()[:3], fixed, batch=2,
+                                on_step=lambda done, total, status: told.append((done, total)))
+    assert told[-1] == (6, 6) and all(total == 6 for _, total in told)
+    assert [done for done, _ in told] == sorted(done for done, _ in told)
+    with pytest.raises(ValueError, match="batch"):
+        fine_tuned_correctness_many(candidates(), fixed, batch=0)
+
+
+def test_stacked_parameters_follow_the_replicas(checkpoint):
+    """Each replica's parameters are its model's, frozen where its model's are (a
+    BN-folded bias), and the optimisers see each clip and scale once."""
+    models = [checkpoint.build() for _ in range(3)]
+    models[1].set_split(COUT)
+    stacked = StackedModel(models)
+    layer = stacked.layers()[1]
+    single = models[1].layers()[1]
+    assert torch.equal(layer.weight[1], single.layer.weight)
+    assert torch.equal(layer.analog[1], single.analog) and not layer.analog[0].any()
+    assert layer.bias is not None and not layer.bias.requires_grad
+    weights, quantizers = stacked.split_parameters()
+    assert len({id(p) for p in quantizers}) == len(quantizers)
+    assert not {id(p) for p in weights} & {id(p) for p in quantizers}
+    shared = [layer.input_quantizer for layer in stacked.layers()]
+    assert len({id(q) for q in shared}) < len(shared)  # conv1 and the shortcut conv share
+
+
+def test_unfolded_batchnorm_is_probed_one_at_a_time(checkpoint):
+    """A BatchNorm that fx could not fold keeps parameters no replica axis holds: such a
+    network is not stacked (the batched probe then runs its candidates one at a time)."""
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.BatchNorm2d(4), nn.Flatten(),
+                        nn.Linear(144, 10))
+    model = to_diana(net, ["0", "4"])
+    assert not stackable(model)
+    with pytest.raises(ValueError, match="cannot be stacked"):
+        StackedModel([model, copy.deepcopy(model)])
+    assert stackable(checkpoint.build())
