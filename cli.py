@@ -275,6 +275,11 @@ results_dir_option = click.option(
     "--results-dir", default=DEFAULTS["results_dir"], show_default=True,
     type=click.Path(file_okay=False),
     help="Where studies, checkpoints and the probe cache go.")
+probe_batch_option = click.option(
+    "--probe-batch", type=int, default=None, metavar="K",
+    help="Fine-tunes the probe runs together as one model (the same results at any K; "
+         "faster with more) [default: as many as a quarter of the free RAM or GPU memory "
+         "holds, at most 32].")
 threads_option = click.option(
     "--threads", type=int, default=None, metavar="N",
     help="Torch threads [default: the CPUs this process may use, shared among the dse "
@@ -518,6 +523,7 @@ search_options = bundle(
                  show_default=True, help="DRAM error masks evaluated per fine-tuned model."),
     click.option("--probe-seeds", type=int, default=None, hidden=True,
                  help="Retired: use --finetune-seeds and --error-seeds."),
+    probe_batch_option,
     click.option("--confirm/--no-confirm", default=DEFAULTS["confirm"], show_default=True,
                  help="At the end, re-probe the front and the baselines on the test split "
                       "(what the summary's claims rest on); `dse confirm` does it later."),
@@ -680,11 +686,13 @@ def pareto(target: str | None, storage: str | None, study_name: str | None,
                    "--probe-steps].")
 @click.option("--confirm-seeds", type=int, default=DEFAULTS["confirm_seeds"],
               show_default=True, help="Independent fine-tunes per confirmed point.")
+@probe_batch_option
 @equivalence_option
 @json_option
 def confirm(target: str | None, storage: str | None, study_name: str | None, results_dir: str,
             data_dir: str | None, device: str, threads: int | None, confirm_steps: int | None,
-            confirm_seeds: int, equivalence_margin_pp: float | None, as_json: bool) -> None:
+            confirm_seeds: int, probe_batch: int | None, equivalence_margin_pp: float | None,
+            as_json: bool) -> None:
     """Re-probe a study's front and baselines on the test split; rewrite its summary.
 
     TARGET is a study name (under --results-dir) or its results folder [default: the only
@@ -702,6 +710,7 @@ def confirm(target: str | None, storage: str | None, study_name: str | None, res
             target, storage=storage, study_name=study_name, results_dir=results_dir,
             data_dir=data_dir, device=device, confirm_steps=confirm_steps,
             confirm_seeds=confirm_seeds, margin_pp=equivalence_margin_pp,
+            probe_batch=probe_batch,
             progress=display.phase("confirming on the test split", "point"),
             training_progress=display.phase("training baseline", "step"),
             step_progress=display.stage("fine-tune", "step"),

@@ -114,6 +114,16 @@ class LimitsConfig:
         return parse_objectives(self.objectives)
 
 
+MAX_PROBE_BATCH = 4096  # far beyond any memory: a typo, not a setting
+
+
+def check_probe_batch(batch: int | None) -> None:
+    """--probe-batch: None (from free memory) or 1..MAX_PROBE_BATCH."""
+    if batch is not None and not 1 <= batch <= MAX_PROBE_BATCH:
+        raise ConfigError(f"--probe-batch must be between 1 and {MAX_PROBE_BATCH} (got "
+                          f"{batch}); leave it out to size it from free memory")
+
+
 @dataclass(frozen=True)
 class AccuracyConfig:
     """How each candidate's accuracy is measured: the probe (or the user's estimator)."""
@@ -130,8 +140,12 @@ class AccuracyConfig:
     # package.module:function replacing the probe
     accuracy_estimator: str | None = _field(None, identity=True, probe=True)
     device: str = _field("auto")               # the torch device: auto, cpu, cuda
+    # fine-tunes the probe stacks into one model (None: as many as free memory allows); the
+    # results are the same at any value, so it is no part of the study's identity
+    probe_batch: int | None = _field(None)
 
     def validate(self) -> None:
+        check_probe_batch(self.probe_batch)
         if self.probe_seeds is not None:
             raise ConfigError(retired_seeds_message("--probe-seeds", "--finetune-seeds",
                                                     "--error-seeds"))

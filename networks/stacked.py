@@ -65,6 +65,24 @@ def stackable(model: DianaModel) -> bool:
     return all(id(p) in owned for p in model.parameters())
 
 
+@torch.no_grad()
+def activation_values(model: DianaModel, input_shape: Sequence[int]) -> int:
+    """Values of every layer's input and output for one image of ``input_shape``: what one
+    replica holds per image of its batch, times the bytes each value costs."""
+    count = 0
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal count
+        count += int(inputs[0].numel()) + int(output.numel())
+    handles = [layer.register_forward_hook(hook) for layer in model.layers()]
+    try:
+        model.eval()(torch.zeros(1, *input_shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return count
+
+
 def _stacked_parameter(tensors: Sequence[torch.Tensor]) -> nn.Parameter:
     """The replicas' tensors stacked along a new first axis, a parameter that learns where
     theirs do (a BN-folded bias, for one, does not: torch.fx's ``fuse`` makes it frozen)."""

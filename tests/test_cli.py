@@ -595,3 +595,12 @@ def test_library_code_never_prints():
                  if path not in allowed and "derive" not in path.parts
                  and printing.search(path.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+@pytest.mark.parametrize("command", [["search"], ["confirm"]])
+@pytest.mark.parametrize("value", ["0", "5000"])
+def test_probe_batch_out_of_range_is_one_line(command, value, tmp_path):
+    result = run(*command, "--probe-batch", value, "--results-dir", str(tmp_path))
+    assert result.exit_code == 2
+    assert "--probe-batch must be between 1 and 4096" in result.output
+    assert "Traceback" not in result.output

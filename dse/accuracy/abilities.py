@@ -9,9 +9,9 @@ mypy checks their signatures; ``TrainsOnProbeData`` is an attribute, met structu
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
-from dse.accuracy import AccuracyEstimator
+from dse.accuracy import AccuracyEstimator, ProbeCandidate, ProbeResult
 from hw_models.errors import ConfigError
 
 if TYPE_CHECKING:  # types only: importing this module loads no torch
@@ -88,6 +88,30 @@ def delivered(estimator: AccuracyEstimator, record: object | None) -> AccuracyEs
     return estimator.starting_from(estimator.weights_of(record))
 
 
+@runtime_checkable
+class Batched(Protocol):
+    """Measures many candidates together, with the results it gives one at a time (the
+    batched probe: ``probe_estimator.probe_many``)."""
+
+    def many(self, candidates: Sequence[ProbeCandidate]) -> list[ProbeResult]:
+        """The result of each candidate, in order."""
+        ...
+
+    def group_size(self) -> int:
+        """How many candidates one batch holds: a caller that stores results as they
+        come hands over this many at a time."""
+        ...
+
+
+def measure_many(estimator: AccuracyEstimator, candidates: Sequence[ProbeCandidate]
+                 ) -> list[ProbeResult]:
+    """The results of ``candidates``: together where ``estimator`` can (``Batched``), else
+    one at a time."""
+    if isinstance(estimator, Batched):
+        return estimator.many(candidates)
+    return [estimator(candidate) for candidate in candidates]
+
+
 class Confirmable(AccuracyEstimator, Protocol):
     """An estimator whose results a confirmation stores: it names the settings they are
     bound to (a confirmation with other settings measures again)."""
@@ -106,5 +130,5 @@ class Confirming(Protocol):
         ...
 
 
-__all__ = ["Characterising", "Confirmable", "Confirming", "ProbeData", "StartsFrom",
-           "TrainsOnProbeData", "delivered"]
+__all__ = ["Batched", "Characterising", "Confirmable", "Confirming", "ProbeData", "StartsFrom",
+           "TrainsOnProbeData", "delivered", "measure_many"]

@@ -10,6 +10,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import dse
 from dse.accuracy import (
@@ -20,7 +21,13 @@ from dse.accuracy import (
     error_free,
     probe_cache,
 )
-from dse.accuracy.abilities import Characterising, Confirmable, Confirming, StartsFrom
+from dse.accuracy.abilities import (
+    Batched,
+    Characterising,
+    Confirmable,
+    Confirming,
+    StartsFrom,
+)
 from dse.accuracy.defaults import MAX_PROBE_SEEDS, MAX_PROBE_STEPS, ProbeConfig, check_epochs
 from dse.config import resolved_epochs
 from dse.results.files import check_writable_folder
@@ -29,7 +36,13 @@ from hw_models.dram import DramDevice
 from hw_models.error_models import ERROR_MODELS, ErrorModelParams
 from networks.data_identity import DIGEST_CACHE_FILE, data_key, data_sha256
 from networks.datasets import DataBundle, load_dataset
-from networks.finetune import FineTuneConfig, FineTuneSetup, StepProgress, fine_tuned_correctness
+from networks.finetune import (
+    FineTuneConfig,
+    FineTuneSetup,
+    StepProgress,
+    fine_tuned_correctness,
+    fine_tuned_correctness_many,
+)
 from networks.quantize import QUANTIZER_VERSION
 from networks.train import (
     Checkpoint,
@@ -167,7 +180,7 @@ def retrain_remedy(request: DataRequest, config: TrainConfig) -> str:
 
 
 def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | None, *,
-                progress: Progress | None = None) -> ProbeSetup:
+                progress: Progress | None = None, batch: int | None = None) -> ProbeSetup:
     """Everything the probes of one study share (this trains the checkpoint if needed)."""
     cache_dir = Path(data.results_dir) / "probe_cache"
     check_probe_cache(cache_dir)  # before training
@@ -178,7 +191,7 @@ def probe_setup(data: DataRequest, config: ProbeConfig, device: DramDevice | Non
         error_params=device.error_params if device else ErrorModelParams(),
         row_bytes=device.row_bytes if device else DEFAULT_ROW_BYTES,
         device=resolve_device(data.device), cache_dir=cache_dir,
-        data_sha256=data_identity(bundle, data.results_dir))
+        data_sha256=data_identity(bundle, data.results_dir), batch=batch)
 
 
 @dataclass(frozen=True)
@@ -194,6 +207,7 @@ class ProbeSetup:
     device: str = "cpu"
     cache_dir: Path | None = None
     data_sha256: str | None = None
+    batch: int | None = None  # fine-tunes stacked into one model (None: from free memory)
 
 
 def probe(candidate: ProbeCandidate, *, setup: ProbeSetup,
@@ -218,6 +232,106 @@ def probe(candidate: ProbeCandidate, *, setup: ProbeSetup,
     probe_cache.write_cache(setup.cache_dir, key, result)
     probe_cache.remember(key, result)
     return result
+
+
+def probe_many(candidates: Sequence[ProbeCandidate], *, setup: ProbeSetup,
+               on_step: StepProgress | None = None) -> list[ProbeResult]:
+    """``probe`` of every candidate, those not cached measured together, as many fine-tunes
+    at a time as ``setup.batch`` (or free memory) allows (``fine_tuned_correctness_many``:
+    the same results, bit for bit, as one at a time). Each candidate's result is cached as
+    soon as the fine-tunes of its group are done; ``on_step`` hears (fine-tune steps done,
+    in all, status) over the candidates measured."""
+    for candidate in candidates:
+        check_probe(candidate, setup)
+    level = setup.config.interval_level
+    results: dict[int, ProbeResult] = {}
+    todo: dict[str, list[int]] = {}  # key -> indices (a candidate given twice: once)
+    for index, candidate in enumerate(candidates):
+        key = probe_key(candidate, setup)
+        known = probe_cache.remembered(key, level=level)
+        if known is None:
+            known = probe_cache.read_cache(setup.cache_dir, key, shape=result_shape(setup),
+                                           level=level)
+            if known is not None:
+                probe_cache.remember(key, known)
+        if known is not None:
+            results[index] = known
+        else:
+            todo.setdefault(key, []).append(index)
+    keys = list(todo)
+    fine_tune = fine_tune_setup(setup)
+    batch = setup.batch or default_batch(setup)
+    finetunes = 1 if setup.config.steps == 0 else setup.config.finetune_seeds
+    per_group = max(1, batch // finetunes)
+    steps_each = finetunes * setup.config.steps
+    for start in range(0, len(keys), per_group):
+        group = keys[start:start + per_group]
+        reporter = None
+        if on_step is not None:
+            report, before, total = on_step, start * steps_each, len(keys) * steps_each
+
+            def reporter(done: int, _: int, status: str) -> None:
+                report(before + done, total, status)
+        began = time.perf_counter()
+        measured = fine_tuned_correctness_many([candidates[todo[k][0]] for k in group],
+                                               fine_tune, reporter, batch=batch)
+        seconds = (time.perf_counter() - began) / len(group)
+        for key, correct in zip(group, measured):
+            result = ProbeResult.from_correct(correct, seconds=seconds, level=level)
+            probe_cache.write_cache(setup.cache_dir, key, result)
+            probe_cache.remember(key, result)
+            for index in todo[key]:
+                results[index] = result
+    return [results[index] for index in range(len(candidates))]
+
+
+# Bytes a fine-tune holds per image and per value of its layers' inputs and outputs (float32
+# activations, their quantised copies and the autograd state of the quantisers' elementwise
+# steps): peak RSS per added replica, K = 1..8 at 64 images, was 19-29 bytes for ResNet8 and
+# ResNet20 on 32x32 images (``python bench/probe_throughput.py --memory``); 64 leaves room
+# for the error masks and the allocator. And the share of free memory the batched probe
+# may take.
+BYTES_PER_ACTIVATION_VALUE = 64
+MEMORY_SHARE = 0.25
+MAX_DEFAULT_BATCH = 32  # beyond this, on 2 cores, no faster (bench/probe_throughput.py)
+
+
+def default_batch(setup: ProbeSetup) -> int:
+    """How many fine-tunes to stack when ``--probe-batch`` is not given: as many as fit in
+    ``MEMORY_SHARE`` of the free memory of the device the probe runs on (RAM, or GPU
+    memory), at most ``MAX_DEFAULT_BATCH``."""
+    per_replica = (BYTES_PER_ACTIVATION_VALUE * setup.config.batch_size
+                   * activation_values(setup.checkpoint))
+    free = free_memory_bytes(setup.device)
+    return max(1, min(MAX_DEFAULT_BATCH, int(MEMORY_SHARE * free // max(per_replica, 1))))
+
+
+def activation_values(checkpoint: Checkpoint) -> int:
+    """Values of every layer's input and output for one image (the probe's working set)."""
+    from networks.stacked import activation_values as measured
+
+    return _ACTIVATION_VALUES.setdefault(checkpoint.tensors_sha256 or checkpoint.digest,
+                                         measured(checkpoint.build(), checkpoint.input_shape))
+
+
+_ACTIVATION_VALUES: dict[str, int] = {}
+
+
+def free_memory_bytes(device: str) -> int:
+    """Free memory of ``device``: the GPU's, or the RAM the kernel counts as available."""
+    if device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info()
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
 def probe_key(candidate: ProbeCandidate, setup: ProbeSetup) -> str:
@@ -273,7 +387,7 @@ def check_probe(candidate: ProbeCandidate, setup: ProbeSetup) -> None:
 
 
 @dataclass(frozen=True)
-class ProbeEstimator(Characterising, Confirmable, Confirming, StartsFrom):
+class ProbeEstimator(Batched, Characterising, Confirmable, Confirming, StartsFrom):
     """The probe as an ``AccuracyEstimator``; ``on_step`` hears its fine-tune steps (done,
     in all, status), so that a long probe visibly moves (the command line's display). It
     can also retrain and confirm, and names its settings (``dse.accuracy.abilities``);
@@ -284,6 +398,15 @@ class ProbeEstimator(Characterising, Confirmable, Confirming, StartsFrom):
 
     def __call__(self, candidate: ProbeCandidate) -> ProbeResult:
         return probe(candidate, setup=self.setup, on_step=self.on_step)
+
+    def many(self, candidates: Sequence[ProbeCandidate]) -> list[ProbeResult]:
+        return probe_many(candidates, setup=self.setup, on_step=self.on_step)
+
+    def group_size(self) -> int:
+        """Candidates per stacked model: the batch's fine-tunes over each candidate's."""
+        setup = self.setup
+        finetunes = 1 if setup.config.steps == 0 else setup.config.finetune_seeds
+        return max(1, (setup.batch or default_batch(setup)) // finetunes)
 
     def confirming(self, *, steps: int, finetune_seeds: int, split: str = "test"
                    ) -> "ProbeEstimator":

@@ -9,6 +9,7 @@ one step: two workers never both claim a point).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import statistics
@@ -20,9 +21,10 @@ from typing import TYPE_CHECKING, Any, Callable, ContextManager
 import optuna
 
 from dse.accuracy import AccuracyEstimator
-from dse.accuracy.abilities import delivered
+from dse.accuracy.abilities import Batched, delivered, measure_many
 from dse.accuracy.stats import LEVEL
 from dse.commands.reports import ConfirmationReport
+from dse.config import check_probe_batch
 from dse.evaluate import candidate_cost, probe_candidate
 from dse.problem import Problem
 from dse.results.confirmation import (
@@ -104,30 +106,54 @@ def confirm_points(study: optuna.Study, problem: Problem, estimator: AccuracyEst
     found = [n for n in points if _confirmed(study.user_attrs, n, settings)]
     trials = study.get_trials(deepcopy=False)
     counts = {"measured": 0, "already": len(found), "left_to_others": 0}
-    for index, number in enumerate(n for n in points if n not in found):
+    pending = [n for n in points if n not in found]
+    size = estimator.group_size() if isinstance(estimator, Batched) else 1
+    handled = 0
+    for start in range(0, len(pending), size):
+        group = pending[start:start + size]
         if progress is not None:
-            baseline = trials[number].user_attrs.get(BASELINE_ATTR)
-            progress(len(found) + index, len(points),
-                     f"trial {number}" + (f" ({baseline})" if baseline else ""))
-        if not claim_point(study, number, settings):
+            progress(len(found) + handled, len(points), _group_status(trials, group))
+        handled += len(group)
+        claimed = []
+        for number in group:
+            if claim_point(study, number, settings):
+                claimed.append(number)
+                continue
             # re-read: other workers may have confirmed it meanwhile
             done = _confirmed(study.user_attrs, number, settings)
             counts["already" if done else "left_to_others"] += 1
-            continue
-        candidate = trial_candidate(trials[number], problem.space)
-        cost = candidate_cost(candidate, problem)
-        weights = trials[number].user_attrs.get(DELIVERED_WEIGHTS_ATTR)
-        measure = delivered(estimator, weights)
-        with interruptible():
-            result = measure(probe_candidate(candidate, cost))
-        record = record_of(result, settings)
-        if isinstance(weights, dict):  # measured from the weights its engine delivered
-            record["from_weights_sha256"] = weights.get("tensors_sha256")
-        study.set_user_attr(f"{RECORD_PREFIX}{number}", record)
-        counts["measured"] += 1
+        # points measured from the weights their engine delivered start from those
+        by_weights: dict[str, list[int]] = {}
+        for number in claimed:
+            weights = trials[number].user_attrs.get(DELIVERED_WEIGHTS_ATTR)
+            by_weights.setdefault(json.dumps(weights, sort_keys=True), []).append(number)
+        for numbers in by_weights.values():
+            weights = trials[numbers[0]].user_attrs.get(DELIVERED_WEIGHTS_ATTR)
+            measure = delivered(estimator, weights)
+            candidates = []
+            for number in numbers:
+                candidate = trial_candidate(trials[number], problem.space)
+                candidates.append(probe_candidate(candidate, candidate_cost(candidate, problem)))
+            with interruptible():
+                results = measure_many(measure, candidates)
+            for number, result in zip(numbers, results):
+                record = record_of(result, settings)
+                if isinstance(weights, dict):  # measured from the weights its engine delivered
+                    record["from_weights_sha256"] = weights.get("tensors_sha256")
+                study.set_user_attr(f"{RECORD_PREFIX}{number}", record)
+                counts["measured"] += 1
     if progress is not None and points:
         progress(len(points), len(points), "done")
     return {"points": len(points), **counts}
+
+
+def _group_status(trials: list[Any], group: list[int]) -> str:
+    """The progress line's status for the points of ``group``: "trial 3 (all-digital)" for
+    one, "trials 3-9 (7 points)" for several."""
+    if len(group) == 1:
+        baseline = trials[group[0]].user_attrs.get(BASELINE_ATTR)
+        return f"trial {group[0]}" + (f" ({baseline})" if baseline else "")
+    return f"trials {group[0]}-{group[-1]} ({len(group)} points together)"
 
 
 def claim_point(study: optuna.Study, number: int, settings: dict[str, Any]) -> bool:
@@ -223,7 +249,7 @@ def probe_request(settings: dict[str, Any], *, results_dir: str, data_dir: str |
 def confirm_report(target: str | None, *, storage: str | None, study_name: str | None,
                    results_dir: str, data_dir: str | None, device: str,
                    confirm_steps: int | None, confirm_seeds: int,
-                   margin_pp: float | None = None,
+                   margin_pp: float | None = None, probe_batch: int | None = None,
                    progress: Progress | None = None,
                    training_progress: Progress | None = None,
                    step_progress: Progress | None = None,
@@ -246,6 +272,7 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
 
     if margin_pp is not None:
         check_margin(margin_pp)
+    check_probe_batch(probe_batch)
     confirmation = ConfirmationConfig(confirm_steps=confirm_steps, confirm_seeds=confirm_seeds)
     url, name, folder = locate(target, storage=storage, study_name=study_name,
                                results_dir=results_dir)
@@ -272,7 +299,7 @@ def confirm_report(target: str | None, *, storage: str | None, study_name: str |
         estimator = _estimator(study, stored, problem, results_dir=_results_root(
             target, folder, results_dir), data_dir=data_dir or stored.get("data_dir"),
             device=device, steps=steps, finetune_seeds=confirm_seeds,
-            progress=training_progress).reporting(step_progress)
+            progress=training_progress, batch=probe_batch).reporting(step_progress)
         try:
             counts = confirm_points(study, problem, estimator, estimator.settings(),
                                     interruptible=guard.interruptible, progress=progress,
@@ -309,7 +336,8 @@ def _results_root(target: str | None, folder: Path, results_dir: str) -> str:
 
 def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
                results_dir: str, data_dir: str | None, device: str, steps: int,
-               finetune_seeds: int, progress: Progress | None) -> ProbeEstimator:
+               finetune_seeds: int, progress: Progress | None,
+               batch: int | None = None) -> ProbeEstimator:
     """The search's probe, rebuilt from the study, on the test split; its checkpoint must
     be the one the study is bound to, and its data too."""
     from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup, request_data_sha256
@@ -321,7 +349,7 @@ def _estimator(study: optuna.Study, stored: dict[str, Any], problem: Problem, *,
         raise ConfigError(f"the data in {data.data_dir} is not the data study "
                           f"'{study.study_name}' was searched with (its SHA-256 differs): "
                           "pass the search's --data-dir")
-    setup = probe_setup(data, config, problem.device, progress=progress)
+    setup = probe_setup(data, config, problem.device, progress=progress, batch=batch)
     bound = study.user_attrs.get(CONFIG_ATTR, {}).get("checkpoint_sha256")
     if bound is not None and setup.checkpoint.tensors_sha256 != bound:
         raise ConfigError(f"the checkpoint found for study '{study.study_name}' is not the one "

@@ -243,8 +243,8 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
         config.probe_settings(), results_dir=config.cluster.results_dir,
         data_dir=config.workload.data_dir, download=config.workload.download,
         device=settings.device)
-    probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress),
-                           on_step=step_progress)
+    probe = ProbeEstimator(probe_setup(data, probe_config, problem.device, progress=progress,
+                                       batch=settings.probe_batch), on_step=step_progress)
     confirming = probe.confirming(
         steps=config.confirmation.steps(settings.probe_steps),
         finetune_seeds=config.confirmation.confirm_seeds)

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from dse.accuracy import ProbeCandidate
+from dse.accuracy import ProbeCandidate, probe_cache, probe_estimator
+from dse.accuracy.defaults import ProbeConfig
+from dse.accuracy.probe_estimator import ProbeEstimator, ProbeSetup, probe, probe_many
 from hw_models.error_models import ErrorModelParams
 from networks.datasets import load_dataset
 from networks.diana_model import to_diana
@@ -107,3 +110,46 @@ def test_unfolded_batchnorm_is_probed_one_at_a_time(checkpoint):
     with pytest.raises(ValueError, match="cannot be stacked"):
         StackedModel([model, copy.deepcopy(model)])
     assert stackable(checkpoint.build())
+
+
+def probe_setup_for(checkpoint, tmp_path, **config) -> ProbeSetup:
+    return ProbeSetup(checkpoint=checkpoint, bundle=load_dataset("digits"),
+                      config=ProbeConfig(**{"steps": 2, "finetune_seeds": 2, "error_seeds": 2,
+                                            **config}),
+                      error_params=ErrorModelParams(), row_bytes=2048, cache_dir=tmp_path,
+                      batch=3)
+
+
+def test_probe_many_caches_each_candidate_once(checkpoint, tmp_path, monkeypatch):
+    """probe_many gives probe's results; a candidate given twice, or cached, is not
+    fine-tuned again."""
+    probe_cache.clear_memory_cache()
+    fixed = probe_setup_for(checkpoint, tmp_path)
+    first, second = candidates()[:2]
+    alone = probe(first, setup=fixed)
+    probe_cache.clear_memory_cache()  # the disk cache still holds it
+    measured = []
+    real = probe_estimator.fine_tuned_correctness_many
+
+    def counting(cands, *args, **kwargs):
+        measured.extend(cands)
+        return real(cands, *args, **kwargs)
+    monkeypatch.setattr(probe_estimator, "fine_tuned_correctness_many", counting)
+    results = probe_many([first, second, second], setup=fixed)
+    assert measured == [second]
+    assert results[0].accuracy_mean == alone.accuracy_mean
+    assert results[1] == results[2]
+    probe_cache.clear_memory_cache()
+    assert probe(second, setup=fixed).accuracy_mean == results[1].accuracy_mean
+    probe_cache.clear_memory_cache()
+
+
+def test_default_batch_follows_free_memory(checkpoint, tmp_path, monkeypatch):
+    fixed = dataclasses.replace(probe_setup_for(checkpoint, tmp_path), batch=None)
+    monkeypatch.setattr(probe_estimator, "free_memory_bytes", lambda device: 10**12)
+    assert probe_estimator.default_batch(fixed) == probe_estimator.MAX_DEFAULT_BATCH
+    monkeypatch.setattr(probe_estimator, "free_memory_bytes", lambda device: 10**6)
+    assert probe_estimator.default_batch(fixed) == 1
+    estimator = ProbeEstimator(dataclasses.replace(fixed, batch=7))
+    assert estimator.group_size() == 3  # 7 fine-tunes hold 3 candidates of 2 seeds
+    assert estimator.characterising("val").group_size() == 7  # no fine-tune: one each
