@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.accuracy import LIMIT_TOLERANCE_PP, AccuracyModel, ProbeCandidate
+from dse.accuracy import LIMIT_TOLERANCE_PP, AccuracyModel, ProbeCandidate, ProbeResult
 from dse.accuracy.stats import change_from_drop
 from dse.metrics import ACCURACY_CHANGE, BY_COLUMN, BY_NAME, DRAM_BYTES, NOMINAL_DRAM_ENERGY
 from dse.problem import Problem
@@ -122,24 +122,58 @@ def cost_metrics(candidate: Candidate, problem: Problem) -> tuple[SystemCost, di
     return cost, metrics
 
 
-def evaluate(candidate: Candidate, problem: Problem,
-             accuracy: AccuracyModel | None = None) -> Evaluation:
-    """Cost first; the accuracy only when it is an objective and every budget is met."""
+@dataclass(frozen=True)
+class Planned:
+    """A candidate's cost, done, and whether its accuracy is to be measured (``probed``:
+    accuracy is an objective and every cost budget is met)."""
+
+    candidate: Candidate
+    cost: SystemCost
+    metrics: dict[str, Any]
+    constraints: dict[str, float]
+    cost_seconds: float
+    probed: bool
+
+    def probe_candidate(self) -> ProbeCandidate:
+        return probe_candidate(self.candidate, self.cost)
+
+
+def plan_evaluation(candidate: Candidate, problem: Problem) -> Planned:
+    """The cost of ``candidate`` (microseconds) and whether to measure its accuracy."""
     start = time.perf_counter()
     cost, metrics = cost_metrics(candidate, problem)
     constraints = _budget_constraints(metrics, problem)
     cost_seconds = time.perf_counter() - start
     probed = problem.needs_accuracy and all(value <= 0 for value in constraints.values())
-    probe_seconds = 0.0
+    return Planned(candidate, cost, metrics, constraints, cost_seconds, probed)
+
+
+def evaluate(candidate: Candidate, problem: Problem,
+             accuracy: AccuracyModel | None = None) -> Evaluation:
+    """Cost first; the accuracy only when it is an objective and every budget is met."""
+    planned = plan_evaluation(candidate, problem)
+    result, probe_seconds = None, 0.0
+    if planned.probed and accuracy is not None:
+        start = time.perf_counter()
+        result = accuracy.estimator(planned.probe_candidate())
+        probe_seconds = time.perf_counter() - start
+    return finish_evaluation(planned, problem, accuracy, result, probe_seconds)
+
+
+def finish_evaluation(planned: Planned, problem: Problem, accuracy: AccuracyModel | None,
+                      result: ProbeResult | None, probe_seconds: float = 0.0) -> Evaluation:
+    """The evaluation of ``planned`` with its measured accuracy (``result``, None where it
+    was not to be measured); ``probe_seconds``: the measurement's share of wall time."""
+    metrics, constraints = dict(planned.metrics), dict(planned.constraints)
+    probed = planned.probed
     if problem.needs_accuracy:
         if accuracy is None:
             raise ValueError("accuracy is an objective: evaluate needs an AccuracyModel")
         value = UNPROBED_ACCURACY
         drop = (math.nan, math.nan, math.nan)
         if probed:
-            start = time.perf_counter()
-            result = accuracy.estimator(probe_candidate(candidate, cost))
-            probe_seconds = time.perf_counter() - start
+            if result is None:
+                raise ValueError("a candidate within its budgets needs its measured accuracy")
             value = result.accuracy_mean
             low, high = result.interval()
             drop = accuracy.drop_pp(result)
@@ -158,7 +192,8 @@ def evaluate(candidate: Candidate, problem: Problem,
             excess = bounded - limit_pp
             constraints["accuracy_drop_over_limit_pp"] = (
                 0.0 if abs(excess) <= LIMIT_TOLERANCE_PP else excess)
-    return Evaluation(metrics, constraints, probed, cost_seconds, probe_seconds, cost)
+    return Evaluation(metrics, constraints, probed, planned.cost_seconds, probe_seconds,
+                      planned.cost)
 
 
 def constraint_names(problem: Problem) -> tuple[str, ...]:

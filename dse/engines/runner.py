@@ -22,6 +22,7 @@ import optuna
 from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from dse.engines.objective import BatchObjective
 from dse.results.ledger import FAIL_REASON_ATTR
 from dse.signals import SignalGuard
 from dse.storage.liveness import HEARTBEAT_ATTR, requeue
@@ -134,6 +135,58 @@ class TrialRunner:
         self._before(study)
         trial = pop_waiting(study)
         return None if trial is None else self._run(study, trial, objective)
+
+    def run_batch(self, study: optuna.Study, objective: BatchObjective, count: int,
+                  worker: Callable[[], dict | None] = lambda: None) -> list[FrozenTrial]:
+        """Ask ``count`` trials, then evaluate their candidates together
+        (``BatchObjective``) and tell each. A trial past the budget is pruned; a trial
+        another worker failed meanwhile is left as it is (its result dropped with a
+        warning). An exception (a signal included) fails every trial of the batch not yet
+        told, sends those taken from the queue back to it, and propagates: no trial is left
+        running, and the batches before are kept. ``worker()``: each trial's worker record."""
+        self._before(study)
+        asked: list[tuple[optuna.trial.Trial, _Heartbeat]] = []
+        told: set[int] = set()
+        finished: list[FrozenTrial] = []
+        try:
+            for _ in range(count):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    trial = study.ask()
+                asked.append((trial, _Heartbeat(study._storage, trial._trial_id,
+                                                self.heartbeat_interval_s)))
+            candidates = [objective.begin(trial, worker()) for trial, _ in asked]
+            for (trial, heartbeat), candidate in zip(asked, candidates):
+                if candidate is None:  # past the budget
+                    told.add(trial._trial_id)
+                    finished.append(self._tell(study, trial, heartbeat,
+                                               state=TrialState.PRUNED))
+            pending = [(pair, c) for pair, c in zip(asked, candidates) if c is not None]
+            evaluations = objective.evaluate_many([c for _, c in pending])
+            for ((trial, heartbeat), _), evaluation in zip(pending, evaluations):
+                try:
+                    values = objective.finish(trial, evaluation)
+                except optuna.exceptions.UpdateFinishedTrialError:  # failed by another worker
+                    told.add(trial._trial_id)
+                    heartbeat.stop()
+                    frozen = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+                    warn_taken_over(frozen.number)
+                    finished.append(frozen)
+                    continue
+                told.add(trial._trial_id)
+                finished.append(self._tell(study, trial, heartbeat, values=values))
+        except BaseException as exc:
+            self.guard.hold()
+            for trial, heartbeat in asked:
+                if trial._trial_id in told:
+                    continue
+                self._tell(study, trial, heartbeat, state=TrialState.FAIL,
+                           reason=f"{type(exc).__name__}: {exc}".rstrip(": "))
+                if isinstance(exc, KeyboardInterrupt):
+                    with contextlib.suppress(Exception):
+                        requeue(study, trial._trial_id)
+            raise
+        return finished
 
     def _before(self, study: optuna.Study) -> None:
         self.guard.check()

@@ -1,4 +1,4 @@
-"""The Optuna engine's worker loop: one trial at a time until the study's budget is met."""
+"""The Optuna engine's worker loop: a batch of trials at a time until the study's budget is met."""
 from __future__ import annotations
 
 import time
@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import optuna
 
+from dse.accuracy.abilities import Batched
 from dse.engines import WAITING_STATUS, EngineJob, Progress
-from dse.engines.objective import make_objective
-from dse.engines.optuna_engine.samplers import DEFAULT_SAMPLER, make_sampler
+from dse.engines.objective import BatchObjective
+from dse.engines.optuna_engine.samplers import BATCH_SAMPLERS, DEFAULT_SAMPLER, make_sampler
 from dse.engines.runner import TrialRunner, fail_stale
 from dse.results.ledger import metrics_of
 from dse.results.tables import front_trials
@@ -36,8 +37,17 @@ class OptunaEngine:
     def __post_init__(self) -> None:
         make_sampler(self.sampler, 0)  # an unknown sampler fails before any work
 
+    def batch_size(self, job: EngineJob) -> int:
+        """Trials asked and measured together: as many candidates as the probe measures at
+        once (``Batched.group_size``) for a sampler that proposes a batch well
+        (``BATCH_SAMPLERS``), else one."""
+        estimator: object = job.accuracy.estimator if job.accuracy is not None else None
+        if self.sampler not in BATCH_SAMPLERS or not isinstance(estimator, Batched):
+            return 1
+        return max(1, estimator.group_size())
+
     def run(self, job: EngineJob) -> None:
-        """Run trials until the budget is met.
+        """Run trials until the budget is met, a batch at a time (``batch_size``).
 
         While the budget is only reached by counting trials still running elsewhere, wait:
         if their worker died, the heartbeat fails them after the grace period and their
@@ -63,6 +73,13 @@ class OptunaEngine:
                              periodic=look_for_dead_workers,
                              periodic_interval_s=liveness.heartbeat_interval_s,
                              heartbeat_interval_s=beat)
+        size = self.batch_size(job)
+        objective = BatchObjective(job.problem, job.accuracy, engine=self.name,
+                                   budget=None if per_worker else total, guard=job.guard,
+                                   named_constraints=job.ledger.named_constraints)
+
+        def worker() -> dict | None:
+            return job.before_trial() if job.before_trial is not None else None
         ran = 0
         waiting = False
         while True:
@@ -70,6 +87,7 @@ class OptunaEngine:
             if per_worker is not None:
                 if ran >= per_worker:
                     break
+                count = min(size, per_worker - ran)
             else:
                 complete, running = _counts(study)
                 if complete >= total:
@@ -82,13 +100,9 @@ class OptunaEngine:
                     with job.guard.interruptible():
                         time.sleep(POLL_S)
                     continue
-            worker = job.before_trial() if job.before_trial is not None else None
-            objective = make_objective(job.problem, job.accuracy, engine=self.name,
-                                       budget=None if per_worker else total,
-                                       guard=job.guard, worker=worker,
-                                       named_constraints=job.ledger.named_constraints)
-            runner.run(study, objective)
-            ran += 1
+                count = min(size, total - complete - running)
+            runner.run_batch(study, objective, count, worker)
+            ran += count
             waiting = False
         if callback is not None:
             callback.report(study)

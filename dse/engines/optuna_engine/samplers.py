@@ -31,10 +31,15 @@ def _gp(seed: int) -> optuna.samplers.BaseSampler:
 
 
 DEFAULT_SAMPLER = "tpe"
+# Samplers whose proposals stay useful when several are asked before any is told: TPE with
+# the constant liar (a running trial counts as a bad one, so the next proposal looks
+# elsewhere), a generation of NSGA-II or NSGA-III (its parents are fixed), random and
+# quasi-random draws. The GP sampler proposes one point at a time.
+BATCH_SAMPLERS = frozenset({"tpe", "nsga2", "nsga3", "random", "qmc"})
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                                   **_constraints_kw()),
+                                                   constant_liar=True, **_constraints_kw()),
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed, **_constraints_kw()),
     "nsga3": lambda seed: optuna.samplers.NSGAIIISampler(seed=seed, **_constraints_kw()),
     "gp": _gp,

@@ -1,0 +1,90 @@
+"""The Optuna engine asks and measures a batch of trials at a time when its estimator can
+measure candidates together (``Batched``)."""
+from __future__ import annotations
+
+import dataclasses
+
+import optuna
+import pytest
+from toy import toy_prepared
+
+from dse.accuracy import AccuracyModel
+from dse.commands.search import run_search
+from dse.engines.testing import StubEstimator
+from dse.storage.storage import open_storage
+
+
+class BatchedStub(StubEstimator):
+    """The stub, measuring ``size`` candidates per ``many`` call and logging the groups."""
+
+    def __init__(self, size, signal_at=None):
+        super().__init__(signal_at)
+        self.size = size
+        self.groups = []
+
+    def group_size(self):
+        return self.size
+
+    def many(self, candidates):
+        self.groups.append(len(candidates))
+        return [self(candidate) for candidate in candidates]
+
+
+def batched_prepared(toy_table, tmp_path, *, size, trials, signal_at=None, sampler="tpe"):
+    prepared = toy_prepared(toy_table, tmp_path, trials=trials, sampler=sampler,
+                            confirm=False)
+    stub = BatchedStub(size, signal_at)
+    accuracy = prepared.accuracy
+    assert accuracy is not None
+    return dataclasses.replace(prepared, accuracy=AccuracyModel(
+        stub, accuracy.baseline_accuracy, accuracy.baseline)), stub
+
+
+def trials_of(prepared):
+    return optuna.load_study(study_name=prepared.study_name,
+                             storage=open_storage(prepared.storage_url)).get_trials()
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+def test_trials_are_measured_a_batch_at_a_time(toy_table, tmp_path, sampler):
+    """13 trials in batches of 4 (the baselines first, from the queue): exactly the budget,
+    every trial complete, each batch's candidates measured in one call."""
+    prepared, stub = batched_prepared(toy_table, tmp_path, size=4, trials=13,
+                                      sampler=sampler)
+    run_search(prepared)
+    trials = trials_of(prepared)
+    assert len(trials) == 13
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    measured = [t for t in trials if t.user_attrs["metrics"].get("accuracy") is not None]
+    assert sum(stub.groups) == len(measured) and max(stub.groups) <= 4
+    assert len(stub.groups) >= 4  # ceil(13 / 4) batches, a batch over budget measures none
+    assert len({tuple(sorted(t.params.items())) for t in trials}) > 8  # not one proposal
+
+
+def test_gp_proposes_one_at_a_time(toy_table, tmp_path):
+    pytest.importorskip("scipy")
+    prepared, stub = batched_prepared(toy_table, tmp_path, size=4, trials=6, sampler="gp")
+    run_search(prepared)
+    assert set(stub.groups) == {1}
+
+
+def test_a_signal_inside_a_batch_fails_it_and_keeps_the_batches_before(toy_table, tmp_path):
+    """SIGTERM inside the second batch: the first batch's trials stay complete, the second
+    batch's are failed (none left running), its queued baselines are queued again, and a
+    resumed search completes the budget."""
+    from dse.commands.search import SearchInterrupted
+
+    prepared, stub = batched_prepared(toy_table, tmp_path, size=3, trials=9, signal_at=5)
+    with pytest.raises(SearchInterrupted):
+        run_search(prepared)
+    trials = trials_of(prepared)
+    states = [t.state for t in trials]
+    assert states[:3] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert optuna.trial.TrialState.RUNNING not in states
+    assert states[3:6] == [optuna.trial.TrialState.FAIL] * 3
+    again, _ = batched_prepared(toy_table, tmp_path, size=3, trials=9)
+    run_search(again)
+    done = [t for t in trials_of(again) if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 9
+    baselines = [t.user_attrs.get("baseline") for t in done if t.user_attrs.get("baseline")]
+    assert len(baselines) == len(set(baselines))  # each baseline once
