@@ -172,7 +172,8 @@ def train_baseline(network: str, bundle: DataBundle, config: TrainConfig, *, dev
     report(total, total, f"val accuracy {accuracy:.4f}")
     return Checkpoint(
         network=network, dataset=spec.name, input_shape=spec.input_shape,
-        num_classes=spec.num_classes, layer_names=table.name, train_config=asdict(config),
+        num_classes=spec.num_classes, layer_names=table.name,
+        train_config={**asdict(config), "threads": torch.get_num_threads(), "device": device},
         state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         val_accuracy=accuracy, float_val_accuracy=float_accuracy)
 

@@ -397,11 +397,23 @@ def _duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
+def _trained_with(train_config: dict) -> str:
+    """Where the checkpoint records it: the torch threads (and device) it was trained with,
+    on which its weights depend (the order of parallel sums)."""
+    threads = train_config.get("threads")
+    if not threads:
+        return ""
+    return (f"\ntrained with {threads} torch thread{'s' if threads != 1 else ''} on "
+            f"{train_config.get('device', 'cpu')}: another thread count trains other weights "
+            "(the order of parallel sums differs); the cache keeps the first one trained")
+
+
 def train_text(report: TrainReport) -> str:
     state = "trained" if report.trained else "cached"
     return (f"{report.network} on {report.dataset}: {state} checkpoint "
             f"{report.checkpoint}\nvalidation accuracy {report.val_accuracy:.2%} "
             f"(DIANA-quantised, all digital; float {report.float_val_accuracy:.2%})"
+            + _trained_with(report.train_config)
             + ("" if report.tensors_verified else
                "\nno digest of its tensors (written before dse stored one): not checked "
                "for damage"))

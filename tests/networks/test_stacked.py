@@ -153,3 +153,10 @@ def test_default_batch_follows_free_memory(checkpoint, tmp_path, monkeypatch):
     estimator = ProbeEstimator(dataclasses.replace(fixed, batch=7))
     assert estimator.group_size() == 3  # 7 fine-tunes hold 3 candidates of 2 seeds
     assert estimator.characterising("val").group_size() == 7  # no fine-tune: one each
+
+
+def test_checkpoint_records_the_threads_it_was_trained_with(checkpoint):
+    """Weights depend on the order of parallel sums, so on the thread count: the
+    checkpoint says which (``dse train`` prints it)."""
+    assert checkpoint.train_config["threads"] == torch.get_num_threads()
+    assert checkpoint.train_config["device"] == "cpu"
