@@ -55,7 +55,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generator, Protocol
 
 import numpy as np
 
@@ -66,7 +66,7 @@ from dse.accuracy import (
     accuracy_drop_pp,
     within_limit,
 )
-from dse.accuracy.abilities import Characterising, StartsFrom
+from dse.accuracy.abilities import Batched, Characterising, StartsFrom, measure_many
 from dse.accuracy.defaults import MAX_EPOCHS
 from dse.engines import EngineJob, EngineSpec, Progress, register, setting
 from dse.engines.odimo import (
@@ -565,23 +565,54 @@ def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], 
         bound = high if rule == "upper" and math.isfinite(high) else drop
         return within_limit(bound, limit_pp)
 
-    def largest(names: list[str], what: str) -> float:
-        def tolerated(ber: float) -> bool:
-            return meets_target(estimator, reference, with_errors(
-                problem, n_analog, channels, {name: ber for name in names}, data),
-                f"characterising {what}")
-        if tolerated(BER_CEILING):
+    def bisection() -> Generator[float, bool, float]:
+        """The largest tolerated BER on the log grid: sends a BER, hears whether it is
+        tolerated, returns the largest."""
+        if (yield BER_CEILING):
             return BER_CEILING
         low, high = math.log10(BER_FLOOR), math.log10(BER_CEILING)
-        if not tolerated(BER_FLOOR):
+        if not (yield BER_FLOOR):
             return 0.0
         for _ in range(steps):
             middle = (low + high) / 2
-            if tolerated(10 ** middle):
+            if (yield 10 ** middle):
                 low = middle
             else:
                 high = middle
         return float(10 ** low)
+
+    def largest(searches: list[tuple[list[str], str]]) -> list[float]:
+        """Each search's largest tolerated BER (the data it corrupts together, what it is
+        called). The searches are independent, so they run in lockstep: each round's
+        probes, one per search still going, are measured together (``measure_many``: the
+        results they give one at a time)."""
+        running = [bisection() for _ in searches]
+        asked = {i: next(search) for i, search in enumerate(running)}
+        found: dict[int, float] = {}
+        while asked:
+            order = sorted(asked)
+            candidates = [with_errors(problem, n_analog, channels,
+                                      {name: asked[i] for name in searches[i][0]}, data)
+                          for i in order]
+            size = len(order) if isinstance(estimator, Batched) else 1
+            results = []
+            for start in range(0, len(order), size):
+                chunk = order[start:start + size]
+                if progress is not None:
+                    what = (searches[chunk[0]][1] if len(chunk) == 1
+                            else f"{len(chunk)} searches together")
+                    progress(probes[0], max(planned, probes[0] + 1), f"characterising {what}")
+                results += measure_many(estimator, candidates[start:start + size])
+                probes[0] += len(chunk)
+            for i, result in zip(order, results):
+                drop, _, high = accuracy_drop_pp(reference, result)
+                bound = high if rule == "upper" and math.isfinite(high) else drop
+                try:
+                    asked[i] = running[i].send(within_limit(bound, limit_pp))
+                except StopIteration as done:
+                    found[i] = done.value
+                    del asked[i]
+        return [found[i] for i in range(len(searches))]
 
     def validated(candidate: Candidate) -> bool:
         if not held_out:
@@ -591,8 +622,9 @@ def eden_for_split(problem: Problem, estimator: Any, n_analog: tuple[int, ...], 
                             probe_candidate(candidate, candidate_cost(candidate, problem)),
                             "validating the mapping on held-out images")
 
-    coarse = largest([d.name for d in data], f"all {len(data)} data")
-    fine = {d.name: largest([d.name], d.name) for d in data}
+    coarse, *each = largest([([d.name for d in data], f"all {len(data)} data")]
+                            + [([d.name], d.name) for d in data])
+    fine = {d.name: ber for d, ber in zip(data, each)}
     used = "coarse" if problem.space.partitions == 1 else "fine"
     tolerance = {d.name: coarse for d in data} if used == "coarse" else dict(fine)
     tightened = 0

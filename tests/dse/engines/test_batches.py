@@ -88,3 +88,27 @@ def test_a_signal_inside_a_batch_fails_it_and_keeps_the_batches_before(toy_table
     assert len(done) == 9
     baselines = [t.user_attrs.get("baseline") for t in done if t.user_attrs.get("baseline")]
     assert len(baselines) == len(set(baselines))  # each baseline once
+
+
+def test_eden_characterises_its_data_in_lockstep(tmp_path):
+    """EDEN's coarse and fine bisections are independent: a batched estimator gets one
+    round of them per call, and the tolerances are those found one probe at a time."""
+    from toy import toy_problem
+
+    from dse.engines.eden import eden_for_split
+    from dse.engines.testing import TOY_LAYERS
+    from hw_models.layer_table import LayerTable
+    from hw_models.soc import PRESET_DIR
+
+    streaming = tmp_path / "streaming.toml"  # the toy's weights in DRAM: data to characterise
+    streaming.write_text((PRESET_DIR / "diana.toml").read_text().replace(
+        '[memory.weights_resident]\nvalue = "auto"', "[memory.weights_resident]\nvalue = false"))
+    problem = toy_problem(LayerTable.from_records(TOY_LAYERS), hw=str(streaming))
+    alone = eden_for_split(problem, StubEstimator(), (0,) * 5, None, steps=3)
+    batched = BatchedStub(size=64)
+    together = eden_for_split(problem, batched, (0,) * 5, None, steps=3)
+    assert together.coarse_ber == alone.coarse_ber and together.fine_ber == alone.fine_ber
+    assert together.candidate == alone.candidate and together.probes == alone.probes
+    searches = len(alone.fine_ber) + 1
+    assert max(batched.groups) == searches  # the coarse and every datum's search at once
+    assert sum(batched.groups) < alone.probes  # references and validation one at a time
