@@ -57,7 +57,7 @@ from networks.zoo import build_network
 
 CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 BATCH = 64
-BER = 1e-4
+BER = float(__import__("os").environ.get("PROBE_BER", "1e-4"))
 
 
 @dataclass(frozen=True)

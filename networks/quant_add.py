@@ -39,7 +39,6 @@ from networks.quantize import (
     DianaLayer,
     TensorErrors,
     corrupted_activation_codes,
-    straight_through,
 )
 
 CALIBRATION_QUANTILE = 0.999  # initial activation clip: ignore the rarest outliers
@@ -96,13 +95,11 @@ class QuantAdd(nn.Module):
         reader = self.reader
         if reader is not None:
             return reader.quantized_input(shortcut)
-        quantizer = self.quantizer
-        codes = quantizer.codes(shortcut)
         errors = self.errors
-        if errors is not None and errors.activation_ber > 0:
-            codes = straight_through(codes, corrupted_activation_codes(
-                codes, errors.activation_ber, errors))
-        return codes * quantizer.step()
+        if errors is None or errors.activation_ber == 0:
+            return self.quantizer(shortcut)
+        return self.quantizer(shortcut, lambda codes: corrupted_activation_codes(
+            codes, errors.activation_ber, errors))
 
     def forward(self, main: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
         quantizer = self.quantizer
@@ -111,4 +108,4 @@ class QuantAdd(nn.Module):
                 quantizer.clip.fill_(calibrated_clip(torch.cat([main.flatten(),
                                                                 shortcut.flatten()])))
             self.calibrate_on_first_pass = False
-        return quantizer.codes(main) * quantizer.step() + self.shortcut_value(shortcut)
+        return quantizer(main) + self.shortcut_value(shortcut)

@@ -85,7 +85,7 @@ from networks import fault_injection as fi
 # part of the probe cache key and of EDEN's retraining key, so that results measured with
 # other quantisers (dse <= 0.3: ternary at 0.7 mean|w|, unlearned scales, float adds) are
 # measured again rather than read back.
-QUANTIZER_VERSION = "odimo-2d9f139"
+QUANTIZER_VERSION = "odimo-2d9f139-pact"
 
 DIGITAL_LEVELS = 127     # 2^(8-1) - 1 positive codes of the 8-bit weights (qm2:251)
 TERNARY_LEVELS = 1       # 2^(2-1) - 1 (qm2:251): codes -1, 0, +1
@@ -229,8 +229,9 @@ class TensorErrors:
 
 
 class StoredCopy:
-    """The corrupted codes of one stored tensor in the current forward pass, shared by the
-    layers that read it (plain state, not a module: nothing of it is saved)."""
+    """One stored tensor as read back in the current forward pass (its corrupted codes
+    times their step), shared by the layers that read it (plain state, not a module:
+    nothing of it is saved)."""
 
     def __init__(self) -> None:
         self.clear()
@@ -264,24 +265,55 @@ def activation_step(clip: torch.Tensor) -> torch.Tensor:
     return clip_in_effect(clip) / ACTIVATION_LEVELS
 
 
-def activation_codes(x: torch.Tensor, clip: torch.Tensor, spread: Spread = as_is
-                     ) -> torch.Tensor:
-    """Integer codes 0..127 as float, floor(clamp(x, 0, 127 / sf) * sf) (qm2:199-200), for a
-    ``clip`` that broadcasts against ``x``; ``spread`` broadcasts a clip-derived value where
-    it meets ``x`` (``Spread``: where a stacked model sums each replica's gradient).
+Corruption = Callable[[torch.Tensor], torch.Tensor]
 
-    Gradients as ODiMO's ``LearnedClippedLinearQuantizeSTE.backward`` (qm2:205-218) for
-    ``codes * step``: ``grad`` to x where 0 < x < clip, and to the clip where x >= clip;
-    the codes alone pass ``grad / step`` to x there."""
-    effective = clip_in_effect(clip)
-    step = effective / ACTIVATION_LEVELS
-    step_value = step.detach()
-    clipped = torch.where(x >= effective, spread(effective, x), F.relu(x))
-    target = torch.floor(clipped.detach() * activation_scale_factor(clip))
-    # value (clipped - target * step) / step_value + target: its product with ``step``
-    # has the gradient of ``clipped`` alone (the code's share in the step cancels)
-    value = (clipped - target * spread(step - step_value, x)) / step_value
-    return straight_through(value, target)
+
+class _Pact(torch.autograd.Function):
+    """``pact``'s forward and backward in a few passes over the activations (the probe's
+    time goes to passes over activation-sized tensors)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, clip: torch.Tensor, replicas: int,
+                corrupt: Corruption | None) -> torch.Tensor:
+        # replicas: (K, everything else), the clips (K, 1): a 2-D broadcast is the fast one
+        view = x.reshape(replicas, -1) if replicas else x
+        clips = clip.detach().reshape(replicas, 1) if replicas else clip.detach()
+        scale = activation_scale_factor(clips)      # sf, a power of two
+        effective = ACTIVATION_LEVELS / scale       # the clip in effect, 127 / sf
+        codes = torch.floor(torch.minimum(torch.clamp(view, min=0), effective) * scale)
+        if corrupt is not None:
+            shaped = codes.reshape(replicas, x.shape[0] // replicas, *x.shape[1:]) \
+                if replicas else codes
+            codes = corrupt(shaped).reshape(codes.shape)
+        ctx.replicas = replicas
+        below = view < effective
+        ctx.save_for_backward((view <= 0) | ~below, below)  # where grad stops, to x and clip
+        return (codes / scale).reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        stopped, below = ctx.saved_tensors
+        view = grad.reshape(stopped.shape)
+        grad_x = view.masked_fill(stopped, 0.0).reshape(grad.shape)
+        at_clip = view.masked_fill(below, 0.0)
+        if ctx.replicas:  # each replica's sum as its model alone sums it
+            grad_clip = torch.stack([at_clip[k].sum() for k in range(ctx.replicas)])
+        else:
+            grad_clip = at_clip.sum()
+        return grad_x, grad_clip, None, None
+
+
+def pact(x: torch.Tensor, clip: torch.Tensor, *, replicas: int = 0,
+         corrupt: Corruption | None = None) -> torch.Tensor:
+    """``x`` quantised to 7 bits, ``codes / sf`` with ``codes = floor(clamp(x, 0, 127 / sf)
+    sf)`` in 0..127 and ``sf = 2^floor(log2(127 / clip))`` (qm2:189-200, the clip in effect
+    127 / sf as ODiMO writes it back, qm2:198). ``corrupt`` turns the codes into those read
+    back from memory (no gradient). Gradients as ODiMO's
+    ``LearnedClippedLinearQuantizeSTE.backward`` (qm2:205-218, PACT): ``grad`` to x where
+    0 < x < 127 / sf, and to the clip the sum of ``grad`` where x >= 127 / sf.
+    ``replicas`` K > 0: ``x`` is (K N, ...) and ``clip`` (K,), replica k's rows under its
+    own clip, each replica's clip gradient summed as its own model sums it."""
+    return _Pact.apply(x, clip, replicas, corrupt)
 
 
 class ActivationQuantizer(nn.Module):
@@ -296,13 +328,16 @@ class ActivationQuantizer(nn.Module):
         return activation_scale_factor(self.clip)
 
     def step(self) -> torch.Tensor:
+        """The value of one code, 1 / sf, differentiable in the clip (a bias's step)."""
         return activation_step(self.clip)
 
+    @torch.no_grad()
     def codes(self, x: torch.Tensor) -> torch.Tensor:
-        return activation_codes(x, self.clip)
+        """The integer codes 0..127 (as float) that ``forward`` scales; no gradient."""
+        return self(x) * self.scale_factor()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.codes(x) * self.step()
+    def forward(self, x: torch.Tensor, corrupt: Corruption | None = None) -> torch.Tensor:
+        return pact(x, self.clip, corrupt=corrupt)
 
 
 def inject_weight_codes(errors: TensorErrors, digital: torch.Tensor, ternary_codes: torch.Tensor,
@@ -470,12 +505,12 @@ class DianaLayer(nn.Module):
         ber = errors.activation_ber if errors is not None else 0.0
         known = self.stored_copy.get(x, ber) if ber > 0 else None
         if known is not None:  # another reader of this tensor drew its errors already
-            return known * quantizer.step()
-        codes = quantizer.codes(x)
-        if errors is not None and ber > 0:
-            codes = straight_through(codes, corrupted_activation_codes(codes, ber, errors))
-            self.stored_copy.keep(x, ber, codes)
-        return codes * quantizer.step()
+            return known
+        if errors is None or ber == 0:
+            return quantizer(x)
+        stored = quantizer(x, lambda codes: corrupted_activation_codes(codes, ber, errors))
+        self.stored_copy.keep(x, ber, stored)
+        return stored
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantized_input(x)

@@ -39,14 +39,13 @@ from networks.quantize import (
     TERNARY_LEVELS,
     DianaLayer,
     TensorErrors,
-    activation_codes,
     activation_step,
     corrupted_activation_codes,
     inject_weight_codes,
+    pact,
     power_of_two_scale,
     quantized_biases,
     quantized_weights,
-    straight_through,
 )
 
 
@@ -140,16 +139,15 @@ class StackedActivationQuantizer(nn.Module):
     def replicas(self) -> int:
         return self.clip.shape[0]
 
-    def codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes of ``x`` (K N, ...), each replica's rows under its own clip; same shape."""
-        view = _replica_view(x, self.replicas)
-        return activation_codes(view, _per_replica(self.clip, view.dim()), spread).reshape(
-            x.shape)
-
-    def scaled(self, codes: torch.Tensor) -> torch.Tensor:
-        """``codes`` (K N, ...) times each replica's step."""
-        view = _replica_view(codes, self.replicas)
-        return (view * spread(activation_step(self.clip), view)).reshape(codes.shape)
+    def forward(self, x: torch.Tensor, bers: Sequence[float] = (),
+                errors: Sequence[TensorErrors | None] = ()) -> torch.Tensor:
+        """``x`` (K N, ...) quantised, each replica's rows under its own clip (``pact``)
+        and, where ``bers`` gives it a BER, read back from memory with its ``errors``."""
+        corrupt = None
+        if any(b > 0 for b in bers):
+            def corrupt(codes: torch.Tensor) -> torch.Tensor:
+                return _corrupted(codes, bers, errors)
+        return pact(x, self.clip, replicas=self.replicas, corrupt=corrupt)
 
     def step(self) -> torch.Tensor:
         """Each replica's code value, (K,)."""
@@ -157,7 +155,7 @@ class StackedActivationQuantizer(nn.Module):
 
 
 class StackedStoredCopy:
-    """The corrupted codes of one stored tensor of every replica in the current pass."""
+    """One stored tensor of every replica as read back in the current pass."""
 
     def __init__(self) -> None:
         self.clear()
@@ -165,25 +163,25 @@ class StackedStoredCopy:
     def clear(self) -> None:
         self.source: torch.Tensor | None = None
         self.bers: tuple[float, ...] = ()
-        self.codes: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
 
     def get(self, x: torch.Tensor, bers: tuple[float, ...]) -> torch.Tensor | None:
-        return self.codes if self.source is x and self.bers == bers else None
+        return self.values if self.source is x and self.bers == bers else None
 
-    def keep(self, x: torch.Tensor, bers: tuple[float, ...], codes: torch.Tensor) -> None:
-        self.source, self.bers, self.codes = x, bers, codes
+    def keep(self, x: torch.Tensor, bers: tuple[float, ...], values: torch.Tensor) -> None:
+        self.source, self.bers, self.values = x, bers, values
 
 
 def _corrupted(codes: torch.Tensor, bers: Sequence[float],
                errors: Sequence[TensorErrors | None]) -> torch.Tensor:
-    """Activation codes (K N, ...) as each replica reads them back from DRAM: replica k's rows
-    are one stored tensor drawn from its own generator; a replica at BER 0 keeps its codes."""
-    view = _replica_view(codes, len(bers))
-    target = view.detach().clone()
+    """Activation codes (K, N, ...) as each replica reads them back from DRAM: replica k's
+    rows are one stored tensor drawn from its own generator; a replica at BER 0 keeps its
+    codes."""
+    corrupted = codes.clone()
     for k, (ber, replica_errors) in enumerate(zip(bers, errors)):
         if ber > 0 and replica_errors is not None:
-            target[k] = corrupted_activation_codes(view[k], ber, replica_errors)
-    return straight_through(codes, target.reshape(codes.shape))
+            corrupted[k] = corrupted_activation_codes(codes[k], ber, replica_errors)
+    return corrupted
 
 
 class StackedDianaLayer(nn.Module):
@@ -255,17 +253,15 @@ class StackedDianaLayer(nn.Module):
     def quantized_input(self, x: torch.Tensor) -> torch.Tensor:
         if not self.quantize_input:
             return x
-        quantizer = self.input_quantizer
         bers = tuple(e.activation_ber if e is not None else 0.0 for e in self.errors)
         stored = any(b > 0 for b in bers)
         known = self.stored_copy.get(x, bers) if stored else None
         if known is not None:
-            return quantizer.scaled(known)
-        codes = quantizer.codes(x)
+            return known
+        values = self.input_quantizer(x, bers, self.errors)
         if stored:
-            codes = _corrupted(codes, bers, self.errors)
-            self.stored_copy.keep(x, bers, codes)
-        return quantizer.scaled(codes)
+            self.stored_copy.keep(x, bers, values)
+        return values
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.quantized_input(x)
@@ -273,14 +269,16 @@ class StackedDianaLayer(nn.Module):
         if weight is None:
             weight = self.quantized_weight()
         bias = self.quantized_bias()
-        rows = _replica_view(x, self.replicas)
-        outputs = []
-        for k in range(self.replicas):
-            replica_bias = None if bias is None else bias[k]
-            if self.kind == "linear":
-                outputs.append(F.linear(rows[k], weight[k], replica_bias))
-            else:
-                outputs.append(F.conv2d(rows[k], weight[k], replica_bias, *self.conv_args))
+        # unbind, not indexing: indexing's backward writes each replica's gradient into a
+        # zero tensor of all replicas (K^2 work); unbind's stacks them once
+        rows = _replica_view(x, self.replicas).unbind(0)
+        weights = weight.unbind(0)
+        biases = [None] * self.replicas if bias is None else bias.unbind(0)
+        if self.kind == "linear":
+            outputs = [F.linear(r, w, b) for r, w, b in zip(rows, weights, biases)]
+        else:
+            outputs = [F.conv2d(r, w, b, *self.conv_args)
+                       for r, w, b in zip(rows, weights, biases)]
         return torch.cat(outputs)
 
 
@@ -300,14 +298,11 @@ class StackedQuantAdd(nn.Module):
     def shortcut_value(self, shortcut: torch.Tensor) -> torch.Tensor:
         if self._reader:
             return self._reader[0].quantized_input(shortcut)
-        codes = self.quantizer.codes(shortcut)
         bers = tuple(e.activation_ber if e is not None else 0.0 for e in self.errors)
-        if any(b > 0 for b in bers):
-            codes = _corrupted(codes, bers, self.errors)
-        return self.quantizer.scaled(codes)
+        return self.quantizer(shortcut, bers, self.errors)
 
     def forward(self, main: torch.Tensor, shortcut: torch.Tensor) -> torch.Tensor:
-        return self.quantizer.scaled(self.quantizer.codes(main)) + self.shortcut_value(shortcut)
+        return self.quantizer(main) + self.shortcut_value(shortcut)
 
 
 class StackedModel(nn.Module):
