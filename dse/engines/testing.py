@@ -13,7 +13,7 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import optuna
@@ -135,6 +135,25 @@ class StubEstimator(Confirmable, Confirming, StartsFrom, Characterising):
 
     def weights_dir(self) -> Path | None:
         return self.folder
+
+
+class BatchedStub(StubEstimator):
+    """The stub, measuring candidates ``size`` at a time when asked for many (``Batched``)
+    and logging each call's count in ``groups``; otherwise the stub (``signal_at`` as
+    there)."""
+
+    def __init__(self, size: int, signal_at: int | None = None, *, split: str = "val"
+                 ) -> None:
+        super().__init__(signal_at, split=split)
+        self.size = size
+        self.groups: list[int] = []
+
+    def group_size(self) -> int:
+        return self.size
+
+    def many(self, candidates: Sequence[ProbeCandidate]) -> list[ProbeResult]:
+        self.groups.append(len(candidates))
+        return [self(candidate) for candidate in candidates]
 
 
 class StubRetrainer:

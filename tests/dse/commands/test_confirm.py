@@ -19,7 +19,7 @@ from cli import cli
 from dse.commands.confirm import confirm_points, confirmation_plan, points_to_confirm
 from dse.commands.search import run_search
 from dse.commands.text import confirmation_plan_text
-from dse.engines.testing import StubEstimator
+from dse.engines.testing import BatchedStub, StubEstimator
 from dse.results.confirmation import CLAIM_PREFIX, RECORD_PREFIX, confirmed_results
 from dse.results.ledger import BASELINES
 from dse.signals import SignalGuard
@@ -116,36 +116,20 @@ def test_confirmation_resumes_after_sigterm_without_probing_finished_points(toy_
     assert set(confirmed_results(study)) == set(points)
 
 
-class Grouping(Counting):
-    """A ``Batched`` estimator: measures ``size`` points at a time, counting the groups."""
-
-    def __init__(self, size, signal_at=None):
-        super().__init__(signal_at)
-        self.size = size
-        self.groups = []
-
-    def group_size(self):
-        return self.size
-
-    def many(self, candidates):
-        self.groups.append(len(candidates))
-        return [self(candidate) for candidate in candidates]
-
-
 def test_confirmation_hands_over_its_points_a_group_at_a_time(toy_table, tmp_path):
     """Points go to a batched estimator ``group_size`` at a time; a SIGTERM inside a group
     keeps the groups before it and stores none of its own."""
     from dse.accuracy.abilities import Batched
     prepared, study = unconfirmed_study(toy_table, tmp_path)
     points = points_to_confirm(study)
-    assert len(points) >= 5 and isinstance(Grouping(2), Batched)
-    first = Grouping(2, signal_at=4)  # SIGTERM in the second group's second point
+    assert len(points) >= 5 and isinstance(BatchedStub(2, split="test"), Batched)
+    first = BatchedStub(2, signal_at=4, split="test")  # SIGTERM: 2nd group, 2nd point
     with SignalGuard() as guard, pytest.raises(KeyboardInterrupt):
         confirm_points(study, prepared.problem, first, {"split": "test"},
                        interruptible=guard.interruptible)
     assert first.groups == [2, 2]
     assert set(confirmed_results(study)) == set(points[:2])
-    second = Grouping(2)
+    second = BatchedStub(2, split="test")
     counts = confirm_points(study, prepared.problem, second, {"split": "test"})
     assert counts["measured"] == len(points) - 2
     assert second.groups == [2] * ((len(points) - 2) // 2) + [1] * (len(points) % 2)

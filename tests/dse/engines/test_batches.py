@@ -10,24 +10,8 @@ from toy import toy_prepared
 
 from dse.accuracy import AccuracyModel
 from dse.commands.search import run_search
-from dse.engines.testing import StubEstimator
+from dse.engines.testing import BatchedStub, StubEstimator
 from dse.storage.storage import open_storage
-
-
-class BatchedStub(StubEstimator):
-    """The stub, measuring ``size`` candidates per ``many`` call and logging the groups."""
-
-    def __init__(self, size, signal_at=None):
-        super().__init__(signal_at)
-        self.size = size
-        self.groups = []
-
-    def group_size(self):
-        return self.size
-
-    def many(self, candidates):
-        self.groups.append(len(candidates))
-        return [self(candidate) for candidate in candidates]
 
 
 def batched_prepared(toy_table, tmp_path, *, size, trials, signal_at=None, sampler="tpe"):
