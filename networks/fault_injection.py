@@ -303,6 +303,13 @@ def _data_dependent_flips(n_bits: int, ber: float, rng: np.random.Generator, sha
     return candidates[rng.random(candidates.size) < keep_probability]
 
 
+def flip_bits(stored: np.ndarray, positions: np.ndarray) -> None:
+    """Flip the given sorted unique bit positions of ``stored`` (uint8, 1-D) in place
+    (``flip_positions`` draws them; positions of several tensors laid end to end, each
+    offset by the bits before it, stay sorted)."""
+    _xor_bits(stored, positions)
+
+
 def _xor_bits(stored: np.ndarray, positions: np.ndarray) -> None:
     """Flip the given sorted unique bit positions of ``stored`` (uint8, 1-D) in place."""
     if positions.size == 0:

@@ -27,20 +27,22 @@ from __future__ import annotations
 import copy
 from typing import Sequence, cast
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from hw_models.error_models import ErrorModelParams
+from networks import fault_injection as fi
 from networks.diana_model import DianaModel, tensor_errors
 from networks.quant_add import QuantAdd
 from networks.quantize import (
+    ACTIVATION_LEVELS,
     DIGITAL_LEVELS,
     TERNARY_LEVELS,
     DianaLayer,
     TensorErrors,
     activation_step,
-    corrupted_activation_codes,
     inject_weight_codes,
     pact,
     power_of_two_scale,
@@ -175,13 +177,24 @@ class StackedStoredCopy:
 def _corrupted(codes: torch.Tensor, bers: Sequence[float],
                errors: Sequence[TensorErrors | None]) -> torch.Tensor:
     """Activation codes (K, N, ...) as each replica reads them back from DRAM: replica k's
-    rows are one stored tensor drawn from its own generator; a replica at BER 0 keeps its
-    codes."""
-    corrupted = codes.clone()
+    rows are one stored tensor whose flips are drawn from its own generator, as
+    ``corrupted_activation_codes`` draws them for its model alone; the bytes of all
+    replicas are converted, flipped and corrected at once (a replica at BER 0 keeps its
+    codes)."""
+    stored = codes.detach().to(torch.uint8).cpu().reshape(len(bers), -1).clone()
+    data = stored.numpy()  # shares memory with ``stored``
+    replica_bits = 8 * data.shape[1]
+    flips = []
     for k, (ber, replica_errors) in enumerate(zip(bers, errors)):
         if ber > 0 and replica_errors is not None:
-            corrupted[k] = corrupted_activation_codes(codes[k], ber, replica_errors)
-    return corrupted
+            flips.append(k * replica_bits + fi.flip_positions(
+                replica_bits, ber, model=replica_errors.model, rng=replica_errors.rng,
+                row_bits=8 * replica_errors.row_bytes, params=replica_errors.params,
+                stored=data[k]))
+    if flips:
+        fi.flip_bits(data.reshape(-1), np.concatenate(flips))
+    corrected = fi.correct_implausible(stored.float(), 0, ACTIVATION_LEVELS)
+    return corrected.reshape(codes.shape).to(codes.device)
 
 
 class StackedDianaLayer(nn.Module):
