@@ -43,7 +43,6 @@ from networks.quantize import (
     DianaLayer,
     TensorErrors,
     activation_step,
-    inject_weight_codes,
     pact,
     power_of_two_scale,
     quantized_biases,
@@ -197,6 +196,72 @@ def _corrupted(codes: torch.Tensor, bers: Sequence[float],
     return corrected.reshape(codes.shape).to(codes.device)
 
 
+def _injected_weights(digital: torch.Tensor, ternary_codes: torch.Tensor, analog: torch.Tensor,
+                      errors: Sequence[TensorErrors], hit: Sequence[int]
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``inject_weight_codes`` of replicas ``hit`` (with ``errors``), their bytes flipped
+    at once: each replica's digital rows and its packed analog rows are one stored tensor
+    each, its flips drawn from its own generator, digital first, as its model alone draws
+    them; codes outside the replica's error-free 8-bit range are zeroed."""
+    index = torch.tensor(list(hit), device=digital.device)
+    digital_hit, ternary_hit, analog_hit = digital[index], ternary_codes[index], analog[index]
+    low = digital_hit.reshape(len(hit), -1).amin(dim=1)  # profiled, error-free
+    high = digital_hit.reshape(len(hit), -1).amax(dim=1)
+    row_values = int(np.prod(digital.shape[2:])) if digital.dim() > 2 else 1
+    digital_rows = digital_hit[~analog_hit]        # replica by replica, channel by channel
+    digital_bytes = digital_rows.to(torch.int8).cpu().contiguous().view(torch.uint8)
+    digital_data = digital_bytes.numpy().reshape(-1)
+    ternary_parts = [ternary_hit[i][analog_hit[i]].reshape(-1) for i in range(len(hit))]
+    packed = [fi.ternary_to_storage(part) if part.numel() else torch.zeros(0, dtype=torch.uint8)
+              for part in ternary_parts]
+    packed_data = torch.cat(packed).numpy()
+    digital_counts = (~analog_hit).sum(dim=1).tolist()
+    digital_flips, packed_flips = [], []
+    digital_start = packed_start = 0
+    for i, replica_errors in enumerate(errors):
+        def flips(stored: np.ndarray, e: TensorErrors = replica_errors) -> np.ndarray:
+            return fi.flip_positions(8 * stored.size, e.weight_ber, model=e.model, rng=e.rng,
+                                     row_bits=8 * e.row_bytes, params=e.params,
+                                     stored=stored)
+        n_digital = digital_counts[i] * row_values
+        if n_digital:
+            digital_flips.append(8 * digital_start + flips(
+                digital_data[digital_start:digital_start + n_digital]))
+        n_packed = packed[i].numel()
+        if n_packed:
+            packed_flips.append(8 * packed_start + flips(
+                packed_data[packed_start:packed_start + n_packed]))
+        digital_start += n_digital
+        packed_start += n_packed
+    digital, ternary_codes = digital.clone(), ternary_codes.clone()
+    if digital_flips:
+        fi.flip_bits(digital_data, np.concatenate(digital_flips))
+        values = digital_bytes.view(torch.int8).float().to(digital.device)
+        per_value = torch.repeat_interleave(torch.arange(len(hit), device=digital.device),
+                                            torch.tensor(digital_counts,
+                                                         device=digital.device) * row_values)
+        flat = values.reshape(-1)
+        plausible = (flat >= low[per_value]) & (flat <= high[per_value])
+        corrected = torch.where(plausible, flat, torch.zeros_like(flat)).reshape(values.shape)
+        replaced = digital_hit.clone()
+        replaced[~analog_hit] = corrected
+        digital[index] = replaced
+    if packed_flips:
+        fi.flip_bits(packed_data, np.concatenate(packed_flips))
+        flipped = torch.from_numpy(packed_data)
+        replaced = ternary_hit.clone()
+        start = 0
+        for i, part in enumerate(ternary_parts):
+            n_packed = packed[i].numel()
+            if n_packed:
+                codes = fi.storage_to_ternary(flipped[start:start + n_packed], part.numel())
+                replaced[i][analog_hit[i]] = codes.float().reshape(
+                    -1, *ternary_hit.shape[2:]).to(ternary_codes.device)
+            start += n_packed
+        ternary_codes[index] = replaced
+    return digital, ternary_codes
+
+
 class StackedDianaLayer(nn.Module):
     """K ``DianaLayer``s of the same shape; input and output (K N, ...)."""
 
@@ -243,12 +308,8 @@ class StackedDianaLayer(nn.Module):
 
         def inject(digital: torch.Tensor, ternary_codes: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-            digital, ternary_codes = digital.clone(), ternary_codes.clone()
-            for k in hit:
-                digital[k], ternary_codes[k] = inject_weight_codes(
-                    cast(TensorErrors, self.errors[k]), digital[k], ternary_codes[k],
-                    self.analog[k])
-            return digital, ternary_codes
+            return _injected_weights(digital, ternary_codes, self.analog,
+                                     [cast(TensorErrors, self.errors[k]) for k in hit], hit)
         analog_weight, digital_weight = quantized_weights(weight, per_channel, per_layer,
                                                           inject if hit else None, spread)
         return torch.where(_per_replica(self.analog, dims), analog_weight, digital_weight)

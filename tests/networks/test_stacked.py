@@ -160,3 +160,14 @@ def test_checkpoint_records_the_threads_it_was_trained_with(checkpoint):
     checkpoint says which (``dse train`` prints it)."""
     assert checkpoint.train_config["threads"] == torch.get_num_threads()
     assert checkpoint.train_config["device"] == "cpu"
+
+
+@pytest.mark.parametrize("error_model", [1, 2, 3])
+def test_batched_equals_one_at_a_time_under_every_error_model(checkpoint, error_model):
+    """EDEN's correlated (bitline, wordline) and data-dependent models draw from the stored
+    bytes and rows: the batched probe still draws what each candidate draws alone."""
+    fixed = setup(checkpoint, steps=2, error_model=error_model, finetune_seeds=1)
+    few = candidates()[1:]
+    alone = [fine_tuned_correctness(c, fixed) for c in few]
+    together = fine_tuned_correctness_many(few, fixed, batch=4)
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
