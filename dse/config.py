@@ -294,7 +294,8 @@ class SearchConfig:
                  dram_sha256: str | None = None,
                  checkpoint_sha256: str | None = None,
                  data_sha256: str | None = None,
-                 ber_model_sha256: str | None = None) -> dict[str, Any]:
+                 ber_model_sha256: str | None = None,
+                 quantizer_version: str | None = None) -> dict[str, Any]:
         """The settings a study is bound to: the fields marked ``identity``, the resolved
         DRAM device and baseline epochs, and the presets, checkpoint and data by their
         contents (the SHA-256 of the preset files, or of an ``extends`` chain; the digest of
@@ -302,7 +303,9 @@ class SearchConfig:
         probe reads, ``networks.data_identity``, None when no checkpoint or data is used),
         so that an edited file is noticed and the same file under another name is not; with
         DRAM, the error model too (``hw_models.dram.ber_model_sha256``: its BER tables and
-        version), so that a study never mixes trials costed under two error models. The
+        version), so that a study never mixes trials costed under two error models; with the
+        probe, its quantisers (``networks.quantize.QUANTIZER_VERSION``), so that a study
+        never mixes accuracies measured under two. The
         keys are those studies have always stored (``max_accuracy_drop`` in pp, budgets in s
         and J); a study made before the probe had two kinds of seeds (``probe_seeds``) is
         refused, since its accuracies mean something else."""
@@ -310,7 +313,10 @@ class SearchConfig:
         return {**found, "dram": dram, "epochs": self.workload.resolved_epochs(),
                 "hw_sha256": hw_sha256, "dram_sha256": dram_sha256,
                 "checkpoint_sha256": checkpoint_sha256, "data_sha256": data_sha256,
-                "ber_model_sha256": ber_model_sha256}
+                "ber_model_sha256": ber_model_sha256,
+                # only with the probe: a study without it is compared as before
+                **({} if quantizer_version is None else
+                   {"quantizer_version": quantizer_version})}
 
     def probe_settings(self) -> dict[str, Any]:
         """What ``dse confirm`` needs to rebuild the search's probe (stored in the study)."""

@@ -185,7 +185,7 @@ def prepare(search: SearchConfig | Resolved, *, progress: Progress | None = None
     if storage is not None and data_sha256 is not None:  # other data: refused before training
         check_bound(storage, resolved.study_name, {DATA_DIGEST: data_sha256})
     accuracy, test_estimator = None, None
-    contents: dict[str, str | None] = {}  # the checkpoint's and the data's digests
+    contents: dict[str, str | None] = {}  # the checkpoint's and the data's digests, quantisers
     if problem.needs_accuracy:
         accuracy, test_estimator, contents = _accuracy_model(
             config, problem, progress, step_progress)
@@ -239,6 +239,7 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
                               "per-image 'correct' or 'ci_low'/'ci_high' in its ProbeResult)")
         return model, None, {}
     from dse.accuracy.probe_estimator import ProbeEstimator, probe_setup
+    from networks.quantize import QUANTIZER_VERSION
     data, probe_config = probe_request(
         config.probe_settings(), results_dir=config.cluster.results_dir,
         data_dir=config.workload.data_dir, download=config.workload.download,
@@ -250,7 +251,7 @@ def _accuracy_model(config: SearchConfig, problem: Problem, progress: Progress |
         finetune_seeds=config.confirmation.confirm_seeds)
     return (with_baseline(probe, problem.table.n_layers), confirming,
             {"checkpoint_sha256": probe.setup.checkpoint.tensors_sha256,
-             "data_sha256": probe.setup.data_sha256})
+             "data_sha256": probe.setup.data_sha256, "quantizer_version": QUANTIZER_VERSION})
 
 
 def engine_settings(config: SearchConfig, spec: EngineSpec | None = None) -> Any:

@@ -154,6 +154,11 @@ def check_identity(study: optuna.Study, name: str, identity: dict[str, Any]) -> 
                           "the usable VDD floors and Voltron's 10 ns test tRCD): its trials' "
                           "BERs are not today's; pass --study NEW_NAME (dse pareto and dse "
                           "show still read it)")
+    if "quantizer_version" not in stored and identity.get("quantizer_version") is not None:
+        raise ConfigError(f"study '{name}' was made before studies were bound to the probe's "
+                          "quantisers, which have changed since: its accuracies and today's "
+                          "would not be comparable; pass --study NEW_NAME (dse pareto and dse "
+                          "show still read it)")
     # bound to an earlier version of a preset file that, by today's file, costs the same
     stored, rebound = _adopt_earlier_presets(stored, identity)
     # made before studies were bound to the checkpoint's contents (its path is compared,

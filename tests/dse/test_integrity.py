@@ -39,6 +39,34 @@ def set_identity(results, identity, study="s") -> None:
     optuna.load_study(study_name=study, storage=storage).set_user_attr(CONFIG_ATTR, identity)
 
 
+# ---- a study is bound to the probe's quantisers ----------------------------------------
+
+def test_a_study_is_bound_to_the_probe_s_quantisers(toy_table, tmp_path):
+    """Accuracies measured under other quantisers are not comparable: a study made under
+    others, or before studies recorded theirs, is refused in one line; a study without
+    the probe (cost only, a user's estimator) records none and is compared as before."""
+    from toy import toy_problem
+
+    from dse.config import SearchConfig
+    from dse.results.ledger import check_identity, open_ledger
+    from networks.quantize import QUANTIZER_VERSION
+    problem = toy_problem(toy_table)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    config = SearchConfig()
+    now = config.identity("lpddr4-3200", quantizer_version=QUANTIZER_VERSION)
+    study, _ = open_ledger(name="now", storage=url, identity=now, problem=problem)
+    check_identity(study, "now", now)
+    with pytest.raises(ConfigError, match=r"other settings \(quantizer_version\)"):
+        check_identity(study, "now", {**now, "quantizer_version": "odimo-2d9f139"})
+    before = {k: v for k, v in now.items() if k != "quantizer_version"}
+    study, _ = open_ledger(name="before", storage=url, identity=before, problem=problem)
+    with pytest.raises(ConfigError, match="before studies were bound to the probe's"):
+        check_identity(study, "before", now)
+    cost_only = config.identity("lpddr4-3200")
+    assert "quantizer_version" not in cost_only
+    check_identity(study, "before", cost_only)
+
+
 # ---- a study is bound to the checkpoint's contents -------------------------------------
 
 @pytest.fixture(scope="module")
