@@ -21,8 +21,11 @@ measures instead, in fresh processes, the peak resident memory each added replic
 per image and per value of the layers' inputs and outputs (``BYTES_PER_ACTIVATION_VALUE``
 in ``dse.accuracy.probe_estimator`` is set from it).
 
+``--conv-layouts`` times one convolution of K replicas three ways (a loop, a grouped
+convolution, ``vmap``): what the batched probe's layout was chosen by.
+
 Run: python bench/probe_throughput.py [--only digits|cifar10|resnet20] [--threads N]
-     [--max-k 64] [--steps 6] [--device cpu|cuda] [--memory]
+     [--max-k 64] [--steps 6] [--device cpu|cuda] [--memory | --conv-layouts]
 """
 from __future__ import annotations
 
@@ -182,18 +185,24 @@ def throughput(workload: Workload, args: argparse.Namespace) -> list[dict]:
 
 def memory_probe(network: str, dataset: str, k: int) -> None:
     """(In a fresh process) peak RSS growth of a K-replica fine-tune step; prints JSON."""
-    workload = Workload(f"{network}/{dataset}", network, dataset)
-    bundle = bundle_of(workload)
-    model, _, _ = diana_model(workload, bundle)
+    from networks.datasets import get_dataset_spec
+
+    # no data is loaded (its peak would hide the step's): the network on random images
+    spec = get_dataset_spec(dataset)
+    float_model = build_network(network, spec)
+    names = extract_layer_table(float_model, spec.input_shape,
+                                num_classes=spec.num_classes).name
+    model = to_diana(float_model, names)
+    model.set_split([layer.layer.weight.shape[0] // 2 for layer in model.layers()])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     stacked = StackedModel([copy.deepcopy(model) for _ in range(k)]).train()
-    images = torch.randn(k * BATCH, *bundle.spec.input_shape)
-    labels = torch.randint(0, bundle.spec.num_classes, (k * BATCH,))
+    images = torch.randn(k * BATCH, *spec.input_shape)
+    labels = torch.randint(0, spec.num_classes, (k * BATCH,))
     for _ in range(2):
         F.cross_entropy(stacked(images), labels).backward()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"k": k, "bytes": (peak - before) * 1024,
-                      "values": activation_values(model, bundle.spec.input_shape)}))
+                      "values": activation_values(model, spec.input_shape)}))
 
 
 def memory(workloads: list[Workload]) -> None:
@@ -212,6 +221,44 @@ def memory(workloads: list[Workload]) -> None:
                 slope = (row["bytes"] - found[0]["bytes"]) / (row["k"] - 1)
                 slope = f"{slope / (BATCH * row['values']):.1f}"
             print(f"| {workload.name} | {row['k']} | {row['bytes'] / 2**20:.0f} | {slope} |")
+
+
+def conv_layouts(repeats: int) -> None:
+    """One 3x3 convolution of K replicas, forward and backward, three ways: a loop of K
+    convolutions on their own rows, one grouped convolution over the replicas' channels,
+    and ``torch.func.vmap`` over the replicas' weights; at ResNet8's and ResNet20's sizes
+    (channels x image side) on 64 images per replica. What the batched probe's layout was
+    chosen by."""
+    from torch.func import vmap
+
+    print("| channels | side | K | loop, ms | grouped, ms | vmap, ms |")
+    print("|---|---|---|---|---|---|")
+    for channels, side in ((16, 8), (32, 4), (64, 2), (16, 32), (32, 16), (64, 8)):
+        for k in (1, 4, 16):
+            rows = [torch.randn(BATCH, channels, side, side, requires_grad=True)
+                    for _ in range(k)]
+            weights = [torch.randn(channels, channels, 3, 3, requires_grad=True)
+                       for _ in range(k)]
+            grouped_x = torch.randn(BATCH, k * channels, side, side, requires_grad=True)
+            grouped_w = torch.randn(k * channels, channels, 3, 3, requires_grad=True)
+            stacked_x = torch.randn(k, BATCH, channels, side, side, requires_grad=True)
+            stacked_w = torch.randn(k, channels, channels, 3, 3, requires_grad=True)
+
+            def loop() -> None:
+                sum(F.conv2d(x, w, padding=1).sum() for x, w in zip(rows, weights)).backward()
+
+            def grouped() -> None:
+                F.conv2d(grouped_x, grouped_w, padding=1, groups=k).sum().backward()
+
+            def mapped() -> None:
+                vmap(lambda x, w: F.conv2d(x, w, padding=1))(stacked_x, stacked_w
+                                                              ).sum().backward()
+            times = []
+            for run in (loop, grouped, mapped):
+                run()
+                times.append(min(timed(run, 1) for _ in range(repeats)) * 1e3)
+            print(f"| {channels} | {side} | {k} | " + " | ".join(f"{t:.2f}" for t in times)
+                  + " |")
 
 
 def table(rows: list[dict]) -> None:
@@ -234,12 +281,17 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true",
                         help="peak memory per replica instead of throughput")
     parser.add_argument("--memory-probe", nargs=3, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--conv-layouts", action="store_true",
+                        help="time a loop, a grouped convolution and vmap instead")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.memory_probe:
         network, dataset, k = args.memory_probe
         memory_probe(network, dataset, int(k))
+        return
+    if args.conv_layouts:
+        conv_layouts(repeats=5)
         return
     chosen = {"digits": WORKLOADS[:1], "cifar10": WORKLOADS[1:2],
               "resnet20": WORKLOADS[2:]}.get(args.only or "", WORKLOADS)

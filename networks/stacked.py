@@ -10,13 +10,13 @@ elementwise, update each exactly as they would update it alone.
 What is shared is the work, not the numbers: every quantiser's and every elementwise
 operation runs once over all replicas (broadcasting each replica's scales and clips), which
 is where a single small candidate spends most of its time; each replica's convolution runs
-on its own rows with its own weights (on the 2-core development CPU a loop of K convolutions
-ran as fast as one grouped convolution, forward and backward, at every size of ResNet8 and
-ResNet20), and each replica draws its bit errors from its own generators, in the order a
-single model draws them. Where a replica's clip or scale meets a tensor, its gradient is
-summed replica by replica as autograd sums it for one model (``spread``, ``quantize.pact``).
-A replica therefore computes what its model computes alone, bit for bit
-(``tests/networks/test_stacked.py``).
+on its own rows with its own weights (a loop of K convolutions: on the 2-core development CPU
+never far behind one grouped convolution and 2-3x ahead of it on the larger feature maps,
+``bench/probe_throughput.py --conv-layouts``), and each replica draws its bit errors from
+its own generators, in the order a single model draws them. Where a replica's clip or scale
+meets a tensor, its gradient is summed replica by replica as autograd sums it for one model
+(``spread``, ``quantize.pact``). A replica therefore computes what its model computes
+alone, bit for bit (``tests/networks/test_stacked.py``).
 
 Only networks whose every parameter belongs to a ``DianaLayer`` or a quantised add can be
 stacked (``stackable``): a network torch.fx could not trace keeps unfolded BatchNorm layers,

@@ -286,11 +286,10 @@ def probe_many(candidates: Sequence[ProbeCandidate], *, setup: ProbeSetup,
 
 
 # Bytes a fine-tune holds per image and per value of its layers' inputs and outputs (float32
-# activations, their quantised copies and the autograd state of the quantisers' elementwise
-# steps): peak RSS per added replica, K = 1..8 at 64 images, was 19-29 bytes for ResNet8 and
-# ResNet20 on 32x32 images (``python bench/probe_throughput.py --memory``); 64 leaves room
-# for the error masks and the allocator. And the share of free memory the batched probe
-# may take.
+# activations, the quantised copies and the autograd state): the peak RSS of one replica's
+# step, and of each added one, was 4-34 bytes for ResNet8 (8x8 and 32x32 images) and ResNet20
+# (``python bench/probe_throughput.py --memory``, 2026-12-05); 64 leaves room for the error
+# masks and the allocator. And the share of free memory the batched probe may take.
 BYTES_PER_ACTIVATION_VALUE = 64
 MEMORY_SHARE = 0.25
 MAX_DEFAULT_BATCH = 32  # beyond this, on 2 cores, no faster (bench/probe_throughput.py)
