@@ -57,8 +57,12 @@ def candidates() -> list[ProbeCandidate]:
     ]
 
 
-@pytest.mark.parametrize("steps", [0, 4])
-@pytest.mark.parametrize("batch", [3, 8])
+@pytest.mark.parametrize("steps,batch", [
+    (4, 3),
+    pytest.param(0, 3, marks=pytest.mark.slow),
+    pytest.param(0, 8, marks=pytest.mark.slow),
+    pytest.param(4, 8, marks=pytest.mark.slow),
+])
 def test_batched_equals_one_at_a_time(checkpoint, steps, batch):
     """Bit for bit: the same correctness arrays, whether the 8 fine-tunes (4 candidates x 2
     seeds) run 3 at a time (chunks split candidates' seeds) or all together."""
@@ -162,6 +166,7 @@ def test_checkpoint_records_the_threads_it_was_trained_with(checkpoint):
     assert checkpoint.train_config["device"] == "cpu"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error_model", [1, 2, 3])
 def test_batched_equals_one_at_a_time_under_every_error_model(checkpoint, error_model):
     """EDEN's correlated (bitline, wordline) and data-dependent models draw from the stored

@@ -29,7 +29,8 @@ def trials_of(prepared):
                              storage=open_storage(prepared.storage_url)).get_trials()
 
 
-@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+@pytest.mark.parametrize("sampler", ["tpe", pytest.param("nsga2", marks=pytest.mark.slow),
+                                     pytest.param("random", marks=pytest.mark.slow)])
 def test_trials_are_measured_a_batch_at_a_time(toy_table, tmp_path, sampler):
     """13 trials in batches of 4 (the baselines first, from the queue): exactly the budget,
     every trial complete, each batch's candidates measured in one call."""
