@@ -60,7 +60,7 @@ from networks.zoo import build_network
 
 CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 BATCH = 64
-BER = float(__import__("os").environ.get("PROBE_BER", "1e-4"))
+BER = 1e-4  # every stored tensor's bit error rate (--ber)
 
 
 @dataclass(frozen=True)
@@ -98,10 +98,10 @@ def diana_model(workload: Workload, bundle: DataBundle) -> tuple[DianaModel, tor
     return model, float_model, checkpoint
 
 
-def candidate(model: DianaModel) -> ProbeCandidate:
+def candidate(model: DianaModel, ber: float = BER) -> ProbeCandidate:
     n = len(model.layer_names)
     return ProbeCandidate(tuple(int(layer.analog.sum()) for layer in model.layers()),
-                          (BER,) * n, (BER,) * n, shortcut_ber=(BER,) * n)
+                          (ber,) * n, (ber,) * n, shortcut_ber=(ber,) * n)
 
 
 def setup_for(bundle: DataBundle, checkpoint: Checkpoint, steps: int,
@@ -124,8 +124,9 @@ def timed(run, repeats: int = 2) -> float:
     return best
 
 
-def one_at_a_time_rate(model: DianaModel, setup: finetune.FineTuneSetup) -> float:
-    probe = candidate(model)
+def one_at_a_time_rate(model: DianaModel, setup: finetune.FineTuneSetup,
+                       ber: float) -> float:
+    probe = candidate(model, ber)
     replica = copy.deepcopy(model).to(setup.device)
 
     def run() -> None:
@@ -133,8 +134,9 @@ def one_at_a_time_rate(model: DianaModel, setup: finetune.FineTuneSetup) -> floa
     return setup.config.steps / timed(run)
 
 
-def batched_rate(model: DianaModel, setup: finetune.FineTuneSetup, k: int) -> float:
-    probe = candidate(model)
+def batched_rate(model: DianaModel, setup: finetune.FineTuneSetup, k: int,
+                 ber: float) -> float:
+    probe = candidate(model, ber)
     stacked = StackedModel([copy.deepcopy(model) for _ in range(k)]).to(setup.device)
 
     def run() -> None:
@@ -168,13 +170,13 @@ def throughput(workload: Workload, args: argparse.Namespace) -> list[dict]:
     per_replica = BYTES_PER_ACTIVATION_VALUE * BATCH * activation_values(
         model, bundle.spec.input_shape)
     fits = max(1, int(MEMORY_SHARE * free_memory_bytes(args.device) // per_replica))
-    single = one_at_a_time_rate(model, setup)
+    single = one_at_a_time_rate(model, setup, args.ber)
     rows = [{"workload": workload.name, "k": "one at a time", "rate": single,
              "vs_single": 1.0, "float": float_rate(float_model, bundle, 1, args.steps,
                                                    args.device)}]
     k = 1
     while k <= min(args.max_k, fits):
-        rate = batched_rate(model, setup, k)
+        rate = batched_rate(model, setup, k, args.ber)
         limit = float_rate(float_model, bundle, k, args.steps, args.device)
         rows.append({"workload": workload.name, "k": k, "rate": rate,
                      "vs_single": rate / single, "float": limit})
@@ -278,6 +280,8 @@ def main() -> None:
     parser.add_argument("--max-k", type=int, default=64)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per measurement")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--ber", type=float, default=BER,
+                        help="bit error rate of every stored tensor (0: no error draws)")
     parser.add_argument("--memory", action="store_true",
                         help="peak memory per replica instead of throughput")
     parser.add_argument("--memory-probe", nargs=3, default=None, help=argparse.SUPPRESS)
