@@ -7,9 +7,12 @@ the probe's batch of 64 images:
 
 * ``one at a time``: the probe's own fine-tune (``networks.finetune._fine_tune``) of one
   replica, the way every probe ran before the batched probe;
-* ``batched K``: K replicas stacked into one model (``networks.stacked``, the batched
-  probe's fine-tune, ``_fine_tune_stacked``), for K = 1, 2, 4, ... up to ``--max-k`` (and
-  what a quarter of the free memory holds);
+* ``one at a time, 1 thread``: the same with every operation on one thread, as the
+  batched probe runs each replica;
+* ``batched K``: K replicas as the batched probe fine-tunes them (``networks.stacked``,
+  ``_fine_tune_stacked``): one stack of about K / W replicas on each of W threads
+  (``--workers``, default the torch threads), every operation single-threaded, for
+  K = 1, 2, 4, ... up to ``--max-k`` (and what a quarter of the free memory holds);
 * ``float limit``: the plain float network (BatchNorm and all, no quantisers, no errors),
   forward and backward at the same total batch, K x 64 images: what this machine does
   with this network and no DIANA at all, the practical ceiling.
@@ -24,7 +27,7 @@ in ``dse.accuracy.probe_estimator`` is set from it).
 ``--conv-layouts`` times one convolution of K replicas three ways (a loop, a grouped
 convolution, ``vmap``): what the batched probe's layout was chosen by.
 
-Run: python bench/probe_throughput.py [--only digits|cifar10|resnet20] [--threads N]
+Run: python bench/probe_throughput.py [--only digits|cifar10|resnet20] [--threads N] [--workers W]
      [--max-k 64] [--steps 6] [--device cpu|cuda] [--memory | --conv-layouts]
 """
 from __future__ import annotations
@@ -40,6 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -125,23 +129,39 @@ def timed(run, repeats: int = 2) -> float:
 
 
 def one_at_a_time_rate(model: DianaModel, setup: finetune.FineTuneSetup,
-                       ber: float) -> float:
+                       ber: float, threads: int) -> float:
+    """One replica fine-tuned alone, its operations on ``threads`` threads (the probe
+    before batching ran on torch's threads; the batched probe runs each replica on one)."""
     probe = candidate(model, ber)
     replica = copy.deepcopy(model).to(setup.device)
+    before = torch.get_num_threads()
 
     def run() -> None:
         finetune._fine_tune(replica, probe, setup, seed=1)
-    return setup.config.steps / timed(run)
+    torch.set_num_threads(threads)
+    try:
+        return setup.config.steps / timed(run)
+    finally:
+        torch.set_num_threads(before)
 
 
 def batched_rate(model: DianaModel, setup: finetune.FineTuneSetup, k: int,
-                 ber: float) -> float:
+                 ber: float, workers: int) -> float:
+    """The batched probe's fine-tune: K replicas as ``workers`` stacks of about K / workers
+    replicas, one thread each, every operation single-threaded
+    (``fine_tuned_correctness_many``)."""
     probe = candidate(model, ber)
-    stacked = StackedModel([copy.deepcopy(model) for _ in range(k)]).to(setup.device)
+    parts = [len(p) for p in np.array_split(np.arange(k), min(workers, k)) if len(p)]
+    stacks = [StackedModel([copy.deepcopy(model) for _ in range(n)]).to(setup.device)
+              for n in parts]
 
     def run() -> None:
-        finetune._fine_tune_stacked(stacked, [probe] * k, setup, seeds=list(range(k)),
-                                    on_step=None)
+        def one(part: int, stop) -> None:
+            finetune._fine_tune_stacked(stacks[part], [probe] * parts[part], setup,
+                                        seeds=list(range(parts[part])), on_step=None,
+                                        stop=stop)
+        with finetune.single_threaded_ops(setup.device):
+            finetune.in_threads(one, len(parts))
     return k * setup.config.steps / timed(run)
 
 
@@ -170,13 +190,18 @@ def throughput(workload: Workload, args: argparse.Namespace) -> list[dict]:
     per_replica = BYTES_PER_ACTIVATION_VALUE * BATCH * activation_values(
         model, bundle.spec.input_shape)
     fits = max(1, int(MEMORY_SHARE * free_memory_bytes(args.device) // per_replica))
-    single = one_at_a_time_rate(model, setup, args.ber)
-    rows = [{"workload": workload.name, "k": "one at a time", "rate": single,
-             "vs_single": 1.0, "float": float_rate(float_model, bundle, 1, args.steps,
-                                                   args.device)}]
+    threads = torch.get_num_threads()
+    single = one_at_a_time_rate(model, setup, args.ber, threads)
+    float_one = float_rate(float_model, bundle, 1, args.steps, args.device)
+    rows = [{"workload": workload.name, "k": f"one at a time, {threads} threads",
+             "rate": single, "vs_single": 1.0, "float": float_one}]
+    if threads > 1:
+        alone = one_at_a_time_rate(model, setup, args.ber, 1)
+        rows.append({"workload": workload.name, "k": "one at a time, 1 thread",
+                     "rate": alone, "vs_single": alone / single, "float": float_one})
     k = 1
     while k <= min(args.max_k, fits):
-        rate = batched_rate(model, setup, k, args.ber)
+        rate = batched_rate(model, setup, k, args.ber, args.workers or threads)
         limit = float_rate(float_model, bundle, k, args.steps, args.device)
         rows.append({"workload": workload.name, "k": k, "rate": rate,
                      "vs_single": rate / single, "float": limit})
@@ -277,6 +302,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=["digits", "cifar10", "resnet20"], default=None)
     parser.add_argument("--threads", type=int, default=None, help="[default: torch's]")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="threads the batched probe spreads its replicas over "
+                             "[default: --threads]")
     parser.add_argument("--max-k", type=int, default=64)
     parser.add_argument("--steps", type=int, default=6, help="timed steps per measurement")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")

@@ -25,7 +25,7 @@ number of stored bits; no per-bit random number or mask is drawn.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -157,6 +157,44 @@ def storage_to_ternary(packed: torch.Tensor, numel: int) -> torch.Tensor:
     codes = (packed.cpu().reshape(-1, 1) >> _TERNARY_SHIFTS) & 3  # (n_bytes, 4)
     codes = codes.reshape(-1)[:numel]
     return (codes == 1).to(torch.int8) - (codes == 2).to(torch.int8)
+
+
+def ternary_parts_to_storage(flat: torch.Tensor, counts: Sequence[int]
+                             ) -> tuple[torch.Tensor, list[int]]:
+    """``ternary_to_storage`` of consecutive parts of ``flat`` at once: part i (its next
+    ``counts[i]`` weights) is packed as alone, its last byte padded, the parts' bytes one
+    after another. Returns the bytes and each part's byte count. The values are taken to
+    be ternary (not checked)."""
+    counts_t = torch.tensor(list(counts), dtype=torch.int64)
+    n_bytes = (counts_t + 3) // 4
+    if int(counts_t.sum()) == 0:
+        return torch.zeros(0, dtype=torch.uint8), n_bytes.tolist()
+    positions = _part_positions(counts_t, n_bytes)
+    values = flat.detach().cpu().reshape(-1)
+    codes = torch.zeros(4 * int(n_bytes.sum()), dtype=torch.uint8)
+    codes[positions] = (values == 1).to(torch.uint8) | ((values == -1).to(torch.uint8) << 1)
+    codes = codes.reshape(-1, 4) << _TERNARY_SHIFTS
+    return codes[:, 0] | codes[:, 1] | codes[:, 2] | codes[:, 3], n_bytes.tolist()
+
+
+def storage_to_ternary_parts(packed: torch.Tensor, counts: Sequence[int]) -> torch.Tensor:
+    """The inverse of ``ternary_parts_to_storage``: the parts' weights, int8 in {-1, 0, 1},
+    one after another (the invalid code (1, 1) decodes to 0)."""
+    counts_t = torch.tensor(list(counts), dtype=torch.int64)
+    n_bytes = (counts_t + 3) // 4
+    codes = ((packed.cpu().reshape(-1, 1) >> _TERNARY_SHIFTS) & 3).reshape(-1)
+    codes = codes[_part_positions(counts_t, n_bytes)]
+    return (codes == 1).to(torch.int8) - (codes == 2).to(torch.int8)
+
+
+def _part_positions(counts: torch.Tensor, n_bytes: torch.Tensor) -> torch.Tensor:
+    """Where each weight of the parts sits among the packed codes (4 per byte, each part
+    starting on a byte of its own)."""
+    total = int(counts.sum())
+    part_start = torch.cumsum(counts, 0) - counts          # first weight of each part
+    byte_start = torch.cumsum(n_bytes, 0) - n_bytes        # first byte of each part
+    part_of = torch.repeat_interleave(torch.arange(len(counts)), counts)
+    return torch.arange(total) - part_start[part_of] + 4 * byte_start[part_of]
 
 
 def activations_to_storage(a: torch.Tensor) -> torch.Tensor:

@@ -208,14 +208,14 @@ def _injected_weights(digital: torch.Tensor, ternary_codes: torch.Tensor, analog
     low = digital_hit.reshape(len(hit), -1).amin(dim=1)  # profiled, error-free
     high = digital_hit.reshape(len(hit), -1).amax(dim=1)
     row_values = int(np.prod(digital.shape[2:])) if digital.dim() > 2 else 1
-    digital_rows = digital_hit[~analog_hit]        # replica by replica, channel by channel
-    digital_bytes = digital_rows.to(torch.int8).cpu().contiguous().view(torch.uint8)
+    # replica by replica, channel by channel: each replica's rows one stored tensor
+    digital_bytes = digital_hit[~analog_hit].to(torch.int8).cpu().contiguous().view(torch.uint8)
     digital_data = digital_bytes.numpy().reshape(-1)
-    ternary_parts = [ternary_hit[i][analog_hit[i]].reshape(-1) for i in range(len(hit))]
-    packed = [fi.ternary_to_storage(part) if part.numel() else torch.zeros(0, dtype=torch.uint8)
-              for part in ternary_parts]
-    packed_data = torch.cat(packed).numpy()
-    digital_counts = (~analog_hit).sum(dim=1).tolist()
+    analog_counts = analog_hit.sum(dim=1).tolist()
+    digital_counts = [analog_hit.shape[1] - n for n in analog_counts]
+    ternary_counts = [n * row_values for n in analog_counts]
+    packed, packed_counts = fi.ternary_parts_to_storage(ternary_hit[analog_hit], ternary_counts)
+    packed_data = packed.numpy()
     digital_flips, packed_flips = [], []
     digital_start = packed_start = 0
     for i, replica_errors in enumerate(errors):
@@ -227,7 +227,7 @@ def _injected_weights(digital: torch.Tensor, ternary_codes: torch.Tensor, analog
         if n_digital:
             digital_flips.append(8 * digital_start + flips(
                 digital_data[digital_start:digital_start + n_digital]))
-        n_packed = packed[i].numel()
+        n_packed = packed_counts[i]
         if n_packed:
             packed_flips.append(8 * packed_start + flips(
                 packed_data[packed_start:packed_start + n_packed]))
@@ -248,16 +248,10 @@ def _injected_weights(digital: torch.Tensor, ternary_codes: torch.Tensor, analog
         digital[index] = replaced
     if packed_flips:
         fi.flip_bits(packed_data, np.concatenate(packed_flips))
-        flipped = torch.from_numpy(packed_data)
+        codes = fi.storage_to_ternary_parts(packed, ternary_counts)
         replaced = ternary_hit.clone()
-        start = 0
-        for i, part in enumerate(ternary_parts):
-            n_packed = packed[i].numel()
-            if n_packed:
-                codes = fi.storage_to_ternary(flipped[start:start + n_packed], part.numel())
-                replaced[i][analog_hit[i]] = codes.float().reshape(
-                    -1, *ternary_hit.shape[2:]).to(ternary_codes.device)
-            start += n_packed
+        replaced[analog_hit] = codes.float().reshape(-1, *ternary_hit.shape[2:]).to(
+            ternary_codes.device)
         ternary_codes[index] = replaced
     return digital, ternary_codes
 

@@ -10,6 +10,7 @@ import torch
 
 from hw_models import ConfigError
 from hw_models.error_models import ErrorModelParams
+from networks import fault_injection as fi
 from networks.fault_injection import (
     activations_to_storage,
     correct_implausible,
@@ -246,3 +247,20 @@ def test_wrappers_keep_shape_and_dtype():
         assert not torch.equal(injected, x)
     assert set(inject_ternary(t, 0.3, **kw).unique().tolist()) <= {-1.0, 0.0, 1.0}
     assert int(inject_activations(a, 0.05, **kw).max()) > 127  # bit 7 flipped somewhere
+
+
+def test_ternary_parts_pack_each_part_as_alone():
+    """Parts of 0, 5, 8 and 3 weights: each packed on bytes of its own, as
+    ``ternary_to_storage`` packs it alone, and read back."""
+    rng = np.random.default_rng(1)
+    counts = [0, 5, 8, 3]
+    parts = [torch.from_numpy(rng.integers(-1, 2, n)).float() for n in counts]
+    packed, n_bytes = fi.ternary_parts_to_storage(torch.cat(parts), counts)
+    alone = [fi.ternary_to_storage(p) if p.numel() else torch.zeros(0, dtype=torch.uint8)
+             for p in parts]
+    assert n_bytes == [a.numel() for a in alone] == [0, 2, 2, 1]
+    assert torch.equal(packed, torch.cat(alone))
+    assert torch.equal(fi.storage_to_ternary_parts(packed, counts),
+                       torch.cat(parts).to(torch.int8))
+    empty, none = fi.ternary_parts_to_storage(torch.zeros(0), [0, 0])
+    assert empty.numel() == 0 and none == [0, 0]

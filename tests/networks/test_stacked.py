@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -13,13 +14,16 @@ from dse.accuracy import ProbeCandidate, probe_cache, probe_estimator
 from dse.accuracy.defaults import ProbeConfig
 from dse.accuracy.probe_estimator import ProbeEstimator, ProbeSetup, probe, probe_many
 from hw_models.error_models import ErrorModelParams
+from networks import finetune
 from networks.datasets import load_dataset
 from networks.diana_model import to_diana
 from networks.finetune import (
     FineTuneConfig,
     FineTuneSetup,
+    Stopped,
     fine_tuned_correctness,
     fine_tuned_correctness_many,
+    in_threads,
 )
 from networks.stacked import StackedModel, stackable
 from networks.train import TrainConfig, train_baseline
@@ -73,6 +77,75 @@ def test_batched_equals_one_at_a_time(checkpoint, steps, batch):
     for single, batched in zip(alone, together):
         assert batched.shape == single.shape == (2, 2, len(fixed.bundle.split("val").labels))
         assert np.array_equal(batched, single)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_results_do_not_depend_on_workers_or_threads(checkpoint, workers, monkeypatch):
+    """Each replica runs its operations on one thread, whichever worker thread holds it and
+    however many threads torch has: the same arrays with 1 or 3 workers, and alone with
+    torch on 1 or 2 threads."""
+    fixed = setup(checkpoint, steps=2, finetune_seeds=2, error_seeds=1)
+    few = candidates()[:3]
+    threads_seen = []
+    for name in ("_fine_tune", "_fine_tune_stacked"):
+        real = getattr(finetune, name)
+
+        def recording(*args, real=real, **kwargs):
+            threads_seen.append(torch.get_num_threads())
+            return real(*args, **kwargs)
+        monkeypatch.setattr(finetune, name, recording)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = [fine_tuned_correctness(c, fixed) for c in few]
+        torch.set_num_threads(2)
+        assert all(np.array_equal(a, fine_tuned_correctness(c, fixed))
+                   for a, c in zip(alone, few))
+        together = fine_tuned_correctness_many(few, fixed, batch=5, workers=workers)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(np.array_equal(a, b) for a, b in zip(alone, together))
+    assert threads_seen and set(threads_seen) == {1}
+
+
+def test_a_failing_worker_stops_the_others_and_its_error_is_raised():
+    """One worker raises: the others stop at their next step, the first real error is
+    raised, not the others' ``Stopped``."""
+    started = threading.Barrier(3)
+    steps: list[int] = []
+
+    def work(index: int, stop: threading.Event) -> int:
+        started.wait(timeout=10)
+        if index == 2:
+            raise RuntimeError("worker 2 failed")
+        for step in range(1000):
+            if stop.wait(timeout=0.01):
+                steps.append(step)
+                raise Stopped
+        return index
+    with pytest.raises(RuntimeError, match="worker 2 failed"):
+        in_threads(work, 3)
+    assert len(steps) == 2 and max(steps) < 1000
+    assert in_threads(lambda index, stop: index * 10, 3) == [0, 10, 20]
+
+
+def test_an_interrupted_caller_stops_its_workers():
+    """A signal's exception in the calling thread (its own replica's step) stops the
+    workers on other threads before it is raised: none is left running."""
+    finished = threading.Event()
+    stopped = threading.Event()
+
+    def work(index: int, stop: threading.Event) -> None:
+        if index == 0:
+            raise KeyboardInterrupt
+        if stop.wait(timeout=30):
+            stopped.set()
+            raise Stopped
+        finished.set()
+    with pytest.raises(KeyboardInterrupt):
+        in_threads(work, 2)
+    assert stopped.is_set() and not finished.is_set()
 
 
 def test_batched_reports_progress_and_checks_batch(checkpoint):
