@@ -279,7 +279,7 @@ probe_batch_option = click.option(
     "--probe-batch", type=int, default=None, metavar="K",
     help="Fine-tunes the probe runs together as one model (the same results at any K; "
          "faster with more) [default: as many as a quarter of the free RAM or GPU memory "
-         "holds, at most 32].")
+         "holds, at most 64].")
 threads_option = click.option(
     "--threads", type=int, default=None, metavar="N",
     help="Torch threads [default: the CPUs this process may use, shared among the dse "

@@ -19,6 +19,10 @@ from dse.storage.liveness import OrphanCheck
 from dse.storage.storage import liveness_of
 
 POLL_S = 1.0                 # how often a worker waiting for others looks again
+# Proposals of one batch learn nothing from each other (TPE's constant liar spreads them as
+# if run by parallel workers), so a batch is capped to keep a 50-trial study adaptive: 16,
+# what a 2-core machine's probe measured at once before its default grew to 64 fine-tunes
+MAX_PROPOSALS = 16
 PROGRESS_INTERVAL_S = 0.5    # the progress line is redrawn at most this often
 
 
@@ -39,12 +43,12 @@ class OptunaEngine:
 
     def batch_size(self, job: EngineJob) -> int:
         """Trials asked and measured together: as many candidates as the probe measures at
-        once (``Batched.group_size``) for a sampler that proposes a batch well
-        (``BATCH_SAMPLERS``), else one."""
+        once (``Batched.group_size``), at most ``MAX_PROPOSALS``, for a sampler that
+        proposes a batch well (``BATCH_SAMPLERS``), else one."""
         estimator: object = job.accuracy.estimator if job.accuracy is not None else None
         if self.sampler not in BATCH_SAMPLERS or not isinstance(estimator, Batched):
             return 1
-        return max(1, estimator.group_size())
+        return max(1, min(MAX_PROPOSALS, estimator.group_size()))
 
     def run(self, job: EngineJob) -> None:
         """Run trials until the budget is met, a batch at a time (``batch_size``).

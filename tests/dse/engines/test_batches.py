@@ -97,3 +97,15 @@ def test_eden_characterises_its_data_in_lockstep(tmp_path):
     searches = len(alone.fine_ber) + 1
     assert max(batched.groups) == searches  # the coarse and every datum's search at once
     assert sum(batched.groups) < alone.probes  # references and validation one at a time
+
+
+def test_a_batch_holds_at_most_max_proposals(toy_table, tmp_path, monkeypatch):
+    """The probe may measure 64 fine-tunes at once, but a batch's proposals do not learn
+    from each other: the engine asks at most ``MAX_PROPOSALS`` trials at a time."""
+    from dse.engines.optuna_engine import engine
+
+    monkeypatch.setattr(engine, "MAX_PROPOSALS", 3)
+    prepared, stub = batched_prepared(toy_table, tmp_path, size=8, trials=12)
+    run_search(prepared)
+    assert len(trials_of(prepared)) == 12
+    assert max(stub.groups) == 3
