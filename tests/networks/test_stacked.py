@@ -148,6 +148,21 @@ def test_an_interrupted_caller_stops_its_workers():
     assert stopped.is_set() and not finished.is_set()
 
 
+def test_a_signal_in_a_batch_on_threads_leaves_no_fine_tune_running(checkpoint):
+    """A signal's exception in the calling thread's replicas (here from its progress, as
+    the guard raises it) stops the other thread's stack at its next step: the call raises
+    it and no worker thread is left."""
+    fixed = setup(checkpoint, steps=50, finetune_seeds=1, error_seeds=1)
+    before = threading.active_count()
+
+    def told(done, total, status):
+        if done >= 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        fine_tuned_correctness_many(candidates(), fixed, told, batch=4, workers=2)
+    assert threading.active_count() == before
+
+
 def test_batched_reports_progress_and_checks_batch(checkpoint):
     told = []
     fixed = setup(checkpoint, steps=2, finetune_seeds=1, error_seeds=1)
