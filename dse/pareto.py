@@ -395,3 +395,53 @@ def dominated_by(values: np.ndarray, others: np.ndarray, directions: Sequence[st
         better = (rivals[None] < part).any(axis=2)
         out[start:start + block] |= (no_worse & better).any(axis=1)
     return out
+
+
+def pareto_sums(options: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The exact Pareto set of sums: every non-dominated ``sum(options[l][j_l] for l)`` over
+    all choices (j_0, ..., j_{L-1}), losses minimised.
+
+    A dynamic programme over the stages: after stage l it keeps the non-dominated partial
+    sums of stages 0..l, one choice per distinct sum. Dropping a dominated partial sum is
+    exact because a later stage adds the same vector to both, and rounding to nearest is
+    monotone, so in floating point too no sum of the space beats the set: each point is
+    added in stage order, as ``sum`` of the chosen rows in that order gives it.
+
+    Args:
+        options: per stage, (k_l, d) finite losses (k_l >= 1), each column in its own unit.
+
+    Returns:
+        (m, d) distinct non-dominated sums, sorted lexicographically, and (m, L) the option
+        index chosen at each stage for each of them.
+    """
+    if not options:
+        raise ValueError("pareto_sums needs at least one stage")
+    width = np.asarray(options[0]).shape[1]
+    sums = np.zeros((1, width))
+    choices = np.zeros((1, 0), dtype=np.intp)
+    for stage, table in enumerate(options):
+        table = np.asarray(table, dtype=float)
+        if table.ndim != 2 or table.shape[1] != width or len(table) == 0:
+            raise ValueError(f"stage {stage}: options must be (k >= 1, {width}), "
+                             f"got {table.shape}")
+        if not np.isfinite(table).all():
+            raise ValueError(f"stage {stage}: options must be finite")
+        grown = (sums[:, None, :] + table[None, :, :]).reshape(-1, width)
+        picked = np.repeat(choices, len(table), axis=0)
+        option = np.tile(np.arange(len(table)), len(sums))
+        rows, first = _sorted_distinct_first(grown)
+        kept = _distinct_front(rows)
+        sums = rows[kept]
+        choices = np.column_stack([picked[first[kept]], option[first[kept]]])
+    return sums, choices
+
+
+def _sorted_distinct_first(losses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows in lexicographic order and, for each, the first input row equal to it."""
+    order = np.lexsort(losses.T[::-1])
+    ranked = losses[order]
+    starts = np.zeros(len(ranked), dtype=bool)
+    starts[:1] = True
+    for j in range(ranked.shape[1]):
+        starts[1:] |= ranked[1:, j] != ranked[:-1, j]
+    return ranked[starts], order[starts]
