@@ -1,0 +1,100 @@
+"""The frontier engine's exact solve: per-layer cost tables that add up to the cost model,
+and a front that no candidate of the space beats (brute force)."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dse.engines.frontier import (
+    cost_tables,
+    dram_points,
+    fixed_regime,
+    solve,
+    split_grid,
+)
+from dse.engines.testing import TOY_LAYERS
+from dse.evaluate import candidate_cost
+from dse.pareto import pareto_mask
+from dse.problem import Limits, build_problem
+from dse.space import at_point
+from hw_models import LayerTable
+
+ON_CHIP = [layer for layer in TOY_LAYERS if layer["name"] != "big"]
+
+
+def problem_of(layers, **kwargs):
+    return build_problem(network="toy", dataset=None, objectives="accuracy,latency,energy",
+                         limits=Limits(max_accuracy_drop_pp=None),
+                         table=LayerTable.from_records(layers), **kwargs)
+
+
+@pytest.mark.parametrize("layers", [TOY_LAYERS, ON_CHIP], ids=["spilling", "on-chip"])
+def test_the_tables_add_up_to_the_cost_model(layers):
+    """At several DRAM points, random mappings' latency and energy are the sums of the
+    per-layer tables (to rounding: the model sums compute and DRAM energy apart)."""
+    problem = problem_of(layers)
+    assert fixed_regime(problem)
+    grid = split_grid(problem.space)
+    rng = np.random.default_rng(0)
+    points = dram_points(problem.space)
+    for point in [points[0], points[len(points) // 2], points[-1]]:
+        tables = cost_tables(problem, point, grid)
+        for _ in range(20):
+            choice = [int(rng.integers(len(g))) for g in grid]
+            n_analog = [int(g[c]) for g, c in zip(grid, choice)]
+            cost = candidate_cost(at_point(problem.space, n_analog, point), problem)
+            latency = sum(t[c] for t, c in zip(tables.latency_s, choice))
+            energy = sum(t[c] for t, c in zip(tables.energy_j, choice))
+            assert latency == pytest.approx(float(cost.total_latency_s()), rel=1e-12)
+            assert energy == pytest.approx(float(cost.total_energy_j()), rel=1e-12)
+
+
+def test_a_split_that_moves_tensors_is_refused():
+    """A layer whose weights alone overflow L2 when digital but fit as ternary codes: the
+    split decides residency, and the tables would not add up."""
+    soc_l2 = problem_of(ON_CHIP).soc.memory
+    big = dict(name="huge", kind="linear", cin=1024, cout=1024, kx=1, ky=1, ox=1, oy=1)
+    problem = problem_of(ON_CHIP[:-1] + [big])
+    digital_bytes = 1024 * 1024
+    if not 1024 * 1024 / 4 < soc_l2.l2_bytes < digital_bytes:
+        pytest.skip("this SoC preset's L2 does not sit between the two")
+    assert not fixed_regime(problem)
+    with pytest.raises(ValueError, match="move"):
+        solve(problem, [np.zeros(len(g)) for g in split_grid(problem.space)], lambda p: 0.0)
+
+
+def test_partitions_are_not_solved_yet():
+    problem = problem_of(TOY_LAYERS, partitions=2)
+    with pytest.raises(ValueError, match="whole-device"):
+        solve(problem, [np.zeros(len(g)) for g in split_grid(problem.space)], lambda p: 0.0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_candidate_of_the_space_beats_the_solved_front(seed):
+    """Brute force over every split and every DRAM point of the toy space: the model's
+    (drop, latency, energy) of each, summed layer by layer as the solve sums them; its
+    front is the solve's, point for point."""
+    problem = problem_of(TOY_LAYERS)
+    grid = split_grid(problem.space)
+    rng = np.random.default_rng(seed)
+    split_drop = [np.sort(rng.uniform(0, 2, len(g))) * (len(g) > 1) for g in grid]
+    points = dram_points(problem.space)
+    dram_drop = {p: float(rng.uniform(0, 3)) for p in points}
+    solved = solve(problem, split_drop, dram_drop.__getitem__)
+    rows, labels = [], []
+    for point in points:
+        tables = cost_tables(problem, point, grid)
+        for choice in itertools.product(*(range(len(g)) for g in grid)):
+            total = np.zeros(3)
+            for layer, c in enumerate(choice):
+                total = total + [split_drop[layer][c], tables.latency_s[layer][c],
+                                 tables.energy_j[layer][c]]
+            rows.append(total + [dram_drop[point], 0.0, 0.0])
+            labels.append(point)
+    rows = np.array(rows)
+    expected = np.unique(rows[pareto_mask(rows, ["minimize"] * 3)], axis=0)
+    found = np.column_stack([solved.drop_pp, solved.latency_s, solved.energy_j])
+    assert np.array_equal(np.unique(found, axis=0), expected)
+    assert len(rows) == len(points) * np.prod([len(g) for g in grid])
