@@ -96,7 +96,8 @@ class Engine(Protocol):
 
 # the engines that come with dse, registered when their module is imported (each module
 # imports Optuna at most, never torch: the registry is read by `dse search --help`)
-BUILTIN_MODULES = ("dse.engines.optuna_engine", "dse.engines.odimo", "dse.engines.eden")
+BUILTIN_MODULES = ("dse.engines.optuna_engine", "dse.engines.odimo", "dse.engines.eden",
+                   "dse.engines.frontier")
 # installed packages add engines here: [project.entry-points."dse.engines"] NAME = "MODULE"
 ENTRY_POINT_GROUP = "dse.engines"
 NEEDS = {  # what an engine may need, as the refusal names it

@@ -1,6 +1,26 @@
-"""dse's own engine (in progress): an additive model of the accuracy drop, solved exactly.
+"""``--engine frontier``: dse's own engine. Measure what each layer's split and the DRAM
+cost in accuracy, add them up, solve the exact front of that model, probe a spread of it,
+correct the model, solve again.
 
-The cost side, exact: at one DRAM operating point, a layer's latency and energy depend on
+1. **Characterise.** Each searchable layer alone on the analog array at a few fractions
+   of its channels (``--frontier-fractions``), the others digital, DRAM nominal; and, when
+   some tensor lives in DRAM, the all-digital split at a few DRAM points of distinct bit
+   error rates (log-spaced over the grid's). Each is a trial (``frontier.role``
+   ``layer`` / ``dram``), probed a batch at a time, shared by the study's workers.
+2. **Model.** The predicted drop of a split at a point is the sum of each layer's drop at
+   its analog count (linear between the measured counts and 0 at none) and the DRAM
+   point's (linear in log BER between the measured ones, 0 at BER 0).
+3. **Solve** (below): the exact front of (predicted drop, latency, energy).
+4. **Verify and correct.** ``--frontier-verify`` points spread over the predicted front's
+   part within the accuracy limit (plus ``VERIFY_MARGIN_PP``) are probed (``verify``
+   trials, each with its predicted drop); the model then gets, per layer, a term in its
+   analog fraction fitted to the residuals of every verified point (ridge regression), and
+   is solved again; until the study's budget is spent or every pick is probed.
+
+The study's front is built from measured accuracies only, as for every engine: the model
+only chooses what is probed.
+
+The solve, exact: at one DRAM operating point, a layer's latency and energy depend on
 its own channel split only, as long as the split does not move any tensor between L1, L2
 and DRAM. What moves tensors is the total of the stored weights (analog channels take 2-bit
 codes, digital ones 8 bits): it decides whether the weights stay resident in L2 and how much
@@ -15,17 +35,41 @@ all channel splits at that point is ``dse.pareto.pareto_sums`` of the per-layer 
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import optuna
 
-from dse.evaluate import placement
+from dse.accuracy.abilities import measure_many
+from dse.engines import EngineJob, EngineSpec, register, setting
+from dse.engines.units import Outcome, Unit, UnitFailed, run_units
+from dse.evaluate import finish_evaluation, placement, plan_evaluation
+from dse.metrics import ACCURACY_CHANGE
 from dse.pareto import pareto_mask, pareto_sums
 from dse.problem import Problem
-from dse.space import Candidate, SearchSpace, at_point, channel_step, trcd_grid_ns, vdd_grid_v
+from dse.space import (
+    Candidate,
+    SearchSpace,
+    at_point,
+    channel_step,
+    encode,
+    trcd_grid_ns,
+    vdd_grid_v,
+)
+from hw_models.errors import ConfigError
 from hw_models.system import DramSetting, SystemCost, system_cost
 from hw_models.traffic import layer_traffic
+
+FRONTIER_ATTR = "frontier"     # per trial: its role, layer or point, round, predicted drop
+DEFAULT_FRACTIONS = (0.5, 1.0)  # of a layer's channels on the analog array, characterised
+DRAM_POINTS = 4                 # DRAM points characterised (distinct BERs, log-spaced)
+DEFAULT_VERIFY = 8              # points of the predicted front probed per round
+VERIFY_MARGIN_PP = 1.0          # verified up to the accuracy limit plus this (pp)
+RIDGE_PP = 1.0                  # the correction's ridge weight (pp per unit of fraction)
 
 Point = tuple[float, float] | None  # (VDD in V, tRCD in ns) of the whole device; None: no DRAM
 
@@ -151,3 +195,369 @@ def solve(problem: Problem, split_drop_pp: Sequence[np.ndarray],
     keep = pareto_mask(every, ["minimize"] * 3)
     return Solved([p for p, k in zip(found_points, keep) if k], np.concatenate(splits)[keep],
                   every[keep, 0], every[keep, 1], every[keep, 2])
+
+
+# ---- the engine --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One candidate the engine probes: its unit, and what it records about it."""
+
+    unit: Unit
+    candidate: Candidate
+    info: dict[str, Any]
+
+
+def in_dram(problem: Problem) -> bool:
+    """Whether any tensor of the network goes through DRAM (else every DRAM point has BER
+    0 and costs no accuracy). Split-independent where ``fixed_regime`` holds."""
+    if problem.device is None:
+        return False
+    table = problem.table
+    traffic = layer_traffic(table, problem.soc, np.zeros(table.n_layers, dtype=np.int64))
+    return bool(not np.all(traffic.weights_resident) or np.any(traffic.tensor_in_dram)
+                or np.any(traffic.shortcut_in_dram))
+
+
+def point_bers(problem: Problem) -> dict[Point, float]:
+    """Each whole-device point's bit error rate (the largest any tensor sees there, the
+    all-digital split)."""
+    bers: dict[Point, float] = {}
+    zeros = np.zeros(problem.table.n_layers, dtype=np.int64)
+    for point in dram_points(problem.space):
+        template = at_point(problem.space, zeros, point)
+        cost = _batched_cost(problem, template, zeros[None, :])
+        found = [cost.weight_ber, cost.activation_ber]
+        if cost.shortcut_ber is not None:
+            found.append(cost.shortcut_ber)
+        bers[point] = float(max(np.max(b) for b in found))
+    return bers
+
+
+def characterisation(problem: Problem, fractions: Sequence[float],
+                     bers: dict[Point, float]) -> list[Probe]:
+    """The layer probes (each searchable layer alone at each fraction's nearest grid
+    count) and the DRAM probes (the all-digital split at up to ``DRAM_POINTS`` points of
+    distinct positive BERs, log-spaced)."""
+    grid = split_grid(problem.space)
+    names = problem.table.name
+    zeros = np.zeros(problem.table.n_layers, dtype=np.int64)
+    probes = []
+    for layer, options in enumerate(grid):
+        if len(options) < 2:
+            continue
+        cout = int(problem.table.cout[layer])
+        counts = sorted({int(options[1:][np.argmin(np.abs(options[1:] - f * cout))])
+                         for f in fractions})
+        for n in counts:
+            n_analog = zeros.copy()
+            n_analog[layer] = n
+            probes.append(Probe(Unit(f"layer {names[layer]}={n}",
+                                     f"characterised {names[layer]} at {n} analog"),
+                                at_point(problem.space, n_analog, None),
+                                {"role": "layer", "layer": str(names[layer]), "n_analog": n}))
+    positive = sorted({ber for ber in bers.values() if ber > 0})
+    if positive and in_dram(problem):
+        picks = np.unique(np.round(np.linspace(0, len(positive) - 1,
+                                               min(DRAM_POINTS, len(positive)))).astype(int))
+        for ber in (positive[i] for i in picks):
+            point = next(p for p, b in bers.items() if b == ber)
+            assert point is not None
+            probes.append(Probe(Unit(f"dram {point[0]:g} V/{point[1]:g} ns",
+                                     f"characterised DRAM at {point[0]:g} V"),
+                                at_point(problem.space, zeros, point),
+                                {"role": "dram", "vdd_v": point[0], "trcd_ns": point[1],
+                                 "ber": ber}))
+    return probes
+
+
+def measured_drop_pp(metrics: dict[str, Any], baseline_accuracy: float) -> float:
+    """The paired drop (pp, positive = worse) of a probed trial's metrics."""
+    change = metrics.get(ACCURACY_CHANGE[0])
+    if change is not None and math.isfinite(change):
+        return -float(change)
+    return (baseline_accuracy - float(metrics["accuracy"])) * 100
+
+
+@dataclass(frozen=True)
+class Model:
+    """The additive model: per layer and grid option its drop (pp), and the DRAM term."""
+
+    split_drop_pp: list[np.ndarray]
+    dram_bers: np.ndarray      # measured BERs, ascending
+    dram_drops_pp: np.ndarray  # their drops (pp)
+    bers: dict[Point, float]
+
+    def dram_drop_pp(self, point: Point) -> float:
+        ber = self.bers.get(point, 0.0)
+        if ber <= 0 or len(self.dram_bers) == 0:
+            return 0.0
+        if ber < self.dram_bers[0]:  # linear from (0, 0) up to the first measured
+            return float(self.dram_drops_pp[0] * ber / self.dram_bers[0])
+        return float(np.interp(np.log10(ber), np.log10(self.dram_bers), self.dram_drops_pp))
+
+    def predicted_pp(self, problem: Problem, n_analog: Sequence[int], point: Point) -> float:
+        grid = split_grid(problem.space)
+        total = 0.0
+        for layer, n in enumerate(n_analog):
+            total += float(self.split_drop_pp[layer][int(np.searchsorted(grid[layer], n))])
+        return total + self.dram_drop_pp(point)
+
+
+def fit_model(problem: Problem, records: Sequence[tuple[dict[str, Any], Candidate, float]],
+              bers: dict[Point, float]) -> tuple[Model, int]:
+    """The model from the probed trials (each: its frontier record, candidate, measured
+    drop): the characterisation's terms, then the per-layer correction fitted to the
+    verified points' residuals; and how many verified points it was fitted to."""
+    grid = split_grid(problem.space)
+    names = list(problem.table.name)
+    measured: dict[int, dict[int, float]] = {}
+    dram: dict[float, float] = {}
+    verified = []
+    for info, candidate, drop in records:
+        if info.get("role") == "layer":
+            layer = names.index(info["layer"])
+            measured.setdefault(layer, {})[int(info["n_analog"])] = drop
+        elif info.get("role") == "dram":
+            dram[float(info["ber"])] = drop
+        elif info.get("role") == "verify":
+            verified.append((candidate, drop))
+    base = []
+    for layer, options in enumerate(grid):
+        known = measured.get(layer, {})
+        counts = np.array([0] + sorted(known), dtype=float)
+        drops = np.array([0.0] + [known[n] for n in sorted(known)])
+        base.append(np.interp(options.astype(float), counts, drops))
+    bers_sorted = np.array(sorted(dram))
+    model = Model(base, bers_sorted, np.array([dram[b] for b in bers_sorted]), bers)
+    if not verified:
+        return model, 0
+    cout = problem.table.cout.astype(float)
+    features = np.array([np.asarray(c.n_analog, dtype=float) / cout for c, _ in verified])
+    residuals = np.array([drop - model.predicted_pp(problem, c.n_analog, _point_of(c))
+                          for c, drop in verified])
+    lhs = features.T @ features + RIDGE_PP * np.eye(features.shape[1])
+    correction = np.linalg.solve(lhs, features.T @ residuals)
+    corrected = [table + correction[layer] * options / cout[layer]
+                 for layer, (table, options) in enumerate(zip(base, grid))]
+    return Model(corrected, model.dram_bers, model.dram_drops_pp, bers), len(verified)
+
+
+def _point_of(candidate: Candidate) -> Point:
+    if candidate.vdd_v is None or candidate.trcd_ns is None:
+        return None
+    return (float(candidate.vdd_v[0]), float(candidate.trcd_ns[0]))
+
+
+def params_key(candidate: Candidate, space: SearchSpace) -> str:
+    """A short name of a candidate's trial parameters."""
+    text = json.dumps(encode(candidate, space), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def spread_picks(problem: Problem, solved: Solved, count: int, probed: set[str],
+                 limit_pp: float | None) -> list[tuple[Candidate, float]]:
+    """Up to ``count`` points of the predicted front not yet probed, within the accuracy
+    limit plus ``VERIFY_MARGIN_PP``, evenly spread in latency; each with its predicted
+    drop."""
+    within = (np.ones(len(solved.drop_pp), dtype=bool) if limit_pp is None
+              else solved.drop_pp <= limit_pp + VERIFY_MARGIN_PP)
+    order = [i for i in np.argsort(solved.latency_s, kind="stable") if within[i]]
+    fresh = []
+    for i in order:
+        candidate = at_point(problem.space, solved.n_analog[i], solved.points[i])
+        if params_key(candidate, problem.space) not in probed:
+            fresh.append((candidate, float(solved.drop_pp[i])))
+    if len(fresh) <= count:
+        return fresh
+    chosen = np.unique(np.round(np.linspace(0, len(fresh) - 1, count)).astype(int))
+    return [fresh[i] for i in chosen]
+
+
+@dataclass
+class FrontierEngine:
+    """The engine (module docstring)."""
+
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    verify: int = DEFAULT_VERIFY
+    name: str = "frontier"
+
+    def run(self, job: EngineJob) -> None:
+        problem = job.problem
+        if problem.space.partitions > 1:
+            raise ConfigError("--engine frontier solves the whole-device DRAM point only: "
+                              "use --partitions whole-device")
+        if not fixed_regime(problem):
+            raise ConfigError("--engine frontier: on this SoC the channel split moves "
+                              "tensors between L1, L2 and DRAM, which its exact solve does "
+                              "not model yet")
+        accuracy = job.accuracy if problem.needs_accuracy else None
+        bers = point_bers(problem)
+        batch = _batch_of(job)
+        study = job.ledger.study
+        ran = 0
+
+        def measure_many_units(probes: dict[str, Probe]) -> Callable[[Sequence[Unit]], list]:
+            def measured(units: Sequence[Unit]) -> list[Outcome | UnitFailed]:
+                chosen = [probes[unit.key] for unit in units]
+                planned = [plan_evaluation(p.candidate, problem) for p in chosen]
+                wanted = [p for p in planned if p.probed]
+                results = []
+                if wanted and accuracy is not None:
+                    results = measure_many(accuracy.estimator,
+                                           [p.probe_candidate() for p in wanted])
+                by_plan = dict(zip(map(id, wanted), results))
+                return [Outcome(p.candidate, finish_evaluation(plan, problem, accuracy,
+                                                               by_plan.get(id(plan))),
+                                attrs={FRONTIER_ATTR: p.info})
+                        for p, plan in zip(chosen, planned)]
+            return measured
+
+        def run_probes(probes: list[Probe]) -> bool:
+            """Each probe once (shared with the study's other workers); False when the
+            budget is spent."""
+            nonlocal ran
+            by_key = {p.unit.key: p for p in probes}
+            own = job if job.budget.per_worker_trials is None else _with_budget(job, ran)
+            if own is None:
+                return False
+            ran += run_units(own, self.name, [p.unit for p in probes],
+                             lambda unit: measure_many_units(by_key)([unit])[0],
+                             measure_many=measure_many_units(by_key), batch=batch)
+            return not _spent(job, ran)
+
+        characterised = (characterisation(problem, self.fractions, bers)
+                         if accuracy is not None else [])
+        if characterised:
+            done = _probed_keys(study, problem)  # a baseline may be one of them already
+            todo = [p for p in characterised
+                    if params_key(p.candidate, problem.space) not in done]
+            if todo and not run_probes(todo):
+                return
+        for round_number in range(1, 10_000):
+            records = _records(study, problem, accuracy, characterised)
+            model, fitted = (fit_model(problem, records, bers) if accuracy is not None else
+                             (Model([np.zeros(len(g)) for g in split_grid(problem.space)],
+                                    np.zeros(0), np.zeros(0), bers), 0))
+            solved = solve(problem, model.split_drop_pp, model.dram_drop_pp)
+            probed = {params_key(candidate, problem.space) for _, candidate, _ in records}
+            probed |= _probed_keys(study, problem)
+            limit = problem.limits.max_accuracy_drop_pp if accuracy is not None else None
+            picks = spread_picks(problem, solved, self.verify, probed, limit)
+            if not picks:
+                return
+            probes = [Probe(Unit(f"verify {params_key(c, problem.space)}",
+                                 f"round {round_number}: verified"), c,
+                            {"role": "verify", "round": round_number,
+                             "predicted_drop_pp": drop, "fitted_to": fitted})
+                      for c, drop in picks]
+            if not run_probes(probes):
+                return
+
+
+def _batch_of(job: EngineJob) -> int:
+    from dse.accuracy.abilities import Batched
+
+    estimator = job.accuracy.estimator if job.accuracy is not None else None
+    return max(1, estimator.group_size()) if isinstance(estimator, Batched) else 1
+
+
+def _with_budget(job: EngineJob, ran: int) -> EngineJob | None:
+    """``job`` with what is left of this worker's own budget; None when nothing is."""
+    import dataclasses
+
+    per_worker = job.budget.per_worker_trials
+    assert per_worker is not None
+    if ran >= per_worker:
+        return None
+    return dataclasses.replace(job, budget=dataclasses.replace(
+        job.budget, per_worker_trials=per_worker - ran))
+
+
+def _spent(job: EngineJob, ran: int) -> bool:
+    if job.budget.per_worker_trials is not None:
+        return ran >= job.budget.per_worker_trials
+    return job.ledger.complete_count() >= job.budget.total_trials
+
+
+def _records(study: optuna.Study, problem: Problem, accuracy: Any,
+             characterised: Sequence[Probe] = ()
+             ) -> list[tuple[dict[str, Any], Candidate, float]]:
+    """Every complete trial this engine probed, and every other one that is a point of the
+    characterisation (a baseline can be): its record, candidate and measured drop."""
+    from dse.results.ledger import METRICS_ATTR
+    from dse.space import decode
+
+    wanted = {params_key(p.candidate, problem.space): p.info for p in characterised}
+    found = []
+    for trial in study.get_trials(deepcopy=False,
+                                  states=(optuna.trial.TrialState.COMPLETE,)):
+        info = trial.user_attrs.get(FRONTIER_ATTR)
+        metrics = trial.user_attrs.get(METRICS_ATTR) or {}
+        if not isinstance(info, dict):
+            try:
+                info = wanted.get(params_key(decode(trial.params, problem.space),
+                                             problem.space))
+            except ConfigError:
+                info = None
+        if not isinstance(info, dict):
+            continue
+        drop = math.nan
+        if accuracy is not None and metrics.get("accuracy") is not None:
+            drop = measured_drop_pp(metrics, accuracy.baseline_accuracy)
+        found.append((info, decode(trial.params, problem.space), drop))
+    return found
+
+
+def _probed_keys(study: optuna.Study, problem: Problem) -> set[str]:
+    """The parameters of every complete trial (any engine's: a baseline is probed too)."""
+    from dse.space import decode
+
+    keys = set()
+    for trial in study.get_trials(deepcopy=False,
+                                  states=(optuna.trial.TrialState.COMPLETE,)):
+        try:
+            keys.add(params_key(decode(trial.params, problem.space), problem.space))
+        except ConfigError:
+            continue
+    return keys
+
+
+def parse_fractions(text: str, option: str) -> tuple[float, ...]:
+    """'0.5,1' -> (0.5, 1.0); one line naming ``option`` on anything else."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{option} takes comma-separated fractions, got {text!r}") from None
+    return values
+
+
+@dataclass(frozen=True)
+class FrontierSettings:
+    fractions: tuple[float, ...] = setting(
+        DEFAULT_FRACTIONS, flag="--frontier-fractions", metavar="F1,F2,...",
+        parse=parse_fractions,
+        help="shares of each layer's channels put on the analog array when characterising "
+             "it, each rounded to the layer's grid")
+    verify: int = setting(DEFAULT_VERIFY, flag="--frontier-verify",
+                          help="points of the predicted front probed per round")
+
+    def __post_init__(self) -> None:
+        if not self.fractions:
+            raise ConfigError("--frontier-fractions is empty: give at least one fraction")
+        if any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError("--frontier-fractions must lie in (0, 1]")
+        if self.verify < 1:
+            raise ConfigError("--frontier-verify must be >= 1")
+
+
+def _factory(settings: FrontierSettings, problem: Any, study: Any) -> FrontierEngine:
+    return FrontierEngine(fractions=settings.fractions, verify=settings.verify)
+
+
+SPEC = register(EngineSpec(
+    name="frontier", settings=FrontierSettings, factory=_factory,
+    summary="dse's own: each layer's and the DRAM's accuracy cost measured, added up, the "
+            "exact front of that model over the whole space solved, probed and corrected",
+    needs=frozenset()))

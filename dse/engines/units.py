@@ -90,19 +90,39 @@ class UnitFailed(Exception):
 
 
 Measure = Callable[[Unit], Outcome]
+MeasureMany = Callable[[Sequence[Unit]], "list[Outcome | UnitFailed]"]
 RecordedKey = Callable[[FrozenTrial], "str | None"]
 
 
 def run_units(job: EngineJob, engine: str, units: Sequence[Unit], measure: Measure, *,
-              recorded_key: RecordedKey | None = None) -> int:
+              recorded_key: RecordedKey | None = None,
+              measure_many: MeasureMany | None = None, batch: int = 1) -> int:
     """Run the study's queued trials, then each unit that no trial holds, until every unit
     is recorded or the budget is met; return how many trials this worker ran.
 
     ``measure(unit)`` runs inside ``job.guard.interruptible()`` (it must not write to the
     storage). ``recorded_key(trial)``: the unit a complete trial recorded before units were
     claimed (a study of an earlier dse) holds, or None. A unit's claim stopped by an error
-    or a signal is failed (its unit is free again) and the exception goes on."""
-    return _UnitRunner(job, engine, recorded_key).run(units, measure)
+    or a signal is failed (its unit is free again) and the exception goes on.
+
+    With ``measure_many`` and ``batch`` > 1, up to ``batch`` free units are claimed at once
+    and measured in one call (each its ``Outcome``, or the ``UnitFailed`` it ends in); each
+    is recorded when the call returns, and an exception frees them all."""
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    if measure_many is None:
+        batch = 1
+
+        def measure_many(found: Sequence[Unit]) -> list[Outcome | UnitFailed]:
+            return [_measured_alone(measure, unit) for unit in found]
+    return _UnitRunner(job, engine, recorded_key, batch).run(units, measure_many)
+
+
+def _measured_alone(measure: Measure, unit: Unit) -> Outcome | UnitFailed:
+    try:
+        return measure(unit)
+    except UnitFailed as exc:
+        return exc
 
 
 def unit_name(engine: str, key: str) -> str:
@@ -135,8 +155,10 @@ def holders(trials: Sequence[FrozenTrial], engine: str,
 
 
 class _UnitRunner:
-    def __init__(self, job: EngineJob, engine: str, recorded_key: RecordedKey | None) -> None:
+    def __init__(self, job: EngineJob, engine: str, recorded_key: RecordedKey | None,
+                 batch: int = 1) -> None:
         self.job, self.engine, self.recorded_key = job, engine, recorded_key
+        self.batch = batch
         self.study = job.ledger.study
         self.queue = QueueRunner(job, engine)
         self.beat_s = liveness_of(self.study).heartbeat_interval_s
@@ -146,7 +168,7 @@ class _UnitRunner:
         self.worker: dict[str, Any] = {}
         self._held: dict[str, FrozenTrial] = {}
 
-    def run(self, units: Sequence[Unit], measure: Measure) -> int:
+    def run(self, units: Sequence[Unit], measure: MeasureMany) -> int:
         self._progress("starting")
         ran = 0
         while self.per_worker is None or ran < self.per_worker:
@@ -166,9 +188,11 @@ class _UnitRunner:
             left = self._left(units, trials)
             free = [unit for unit in left if unit.key not in self._held]
             if room and free:
-                if self._measure(free[0], measure):
+                size = self.batch if self.per_worker is None else \
+                    min(self.batch, self.per_worker - ran)
+                for unit in self._measure(free[:size], measure):
                     ran += 1
-                    self._progress(free[0].done_status or f"{free[0].key} measured")
+                    self._progress(unit.done_status or f"{unit.key} measured")
             elif left and (running or count[TrialState.WAITING]):
                 self._wait()  # others hold the rest, or the budget counts their trials
             else:
@@ -188,38 +212,45 @@ class _UnitRunner:
         with self.job.guard.interruptible():
             time.sleep(POLL_S)
 
-    def _measure(self, unit: Unit, measure: Measure) -> bool:
-        """Claim ``unit`` and, if this worker holds it, measure and record it."""
+    def _measure(self, units: Sequence[Unit], measure: MeasureMany) -> list[Unit]:
+        """Claim ``units``; measure those this worker holds in one call and record each;
+        the units recorded."""
         self.waiting = False
-        trial = self._claim(unit)
-        if trial is None:
-            return False
-        heartbeat = _Heartbeat(self.study._storage, trial._trial_id, self.beat_s,
-                               attribute=True)
+        claims = [(unit, trial) for unit in units
+                  if (trial := self._claim(unit)) is not None]
+        if not claims:
+            return []
+        heartbeats = [_Heartbeat(self.study._storage, trial._trial_id, self.beat_s,
+                                 attribute=True) for _, trial in claims]
         try:
             with self.job.guard.interruptible():
-                outcome = measure(unit)
+                outcomes = measure([unit for unit, _ in claims])
             self.job.guard.hold()
-        except UnitFailed as exc:  # no result, ever: the unit is done, as a failed trial
+        except BaseException as exc:  # a signal or an error: the units are free again
             self.job.guard.hold()
-            heartbeat.stop()
-            self._finish(trial, TrialState.FAIL, {FAIL_REASON_ATTR: str(exc),
-                                                  UNIT_FAILED_ATTR: True})
-            logger.warning("%s: %s failed: %s (trial %d)", self.engine, unit.key, exc,
-                           trial.number)
-            return True
-        except BaseException as exc:  # a signal or an error: the unit is free again
-            self.job.guard.hold()
-            heartbeat.stop()
-            self._fail(trial, exc)
+            for heartbeat in heartbeats:
+                heartbeat.stop()
+            for _, trial in claims:
+                self._fail(trial, exc)
             raise
-        heartbeat.stop()
-        try:
-            self._record(trial, outcome)
-        except BaseException as exc:  # a write refused
-            self._fail(trial, exc)
-            raise
-        return True
+        for heartbeat in heartbeats:
+            heartbeat.stop()
+        recorded = []
+        for index, ((unit, trial), outcome) in enumerate(zip(claims, outcomes)):
+            if isinstance(outcome, UnitFailed):  # no result, ever: done, as a failed trial
+                self._finish(trial, TrialState.FAIL, {FAIL_REASON_ATTR: str(outcome),
+                                                      UNIT_FAILED_ATTR: True})
+                logger.warning("%s: %s failed: %s (trial %d)", self.engine, unit.key,
+                               outcome, trial.number)
+            else:
+                try:
+                    self._record(trial, outcome)
+                except BaseException as exc:  # a write refused: the rest are free again
+                    for _, left in claims[index:]:
+                        self._fail(left, exc)
+                    raise
+            recorded.append(unit)
+        return recorded
 
     def _claim(self, unit: Unit) -> FrozenTrial | None:
         """A running trial that holds ``unit`` within the budget, else None (its trial

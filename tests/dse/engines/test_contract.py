@@ -25,7 +25,7 @@ class TestOptunaEngineTpe(EngineContract):
 
 
 def test_engines_by_name():
-    assert engine_names() == ("optuna", "odimo", "eden", "odimo+eden")
+    assert engine_names() == ("optuna", "odimo", "eden", "odimo+eden", "frontier")
     assert isinstance(make_engine("optuna", sampler="nsga2"), OptunaEngine)
     with pytest.raises(ConfigError, match="unknown engine 'annealing'"):
         make_engine("annealing")
@@ -233,3 +233,9 @@ def test_a_diverged_odimo_search_is_a_failed_trial_and_is_not_run_again(tmp_path
     assert measured == [0.1, 1.0] and len(contract._complete(study)) == 10
     study, _ = contract._run(tmp_path, trials=11)  # a rerun does not search it again
     assert [t.state.name for t in study.trials].count("FAIL") == 1
+
+
+class TestFrontierEngine(EngineContract):
+    def make_engine(self, problem, study):
+        from dse.engines.frontier import FrontierEngine
+        return FrontierEngine(verify=3)

@@ -98,3 +98,52 @@ def test_no_candidate_of_the_space_beats_the_solved_front(seed):
     found = np.column_stack([solved.drop_pp, solved.latency_s, solved.energy_j])
     assert np.array_equal(np.unique(found, axis=0), expected)
     assert len(rows) == len(points) * np.prod([len(g) for g in grid])
+
+
+def frontier_run(tmp_path, trials, estimator=None, verify=3):
+    from dse.engines.frontier import FrontierEngine
+    from dse.engines.testing import EngineContract
+
+    class Contract(EngineContract):
+        def make_engine(self, problem, study):
+            return FrontierEngine(verify=verify)
+    return Contract()._run(tmp_path, trials=trials, estimator=estimator)
+
+
+def test_the_engine_characterises_then_verifies_its_predicted_front(tmp_path):
+    """On the toy study: each searchable layer probed alone, the DRAM at distinct BERs
+    (the toy's big layer spills to DRAM), then rounds of verified points, each with the
+    drop the model predicted; the stub's drop is nearly additive, so the prediction holds."""
+    from dse.engines.frontier import FRONTIER_ATTR
+    from dse.results.ledger import METRICS_ATTR
+
+    study, _ = frontier_run(tmp_path, trials=40)
+    records = [t.user_attrs[FRONTIER_ATTR] for t in study.trials
+               if FRONTIER_ATTR in t.user_attrs and t.state.name == "COMPLETE"]
+    roles = [r["role"] for r in records]
+    assert roles.count("layer") == 6  # first, mid (3 options: 1 count), big (2), fc (1)...
+    assert "dram" in roles and "verify" in roles
+    assert roles.index("verify") > max(i for i, r in enumerate(roles) if r != "verify")
+    verified = [t for t in study.trials if t.user_attrs.get(FRONTIER_ATTR, {}).get("role")
+                == "verify" and t.state.name == "COMPLETE"]
+    for trial in verified:
+        predicted = trial.user_attrs[FRONTIER_ATTR]["predicted_drop_pp"]
+        measured = -trial.user_attrs[METRICS_ATTR]["accuracy_change_pp"]
+        assert abs(predicted - measured) < 1.5, (predicted, measured)
+
+
+def test_a_resumed_engine_probes_no_point_again(tmp_path):
+    """A rerun with a larger budget measures only new trials, and none of the engine's
+    trials holds the parameters of another trial (on the toy two baselines coincide)."""
+    from dse.engines.testing import StubEstimator
+
+    frontier_run(tmp_path, trials=20)
+    again = StubEstimator()
+    study, _ = frontier_run(tmp_path, trials=26, estimator=again)
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 26 and again.calls == 6
+    own = [tuple(sorted(t.params.items())) for t in complete if "fixed_params"
+           not in t.system_attrs]
+    queued = {tuple(sorted(t.params.items())) for t in complete if "fixed_params"
+              in t.system_attrs}
+    assert len(set(own)) == len(own) and not set(own) & queued
