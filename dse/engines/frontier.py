@@ -410,7 +410,7 @@ class FrontierEngine:
                 by_plan = dict(zip(map(id, wanted), results))
                 return [Outcome(p.candidate, finish_evaluation(plan, problem, accuracy,
                                                                by_plan.get(id(plan))),
-                                attrs={FRONTIER_ATTR: p.info})
+                                attrs={FRONTIER_ATTR: p.info}, columns=_columns(p.info))
                         for p, plan in zip(chosen, planned)]
             return measured
 
@@ -454,6 +454,16 @@ class FrontierEngine:
                       for c, drop in picks]
             if not run_probes(probes):
                 return
+
+
+def _columns(info: dict[str, Any]) -> dict[str, float | int | str]:
+    """The engine's own columns of trials.csv: each probe's role and, for a verified
+    point, the drop the model predicted (pp) and how many verified points it was fitted to."""
+    columns: dict[str, float | int | str] = {"frontier_role": str(info["role"])}
+    if info["role"] == "verify":
+        columns.update(predicted_drop_pp=float(info["predicted_drop_pp"]),
+                       frontier_round=int(info["round"]))
+    return columns
 
 
 def _batch_of(job: EngineJob) -> int:

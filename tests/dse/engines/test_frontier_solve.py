@@ -130,6 +130,10 @@ def test_the_engine_characterises_then_verifies_its_predicted_front(tmp_path):
         predicted = trial.user_attrs[FRONTIER_ATTR]["predicted_drop_pp"]
         measured = -trial.user_attrs[METRICS_ATTR]["accuracy_change_pp"]
         assert abs(predicted - measured) < 1.5, (predicted, measured)
+    from dse.results.tables import trials_frame
+    frame = trials_frame(study)  # trials.csv: the engine's own columns
+    verify_rows = frame[frame["frontier_role"] == "verify"]
+    assert len(verify_rows) == len(verified) and verify_rows["predicted_drop_pp"].notna().all()
 
 
 def test_a_resumed_engine_probes_no_point_again(tmp_path):
