@@ -385,13 +385,7 @@ class FrontierEngine:
 
     def run(self, job: EngineJob) -> None:
         problem = job.problem
-        if problem.space.partitions > 1:
-            raise ConfigError("--engine frontier solves the whole-device DRAM point only: "
-                              "use --partitions whole-device")
-        if not fixed_regime(problem):
-            raise ConfigError("--engine frontier: on this SoC the channel split moves "
-                              "tensors between L1, L2 and DRAM, which its exact solve does "
-                              "not model yet")
+        check_problem(None, problem)
         accuracy = job.accuracy if problem.needs_accuracy else None
         bers = point_bers(problem)
         batch = _batch_of(job)
@@ -562,6 +556,16 @@ class FrontierSettings:
             raise ConfigError("--frontier-verify must be >= 1")
 
 
+def check_problem(settings: Any, problem: Problem) -> None:
+    """What the exact solve covers, checked before any training: one line otherwise."""
+    if problem.space.partitions > 1:
+        raise ConfigError("--engine frontier solves the whole-device DRAM point only: use "
+                          "--partitions whole-device")
+    if not fixed_regime(problem):
+        raise ConfigError("--engine frontier: on this SoC the channel split moves tensors "
+                          "between L1, L2 and DRAM, which its exact solve does not model yet")
+
+
 def _factory(settings: FrontierSettings, problem: Any, study: Any) -> FrontierEngine:
     return FrontierEngine(fractions=settings.fractions, verify=settings.verify)
 
@@ -570,4 +574,4 @@ SPEC = register(EngineSpec(
     name="frontier", settings=FrontierSettings, factory=_factory,
     summary="dse's own: each layer's and the DRAM's accuracy cost measured, added up, the "
             "exact front of that model over the whole space solved, probed and corrected",
-    needs=frozenset()))
+    needs=frozenset(), check=check_problem))

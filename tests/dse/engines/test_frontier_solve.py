@@ -151,3 +151,18 @@ def test_a_resumed_engine_probes_no_point_again(tmp_path):
     queued = {tuple(sorted(t.params.items())) for t in complete if "fixed_params"
               in t.system_attrs}
     assert len(set(own)) == len(own) and not set(own) & queued
+
+
+def test_what_the_engine_cannot_solve_is_one_line_before_training(tmp_path):
+    from click.testing import CliRunner
+
+    from cli import cli
+    result = CliRunner().invoke(cli, ["search", "--engine", "frontier", "--partitions", "2",
+                                      "--results-dir", str(tmp_path), "--trials", "9"])
+    assert result.exit_code == 2
+    assert "whole-device" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "checkpoints").exists()  # refused before any training
+    result = CliRunner().invoke(cli, ["search", "--engine", "frontier",
+                                      "--frontier-fractions", "0,1",
+                                      "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "(0, 1]" in result.output
