@@ -38,7 +38,7 @@ rows (``scenario`` in the JSON lines).
 
 Run: python bench/engines.py [--only digits|cifar10] [--seeds 3 | --seed-list 0,2]
      [--budget-samples 200000] [--results-dir bench-results] [--threads 1]
-     [--weights resident|streamed] [--device cpu|cuda] [--report]
+     [--weights resident|streamed] [--device cpu|cuda] [--probe-batch K] [--report]
      [--plot docs/engines_digits.svg]
 """
 from __future__ import annotations
@@ -259,7 +259,8 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
         hw=(DEFAULTS["hw"] if args.weights == "resident"
             else streamed_preset(Path(args.results_dir))),
         results_dir=str(folder), checkpoint=checkpoint, probe_steps=args.probe_steps,
-        confirm_steps=args.confirm_steps, epochs=args.epochs, study=study)
+        confirm_steps=args.confirm_steps, epochs=args.epochs, study=study,
+        probe_batch=args.probe_batch)
     train_images = _train_images(dataset, data_dir)
     knobs = settings_for(engine, args.budget_samples, base, train_images, args.dnas_epochs,
                          args.odimo_finetune_epochs)
@@ -417,6 +418,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default="bench-results")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--probe-batch", type=int, default=None, metavar="K",
+                        help="fine-tunes the probe runs together (2: the Optuna samplers "
+                             "propose one trial at a time, as before the batched probe) "
+                             "[default: dse's]")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seed-list", default=None, help="these seeds instead of 0..seeds-1")
     parser.add_argument("--report", action="store_true",
