@@ -70,6 +70,7 @@ DRAM_POINTS = 4                 # DRAM points characterised (distinct BERs, log-
 DEFAULT_VERIFY = 8              # points of the predicted front probed per round
 VERIFY_MARGIN_PP = 1.0          # verified up to the accuracy limit plus this (pp)
 RIDGE_PP = 1.0                  # the correction's ridge weight (pp per unit of fraction)
+SOLVED_OBJECTIVES = ("accuracy", "latency", "energy")  # what the solve trades off
 
 Point = tuple[float, float] | None  # (VDD in V, tRCD in ns) of the whole device; None: no DRAM
 
@@ -558,6 +559,10 @@ class FrontierSettings:
 
 def check_problem(settings: Any, problem: Problem) -> None:
     """What the exact solve covers, checked before any training: one line otherwise."""
+    other = [name for name in problem.objectives if name not in SOLVED_OBJECTIVES]
+    if other:
+        raise ConfigError(f"--engine frontier solves for {', '.join(SOLVED_OBJECTIVES)}; "
+                          f"not for {', '.join(other)}")
     if problem.space.partitions > 1:
         raise ConfigError("--engine frontier solves the whole-device DRAM point only: use "
                           "--partitions whole-device")

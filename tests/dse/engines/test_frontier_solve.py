@@ -166,3 +166,6 @@ def test_what_the_engine_cannot_solve_is_one_line_before_training(tmp_path):
                                       "--frontier-fractions", "0,1",
                                       "--results-dir", str(tmp_path)])
     assert result.exit_code == 2 and "(0, 1]" in result.output
+    result = CliRunner().invoke(cli, ["search", "--engine", "frontier", "--objectives",
+                                      "accuracy,dram_energy", "--results-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "not for dram_energy" in result.output
