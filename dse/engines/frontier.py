@@ -167,12 +167,9 @@ def solve(problem: Problem, split_drop_pp: Sequence[np.ndarray],
             or the DRAM has partitions (each tensor's placement is a choice of its own:
             not solved yet).
     """
-    if problem.space.partitions > 1:
-        raise ValueError("the exact solve covers the whole-device DRAM point only "
-                         "(--partitions 1)")
-    if not fixed_regime(problem):
-        raise ValueError("the channel split moves tensors between memory levels here: "
-                         "the per-layer cost tables do not add up")
+    reason = unsolvable(problem)
+    if reason is not None:
+        raise ValueError(reason)
     grid = split_grid(problem.space)
     if len(split_drop_pp) != len(grid) or any(len(d) != len(g)
                                                 for d, g in zip(split_drop_pp, grid)):
@@ -563,12 +560,20 @@ def check_problem(settings: Any, problem: Problem) -> None:
     if other:
         raise ConfigError(f"--engine frontier solves for {', '.join(SOLVED_OBJECTIVES)}; "
                           f"not for {', '.join(other)}")
+    reason = unsolvable(problem)
+    if reason is not None:
+        raise ConfigError(f"--engine frontier: {reason}")
+
+
+def unsolvable(problem: Problem) -> str | None:
+    """Why ``solve`` cannot cover ``problem``'s space, or None."""
     if problem.space.partitions > 1:
-        raise ConfigError("--engine frontier solves the whole-device DRAM point only: use "
-                          "--partitions whole-device")
+        return ("the exact solve covers the whole-device DRAM point only: use --partitions "
+                "whole-device")
     if not fixed_regime(problem):
-        raise ConfigError("--engine frontier: on this SoC the channel split moves tensors "
-                          "between L1, L2 and DRAM, which its exact solve does not model yet")
+        return ("on this SoC the channel split moves tensors between L1, L2 and DRAM, which "
+                "the exact solve does not model yet")
+    return None
 
 
 def _factory(settings: FrontierSettings, problem: Any, study: Any) -> FrontierEngine:
