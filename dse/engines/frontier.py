@@ -36,6 +36,7 @@ all channel splits at that point is ``dse.pareto.pareto_sums`` of the per-layer 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -427,7 +428,7 @@ class FrontierEngine:
                     if params_key(p.candidate, problem.space) not in done]
             if todo and not run_probes(todo):
                 return
-        for round_number in range(1, 10_000):
+        for round_number in itertools.count(1):  # until the budget or nothing new to probe
             records = _records(study, problem, accuracy, characterised)
             model, fitted = (fit_model(problem, records, bers) if accuracy is not None else
                              (Model([np.zeros(len(g)) for g in split_grid(problem.space)],
@@ -450,7 +451,7 @@ class FrontierEngine:
 
 def _columns(info: dict[str, Any]) -> dict[str, float | int | str]:
     """The engine's own columns of trials.csv: each probe's role and, for a verified
-    point, the drop the model predicted (pp) and how many verified points it was fitted to."""
+    point, the drop the model predicted (pp) and its round."""
     columns: dict[str, float | int | str] = {"frontier_role": str(info["role"])}
     if info["role"] == "verify":
         columns.update(predicted_drop_pp=float(info["predicted_drop_pp"]),
