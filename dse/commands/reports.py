@@ -252,7 +252,7 @@ class RepairReport(Report):
 ACCURACY_KEYS = ("method_metrics", "selected_on", "reported_on", "equivalence_margin_pp",
                  "holm_tests", "confirmed", "confirm_settings", "validation_to_test_shift")
 # present only when there is something to say
-NOTE_KEYS = ("claims_note", "front_note", "unusable_note")
+NOTE_KEYS = ("claims_note", "front_note", "unusable_note", "model_agreement")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -283,6 +283,7 @@ class StudySummary(Report):
     dram_notes: list[dict[str, Any]]
     front_note: str | None = None
     unusable_note: str | None = None        # trials below the usable VDD floor, left out
+    model_agreement: dict[str, Any] | None = None  # an engine's drop model against the probe
     headline: list[dict[str, Any]]
     next_commands: list[dict[str, str]]
     plots: list[str]

@@ -238,6 +238,9 @@ def search_text(summary: StudyReport | ConfirmationReport) -> str:
         lines.append(f"{robust - len(rows)} more trials are within their accuracy interval of "
                      f"the front (is_pareto_robust in trials.csv): the front's order in "
                      f"accuracy is partly noise")
+    agreement = summary.model_agreement
+    if agreement:
+        lines.append(model_agreement_line(agreement))
     shift = summary.validation_to_test_shift
     if shift:
         lines.append(f"validation to test: {shift['mean_pp']:+.2f} pp on average over "
@@ -534,3 +537,16 @@ def _rough_duration(seconds: float) -> str:
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def model_agreement_line(agreement: dict[str, Any]) -> str:
+    """One line on an engine's model of the accuracy drop against the probe's measurements
+    (``dse.results.tables.model_agreement``)."""
+    rho, ceiling = agreement.get("spearman"), agreement.get("noise_ceiling")
+    ranked = (f"rank correlation {rho:.2f}" if rho is not None
+              else "too few distinct points to rank")
+    if ceiling is not None:
+        ranked += f" (noise ceiling {ceiling:.2f})"
+    return (f"the engine's drop model on its {agreement['points']} probed points: {ranked}, "
+            f"mean error {agreement['mean_error_pp']:+.2f} pp (predicted minus measured); "
+            "model_drop.png")

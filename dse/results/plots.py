@@ -39,7 +39,7 @@ STYLE: dict[str, Any] = {  # matplotlib settings while a figure is drawn and sav
 }
 SIZES = {  # inches
     "front": (6.4, 5.2), "front_3d": (6.4, 6.2), "test_panel": (3.6, 4.4),
-    "hypervolume": (6.4, 3.8), "layer_splits": (6.4, 4.6),
+    "hypervolume": (6.4, 3.8), "layer_splits": (6.4, 4.6), "model": (5.2, 5.2),
 }
 TRIAL_COLOUR = "0.78"
 FRONT_COLOUR = "tab:blue"
@@ -446,6 +446,38 @@ def layer_splits_figure(front: pd.DataFrame, objectives: list[str],
     return figure
 
 
+@styled
+def model_figure(frame: pd.DataFrame, agreement: dict[str, Any], level: float = LEVEL
+                 ) -> plt.Figure:
+    """An engine's predicted accuracy drop against the measured one (pp, positive = worse)
+    for every trial it predicted, with the measured drop's interval and the line where they
+    agree; its rank correlation and noise ceiling (``tables.model_agreement``) in the
+    title."""
+    from dse.metrics import ACCURACY_CHANGE
+    from dse.results.tables import PREDICTED_DROP
+
+    done = frame[(frame["state"] == "COMPLETE") & frame[PREDICTED_DROP].notna()
+                 & frame[ACCURACY_CHANGE[0]].notna()]
+    predicted = done[PREDICTED_DROP].to_numpy(float)
+    measured = -done[ACCURACY_CHANGE[0]].to_numpy(float)
+    figure = new_figure("model")
+    axes = figure.subplots()
+    spread = np.vstack([measured + done[ACCURACY_CHANGE[2]].to_numpy(float),
+                        -done[ACCURACY_CHANGE[1]].to_numpy(float) - measured])
+    axes.errorbar(predicted, measured, yerr=np.abs(spread), fmt="o", ms=4, lw=0.8,
+                  label=f"probed ({level:.0%} interval of the measured drop)")
+    agreement_line(axes)
+    axes.set_xlabel("predicted accuracy drop (pp)")
+    axes.set_ylabel("measured accuracy drop, validation (pp)")
+    rho, ceiling = agreement.get("spearman"), agreement.get("noise_ceiling")
+    told = (f"rank correlation {rho:.2f}" if rho is not None else "too few points to rank")
+    if ceiling is not None:
+        told += f", noise ceiling {ceiling:.2f}"
+    axes.set_title(f"The engine's model on {agreement['points']} probed points: {told}")
+    legend_below(figure, axes, columns=1)
+    return figure
+
+
 def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[str, int]],
                 out_dir: Path, *, x: str | None = None, y: str | None = None,
                 color: str | None = None, level: float = LEVEL) -> list[Path]:
@@ -473,4 +505,8 @@ def write_plots(frame: pd.DataFrame, objectives: list[str], layers: list[tuple[s
     front = frame[frame["is_pareto"]]
     if len(front):
         paths += save(layer_splits_figure(front, objectives, layers), out_dir, "layer_splits")
+    from dse.results.tables import model_agreement
+    agreement = model_agreement(frame, level)
+    if agreement is not None:
+        paths += save(model_figure(frame, agreement, level), out_dir, "model_drop")
     return paths

@@ -6,6 +6,7 @@ import json
 import math
 import shlex
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ import pandas as pd
 from dse import pareto
 from dse.accuracy.stats import LEVEL
 from dse.metrics import (
+    ACCURACY_CHANGE,
     ACCURACY_STATS,
     DRAM_BYTES,
     NOMINAL_DRAM_ENERGY,
@@ -296,6 +298,9 @@ def write_csvs(study: optuna.Study, out_dir: Path, *, max_drop_pp: float | None,
                                   max_drop_pp=max_drop_pp, drop_rule=rule,
                                   margin_pp=margin_pp))
     summary["dram_notes"] = safe_dram_notes(study, frame)
+    agreement = model_agreement(frame, summary["interval_level"])
+    if agreement is not None:
+        summary["model_agreement"] = agreement
     if front.empty:
         summary["front_note"] = empty_front_reason(frame)
     note = unusable_note(study, frame)
@@ -432,6 +437,53 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     points = [c for c in frame.columns if c.split(":")[0] in ("vdd_v", "trcd_ns")]
     subset = frame[[c for c in keep if c in frame.columns] + points]
     return json.loads(subset.to_json(orient="records"))
+
+
+PREDICTED_DROP = "predicted_drop_pp"  # an engine's own column: the drop its model predicted
+CEILING_DRAWS = 2000  # simulated re-measurements behind the noise ceiling
+
+
+def model_agreement(frame: pd.DataFrame, level: float = LEVEL) -> dict[str, Any] | None:
+    """How well an engine's model of the accuracy drop (``predicted_drop_pp``, the frontier
+    engine's) ranked the points it had probed: Spearman's rank correlation of predicted
+    against measured paired drops (pp, positive = worse), and its noise ceiling, what a
+    model that knew every measured drop exactly would reach against measurements as noisy
+    as these (each re-drawn from a normal with the standard error of its ``level``
+    interval, ``CEILING_DRAWS`` times: an estimate, the measured spread standing in for the
+    true one). None when no trial has a prediction."""
+    if frame.empty or PREDICTED_DROP not in frame or ACCURACY_CHANGE[0] not in frame:
+        return None
+    done = frame[(frame["state"] == "COMPLETE") & frame[PREDICTED_DROP].notna()
+                 & frame[ACCURACY_CHANGE[0]].notna()]
+    if done.empty:
+        return None
+    predicted = done[PREDICTED_DROP].to_numpy(float)
+    measured = -done[ACCURACY_CHANGE[0]].to_numpy(float)
+    found: dict[str, Any] = {
+        "points": int(len(done)), "spearman": None, "noise_ceiling": None,
+        "mean_error_pp": float(np.mean(predicted - measured)),
+        "mean_abs_error_pp": float(np.mean(np.abs(predicted - measured)))}
+    if len(done) >= 3 and np.ptp(predicted) > 0 and np.ptp(measured) > 0:
+        found["spearman"] = _spearman(predicted, measured)
+        low, high = ACCURACY_CHANGE[1], ACCURACY_CHANGE[2]
+        if low in done and high in done:
+            z = float(NormalDist().inv_cdf((1 + level) / 2))
+            se = (done[high].to_numpy(float) - done[low].to_numpy(float)) / (2 * z)
+            se = np.where(np.isfinite(se), se, 0.0)
+            rng = np.random.default_rng(0)
+            draws = [_spearman(measured, measured + se * rng.standard_normal(len(se)))
+                     for _ in range(CEILING_DRAWS)]
+            found["noise_ceiling"] = float(np.nanmean(draws))
+    return found
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN where either is constant."""
+    ranks_a = pd.Series(a).rank().to_numpy()
+    ranks_b = pd.Series(b).rank().to_numpy()
+    if np.ptp(ranks_a) == 0 or np.ptp(ranks_b) == 0:
+        return float("nan")
+    return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
 
 
 def empty_front_reason(frame: pd.DataFrame) -> str:

@@ -169,3 +169,32 @@ def test_what_the_engine_cannot_solve_is_one_line_before_training(tmp_path):
     result = CliRunner().invoke(cli, ["search", "--engine", "frontier", "--objectives",
                                       "accuracy,dram_energy", "--results-dir", str(tmp_path)])
     assert result.exit_code == 2 and "not for dram_energy" in result.output
+
+
+@pytest.mark.plots
+def test_the_study_shows_how_well_the_model_ranked_its_points(toy_table, tmp_path):
+    """A frontier search's outputs: the predicted-against-measured figure, and the
+    summary's rank correlation beside its noise ceiling (printed and in the report)."""
+    import dataclasses
+    import json
+
+    from toy import toy_prepared
+
+    from dse.commands.reports import StudySummary
+    from dse.commands.search import run_search
+    from dse.commands.text import model_agreement_line
+    from dse.engines.frontier import FrontierSettings
+
+    prepared = toy_prepared(toy_table, tmp_path, trials=40, confirm=False)
+    prepared = dataclasses.replace(prepared, config=prepared.config.replace(
+        engine="frontier", engine_settings=FrontierSettings(verify=3)))
+    run_search(prepared)
+    out = prepared.out_dir
+    summary = json.loads((out / "summary.json").read_text())
+    agreement = summary["model_agreement"]
+    assert agreement["points"] >= 3 and -1 <= agreement["spearman"] <= 1
+    assert 0 < agreement["noise_ceiling"] <= 1
+    assert (out / "model_drop.png").is_file() and (out / "model_drop.svg").is_file()
+    assert "rank correlation" in model_agreement_line(agreement)
+    assert "drop model" in (out / "report.html").read_text()
+    assert StudySummary(**summary).model_agreement == agreement  # dse pareto reads it
