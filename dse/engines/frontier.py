@@ -24,12 +24,14 @@ The solve, exact: at one DRAM operating point, a layer's latency and energy depe
 its own channel split only, as long as the split does not move any tensor between L1, L2
 and DRAM. What moves tensors is the total of the stored weights (analog channels take 2-bit
 codes, digital ones 8 bits): it decides whether the weights stay resident in L2 and how much
-of L2 is left for activations (``hw_models.traffic``). Less stored weight never moves a
-tensor outwards, so when the all-digital mapping (the most stored weight) and the
-all-analog one (the least) put every tensor at the same level, every mapping does
-(``fixed_regime``): then the network's latency and energy are sums over layers of per-layer
-tables (``cost_tables``), and the exact front of the predicted drop, latency and energy over
-all channel splits at that point is ``dse.pareto.pareto_sums`` of the per-layer tables
+of L2 is left for activations (``hw_models.traffic``). Weights are resident when their
+total fits, so when the all-digital mapping (the most stored weight) and the all-analog one
+(the least) agree on residency, every mapping does; and then less stored weight leaves as
+much L2 or more (all of it when streaming), never moving a tensor outwards. So when the two
+extremes put every tensor at the same level, every mapping does (``fixed_regime``): then
+the network's latency and energy are sums over layers of per-layer tables
+(``cost_tables``), and the exact front of the predicted drop, latency and energy over all
+channel splits at that point is ``dse.pareto.pareto_sums`` of the per-layer tables
 (``solve``). Every DRAM point of the grid is solved; points whose tables are the same
 (tRCD does nothing to a network with no tensor in DRAM) share one solve.
 """
@@ -95,7 +97,8 @@ def dram_points(space: SearchSpace) -> list[Point]:
 def fixed_regime(problem: Problem) -> bool:
     """Whether every channel split puts every tensor at the same level (L1, L2, DRAM) and
     leaves the weights equally resident: true when the mappings with the most and the
-    least stored weight agree (less stored weight never moves a tensor outwards)."""
+    least stored weight agree (module docstring: within one residency, less stored weight
+    never moves a tensor outwards)."""
     table, soc = problem.table, problem.soc
     extremes = np.array([np.zeros(table.n_layers, dtype=np.int64),
                          np.where(table.analog_capable, table.cout, 0).astype(np.int64)])
