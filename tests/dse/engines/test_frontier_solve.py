@@ -136,6 +136,7 @@ def test_the_engine_characterises_then_verifies_its_predicted_front(tmp_path):
     assert len(verify_rows) == len(verified) and verify_rows["predicted_drop_pp"].notna().all()
 
 
+@pytest.mark.slow
 def test_a_resumed_engine_probes_no_point_again(tmp_path):
     """A rerun with a larger budget measures only new trials, and none of the engine's
     trials holds the parameters of another trial (on the toy two baselines coincide)."""
@@ -171,6 +172,7 @@ def test_what_the_engine_cannot_solve_is_one_line_before_training(tmp_path):
     assert result.exit_code == 2 and "not for dram_energy" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.plots
 def test_the_study_shows_how_well_the_model_ranked_its_points(toy_table, tmp_path):
     """A frontier search's outputs: the predicted-against-measured figure, and the
