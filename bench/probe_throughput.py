@@ -147,11 +147,12 @@ def one_at_a_time_rate(model: DianaModel, setup: finetune.FineTuneSetup,
 
 def batched_rate(model: DianaModel, setup: finetune.FineTuneSetup, k: int,
                  ber: float, workers: int) -> float:
-    """The batched probe's fine-tune: K replicas as ``workers`` stacks of about K / workers
-    replicas, one thread each, every operation single-threaded
+    """The batched probe's fine-tune: K replicas as up to ``workers`` stacks of at least
+    ``MIN_REPLICAS_PER_WORKER`` replicas, one thread each, every operation single-threaded
     (``fine_tuned_correctness_many``)."""
     probe = candidate(model, ber)
-    parts = [len(p) for p in np.array_split(np.arange(k), min(workers, k)) if len(p)]
+    spread = min(workers, max(1, k // finetune.MIN_REPLICAS_PER_WORKER))  # as the probe
+    parts = [len(p) for p in np.array_split(np.arange(k), spread) if len(p)]
     stacks = [StackedModel([copy.deepcopy(model) for _ in range(n)]).to(setup.device)
               for n in parts]
 

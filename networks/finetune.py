@@ -33,6 +33,11 @@ from networks.stacked import ReplicaErrors, StackedModel, stackable
 from networks.train import Checkpoint, correctness, lr_at
 
 RAMP_START = 0.01  # curricular BER starts at 1 % of the target
+# A worker thread takes at least this many replicas by default: on the 2-core development
+# machine (ResNet8/digits, BER 1e-4) two threads of 1 or 2 replicas each ran 28 and 44
+# steps/s against 41 and 49 for one thread's stack of 2 and 4, two threads of 4 ran 70
+# against 57 for one stack of 8 (the interpreter is shared; 2026-12-05)
+MIN_REPLICAS_PER_WORKER = 4
 StepProgress = Callable[[int, int, str], None]  # (fine-tune steps done, in all, status)
 T = TypeVar("T")
 
@@ -119,31 +124,36 @@ def fine_tuned_correctness_many(candidates: Sequence[FineTuneCandidate], setup: 
                                 workers: int | None = None) -> list[np.ndarray]:
     """``fine_tuned_correctness`` of every candidate, bit for bit, ``batch`` fine-tunes at a
     time (each fine-tune seed of each candidate is a replica), spread over ``workers``
-    threads (default: torch's threads on the CPU, 1 on a GPU) as ``StackedModel``s of
-    about ``batch / workers`` replicas each (``networks.stacked``). Every replica's
-    operations run on one thread (``single_threaded_ops``), so its results do not depend
-    on ``batch`` or ``workers``; on the 2-core development machine two threads of 16
+    threads as ``StackedModel``s of about ``batch / workers`` replicas each
+    (``networks.stacked``). By default the workers are torch's threads on the CPU (1 on a
+    GPU), each taking ``MIN_REPLICAS_PER_WORKER`` replicas at the least. Every replica's
+    operations run on one thread (``single_threaded_ops``), so its results depend neither
+    on ``batch`` nor on ``workers``; on the 2-core development machine two threads of 16
     replicas are 1.3-1.6x one stack of 32 on two threads (``bench/probe_throughput.py``).
-    ``on_step`` is told (replica steps done, in all, status). A network that cannot be
-    stacked is fine-tuned one candidate per worker; ``batch`` 1 is one candidate at a
-    time."""
+    ``on_step`` is told (replica steps done, in all, status). A lone replica, a network
+    that cannot be stacked, and ``batch`` 1 are fine-tuned as plain models, one candidate
+    per worker."""
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    least = 1  # replicas a worker thread takes at the least
     if workers is None:
         workers = torch.get_num_threads() if setup.device == "cpu" else 1
+        least = MIN_REPLICAS_PER_WORKER
     workers = min(workers, batch)
     template = setup.checkpoint.build()
+    finetunes = 1 if setup.config.steps == 0 else setup.config.finetune_seeds
     with single_threaded_ops(setup.device):
-        if batch == 1 or not stackable(template) or len(candidates) == 0:
+        if (batch == 1 or not stackable(template) or len(candidates) == 0
+                or len(candidates) * finetunes == 1):  # one replica: the plain model
             return _one_per_worker(candidates, setup, on_step, workers)
-        return _stacked_groups(candidates, setup, on_step, batch, workers, template)
+        return _stacked_groups(candidates, setup, on_step, batch, workers, template, least)
 
 
 def _stacked_groups(candidates: Sequence[FineTuneCandidate], setup: FineTuneSetup,
                     on_step: StepProgress | None, batch: int, workers: int,
-                    template: DianaModel) -> list[np.ndarray]:
+                    template: DianaModel, least: int = 1) -> list[np.ndarray]:
     config = setup.config
     finetunes = 1 if config.steps == 0 else config.finetune_seeds
     replicas = [(index, finetune) for index in range(len(candidates))
@@ -153,7 +163,8 @@ def _stacked_groups(candidates: Sequence[FineTuneCandidate], setup: FineTuneSetu
     total = len(replicas) * config.steps
     for start in range(0, len(replicas), batch):
         chunk = replicas[start:start + batch]
-        parts = [part for part in np.array_split(np.arange(len(chunk)), workers) if len(part)]
+        spread = min(workers, max(1, len(chunk) // least))
+        parts = [part for part in np.array_split(np.arange(len(chunk)), spread) if len(part)]
         steps_done = [0] * len(parts)
         lock = threading.Lock()
 

@@ -109,6 +109,37 @@ def test_results_do_not_depend_on_workers_or_threads(checkpoint, workers, monkey
     assert threads_seen and set(threads_seen) == {1}
 
 
+def test_by_default_a_thread_takes_four_replicas_and_a_lone_one_is_a_plain_model(
+        checkpoint, monkeypatch):
+    """Two threads of one or two replicas each are slower than one stack (the interpreter
+    is shared): the default spreads a batch only from four replicas per thread on, and a
+    single replica is fine-tuned as the plain model."""
+    fixed = setup(checkpoint, steps=1, finetune_seeds=2, error_seeds=1)
+    spreads, stacked = [], []
+    real_threads, real_stacked = finetune.in_threads, finetune._fine_tune_stacked
+
+    def counting(work, count):
+        spreads.append(count)
+        return real_threads(work, count)
+
+    def recording(model, *args, **kwargs):
+        stacked.append(model.replicas)
+        return real_stacked(model, *args, **kwargs)
+    monkeypatch.setattr(finetune, "in_threads", counting)
+    monkeypatch.setattr(finetune, "_fine_tune_stacked", recording)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        fine_tuned_correctness_many(candidates()[:2], fixed, batch=4)    # 4 replicas
+        fine_tuned_correctness_many(candidates(), fixed, batch=8)        # 8 replicas
+        fine_tuned_correctness_many(candidates()[:1],
+                                    setup(checkpoint, steps=1, finetune_seeds=1,
+                                          error_seeds=1), batch=8)     # 1 replica
+    finally:
+        torch.set_num_threads(before)
+    assert spreads[:2] == [1, 2] and stacked == [4, 4, 4]
+
+
 def test_a_failing_worker_stops_the_others_and_its_error_is_raised():
     """One worker raises: the others stop at their next step, the first real error is
     raised, not the others' ``Stopped``."""
