@@ -79,7 +79,7 @@ def test_batched_equals_one_at_a_time(checkpoint, steps, batch):
         assert np.array_equal(batched, single)
 
 
-@pytest.mark.parametrize("workers", [1, 3])
+@pytest.mark.parametrize("workers", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_results_do_not_depend_on_workers_or_threads(checkpoint, workers, monkeypatch):
     """Each replica runs its operations on one thread, whichever worker thread holds it and
     however many threads torch has: the same arrays with 1 or 3 workers, and alone with

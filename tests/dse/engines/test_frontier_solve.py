@@ -110,6 +110,7 @@ def frontier_run(tmp_path, trials, estimator=None, verify=3):
     return Contract()._run(tmp_path, trials=trials, estimator=estimator)
 
 
+@pytest.mark.slow
 def test_the_engine_characterises_then_verifies_its_predicted_front(tmp_path):
     """On the toy study: each searchable layer probed alone, the DRAM at distinct BERs
     (the toy's big layer spills to DRAM), then rounds of verified points, each with the
@@ -154,6 +155,7 @@ def test_a_resumed_engine_probes_no_point_again(tmp_path):
     assert len(set(own)) == len(own) and not set(own) & queued
 
 
+@pytest.mark.slow
 def test_what_the_engine_cannot_solve_is_one_line_before_training(tmp_path):
     from click.testing import CliRunner
 
