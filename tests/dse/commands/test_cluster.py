@@ -99,7 +99,8 @@ def test_two_workers_on_a_journal_file(tmp_path):
     check_exact(run_workers(tmp_path, storage, 60), 60)
 
 
-@pytest.mark.parametrize("kind", ["journal", "postgres", "mysql"])
+@pytest.mark.parametrize("kind", ["journal", "postgres",
+                                  pytest.param("mysql", marks=pytest.mark.slow)])
 def test_workers_joining_at_once_queue_each_missing_point_once(kind, toy_table, tmp_path,
                                                                request, monkeypatch):
     """Two workers resume a study made with 2 of its 8 reference points queued, with a

@@ -32,7 +32,9 @@ def eden(**settings) -> EdenEngine:
     return EdenEngine(bisection_steps=2, retrainer=StubRetrainer(), **settings)
 
 
-@pytest.fixture(params=["journal", "postgresql", "mysql"])
+# MySQL in the slow suite only (CI runs it): the fast one keeps a file and a database
+@pytest.fixture(params=["journal", "postgresql",
+                        pytest.param("mysql", marks=pytest.mark.slow)])
 def url(request, tmp_path):
     if request.param == "journal":
         return f"journal:{tmp_path / 'study.log'}"
