@@ -96,8 +96,7 @@ def fine_tuned_correctness(candidate: FineTuneCandidate, setup: FineTuneSetup,
 
 
 def _fine_tuned_correctness(candidate: FineTuneCandidate, setup: FineTuneSetup,
-                            on_step: StepProgress | None = None,
-                            stop: threading.Event | None = None) -> np.ndarray:
+                            on_step: StepProgress | None = None) -> np.ndarray:
     config = setup.config
     error_free = (not any(candidate.weight_ber) and not any(candidate.activation_ber)
                   and not any(getattr(candidate, "shortcut_ber", None) or ()))
@@ -109,8 +108,7 @@ def _fine_tuned_correctness(candidate: FineTuneCandidate, setup: FineTuneSetup,
         model = setup.checkpoint.build().to(setup.device)
         model.set_split(candidate.n_analog, candidate.analog_channels)
         _fine_tune(model, candidate, setup, seed=seed,
-                   on_step=_step_reporter(on_step, finetune, finetunes, config.steps, masks),
-                   stop=stop)
+                   on_step=_step_reporter(on_step, finetune, finetunes, config.steps, masks))
         rows.append([_correct_under_errors(model, candidate, setup,
                                            seed=derived_seed(config.seed, finetune, mask))
                      for mask in range(masks)])
@@ -130,9 +128,9 @@ def fine_tuned_correctness_many(candidates: Sequence[FineTuneCandidate], setup: 
     operations run on one thread (``single_threaded_ops``), so its results depend neither
     on ``batch`` nor on ``workers``; on the 2-core development machine two threads of 16
     replicas are 1.3-1.6x one stack of 32 on two threads (``bench/probe_throughput.py``).
-    ``on_step`` is told (replica steps done, in all, status). A lone replica, a network
-    that cannot be stacked, and ``batch`` 1 are fine-tuned as plain models, one candidate
-    per worker."""
+    ``on_step`` is told (replica steps done, in all, status). A lone replica and ``batch`` 1
+    are fine-tuned as plain models, one at a time on one thread; a network that cannot be
+    stacked one at a time on torch's threads (its results then depend on their number)."""
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
     if workers is not None and workers < 1:
@@ -143,11 +141,12 @@ def fine_tuned_correctness_many(candidates: Sequence[FineTuneCandidate], setup: 
         least = MIN_REPLICAS_PER_WORKER
     workers = min(workers, batch)
     template = setup.checkpoint.build()
+    if not stackable(template):  # no equality to keep: torch's threads, as configured
+        return _one_at_a_time(candidates, setup, on_step)
     finetunes = 1 if setup.config.steps == 0 else setup.config.finetune_seeds
     with single_threaded_ops(setup.device):
-        if (batch == 1 or not stackable(template) or len(candidates) == 0
-                or len(candidates) * finetunes == 1):  # one replica: the plain model
-            return _one_per_worker(candidates, setup, on_step, workers)
+        if batch == 1 or len(candidates) * finetunes <= 1:  # one replica: the plain model
+            return _one_at_a_time(candidates, setup, on_step)
         return _stacked_groups(candidates, setup, on_step, batch, workers, template, least)
 
 
@@ -215,30 +214,23 @@ def _stacked_groups(candidates: Sequence[FineTuneCandidate], setup: FineTuneSetu
     return results
 
 
-def _one_per_worker(candidates: Sequence[FineTuneCandidate], setup: FineTuneSetup,
-                    on_step: StepProgress | None, workers: int) -> list[np.ndarray]:
-    """Each candidate fine-tuned alone, ``workers`` candidates at a time (a network that
-    cannot be stacked, or a batch of 1)."""
+def _one_at_a_time(candidates: Sequence[FineTuneCandidate], setup: FineTuneSetup,
+                   on_step: StepProgress | None) -> list[np.ndarray]:
+    """Each candidate fine-tuned alone, one after another (in threads, candidates would
+    share torch's global generator, which ``_fine_tune`` seeds)."""
     config = setup.config
     finetunes = 1 if config.steps == 0 else config.finetune_seeds
     total = len(candidates) * finetunes * config.steps
-    done = [0] * len(candidates)
-    lock = threading.Lock()
-    results: list[np.ndarray] = []
-    for start in range(0, len(candidates), workers):
-        def measure(offset: int, stop: threading.Event, first: int = start) -> np.ndarray:
-            number = first + offset
-            reporter = None
-            if on_step is not None:
-                report = on_step
+    results = []
+    for index, candidate in enumerate(candidates):
+        reporter = None
+        if on_step is not None:
+            report, before = on_step, index * finetunes * config.steps
 
-                def reporter(steps: int, _: int, status: str) -> None:
-                    with lock:
-                        done[number] = steps
-                        report(sum(done), total,
-                               f"candidate {number + 1}/{len(candidates)}, {status}")
-            return _fine_tuned_correctness(candidates[number], setup, reporter, stop)
-        results.extend(in_threads(measure, min(workers, len(candidates) - start)))
+            def reporter(done: int, _: int, status: str, number: int = index) -> None:
+                report(before + done, total, f"candidate {number + 1}/{len(candidates)}, "
+                                             f"{status}")
+        results.append(_fine_tuned_correctness(candidate, setup, reporter))
     return results
 
 
@@ -396,8 +388,7 @@ def _step_reporter(on_step: StepProgress | None, finetune: int, finetunes: int, 
 
 
 def _fine_tune(model: DianaModel, candidate: FineTuneCandidate, setup: FineTuneSetup, *,
-               seed: int, on_step: Callable[[int], None] | None = None,
-               stop: threading.Event | None = None) -> None:
+               seed: int, on_step: Callable[[int], None] | None = None) -> None:
     """``config.steps`` steps of Adam on the weights and plain SGD at ``QUANTIZER_LR`` on the
     activation clips and weight scales (ODiMO fine-tunes its quantisers with their own SGD,
     image_classification/cifar10/main_r20.py:308-325), under ramping errors; ``on_step``
@@ -415,8 +406,6 @@ def _fine_tune(model: DianaModel, candidate: FineTuneCandidate, setup: FineTuneS
     batches = _endless_batches(setup, seed)
     model.train()
     for step in range(config.steps):
-        if stop is not None and stop.is_set():
-            raise Stopped
         ramp = RAMP_START ** max(0.0, 1 - step / ramp_steps)  # 1 % -> 100 % geometrically
         _set_errors(model, candidate, setup, scale=ramp, seed=derived_seed(seed, step))
         for group in optimizer.param_groups:
