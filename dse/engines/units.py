@@ -188,8 +188,9 @@ class _UnitRunner:
             left = self._left(units, trials)
             free = [unit for unit in left if unit.key not in self._held]
             if room and free:
-                size = self.batch if self.per_worker is None else \
-                    min(self.batch, self.per_worker - ran)
+                # no more claims than the budget has room for (one beyond it is pruned)
+                size = (min(self.batch, self.total - complete - running)
+                        if self.per_worker is None else min(self.batch, self.per_worker - ran))
                 for unit in self._measure(free[:size], measure):
                     ran += 1
                     self._progress(unit.done_status or f"{unit.key} measured")

@@ -202,3 +202,14 @@ def test_the_study_shows_how_well_the_model_ranked_its_points(toy_table, tmp_pat
     assert "rank correlation" in model_agreement_line(agreement)
     assert "drop model" in (out / "report.html").read_text()
     assert StudySummary(**summary).model_agreement == agreement  # dse pareto reads it
+
+
+def test_a_batch_of_units_claims_no_more_than_the_budget_has_room_for(tmp_path):
+    """The characterisation is claimed a batch at a time: never past the budget (a claim
+    beyond it would be pruned as surplus)."""
+    from dse.engines.testing import BatchedStub
+
+    study, stub = frontier_run(tmp_path, trials=13, estimator=BatchedStub(8))
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 13 and "PRUNED" not in states
+    assert max(stub.groups) > 1  # measured together
