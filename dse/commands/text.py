@@ -547,6 +547,10 @@ def model_agreement_line(agreement: dict[str, Any]) -> str:
               else "too few distinct points to rank")
     if ceiling is not None:
         ranked += f" (noise ceiling {ceiling:.2f})"
+    held = ""
+    if agreement.get("interval_points"):
+        held = (f"; its 95 % prediction intervals held {agreement['interval_held']} of "
+                f"{agreement['interval_points']}")
     return (f"the engine's drop model on its {agreement['points']} probed points: {ranked}, "
-            f"mean error {agreement['mean_error_pp']:+.2f} pp (predicted minus measured); "
-            "model_drop.png")
+            f"mean error {agreement['mean_error_pp']:+.2f} pp (predicted minus measured)"
+            f"{held}; model_drop.png")

@@ -5,11 +5,15 @@ correct the model, solve again.
 1. **Characterise.** Each searchable layer alone on the analog array at a few fractions
    of its channels (``--frontier-fractions``), the others digital, DRAM nominal; and, when
    some tensor lives in DRAM, the all-digital split at a few DRAM points of distinct bit
-   error rates (log-spaced over the grid's). Each is a trial (``frontier.role``
-   ``layer`` / ``dram``), probed a batch at a time, shared by the study's workers.
+   error rates (spread evenly in log BER over the grid's: ``dram_probe_bers``). Each is a
+   trial (``frontier.role`` ``layer`` / ``dram``), probed a batch at a time, shared by the
+   study's workers.
 2. **Model.** The predicted drop of a split at a point is the sum of each layer's drop at
    its analog count (linear between the measured counts and 0 at none) and the DRAM
-   point's (linear in log BER between the measured ones, 0 at BER 0).
+   point's (linear in log BER between the measured ones, 0 at BER 0); a measured gain
+   counts as 0 (``fit_model``). A verified point's 95 % prediction interval is
+   split-conformal from the residuals of the points verified before it, or, while there
+   are fewer than 19, the characterised terms' own intervals (``_interval``).
 3. **Solve** (below): the exact front of (predicted drop, latency, energy).
 4. **Verify and correct.** ``--frontier-verify`` points spread over the predicted front's
    part within the accuracy limit (plus ``VERIFY_MARGIN_PP``) are probed (``verify``
@@ -37,6 +41,7 @@ channel splits at that point is ``dse.pareto.pareto_sums`` of the per-layer tabl
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -74,6 +79,7 @@ DEFAULT_VERIFY = 8              # points of the predicted front probed per round
 VERIFY_MARGIN_PP = 1.0          # verified up to the accuracy limit plus this (pp)
 RIDGE_PP = 1.0                  # the correction's ridge weight (pp per unit of fraction)
 SOLVED_OBJECTIVES = ("accuracy", "latency", "energy")  # what the solve trades off
+PREDICTION_LEVEL = 0.95         # of a verified point's prediction interval
 
 Point = tuple[float, float] | None  # (VDD in V, tRCD in ns) of the whole device; None: no DRAM
 
@@ -261,9 +267,7 @@ def characterisation(problem: Problem, fractions: Sequence[float],
                                 {"role": "layer", "layer": str(names[layer]), "n_analog": n}))
     positive = sorted({ber for ber in bers.values() if ber > 0})
     if positive and in_dram(problem):
-        picks = np.unique(np.round(np.linspace(0, len(positive) - 1,
-                                               min(DRAM_POINTS, len(positive)))).astype(int))
-        for ber in (positive[i] for i in picks):
+        for ber in dram_probe_bers(positive, DRAM_POINTS):
             point = next(p for p, b in bers.items() if b == ber)
             assert point is not None
             probes.append(Probe(Unit(f"dram {point[0]:g} V/{point[1]:g} ns",
@@ -272,6 +276,22 @@ def characterisation(problem: Problem, fractions: Sequence[float],
                                 {"role": "dram", "vdd_v": point[0], "trcd_ns": point[1],
                                  "ber": ber}))
     return probes
+
+
+def dram_probe_bers(positive: Sequence[float], count: int) -> list[float]:
+    """Up to ``count`` of the grid's distinct positive BERs, spread evenly in log BER: for
+    each of ``count`` targets from the smallest to the largest (log-spaced), the nearest one
+    not taken yet. Spread by value, not by rank: a grid whose BERs jump from 1e-8 to 0.2
+    (LPDDR4 at tRCD below its floor: 18 of its 20 distinct BERs above 0.2) gets probes on
+    both sides of the jump, where the rank's spread put three of four beyond it and none at
+    the largest BER that still works."""
+    distinct = sorted(set(positive))
+    values = np.log10(np.asarray(distinct, dtype=float))
+    chosen: list[int] = []
+    for target in np.linspace(values[0], values[-1], min(count, len(values))):
+        free = [i for i in range(len(values)) if i not in chosen]
+        chosen.append(min(free, key=lambda i: (abs(values[i] - target), i)))
+    return [distinct[i] for i in sorted(chosen)]
 
 
 def measured_drop_pp(metrics: dict[str, Any], baseline_accuracy: float) -> float:
@@ -284,20 +304,27 @@ def measured_drop_pp(metrics: dict[str, Any], baseline_accuracy: float) -> float
 
 @dataclass(frozen=True)
 class Model:
-    """The additive model: per layer and grid option its drop (pp), and the DRAM term."""
+    """The additive model: per layer and grid option its drop (pp), and the DRAM term; per
+    layer and option, too, the half-width of the 95 % interval of its characterised term
+    (pp, interpolated as the term is; 0 where nothing was measured)."""
 
     split_drop_pp: list[np.ndarray]
     dram_bers: np.ndarray      # measured BERs, ascending
     dram_drops_pp: np.ndarray  # their drops (pp)
     bers: dict[Point, float]
+    split_half_pp: list[np.ndarray] | None = None
+    dram_halves_pp: np.ndarray | None = None
 
-    def dram_drop_pp(self, point: Point) -> float:
+    def _dram(self, values: np.ndarray | None, point: Point) -> float:
         ber = self.bers.get(point, 0.0)
-        if ber <= 0 or len(self.dram_bers) == 0:
+        if values is None or ber <= 0 or len(self.dram_bers) == 0:
             return 0.0
         if ber < self.dram_bers[0]:  # linear from (0, 0) up to the first measured
-            return float(self.dram_drops_pp[0] * ber / self.dram_bers[0])
-        return float(np.interp(np.log10(ber), np.log10(self.dram_bers), self.dram_drops_pp))
+            return float(values[0] * ber / self.dram_bers[0])
+        return float(np.interp(np.log10(ber), np.log10(self.dram_bers), values))
+
+    def dram_drop_pp(self, point: Point) -> float:
+        return self._dram(self.dram_drops_pp, point)
 
     def predicted_pp(self, problem: Problem, n_analog: Sequence[int], point: Point) -> float:
         grid = split_grid(problem.space)
@@ -306,33 +333,71 @@ class Model:
             total += float(self.split_drop_pp[layer][int(np.searchsorted(grid[layer], n))])
         return total + self.dram_drop_pp(point)
 
+    def terms_half_pp(self, problem: Problem, n_analog: Sequence[int], point: Point) -> float:
+        """The half-width of the 95 % interval of the sum of the terms a prediction adds
+        (their own intervals, independent probes: in quadrature). It leaves out what the
+        additive model misses; ``prediction_half_pp`` has the measured version."""
+        if self.split_half_pp is None:
+            return math.nan
+        grid = split_grid(problem.space)
+        squares = sum(float(self.split_half_pp[layer][int(np.searchsorted(grid[layer], n))])
+                      ** 2 for layer, n in enumerate(n_analog))
+        return math.sqrt(squares + self._dram(self.dram_halves_pp, point) ** 2)
+
+
+def prediction_half_pp(residuals_pp: Sequence[float], level: float = PREDICTION_LEVEL
+                       ) -> float:
+    """The half-width of a split-conformal prediction interval: the
+    ceil((n + 1) level)-th smallest |residual| of ``residuals_pp`` (measured minus
+    predicted drops of points the model had not seen when it predicted them); inf when
+    there are too few (n < level / (1 - level), 19 at 95 %). Coverage is ``level`` or more
+    when the new point's residual is exchangeable with these (Vovk et al. 2005)."""
+    values = np.sort(np.abs(np.asarray(residuals_pp, dtype=float)))
+    values = values[np.isfinite(values)]
+    rank = math.ceil((len(values) + 1) * level)
+    return float(values[rank - 1]) if rank <= len(values) else math.inf
+
 
 def fit_model(problem: Problem, records: Sequence[tuple[dict[str, Any], Candidate, float]],
-              bers: dict[Point, float]) -> tuple[Model, int]:
+              bers: dict[Point, float], clip: bool = True) -> tuple[Model, int]:
     """The model from the probed trials (each: its frontier record, candidate, measured
     drop): the characterisation's terms, then the per-layer correction fitted to the
-    verified points' residuals; and how many verified points it was fitted to."""
+    verified points' residuals; and how many verified points it was fitted to.
+
+    With ``clip``, a characterised term below 0 (the split measured as better than the
+    baseline: the probe's noise, sd about 0.9 pp on digits) counts as 0: summed over the
+    layers, such gains are what the solve seeks out, and the points it picked then fell
+    short of their prediction by 2.0-3.0 pp on average (``bench/frontier_model.py``; 1.0 pp
+    clipped). A record's ``half_pp`` (its measured interval's half-width) makes the term's
+    interval."""
     grid = split_grid(problem.space)
     names = list(problem.table.name)
-    measured: dict[int, dict[int, float]] = {}
-    dram: dict[float, float] = {}
+    measured: dict[int, dict[int, tuple[float, float]]] = {}
+    dram: dict[float, tuple[float, float]] = {}
     verified = []
+
+    def term(drop: float, info: dict[str, Any]) -> tuple[float, float]:
+        return (max(drop, 0.0) if clip else drop), float(info.get("half_pp", math.nan))
+
     for info, candidate, drop in records:
         if info.get("role") == "layer":
             layer = names.index(info["layer"])
-            measured.setdefault(layer, {})[int(info["n_analog"])] = drop
+            measured.setdefault(layer, {})[int(info["n_analog"])] = term(drop, info)
         elif info.get("role") == "dram":
-            dram[float(info["ber"])] = drop
+            dram[float(info["ber"])] = term(drop, info)
         elif info.get("role") == "verify":
             verified.append((candidate, drop))
-    base = []
+    base, halves = [], []
     for layer, options in enumerate(grid):
         known = measured.get(layer, {})
         counts = np.array([0] + sorted(known), dtype=float)
-        drops = np.array([0.0] + [known[n] for n in sorted(known)])
+        drops = np.array([0.0] + [known[n][0] for n in sorted(known)])
+        half = np.array([0.0] + [known[n][1] for n in sorted(known)])
         base.append(np.interp(options.astype(float), counts, drops))
+        halves.append(np.interp(options.astype(float), counts, half))
     bers_sorted = np.array(sorted(dram))
-    model = Model(base, bers_sorted, np.array([dram[b] for b in bers_sorted]), bers)
+    model = Model(base, bers_sorted, np.array([dram[b][0] for b in bers_sorted]), bers,
+                  halves, np.array([dram[b][1] for b in bers_sorted]))
     if not verified:
         return model, 0
     cout = problem.table.cout.astype(float)
@@ -343,7 +408,7 @@ def fit_model(problem: Problem, records: Sequence[tuple[dict[str, Any], Candidat
     correction = np.linalg.solve(lhs, features.T @ residuals)
     corrected = [table + correction[layer] * options / cout[layer]
                  for layer, (table, options) in enumerate(zip(base, grid))]
-    return Model(corrected, model.dram_bers, model.dram_drops_pp, bers), len(verified)
+    return dataclasses.replace(model, split_drop_pp=corrected), len(verified)
 
 
 def _point_of(candidate: Candidate) -> Point:
@@ -446,19 +511,44 @@ class FrontierEngine:
             probes = [Probe(Unit(f"verify {params_key(c, problem.space)}",
                                  f"round {round_number}: verified"), c,
                             {"role": "verify", "round": round_number,
-                             "predicted_drop_pp": drop, "fitted_to": fitted})
+                             "predicted_drop_pp": drop, "fitted_to": fitted,
+                             **_interval(model, problem, c, drop, records)})
                       for c, drop in picks]
             if not run_probes(probes):
                 return
 
 
+def _interval(model: Model, problem: Problem, candidate: Candidate, drop_pp: float,
+              records: Sequence[tuple[dict[str, Any], Candidate, float]]) -> dict[str, Any]:
+    """A verified point's 95 % prediction interval (pp) and how it was made: split-conformal
+    from the residuals of every point verified before (each predicted before it was
+    probed) once there are enough (``prediction_half_pp``), else the characterised terms'
+    own intervals in quadrature, which leave out what the additive model misses (named
+    ``terms`` so; ``bench/frontier_model.py`` measures both's coverage)."""
+    residuals = [drop - float(info["predicted_drop_pp"]) for info, _, drop in records
+                 if info.get("role") == "verify" and math.isfinite(drop)
+                 and isinstance(info.get("predicted_drop_pp"), (int, float))]
+    half = prediction_half_pp(residuals)
+    method = f"conformal ({len(residuals)} earlier)"
+    if not math.isfinite(half):
+        half, method = model.terms_half_pp(problem, candidate.n_analog,
+                                           _point_of(candidate)), "terms"
+    if not math.isfinite(half):
+        return {}
+    return {"predicted_low_pp": drop_pp - half, "predicted_high_pp": drop_pp + half,
+            "interval": method}
+
+
 def _columns(info: dict[str, Any]) -> dict[str, float | int | str]:
     """The engine's own columns of trials.csv: each probe's role and, for a verified
-    point, the drop the model predicted (pp) and its round."""
+    point, the drop the model predicted (pp) with its 95 % interval, and its round."""
     columns: dict[str, float | int | str] = {"frontier_role": str(info["role"])}
     if info["role"] == "verify":
         columns.update(predicted_drop_pp=float(info["predicted_drop_pp"]),
                        frontier_round=int(info["round"]))
+        if "predicted_low_pp" in info:
+            columns.update(predicted_drop_low_pp=float(info["predicted_low_pp"]),
+                           predicted_drop_high_pp=float(info["predicted_high_pp"]))
     return columns
 
 
@@ -471,8 +561,6 @@ def _batch_of(job: EngineJob) -> int:
 
 def _with_budget(job: EngineJob, ran: int) -> EngineJob | None:
     """``job`` with what is left of this worker's own budget; None when nothing is."""
-    import dataclasses
-
     per_worker = job.budget.per_worker_trials
     assert per_worker is not None
     if ran >= per_worker:
@@ -512,6 +600,9 @@ def _records(study: optuna.Study, problem: Problem, accuracy: Any,
         drop = math.nan
         if accuracy is not None and metrics.get("accuracy") is not None:
             drop = measured_drop_pp(metrics, accuracy.baseline_accuracy)
+        low, high = (metrics.get(key) for key in ACCURACY_CHANGE[1:])
+        if isinstance(low, (int, float)) and isinstance(high, (int, float)):
+            info = {**info, "half_pp": (float(high) - float(low)) / 2}
         found.append((info, decode(trial.params, problem.space), drop))
     return found
 

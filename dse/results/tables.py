@@ -440,6 +440,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 PREDICTED_DROP = "predicted_drop_pp"  # an engine's own column: the drop its model predicted
+PREDICTED_LOW, PREDICTED_HIGH = "predicted_drop_low_pp", "predicted_drop_high_pp"  # its 95 %
 CEILING_DRAWS = 2000  # simulated re-measurements behind the noise ceiling
 
 
@@ -450,7 +451,9 @@ def model_agreement(frame: pd.DataFrame, level: float = LEVEL) -> dict[str, Any]
     model that knew every measured drop exactly would reach against measurements as noisy
     as these (each re-drawn from a normal with the standard error of its ``level``
     interval, ``CEILING_DRAWS`` times: an estimate, the measured spread standing in for the
-    true one). None when no trial has a prediction."""
+    true one); and, where the points have prediction intervals (``predicted_drop_low_pp``,
+    ``predicted_drop_high_pp``), how many held their measured drop (``interval_points``,
+    ``interval_held``). None when no trial has a prediction."""
     if frame.empty or PREDICTED_DROP not in frame or ACCURACY_CHANGE[0] not in frame:
         return None
     done = frame[(frame["state"] == "COMPLETE") & frame[PREDICTED_DROP].notna()
@@ -463,6 +466,11 @@ def model_agreement(frame: pd.DataFrame, level: float = LEVEL) -> dict[str, Any]
         "points": int(len(done)), "spearman": None, "noise_ceiling": None,
         "mean_error_pp": float(np.mean(predicted - measured)),
         "mean_abs_error_pp": float(np.mean(np.abs(predicted - measured)))}
+    if PREDICTED_LOW in done and PREDICTED_HIGH in done:
+        bounded = done[done[PREDICTED_LOW].notna() & done[PREDICTED_HIGH].notna()]
+        inside = ((bounded[PREDICTED_LOW] <= -bounded[ACCURACY_CHANGE[0]])
+                  & (-bounded[ACCURACY_CHANGE[0]] <= bounded[PREDICTED_HIGH]))
+        found.update(interval_points=int(len(bounded)), interval_held=int(inside.sum()))
     if len(done) >= 3 and np.ptp(predicted) > 0 and np.ptp(measured) > 0:
         found["spearman"] = _spearman(predicted, measured)
         low, high = ACCURACY_CHANGE[1], ACCURACY_CHANGE[2]

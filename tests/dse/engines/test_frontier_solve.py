@@ -135,6 +135,12 @@ def test_the_engine_characterises_then_verifies_its_predicted_front(tmp_path):
     frame = trials_frame(study)  # trials.csv: the engine's own columns
     verify_rows = frame[frame["frontier_role"] == "verify"]
     assert len(verify_rows) == len(verified) and verify_rows["predicted_drop_pp"].notna().all()
+    low, high = verify_rows["predicted_drop_low_pp"], verify_rows["predicted_drop_high_pp"]
+    assert (low <= verify_rows["predicted_drop_pp"]).all()
+    assert (verify_rows["predicted_drop_pp"] <= high).all()
+    methods = [t.user_attrs[FRONTIER_ATTR]["interval"] for t in verified]
+    assert methods[0] == "terms"  # too few verified points yet for the conformal one
+    assert all(m == "terms" or m.startswith("conformal") for m in methods)
 
 
 @pytest.mark.slow

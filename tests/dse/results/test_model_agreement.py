@@ -35,3 +35,14 @@ def test_no_prediction_no_agreement():
     assert model_agreement(pd.DataFrame({"state": ["COMPLETE"], "accuracy": [0.9]})) is None
     few = model_agreement(frame([0.1, 0.2], [0.3, 0.1], 0.5))
     assert few["points"] == 2 and few["spearman"] is None
+
+
+def test_how_many_prediction_intervals_held():
+    table = frame([0.5, 1.0, 2.0], [0.4, 1.8, 2.1], 0.1)
+    table["predicted_drop_low_pp"] = [0.0, 0.5, None]  # the last has no interval
+    table["predicted_drop_high_pp"] = [1.0, 1.5, None]
+    found = model_agreement(table)
+    assert found["interval_points"] == 2 and found["interval_held"] == 1
+    from dse.commands.text import model_agreement_line
+    assert "held 1 of 2" in model_agreement_line(found)
+    assert "interval_points" not in model_agreement(frame([0.5, 1.0], [0.4, 1.8], 0.1))
