@@ -39,7 +39,7 @@ rows (``scenario`` in the JSON lines).
 Run: python bench/engines.py [--only digits|cifar10] [--seeds 3 | --seed-list 0,2]
      [--budget-samples 200000] [--results-dir bench-results] [--threads 1]
      [--weights resident|streamed] [--device cpu|cuda] [--probe-batch K] [--report]
-     [--plot docs/engines_digits.svg]
+     [--versus OTHER_RESULTS_DIR:ENGINE] [--plot docs/engines_digits.svg]
 """
 from __future__ import annotations
 
@@ -444,6 +444,9 @@ def main() -> None:
     parser.add_argument("--weights", choices=["resident", "streamed"], default="resident",
                         help="the preset's weight residency: resident (DIANA as shipped) or "
                              "streamed from DRAM every inference")
+    parser.add_argument("--versus", default=None, metavar="DIR:ENGINE",
+                        help="also pair every engine here, seed by seed, with ENGINE's rows "
+                             "under another --results-dir DIR (another budget)")
     parser.add_argument("--plot", default=None, metavar="PATH.svg",
                         help="overlay of every engine's confirmed test fronts")
     args = parser.parse_args()
@@ -520,6 +523,27 @@ def main() -> None:
                   f"{np.mean([r['seconds'] for r in mine]):.0f} | "
                   f"{np.mean([r['trials'] for r in mine]):.0f} | "
                   f"{against_best if engine != best else f'best ({best})'} |")
+    if args.versus:
+        other_dir, _, other_engine = args.versus.partition(":")
+        others = [r for r in _all_rows(Path(other_dir)) if r["engine"] == other_engine
+                  and r["scenario"] == args.weights
+                  and r["checkpoint_seed"] == args.checkpoint_seed]
+        if not others:
+            raise SystemExit(f"bench/engines.py: --versus {args.versus}: no {other_engine!r} "
+                             f"rows in {other_dir}")
+        print(f"\n| data | engine, here | minus {other_engine}'s in {other_dir}, same seed: "
+              "mean [exact 95 % interval] p | samples used, here / there |")
+        for dataset, _ in runs:
+            theirs = [r for r in others if r["dataset"] == dataset]
+            for engine in engines:
+                mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
+                seeds = {r["seed"] for r in theirs}
+                if not mine or not theirs or not seeds & {r["seed"] for r in mine}:
+                    continue
+                ratio = (np.mean([r["samples"] for r in mine if r["seed"] in seeds])
+                         / np.mean([r["samples"] for r in theirs]))
+                print(f"| {dataset} | {engine} | {paired_against_best(mine, theirs)} | "
+                      f"{ratio:.2f} |")
     if args.plot:
         overlay(rows, Path(args.plot))
 

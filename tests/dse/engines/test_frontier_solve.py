@@ -100,6 +100,28 @@ def test_no_candidate_of_the_space_beats_the_solved_front(seed):
     assert len(rows) == len(points) * np.prod([len(g) for g in grid])
 
 
+def test_one_candidate_per_split_and_objectives_at_the_lowest_ber():
+    """On-chip toy: no tensor in DRAM, so every DRAM point of one VDD costs the same and is
+    predicted the same; the front keeps each split once, at its lowest-BER point."""
+    problem = problem_of(ON_CHIP)
+    grid = split_grid(problem.space)
+    drops = [np.linspace(0, 1, len(g)) for g in grid]
+    points = dram_points(problem.space)
+    bers = {p: float(i) for i, p in enumerate(reversed(points))}  # the last point lowest
+    solved = solve(problem, drops, lambda point: 0.0, bers)
+    table = np.column_stack([solved.drop_pp, solved.latency_s, solved.energy_j,
+                             solved.n_analog])
+    assert len(np.unique(table, axis=0)) == len(table)
+    every = solve(problem, drops, lambda point: 0.0)  # without BERs: the grid's order
+    assert np.array_equal(np.unique(table[:, :3], axis=0),
+                          np.unique(np.column_stack([every.drop_pp, every.latency_s,
+                                                     every.energy_j]), axis=0))
+    keys = {p: cost_tables(problem, p, grid).key() for p in points}
+    for point in solved.points:  # no point of equal tables has a lower BER
+        assert bers[point] == min(bers[p] for p in points if keys[p] == keys[point])
+    assert len(solved.points) < len(points)
+
+
 def frontier_run(tmp_path, trials, estimator=None, verify=3):
     from dse.engines.frontier import FrontierEngine
     from dse.engines.testing import EngineContract
