@@ -95,6 +95,7 @@ def prepared_for(args, seed: int):
     from engines import streamed_preset  # bench/engines.py, beside this file
     defaults = default_settings()
     data_dir = str(CIFAR_DIR) if args.only == "cifar10" else None
+    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     hw = (defaults["hw"] if args.weights == "resident"
           else streamed_preset(Path(args.results_dir)))
     config = SearchConfig.from_options(
@@ -324,6 +325,7 @@ def rounds_report(args) -> None:
     from dse.problem import build_problem
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     defaults = default_settings()
+    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
     hw = (defaults["hw"] if args.weights == "resident"
           else streamed_preset(Path(args.results_dir)))
     problem = build_problem(network="resnet8", dataset=args.only, hw=hw)
