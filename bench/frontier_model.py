@@ -64,6 +64,7 @@ from dse.engines.frontier import (
     in_dram,
     measured_drop_pp,
     point_bers,
+    prediction_half_pp,
     split_grid,
 )
 from dse.evaluate import finish_evaluation, plan_evaluation
@@ -331,9 +332,10 @@ def rounds_report(args) -> None:
     problem = build_problem(network="resnet8", dataset=args.only, hw=hw)
     bers = point_bers(problem)
     unknown = types.SimpleNamespace(baseline_accuracy=float("nan"))  # drops are paired
-    rows = []  # (study, round, measured, engine's prediction, additive, calibrated)
+    rows = []  # (measured, engine's prediction, raw additive, clipped, calibrated clipped)
     first_round = []  # every verified point: measured, additive, clipped at 0, round
     covered = []  # every verified point's interval: its method, whether it held, width
+    windows: dict[str, list[tuple[bool, float]]] = {}  # conformal from which residuals
     for folder in args.studies:
         path = Path(folder) / "study.db"
         storage = f"sqlite:///{path}"
@@ -343,35 +345,41 @@ def rounds_report(args) -> None:
         characterised = [r for r in records if r[0].get("role") in ("layer", "dram")]
         additive, _ = fit_model(problem, characterised, bers, clip=False)
         clipped, _ = fit_model(problem, characterised, bers)
-        verified = [r for r in records if r[0].get("role") == "verify"]
-        for info, candidate, drop in verified:
+        verified = [r for r in records if r[0].get("role") == "verify"
+                    and np.isfinite(r[2])]
+        residuals = [drop - float(info["predicted_drop_pp"]) for info, _, drop in verified]
+        for k, (info, candidate, drop) in enumerate(verified):
             round_number = int(info["round"])
-            if not np.isfinite(drop):
-                continue
             point = (None if candidate.vdd_v is None
                      else (float(candidate.vdd_v[0]), float(candidate.trcd_ns[0])))
             base = additive.predicted_pp(problem, candidate.n_analog, point)
-            first_round.append((drop, base, clipped.predicted_pp(problem, candidate.n_analog,
-                                                                 point), round_number))
+            clip = clipped.predicted_pp(problem, candidate.n_analog, point)
+            first_round.append((drop, base, clip, round_number))
             if "predicted_low_pp" in info:
                 covered.append((info["interval"].split(" ")[0],
                                 info["predicted_low_pp"] <= drop <= info["predicted_high_pp"],
                                 info["predicted_high_pp"] - info["predicted_low_pp"]))
+            before = [r for (i, _, _), r in zip(verified[:k], residuals[:k])
+                      if int(i["round"]) < round_number]
+            for name, chosen in (("all earlier", before), ("the last 40", before[-40:]),
+                                 ("the last 19", before[-19:])):
+                half = prediction_half_pp(chosen)
+                if np.isfinite(half) and len(before) >= 40:
+                    windows.setdefault(name, []).append((abs(residuals[k]) <= half, 2 * half))
             if round_number < 2:
                 continue
-            earlier = [(additive.predicted_pp(problem, c.n_analog,
-                                              None if c.vdd_v is None
-                                              else (float(c.vdd_v[0]), float(c.trcd_ns[0]))), d)
-                       for i, c, d in verified if int(i["round"]) < round_number
-                       and np.isfinite(d)]
+            earlier = [(clipped.predicted_pp(problem, c.n_analog,
+                                             None if c.vdd_v is None
+                                             else (float(c.vdd_v[0]), float(c.trcd_ns[0]))), d)
+                       for i, c, d in verified if int(i["round"]) < round_number]
             x, y = np.array(earlier).T if len(earlier) > 1 else (np.zeros(0), np.zeros(0))
             slope, intercept = (np.polyfit(x, y, 1) if len(x) > 1 and np.ptp(x) > 0
                                 else (1.0, 0.0))
-            rows.append((folder, round_number, drop, float(info["predicted_drop_pp"]), base,
-                         intercept + slope * base))
+            rows.append((drop, float(info["predicted_drop_pp"]), base, clip,
+                         intercept + slope * clip))
     if not rows:
         raise SystemExit("no verified point of a second or later round in these studies")
-    table = np.array([r[2:] for r in rows], dtype=float)
+    table = np.array(rows, dtype=float)
     measured = table[:, 0]
     boot = np.random.default_rng(12345)
     n = len(rows)
@@ -379,12 +387,13 @@ def rounds_report(args) -> None:
     print(f"\n{len(args.studies)} studies, {n} verified points of rounds >= 2 "
           f"(ResNet8/{args.only}, weights {args.weights}); measured drop mean "
           f"{measured.mean():+.2f} pp")
-    print("| prediction | mean abs error, pp [95 %] | minus additive's [95 %] | Spearman rho "
-          "| mean signed error, pp |")
+    print("| prediction | mean abs error, pp [95 %] | minus the raw sum's [95 %] | Spearman "
+          "rho | mean signed error, pp |")
     print("|---|---|---|---|---|")
-    for column, name in ((2, "additive (characterisation alone)"),
-                         (1, "the engine's (per-layer correction, earlier rounds)"),
-                         (3, "calibration a + b x additive, earlier rounds")):
+    for column, name in ((2, "the characterisation's sum, raw"),
+                         (3, "the same, a measured gain counted as 0"),
+                         (4, "that, calibrated a + b x on the earlier rounds"),
+                         (1, "the engine's: that, per-layer correction on the earlier rounds")):
         error = np.abs(table[:, column] - measured)
         low, high = bootstrap(lambda idx: error[idx].mean(), n, boot)
         d_low, d_high = bootstrap(lambda idx: (error[idx] - base_error[idx]).mean(), n, boot)
@@ -393,6 +402,12 @@ def rounds_report(args) -> None:
         print(f"| {name} | {error.mean():.2f} [{low:.2f}, {high:.2f}] | {difference} | "
               f"{spearman(table[:, column], measured):.3f} | "
               f"{(table[:, column] - measured).mean():+.2f} |")
+    for name, found in windows.items():
+        held = [f[0] for f in found]
+        low, high = wilson(sum(held), len(held))
+        print(f"conformal 95 % intervals from {name} residuals (points with >= 40 before): "
+              f"{sum(held)} of {len(held)} held, {sum(held) / len(held):.1%} [{low:.1%}, "
+              f"{high:.1%}]; mean width {np.mean([f[1] for f in found]):.2f} pp")
     for method in sorted({c[0] for c in covered}):
         held = [c[1] for c in covered if c[0] == method]
         low, high = wilson(sum(held), len(held))
