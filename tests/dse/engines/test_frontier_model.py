@@ -140,3 +140,16 @@ def test_the_dram_probes_spread_over_log_ber_not_over_rank():
     assert all(value in grid for value in picked) and picked[-1] == grid[-1]
     assert dram_probe_bers([1e-6, 1e-6, 1e-3], 4) == [1e-6, 1e-3]  # fewer than asked
     assert dram_probe_bers([1e-5], 4) == [1e-5]
+
+
+def test_the_conformal_interval_uses_the_last_forty_residuals(problem):
+    """Early residuals of a model since corrected (10 pp) do not widen the interval once
+    forty later ones (0.5 pp) follow them."""
+    records = [layer_record(problem, 0, full(problem, 0), 1.0, half=0.3)]
+    model, _ = fit_model(problem, records, point_bers(problem))
+    candidate = at_point(problem.space, [full(problem, 0), 0, 0, 0], None)
+    old = [({"role": "verify", "predicted_drop_pp": 1.0}, candidate, 11.0)] * 20
+    recent = [({"role": "verify", "predicted_drop_pp": 1.0}, candidate, 1.5)] * 40
+    found = _interval(model, problem, candidate, 1.0, records + old + recent)
+    assert found["interval"] == "conformal (40 earlier)"
+    assert found["predicted_high_pp"] == pytest.approx(1.5)
