@@ -262,8 +262,11 @@ def main() -> None:
     print(f"\nResNet8 on {args.only}, weights {args.weights}; {len(searchable)} searchable "
           f"layers; characterisation {len(probes)} probes, pairs {len(pairs)}, layer x DRAM "
           f"{len(with_dram)}, held-out candidates {n} (x2); {time.perf_counter() - start:.0f} s")
-    print(f"probe noise: sd of one measured drop {noise_sd:.2f} pp (from the repeats); an "
-          f"interaction's standard error {se:.2f} pp")
+    print(f"probe noise: sd of one measured drop {noise_sd:.2f} pp (from the repeats), about "
+          f"a shift of {float(np.mean(measured - repeat)):+.2f} pp that every drop of one "
+          f"seed shares (its baseline's own noise: it moves a seed's drops alike, so ranks "
+          f"keep it, absolute drops and the accuracy limit do not); an interaction's "
+          f"standard error {se:.2f} pp (without that shift)")
     base_error = np.abs(predictions["additive"] - measured)
     print("\n| prediction | mean abs error, pp [95 %] | minus additive's, pp [95 %] | "
           "Spearman rho [95 %] | extra probes |")
