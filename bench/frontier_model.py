@@ -49,13 +49,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from dse.accuracy.abilities import measure_many
+from dse.accuracy.stats import wilson
 from dse.commands.search import prepare
 from dse.config import SearchConfig, default_settings
 from dse.engines.frontier import (
@@ -68,6 +68,7 @@ from dse.engines.frontier import (
     split_grid,
 )
 from dse.evaluate import finish_evaluation, plan_evaluation
+from dse.results.tables import spearman_rho as spearman
 from dse.space import Candidate, at_point
 from dse.threads import apply_threads
 
@@ -75,21 +76,6 @@ CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-s
 SATURATED_PP = 50.0   # a DRAM point that costs more has nothing left to interact with
 Z_REAL = 2.6          # |interaction| / its standard error above this: counted as real
 BOOTSTRAP = 2000
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    def ranks(values: np.ndarray) -> np.ndarray:
-        order = np.argsort(values, kind="stable")
-        result = np.empty(len(values))
-        result[order] = np.arange(len(values))
-        for value in np.unique(values):  # ties share their mean rank
-            tied = values == value
-            result[tied] = result[tied].mean()
-        return result
-    ra, rb = ranks(np.asarray(a, float)), ranks(np.asarray(b, float))
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
 
 
 def prepared_for(args, seed: int):
@@ -133,16 +119,6 @@ def random_candidates(problem, count: int, rng: np.random.Generator,
 
 def fractions_of(problem, candidate: Candidate) -> np.ndarray:
     return np.asarray(candidate.n_analog, float) / problem.table.cout.astype(float)
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson's 95 % interval of a proportion."""
-    if n == 0:
-        return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def bootstrap(values_fn, n: int, rng: np.random.Generator) -> tuple[float, float]:

@@ -542,15 +542,5 @@ def _count(number: int, noun: str) -> str:
 def model_agreement_line(agreement: dict[str, Any]) -> str:
     """One line on an engine's model of the accuracy drop against the probe's measurements
     (``dse.results.tables.model_agreement``)."""
-    rho, ceiling = agreement.get("spearman"), agreement.get("noise_ceiling")
-    ranked = (f"rank correlation {rho:.2f}" if rho is not None
-              else "too few distinct points to rank")
-    if ceiling is not None:
-        ranked += f" (noise ceiling {ceiling:.2f})"
-    held = ""
-    if agreement.get("interval_points"):
-        held = (f"; its 95 % prediction intervals held {agreement['interval_held']} of "
-                f"{agreement['interval_points']}")
-    return (f"the engine's drop model on its {agreement['points']} probed points: {ranked}, "
-            f"mean error {agreement['mean_error_pp']:+.2f} pp (predicted minus measured)"
-            f"{held}; model_drop.png")
+    from dse.results.tables import model_agreement_text
+    return f"{model_agreement_text(agreement)}; model_drop.png"

@@ -241,14 +241,9 @@ def summary_section(summary: dict[str, Any]) -> str:
                      f"to {shift['max_pp']:+.2f} pp).</p>")
     agreement = summary.get("model_agreement")
     if agreement:
-        rho, ceiling = agreement.get("spearman"), agreement.get("noise_ceiling")
-        ranked = (f"rank correlation {rho:.2f}" if rho is not None
-                  else "too few distinct points to rank")
-        if ceiling is not None:
-            ranked += f" (noise ceiling {ceiling:.2f})"
-        parts.append(f"<p>The engine's drop model on its {agreement['points']} probed "
-                     f"points: {escape(ranked)}, mean error {agreement['mean_error_pp']:+.2f} "
-                     "pp (predicted minus measured).</p>")
+        from dse.results.tables import model_agreement_text
+        sentence = model_agreement_text(agreement)
+        parts.append(f"<p>{escape(sentence[0].upper() + sentence[1:])}.</p>")
     robust, size = summary.get("robust_front_size", 0), len(summary["front"])
     if robust > size:
         parts.append(f"<p>{robust - size} more trials are within their accuracy interval of "

@@ -6,7 +6,6 @@ import json
 import math
 import shlex
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -14,7 +13,7 @@ import optuna
 import pandas as pd
 
 from dse import pareto
-from dse.accuracy.stats import LEVEL
+from dse.accuracy.stats import LEVEL, normal_quantile
 from dse.metrics import (
     ACCURACY_CHANGE,
     ACCURACY_STATS,
@@ -472,26 +471,42 @@ def model_agreement(frame: pd.DataFrame, level: float = LEVEL) -> dict[str, Any]
                   & (-bounded[ACCURACY_CHANGE[0]] <= bounded[PREDICTED_HIGH]))
         found.update(interval_points=int(len(bounded)), interval_held=int(inside.sum()))
     if len(done) >= 3 and np.ptp(predicted) > 0 and np.ptp(measured) > 0:
-        found["spearman"] = _spearman(predicted, measured)
+        found["spearman"] = spearman_rho(predicted, measured)
         low, high = ACCURACY_CHANGE[1], ACCURACY_CHANGE[2]
         if low in done and high in done:
-            z = float(NormalDist().inv_cdf((1 + level) / 2))
+            z = normal_quantile(level)
             se = (done[high].to_numpy(float) - done[low].to_numpy(float)) / (2 * z)
             se = np.where(np.isfinite(se), se, 0.0)
             rng = np.random.default_rng(0)
-            draws = [_spearman(measured, measured + se * rng.standard_normal(len(se)))
+            draws = [spearman_rho(measured, measured + se * rng.standard_normal(len(se)))
                      for _ in range(CEILING_DRAWS)]
             found["noise_ceiling"] = float(np.nanmean(draws))
     return found
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN where either is constant."""
     ranks_a = pd.Series(a).rank().to_numpy()
     ranks_b = pd.Series(b).rank().to_numpy()
     if np.ptp(ranks_a) == 0 or np.ptp(ranks_b) == 0:
         return float("nan")
     return float(np.corrcoef(ranks_a, ranks_b)[0, 1])
+
+
+def model_agreement_text(agreement: dict[str, Any]) -> str:
+    """``model_agreement`` in one sentence (the summary's printed line and the report)."""
+    rho, ceiling = agreement.get("spearman"), agreement.get("noise_ceiling")
+    ranked = (f"rank correlation {rho:.2f}" if rho is not None
+              else "too few distinct points to rank")
+    if ceiling is not None:
+        ranked += f" (noise ceiling {ceiling:.2f})"
+    held = ""
+    if agreement.get("interval_points"):
+        held = (f"; its 95 % prediction intervals held {agreement['interval_held']} of "
+                f"{agreement['interval_points']}")
+    return (f"the engine's drop model on its {agreement['points']} probed points: {ranked}, "
+            f"mean error {agreement['mean_error_pp']:+.2f} pp (predicted minus measured)"
+            f"{held}")
 
 
 def empty_front_reason(frame: pd.DataFrame) -> str:
