@@ -56,6 +56,8 @@ from dse.accuracy.probe_cache import clear_memory_cache
 from dse.commands.search import prepare, run_search
 from dse.config import SearchConfig, default_settings
 from dse.engines import engine_spec
+from dse.engines.eden import DEFAULT_RETRAIN_EPOCHS
+from dse.engines.frontier import DEFAULT_RETRAIN, FRONTIER_ATTR
 from dse.engines.odimo import DEFAULT_DNAS_EPOCHS, DEFAULT_FINETUNE_EPOCHS, DEFAULT_LAMBDAS
 from dse.pareto import hypervolume, pareto_mask
 from dse.results.ledger import ODIMO_SEARCH_ATTR
@@ -77,6 +79,8 @@ def engine_variants() -> dict[str, tuple[str, dict[str, str]]]:
                           for name, sampler in SAMPLER_VARIANTS.items()})
         else:
             found[spec.name] = (spec.name, {})
+    # the frontier without its retraining stage: what the stage adds, seed by seed
+    found["frontier-rounds"] = ("frontier", {"--frontier-retrain": "0"})
     return found
 
 
@@ -105,6 +109,9 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
     registered one included, gets the trials that many probes pay for)."""
     per_probe = probe_samples(base)
     queued = QUEUED * per_probe
+    if engine == "frontier":  # its retraining stage's epochs come out of the budget first
+        retraining = DEFAULT_RETRAIN * DEFAULT_RETRAIN_EPOCHS * train_images
+        return {"trials": QUEUED + max(0, (budget - queued - retraining) // per_probe)}
     if engine not in ("eden", "odimo", "odimo+eden"):
         return {"trials": QUEUED + max(0, (budget - queued) // per_probe)}
     per_split = {name: samples + per_probe  # retrain once, then the trial's probe
@@ -159,6 +166,7 @@ def samples_used(study, config: SearchConfig) -> int:
         total += attrs.get(ODIMO_SEARCH_ATTR, {}).get("samples", 0)
         # EDEN's retraining (its characterisation probes do not fine-tune: no samples)
         total += attrs.get("eden", {}).get("samples", 0)
+        total += attrs.get(FRONTIER_ATTR, {}).get("samples", 0)  # the frontier's retraining
     return total
 
 

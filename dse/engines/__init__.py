@@ -176,6 +176,8 @@ class EngineSpec:
         factory: (settings, problem, study) -> the engine, built once the study is open.
         needs: what it needs of the search (``NEEDS``' keys).
         needs_of: what given settings add to ``needs`` (EDEN's own retraining: the probe).
+        needs_of_why: what the refusal adds when a need ``needs_of`` added is not met (which
+            setting asks for it, and how to do without).
         check: settings against the problem, before any training (a split that does not
             fit the network).
         removed: binding options the engine had and no longer has, by flag, with why: a
@@ -188,6 +190,7 @@ class EngineSpec:
     factory: Factory
     needs: frozenset[str] = frozenset()
     needs_of: Callable[[Any], Iterable[str]] | None = None
+    needs_of_why: str | None = None
     check: Callable[[Any, Problem], None] | None = None
     removed: Mapping[str, str] = field(default_factory=dict)
 
@@ -245,14 +248,18 @@ class EngineSpec:
         saying what it needs."""
         needs = self.needs_for(settings)
         missing = [need for need, met in (
-            ("accuracy", "accuracy" in objectives), ("probe", probe and "accuracy" in objectives),
+            ("accuracy", "accuracy" in objectives),
+            ("probe", probe or "accuracy" not in objectives),  # nothing to probe: no need
             ("dram", dram != "none")) if need in needs and not met]
         if missing:
             named = [NEEDS[need] for need in NEEDS if need in needs]
             wanted = (", ".join(named[:-1]) + " and " + named[-1] if len(named) > 1
                       else named[0])
+            why = ""
+            if self.needs_of_why and missing[0] not in self.needs:
+                why = f" ({self.needs_of_why})"
             raise ConfigError(f"--engine {self.name} needs {wanted}; not with "
-                              f"{_what_is_missing(missing[0])}")
+                              f"{_what_is_missing(missing[0])}{why}")
 
 
 def _json_value(value: Any) -> Any:

@@ -776,11 +776,10 @@ def _retrain_epochs() -> Any:
              "retrieved); the tolerances are then characterised on the retrained network")
 
 
-def check_retrain_epochs(epochs: int) -> None:
+def check_retrain_epochs(epochs: int, flag: str = "--eden-retrain-epochs") -> None:
     if isinstance(epochs, bool) or not isinstance(epochs, int) \
             or not 1 <= epochs <= MAX_EPOCHS:
-        raise ConfigError(f"--eden-retrain-epochs must be an integer in [1, {MAX_EPOCHS:,}] "
-                          f"(got {epochs})")
+        raise ConfigError(f"{flag} must be an integer in [1, {MAX_EPOCHS:,}] (got {epochs})")
 
 
 # Options earlier dse had: a study that bound one is refused on resume, saying why.

@@ -20,6 +20,18 @@ correct the model, solve again.
    trials, each with its predicted drop); the model then gets, per layer, a term in its
    analog fraction fitted to the residuals of every verified point (ridge regression), and
    is solved again; until the study's budget is spent or every pick is probed.
+5. **Retrain** (``--frontier-retrain``, EDEN's first step on the frontier's own picks):
+   the probe's 20-step fine-tune leaves analog-heavy splits some pp below what they reach
+   trained longer (on digits, the 92 %-analog split: 95.4 % probed, 98.1 % after EDEN's
+   5 epochs), so the predicted front beyond the accuracy limit holds cheaper points that
+   training could bring within it. Up to ``--frontier-retrain`` of them, predicted within
+   ``RETRAIN_REACH_PP`` of the limit (``retrain_picks``), are each trained on for
+   ``--frontier-retrain-epochs`` epochs (EDEN's retraining, ``networks.eden_retrain``,
+   with the DRAM errors of the point the solve chose for them) and probed from the
+   retrained weights, which the trial names (``delivered_weights``: ``dse confirm``
+   measures it from them too). The budget keeps room for them from the start; their
+   weights are kept and indexed as EDEN's (``dse.engines.eden.RetrainCache``), so a rerun
+   or another worker reads them back.
 
 The study's front is built from measured accuracies only, as for every engine: the model
 only chooses what is probed.
@@ -43,7 +55,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -52,13 +63,23 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import optuna
 
-from dse.accuracy.abilities import measure_many
-from dse.engines import EngineJob, EngineSpec, register, setting
+from dse.accuracy.abilities import StartsFrom, measure_many
+from dse.engines import Budget, EngineJob, EngineSpec, register, setting
+from dse.engines.eden import (
+    DEFAULT_RETRAIN_EPOCHS,
+    RetrainCache,
+    Retrainer,
+    check_retrain_epochs,
+    data_in_dram,
+    with_errors,
+)
 from dse.engines.units import Outcome, Unit, UnitFailed, run_units
-from dse.evaluate import finish_evaluation, placement, plan_evaluation
+from dse.evaluate import evaluate, finish_evaluation, placement, plan_evaluation
 from dse.metrics import ACCURACY_CHANGE
 from dse.pareto import pareto_mask, pareto_sums
 from dse.problem import Problem
+from dse.results.claims import EDEN_DROP_PP
+from dse.results.ledger import DELIVERED_WEIGHTS_ATTR
 from dse.space import (
     Candidate,
     SearchSpace,
@@ -84,6 +105,12 @@ CONFORMAL_WINDOW = 40           # its residuals: the last this many verified poi
 # model improves with the rounds, so older residuals overstate its error: on 577 points of
 # five streamed digits studies, every earlier residual gave 99.1 % coverage, 3.4 pp wide;
 # the last 40, 96.7 % [94.9, 97.9], 1.9 pp; bench/frontier_model.py --studies)
+DEFAULT_RETRAIN = 2             # splits retrained after the rounds (EDEN retrains two
+# baselines in the streamed head-to-head; docs/benchmarks.md)
+MAX_RETRAIN = 100
+RETRAIN_REACH_PP = 5.0          # chosen: a split is retrained when its predicted drop is
+# beyond the accuracy limit by at most this much (EDEN's 5 epochs took the 92 %-analog
+# split on digits from 2.7 pp below the all-digital network to level with it)
 
 Point = tuple[float, float] | None  # (VDD in V, tRCD in ns) of the whole device; None: no DRAM
 
@@ -462,16 +489,26 @@ def spread_picks(problem: Problem, solved: Solved, count: int, probed: set[str],
 
 @dataclass
 class FrontierEngine:
-    """The engine (module docstring)."""
+    """The engine (module docstring). ``retrainer``: None retrains with the built-in
+    probe's checkpoint and data (``dse.engines.eden.probe_retrainer``)."""
 
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     verify: int = DEFAULT_VERIFY
+    retrain: int = DEFAULT_RETRAIN
+    retrain_epochs: int = DEFAULT_RETRAIN_EPOCHS
+    retrainer: Retrainer | None = None
     name: str = "frontier"
+
+    def __post_init__(self) -> None:
+        check_retrain_epochs(self.retrain_epochs, "--frontier-retrain-epochs")
 
     def run(self, job: EngineJob) -> None:
         problem = job.problem
         check_problem(None, problem)
         accuracy = job.accuracy if problem.needs_accuracy else None
+        retrainer = (self._retrainer(job) if accuracy is not None and self.retrain > 0
+                     else None)
+        reserve = self.retrain if retrainer is not None else 0
         bers = point_bers(problem)
         batch = _batch_of(job)
         study = job.ledger.study
@@ -493,47 +530,153 @@ class FrontierEngine:
                         for p, plan in zip(chosen, planned)]
             return measured
 
-        def run_probes(probes: list[Probe]) -> bool:
+        def run_probes(probes: list[Probe], on: EngineJob) -> bool:
             """Each probe once (shared with the study's other workers); False when the
-            budget is spent."""
+            budget of ``on`` is spent."""
             nonlocal ran
             by_key = {p.unit.key: p for p in probes}
-            own = job if job.budget.per_worker_trials is None else _with_budget(job, ran)
+            own = on if on.budget.per_worker_trials is None else _with_budget(on, ran)
             if own is None:
                 return False
             ran += run_units(own, self.name, [p.unit for p in probes],
                              lambda unit: measure_many_units(by_key)([unit])[0],
                              measure_many=measure_many_units(by_key), batch=batch)
-            return not _spent(job, ran)
+            return not _spent(on, ran)
 
         characterised = (characterisation(problem, self.fractions, bers)
                          if accuracy is not None else [])
-        if characterised:
+        limit = problem.limits.max_accuracy_drop_pp if accuracy is not None else None
+        rounds = [0]
+
+        def explore(on: EngineJob) -> None:
+            """Characterise what is not yet, then rounds of verified points until the
+            budget of ``on`` is spent or nothing new is left to probe."""
             done = _probed_keys(study, problem)  # a baseline may be one of them already
             todo = [p for p in characterised
                     if params_key(p.candidate, problem.space) not in done]
-            if todo and not run_probes(todo):
-                return
-        for round_number in itertools.count(1):  # until the budget or nothing new to probe
-            records = _records(study, problem, accuracy, characterised)
-            model, fitted = (fit_model(problem, records, bers) if accuracy is not None else
-                             (Model([np.zeros(len(g)) for g in split_grid(problem.space)],
-                                    np.zeros(0), np.zeros(0), bers), 0))
-            solved = solve(problem, model.split_drop_pp, model.dram_drop_pp, bers)
-            probed = {params_key(candidate, problem.space) for _, candidate, _ in records}
-            probed |= _probed_keys(study, problem)
-            limit = problem.limits.max_accuracy_drop_pp if accuracy is not None else None
-            picks = spread_picks(problem, solved, self.verify, probed, limit)
-            if not picks:
-                return
-            probes = [Probe(Unit(f"verify {params_key(c, problem.space)}",
-                                 f"round {round_number}: verified"), c,
-                            {"role": "verify", "round": round_number,
-                             "predicted_drop_pp": drop, "fitted_to": fitted,
-                             **_interval(model, problem, c, drop, records)})
-                      for c, drop in picks]
-            if not run_probes(probes):
-                return
+            going = not todo or run_probes(todo, on)
+            while going:
+                rounds[0] += 1
+                records, model, fitted, solved = _solved(problem, study, accuracy,
+                                                         characterised, bers)
+                probed = {params_key(c, problem.space) for _, c, _ in records}
+                probed |= _probed_keys(study, problem)
+                picks = spread_picks(problem, solved, self.verify, probed, limit)
+                if not picks:
+                    return
+                going = run_probes([Probe(Unit(f"verify {params_key(c, problem.space)}",
+                                               f"round {rounds[0]}: verified"), c,
+                                          {"role": "verify", "round": rounds[0],
+                                           "predicted_drop_pp": drop, "fitted_to": fitted,
+                                           **_interval(model, problem, c, drop, records)})
+                                    for c, drop in picks], on)
+
+        explore(_reserving(job, reserve))  # room kept for the retraining
+        if retrainer is None or _spent(job, ran):
+            return
+        solved = _solved(problem, study, accuracy, characterised, bers)[3]
+        picks = retrain_picks(problem, solved, self.retrain,
+                              EDEN_DROP_PP if limit is None else limit)
+        ran += self._retrain_stage(job, retrainer, picks, bers, ran)
+        if not _spent(job, ran):
+            explore(job)  # what the retraining left of the budget
+
+    def _retrainer(self, job: EngineJob) -> Retrainer:
+        if self.retrainer is not None:
+            return self.retrainer
+        from dse.accuracy.probe_estimator import ProbeEstimator
+        from dse.engines.eden import probe_retrainer
+
+        assert job.accuracy is not None
+        if not isinstance(job.accuracy.estimator, ProbeEstimator):
+            raise ConfigError("--engine frontier retrains its picks on the probe's data "
+                              "(--frontier-retrain): with --accuracy-estimator pass "
+                              "--frontier-retrain 0")
+        return probe_retrainer(job)
+
+    def _retrain_stage(self, job: EngineJob, retrainer: Retrainer,
+                       picks: list[tuple[Candidate, float]], bers: dict[Point, float],
+                       ran: int) -> int:
+        """Each of ``picks`` retrained (module docstring, step 5) and probed from the
+        retrained weights: one trial each; how many trials this worker ran."""
+        problem = job.problem
+        assert job.accuracy is not None
+        estimator = job.accuracy.estimator
+        assert isinstance(estimator, StartsFrom)
+        by_key = {f"retrain {params_key(c, problem.space)} {self.retrain_epochs} ep": (c, d)
+                  for c, d in picks}
+
+        def measure(unit: Unit) -> Outcome:
+            candidate, drop = by_key[unit.key]
+            assert job.accuracy is not None
+            n_analog = tuple(int(n) for n in candidate.n_analog)
+            data = data_in_dram(problem, n_analog)
+            ber = bers.get(_point_of(candidate), 0.0)  # the errors where it will run
+            request = with_errors(problem, n_analog, candidate.analog_channels,
+                                  {d.name: ber for d in data}, data)
+            progress = None
+            short = unit.key.rsplit(" ", 2)[0]  # "retrain <parameters>"
+            if job.stage is not None:
+                stage = job.stage("frontier retraining", "step")
+                progress = (lambda done, total, status:  # noqa: E731
+                            stage(done, total, f"{short}: {status}"))
+            weights, record = RetrainCache(estimator).retrained(
+                retrainer, request, self.retrain_epochs, progress=progress)
+            accuracy = dataclasses.replace(job.accuracy,
+                                           estimator=estimator.starting_from(weights))
+            info = {"role": "retrain", "probe_predicted_drop_pp": drop,
+                    "retrain_epochs": self.retrain_epochs, "retrain_ber": ber,
+                    "samples": 0 if record.get("cached") else int(record["samples"])}
+            return Outcome(candidate, evaluate(candidate, problem, accuracy),
+                           attrs={FRONTIER_ATTR: info, DELIVERED_WEIGHTS_ATTR: record},
+                           columns=_columns(info))
+
+        own = job if job.budget.per_worker_trials is None else _with_budget(job, ran)
+        if own is None or not by_key:
+            return 0
+        return run_units(own, self.name, [Unit(key, f"retrained {self.retrain_epochs} ep")
+                                          for key in by_key], measure)
+
+
+def _solved(problem: Problem, study: optuna.Study, accuracy: Any,
+            characterised: Sequence[Probe], bers: dict[Point, float]
+            ) -> tuple[list[tuple[dict[str, Any], Candidate, float]], Model, int, Solved]:
+    """The records so far, the model fitted to them (and to how many verified points),
+    and the model's solved front."""
+    records = _records(study, problem, accuracy, characterised)
+    if accuracy is not None:
+        model, fitted = fit_model(problem, records, bers)
+    else:
+        model, fitted = Model([np.zeros(len(g)) for g in split_grid(problem.space)],
+                              np.zeros(0), np.zeros(0), bers), 0
+    return records, model, fitted, solve(problem, model.split_drop_pp, model.dram_drop_pp,
+                                          bers)
+
+
+def _reserving(job: EngineJob, reserve: int) -> EngineJob:
+    """``job`` with ``reserve`` trials of its budget kept back (at least one left)."""
+    if reserve <= 0:
+        return job
+    budget = job.budget
+    per_worker = (None if budget.per_worker_trials is None
+                  else max(1, budget.per_worker_trials - reserve))
+    return dataclasses.replace(job, budget=Budget(max(1, budget.total_trials - reserve),
+                                                  per_worker))
+
+
+def retrain_picks(problem: Problem, solved: Solved, count: int, limit_pp: float
+                  ) -> list[tuple[Candidate, float]]:
+    """Up to ``count`` points of the predicted front beyond ``limit_pp`` by at most
+    ``RETRAIN_REACH_PP``, the cheapest in latency first, then spread evenly over the rest
+    of them in latency (never the most expensive, closest to the limit: little to gain);
+    each with its predicted drop."""
+    within = (solved.drop_pp > limit_pp) & (solved.drop_pp <= limit_pp + RETRAIN_REACH_PP)
+    order = [i for i in np.argsort(solved.latency_s, kind="stable") if within[i]]
+    if not order or count <= 0:
+        return []
+    chosen = sorted({int(len(order) * k / count) for k in range(count)})
+    return [(at_point(problem.space, solved.n_analog[order[i]], solved.points[order[i]]),
+             float(solved.drop_pp[order[i]])) for i in chosen]
 
 
 def _interval(model: Model, problem: Problem, candidate: Candidate, drop_pp: float,
@@ -563,6 +706,8 @@ def _columns(info: dict[str, Any]) -> dict[str, float | int | str]:
     """The engine's own columns of trials.csv: each probe's role and, for a verified
     point, the drop the model predicted (pp) with its 95 % interval, and its round."""
     columns: dict[str, float | int | str] = {"frontier_role": str(info["role"])}
+    if info["role"] == "retrain":
+        columns.update(retrain_epochs=int(info["retrain_epochs"]))
     if info["role"] == "verify":
         columns.update(predicted_drop_pp=float(info["predicted_drop_pp"]),
                        frontier_round=int(info["round"]))
@@ -659,6 +804,16 @@ class FrontierSettings:
              "it, each rounded to the layer's grid")
     verify: int = setting(DEFAULT_VERIFY, flag="--frontier-verify",
                           help="points of the predicted front probed per round")
+    retrain: int = setting(
+        DEFAULT_RETRAIN, flag="--frontier-retrain", metavar="N",
+        help="points of the predicted front beyond the accuracy limit (by at most "
+             f"{RETRAIN_REACH_PP:g} pp) trained on longer after the rounds and probed from "
+             "the retrained weights, one trial each; the budget keeps room for them "
+             "(0: none)")
+    retrain_epochs: int = setting(
+        DEFAULT_RETRAIN_EPOCHS, flag="--frontier-retrain-epochs", metavar="N",
+        help="epochs of that training (EDEN's retraining, with the DRAM errors of the "
+             "point chosen for the split), once per split and kept in the results folder")
 
     def __post_init__(self) -> None:
         if not self.fractions:
@@ -667,6 +822,10 @@ class FrontierSettings:
             raise ConfigError("--frontier-fractions must lie in (0, 1]")
         if self.verify < 1:
             raise ConfigError("--frontier-verify must be >= 1")
+        if isinstance(self.retrain, bool) or not 0 <= self.retrain <= MAX_RETRAIN:
+            raise ConfigError(f"--frontier-retrain must be an integer in [0, {MAX_RETRAIN}] "
+                              f"(got {self.retrain})")
+        check_retrain_epochs(self.retrain_epochs, "--frontier-retrain-epochs")
 
 
 def check_problem(settings: Any, problem: Problem) -> None:
@@ -692,11 +851,15 @@ def unsolvable(problem: Problem) -> str | None:
 
 
 def _factory(settings: FrontierSettings, problem: Any, study: Any) -> FrontierEngine:
-    return FrontierEngine(fractions=settings.fractions, verify=settings.verify)
+    return FrontierEngine(fractions=settings.fractions, verify=settings.verify,
+                          retrain=settings.retrain, retrain_epochs=settings.retrain_epochs)
 
 
 SPEC = register(EngineSpec(
     name="frontier", settings=FrontierSettings, factory=_factory,
     summary="dse's own: each layer's and the DRAM's accuracy cost measured, added up, the "
             "exact front of that model over the whole space solved, probed and corrected",
-    needs=frozenset(), check=check_problem))
+    needs=frozenset(), check=check_problem,
+    needs_of=lambda settings: ("probe",) if settings.retrain > 0 else (),
+    needs_of_why="its retraining, --frontier-retrain, trains on the probe's data: pass "
+                 "--frontier-retrain 0"))

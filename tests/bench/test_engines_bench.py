@@ -159,3 +159,15 @@ def test_the_sign_flip_interval_covers_a_known_centre():
         low, high = engines.sign_flip_interval(values)
         covered += low <= 0.3 <= high
     assert covered / draws >= 0.92  # nominal 95 %; 200 draws: +-1.5 % standard error
+
+
+def test_the_frontiers_retraining_comes_out_of_its_budget():
+    from dse.engines.eden import DEFAULT_RETRAIN_EPOCHS
+    from dse.engines.frontier import DEFAULT_RETRAIN
+    per_probe = engines.probe_samples(BASE)
+    retraining = DEFAULT_RETRAIN * DEFAULT_RETRAIN_EPOCHS * TRAIN_IMAGES
+    budget = 8 * per_probe + retraining + 30 * per_probe
+    assert engines.settings_for("frontier", budget, BASE, TRAIN_IMAGES) == {"trials": 38}
+    rounds = engines.settings_for("frontier-rounds", budget, BASE, TRAIN_IMAGES)
+    assert rounds["trials"] == 38 + retraining // per_probe  # no stage, no room kept
+    assert engines.ENGINES["frontier-rounds"] == ("frontier", {"--frontier-retrain": "0"})

@@ -134,6 +134,13 @@ def test_rerun_resumes_and_pareto_and_show_read_it(searched):
      "--eden-retrain-epochs is an option of --engine eden, odimo+eden"),
     (["search", "--engine", "eden", "--accuracy-estimator", "mine:estimate"],
      "the built-in probe and a DRAM device; not with --accuracy-estimator"),
+    (["search", "--engine", "frontier", "--accuracy-estimator", "mine:estimate"],
+     "needs the built-in probe; not with --accuracy-estimator (its retraining, "
+     "--frontier-retrain, trains on the probe's data: pass --frontier-retrain 0)"),
+    (["search", "--engine", "frontier", "--frontier-retrain", "-1"],
+     "--frontier-retrain must be an integer in [0, 100] (got -1)"),
+    (["search", "--engine", "frontier", "--frontier-retrain-epochs", "0"],
+     "--frontier-retrain-epochs must be an integer in [1, 10,000] (got 0)"),
     (["pareto", "nothing-here"], "no study found"),
     (["show", "nothing-here", "--trial", "0"], "no study found"),
 ])

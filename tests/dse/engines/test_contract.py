@@ -238,4 +238,5 @@ def test_a_diverged_odimo_search_is_a_failed_trial_and_is_not_run_again(tmp_path
 class TestFrontierEngine(EngineContract):
     def make_engine(self, problem, study):
         from dse.engines.frontier import FrontierEngine
-        return FrontierEngine(verify=3)
+        from dse.engines.testing import StubRetrainer
+        return FrontierEngine(verify=3, retrainer=StubRetrainer())

@@ -122,13 +122,14 @@ def test_one_candidate_per_split_and_objectives_at_the_lowest_ber():
     assert len(solved.points) < len(points)
 
 
-def frontier_run(tmp_path, trials, estimator=None, verify=3):
+def frontier_run(tmp_path, trials, estimator=None, verify=3, retrain=0, retrainer=None):
     from dse.engines.frontier import FrontierEngine
-    from dse.engines.testing import EngineContract
+    from dse.engines.testing import EngineContract, StubRetrainer
 
     class Contract(EngineContract):
         def make_engine(self, problem, study):
-            return FrontierEngine(verify=verify)
+            return FrontierEngine(verify=verify, retrain=retrain,
+                                  retrainer=retrainer or StubRetrainer())
     return Contract()._run(tmp_path, trials=trials, estimator=estimator)
 
 
@@ -219,7 +220,7 @@ def test_the_study_shows_how_well_the_model_ranked_its_points(toy_table, tmp_pat
 
     prepared = toy_prepared(toy_table, tmp_path, trials=40, confirm=False)
     prepared = dataclasses.replace(prepared, config=prepared.config.replace(
-        engine="frontier", engine_settings=FrontierSettings(verify=3)))
+        engine="frontier", engine_settings=FrontierSettings(verify=3, retrain=0)))
     run_search(prepared)
     out = prepared.out_dir
     summary = json.loads((out / "summary.json").read_text())
