@@ -24,8 +24,9 @@ correct the model, solve again.
    the probe's 20-step fine-tune leaves analog-heavy splits some pp below what they reach
    trained longer (on digits, the 92 %-analog split: 95.4 % probed, 98.1 % after EDEN's
    5 epochs), so the predicted front beyond the accuracy limit holds cheaper points that
-   training could bring within it. Up to ``--frontier-retrain`` of them, predicted within
-   ``RETRAIN_REACH_PP`` of the limit (``retrain_picks``), are each trained on for
+   training could bring within it. Up to ``--frontier-retrain`` of them, measured (or
+   where not probed, predicted) within ``RETRAIN_REACH_PP`` beyond the limit
+   (``retrain_picks``), are each trained on for
    ``--frontier-retrain-epochs`` epochs (EDEN's retraining, ``networks.eden_retrain``,
    with the DRAM errors of the point the solve chose for them) and probed from the
    retrained weights, which the trial names (``delivered_weights``: ``dse confirm``
@@ -576,7 +577,8 @@ class FrontierEngine:
             return
         solved = _solved(problem, study, accuracy, characterised, bers)[3]
         picks = retrain_picks(problem, solved, self.retrain,
-                              EDEN_DROP_PP if limit is None else limit)
+                              EDEN_DROP_PP if limit is None else limit,
+                              _measured_drops(study, problem, accuracy))
         ran += self._retrain_stage(job, retrainer, picks, bers, ran)
         if not _spent(job, ran):
             explore(job)  # what the retraining left of the budget
@@ -624,7 +626,7 @@ class FrontierEngine:
                 retrainer, request, self.retrain_epochs, progress=progress)
             accuracy = dataclasses.replace(job.accuracy,
                                            estimator=estimator.starting_from(weights))
-            info = {"role": "retrain", "probe_predicted_drop_pp": drop,
+            info = {"role": "retrain", "drop_before_pp": drop,
                     "retrain_epochs": self.retrain_epochs, "retrain_ber": ber,
                     "samples": 0 if record.get("cached") else int(record["samples"])}
             return Outcome(candidate, evaluate(candidate, problem, accuracy),
@@ -664,19 +666,51 @@ def _reserving(job: EngineJob, reserve: int) -> EngineJob:
                                                   per_worker))
 
 
-def retrain_picks(problem: Problem, solved: Solved, count: int, limit_pp: float
+def retrain_picks(problem: Problem, solved: Solved, count: int, limit_pp: float,
+                  measured_pp: dict[str, float] | None = None
                   ) -> list[tuple[Candidate, float]]:
     """Up to ``count`` points of the predicted front beyond ``limit_pp`` by at most
     ``RETRAIN_REACH_PP``, the cheapest in latency first, then spread evenly over the rest
     of them in latency (never the most expensive, closest to the limit: little to gain);
-    each with its predicted drop."""
-    within = (solved.drop_pp > limit_pp) & (solved.drop_pp <= limit_pp + RETRAIN_REACH_PP)
+    each with its drop. A point's drop is its measured one where it was probed
+    (``measured_pp``, by ``params_key``), else the predicted: the model's correction is
+    fitted to every verified point at once, so a probed point the probe found beyond the
+    limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted within it,
+    and it is just what retraining is for."""
+    measured_pp = measured_pp or {}
+    candidates = [at_point(problem.space, n_analog, point)
+                  for n_analog, point in zip(solved.n_analog, solved.points)]
+    drops = np.array([measured_pp.get(params_key(c, problem.space), float(predicted))
+                      for c, predicted in zip(candidates, solved.drop_pp)])
+    within = (drops > limit_pp) & (drops <= limit_pp + RETRAIN_REACH_PP)
     order = [i for i in np.argsort(solved.latency_s, kind="stable") if within[i]]
     if not order or count <= 0:
         return []
     chosen = sorted({int(len(order) * k / count) for k in range(count)})
-    return [(at_point(problem.space, solved.n_analog[order[i]], solved.points[order[i]]),
-             float(solved.drop_pp[order[i]])) for i in chosen]
+    return [(candidates[order[i]], float(drops[order[i]])) for i in chosen]
+
+
+def _measured_drops(study: optuna.Study, problem: Problem, accuracy: Any) -> dict[str, float]:
+    """Each probed candidate's measured drop (pp; the mean where probed more than once), by
+    ``params_key``: every complete trial's but those measured from weights an engine
+    trained for them."""
+    from dse.results.ledger import METRICS_ATTR
+    from dse.space import decode
+
+    found: dict[str, list[float]] = {}
+    for trial in study.get_trials(deepcopy=False,
+                                  states=(optuna.trial.TrialState.COMPLETE,)):
+        metrics = trial.user_attrs.get(METRICS_ATTR) or {}
+        if DELIVERED_WEIGHTS_ATTR in trial.user_attrs or metrics.get("accuracy") is None:
+            continue
+        try:
+            key = params_key(decode(trial.params, problem.space), problem.space)
+        except ConfigError:
+            continue
+        drop = measured_drop_pp(metrics, accuracy.baseline_accuracy)
+        if math.isfinite(drop):
+            found.setdefault(key, []).append(drop)
+    return {key: float(np.mean(drops)) for key, drops in found.items()}
 
 
 def _interval(model: Model, problem: Problem, candidate: Candidate, drop_pp: float,

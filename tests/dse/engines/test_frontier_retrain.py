@@ -44,6 +44,21 @@ def test_the_picks_lie_beyond_the_limit_within_reach_cheapest_first():
     assert candidate.n_analog == tuple(solved.n_analog[6])
 
 
+def test_a_measured_drop_stands_in_for_the_prediction():
+    """A probed point the corrected model predicts within the limit but the probe found
+    beyond it is a pick; one predicted beyond but measured within is not."""
+    from dse.engines.frontier import params_key
+    from dse.space import at_point
+
+    problem = toy_problem()
+    solved = solved_of([0.5, 2.0, 0.8], [3.0, 2.0, 1.0])
+    keys = [params_key(at_point(problem.space, n, None), problem.space)
+            for n in solved.n_analog]
+    assert [d for _, d in retrain_picks(problem, solved, 3, 1.0)] == [2.0]
+    measured = {keys[2]: 3.3, keys[1]: 0.4}
+    assert [d for _, d in retrain_picks(problem, solved, 3, 1.0, measured)] == [3.3]
+
+
 @pytest.mark.slow
 def test_the_engine_retrains_its_picks_and_measures_them_from_the_retrained_weights(
         tmp_path):
@@ -63,7 +78,7 @@ def test_the_engine_retrains_its_picks_and_measures_them_from_the_retrained_weig
     for trial, (request, epochs) in zip(retrained, retrainer.calls):
         info = trial.user_attrs[FRONTIER_ATTR]
         assert epochs == 5 and info["retrain_epochs"] == 5 and info["samples"] == 500
-        assert 1.0 < info["probe_predicted_drop_pp"] <= 1.0 + RETRAIN_REACH_PP
+        assert 1.0 < info["drop_before_pp"] <= 1.0 + RETRAIN_REACH_PP
         assert trial.user_attrs[DELIVERED_WEIGHTS_ATTR]["tensors_sha256"]
         n_analog = tuple(int(trial.params[k]) for k in sorted(trial.params)
                          if k.startswith("n_analog"))
