@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_frontier_solve import frontier_run
 
 from dse.engines.frontier import (
     FRONTIER_ATTR,
@@ -17,14 +18,12 @@ from dse.engines.testing import StubEstimator, StubRetrainer, toy_problem
 from dse.results.ledger import DELIVERED_WEIGHTS_ATTR, METRICS_ATTR
 from hw_models.errors import ConfigError
 
-from test_frontier_solve import frontier_run
 
-
-def solved_of(drops_pp, latencies_s):
+def solved_of(drops_pp, latencies_s, energies_j=None):
     n = len(drops_pp)
     return Solved([None] * n, np.arange(n * 5).reshape(n, 5) % 3,
                   np.asarray(drops_pp, float), np.asarray(latencies_s, float),
-                  np.ones(n))
+                  np.ones(n) if energies_j is None else np.asarray(energies_j, float))
 
 
 def test_the_picks_lie_beyond_the_limit_within_reach_cheapest_first():
@@ -42,6 +41,14 @@ def test_the_picks_lie_beyond_the_limit_within_reach_cheapest_first():
     assert retrain_picks(problem, solved_of([0.1, 0.2], [2.0, 1.0]), 2, limit) == []
     (candidate, _), _ = picks
     assert candidate.n_analog == tuple(solved.n_analog[6])
+
+
+def test_the_cheapest_counts_energy_too():
+    """Where latency barely moves, the point of least energy comes first."""
+    problem = toy_problem()
+    solved = solved_of([2.0, 3.0, 4.0], [1.00, 1.01, 1.00], [5.0, 1.0, 3.0])
+    assert [d for _, d in retrain_picks(problem, solved, 1, 1.0)] == [3.0]
+    assert [d for _, d in retrain_picks(problem, solved, 2, 1.0)] == [3.0, 4.0]
 
 
 def test_a_measured_drop_stands_in_for_the_prediction():
