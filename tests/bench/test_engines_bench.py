@@ -171,3 +171,17 @@ def test_the_frontiers_retraining_comes_out_of_its_budget():
     rounds = engines.settings_for("frontier-rounds", budget, BASE, TRAIN_IMAGES)
     assert rounds["trials"] == 38 + retraining // per_probe  # no stage, no room kept
     assert engines.ENGINES["frontier-rounds"] == ("frontier", {"--frontier-retrain": "0"})
+
+
+def test_samples_used_counts_the_frontiers_retraining():
+    import optuna
+    study = optuna.create_study()
+    for attrs in ({"metrics": {"probed": True}},
+                  {"metrics": {"probed": True, "probe_cached": True}},
+                  {"metrics": {"probed": True}, "frontier": {"role": "retrain",
+                                                             "samples": 6290}}):
+        trial = study.ask()
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, 0.0)
+    assert engines.samples_used(study, BASE) == 2 * engines.probe_samples(BASE) + 6290
