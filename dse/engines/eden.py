@@ -273,15 +273,16 @@ def eden_unit(job: EngineJob, retrainer: Retrainer, split: str, n_analog: tuple[
         request = with_errors(problem, n_analog, channels, {d.name: target for d in data},
                               data)
         weights, record = RetrainCache(estimator).retrained(
-            retrainer, request, epochs, progress=_stage(job, split, "EDEN retraining", "step"))
+            retrainer, request, epochs,
+            progress=split_stage(job, split, "EDEN retraining", "step"))
         start = estimator.starting_from(weights)
         trial_estimator = start
     result = eden_for_split(problem, start.characterising(CHARACTERISE_SPLIT), n_analog,
                             channels, validate=start.characterising(VALIDATE_SPLIT),
                             original=(estimator.characterising(CHARACTERISE_SPLIT),
                                       estimator.characterising(VALIDATE_SPLIT)),
-                            steps=bisection_steps, progress=_stage(job, split, "EDEN",
-                                                                   "probe"))
+                            steps=bisection_steps,
+                            progress=split_stage(job, split, "EDEN", "probe"))
     accuracy = dataclasses.replace(job.accuracy, estimator=trial_estimator)
     evaluation = evaluate(result.candidate, problem, accuracy)
     samples = int(record["samples"]) if record is not None else 0
@@ -428,7 +429,7 @@ def recorded_split(engine: str) -> RecordedKey:
     return key
 
 
-def _stage(job: EngineJob, split: str, what: str, unit: str) -> Progress | None:
+def split_stage(job: EngineJob, split: str, what: str, unit: str) -> Progress | None:
     """The progress of one stage of EDEN's work on a split, each status prefixed by
     ``split``."""
     if job.stage is None:

@@ -73,6 +73,7 @@ from dse.engines.eden import (
     Retrainer,
     check_retrain_epochs,
     data_in_dram,
+    split_stage,
     with_errors,
 )
 from dse.engines.units import Outcome, Unit, UnitFailed, run_units
@@ -109,7 +110,8 @@ CONFORMAL_WINDOW = 40           # its residuals: the last this many verified poi
 # the last 40, 96.7 % [94.9, 97.9], 1.9 pp; bench/frontier_model.py --studies)
 DEFAULT_RETRAIN = 2             # splits retrained after the rounds (EDEN retrains two
 # baselines in the streamed head-to-head; docs/benchmarks.md)
-MAX_RETRAIN = 100
+MAX_RETRAIN = 100               # a bound on --frontier-retrain that catches a typo, not a
+# measured limit (each retraining is 5 epochs of training)
 RETRAIN_REACH_PP = 5.0          # chosen: a split is retrained when its drop (measured, else
 # predicted) is beyond the accuracy limit by at most this much (EDEN's 5 epochs took the
 # 92 %-analog split on digits from 2.7 pp below the all-digital network to level with it;
@@ -619,12 +621,8 @@ class FrontierEngine:
             ber = bers.get(_point_of(candidate), 0.0)  # the errors where it will run
             request = with_errors(problem, n_analog, candidate.analog_channels,
                                   {d.name: ber for d in data}, data)
-            progress = None
-            short = unit.key.rsplit(" ", 2)[0]  # "retrain <parameters>"
-            if job.stage is not None:
-                stage = job.stage("frontier retraining", "step")
-                progress = (lambda done, total, status:  # noqa: E731
-                            stage(done, total, f"{short}: {status}"))
+            progress = split_stage(job, unit.key.rsplit(" ", 2)[0],  # "retrain <params>"
+                                   "frontier retraining", "step")
             weights, record = RetrainCache(estimator).retrained(
                 retrainer, request, self.retrain_epochs, progress=progress)
             accuracy = dataclasses.replace(job.accuracy,
@@ -675,8 +673,7 @@ def retrain_picks(problem: Problem, solved: Solved, count: int, limit_pp: float,
     """Up to ``count`` points of the predicted front beyond ``limit_pp`` by at most
     ``RETRAIN_REACH_PP``, the cheapest first (``relative_cost``), then spread evenly over
     the rest of them by that cost (never the most expensive, closest to the limit: little
-    to gain);
-    each with its drop. A point's drop is its measured one where it was probed
+    to gain); each with its drop. A point's drop is its measured one where it was probed
     (``measured_pp``, by ``params_key``), else the predicted: the model's correction is
     fitted to every verified point at once, so a probed point the probe found beyond the
     limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted within it,
