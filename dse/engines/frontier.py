@@ -16,24 +16,32 @@ correct the model, solve again.
    are fewer than 19, the characterised terms' own intervals (``_interval``).
 3. **Solve** (below): the exact front of (predicted drop, latency, energy).
 4. **Verify and correct.** ``--frontier-verify`` points spread over the predicted front's
-   part within the accuracy limit (plus ``VERIFY_MARGIN_PP``) are probed (``verify``
-   trials, each with its predicted drop); the model then gets, per layer, a term in its
-   analog fraction fitted to the residuals of every verified point (ridge regression), and
-   is solved again; until the study's budget is spent or every pick is probed.
+   part within the accuracy limit plus ``VERIFY_MARGIN_PP`` are probed (``verify``
+   trials, each with its predicted drop); where none of it is left to probe, the margin
+   doubles, up to ``RETRAIN_REACH_PP`` (``verify_margins_pp``: the additive model
+   overstates the drop of splits that share the analog array across layers, so points it
+   puts just beyond the limit can lie within it). The model then gets, per layer, a term
+   in its analog fraction fitted to the residuals of every verified point (ridge
+   regression), and is solved again; until the study's budget is spent or nothing within
+   the widest margin is left to probe.
 5. **Retrain** (``--frontier-retrain``, EDEN's first step on the frontier's own picks):
    the probe's 20-step fine-tune leaves analog-heavy splits some pp below what they reach
    trained longer (on digits, the 92 %-analog split: 95.4 % probed, 98.1 % after EDEN's
    5 epochs), so the predicted front beyond the accuracy limit holds cheaper points that
-   training could bring within it. Up to ``--frontier-retrain`` of them whose drop
-   (measured, or where not probed, predicted) lies beyond the limit by at most
-   ``RETRAIN_REACH_PP``, the cheapest first (latency and energy, each relative to the
-   front's largest; ``retrain_picks``), are each trained on for
-   ``--frontier-retrain-epochs`` epochs (EDEN's retraining, ``networks.eden_retrain``,
-   with the DRAM errors of the point the solve chose for them) and probed from the
-   retrained weights, which the trial names (``delivered_weights``: ``dse confirm``
-   measures it from them too). The budget keeps room for them from the start; their
-   weights are kept and indexed as EDEN's (``dse.engines.eden.RetrainCache``), so a rerun
-   or another worker reads them back.
+   training could bring within it. Up to ``--frontier-retrain`` of them, one at a time,
+   are each trained on for ``--frontier-retrain-epochs`` epochs (EDEN's retraining,
+   ``networks.eden_retrain``, with the DRAM errors of the point the solve chose for them)
+   and probed from the retrained weights, which the trial names (``delivered_weights``:
+   ``dse confirm`` measures it from them too). Which (``next_retrain``): the cheapest
+   (latency and energy, each relative to the front's largest) whose drop (measured, or
+   where not probed, predicted) lies beyond the limit by at most the reach, and cheaper
+   than every retrained split that landed within the limit where any is. The reach starts
+   at ``RETRAIN_REACH_PP`` and moves with what retraining did (``retrain_reach_pp``):
+   doubled while every retrained split landed within the limit, else halfway between the
+   furthest that did and the nearest that did not; so how much drop retraining takes
+   back is found from the probe's validation measurements, not chosen. The budget keeps
+   room for them from the start; their weights are kept and indexed as EDEN's
+   (``dse.engines.eden.RetrainCache``), so a rerun or another worker reads them back.
 
 The study's front is built from measured accuracies only, as for every engine: the model
 only chooses what is probed.
@@ -100,7 +108,10 @@ FRONTIER_ATTR = "frontier"     # per trial: its role, layer or point, round, pre
 DEFAULT_FRACTIONS = (0.5, 1.0)  # of a layer's channels on the analog array, characterised
 DRAM_POINTS = 4                 # DRAM points characterised (distinct BERs, log-spaced)
 DEFAULT_VERIFY = 8              # points of the predicted front probed per round
-VERIFY_MARGIN_PP = 1.0          # verified up to the accuracy limit plus this (pp)
+VERIFY_MARGIN_PP = 1.0          # verified up to the accuracy limit plus this (pp) first;
+# doubled (up to RETRAIN_REACH_PP) in a round where nothing within it is left to probe: the
+# additive model overstates joint drops (on CIFAR-10, 1.5 pp predicted for 42 %-analog
+# splits that measured +0.5), so budget left is spent on the points it puts just beyond
 RIDGE_PP = 1.0                  # the correction's ridge weight (pp per unit of fraction)
 SOLVED_OBJECTIVES = ("accuracy", "latency", "energy")  # what the solve trades off
 PREDICTION_LEVEL = 0.95         # of a verified point's prediction interval
@@ -112,8 +123,9 @@ DEFAULT_RETRAIN = 2             # splits retrained after the rounds (EDEN retrai
 # baselines in the streamed head-to-head; docs/benchmarks.md)
 MAX_RETRAIN = 100               # a bound on --frontier-retrain that catches a typo, not a
 # measured limit (each retraining is 5 epochs of training)
-RETRAIN_REACH_PP = 5.0          # chosen: a split is retrained when its drop (measured, else
-# predicted) is beyond the accuracy limit by at most this much (EDEN's 5 epochs took the
+RETRAIN_REACH_PP = 5.0          # chosen: the first split retrained is the cheapest whose drop
+# (measured, else predicted) is beyond the accuracy limit by at most this much; later ones
+# move the reach by what retraining did (retrain_reach_pp). (EDEN's 5 epochs took the
 # 92 %-analog split on digits from 2.7 pp below the all-digital network to level with it;
 # on CIFAR-10 the same split is 5.8-8.4 pp down by the probe and retrained to 0.2 pp where
 # it was within reach: docs/benchmarks.md)
@@ -475,12 +487,12 @@ def params_key(candidate: Candidate, space: SearchSpace) -> str:
 
 
 def spread_picks(problem: Problem, solved: Solved, count: int, probed: set[str],
-                 limit_pp: float | None) -> list[tuple[Candidate, float]]:
+                 limit_pp: float | None, margin_pp: float = VERIFY_MARGIN_PP
+                 ) -> list[tuple[Candidate, float]]:
     """Up to ``count`` points of the predicted front not yet probed, within the accuracy
-    limit plus ``VERIFY_MARGIN_PP``, evenly spread in latency; each with its predicted
-    drop."""
+    limit plus ``margin_pp``, evenly spread in latency; each with its predicted drop."""
     within = (np.ones(len(solved.drop_pp), dtype=bool) if limit_pp is None
-              else solved.drop_pp <= limit_pp + VERIFY_MARGIN_PP)
+              else solved.drop_pp <= limit_pp + margin_pp)
     order = [i for i in np.argsort(solved.latency_s, kind="stable") if within[i]]
     fresh = []
     for i in order:
@@ -491,6 +503,27 @@ def spread_picks(problem: Problem, solved: Solved, count: int, probed: set[str],
         return fresh
     chosen = np.unique(np.round(np.linspace(0, len(fresh) - 1, count)).astype(int))
     return [fresh[i] for i in chosen]
+
+
+def verify_margins_pp() -> list[float]:
+    """The margins a round tries in turn, the first with anything new to probe taken:
+    ``VERIFY_MARGIN_PP`` doubled up to ``RETRAIN_REACH_PP``."""
+    margins = [VERIFY_MARGIN_PP]
+    while margins[-1] < RETRAIN_REACH_PP:
+        margins.append(min(2 * margins[-1], RETRAIN_REACH_PP))
+    return margins
+
+
+def round_picks(problem: Problem, solved: Solved, count: int, probed: set[str],
+                limit_pp: float | None) -> tuple[list[tuple[Candidate, float]], float]:
+    """A round's picks (``spread_picks``) at the first of ``verify_margins_pp`` that has
+    any point not yet probed, and that margin (pp; inf without an accuracy limit)."""
+    margin = math.inf
+    for margin in verify_margins_pp() if limit_pp is not None else [math.inf]:
+        picks = spread_picks(problem, solved, count, probed, limit_pp, margin)
+        if picks:
+            break
+    return picks, margin
 
 
 @dataclass
@@ -567,24 +600,32 @@ class FrontierEngine:
                                                          characterised, bers)
                 probed = {params_key(c, problem.space) for _, c, _ in records}
                 probed |= _probed_keys(study, problem)
-                picks = spread_picks(problem, solved, self.verify, probed, limit)
+                picks, margin = round_picks(problem, solved, self.verify, probed, limit)
                 if not picks:
                     return
                 going = run_probes([Probe(Unit(f"verify {params_key(c, problem.space)}",
                                                f"round {rounds[0]}: verified"), c,
                                           {"role": "verify", "round": rounds[0],
                                            "predicted_drop_pp": drop, "fitted_to": fitted,
+                                           "margin_pp": margin,
                                            **_interval(model, problem, c, drop, records)})
                                     for c, drop in picks], on)
 
         explore(_reserving(job, reserve))  # room kept for the retraining
         if retrainer is None or _spent(job, ran):
             return
-        solved = _solved(problem, study, accuracy, characterised, bers)[3]
-        picks = retrain_picks(problem, solved, self.retrain,
-                              EDEN_DROP_PP if limit is None else limit,
-                              _measured_drops(study, problem, accuracy))
-        ran += self._retrain_stage(job, retrainer, picks, bers, ran)
+        tried: set[str] = set()
+        for _ in range(self.retrain):  # one at a time: each moves the reach of the next
+            done = _retrained(study, problem, accuracy)
+            if len(done) >= self.retrain or _spent(job, ran):
+                break
+            solved = _solved(problem, study, accuracy, characterised, bers)[3]
+            pick = next_retrain(problem, solved, EDEN_DROP_PP if limit is None else limit,
+                                _measured_drops(study, problem, accuracy), done, tried)
+            if pick is None:
+                break
+            tried.add(params_key(pick[0], problem.space))
+            ran += self._retrain_stage(job, retrainer, [pick], bers, ran)
         if not _spent(job, ran):
             explore(job)  # what the retraining left of the budget
 
@@ -667,38 +708,106 @@ def _reserving(job: EngineJob, reserve: int) -> EngineJob:
                                                   per_worker))
 
 
-def retrain_picks(problem: Problem, solved: Solved, count: int, limit_pp: float,
-                  measured_pp: dict[str, float] | None = None
-                  ) -> list[tuple[Candidate, float]]:
-    """Up to ``count`` points of the predicted front beyond ``limit_pp`` by at most
-    ``RETRAIN_REACH_PP``, the cheapest first (``relative_cost``), then spread evenly over
-    the rest of them by that cost (never the most expensive, closest to the limit: little
-    to gain); each with its drop. A point's drop is its measured one where it was probed
-    (``measured_pp``, by ``params_key``), else the predicted: the model's correction is
-    fitted to every verified point at once, so a probed point the probe found beyond the
-    limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted within it,
-    and it is just what retraining is for."""
+@dataclass(frozen=True)
+class Retrained:
+    """A split the retraining stage trained on: its ``params_key``, its drop when picked
+    and after the retraining (pp; NaN where not measured), its latency (s) and energy (J)."""
+
+    key: str
+    drop_before_pp: float
+    drop_after_pp: float
+    latency_s: float
+    energy_j: float
+
+    def recovered(self, limit_pp: float) -> bool:
+        return self.drop_after_pp <= limit_pp  # False for NaN
+
+
+def retrain_reach_pp(retrained: Sequence[Retrained], limit_pp: float) -> float:
+    """How far beyond the accuracy limit (pp) the next split to retrain may lie, by what
+    retraining did so far: ``RETRAIN_REACH_PP`` before any; while every retrained split
+    landed within the limit, twice the furthest such split's excess (at least
+    ``RETRAIN_REACH_PP``); once one did not, halfway between the furthest that did (0 if
+    none) and the nearest that did not: a bisection for how much drop retraining takes
+    back, each step measured by the probe on the validation split."""
+    recovered = [r.drop_before_pp - limit_pp for r in retrained if r.recovered(limit_pp)]
+    failed = [r.drop_before_pp - limit_pp for r in retrained if not r.recovered(limit_pp)]
+    furthest = max(recovered, default=0.0)
+    if not failed:
+        return max(RETRAIN_REACH_PP, 2 * furthest)
+    return (furthest + min(failed)) / 2
+
+
+def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
+                 measured_pp: dict[str, float] | None = None,
+                 retrained: Sequence[Retrained] = (), skip: set[str] | None = None
+                 ) -> tuple[Candidate, float] | None:
+    """The next point of the predicted front to retrain, with its drop, or None: beyond
+    ``limit_pp`` and within ``retrain_reach_pp`` of it, not retrained yet (nor in
+    ``skip``), cheaper (``relative_cost``) than every retrained split that landed within
+    the limit where any point is, and the cheapest of those. A point's drop is its
+    measured one where it was probed (``measured_pp``, by ``params_key``), else the
+    predicted: the model's correction is fitted to every verified point at once, so a
+    probed point the probe found beyond the limit (on digits, the 92 %-analog split:
+    3.3 pp measured) can be predicted within it, and it is just what retraining is for."""
     measured_pp = measured_pp or {}
+    skip = (skip or set()) | {r.key for r in retrained}
     candidates = [at_point(problem.space, n_analog, point)
                   for n_analog, point in zip(solved.n_analog, solved.points)]
-    drops = np.array([measured_pp.get(params_key(c, problem.space), float(predicted))
-                      for c, predicted in zip(candidates, solved.drop_pp)])
-    within = (drops > limit_pp) & (drops <= limit_pp + RETRAIN_REACH_PP)
-    order = [i for i in np.argsort(relative_cost(solved), kind="stable") if within[i]]
-    if not order or count <= 0:
-        return []
-    chosen = sorted({int(len(order) * k / count) for k in range(count)})
-    return [(candidates[order[i]], float(drops[order[i]])) for i in chosen]
+    keys = [params_key(c, problem.space) for c in candidates]
+    drops = np.array([measured_pp.get(key, float(predicted))
+                      for key, predicted in zip(keys, solved.drop_pp)])
+    reach = retrain_reach_pp(retrained, limit_pp)
+    within = ((drops > limit_pp) & (drops <= limit_pp + reach)
+              & np.array([key not in skip for key in keys], dtype=bool))
+    cost = relative_cost(solved)
+    cheapest_recovered = min((relative_cost(solved, r.latency_s, r.energy_j)
+                              for r in retrained if r.recovered(limit_pp)), default=math.inf)
+    cheaper = within & (cost < cheapest_recovered)
+    pool = np.flatnonzero(cheaper if cheaper.any() else within)
+    if not len(pool):
+        return None
+    best = int(pool[int(np.argmin(cost[pool]))])  # the first of equals
+    return candidates[best], float(drops[best])
 
 
-def relative_cost(solved: Solved) -> np.ndarray:
-    """Each point's latency and energy, each over its largest on the front, added: the
-    order in which the retraining stage takes points, cheapest first. Latency alone
-    misorders where it barely moves (weights streamed: the 92 %-analog split costs the
-    least energy of the front by far at the same latency, and latency put others first)."""
-    latency = solved.latency_s / max(float(np.max(solved.latency_s, initial=0.0)), 1e-30)
-    energy = solved.energy_j / max(float(np.max(solved.energy_j, initial=0.0)), 1e-30)
-    return np.asarray(latency + energy, dtype=float)
+def relative_cost(solved: Solved, latency_s: Any = None, energy_j: Any = None) -> Any:
+    """Latency and energy, each over its largest on the front, added: the front's own
+    points' (the order in which the retraining stage takes them, cheapest first), or
+    ``latency_s`` and ``energy_j``'s where given. Latency alone misorders where it barely
+    moves (weights streamed: the 92 %-analog split costs the least energy of the front by
+    far at the same latency, and latency put others first)."""
+    latency = solved.latency_s if latency_s is None else latency_s
+    energy = solved.energy_j if energy_j is None else energy_j
+    return (np.asarray(latency, dtype=float)
+            / max(float(np.max(solved.latency_s, initial=0.0)), 1e-30)
+            + np.asarray(energy, dtype=float)
+            / max(float(np.max(solved.energy_j, initial=0.0)), 1e-30))
+
+
+def _retrained(study: optuna.Study, problem: Problem, accuracy: Any) -> list[Retrained]:
+    """The splits the retraining stage trained on, from the study's complete trials."""
+    from dse.results.ledger import METRICS_ATTR
+    from dse.space import decode
+
+    found = []
+    for trial in study.get_trials(deepcopy=False,
+                                  states=(optuna.trial.TrialState.COMPLETE,)):
+        info = trial.user_attrs.get(FRONTIER_ATTR)
+        if not isinstance(info, dict) or info.get("role") != "retrain":
+            continue
+        metrics = trial.user_attrs.get(METRICS_ATTR) or {}
+        try:
+            key = params_key(decode(trial.params, problem.space), problem.space)
+        except ConfigError:
+            continue
+        after = (measured_drop_pp(metrics, accuracy.baseline_accuracy)
+                 if accuracy is not None and metrics.get("accuracy") is not None
+                 else math.nan)
+        found.append(Retrained(key, float(info.get("drop_before_pp", math.nan)), after,
+                               float(metrics.get("latency_s", math.nan)),
+                               float(metrics.get("energy_j", math.nan))))
+    return found
 
 
 def _measured_drops(study: optuna.Study, problem: Problem, accuracy: Any) -> dict[str, float]:
@@ -851,10 +960,11 @@ class FrontierSettings:
                           help="points of the predicted front probed per round")
     retrain: int = setting(
         DEFAULT_RETRAIN, flag="--frontier-retrain", metavar="N",
-        help="points of the predicted front beyond the accuracy limit (by at most "
-             f"{RETRAIN_REACH_PP:g} pp) trained on longer after the rounds and probed from "
-             "the retrained weights, one trial each; the budget keeps room for them "
-             "(0: none)")
+        help="points of the predicted front beyond the accuracy limit trained on longer "
+             "after the rounds, one at a time (the first within "
+             f"{RETRAIN_REACH_PP:g} pp of it, the next further or nearer as the last "
+             "landed), and probed from the retrained weights, one trial each; the budget "
+             "keeps room for them (0: none)")
     retrain_epochs: int = setting(
         DEFAULT_RETRAIN_EPOCHS, flag="--frontier-retrain-epochs", metavar="N",
         help="epochs of that training (EDEN's retraining, with the DRAM errors of the "

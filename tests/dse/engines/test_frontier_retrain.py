@@ -3,6 +3,9 @@ that their trials are measured from the retrained weights, and that the budget, 
 and the settings behave."""
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 from test_frontier_solve import frontier_run
@@ -10,60 +13,131 @@ from test_frontier_solve import frontier_run
 from dse.engines.frontier import (
     FRONTIER_ATTR,
     RETRAIN_REACH_PP,
+    VERIFY_MARGIN_PP,
     FrontierSettings,
+    Retrained,
     Solved,
-    retrain_picks,
+    next_retrain,
+    params_key,
+    retrain_reach_pp,
+    round_picks,
+    split_grid,
+    verify_margins_pp,
 )
 from dse.engines.testing import StubEstimator, StubRetrainer, toy_problem
 from dse.results.ledger import DELIVERED_WEIGHTS_ATTR, METRICS_ATTR
+from dse.space import at_point
 from hw_models.errors import ConfigError
 
 
 def solved_of(drops_pp, latencies_s, energies_j=None):
+    """A front of the toy problem, its points' splits all different."""
     n = len(drops_pp)
-    return Solved([None] * n, np.arange(n * 5).reshape(n, 5) % 3,
+    splits = list(itertools.islice(itertools.product(*split_grid(toy_problem().space)), n))
+    return Solved([None] * n, np.array(splits),
                   np.asarray(drops_pp, float), np.asarray(latencies_s, float),
                   np.ones(n) if energies_j is None else np.asarray(energies_j, float))
 
 
-def test_the_picks_lie_beyond_the_limit_within_reach_cheapest_first():
+def test_the_first_pick_lies_beyond_the_limit_within_reach_and_is_the_cheapest():
     problem = toy_problem()
     limit = 1.0
     #             within   ------- in reach, by latency: 5 4 3 2 1 ------  beyond reach
     drops = [0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 1.0 + RETRAIN_REACH_PP, 9.0]
     latencies = [9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 1.0]
     solved = solved_of(drops, latencies)
-    picks = retrain_picks(problem, solved, 2, limit)
-    assert [drop for _, drop in picks] == [1.0 + RETRAIN_REACH_PP, 3.0]  # cheapest, middle
-    assert [drop for _, drop in retrain_picks(problem, solved, 1, limit)] == [6.0]
-    assert len(retrain_picks(problem, solved, 10, limit)) == 5  # all there are
-    assert retrain_picks(problem, solved, 0, limit) == []
-    assert retrain_picks(problem, solved_of([0.1, 0.2], [2.0, 1.0]), 2, limit) == []
-    (candidate, _), _ = picks
+    candidate, drop = next_retrain(problem, solved, limit)
+    assert drop == 1.0 + RETRAIN_REACH_PP
     assert candidate.n_analog == tuple(solved.n_analog[6])
+    assert next_retrain(problem, solved_of([0.1, 0.2], [2.0, 1.0]), limit) is None
+    skip = {params_key(candidate, problem.space)}
+    assert next_retrain(problem, solved, limit, skip=skip)[1] == 4.0
 
 
 def test_the_cheapest_counts_energy_too():
     """Where latency barely moves, the point of least energy comes first."""
     problem = toy_problem()
     solved = solved_of([2.0, 3.0, 4.0], [1.00, 1.01, 1.00], [5.0, 1.0, 3.0])
-    assert [d for _, d in retrain_picks(problem, solved, 1, 1.0)] == [3.0]
-    assert [d for _, d in retrain_picks(problem, solved, 2, 1.0)] == [3.0, 4.0]
+    assert next_retrain(problem, solved, 1.0)[1] == 3.0
 
 
 def test_a_measured_drop_stands_in_for_the_prediction():
     """A probed point the corrected model predicts within the limit but the probe found
     beyond it is a pick; one predicted beyond but measured within is not."""
-    from dse.engines.frontier import params_key
-    from dse.space import at_point
-
     problem = toy_problem()
     solved = solved_of([0.5, 2.0, 0.8], [3.0, 2.0, 1.0])
     keys = [params_key(at_point(problem.space, n, None), problem.space)
             for n in solved.n_analog]
-    assert [d for _, d in retrain_picks(problem, solved, 3, 1.0)] == [2.0]
+    assert next_retrain(problem, solved, 1.0)[1] == 2.0
     measured = {keys[2]: 3.3, keys[1]: 0.4}
-    assert [d for _, d in retrain_picks(problem, solved, 3, 1.0, measured)] == [3.3]
+    assert next_retrain(problem, solved, 1.0, measured)[1] == 3.3
+    assert next_retrain(problem, solved, 1.0, {keys[1]: 0.4}) is None
+
+
+def retrained(drop_before, drop_after, latency=1.0, energy=1.0, key="k"):
+    return Retrained(key, drop_before, drop_after, latency, energy)
+
+
+def test_the_reach_doubles_while_retraining_lands_and_bisects_once_it_does_not():
+    limit = 1.0
+    assert retrain_reach_pp([], limit) == RETRAIN_REACH_PP
+    # a split 4 pp beyond the limit landed within it: twice that (not below the start)
+    assert retrain_reach_pp([retrained(5.0, 0.5)], limit) == 8.0
+    assert retrain_reach_pp([retrained(2.0, 0.5)], limit) == RETRAIN_REACH_PP
+    # one 6 pp beyond did not land: halfway to the limit; with one 2 pp beyond that did,
+    # halfway between
+    assert retrain_reach_pp([retrained(7.0, 2.5)], limit) == 3.0
+    assert retrain_reach_pp([retrained(7.0, 2.5), retrained(3.0, 0.9)], limit) == 4.0
+    assert retrain_reach_pp([retrained(7.0, math.nan)], limit) == 3.0  # not measured
+
+
+def test_after_a_split_lands_the_next_is_cheaper_and_further_and_after_one_misses_nearer():
+    """The bisection on a front whose drop grows as its cost falls: landing at the reach's
+    end sends the next pick to a cheaper point beyond the first reach; missing sends it
+    to a dearer point nearer the limit."""
+    problem = toy_problem()
+    limit = 1.0
+    drops = [0.5, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 14.0]
+    latencies = [8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]
+    solved = solved_of(drops, latencies)
+    keys = [params_key(at_point(problem.space, n, None), problem.space)
+            for n in solved.n_analog]
+    first = next_retrain(problem, solved, limit)
+    assert first[1] == 6.0
+    landed = retrained(6.0, 0.8, latency=4.0, key=keys[4])
+    assert next_retrain(problem, solved, limit, retrained=[landed])[1] == 10.0
+    missed = retrained(6.0, 2.0, latency=4.0, key=keys[4])
+    assert next_retrain(problem, solved, limit, retrained=[missed])[1] == 3.0
+    # landed, and nothing cheaper is in reach: the cheapest left in reach
+    solved = solved_of([2.0, 3.0, 6.0, 30.0], [4.0, 3.0, 2.0, 1.0])
+    keys = [params_key(at_point(problem.space, n, None), problem.space)
+            for n in solved.n_analog]
+    landed = retrained(6.0, 0.8, latency=2.0, key=keys[2])
+    assert next_retrain(problem, solved, limit, retrained=[landed])[1] == 3.0
+
+
+def test_a_round_widens_its_margin_only_when_nothing_within_it_is_left():
+    """Points within the limit plus 1 pp first; once each is probed, the margin doubles up
+    to the retraining's first reach; beyond that nothing is verified."""
+    problem = toy_problem()
+    assert verify_margins_pp() == [VERIFY_MARGIN_PP, 2.0, 4.0, RETRAIN_REACH_PP]
+    drops = [0.5, 1.8, 2.5, 4.5, 5.8, 7.0]
+    solved = solved_of(drops, [6.0, 5.0, 4.0, 3.0, 2.0, 1.0])
+    keys = [params_key(at_point(problem.space, n, None), problem.space)
+            for n in solved.n_analog]
+    seen = []
+    probed: set[str] = set()
+    while True:
+        picks, margin = round_picks(problem, solved, 1, probed, 1.0)
+        if not picks:
+            break
+        seen.append((picks[0][1], margin))
+        probed.add(params_key(picks[0][0], problem.space))
+    assert seen == [(1.8, 1.0), (0.5, 1.0), (2.5, 2.0), (4.5, 4.0), (5.8, RETRAIN_REACH_PP)]
+    assert keys[5] not in probed
+    # no accuracy limit: the whole front, at once
+    picks, margin = round_picks(problem, solved, 10, set(), None)
+    assert len(picks) == 6 and margin == math.inf
 
 
 @pytest.mark.slow
@@ -82,10 +156,13 @@ def test_the_engine_retrains_its_picks_and_measures_them_from_the_retrained_weig
     retrained = [t for t in complete
                  if t.user_attrs.get(FRONTIER_ATTR, {}).get("role") == "retrain"]
     assert len(retrained) == 2 and len(retrainer.calls) == 2
+    reach = RETRAIN_REACH_PP  # the first's; the second's, as the first landed
     for trial, (request, epochs) in zip(retrained, retrainer.calls):
         info = trial.user_attrs[FRONTIER_ATTR]
         assert epochs == 5 and info["retrain_epochs"] == 5 and info["samples"] == 500
-        assert 1.0 < info["drop_before_pp"] <= 1.0 + RETRAIN_REACH_PP
+        assert 1.0 < info["drop_before_pp"] <= 1.0 + reach
+        # the stub's 10 pp gain lands it within the limit: the reach doubles
+        reach = retrain_reach_pp([Retrained("", info["drop_before_pp"], 0.0, 1, 1)], 1.0)
         assert trial.user_attrs[DELIVERED_WEIGHTS_ATTR]["tensors_sha256"]
         n_analog = tuple(int(trial.params[k]) for k in sorted(trial.params)
                          if k.startswith("n_analog"))
