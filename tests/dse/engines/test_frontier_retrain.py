@@ -202,3 +202,36 @@ def test_bad_retrain_settings_are_one_line():
     with pytest.raises(ConfigError, match="--frontier-retrain-epochs must be an integer"):
         FrontierSettings(retrain_epochs=0)
     assert FrontierSettings(retrain=0).retrain == 0
+
+
+@pytest.mark.slow
+def test_two_workers_retrain_each_split_once_and_no_more_than_asked(tmp_path, monkeypatch):
+    """Worker B runs while worker A retrains its first split: B waits for that split
+    rather than picking another by its own view, then both go on from the same study;
+    two splits retrained in all, each once, by one worker."""
+    from dse.engines.frontier import FrontierEngine
+    from dse.engines.testing import TwoWorkers, Worker
+    from dse.engines.units import WAITING_STATUS
+    from dse.results.ledger import UNIT_ATTR
+
+    monkeypatch.setattr("dse.engines.units.POLL_S", 0.01)
+    workers = TwoWorkers(f"journal:{tmp_path / 'study.log'}", lambda p, s: None, trials=60)
+
+    class PausingRetrainer(StubRetrainer):
+        def train(self, candidate, epochs, progress):
+            if not self.calls:
+                workers.pause()
+            return super().train(candidate, epochs, progress)
+
+    a, b = PausingRetrainer(), StubRetrainer()
+    worker_b = Worker(engine=FrontierEngine(verify=3, retrain=2, retrainer=b))
+    study = workers.run(Worker(engine=FrontierEngine(verify=3, retrain=2, retrainer=a)),
+                        worker_b)
+    assert WAITING_STATUS in worker_b.statuses  # for A's split
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    retrained = [t for t in complete
+                 if t.user_attrs.get(FRONTIER_ATTR, {}).get("role") == "retrain"]
+    assert len(retrained) == 2 and len(a.calls) + len(b.calls) == 2
+    units = [t.system_attrs[UNIT_ATTR] for t in complete if UNIT_ATTR in t.system_attrs]
+    assert len(units) == len(set(units))
+    assert len(complete) <= 60
