@@ -112,6 +112,7 @@ VERIFY_MARGIN_PP = 1.0          # verified up to the accuracy limit plus this (p
 # doubled (up to RETRAIN_REACH_PP) in a round where nothing within it is left to probe: the
 # additive model overstates joint drops (on CIFAR-10, 1.5 pp predicted for 42 %-analog
 # splits that measured +0.5), so budget left is spent on the points it puts just beyond
+# the limit
 RIDGE_PP = 1.0                  # the correction's ridge weight (pp per unit of fraction)
 SOLVED_OBJECTIVES = ("accuracy", "latency", "energy")  # what the solve trades off
 PREDICTION_LEVEL = 0.95         # of a verified point's prediction interval
@@ -607,7 +608,8 @@ class FrontierEngine:
                                                f"round {rounds[0]}: verified"), c,
                                           {"role": "verify", "round": rounds[0],
                                            "predicted_drop_pp": drop, "fitted_to": fitted,
-                                           "margin_pp": margin,
+                                           **({"margin_pp": margin}
+                                              if math.isfinite(margin) else {}),
                                            **_interval(model, problem, c, drop, records)})
                                     for c, drop in picks], on)
 

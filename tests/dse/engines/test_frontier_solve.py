@@ -161,6 +161,8 @@ def test_the_engine_characterises_then_verifies_its_predicted_front(tmp_path):
     low, high = verify_rows["predicted_drop_low_pp"], verify_rows["predicted_drop_high_pp"]
     assert (low <= verify_rows["predicted_drop_pp"]).all()
     assert (verify_rows["predicted_drop_pp"] <= high).all()
+    # no accuracy limit: the whole front is verified, with no margin to record
+    assert not any("margin_pp" in t.user_attrs[FRONTIER_ATTR] for t in verified)
     methods = [t.user_attrs[FRONTIER_ATTR]["interval"] for t in verified]
     assert methods[0] == "terms"  # too few verified points yet for the conformal one
     assert all(m == "terms" or m.startswith("conformal") for m in methods)
