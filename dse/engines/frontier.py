@@ -519,12 +519,12 @@ def round_picks(problem: Problem, solved: Solved, count: int, probed: set[str],
                 limit_pp: float | None) -> tuple[list[tuple[Candidate, float]], float]:
     """A round's picks (``spread_picks``) at the first of ``verify_margins_pp`` that has
     any point not yet probed, and that margin (pp; inf without an accuracy limit)."""
-    margin = math.inf
-    for margin in verify_margins_pp() if limit_pp is not None else [math.inf]:
+    margins = verify_margins_pp() if limit_pp is not None else [math.inf]
+    for margin in margins:
         picks = spread_picks(problem, solved, count, probed, limit_pp, margin)
         if picks:
-            break
-    return picks, margin
+            return picks, margin
+    return [], margins[-1]
 
 
 @dataclass
@@ -773,7 +773,8 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
     return candidates[best], float(drops[best])
 
 
-def relative_cost(solved: Solved, latency_s: Any = None, energy_j: Any = None) -> Any:
+def relative_cost(solved: Solved, latency_s: Any = None, energy_j: Any = None
+                  ) -> np.ndarray:
     """Latency and energy, each over its largest on the front, added: the front's own
     points' (the order in which the retraining stage takes them, cheapest first), or
     ``latency_s`` and ``energy_j``'s where given. Latency alone misorders where it barely
@@ -781,10 +782,10 @@ def relative_cost(solved: Solved, latency_s: Any = None, energy_j: Any = None) -
     far at the same latency, and latency put others first)."""
     latency = solved.latency_s if latency_s is None else latency_s
     energy = solved.energy_j if energy_j is None else energy_j
-    return (np.asarray(latency, dtype=float)
-            / max(float(np.max(solved.latency_s, initial=0.0)), 1e-30)
-            + np.asarray(energy, dtype=float)
-            / max(float(np.max(solved.energy_j, initial=0.0)), 1e-30))
+    return np.asarray(np.asarray(latency, dtype=float)
+                      / max(float(np.max(solved.latency_s, initial=0.0)), 1e-30)
+                      + np.asarray(energy, dtype=float)
+                      / max(float(np.max(solved.energy_j, initial=0.0)), 1e-30))
 
 
 def _retrained(study: optuna.Study, problem: Problem, accuracy: Any) -> list[Retrained]:
