@@ -1,6 +1,8 @@
 """Small shared test helpers (plain functions; fixtures live in conftest.py)."""
 from __future__ import annotations
 
+import functools
+
 from hw_models import LayerTable
 
 
@@ -32,20 +34,36 @@ def one_layer(**shape) -> LayerTable:
 def tiny_checkpoint(path=None, *, seed: int = 0, results_dir=None):
     """An untrained resnet8 / synthetic checkpoint (weights drawn with ``seed``, calibrated),
     saved at ``path``, or with ``results_dir`` where ``dse train --dataset synthetic --epochs
-    1`` caches it; returns the file. Builds in well under a second, no training."""
+    1`` caches it; returns the file. No training; built once per seed and process
+    (``_tiny_weights``), each call saving a fresh copy."""
     from pathlib import Path
 
+    from networks.datasets import get_dataset_spec
+    from networks.train import Checkpoint, TrainConfig, checkpoint_path, save_checkpoint
+
+    spec = get_dataset_spec("synthetic")
+    names, state = _tiny_weights(seed)
+    if results_dir is not None:
+        path = checkpoint_path(Path(results_dir), "resnet8", "synthetic", TrainConfig(epochs=1))
+    checkpoint = Checkpoint(
+        network="resnet8", dataset="synthetic", input_shape=spec.input_shape,
+        num_classes=spec.num_classes, layer_names=names,
+        train_config={"epochs": 1, "seed": seed},
+        state_dict={k: v.clone() for k, v in state.items()},
+        val_accuracy=0.5, float_val_accuracy=0.5)
+    save_checkpoint(checkpoint, Path(path))
+    return Path(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _tiny_weights(seed: int):
+    """``tiny_checkpoint``'s layer names and state (its calibration takes a second or
+    more: 17 uses in the suite)."""
     import torch
 
     from networks.datasets import load_dataset
     from networks.diana_model import calibrate, to_diana
     from networks.extract import extract_layer_table
-    from networks.train import (
-        Checkpoint,
-        TrainConfig,
-        checkpoint_path,
-        save_checkpoint,
-    )
     from networks.zoo import build_network
 
     bundle = load_dataset("synthetic")
@@ -54,16 +72,21 @@ def tiny_checkpoint(path=None, *, seed: int = 0, results_dir=None):
     table = extract_layer_table(float_model, bundle.spec.input_shape)
     model = to_diana(float_model, table.name)
     calibrate(model, next(bundle.batches("train", 256, shuffle=False))[0])
-    if results_dir is not None:
-        path = checkpoint_path(Path(results_dir), "resnet8", "synthetic", TrainConfig(epochs=1))
-    checkpoint = Checkpoint(
-        network="resnet8", dataset="synthetic", input_shape=bundle.spec.input_shape,
-        num_classes=bundle.spec.num_classes, layer_names=table.name,
-        train_config={"epochs": 1, "seed": seed},
-        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
-        val_accuracy=0.5, float_val_accuracy=0.5)
-    save_checkpoint(checkpoint, Path(path))
-    return Path(path)
+    return table.name, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def small_bundle(name: str = "synthetic", *, train: int = 128, val: int = 64):
+    """``name``'s data bundle cut to its first ``train`` training and ``val`` validation
+    images (the test split whole): for tests of what a training loop does, not of how
+    well it trains."""
+    import dataclasses
+
+    from networks.datasets import Split, load_dataset
+
+    bundle = load_dataset(name)
+    return dataclasses.replace(
+        bundle, train=Split(bundle.train.images[:train], bundle.train.labels[:train]),
+        val=Split(bundle.val.images[:val], bundle.val.labels[:val]))
 
 
 def flip_tensor_bytes(source, target, count: int = 64) -> None:

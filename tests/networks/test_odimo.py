@@ -4,24 +4,27 @@ from __future__ import annotations
 import math
 
 import pytest
+from helpers import small_bundle, tiny_checkpoint
 
 from dse.workload import load_workload
 from hw_models import load_soc
-from networks.datasets import load_dataset
 from networks.odimo import OdimoConfig, odimo_finetune, odimo_search
-from networks.train import TrainConfig, train_baseline
+from networks.train import load_checkpoint
 
 
 @pytest.fixture(scope="module")
-def trained():
-    bundle = load_dataset("digits")
-    return train_baseline("resnet8", bundle, TrainConfig(epochs=2), device="cpu"), bundle
+def trained(tmp_path_factory):
+    """An untrained, calibrated resnet8 and a few of the synthetic images: what these tests
+    check is the search's bookkeeping (epochs kept, tau, patience), not how well it
+    trains."""
+    path = tiny_checkpoint(tmp_path_factory.mktemp("odimo") / "tiny.pt")
+    return load_checkpoint(path), small_bundle("synthetic", train=128, val=64)
 
 
 @pytest.fixture(scope="module")
 def searched(trained):
     checkpoint, bundle = trained
-    table = load_workload("resnet8", "digits").table
+    table = load_workload("resnet8", "synthetic").table
     config = OdimoConfig(cost_weight=1.0, epochs=4, batch_size=128)
     return config, odimo_search(checkpoint, bundle, table, load_soc("diana"), config)
 
@@ -55,7 +58,7 @@ def test_the_defaults_are_odimos_schedule_and_fewer_epochs_are_a_truncated_run()
 
 def test_the_search_stops_once_patience_epochs_pass_without_a_better_epoch(trained):
     checkpoint, bundle = trained
-    table = load_workload("resnet8", "digits").table
+    table = load_workload("resnet8", "synthetic").table
     config = OdimoConfig(cost_weight=1.0, epochs=8, patience_epochs=1, batch_size=512)
     result = odimo_search(checkpoint, bundle, table, load_soc("diana"), config)
     accuracies = [row["val_accuracy"] for row in result.history]

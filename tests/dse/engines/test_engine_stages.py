@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from helpers import tiny_checkpoint
+from helpers import small_bundle, tiny_checkpoint
 from toy import toy_problem
 
 from dse.engines.eden import eden_for_split
@@ -58,11 +58,10 @@ def test_odimo_opens_a_dnas_and_a_finetune_stage_per_lambda(tmp_path):
     from dse.engines.odimo import probe_searcher
     from dse.problem import build_problem
     from hw_models.error_models import ErrorModelParams
-    from networks.datasets import load_dataset
     from networks.train import load_checkpoint
 
     checkpoint = load_checkpoint(tiny_checkpoint(tmp_path / "tiny.pt"))
-    setup = ProbeSetup(checkpoint, load_dataset("synthetic"), ProbeConfig(steps=0),
+    setup = ProbeSetup(checkpoint, small_bundle("synthetic"), ProbeConfig(steps=0),
                        ErrorModelParams(), row_bytes=2048)
     problem = build_problem(network="resnet8", dataset="synthetic",
                             objectives="accuracy,latency")
