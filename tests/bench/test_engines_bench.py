@@ -111,6 +111,40 @@ def test_confirmed_front_counts_the_engines_own_points():
     assert len(front) == 2 and own == 1 and volume > 0
 
 
+def test_within_the_limit_keeps_only_the_points_that_meet_it_on_test():
+    """A point 1.5 pp below all-digital on test is out at a 1 pp limit, one 0.8 pp below
+    is in; with none in, the hypervolume is 0 (not n/a: the front is there, and empty)."""
+    base = {"baseline": "all-digital", "safe_dram_of": "", "latency_s": 2.0, "energy_j": 4.0,
+            "test_accuracy": 0.900}
+    cheap = {**base, "baseline": "", "latency_s": 0.5, "energy_j": 1.0}
+    summary = {"baselines": [base], "front": [base, {**cheap, "test_accuracy": 0.885},
+                                               {**cheap, "energy_j": 2.0,
+                                                "test_accuracy": 0.892}]}
+    everything, front, _ = engines.confirmed_front(summary)
+    within, kept, _ = engines.confirmed_front(summary, 1.0)
+    assert len(front) == 3 and len(kept) == 2 and 0 < within < everything
+    assert {round(1 - p[0], 3) for p in kept} == {0.900, 0.892}
+    assert engines.confirmed_front(summary, 0.5)[0] == pytest.approx(
+        engines.confirmed_front({"baselines": [base], "front": [base]})[0])
+    assert engines.within_limit(0.89, 0.90, 1.0)  # exactly at the limit: in
+    nothing = {"baselines": [base], "front": [{**cheap, "test_accuracy": 0.5}]}
+    assert engines.confirmed_front(nothing, 1.0)[0] == 0.0
+
+
+def test_the_within_limit_table_pairs_seeds_against_its_own_best(capsys):
+    def row(engine, seed, volume):
+        return {"dataset": "cifar10", "engine": engine, "seed": seed, "front": [(0, 1, 1)] * 2,
+                "hypervolume_within_limit": volume, "within_limit_points": 1}
+    rows = [row("frontier", s, 0.2) for s in range(5)] + [
+        row("optuna-tpe", s, 0.3 + 0.01 * s) for s in range(5)]
+    engines.within_limit_table(rows, [("cifar10", None)], ["frontier", "optuna-tpe"])
+    out = capsys.readouterr().out
+    assert "| cifar10 | optuna-tpe | 0.3200 [0.3000, 0.3400] | 1.0 / 2.0 | best (optuna-tpe) |" \
+        in out
+    assert "| cifar10 | frontier | 0.2000 [0.2000, 0.2000] | 1.0 / 2.0 | -0.1200 [" in out
+    assert "p 0.062 (0/5 above 0)" in out
+
+
 def test_run_location_keeps_the_scenarios_apart():
     resident = engines.run_location("r", "digits", "resident", "odimo+eden", 2)
     streamed = engines.run_location("r", "digits", "streamed", "odimo+eden", 2)
