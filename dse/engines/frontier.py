@@ -32,10 +32,12 @@ correct the model, solve again.
    are each trained on for ``--frontier-retrain-epochs`` epochs (EDEN's retraining,
    ``networks.eden_retrain``, with the DRAM errors of the point the solve chose for them)
    and probed from the retrained weights, which the trial names (``delivered_weights``:
-   ``dse confirm`` measures it from them too). Which (``next_retrain``): the cheapest
-   (latency and energy, each relative to the front's largest) whose drop (measured, or
-   where not probed, predicted) lies beyond the limit by at most the reach, and cheaper
-   than every retrained split that landed within the limit where any is. The reach starts
+   ``dse confirm`` measures it from them too). Which (``next_retrain``): of the predicted
+   front's points and every probed one (a split the model overstates can be off its front
+   and measured within reach), the cheapest (latency and energy, each relative to the
+   front's largest) whose drop (measured, or where not probed, predicted) lies beyond the
+   limit by at most the reach, and cheaper than every retrained split that landed within
+   the limit where any is. The reach starts
    at ``RETRAIN_REACH_PP`` and moves with what retraining did (``retrain_reach_pp``):
    doubled while every retrained split landed within the limit, else halfway between the
    furthest that did and the nearest that did not; so how much drop retraining takes
@@ -623,7 +625,8 @@ class FrontierEngine:
                 break
             solved = _solved(problem, study, accuracy, characterised, bers)[3]
             pick = next_retrain(problem, solved, EDEN_DROP_PP if limit is None else limit,
-                                _measured_drops(study, problem, accuracy), done, tried)
+                                retrained=done, skip=tried,
+                                probed=_probed(study, problem, accuracy), bers=bers)
             if pick is None:
                 break
             tried.add(params_key(pick[0], problem.space))
@@ -740,29 +743,74 @@ def retrain_reach_pp(retrained: Sequence[Retrained], limit_pp: float) -> float:
     return (furthest + min(failed)) / 2
 
 
+@dataclass(frozen=True)
+class Probed:
+    """A candidate probed from the study's own checkpoint (not from weights trained for it):
+    its measured drop (pp; the mean where probed more than once), latency (s) and energy
+    (J)."""
+
+    candidate: Candidate
+    drop_pp: float
+    latency_s: float
+    energy_j: float
+
+
 def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
                  measured_pp: dict[str, float] | None = None,
-                 retrained: Sequence[Retrained] = (), skip: set[str] | None = None
+                 retrained: Sequence[Retrained] = (), skip: set[str] | None = None,
+                 probed: Sequence[Probed] = (), bers: dict[Point, float] | None = None
                  ) -> tuple[Candidate, float] | None:
-    """The next point of the predicted front to retrain, with its drop, or None: beyond
-    ``limit_pp`` and within ``retrain_reach_pp`` of it, not retrained yet (nor in
-    ``skip``), cheaper (``relative_cost``) than every retrained split that landed within
-    the limit where any point is, and the cheapest of those. A point's drop is its
-    measured one where it was probed (``measured_pp``, by ``params_key``), else the
-    predicted: the model's correction is fitted to every verified point at once, so a
-    probed point the probe found beyond the limit (on digits, the 92 %-analog split:
-    3.3 pp measured) can be predicted within it, and it is just what retraining is for."""
+    """The next split to retrain, with its drop, or None: of the points of the predicted
+    front and the ``probed`` ones, those beyond ``limit_pp`` and within
+    ``retrain_reach_pp`` of it, not retrained yet (nor in ``skip``), cheaper
+    (``relative_cost``) than every retrained split that landed within the limit where any
+    point is, the cheapest. A point's drop is its measured one where it was probed
+    (``probed``, or ``measured_pp`` by ``params_key``), else the predicted: the model's
+    correction is fitted to every verified point at once, so a probed point the probe found
+    beyond the limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted
+    within it, and it is just what retraining is for. With ``bers`` (each DRAM point's), a
+    split probed at one point stands in for it at every point of the same BER
+    (``accuracy_key``: where no tensor is in DRAM, every point), whose cost may differ: the
+    solve keeps a split at its cheapest point, where the baselines, probed at nominal DRAM
+    and their safe point, are not (on CIFAR-10 the 92 %-analog split, 3.4 pp measured at
+    nominal, stood on the front at a lower VDD with its prediction, 2.1 pp). A probed
+    point off the predicted front counts as well, the measurement being the better
+    evidence where the model overstates a split enough to leave it off."""
     measured_pp = measured_pp or {}
+    alike: dict[tuple[Any, ...], list[float]] = {}
+    for point in probed:
+        alike.setdefault(accuracy_key(point.candidate, bers), []).append(point.drop_pp)
     skip = (skip or set()) | {r.key for r in retrained}
     candidates = [at_point(problem.space, n_analog, point)
                   for n_analog, point in zip(solved.n_analog, solved.points)]
     keys = [params_key(c, problem.space) for c in candidates]
-    drops = np.array([measured_pp.get(key, float(predicted))
-                      for key, predicted in zip(keys, solved.drop_pp)])
+
+    def drop_of(candidate: Candidate, key: str, predicted: float) -> float:
+        if key in measured_pp:
+            return measured_pp[key]
+        found = alike.get(accuracy_key(candidate, bers))
+        return float(np.mean(found)) if found else predicted
+
+    drops = [drop_of(c, key, float(predicted))
+             for c, key, predicted in zip(candidates, keys, solved.drop_pp)]
+    latency, energy = list(solved.latency_s), list(solved.energy_j)
+    on_front = set(keys)
+    for point in probed:
+        key = params_key(point.candidate, problem.space)
+        if key in on_front or not (math.isfinite(point.latency_s)
+                                   and math.isfinite(point.energy_j)):
+            continue
+        on_front.add(key)
+        candidates.append(point.candidate)
+        keys.append(key)
+        drops.append(drop_of(point.candidate, key, point.drop_pp))
+        latency.append(point.latency_s)
+        energy.append(point.energy_j)
+    drop = np.array(drops, dtype=float)
     reach = retrain_reach_pp(retrained, limit_pp)
-    within = ((drops > limit_pp) & (drops <= limit_pp + reach)
+    within = ((drop > limit_pp) & (drop <= limit_pp + reach)
               & np.array([key not in skip for key in keys], dtype=bool))
-    cost = relative_cost(solved)
+    cost = relative_cost(solved, latency, energy)
     cheapest_recovered = min((relative_cost(solved, r.latency_s, r.energy_j)
                               for r in retrained if r.recovered(limit_pp)), default=math.inf)
     cheaper = within & (cost < cheapest_recovered)
@@ -770,7 +818,17 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
     if not len(pool):
         return None
     best = int(pool[int(np.argmin(cost[pool]))])  # the first of equals
-    return candidates[best], float(drops[best])
+    return candidates[best], float(drop[best])
+
+
+def accuracy_key(candidate: Candidate, bers: dict[Point, float] | None
+                 ) -> tuple[Any, ...]:
+    """What a probe's accuracy depends on: the channel split and, with ``bers``, the BER of
+    the candidate's DRAM point (every tensor in DRAM sees it: whole-device points, the
+    placement fixed by ``fixed_regime``), else the point itself."""
+    point = _point_of(candidate)
+    return (tuple(int(n) for n in candidate.n_analog),
+            point if bers is None else float(bers.get(point, 0.0)))
 
 
 def relative_cost(solved: Solved, latency_s: Any = None, energy_j: Any = None
@@ -813,27 +871,30 @@ def _retrained(study: optuna.Study, problem: Problem, accuracy: Any) -> list[Ret
     return found
 
 
-def _measured_drops(study: optuna.Study, problem: Problem, accuracy: Any) -> dict[str, float]:
-    """Each probed candidate's measured drop (pp; the mean where probed more than once), by
-    ``params_key``: every complete trial's but those measured from weights an engine
-    trained for them."""
+def _probed(study: optuna.Study, problem: Problem, accuracy: Any) -> list[Probed]:
+    """Each candidate probed from the study's checkpoint, once (its drops averaged): every
+    complete trial's but those measured from weights an engine trained for them."""
     from dse.results.ledger import METRICS_ATTR
     from dse.space import decode
 
-    found: dict[str, list[float]] = {}
+    found: dict[str, tuple[Candidate, list[float], float, float]] = {}
     for trial in study.get_trials(deepcopy=False,
                                   states=(optuna.trial.TrialState.COMPLETE,)):
         metrics = trial.user_attrs.get(METRICS_ATTR) or {}
         if DELIVERED_WEIGHTS_ATTR in trial.user_attrs or metrics.get("accuracy") is None:
             continue
         try:
-            key = params_key(decode(trial.params, problem.space), problem.space)
+            candidate = decode(trial.params, problem.space)
         except ConfigError:
             continue
         drop = measured_drop_pp(metrics, accuracy.baseline_accuracy)
         if math.isfinite(drop):
-            found.setdefault(key, []).append(drop)
-    return {key: float(np.mean(drops)) for key, drops in found.items()}
+            entry = found.setdefault(params_key(candidate, problem.space), (
+                candidate, [], float(metrics.get("latency_s", math.nan)),
+                float(metrics.get("energy_j", math.nan))))
+            entry[1].append(drop)
+    return [Probed(candidate, float(np.mean(drops)), latency, energy)
+            for candidate, drops, latency, energy in found.values()]
 
 
 def _interval(model: Model, problem: Problem, candidate: Candidate, drop_pp: float,

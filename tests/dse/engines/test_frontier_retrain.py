@@ -15,6 +15,7 @@ from dse.engines.frontier import (
     RETRAIN_REACH_PP,
     VERIFY_MARGIN_PP,
     FrontierSettings,
+    Probed,
     Retrained,
     Solved,
     next_retrain,
@@ -72,6 +73,51 @@ def test_a_measured_drop_stands_in_for_the_prediction():
     measured = {keys[2]: 3.3, keys[1]: 0.4}
     assert next_retrain(problem, solved, 1.0, measured)[1] == 3.3
     assert next_retrain(problem, solved, 1.0, {keys[1]: 0.4}) is None
+
+
+def test_a_probed_point_off_the_predicted_front_is_a_pick_by_its_measurement():
+    """The model can overstate a split so much that it is off its front (on CIFAR-10 the
+    92 %-analog baseline split: 3.4 pp measured); measured within reach and cheaper than
+    the front's picks, it comes first. Off the front and beyond reach, or without a cost,
+    it is not a pick; one that is also a front point counts once, by its measurement."""
+    problem = toy_problem()
+    solved = solved_of([0.5, 2.0, 3.0], [3.0, 2.0, 1.5])
+    grid = split_grid(problem.space)
+    off = at_point(problem.space, [int(options[-1]) for options in grid], None)
+    front = [at_point(problem.space, n, None) for n in solved.n_analog]
+    assert params_key(off, problem.space) not in {params_key(c, problem.space) for c in front}
+    cheap = Probed(off, 3.4, 0.5, 0.5)
+    candidate, drop = next_retrain(problem, solved, 1.0, probed=[cheap])
+    assert (candidate, drop) == (off, 3.4)
+    assert next_retrain(problem, solved, 1.0, probed=[Probed(off, 9.0, 0.5, 0.5)])[1] == 3.0
+    assert next_retrain(problem, solved, 1.0,
+                        probed=[Probed(off, 3.4, math.nan, 0.5)])[1] == 3.0
+    landed = Retrained(params_key(front[2], problem.space), 3.0, 0.5, 1.5, 1.0)
+    assert next_retrain(problem, solved, 1.0, retrained=[landed], probed=[cheap])[0] == off
+    # a front point probed: its measurement stands in, and it is not added twice
+    again = next_retrain(problem, solved, 1.0, probed=[Probed(front[1], 0.4, 2.0, 1.0)])
+    assert again[1] == 3.0
+    skip = {params_key(off, problem.space)}
+    assert next_retrain(problem, solved, 1.0, skip=skip, probed=[cheap])[1] == 3.0
+
+
+def test_a_split_measured_at_one_dram_point_stands_in_at_every_point_of_its_ber():
+    """The solve keeps a split at its cheapest DRAM point; the baselines are probed at
+    nominal DRAM. Where the BER is the same (0: nothing in DRAM there), the measurement
+    counts; at another BER it does not."""
+    problem = toy_problem()
+    bers = {(1.1, 18.125): 0.0, (1.0, 18.125): 0.0, (0.9, 13.0): 1e-3}
+    split = [int(options[-1]) for options in split_grid(problem.space)]
+    solved = Solved([(1.0, 18.125), (0.9, 13.0)], np.array([split, split]),
+                    np.array([0.5, 0.6]), np.array([1.0, 1.0]), np.array([2.0, 1.0]))
+    nominal = Probed(at_point(problem.space, split, (1.1, 18.125)), 3.4, 1.0, 3.0)
+    candidate, drop = next_retrain(problem, solved, 1.0, probed=[nominal], bers=bers)
+    assert (drop, candidate.vdd_v[0]) == (3.4, 1.0)  # the front's cheaper point, measured
+    assert next_retrain(problem, solved, 1.0, probed=[nominal]) == (nominal.candidate, 3.4)
+    # without the BERs only its own point counts: the dearer nominal one is the pick
+    assert next_retrain(problem, Solved([(0.9, 13.0)], np.array([split]), np.array([0.6]),
+                                        np.array([1.0]), np.array([1.0])),
+                        1.0, probed=[nominal], bers=bers)[0] == nominal.candidate
 
 
 def retrained(drop_before, drop_after, latency=1.0, energy=1.0, key="k"):
