@@ -619,6 +619,7 @@ class FrontierEngine:
         if retrainer is None or _spent(job, ran):
             return
         tried: set[str] = set()
+        tried_alike: set[tuple[Any, ...]] = set()
         for _ in range(self.retrain):  # one at a time: each moves the reach of the next
             done = _retrained(study, problem, accuracy)
             if len(done) >= self.retrain or _spent(job, ran):
@@ -626,10 +627,12 @@ class FrontierEngine:
             solved = _solved(problem, study, accuracy, characterised, bers)[3]
             pick = next_retrain(problem, solved, EDEN_DROP_PP if limit is None else limit,
                                 retrained=done, skip=tried,
-                                probed=_probed(study, problem, accuracy), bers=bers)
+                                probed=_probed(study, problem, accuracy), bers=bers,
+                                skip_alike=tried_alike)
             if pick is None:
                 break
             tried.add(params_key(pick[0], problem.space))
+            tried_alike.add(accuracy_key(pick[0], bers))
             ran += self._retrain_stage(job, retrainer, [pick], bers, ran)
         if not _spent(job, ran):
             explore(job)  # what the retraining left of the budget
@@ -716,13 +719,15 @@ def _reserving(job: EngineJob, reserve: int) -> EngineJob:
 @dataclass(frozen=True)
 class Retrained:
     """A split the retraining stage trained on: its ``params_key``, its drop when picked
-    and after the retraining (pp; NaN where not measured), its latency (s) and energy (J)."""
+    and after the retraining (pp; NaN where not measured), its latency (s) and energy (J),
+    and the candidate (None where not known)."""
 
     key: str
     drop_before_pp: float
     drop_after_pp: float
     latency_s: float
     energy_j: float
+    candidate: Candidate | None = None
 
     def recovered(self, limit_pp: float) -> bool:
         return self.drop_after_pp <= limit_pp  # False for NaN
@@ -758,7 +763,8 @@ class Probed:
 def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
                  measured_pp: dict[str, float] | None = None,
                  retrained: Sequence[Retrained] = (), skip: set[str] | None = None,
-                 probed: Sequence[Probed] = (), bers: dict[Point, float] | None = None
+                 probed: Sequence[Probed] = (), bers: dict[Point, float] | None = None,
+                 skip_alike: set[tuple[Any, ...]] | None = None
                  ) -> tuple[Candidate, float] | None:
     """The next split to retrain, with its drop, or None: of the points of the predicted
     front and the ``probed`` ones, those beyond ``limit_pp`` and within
@@ -770,7 +776,8 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
     beyond the limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted
     within it, and it is just what retraining is for. With ``bers`` (each DRAM point's), a
     split probed at one point stands in for it at every point of the same BER
-    (``accuracy_key``: where no tensor is in DRAM, every point), whose cost may differ: the
+    (``accuracy_key``: where no tensor is in DRAM, every point), whose cost may differ (and
+    a split retrained, or in ``skip_alike``, is not picked again at such a point): the
     solve keeps a split at its cheapest point, where the baselines, probed at nominal DRAM
     and their safe point, are not (on CIFAR-10 the 92 %-analog split, 3.4 pp measured at
     nominal, stood on the front at a lower VDD with its prediction, 2.1 pp). A probed
@@ -781,6 +788,8 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
     for point in probed:
         alike.setdefault(accuracy_key(point.candidate, bers), []).append(point.drop_pp)
     skip = (skip or set()) | {r.key for r in retrained}
+    skip_alike = (skip_alike or set()) | {accuracy_key(r.candidate, bers) for r in retrained
+                                          if r.candidate is not None}
     candidates = [at_point(problem.space, n_analog, point)
                   for n_analog, point in zip(solved.n_analog, solved.points)]
     keys = [params_key(c, problem.space) for c in candidates]
@@ -809,7 +818,8 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
     drop = np.array(drops, dtype=float)
     reach = retrain_reach_pp(retrained, limit_pp)
     within = ((drop > limit_pp) & (drop <= limit_pp + reach)
-              & np.array([key not in skip for key in keys], dtype=bool))
+              & np.array([key not in skip and accuracy_key(c, bers) not in skip_alike
+                          for c, key in zip(candidates, keys)], dtype=bool))
     cost = relative_cost(solved, latency, energy)
     cheapest_recovered = min((relative_cost(solved, r.latency_s, r.energy_j)
                               for r in retrained if r.recovered(limit_pp)), default=math.inf)
@@ -859,15 +869,16 @@ def _retrained(study: optuna.Study, problem: Problem, accuracy: Any) -> list[Ret
             continue
         metrics = trial.user_attrs.get(METRICS_ATTR) or {}
         try:
-            key = params_key(decode(trial.params, problem.space), problem.space)
+            candidate = decode(trial.params, problem.space)
         except ConfigError:
             continue
         after = (measured_drop_pp(metrics, accuracy.baseline_accuracy)
                  if accuracy is not None and metrics.get("accuracy") is not None
                  else math.nan)
-        found.append(Retrained(key, float(info.get("drop_before_pp", math.nan)), after,
+        found.append(Retrained(params_key(candidate, problem.space),
+                               float(info.get("drop_before_pp", math.nan)), after,
                                float(metrics.get("latency_s", math.nan)),
-                               float(metrics.get("energy_j", math.nan))))
+                               float(metrics.get("energy_j", math.nan)), candidate))
     return found
 
 

@@ -18,6 +18,7 @@ from dse.engines.frontier import (
     Probed,
     Retrained,
     Solved,
+    accuracy_key,
     next_retrain,
     params_key,
     retrain_reach_pp,
@@ -114,6 +115,12 @@ def test_a_split_measured_at_one_dram_point_stands_in_at_every_point_of_its_ber(
     candidate, drop = next_retrain(problem, solved, 1.0, probed=[nominal], bers=bers)
     assert (drop, candidate.vdd_v[0]) == (3.4, 1.0)  # the front's cheaper point, measured
     assert next_retrain(problem, solved, 1.0, probed=[nominal]) == (nominal.candidate, 3.4)
+    # retrained (or tried) at the cheaper point, it is not picked again at nominal
+    cheap = Retrained("other", 3.4, 0.5, 1.0, 2.0, candidate)
+    assert next_retrain(problem, solved, 1.0, retrained=[cheap], probed=[nominal],
+                        bers=bers) is None
+    assert next_retrain(problem, solved, 1.0, probed=[nominal], bers=bers,
+                        skip_alike={accuracy_key(candidate, bers)}) is None
     # without the BERs only its own point counts: the dearer nominal one is the pick
     assert next_retrain(problem, Solved([(0.9, 13.0)], np.array([split]), np.array([0.6]),
                                         np.array([1.0]), np.array([1.0])),
