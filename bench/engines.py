@@ -320,6 +320,11 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
             "method_metrics": summary.get("method_metrics", [])}
 
 
+def file_sha256(path: Path) -> str:
+    import hashlib
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _read_rows(path: Path) -> list[dict]:
     if not path.is_file():
         return []
@@ -342,12 +347,21 @@ def _own_points(rows: list[dict]) -> str:
             f"{np.mean([len(r['front']) for r in known]):.1f}")
 
 
+def pairing(row: dict) -> tuple:
+    """What makes two engines' runs a pair: the search seed and the baseline checkpoint
+    (its SHA-256; None for rows from before it was kept). A checkpoint trained afresh,
+    with another thread count or on another machine, is another network: on CIFAR-10 the
+    92 %-analog split measured 8.4 pp down on one and 3.4 pp on the next, seed 0."""
+    return row["seed"], row.get("checkpoint_sha256")
+
+
 def _paired_differences(rows: list[dict], reference: list[dict]) -> str:
     """Each seed's hypervolume minus the reference engine's at the same seed (the same
     checkpoint, queued points and probe seeds), mean [min, max] and how many are above 0."""
-    by_seed = {r["seed"]: r["hypervolume"] for r in reference}
-    differences = [r["hypervolume"] - by_seed[r["seed"]] for r in rows if r["seed"] in by_seed
-                   and math.isfinite(r["hypervolume"]) and math.isfinite(by_seed[r["seed"]])]
+    by_seed = {pairing(r): r["hypervolume"] for r in reference}
+    differences = [r["hypervolume"] - by_seed[pairing(r)] for r in rows
+                   if pairing(r) in by_seed and math.isfinite(r["hypervolume"])
+                   and math.isfinite(by_seed[pairing(r)])]
     if not differences:
         return "n/a"
     return (f"{np.mean(differences):+.4f} [{min(differences):+.4f}, {max(differences):+.4f}]"
@@ -405,10 +419,10 @@ def paired_against_best(rows: list[dict], best: list[dict], key: str = "hypervol
                         ) -> str:
     """Each seed's hypervolume (``key``) minus the best engine's at the same seed: mean,
     the exact sign-flip 95 % interval and p-value, and how many are above 0."""
-    by_seed = {r["seed"]: r.get(key, math.nan) for r in best}
-    differences = [r[key] - by_seed[r["seed"]] for r in rows
-                   if r["seed"] in by_seed and math.isfinite(r.get(key, math.nan))
-                   and math.isfinite(by_seed[r["seed"]])]
+    by_seed = {pairing(r): r.get(key, math.nan) for r in best}
+    differences = [r[key] - by_seed[pairing(r)] for r in rows
+                   if pairing(r) in by_seed and math.isfinite(r.get(key, math.nan))
+                   and math.isfinite(by_seed[pairing(r)])]
     if not differences:
         return "n/a"
     if not any(differences):
@@ -466,6 +480,11 @@ def main() -> None:
                         help="ODiMO's search epochs [default: ODiMO's]; fewer is labelled")
     parser.add_argument("--odimo-finetune-epochs", type=int, default=DEFAULT_FINETUNE_EPOCHS,
                         help="ODiMO's fine-tune epochs [default: ODiMO's]; fewer is labelled")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH",
+                        help="the baseline checkpoint every run shares, given (with --only): "
+                             "one trained afresh, on another machine or with another thread "
+                             "count, is another network, and only runs on one checkpoint "
+                             "pair (bench/checkpoints holds the documented tables')")
     parser.add_argument("--checkpoint-seed", type=int, default=0,
                         help="the baseline checkpoint's training seed: another seed is "
                              "another checkpoint, whose runs are kept apart")
@@ -499,8 +518,14 @@ def main() -> None:
     done = [row for row in _all_rows(folder) if row["scenario"] == args.weights
             and row["checkpoint_seed"] == args.checkpoint_seed]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.checkpoint is not None and (args.only is None or args.checkpoint_seed):
+        raise SystemExit("bench/engines.py: --checkpoint is one dataset's: give --only, and "
+                         "no --checkpoint-seed")
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise SystemExit(f"bench/engines.py: --checkpoint {args.checkpoint}: no such file")
     for dataset, data_dir in runs if not args.report else []:
-        checkpoint = shared_checkpoint(dataset, data_dir, args)
+        checkpoint = args.checkpoint or shared_checkpoint(dataset, data_dir, args)
+        checkpoint_sha256 = file_sha256(Path(checkpoint))
         for seed in seeds:  # every engine's first seed first
             for engine in engines:
                 if any((r["dataset"], r["engine"], r["seed"]) == (dataset, engine, seed)
@@ -508,7 +533,8 @@ def main() -> None:
                     continue
                 row = {**run_one(engine, seed, dataset, data_dir, args, checkpoint),
                        "dataset": dataset, "scenario": args.weights,
-                       "checkpoint_seed": args.checkpoint_seed}
+                       "checkpoint_seed": args.checkpoint_seed,
+                       "checkpoint_sha256": checkpoint_sha256}
                 with log.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(row) + "\n")
                 done.append(row)
@@ -534,6 +560,9 @@ def main() -> None:
           f"reference point {REFERENCE.tolist()} on (1 - test accuracy, latency and energy "
           f"over all-digital at nominal DRAM); weights {args.weights}; mean [min, max] over "
           "seeds")
+    shas = [r.get("checkpoint_sha256") or "not recorded" for r in rows]
+    print("baseline checkpoint (SHA-256; runs pair only on one): " + "; ".join(
+        f"{sha[:16]} ({shas.count(sha)} runs)" for sha in dict.fromkeys(shas)))
     print(f"| data | engine | confirmed test hypervolume | minus {PAIRED_AGAINST}'s, same "
           "seed | ODiMO metric: compute latency / "
           f"energy vs {ODIMO_AGAINST} | EDEN metric: DRAM energy vs same mapping at nominal | "

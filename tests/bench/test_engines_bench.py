@@ -74,6 +74,31 @@ def test_paired_differences_match_seeds():
     assert engines._paired_differences(mine, []) == "n/a"
 
 
+def test_runs_on_different_checkpoints_do_not_pair():
+    """A checkpoint trained afresh is another network: the same seed on another one is not
+    a pair (nor is a row that recorded none with one that did)."""
+    def on(checkpoint, seed, volume):
+        return {**row(seed, volume), "checkpoint_sha256": checkpoint}
+    reference = [on("a", 0, 0.30), on("b", 1, 0.31), row(2, 0.40)]
+    mine = [on("a", 0, 0.35), on("a", 1, 0.35), on("a", 2, 0.35)]
+    assert engines._paired_differences(mine, reference) == \
+        "+0.0500 [+0.0500, +0.0500] (1/1 above 0)"
+    assert engines.paired_against_best(mine[1:], reference) == "n/a"
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--only", "digits", "--checkpoint", "none.pt"], "none.pt: no such file"),
+    (["--checkpoint", str(PATH)], "give --only"),
+])
+def test_a_given_checkpoint_is_checked_before_anything_runs(tmp_path, monkeypatch, extra,
+                                                            words):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.argv", ["engines.py", "--results-dir", "r", *extra])
+    with pytest.raises(SystemExit, match=words):
+        engines.main()
+    assert not list((tmp_path / "r").rglob("*.jsonl"))
+
+
 def test_paper_metric_takes_each_seeds_best_and_counts_the_seeds():
     odimo = {"kind": "odimo", "metric": "compute_latency", "baseline": "diana-heuristic"}
     rows = [row(0, 0.3, [{**odimo, "change_percent": -3.0}, {**odimo, "change_percent": -5.0},
