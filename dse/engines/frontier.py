@@ -37,7 +37,7 @@ correct the model, solve again.
    and measured within reach), the cheapest (latency and energy, each relative to the
    front's largest) whose drop (measured, or where not probed, predicted) lies beyond the
    limit by at most the reach, and cheaper than every retrained split that landed within
-   the limit where any is. The reach starts
+   the limit (none where nothing is: the rounds get the budget back). The reach starts
    at ``RETRAIN_REACH_PP`` and moves with what retraining did (``retrain_reach_pp``):
    doubled while every retrained split landed within the limit, else halfway between the
    furthest that did and the nearest that did not; so how much drop retraining takes
@@ -766,23 +766,24 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
                  probed: Sequence[Probed] = (), bers: dict[Point, float] | None = None,
                  skip_alike: set[tuple[Any, ...]] | None = None
                  ) -> tuple[Candidate, float] | None:
-    """The next split to retrain, with its drop, or None: of the points of the predicted
-    front and the ``probed`` ones, those beyond ``limit_pp`` and within
-    ``retrain_reach_pp`` of it, not retrained yet (nor in ``skip``), cheaper
-    (``relative_cost``) than every retrained split that landed within the limit where any
-    point is, the cheapest. A point's drop is its measured one where it was probed
-    (``probed``, or ``measured_pp`` by ``params_key``), else the predicted: the model's
-    correction is fitted to every verified point at once, so a probed point the probe found
-    beyond the limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted
-    within it, and it is just what retraining is for. With ``bers`` (each DRAM point's), a
-    split probed at one point stands in for it at every point of the same BER
-    (``accuracy_key``: where no tensor is in DRAM, every point), whose cost may differ (and
-    a split retrained, or in ``skip_alike``, is not picked again at such a point): the
-    solve keeps a split at its cheapest point, where the baselines, probed at nominal DRAM
-    and their safe point, are not (on CIFAR-10 the 92 %-analog split, 3.4 pp measured at
-    nominal, stood on the front at a lower VDD with its prediction, 2.1 pp). A probed
-    point off the predicted front counts as well, the measurement being the better
-    evidence where the model overstates a split enough to leave it off."""
+    """The next split to retrain, with its drop, or None: of the points of the predicted front
+    and the ``probed`` ones, those beyond ``limit_pp`` and within ``retrain_reach_pp`` of
+    it, not retrained yet (nor in ``skip``), cheaper (``relative_cost``) than every
+    retrained split that landed within the limit, the cheapest (none where nothing cheaper
+    than a landed split is in reach: a dearer one adds next to nothing, and the rounds get
+    the budget back). A point's drop is its measured one where it was probed (``probed``,
+    or ``measured_pp`` by ``params_key``), else the predicted: the model's correction is
+    fitted to every verified point at once, so a probed point the probe found beyond the
+    limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted within it,
+    and it is just what retraining is for. With ``bers`` (each DRAM point's), a split
+    probed at one point stands in for it at every point of the same BER (``accuracy_key``:
+    where no tensor is in DRAM, every point), whose cost may differ (and a split retrained,
+    or in ``skip_alike``, is not picked again at such a point): the solve keeps a split at
+    its cheapest point, where the baselines, probed at nominal DRAM and their safe point,
+    are not (on CIFAR-10 the 92 %-analog split, 3.4 pp measured at nominal, stood on the
+    front at a lower VDD with its prediction, 2.1 pp). A probed point off the predicted
+    front counts as well, the measurement being the better evidence where the model
+    overstates a split enough to leave it off."""
     measured_pp = measured_pp or {}
     alike: dict[tuple[Any, ...], list[float]] = {}
     for point in probed:
@@ -823,8 +824,7 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
     cost = relative_cost(solved, latency, energy)
     cheapest_recovered = min((relative_cost(solved, r.latency_s, r.energy_j)
                               for r in retrained if r.recovered(limit_pp)), default=math.inf)
-    cheaper = within & (cost < cheapest_recovered)
-    pool = np.flatnonzero(cheaper if cheaper.any() else within)
+    pool = np.flatnonzero(within & (cost < cheapest_recovered))
     if not len(pool):
         return None
     best = int(pool[int(np.argmin(cost[pool]))])  # the first of equals

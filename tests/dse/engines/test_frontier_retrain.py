@@ -161,12 +161,15 @@ def test_after_a_split_lands_the_next_is_cheaper_and_further_and_after_one_misse
     assert next_retrain(problem, solved, limit, retrained=[landed])[1] == 10.0
     missed = retrained(6.0, 2.0, latency=4.0, key=keys[4])
     assert next_retrain(problem, solved, limit, retrained=[missed])[1] == 3.0
-    # landed, and nothing cheaper is in reach: the cheapest left in reach
+    # landed, and nothing cheaper is in reach: none (a dearer split than one that landed
+    # adds next to nothing: on CIFAR-10 seed 1, a 64-analog split after a 288-analog one)
     solved = solved_of([2.0, 3.0, 6.0, 30.0], [4.0, 3.0, 2.0, 1.0])
     keys = [params_key(at_point(problem.space, n, None), problem.space)
             for n in solved.n_analog]
     landed = retrained(6.0, 0.8, latency=2.0, key=keys[2])
-    assert next_retrain(problem, solved, limit, retrained=[landed])[1] == 3.0
+    assert next_retrain(problem, solved, limit, retrained=[landed]) is None
+    assert next_retrain(problem, solved, limit, retrained=[
+        retrained(6.0, 2.5, latency=2.0, key=keys[2])])[1] == 3.0  # missed: nearer, dearer
 
 
 def test_a_round_widens_its_margin_only_when_nothing_within_it_is_left():
