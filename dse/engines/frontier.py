@@ -313,35 +313,41 @@ def characterisation(problem: Problem, fractions: Sequence[float],
                      bers: dict[Point, float]) -> list[Probe]:
     """The layer probes (each searchable layer alone at each fraction's nearest grid
     count) and the DRAM probes (the all-digital split at up to ``DRAM_POINTS`` points of
-    distinct positive BERs, log-spaced)."""
+    distinct positive BERs, log-spaced), in the order a budget too small for all of them
+    should take them: every layer at its largest count first (the model interpolates a
+    layer's term linearly from 0 to it), the DRAM next, then the layers' other counts."""
     grid = split_grid(problem.space)
     names = problem.table.name
     zeros = np.zeros(problem.table.n_layers, dtype=np.int64)
-    probes = []
+    by_rank: list[list[Probe]] = []  # [k]: each layer's k-th largest count
     for layer, options in enumerate(grid):
         if len(options) < 2:
             continue
         cout = int(problem.table.cout[layer])
         counts = sorted({int(options[1:][np.argmin(np.abs(options[1:] - f * cout))])
-                         for f in fractions})
-        for n in counts:
+                         for f in fractions}, reverse=True)
+        for rank, n in enumerate(counts):
             n_analog = zeros.copy()
             n_analog[layer] = n
-            probes.append(Probe(Unit(f"layer {names[layer]}={n}",
-                                     f"characterised {names[layer]} at {n} analog"),
-                                at_point(problem.space, n_analog, None),
-                                {"role": "layer", "layer": str(names[layer]), "n_analog": n}))
+            if rank == len(by_rank):
+                by_rank.append([])
+            by_rank[rank].append(Probe(
+                Unit(f"layer {names[layer]}={n}", f"characterised {names[layer]} at {n} "
+                     "analog"), at_point(problem.space, n_analog, None),
+                {"role": "layer", "layer": str(names[layer]), "n_analog": n}))
+    dram = []
     positive = sorted({ber for ber in bers.values() if ber > 0})
     if positive and in_dram(problem):
         for ber in dram_probe_bers(positive, DRAM_POINTS):
             point = next(p for p, b in bers.items() if b == ber)
             assert point is not None
-            probes.append(Probe(Unit(f"dram {point[0]:g} V/{point[1]:g} ns",
-                                     f"characterised DRAM at {point[0]:g} V"),
-                                at_point(problem.space, zeros, point),
-                                {"role": "dram", "vdd_v": point[0], "trcd_ns": point[1],
-                                 "ber": ber}))
-    return probes
+            dram.append(Probe(Unit(f"dram {point[0]:g} V/{point[1]:g} ns",
+                                   f"characterised DRAM at {point[0]:g} V"),
+                              at_point(problem.space, zeros, point),
+                              {"role": "dram", "vdd_v": point[0], "trcd_ns": point[1],
+                               "ber": ber}))
+    first = by_rank[0] if by_rank else []
+    return first + dram + [probe for rank in by_rank[1:] for probe in rank]
 
 
 def dram_probe_bers(positive: Sequence[float], count: int) -> list[float]:

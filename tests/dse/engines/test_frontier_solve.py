@@ -14,7 +14,7 @@ from dse.engines.frontier import (
     solve,
     split_grid,
 )
-from dse.engines.testing import TOY_LAYERS
+from dse.engines.testing import TOY_LAYERS, toy_problem
 from dse.evaluate import candidate_cost
 from dse.pareto import pareto_mask
 from dse.problem import Limits, build_problem
@@ -131,6 +131,24 @@ def frontier_run(tmp_path, trials, estimator=None, verify=3, retrain=0, retraine
             return FrontierEngine(verify=verify, retrain=retrain,
                                   retrainer=retrainer or StubRetrainer())
     return Contract()._run(tmp_path, trials=trials, estimator=estimator)
+
+
+def test_the_characterisation_covers_every_layer_before_its_second_fraction():
+    """A budget that stops the characterisation part way still has every layer's term at
+    its largest count (and the DRAM's), not some layers at both counts and others at
+    none."""
+    from dse.engines.frontier import characterisation, point_bers
+
+    problem = toy_problem()
+    probes = characterisation(problem, (0.5, 1.0), point_bers(problem))
+    roles = [p.info["role"] for p in probes]
+    layers = [p.info["layer"] for p in probes if p.info["role"] == "layer"]
+    first = layers[:len(set(layers))]
+    assert len(set(first)) == len(first)  # each layer once before any twice
+    assert roles.index("dram") == len(first) and "layer" in roles[roles.index("dram"):]
+    for layer in set(layers):
+        counts = [p.info["n_analog"] for p in probes if p.info.get("layer") == layer]
+        assert counts == sorted(counts, reverse=True)
 
 
 @pytest.mark.slow
