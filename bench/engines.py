@@ -111,9 +111,12 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
     registered one included, gets the trials that many probes pay for)."""
     per_probe = probe_samples(base)
     queued = QUEUED * per_probe
-    if engine == "frontier":  # its retraining stage's epochs come out of the budget first
-        retraining = DEFAULT_RETRAIN * DEFAULT_RETRAIN_EPOCHS * train_images
-        return {"trials": QUEUED + max(0, (budget - queued - retraining) // per_probe)}
+    if engine == "frontier":  # its retraining stage's epochs come out of the budget first:
+        # as many retrainings (each with its trial's probe) as it holds, up to the default
+        retraining = DEFAULT_RETRAIN_EPOCHS * train_images
+        count = max(0, min(DEFAULT_RETRAIN, (budget - queued) // (retraining + per_probe)))
+        return {"trials": QUEUED + max(0, (budget - queued - count * retraining) // per_probe),
+                "--frontier-retrain": str(count)}
     if engine not in ("eden", "odimo", "odimo+eden"):
         return {"trials": QUEUED + max(0, (budget - queued) // per_probe)}
     per_split = {name: samples + per_probe  # retrain once, then the trial's probe

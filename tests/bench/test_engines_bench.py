@@ -226,9 +226,18 @@ def test_the_frontiers_retraining_comes_out_of_its_budget():
     per_probe = engines.probe_samples(BASE)
     retraining = DEFAULT_RETRAIN * DEFAULT_RETRAIN_EPOCHS * TRAIN_IMAGES
     budget = 8 * per_probe + retraining + 30 * per_probe
-    assert engines.settings_for("frontier", budget, BASE, TRAIN_IMAGES) == {"trials": 38}
+    assert engines.settings_for("frontier", budget, BASE, TRAIN_IMAGES) == {
+        "trials": 38, "--frontier-retrain": str(DEFAULT_RETRAIN)}
     rounds = engines.settings_for("frontier-rounds", budget, BASE, TRAIN_IMAGES)
     assert rounds["trials"] == 38 + retraining // per_probe  # no stage, no room kept
+    # a budget with room for one retraining (and its trial's probe) but not two: one
+    one = DEFAULT_RETRAIN_EPOCHS * TRAIN_IMAGES
+    small = 8 * per_probe + one + per_probe + 2 * per_probe
+    assert one + per_probe > 2 * per_probe  # no room for a second retraining
+    assert engines.settings_for("frontier", small, BASE, TRAIN_IMAGES) == {
+        "trials": 8 + 3, "--frontier-retrain": "1"}
+    assert engines.settings_for("frontier", 8 * per_probe + one, BASE, TRAIN_IMAGES) == {
+        "trials": 8 + one // per_probe, "--frontier-retrain": "0"}
     assert engines.ENGINES["frontier-rounds"] == ("frontier", {"--frontier-retrain": "0"})
 
 
