@@ -82,7 +82,7 @@ def engine_variants() -> dict[str, tuple[str, dict[str, str]]]:
         else:
             found[spec.name] = (spec.name, {})
     # the frontier without its retraining stage: what the stage adds, seed by seed
-    found["frontier-rounds"] = ("frontier", {"--frontier-retrain": "0"})
+    found["frontier-rounds"] = ("frontier", {"--frontier-retrain": 0})  # as click reads it
     return found
 
 
@@ -116,7 +116,7 @@ def settings_for(engine: str, budget: int, base: SearchConfig, train_images: int
         retraining = DEFAULT_RETRAIN_EPOCHS * train_images
         count = max(0, min(DEFAULT_RETRAIN, (budget - queued) // (retraining + per_probe)))
         return {"trials": QUEUED + max(0, (budget - queued - count * retraining) // per_probe),
-                "--frontier-retrain": str(count)}
+                "--frontier-retrain": int(count)}
     if engine not in ("eden", "odimo", "odimo+eden"):
         return {"trials": QUEUED + max(0, (budget - queued) // per_probe)}
     per_split = {name: samples + per_probe  # retrain once, then the trial's probe

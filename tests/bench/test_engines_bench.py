@@ -227,7 +227,7 @@ def test_the_frontiers_retraining_comes_out_of_its_budget():
     retraining = DEFAULT_RETRAIN * DEFAULT_RETRAIN_EPOCHS * TRAIN_IMAGES
     budget = 8 * per_probe + retraining + 30 * per_probe
     assert engines.settings_for("frontier", budget, BASE, TRAIN_IMAGES) == {
-        "trials": 38, "--frontier-retrain": str(DEFAULT_RETRAIN)}
+        "trials": 38, "--frontier-retrain": DEFAULT_RETRAIN}
     rounds = engines.settings_for("frontier-rounds", budget, BASE, TRAIN_IMAGES)
     assert rounds["trials"] == 38 + retraining // per_probe  # no stage, no room kept
     # a budget with room for one retraining (and its trial's probe) but not two: one
@@ -235,10 +235,16 @@ def test_the_frontiers_retraining_comes_out_of_its_budget():
     small = 8 * per_probe + one + per_probe + 2 * per_probe
     assert one + per_probe > 2 * per_probe  # no room for a second retraining
     assert engines.settings_for("frontier", small, BASE, TRAIN_IMAGES) == {
-        "trials": 8 + 3, "--frontier-retrain": "1"}
+        "trials": 8 + 3, "--frontier-retrain": 1}
     assert engines.settings_for("frontier", 8 * per_probe + one, BASE, TRAIN_IMAGES) == {
-        "trials": 8 + one // per_probe, "--frontier-retrain": "0"}
-    assert engines.ENGINES["frontier-rounds"] == ("frontier", {"--frontier-retrain": "0"})
+        "trials": 8 + one // per_probe, "--frontier-retrain": 0}
+    assert engines.ENGINES["frontier-rounds"] == ("frontier", {"--frontier-retrain": 0})
+    from dse.engines import engine_spec
+    for knobs in (engines.ENGINES["frontier-rounds"][1],
+                  engines.settings_for("frontier", small, BASE, TRAIN_IMAGES)):
+        settings = engine_spec("frontier").make_settings(  # as run_one makes them
+            {key: value for key, value in knobs.items() if key.startswith("--")})
+        assert settings.retrain == knobs["--frontier-retrain"]
 
 
 def test_samples_used_counts_the_frontiers_retraining():
