@@ -55,7 +55,7 @@ import optuna
 from dse.accuracy.defaults import DEFAULT_MAX_ACCURACY_DROP_PP
 from dse.accuracy.probe_cache import clear_memory_cache
 from dse.commands.search import prepare, run_search
-from dse.config import SearchConfig, default_settings
+from dse.config import SearchConfig, default_settings, sha256_of
 from dse.engines import engine_spec
 from dse.engines.eden import DEFAULT_RETRAIN_EPOCHS
 from dse.engines.frontier import DEFAULT_RETRAIN, FRONTIER_ATTR
@@ -66,7 +66,6 @@ from dse.threads import ThreadPolicy
 
 CIFAR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-subset"
 DEFAULTS = default_settings()
-DEFAULT_LIMIT_PP = DEFAULT_MAX_ACCURACY_DROP_PP  # the search's (rows from before it was kept)
 SAMPLER_VARIANTS = {"optuna-tpe": "tpe", "optuna-nsga2": "nsga2", "random": "random"}
 
 
@@ -312,20 +311,14 @@ def run_one(engine: str, seed: int, dataset: str, data_dir: str | None, args,
     study = optuna.load_study(study_name=prepared.study_name, storage=prepared.storage_url)
     volume, front, own = confirmed_front(summary)
     limit = config.limits.max_accuracy_drop_pp
+    within, kept, _ = (confirmed_front(summary, limit) if limit is not None
+                       else (math.nan, [], 0))
     return {"engine": engine, "seed": seed, "hypervolume": volume, "front": front,
             "own_front_points": own, "limit_pp": limit,
-            "hypervolume_within_limit": (confirmed_front(summary, limit)[0]
-                                         if limit is not None else math.nan),
-            "within_limit_points": (len(confirmed_front(summary, limit)[1])
-                                    if limit is not None else 0),
+            "hypervolume_within_limit": within, "within_limit_points": len(kept),
             "samples": samples_used(study, config), "seconds": seconds,
             "trials": len(study.trials), "knobs": knobs,
             "method_metrics": summary.get("method_metrics", [])}
-
-
-def file_sha256(path: Path) -> str:
-    import hashlib
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _read_rows(path: Path) -> list[dict]:
@@ -528,11 +521,12 @@ def main() -> None:
         raise SystemExit(f"bench/engines.py: --checkpoint {args.checkpoint}: no such file")
     for dataset, data_dir in runs if not args.report else []:
         checkpoint = args.checkpoint or shared_checkpoint(dataset, data_dir, args)
-        checkpoint_sha256 = file_sha256(Path(checkpoint))
+        checkpoint_sha256 = sha256_of(checkpoint)
         for seed in seeds:  # every engine's first seed first
             for engine in engines:
-                if any((r["dataset"], r["engine"], r["seed"]) == (dataset, engine, seed)
-                       for r in done):
+                if any((r["dataset"], r["engine"], r["seed"], r.get("checkpoint_sha256"))
+                       == (dataset, engine, seed, checkpoint_sha256) for r in done):
+                    # (a row on another checkpoint is another network's: run it again)
                     continue
                 row = {**run_one(engine, seed, dataset, data_dir, args, checkpoint),
                        "dataset": dataset, "scenario": args.weights,
@@ -553,7 +547,8 @@ def main() -> None:
         if "own_front_points" not in r and path.is_file():
             r["own_front_points"] = confirmed_front(json.loads(path.read_text()))[2]
         if "hypervolume_within_limit" not in r and path.is_file():  # rows from before it
-            limit = DEFAULT_LIMIT_PP if r.get("limit_pp") is None else r["limit_pp"]
+            limit = (DEFAULT_MAX_ACCURACY_DROP_PP if r.get("limit_pp") is None
+                     else r["limit_pp"])
             volume, front, _ = confirmed_front(json.loads(path.read_text()), limit)
             r.update(hypervolume_within_limit=volume, within_limit_points=len(front))
     counts = sorted({sum(1 for r in rows if (r["dataset"], r["engine"]) == key)
