@@ -767,30 +767,28 @@ class Probed:
 
 
 def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
-                 measured_pp: dict[str, float] | None = None,
                  retrained: Sequence[Retrained] = (), skip: set[str] | None = None,
                  probed: Sequence[Probed] = (), bers: dict[Point, float] | None = None,
                  skip_alike: set[tuple[Any, ...]] | None = None
                  ) -> tuple[Candidate, float] | None:
-    """The next split to retrain, with its drop, or None: of the points of the predicted front
-    and the ``probed`` ones, those beyond ``limit_pp`` and within ``retrain_reach_pp`` of
-    it, not retrained yet (nor in ``skip``), cheaper (``relative_cost``) than every
-    retrained split that landed within the limit, the cheapest (none where nothing cheaper
-    than a landed split is in reach: a dearer one adds next to nothing, and the rounds get
-    the budget back). A point's drop is its measured one where it was probed (``probed``,
-    or ``measured_pp`` by ``params_key``), else the predicted: the model's correction is
-    fitted to every verified point at once, so a probed point the probe found beyond the
-    limit (on digits, the 92 %-analog split: 3.3 pp measured) can be predicted within it,
-    and it is just what retraining is for. With ``bers`` (each DRAM point's), a split
-    probed at one point stands in for it at every point of the same BER (``accuracy_key``:
-    where no tensor is in DRAM, every point), whose cost may differ (and a split retrained,
-    or in ``skip_alike``, is not picked again at such a point): the solve keeps a split at
-    its cheapest point, where the baselines, probed at nominal DRAM and their safe point,
-    are not (on CIFAR-10 the 92 %-analog split, 3.4 pp measured at nominal, stood on the
-    front at a lower VDD with its prediction, 2.1 pp). A probed point off the predicted
-    front counts as well, the measurement being the better evidence where the model
-    overstates a split enough to leave it off."""
-    measured_pp = measured_pp or {}
+    """The next split to retrain, with its drop, or None: of the points of the predicted front and
+    the ``probed`` ones, those beyond ``limit_pp`` and within ``retrain_reach_pp`` of it,
+    not retrained yet (nor in ``skip``), cheaper (``relative_cost``) than every retrained
+    split that landed within the limit, the cheapest (none where nothing cheaper than a
+    landed split is in reach: a dearer one adds next to nothing, and the rounds get the
+    budget back). A point's drop is its measured one where it was probed (``probed``, by
+    ``accuracy_key``), else the predicted: the model's correction is fitted to every
+    verified point at once, so a probed point the probe found beyond the limit (on digits,
+    the 92 %-analog split: 3.3 pp measured) can be predicted within it, and it is just what
+    retraining is for. With ``bers`` (each DRAM point's), a split probed at one point
+    stands in for it at every point of the same BER (``accuracy_key``: where no tensor is
+    in DRAM, every point), whose cost may differ (and a split retrained, or in
+    ``skip_alike``, is not picked again at such a point): the solve keeps a split at its
+    cheapest point, where the baselines, probed at nominal DRAM and their safe point, are
+    not (on CIFAR-10 the 92 %-analog split, 3.4 pp measured at nominal, stood on the front
+    at a lower VDD with its prediction, 2.1 pp). A probed point off the predicted front
+    counts as well, the measurement being the better evidence where the model overstates a
+    split enough to leave it off."""
     alike: dict[tuple[Any, ...], list[float]] = {}
     for point in probed:
         alike.setdefault(accuracy_key(point.candidate, bers), []).append(point.drop_pp)
@@ -801,14 +799,11 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
                   for n_analog, point in zip(solved.n_analog, solved.points)]
     keys = [params_key(c, problem.space) for c in candidates]
 
-    def drop_of(candidate: Candidate, key: str, predicted: float) -> float:
-        if key in measured_pp:
-            return measured_pp[key]
+    def drop_of(candidate: Candidate, predicted: float) -> float:
         found = alike.get(accuracy_key(candidate, bers))
         return float(np.mean(found)) if found else predicted
 
-    drops = [drop_of(c, key, float(predicted))
-             for c, key, predicted in zip(candidates, keys, solved.drop_pp)]
+    drops = [drop_of(c, float(predicted)) for c, predicted in zip(candidates, solved.drop_pp)]
     latency, energy = list(solved.latency_s), list(solved.energy_j)
     on_front = set(keys)
     for point in probed:
@@ -819,7 +814,7 @@ def next_retrain(problem: Problem, solved: Solved, limit_pp: float,
         on_front.add(key)
         candidates.append(point.candidate)
         keys.append(key)
-        drops.append(drop_of(point.candidate, key, point.drop_pp))
+        drops.append(drop_of(point.candidate, point.drop_pp))
         latency.append(point.latency_s)
         energy.append(point.energy_j)
     drop = np.array(drops, dtype=float)

@@ -68,19 +68,18 @@ def test_a_measured_drop_stands_in_for_the_prediction():
     beyond it is a pick; one predicted beyond but measured within is not."""
     problem = toy_problem()
     solved = solved_of([0.5, 2.0, 0.8], [3.0, 2.0, 1.0])
-    keys = [params_key(at_point(problem.space, n, None), problem.space)
-            for n in solved.n_analog]
+    front = [at_point(problem.space, n, None) for n in solved.n_analog]
     assert next_retrain(problem, solved, 1.0)[1] == 2.0
-    measured = {keys[2]: 3.3, keys[1]: 0.4}
-    assert next_retrain(problem, solved, 1.0, measured)[1] == 3.3
-    assert next_retrain(problem, solved, 1.0, {keys[1]: 0.4}) is None
+    beyond, within = Probed(front[2], 3.3, 1.0, 1.0), Probed(front[1], 0.4, 2.0, 1.0)
+    assert next_retrain(problem, solved, 1.0, probed=[beyond, within])[1] == 3.3
+    assert next_retrain(problem, solved, 1.0, probed=[within]) is None
 
 
 def test_a_probed_point_off_the_predicted_front_is_a_pick_by_its_measurement():
-    """The model can overstate a split so much that it is off its front (on CIFAR-10 the
-    92 %-analog baseline split: 3.4 pp measured); measured within reach and cheaper than
-    the front's picks, it comes first. Off the front and beyond reach, or without a cost,
-    it is not a pick; one that is also a front point counts once, by its measurement."""
+    """A probed split off the predicted front (the model can overstate a split enough to leave it
+    off), measured within reach and cheaper than the front's picks, comes first. Off the
+    front and beyond reach, or without a cost, it is not a pick; one that is also a front
+    point counts once, by its measurement."""
     problem = toy_problem()
     solved = solved_of([0.5, 2.0, 3.0], [3.0, 2.0, 1.5])
     grid = split_grid(problem.space)
@@ -121,7 +120,8 @@ def test_a_split_measured_at_one_dram_point_stands_in_at_every_point_of_its_ber(
                         bers=bers) is None
     assert next_retrain(problem, solved, 1.0, probed=[nominal], bers=bers,
                         skip_alike={accuracy_key(candidate, bers)}) is None
-    # without the BERs only its own point counts: the dearer nominal one is the pick
+    # at another BER (1e-3) the nominal measurement does not stand in: the front's point
+    # keeps its prediction (0.6, within the limit), and the nominal point is the pick
     assert next_retrain(problem, Solved([(0.9, 13.0)], np.array([split]), np.array([0.6]),
                                         np.array([1.0]), np.array([1.0])),
                         1.0, probed=[nominal], bers=bers)[0] == nominal.candidate
