@@ -334,6 +334,15 @@ def _all_rows(folder: Path) -> list[dict]:
     return [{"scenario": "resident", "checkpoint_seed": 0, **row} for row in rows]
 
 
+def already_run(rows: list[dict], dataset: str, engine: str, seed: int,
+                checkpoint_sha256: str) -> bool:
+    """Whether a resumed benchmark has this run's row: the same dataset, engine and seed on the
+    same baseline checkpoint (a row on another checkpoint, or one from before checkpoints were
+    recorded, is another network's: the run is made again)."""
+    return any((r["dataset"], r["engine"], r["seed"], r.get("checkpoint_sha256"))
+               == (dataset, engine, seed, checkpoint_sha256) for r in rows)
+
+
 def _own_points(rows: list[dict]) -> str:
     """Mean count of the engine's own proposals on its confirmed front, of the front's size."""
     known = [r for r in rows if "own_front_points" in r]
@@ -524,9 +533,7 @@ def main() -> None:
         checkpoint_sha256 = sha256_of(checkpoint)
         for seed in seeds:  # every engine's first seed first
             for engine in engines:
-                if any((r["dataset"], r["engine"], r["seed"], r.get("checkpoint_sha256"))
-                       == (dataset, engine, seed, checkpoint_sha256) for r in done):
-                    # (a row on another checkpoint is another network's: run it again)
+                if already_run(done, dataset, engine, seed, checkpoint_sha256):
                     continue
                 row = {**run_one(engine, seed, dataset, data_dir, args, checkpoint),
                        "dataset": dataset, "scenario": args.weights,

@@ -86,6 +86,17 @@ def test_runs_on_different_checkpoints_do_not_pair():
     assert engines.paired_against_best(mine[1:], reference) == "n/a"
 
 
+def test_a_resumed_benchmark_skips_only_runs_on_the_same_checkpoint():
+    done = [{"dataset": "cifar10", "engine": "optuna-tpe", "seed": 0, "checkpoint_sha256": "a"},
+            {"dataset": "cifar10", "engine": "eden", "seed": 1}]  # from before the hash
+    assert engines.already_run(done, "cifar10", "optuna-tpe", 0, "a")
+    assert not engines.already_run(done, "cifar10", "optuna-tpe", 0, "b")  # another network
+    assert not engines.already_run(done, "cifar10", "optuna-tpe", 1, "a")
+    assert not engines.already_run(done, "digits", "optuna-tpe", 0, "a")
+    assert not engines.already_run(done, "cifar10", "frontier", 0, "a")
+    assert not engines.already_run(done, "cifar10", "eden", 1, "a")
+
+
 @pytest.mark.parametrize("extra, words", [
     (["--only", "digits", "--checkpoint", "none.pt"], "none.pt: no such file"),
     (["--checkpoint", str(PATH)], "give --only"),
