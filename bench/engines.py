@@ -54,6 +54,7 @@ import optuna
 
 from dse.accuracy.defaults import DEFAULT_MAX_ACCURACY_DROP_PP
 from dse.accuracy.probe_cache import clear_memory_cache
+from dse.accuracy.verdicts import holm
 from dse.commands.search import prepare, run_search
 from dse.config import SearchConfig, default_settings, sha256_of
 from dse.engines import engine_spec
@@ -438,6 +439,83 @@ def paired_against_best(rows: list[dict], best: list[dict], key: str = "hypervol
             f" ({sum(d > 0 for d in differences)}/{len(differences)} above 0)")
 
 
+def _differences(rows: list[dict], reference: list[dict], key: str) -> list[float]:
+    """Each run's ``key`` minus the reference run's at the same seed and checkpoint."""
+    by_seed = {pairing(r): r.get(key, math.nan) for r in reference}
+    return [r[key] - by_seed[pairing(r)] for r in rows
+            if pairing(r) in by_seed and math.isfinite(r.get(key, math.nan))
+            and math.isfinite(by_seed[pairing(r)])]
+
+
+def versus_table(rows: list[dict], others: list[dict], datasets: list[str],
+                 engines: list[str], other_engines: list[str], other_dir: str) -> list[str]:
+    """Each engine here minus each engine of another run folder (another budget), seed by
+    seed: the confirmed test hypervolume and its part within the limit on test, each with
+    the exact sign-flip 95 % interval, its p-value and the p-value Holm-adjusted over every
+    test of the table (two per pair of engines)."""
+    cells, tests = [], []
+    for dataset in datasets:
+        for engine in engines:
+            mine = [r for r in rows if (r["dataset"], r["engine"]) == (dataset, engine)]
+            for other in other_engines:
+                theirs = [r for r in others if (r["dataset"], r["engine"]) == (dataset, other)]
+                columns = [_differences(mine, theirs, key)
+                           for key in ("hypervolume", "hypervolume_within_limit")]
+                if not columns[0]:
+                    continue
+                paired = {pairing(r) for r in theirs}
+                ratio = (np.mean([r["samples"] for r in mine if pairing(r) in paired])
+                         / np.mean([r["samples"] for r in theirs]))
+                cells.append((dataset, engine, other, columns, ratio))
+                tests += [sign_flip_p(column) for column in columns if column]
+    adjusted = iter(holm(tests))
+    lines = [f"| data | engine, here | minus this engine's in {other_dir}, same seed | "
+             "hypervolume: mean [exact 95 % interval] p, Holm p (seeds above 0) | "
+             "within the limit on test: the same | samples used, here / there |",
+             "|" + "---|" * 6]
+    for dataset, engine, other, columns, ratio in cells:
+        texts = []
+        for column in columns:
+            if not column:
+                texts.append("n/a")
+                continue
+            low, high = sign_flip_interval(column)
+            texts.append(f"{np.mean(column):+.4f} [{low:+.4f}, {high:+.4f}] p "
+                         f"{sign_flip_p(column):.3f}, Holm {next(adjusted):.3f} "
+                         f"({sum(d > 0 for d in column)}/{len(column)})")
+        lines.append(f"| {dataset} | {engine} | {other} | {texts[0]} | {texts[1]} | "
+                     f"{ratio:.2f} |")
+    return lines
+
+
+def best_engine(rows: list[dict], engines: list[str], key: str) -> str | None:
+    """The engine of the largest mean ``key`` over the seeds (and checkpoint) every engine
+    with rows shares, so that a missing seed does not decide it; over each engine's own
+    seeds where they share none."""
+    ran = [e for e in engines if any(r["engine"] == e and math.isfinite(r.get(key, math.nan))
+                                     for r in rows)]
+    if not ran:
+        return None
+    shared = set.intersection(*({pairing(r) for r in rows if r["engine"] == e} for e in ran))
+    means = {e: np.nanmean([r.get(key, math.nan) for r in rows if r["engine"] == e
+                            and (not shared or pairing(r) in shared)]) for e in ran}
+    return max(ran, key=lambda e: means[e])
+
+
+def against_best(rows: list[dict], engines: list[str], best: str | None, key: str
+                 ) -> dict[str, str]:
+    """``paired_against_best`` for every engine but the best, each with its p-value
+    Holm-adjusted over the engines compared (one verdict each)."""
+    best_rows = [r for r in rows if r["engine"] == best]
+    others = [e for e in engines if e != best and any(r["engine"] == e for r in rows)]
+    tested = {e: _differences([r for r in rows if r["engine"] == e], best_rows, key)
+              for e in others}
+    tested = {e: d for e, d in tested.items() if d and any(d)}
+    adjusted = dict(zip(tested, holm([sign_flip_p(d) for d in tested.values()])))
+    return {e: paired_against_best([r for r in rows if r["engine"] == e], best_rows, key)
+            + (f", Holm {adjusted[e]:.3f}" if e in adjusted else "") for e in others}
+
+
 def _paper_metric(rows: list[dict], kind: str, metric: str, baseline: str | None) -> str:
     """Each paper's own metric, from the confirmed summary of each seed's study: the change
     in % (mean [min, max] over the seeds that have it) and how many seeds have one; a seed
@@ -503,9 +581,10 @@ def main() -> None:
     parser.add_argument("--weights", choices=["resident", "streamed"], default="resident",
                         help="the preset's weight residency: resident (DIANA as shipped) or "
                              "streamed from DRAM every inference")
-    parser.add_argument("--versus", default=None, metavar="DIR:ENGINE",
-                        help="also pair every engine here, seed by seed, with ENGINE's rows "
-                             "under another --results-dir DIR (another budget)")
+    parser.add_argument("--versus", default=None, metavar="DIR:ENGINE[,ENGINE...]",
+                        help="also pair every engine here, seed by seed, with each ENGINE's "
+                             "rows under another --results-dir DIR (another budget), on both "
+                             "hypervolumes, Holm-adjusted over the table's tests")
     parser.add_argument("--plot", default=None, metavar="PATH.svg",
                         help="overlay of every engine's confirmed test fronts")
     args = parser.parse_args()
@@ -572,21 +651,20 @@ def main() -> None:
           "seed | ODiMO metric: compute latency / "
           f"energy vs {ODIMO_AGAINST} | EDEN metric: DRAM energy vs same mapping at nominal | "
           "own points / front | samples used | wall s | trials | minus the best engine's, "
-          "same seed: mean [exact 95 % interval] p |")
+          "same seed: mean [exact 95 % interval] p, Holm-adjusted over the engines |")
+    print("|" + "---|" * 11)
     for dataset, _ in runs:
-        means = {engine: np.nanmean([r["hypervolume"] for r in rows
-                                     if r["dataset"] == dataset and r["engine"] == engine])
-                 for engine in engines if any(r["dataset"] == dataset
-                                              and r["engine"] == engine for r in rows)}
-        best = max(means, key=lambda engine: means[engine]) if means else None
+        best = best_engine([r for r in rows if r["dataset"] == dataset], engines,
+                           "hypervolume")
+        columns = against_best([r for r in rows if r["dataset"] == dataset], engines, best,
+                               "hypervolume")
         for engine in engines:
             mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
             if not mine:
                 continue
             paired = _paired_differences(mine, [r for r in rows if r["dataset"] == dataset
                                                 and r["engine"] == PAIRED_AGAINST])
-            against_best = paired_against_best(mine, [r for r in rows if r["dataset"] == dataset
-                                                      and r["engine"] == best])
+            versus_best = columns.get(engine, "")
             print(f"| {dataset} | {engine} | {_interval([r['hypervolume'] for r in mine])} | "
                   f"{paired} | {_paper_metric(mine, 'odimo', 'compute_latency', ODIMO_AGAINST)} / "
                   f"{_paper_metric(mine, 'odimo', 'compute_energy', ODIMO_AGAINST)} | "
@@ -595,29 +673,18 @@ def main() -> None:
                   f"{np.mean([r['samples'] for r in mine]):,.0f} | "
                   f"{np.mean([r['seconds'] for r in mine]):.0f} | "
                   f"{np.mean([r['trials'] for r in mine]):.0f} | "
-                  f"{against_best if engine != best else f'best ({best})'} |")
+                  f"{versus_best if engine != best else f'best ({best})'} |")
     within_limit_table(rows, runs, engines)
     if args.versus:
-        other_dir, _, other_engine = args.versus.partition(":")
-        others = [r for r in _all_rows(Path(other_dir)) if r["engine"] == other_engine
+        other_dir, _, listed = args.versus.partition(":")
+        others = [r for r in _all_rows(Path(other_dir)) if r["engine"] in listed.split(",")
                   and r["scenario"] == args.weights
                   and r["checkpoint_seed"] == args.checkpoint_seed]
-        if not others:
-            raise SystemExit(f"bench/engines.py: --versus {args.versus}: no {other_engine!r} "
+        if not listed or not others:
+            raise SystemExit(f"bench/engines.py: --versus {args.versus}: no {listed!r} "
                              f"rows in {other_dir}")
-        print(f"\n| data | engine, here | minus {other_engine}'s in {other_dir}, same seed: "
-              "mean [exact 95 % interval] p | samples used, here / there |")
-        for dataset, _ in runs:
-            theirs = [r for r in others if r["dataset"] == dataset]
-            for engine in engines:
-                mine = [r for r in rows if r["dataset"] == dataset and r["engine"] == engine]
-                seeds = {r["seed"] for r in theirs}
-                if not mine or not theirs or not seeds & {r["seed"] for r in mine}:
-                    continue
-                ratio = (np.mean([r["samples"] for r in mine if r["seed"] in seeds])
-                         / np.mean([r["samples"] for r in theirs]))
-                print(f"| {dataset} | {engine} | {paired_against_best(mine, theirs)} | "
-                      f"{ratio:.2f} |")
+        print("\n" + "\n".join(versus_table(rows, others, [d for d, _ in runs], engines,
+                                             listed.split(","), other_dir)))
     if args.plot:
         overlay(rows, Path(args.plot))
 
@@ -631,20 +698,18 @@ def within_limit_table(rows: list[dict], runs: list, engines: list[str]) -> None
     print("\nwithin the accuracy limit on test: the same hypervolume of each front's points "
           "at most the limit below all-digital's test accuracy")
     print("| data | engine | hypervolume within the limit on test | points within / front | "
-          "minus the best engine's, same seed: mean [exact 95 % interval] p |")
+          "minus the best engine's, same seed: mean [exact 95 % interval] p, Holm-adjusted "
+          "over the engines |")
+    print("|" + "---|" * 5)
     for dataset, _ in runs:
-        means = {engine: np.mean([r["hypervolume_within_limit"] for r in known
-                                  if (r["dataset"], r["engine"]) == (dataset, engine)])
-                 for engine in engines if any((r["dataset"], r["engine"]) == (dataset, engine)
-                                              for r in known)}
-        if not means:
+        here = [r for r in known if r["dataset"] == dataset]
+        best = best_engine(here, engines, "hypervolume_within_limit")
+        if best is None:
             continue
-        best = max(means, key=lambda engine: means[engine])
-        for engine in means:
+        columns = against_best(here, engines, best, "hypervolume_within_limit")
+        for engine in [e for e in engines if any(r["engine"] == e for r in here)]:
             mine = [r for r in known if (r["dataset"], r["engine"]) == (dataset, engine)]
-            against = (f"best ({best})" if engine == best else paired_against_best(
-                mine, [r for r in known if (r["dataset"], r["engine"]) == (dataset, best)],
-                "hypervolume_within_limit"))
+            against = (f"best ({best})" if engine == best else columns[engine])
             print(f"| {dataset} | {engine} | "
                   f"{_interval([r['hypervolume_within_limit'] for r in mine])} | "
                   f"{np.mean([r['within_limit_points'] for r in mine]):.1f} / "

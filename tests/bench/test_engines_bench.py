@@ -110,6 +110,50 @@ def test_a_given_checkpoint_is_checked_before_anything_runs(tmp_path, monkeypatc
     assert not list((tmp_path / "r").rglob("*.jsonl"))
 
 
+def test_the_versus_table_pairs_each_engine_with_each_other_and_adjusts_for_them_all():
+    def on(engine, seed, volume, within, samples=100):
+        return {"dataset": "cifar10", "engine": engine, "seed": seed, "hypervolume": volume,
+                "hypervolume_within_limit": within, "samples": samples,
+                "checkpoint_sha256": "a"}
+    here = [on("frontier", seed, 0.75, 0.5 + seed / 100, 25) for seed in range(5)]
+    there = ([on("optuna-tpe", seed, 0.5, 0.4) for seed in range(5)]
+             + [on("random", seed, 0.74 + seed / 100, 0.5) for seed in range(3)])
+    lines = engines.versus_table(here, there, ["cifar10"], ["frontier"],
+                                 ["optuna-tpe", "random", "eden"], "big")
+    assert len(lines) == 4  # the header, its rule and one row per engine there with rows
+    tpe, random = lines[2].split(" | "), lines[3].split(" | ")
+    # five seeds all above: p 2/32 = 0.0625, Holm over the 4 tests multiplies it by 4
+    assert tpe[3].startswith("+0.2500 [") and "p 0.062, Holm 0.250 (5/5)" in tpe[3]
+    assert "+0.1200 [" in tpe[4] and "(5/5)" in tpe[4]
+    assert random[3].startswith("-0.0000") or random[3].startswith("+0.0000")
+    assert "(1/3)" in random[3] and tpe[5] == "0.25 |"
+
+
+def test_the_best_engine_is_chosen_on_the_seeds_every_engine_has():
+    def on(engine, seed, volume):
+        return {"engine": engine, "seed": seed, "hypervolume": volume,
+                "checkpoint_sha256": "a"}
+    # b is ahead on seed 0, the only seed both have; a's mean is lifted by a seed b lacks
+    rows = [on("a", 0, 0.5), on("a", 1, 0.9), on("b", 0, 0.6)]
+    assert engines.best_engine(rows, ["a", "b", "c"], "hypervolume") == "b"
+    assert engines.best_engine([on("a", 0, 0.5), on("b", 1, 0.6)], ["a", "b"],
+                               "hypervolume") == "b"  # no seed shared: each its own mean
+    assert engines.best_engine([], ["a"], "hypervolume") is None
+
+
+def test_each_engine_against_the_best_is_holm_adjusted_over_the_engines():
+    def on(engine, seed, volume):
+        return {"engine": engine, "seed": seed, "hypervolume": volume,
+                "checkpoint_sha256": "a"}
+    rows = ([on("best", seed, 0.8) for seed in range(5)]
+            + [on("b", seed, 0.7) for seed in range(5)]
+            + [on("c", seed, 0.6) for seed in range(5)] + [on("d", 9, 0.1)])
+    columns = engines.against_best(rows, ["best", "b", "c", "d"], "best", "hypervolume")
+    assert set(columns) == {"b", "c", "d"} and columns["d"] == "n/a"  # no seed shared
+    assert columns["b"].endswith("p 0.062 (0/5 above 0), Holm 0.125")  # two verdicts
+    assert columns["c"].startswith("-0.2000 [")
+
+
 def test_paper_metric_takes_each_seeds_best_and_counts_the_seeds():
     odimo = {"kind": "odimo", "metric": "compute_latency", "baseline": "diana-heuristic"}
     rows = [row(0, 0.3, [{**odimo, "change_percent": -3.0}, {**odimo, "change_percent": -5.0},
