@@ -39,7 +39,8 @@ rows (``scenario`` in the JSON lines).
 Run: python bench/engines.py [--only digits|cifar10] [--seeds 3 | --seed-list 0,2]
      [--budget-samples 200000] [--results-dir bench-results] [--threads 1]
      [--weights resident|streamed] [--device cpu|cuda] [--probe-batch K] [--report]
-     [--versus OTHER_RESULTS_DIR:ENGINE] [--plot docs/engines_digits.svg]
+     [--versus OTHER_RESULTS_DIR:ENGINE[,ENGINE...]] [--plot docs/engines_digits.svg]
+     [--plot-samples docs/engines_cifar10_samples.svg]
 """
 from __future__ import annotations
 
@@ -587,6 +588,10 @@ def main() -> None:
                              "hypervolumes, Holm-adjusted over the table's tests")
     parser.add_argument("--plot", default=None, metavar="PATH.svg",
                         help="overlay of every engine's confirmed test fronts")
+    parser.add_argument("--plot-samples", default=None, metavar="PATH.svg",
+                        help="each run's confirmed test hypervolume (and its part within the "
+                             "limit on test) against the training samples it spent, the "
+                             "--versus rows beside")
     args = parser.parse_args()
     runs = [("digits", None)]
     if CIFAR_DIR.is_dir():
@@ -675,16 +680,22 @@ def main() -> None:
                   f"{np.mean([r['trials'] for r in mine]):.0f} | "
                   f"{versus_best if engine != best else f'best ({best})'} |")
     within_limit_table(rows, runs, engines)
+    others, other_dir = [], ""
     if args.versus:
         other_dir, _, listed = args.versus.partition(":")
         others = [r for r in _all_rows(Path(other_dir)) if r["engine"] in listed.split(",")
                   and r["scenario"] == args.weights
-                  and r["checkpoint_seed"] == args.checkpoint_seed]
+                  and r["checkpoint_seed"] == args.checkpoint_seed
+                  and r["dataset"] in datasets]
         if not listed or not others:
             raise SystemExit(f"bench/engines.py: --versus {args.versus}: no {listed!r} "
                              f"rows in {other_dir}")
         print("\n" + "\n".join(versus_table(rows, others, [d for d, _ in runs], engines,
                                              listed.split(","), other_dir)))
+    if args.plot_samples:
+        samples_plot([(f"{r['engine']} ({Path(args.results_dir).name})", r) for r in rows]
+                     + [(f"{r['engine']} ({Path(other_dir).name})", r) for r in others],
+                     Path(args.plot_samples))
     if args.plot:
         overlay(rows, Path(args.plot))
 
@@ -714,6 +725,38 @@ def within_limit_table(rows: list[dict], runs: list, engines: list[str]) -> None
                   f"{_interval([r['hypervolume_within_limit'] for r in mine])} | "
                   f"{np.mean([r['within_limit_points'] for r in mine]):.1f} / "
                   f"{np.mean([len(r['front']) for r in mine]):.1f} | {against} |")
+
+
+def samples_plot(labelled: list[tuple[str, dict]], path: Path) -> None:
+    """Each run's confirmed test hypervolume (left) and its part within the accuracy limit
+    on test (right) against the training samples it spent, one marker per engine and folder
+    (budget), each engine's mean as a larger outlined marker."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    markers = ("o", "v", "<", "s", "^", "D", "P", "X")
+    figure, panels = plt.subplots(1, 2, figsize=(10.5, 4.2), sharex=True, sharey=True)
+    keys = ("hypervolume", "hypervolume_within_limit")
+    titles = ("confirmed test hypervolume", "its part within the accuracy limit on test")
+    for index, label in enumerate(dict.fromkeys(label for label, _ in labelled)):
+        runs = [r for name, r in labelled if name == label]
+        for axes, key in zip(panels, keys):
+            points = np.array([(r["samples"], r.get(key, math.nan)) for r in runs], float)
+            style = dict(marker=markers[index % len(markers)], color=f"C{index}")
+            axes.scatter(points[:, 0], points[:, 1], s=22, alpha=0.6, **style,
+                         label=f"{label}, {len(runs)} seeds" if key == keys[0] else None)
+            axes.scatter(np.nanmean(points[:, 0]), np.nanmean(points[:, 1]), s=110,
+                         edgecolors="black", linewidths=1.2, **style)
+    for axes, title in zip(panels, titles):
+        axes.set_xscale("log")
+        axes.set_xlabel("training samples spent")
+        axes.set_title(title, fontsize=10)
+        axes.grid(alpha=0.3)
+    panels[0].set_ylabel("hypervolume (outlined: the mean)")
+    figure.legend(loc="lower center", ncol=4, fontsize=8, bbox_to_anchor=(0.5, -0.16))
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
 
 
 def overlay(rows: list[dict], path: Path) -> None:

@@ -154,6 +154,14 @@ def test_each_engine_against_the_best_is_holm_adjusted_over_the_engines():
     assert columns["c"].startswith("-0.2000 [")
 
 
+def test_the_samples_plot_is_written(tmp_path):
+    runs = [("frontier (64k)", {"samples": 4.6e4, "hypervolume": 0.75,
+                                "hypervolume_within_limit": 0.38}),
+            ("eden (256k)", {"samples": 5.1e3, "hypervolume": 0.35})]  # a row from before
+    engines.samples_plot(runs, tmp_path / "s.svg")
+    assert (tmp_path / "s.svg").read_text().count("<svg") == 1
+
+
 def test_paper_metric_takes_each_seeds_best_and_counts_the_seeds():
     odimo = {"kind": "odimo", "metric": "compute_latency", "baseline": "diana-heuristic"}
     rows = [row(0, 0.3, [{**odimo, "change_percent": -3.0}, {**odimo, "change_percent": -5.0},
