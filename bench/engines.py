@@ -746,8 +746,9 @@ def samples_plot(labelled: list[tuple[str, dict]], path: Path) -> None:
             style = dict(marker=markers[index % len(markers)], color=f"C{index}")
             axes.scatter(points[:, 0], points[:, 1], s=22, alpha=0.6, **style,
                          label=f"{label}, {len(runs)} seeds" if key == keys[0] else None)
-            axes.scatter(np.nanmean(points[:, 0]), np.nanmean(points[:, 1]), s=110,
-                         edgecolors="black", linewidths=1.2, **style)
+            if np.isfinite(points[:, 1]).any():  # rows from before the column have none
+                axes.scatter(np.nanmean(points[:, 0]), np.nanmean(points[:, 1]), s=110,
+                             edgecolors="black", linewidths=1.2, **style)
     for axes, title in zip(panels, titles):
         axes.set_xscale("log")
         axes.set_xlabel("training samples spent")
