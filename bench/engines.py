@@ -362,13 +362,18 @@ def pairing(row: dict) -> tuple:
     return row["seed"], row.get("checkpoint_sha256")
 
 
+def _differences(rows: list[dict], reference: list[dict], key: str) -> list[float]:
+    """Each run's ``key`` minus the reference run's at the same seed and checkpoint."""
+    by_seed = {pairing(r): r.get(key, math.nan) for r in reference}
+    return [r[key] - by_seed[pairing(r)] for r in rows
+            if pairing(r) in by_seed and math.isfinite(r.get(key, math.nan))
+            and math.isfinite(by_seed[pairing(r)])]
+
+
 def _paired_differences(rows: list[dict], reference: list[dict]) -> str:
     """Each seed's hypervolume minus the reference engine's at the same seed (the same
     checkpoint, queued points and probe seeds), mean [min, max] and how many are above 0."""
-    by_seed = {pairing(r): r["hypervolume"] for r in reference}
-    differences = [r["hypervolume"] - by_seed[pairing(r)] for r in rows
-                   if pairing(r) in by_seed and math.isfinite(r["hypervolume"])
-                   and math.isfinite(by_seed[pairing(r)])]
+    differences = _differences(rows, reference, "hypervolume")
     if not differences:
         return "n/a"
     return (f"{np.mean(differences):+.4f} [{min(differences):+.4f}, {max(differences):+.4f}]"
@@ -426,10 +431,7 @@ def paired_against_best(rows: list[dict], best: list[dict], key: str = "hypervol
                         ) -> str:
     """Each seed's hypervolume (``key``) minus the best engine's at the same seed: mean,
     the exact sign-flip 95 % interval and p-value, and how many are above 0."""
-    by_seed = {pairing(r): r.get(key, math.nan) for r in best}
-    differences = [r[key] - by_seed[pairing(r)] for r in rows
-                   if pairing(r) in by_seed and math.isfinite(r.get(key, math.nan))
-                   and math.isfinite(by_seed[pairing(r)])]
+    differences = _differences(rows, best, key)
     if not differences:
         return "n/a"
     if not any(differences):
@@ -438,14 +440,6 @@ def paired_against_best(rows: list[dict], best: list[dict], key: str = "hypervol
     p_value = sign_flip_p(differences)
     return (f"{np.mean(differences):+.4f} [{low:+.4f}, {high:+.4f}] p {p_value:.3f}"
             f" ({sum(d > 0 for d in differences)}/{len(differences)} above 0)")
-
-
-def _differences(rows: list[dict], reference: list[dict], key: str) -> list[float]:
-    """Each run's ``key`` minus the reference run's at the same seed and checkpoint."""
-    by_seed = {pairing(r): r.get(key, math.nan) for r in reference}
-    return [r[key] - by_seed[pairing(r)] for r in rows
-            if pairing(r) in by_seed and math.isfinite(r.get(key, math.nan))
-            and math.isfinite(by_seed[pairing(r)])]
 
 
 def versus_table(rows: list[dict], others: list[dict], datasets: list[str],
